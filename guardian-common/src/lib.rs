@@ -1,0 +1,174 @@
+//! Types shared by guardian's eBPF programs and its userspace daemon.
+//!
+//! Everything here is `#[repr(C)]`, uses only fixed-size integer fields (no `bool`, no `Option`),
+//! and has its size pinned by a compile-time assertion so that both sides agree byte for byte.
+#![no_std]
+
+/// Offsets the eBPF programs need, derived at load time by userspace from tracefs `format` files
+/// and from kernel BTF. Nothing kernel-version-specific is compiled into the programs.
+///
+/// An offset of [`Offsets::ABSENT`] means "this field does not exist on this kernel".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offsets {
+    // tcp:tcp_retransmit_skb
+    pub rtx_skbaddr: u16,
+    pub rtx_skaddr: u16,
+    pub rtx_state: u16,
+    /// `err` exists only since Linux 6.17; ABSENT before.
+    pub rtx_err: u16,
+    // tcp:tcp_retransmit_synack
+    pub synack_skaddr: u16,
+    // sock:inet_sock_set_state
+    pub st_skaddr: u16,
+    pub st_oldstate: u16,
+    pub st_newstate: u16,
+    pub st_dport: u16,
+    pub st_family: u16,
+    pub st_protocol: u16,
+    pub st_daddr: u16,
+    pub st_daddr_v6: u16,
+    // syscalls:sys_enter_bind / sys_exit_bind / sys_exit_connect
+    pub bind_umyaddr: u16,
+    pub bind_addrlen: u16,
+    pub exit_ret: u16,
+    // Kernel structures (BTF).
+    /// `struct sock_common.skc_net.net`: the socket's `struct net *`.
+    pub sock_net: u16,
+    /// `struct net.ns.inum`: the namespace's inode number.
+    pub net_inum: u16,
+    /// `struct task_struct.nsproxy`.
+    pub task_nsproxy: u16,
+    /// `struct nsproxy.net_ns`.
+    pub nsproxy_net_ns: u16,
+    /// `struct sk_buff.cb` + `struct tcp_skb_cb.tcp_gso_segs`.
+    pub skb_gso_segs: u16,
+    pub _pad: u16,
+}
+
+impl Offsets {
+    pub const ABSENT: u16 = u16::MAX;
+}
+const _: () = assert!(core::mem::size_of::<Offsets>() == 44);
+
+/// Per network namespace counters (per-CPU hash map keyed by the netns inode number).
+/// Userspace sums the CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NsCounters {
+    /// Retransmitted TCP segments (sum of `tcp_skb_pcount` of successful retransmissions).
+    pub retrans_segs: u64,
+    /// Retransmissions of a SYN (socket in SYN_SENT).
+    pub syn_retrans: u64,
+    /// `tcp_retransmit_synack` hits.
+    pub synack_retrans: u64,
+    /// SYN_SENT -> CLOSE transitions: connects that failed or timed out.
+    pub connect_failures: u64,
+    /// Transitions that hand the connection to a TIME_WAIT socket (FIN_WAIT2/CLOSING -> CLOSE).
+    pub tw_entries: u64,
+    /// bind(2) returning -EADDRINUSE.
+    pub bind_eaddrinuse: u64,
+    /// connect(2) returning -EADDRNOTAVAIL.
+    pub connect_eaddrnotavail: u64,
+    /// `tcp_retransmit_skb` hits whose `err` was not 0 (not a retransmission, e.g. -EBUSY).
+    pub retrans_failed: u64,
+}
+const _: () = assert!(core::mem::size_of::<NsCounters>() == 64);
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+/// A destination (or source) address with port, IPv4 stored in the first four bytes of `addr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddrKey {
+    pub netns: u32,
+    pub family: u16,
+    /// Host byte order; 0 where the key has no port.
+    pub port: u16,
+    pub addr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<AddrKey>() == 24);
+
+/// XDP: SYNs per (interface, source address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct XdpSrcKey {
+    pub ifindex: u32,
+    pub family: u16,
+    pub _pad: u16,
+    pub addr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<XdpSrcKey>() == 24);
+
+/// XDP: SYNs per (interface, destination port).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct XdpPortKey {
+    pub ifindex: u32,
+    /// Host byte order.
+    pub port: u16,
+    pub _pad: u16,
+}
+const _: () = assert!(core::mem::size_of::<XdpPortKey>() == 8);
+
+/// XDP: per-interface totals.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpIfaceStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub syn: u64,
+}
+const _: () = assert!(core::mem::size_of::<XdpIfaceStats>() == 24);
+
+/// Arguments of an in-flight bind(2), saved at sys_enter_bind, keyed by pid_tgid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BindArgs {
+    pub family: u16,
+    pub port: u16,
+    pub _pad: u32,
+    pub addr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<BindArgs>() == 24);
+
+/// Kinds of individual ring buffer records.
+pub const EV_BIND_CONFLICT: u32 = 1;
+pub const EV_CONNECT_ADDRNOTAVAIL: u32 = 2;
+
+/// A ring buffer record: a syscall that failed in an interesting way.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallEvent {
+    pub kind: u32,
+    pub netns: u32,
+    pub tgid: u32,
+    pub pid: u32,
+    /// Negative errno the syscall returned.
+    pub ret: i32,
+    pub family: u16,
+    /// Host byte order.
+    pub port: u16,
+    pub addr: [u8; 16],
+    pub comm: [u8; 16],
+    pub ktime_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 64);
+
+/// Index of the single slot of the per-CPU loss counter array.
+pub const LOSS_RINGBUF: u32 = 0;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C) plain integers/arrays with no padding holes that matter
+    // to the kernel (padding fields are explicit).
+    unsafe impl aya::Pod for super::Offsets {}
+    unsafe impl aya::Pod for super::NsCounters {}
+    unsafe impl aya::Pod for super::AddrKey {}
+    unsafe impl aya::Pod for super::XdpSrcKey {}
+    unsafe impl aya::Pod for super::XdpPortKey {}
+    unsafe impl aya::Pod for super::XdpIfaceStats {}
+    unsafe impl aya::Pod for super::BindArgs {}
+    unsafe impl aya::Pod for super::SyscallEvent {}
+}

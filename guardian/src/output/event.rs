@@ -1,0 +1,231 @@
+//! The NDJSON event model (schema 1). Every line is an [`Envelope`]: `schema`, `ts`, `host`,
+//! `type`, then the fields of that type. docs/events.md and docs/schema/events.schema.json
+//! describe the same shapes; the end-to-end tests validate every emitted line against the schema.
+use serde::Serialize;
+use serde_json::Value;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One NDJSON line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Envelope<'a> {
+    pub schema: u32,
+    /// RFC 3339, UTC, nanoseconds.
+    pub ts: String,
+    pub host: &'a str,
+    #[serde(flatten)]
+    pub body: &'a Body,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Body {
+    Lifecycle(Lifecycle),
+    Counters(Counters),
+    Observation(Observation),
+    Fault(Fault),
+    Remedy(RemedyEvent),
+    Loss(Loss),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Started,
+    Attached,
+    Stopping,
+    Detached,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Lifecycle {
+    pub phase: Phase,
+    /// The daemon's own network namespace.
+    pub netns: u32,
+    pub version: &'static str,
+    pub mode: Mode,
+    /// Free-form details: attached programs, interfaces, reasons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Detect and plan; change nothing.
+    #[default]
+    Observe,
+    /// Apply, verify, roll back on failure.
+    Enforce,
+}
+
+/// Periodic per-netns totals since the daemon attached (monotonic counters) plus gauges.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Counters {
+    pub netns: u32,
+    pub interval_ms: u64,
+    /// True on the last counters event written at shutdown.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub retrans_segs: u64,
+    pub syn_retrans: u64,
+    pub synack_retrans: u64,
+    /// TIME_WAIT sockets now (exact, INET_DIAG); null when the namespace could not be entered.
+    pub time_wait: Option<u64>,
+    pub tw_entries: u64,
+    pub connect_failures: u64,
+    pub connect_eaddrnotavail: u64,
+    pub bind_eaddrinuse: u64,
+    /// `tcp_retransmit_skb` hits that were not retransmissions (err != 0).
+    pub retrans_failed: u64,
+    /// Destinations with the most failed connects (SYN_SENT -> CLOSE), most first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect_failures_by_dst: Vec<DstCount>,
+    /// Per XDP interface (only in the daemon's own namespace).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xdp: Vec<XdpIface>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DstCount {
+    pub addr: String,
+    pub port: u16,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct XdpIface {
+    pub iface: String,
+    pub ifindex: u32,
+    pub packets: u64,
+    pub bytes: u64,
+    pub syn_rx: u64,
+    /// Top sources by SYNs, most first.
+    pub syn_by_source: Vec<AddrCount>,
+    /// Top destination ports by SYNs, most first.
+    pub syn_by_port: Vec<PortCount>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AddrCount {
+    pub addr: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PortCount {
+    pub port: u16,
+    pub count: u64,
+}
+
+/// An individually interesting kernel event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Observation {
+    pub netns: u32,
+    /// `bind_conflict` (bind returned EADDRINUSE) or `connect_addrnotavail`.
+    pub kind: &'static str,
+    /// `EADDRINUSE`, `EADDRNOTAVAIL`.
+    pub error: &'static str,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    /// `ipv4` or `ipv6`; absent when the syscall's address was not readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+    Notice,
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultState {
+    Opened,
+    Updated,
+    Cleared,
+}
+
+/// What a fault or remedy is about. Only the fields that apply are present.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Subject {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
+    /// A route destination in CIDR form, e.g. `10.9.0.0/24` or `default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Fault {
+    pub netns: u32,
+    pub fault: &'static str,
+    pub layer: u8,
+    pub severity: Severity,
+    pub state: FaultState,
+    pub incident: String,
+    pub subject: Subject,
+    pub evidence: Value,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RemedyResult {
+    Planned,
+    Applied,
+    Verified,
+    Failed,
+    RolledBack,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Change {
+    pub before: Value,
+    pub after: Value,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RemedyEvent {
+    pub netns: u32,
+    pub remedy: &'static str,
+    pub fault: &'static str,
+    pub result: RemedyResult,
+    pub mode: Mode,
+    pub incident: String,
+    pub subject: Subject,
+    pub change: Change,
+    /// Journal id of the change; `guardian rollback ID` reverts it.
+    pub rollback_id: Option<String>,
+    /// Milliseconds since the fault opened.
+    pub elapsed_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Events the kernel could not hand over (ring buffer full).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Loss {
+    /// Which channel lost them, e.g. `ringbuf`.
+    pub source: &'static str,
+    /// Lost since the previous loss event.
+    pub lost: u64,
+    /// Lost since the daemon attached.
+    pub total: u64,
+}

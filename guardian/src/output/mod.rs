@@ -1,0 +1,137 @@
+//! Output: every observation, detection and action becomes one NDJSON line.
+//!
+//! Producers hold a cheap [`Emitter`] and never block on I/O: lines are stamped with the time
+//! of the event, serialized on the caller's task, and written by one writer task.
+pub mod event;
+
+use std::path::Path;
+
+use chrono::{SecondsFormat, Utc};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+pub use event::*;
+
+/// Formats a time as RFC 3339 UTC with nanoseconds, e.g. `2026-11-22T08:20:07.123456789Z`.
+pub fn rfc3339(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// Serializes one event as a line (without the trailing newline).
+pub fn to_line(host: &str, ts: chrono::DateTime<Utc>, body: &Body) -> String {
+    let env = Envelope {
+        schema: SCHEMA_VERSION,
+        ts: rfc3339(ts),
+        host,
+        body,
+    };
+    // Serialization of these plain types cannot fail (no maps with non-string keys).
+    serde_json::to_string(&env).unwrap_or_else(|e| format!("{{\"schema\":1,\"error\":\"{e}\"}}"))
+}
+
+/// A handle to the event stream; clone it freely.
+#[derive(Clone)]
+pub struct Emitter {
+    host: std::sync::Arc<str>,
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Emitter {
+    /// Emits an event stamped now.
+    pub fn emit(&self, body: Body) {
+        let line = to_line(&self.host, Utc::now(), &body);
+        // The writer only goes away at shutdown, after every producer stopped.
+        let _ = self.tx.send(line);
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+/// The writer side: owns the sink. `run` ends when every [`Emitter`] has been dropped.
+pub struct Writer {
+    rx: mpsc::UnboundedReceiver<String>,
+    sink: Box<dyn AsyncWrite + Unpin + Send>,
+}
+
+/// Where events go: stdout, or appended to a file.
+pub async fn open(path: Option<&Path>, host: String) -> std::io::Result<(Emitter, Writer)> {
+    let sink: Box<dyn AsyncWrite + Unpin + Send> = match path {
+        None => Box::new(tokio::io::stdout()),
+        Some(p) => Box::new(
+            tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .await?,
+        ),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    Ok((
+        Emitter {
+            host: host.into(),
+            tx,
+        },
+        Writer { rx, sink },
+    ))
+}
+
+impl Writer {
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        while let Some(line) = self.rx.recv().await {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            // Batch whatever else is already queued into one write.
+            while let Ok(line) = self.rx.try_recv() {
+                buf.extend_from_slice(line.as_bytes());
+                buf.push(b'\n');
+                if buf.len() > 1 << 20 {
+                    break;
+                }
+            }
+            self.sink.write_all(&buf).await?;
+            self.sink.flush().await?;
+            buf.clear();
+        }
+        self.sink.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn envelope_has_schema_ts_host_type_first_class() {
+        let ts = Utc.timestamp_opt(1_795_000_000, 123_456_789).unwrap();
+        let body = Body::Loss(Loss {
+            source: "ringbuf",
+            lost: 3,
+            total: 10,
+        });
+        let line = to_line("node-7", ts, &body);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["host"], "node-7");
+        assert_eq!(v["type"], "loss");
+        assert_eq!(v["lost"], 3);
+        assert!(v["ts"].as_str().unwrap().ends_with(".123456789Z"), "{line}");
+    }
+
+    #[test]
+    fn counters_final_is_named_final() {
+        let body = Body::Counters(Counters {
+            netns: 1,
+            is_final: true,
+            ..Default::default()
+        });
+        let v: serde_json::Value =
+            serde_json::from_str(&to_line("h", Utc::now(), &body)).unwrap();
+        assert_eq!(v["final"], true);
+        assert!(v["time_wait"].is_null());
+        assert!(v.get("xdp").is_none());
+    }
+}
