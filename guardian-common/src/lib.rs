@@ -41,9 +41,10 @@ pub struct Offsets {
     pub task_nsproxy: u16,
     /// `struct nsproxy.net_ns`.
     pub nsproxy_net_ns: u16,
-    /// `struct sk_buff.cb` + `struct tcp_skb_cb.tcp_gso_segs`.
+    /// `struct sk_buff.cb` + `struct tcp_skb_cb.tcp_gso_segs` (what `tcp_skb_pcount` reads).
     pub skb_gso_segs: u16,
-    pub _pad: u16,
+    /// `struct sk_buff.cb` + `struct tcp_skb_cb.tcp_flags`.
+    pub skb_tcp_flags: u16,
 }
 
 impl Offsets {
@@ -156,8 +157,12 @@ pub struct SyscallEvent {
 }
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 64);
 
-/// Index of the single slot of the per-CPU loss counter array.
+/// Slots of the per-CPU loss counter array.
+/// A ring buffer reservation failed: an individual event was dropped.
 pub const LOSS_RINGBUF: u32 = 0;
+/// A counter map was full: a count was dropped.
+pub const LOSS_MAP_FULL: u32 = 1;
+pub const LOSS_SLOTS: u32 = 2;
 
 #[cfg(feature = "user")]
 mod pod {

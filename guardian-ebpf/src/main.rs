@@ -1,2 +1,26 @@
+//! guardian's kernel programs. Aggregate in the kernel, hand userspace only what it needs.
+//!
+//! - `tcp.rs`: retransmitted segments, SYN/SYN-ACK retransmits, TCP state transitions.
+//! - `syscalls.rs`: bind(2) EADDRINUSE and connect(2) EADDRNOTAVAIL.
+//! - `xdp.rs`: packets, bytes and SYNs per interface, source and destination port.
+//!
+//! Every kernel structure or tracepoint offset comes from userspace at load time (`OFFSETS`),
+//! derived from BTF and tracefs: nothing here is specific to one kernel version.
 #![no_std]
 #![no_main]
+
+mod kernel;
+mod maps;
+mod syscalls;
+mod tcp;
+mod xdp;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,1 +1,54 @@
-//! (being written)
+//! Command line.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Mode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "guardian",
+    version,
+    about = "Watches the kernel's network stack through eBPF and heals layer 2-4 faults",
+    after_help = "Examples:\n  guardian run --xdp eth0 --keep-up eth0            # observe only (default)\n  guardian run --keep-up eth0 --mode enforce --events /var/log/guardian.ndjson"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the probes, watch, detect and (in enforce mode) heal; NDJSON events on stdout.
+    Run(RunArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Append events to this file instead of writing them to stdout.
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
+    /// Attach the XDP counters to this interface (repeatable).
+    #[arg(long = "xdp", value_name = "IFACE")]
+    pub xdp: Vec<String>,
+    /// Keep this interface up: a link_down on it is healed with link_up (repeatable).
+    #[arg(long = "keep-up", value_name = "IFACE")]
+    pub keep_up: Vec<String>,
+    /// observe: detect and plan, change nothing. enforce: apply, verify, roll back.
+    #[arg(long, value_enum, default_value_t = Mode::Observe)]
+    pub mode: Mode,
+    /// Milliseconds between counters events.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub interval_ms: u64,
+    /// Where the write-ahead journal lives.
+    #[arg(long, default_value = "/var/lib/guardian", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Host name written in every event (default: the system's).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Milliseconds a remedy has to verify before it is rolled back.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub verify_timeout_ms: u64,
+}

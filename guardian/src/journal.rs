@@ -1,1 +1,284 @@
-//! (being written)
+//! Write-ahead journal of changes: `<state_dir>/journal.ndjson`, one JSON record per line.
+//!
+//! Every change guardian makes is journaled (and fsynced) with its inverse *before* it is
+//! applied, then its outcome is appended: `intent` → `applied` → `verified`, or `failed`, or
+//! `rolled_back`. All records of one change share its `id` (the `rollback_id` reported in
+//! `remedy` events); ids are unique per change and sort by creation time. A replay on start
+//! (`read_all`) finds changes that were applied but never verified.
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The journal's file name inside the state directory.
+pub const FILE_NAME: &str = "journal.ndjson";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open the journal {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the journal {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read the journal {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}:{line}: malformed journal record: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode a journal record: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// Where a change is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalPhase {
+    /// About to be applied (written and fsynced before the change).
+    Intent,
+    Applied,
+    Verified,
+    /// Applying failed, or the rollback failed.
+    Failed,
+    /// Verification failed and the inverse was applied.
+    RolledBack,
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The change's id, shared by all its records.
+    pub id: String,
+    /// RFC 3339 UTC with nanoseconds.
+    pub ts: String,
+    pub remedy: String,
+    pub subject: Value,
+    pub incident: String,
+    pub phase: JournalPhase,
+    pub action: Value,
+    pub inverse: Value,
+    pub before: Value,
+    pub after: Value,
+    /// Why a change failed (phase `failed` or `rolled_back`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An open journal, appending.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+impl Journal {
+    /// Opens (creating if needed) `<dir>/journal.ndjson`; creates `dir` with mode 0700 if it
+    /// is missing.
+    pub fn open(dir: &Path) -> Result<Self, JournalError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| JournalError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let path = dir.join(FILE_NAME);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| JournalError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Journal { path, file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record and waits until it is on disk (`fdatasync`).
+    pub fn append(&mut self, rec: &Record) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(rec).map_err(JournalError::Encode)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| JournalError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// Reads every record of a journal file, oldest first. A torn last line (a crash in the
+/// middle of a write: no trailing newline) is ignored; any other malformed line is an error.
+pub fn read_all(path: &Path) -> Result<Vec<Record>, JournalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JournalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) if !complete && i + 1 == lines.len() => {
+                tracing::warn!(path = %path.display(), "ignoring a torn last journal line");
+            }
+            Err(source) => {
+                return Err(JournalError::Parse {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A new id, unique within this process and sortable by creation time:
+/// `<unix-nanos, 16 hex digits>-<sequence, 4 hex digits>`.
+pub fn new_id() -> String {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // Strictly increasing even if the clock stalls or steps back.
+    let mut prev = LAST.load(Ordering::Relaxed);
+    let t = loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(p) => prev = p,
+        }
+    };
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed) & 0xffff;
+    format!("{t:016x}-{seq:04x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "guardian-journal-{tag}-{}-{}",
+            std::process::id(),
+            new_id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn record(id: &str, phase: JournalPhase) -> Record {
+        Record {
+            id: id.into(),
+            ts: "2026-11-22T08:20:07.123456789Z".into(),
+            remedy: "link_up".into(),
+            subject: json!({"iface": "va", "ifindex": 3}),
+            incident: "inc".into(),
+            phase,
+            action: json!({"op": "set_link_up", "ifindex": 3, "name": "va"}),
+            inverse: json!({"op": "set_link_down", "ifindex": 3, "name": "va"}),
+            before: json!({"admin_up": false}),
+            after: json!({"admin_up": true}),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn append_then_read_all_round_trips() {
+        let dir = temp_dir("rt").join("nested");
+        let mut j = Journal::open(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let id = new_id();
+        let recs = [
+            record(&id, JournalPhase::Intent),
+            record(&id, JournalPhase::Applied),
+            record(&id, JournalPhase::Verified),
+        ];
+        for r in &recs {
+            j.append(r).unwrap();
+        }
+        drop(j);
+        // reopening appends
+        let mut j = Journal::open(&dir).unwrap();
+        j.append(&record("x", JournalPhase::RolledBack)).unwrap();
+        let back = read_all(j.path()).unwrap();
+        assert_eq!(back.len(), 4);
+        assert_eq!(&back[..3], &recs);
+        assert_eq!(back[3].phase, JournalPhase::RolledBack);
+        let line = std::fs::read_to_string(j.path()).unwrap();
+        assert!(line
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"phase\":\"intent\""));
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn torn_last_line_is_ignored_but_corruption_is_not() {
+        let dir = temp_dir("torn");
+        let mut j = Journal::open(&dir).unwrap();
+        j.append(&record("a", JournalPhase::Intent)).unwrap();
+        let path = j.path().to_path_buf();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"id\":\"b\",\"ts\":").unwrap();
+        assert_eq!(read_all(&path).unwrap().len(), 1);
+        f.write_all(b"\n").unwrap();
+        let err = read_all(&path).unwrap_err();
+        assert!(matches!(err, JournalError::Parse { line: 2, .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ids_are_unique_and_sorted() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, ids);
+        assert_eq!(ids[0].len(), 16 + 1 + 4);
+    }
+}

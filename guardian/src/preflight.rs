@@ -1,1 +1,62 @@
-//! (being written)
+//! Checks made before anything is loaded, each failing with one sentence an operator can act on.
+use std::path::{Path, PathBuf};
+
+use crate::probes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("guardian needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN) to load its eBPF programs: run it as root")]
+    NotRoot,
+    #[error("this kernel exposes no BTF at {0}: guardian needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf(String),
+    #[error("tracefs is not mounted: run `mount -t tracefs nodev /sys/kernel/tracing`")]
+    NoTracefs,
+    #[error("interface {iface} named by {flag} does not exist in this network namespace")]
+    UnknownInterface { iface: String, flag: &'static str },
+}
+
+impl PreflightError {
+    /// Exit codes of sysexits.h: 77 (EX_NOPERM) for privileges, 78 (EX_CONFIG) for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PreflightError::NotRoot => 77,
+            _ => 78,
+        }
+    }
+}
+
+pub struct Environment {
+    pub tracefs: PathBuf,
+    pub btf: PathBuf,
+}
+
+pub fn check() -> Result<Environment, PreflightError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(PreflightError::NotRoot);
+    }
+    let btf = probes::btf_path();
+    if !btf.exists() {
+        return Err(PreflightError::NoBtf(btf.display().to_string()));
+    }
+    let tracefs = probes::tracefs_path().ok_or(PreflightError::NoTracefs)?;
+    Ok(Environment {
+        tracefs,
+        btf: btf.to_path_buf(),
+    })
+}
+
+pub fn interfaces_exist(names: &[String], flag: &'static str) -> Result<(), PreflightError> {
+    for name in names {
+        if nix::net::if_::if_nametoindex(name.as_str()).is_err() {
+            return Err(PreflightError::UnknownInterface {
+                iface: name.clone(),
+                flag,
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,1 +1,164 @@
-//! (being written)
+//! `guardian run`: validate, load and attach, run the pipeline, drain, detach.
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cli::RunArgs,
+    engine::{self, EngineConfig},
+    netns,
+    output::{self, Body, Emitter, Lifecycle, Phase},
+    preflight,
+    probes::{self, Probes},
+    source::{counters::Collector, ringbuf},
+};
+
+/// Runs the daemon; the exit code follows sysexits.h for operator mistakes.
+pub fn main(args: RunArgs) -> ExitCode {
+    let env = match validate(&args) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("guardian: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("guardian: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, env)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("guardian: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything that can be checked before anything is attached.
+fn validate(args: &RunArgs) -> Result<preflight::Environment, preflight::PreflightError> {
+    let env = preflight::check()?;
+    preflight::interfaces_exist(&args.xdp, "--xdp")?;
+    preflight::interfaces_exist(&args.keep_up, "--keep-up")?;
+    Ok(env)
+}
+
+fn lifecycle(e: &Emitter, phase: Phase, netns: u32, args: &RunArgs, detail: serde_json::Value) {
+    e.emit(Body::Lifecycle(Lifecycle {
+        phase,
+        netns,
+        version: env!("CARGO_PKG_VERSION"),
+        mode: args.mode,
+        detail: Some(detail),
+    }));
+}
+
+async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
+    let own_netns = netns::current().context("reading /proc/self/ns/net")?;
+    let host = match &args.host {
+        Some(h) => h.clone(),
+        None => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into()),
+    };
+    let (emitter, writer) = output::open(args.events.as_deref(), host)
+        .await
+        .with_context(|| format!("opening the events sink {:?}", args.events))?;
+    let writer = tokio::spawn(writer.run());
+    lifecycle(
+        &emitter,
+        Phase::Started,
+        own_netns,
+        &args,
+        serde_json::json!({"pid": std::process::id(), "xdp": args.xdp, "keep_up": args.keep_up}),
+    );
+
+    let opts = probes::LoadOptions {
+        tracefs: env.tracefs,
+        btf: env.btf,
+        xdp_ifaces: args.xdp.clone(),
+    };
+    let mut probes = tokio::task::spawn_blocking(move || Probes::load(&opts))
+        .await
+        .context("probe loader")??;
+    let ring = probes.take_ringbuf()?;
+    let mut collector = Collector::new(&mut probes, own_netns, args.interval_ms)?;
+    lifecycle(&emitter, Phase::Attached, own_netns, &args, probes.attached());
+
+    let shutdown = CancellationToken::new();
+    let ring_task = tokio::spawn(ringbuf::run(ring, emitter.clone(), shutdown.clone()));
+    let engine_task = tokio::spawn(engine::run(
+        EngineConfig {
+            mode: args.mode,
+            keep_up: args.keep_up.clone(),
+            state_dir: args.state_dir.clone(),
+            netns: own_netns,
+            verify_timeout: Duration::from_millis(args.verify_timeout_ms),
+        },
+        emitter.clone(),
+        shutdown.clone(),
+    ));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut engine_task = Some(engine_task);
+    let reason = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break "SIGINT",
+            _ = term.recv() => break "SIGTERM",
+            _ = ticker.tick() => {
+                for body in tokio::task::block_in_place(|| collector.tick(false)) {
+                    emitter.emit(body);
+                }
+            }
+            res = async { engine_task.as_mut().expect("engine running").await }, if engine_task.is_some() => {
+                engine_task = None;
+                match res {
+                    Ok(Ok(())) => {},
+                    Ok(Err(e)) => { tracing::error!(error = %format!("{e:#}"), "engine stopped"); break "engine error"; }
+                    Err(e) => { tracing::error!(error = %e, "engine task failed"); break "engine error"; }
+                }
+            }
+        }
+    };
+
+    lifecycle(
+        &emitter,
+        Phase::Stopping,
+        own_netns,
+        &args,
+        serde_json::json!({ "reason": reason }),
+    );
+    shutdown.cancel();
+    if let Some(t) = engine_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    let detached = tokio::task::block_in_place(|| probes.detach());
+    let _ = tokio::time::timeout(Duration::from_secs(2), ring_task).await;
+    for body in tokio::task::block_in_place(|| collector.tick(true)) {
+        emitter.emit(body);
+    }
+    lifecycle(
+        &emitter,
+        Phase::Detached,
+        own_netns,
+        &args,
+        serde_json::json!({ "detached": detached }),
+    );
+    drop(emitter);
+    writer.await.context("event writer")?.context("writing events")?;
+    if reason == "engine error" {
+        anyhow::bail!("the remediation engine stopped; see the log above");
+    }
+    Ok(())
+}

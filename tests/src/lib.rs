@@ -1,1 +1,32 @@
+//! Harness for guardian's end-to-end tests: the real daemon binary, real kernel faults,
+//! inside network namespaces made (and removed) by each test.
+//!
+//! - [`Netns`] / [`pair`]: namespaces `gt-<tag>-<pid>` joined by veth pairs in 10.77.<k>.0/24;
+//!   commands run inside through `nsenter --net=/run/netns/NAME`.
+//! - [`in_netns`], [`DiscardServer`], [`bulk_send`], [`connect_n`]: real sockets in them.
+//! - [`Daemon`]: `$GUARDIAN_BIN run --events FILE ...` inside a namespace; tails the NDJSON.
+//! - [`validate_all`]: every line against docs/schema/events.schema.json (`$GUARDIAN_SCHEMA`).
+//! - [`nstat`], [`ss_time_wait`], [`truth`]: the kernel's own numbers to compare with.
+//! - [`nft`]: random loss at the receiver's ingress.
+//!
+//! Every test must run as root ([`require_root`] fails it otherwise, it never skips), and sends
+//! traffic only to addresses inside namespaces it created.
+pub mod daemon;
+pub mod events;
+pub mod net;
+pub mod netns;
+pub mod nft;
+pub mod schema;
+pub mod truth;
+pub mod util;
 
+pub use daemon::{guardian_bin, Daemon};
+pub use events::*;
+pub use net::{
+    bulk_send, connect_n, connect_refused_n, in_netns, in_netns_named, run_in_netns, Bulk,
+    DiscardServer,
+};
+pub use netns::{pair, Netns, Veth};
+pub use schema::{validate_all, validate_event, validate_lines, validate_values};
+pub use truth::{nstat, nstat_get, ss_time_wait, wait_tcp_quiet};
+pub use util::{event_time, millis_between, parse_ts, poll, require_root, workspace_root, TempDir};

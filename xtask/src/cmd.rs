@@ -32,8 +32,19 @@ where
     cmd
 }
 
-/// Renders a command line for messages, e.g. `cargo build --release`.
+/// Renders a command line for messages, e.g. `LLVM_PREFIX=/usr cargo install x`
+/// (only variables set explicitly on the command are shown).
 pub fn display(cmd: &Command) -> String {
+    let mut out = String::new();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            out.push_str(&format!(
+                "{}={} ",
+                key.to_string_lossy(),
+                value.to_string_lossy()
+            ));
+        }
+    }
     let program = Path::new(cmd.get_program());
     // Show `cargo` rather than `/root/.rustup/toolchains/.../bin/cargo`.
     let name = if program.file_name() == Some(OsStr::new("cargo")) {
@@ -41,7 +52,7 @@ pub fn display(cmd: &Command) -> String {
     } else {
         program.to_string_lossy()
     };
-    let mut out = name.into_owned();
+    out.push_str(&name);
     for arg in cmd.get_args() {
         out.push(' ');
         out.push_str(&arg.to_string_lossy());
@@ -52,7 +63,10 @@ pub fn display(cmd: &Command) -> String {
 fn spawn_error(cmd: &Command, err: std::io::Error) -> anyhow::Error {
     let program = cmd.get_program().to_string_lossy().into_owned();
     if err.kind() == std::io::ErrorKind::NotFound {
-        anyhow::anyhow!("`{program}` was not found in PATH (needed for `{}`)", display(cmd))
+        anyhow::anyhow!(
+            "`{program}` was not found in PATH (needed for `{}`)",
+            display(cmd)
+        )
     } else {
         anyhow::anyhow!("could not start `{}`: {err}", display(cmd))
     }

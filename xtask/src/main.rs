@@ -1,1 +1,50 @@
-fn main(){}
+//! Developer tasks for guardian, run as `cargo xtask <command>` (alias in .cargo/config.toml).
+
+mod cmd;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Set up, build, run and test guardian",
+    long_about = "Set up, build, run and test guardian.\n\n\
+        Every command first runs `setup`, which needs Linux, root and a kernel with BTF, \
+        and which installs whatever is missing (Debian packages, the pinned nightly Rust \
+        with rust-src, bpf-linker)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install or verify everything the build and tests need (idempotent, non-interactive)
+    Setup,
+    /// Setup, then build guardian in release mode (target/release/guardian)
+    Build,
+    /// Setup, build, then run target/release/guardian with the arguments after `--`
+    Run(run::RunArgs),
+    /// Setup, then fmt, clippy, release build, unit tests and end-to-end tests
+    Test(test::TestArgs),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Task::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
+        Task::Build => run::build(),
+        Task::Run(args) => run::run(args),
+        Task::Test(args) => test::test(args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}

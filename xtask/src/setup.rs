@@ -147,10 +147,7 @@ fn debian_packages() -> Result<()> {
     }
     eprintln!("installing: debian packages {} ...", missing.join(" "));
     cmd::run(&mut cmd::new("apt-get", ["update"])).context("apt-get update failed")?;
-    let mut install = cmd::new(
-        "apt-get",
-        ["install", "-y", "--no-install-recommends"],
-    );
+    let mut install = cmd::new("apt-get", ["install", "-y", "--no-install-recommends"]);
     install
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
@@ -168,7 +165,7 @@ fn debian_packages() -> Result<()> {
 
 /// Names of installed rustup toolchains, e.g. `nightly-2026-05-20-x86_64-unknown-linux-gnu`.
 fn installed_toolchains() -> Result<Vec<String>> {
-    let out = cmd::stdout(&mut cmd::new("rustup", ["toolchain", "list"]))?;
+    let out = cmd::stdout(&mut rustup(["toolchain", "list"]))?;
     Ok(out
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -184,6 +181,19 @@ fn has_toolchain(installed: &[String], name: &str) -> bool {
         Some(rest) => rest.starts_with('-') && !rest[1..].starts_with(|c: char| c.is_ascii_digit()),
         None => false,
     })
+}
+
+/// A `rustup` command; rustup prints its own backtraces on errors when RUST_BACKTRACE
+/// is set, so it is cleared: the error line is what matters here.
+fn rustup<I, S>(args: I) -> std::process::Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut c = cmd::new("rustup", args);
+    c.env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    c
 }
 
 /// A `rustc +toolchain` probe that never makes rustup auto-install anything.
@@ -218,7 +228,7 @@ fn nightly_toolchain() -> Result<String> {
         return Ok(pinned);
     }
     eprintln!("installing: rust toolchain {pinned} with rust-src ...");
-    let mut install = cmd::new("rustup", ["toolchain", "install", &pinned]);
+    let mut install = rustup(["toolchain", "install", &pinned]);
     install.args(["--profile", "minimal", "--component", "rust-src"]);
     match cmd::run(&mut install) {
         Ok(()) if has_rust_src(&pinned) => {
@@ -248,10 +258,13 @@ fn fallback_nightly(pinned: &str) -> Result<String> {
         return Err(unusable());
     }
     eprintln!("falling back: rust toolchain nightly (LLVM 22), adding rust-src ...");
-    cmd::run(&mut cmd::new(
-        "rustup",
-        ["component", "add", "rust-src", "--toolchain", "nightly"],
-    ))
+    cmd::run(&mut rustup([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))
     .context("could not add rust-src to the nightly toolchain")?;
     eprintln!("ok: rust toolchain nightly with rust-src");
     Ok("nightly".to_owned())
@@ -289,7 +302,13 @@ fn bpf_linker() -> Result<()> {
     eprintln!("installing: bpf-linker {BPF_LINKER_VERSION} ({why}); this takes a few minutes ...");
     let mut install = cmd::cargo(["install", "bpf-linker", "--version", BPF_LINKER_VERSION]);
     install
-        .args(["--locked", "--force", "--no-default-features", "--features", "llvm-22"])
+        .args([
+            "--locked",
+            "--force",
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
         .env("LLVM_PREFIX", LLVM_PREFIX);
     cmd::run(&mut install).context("could not install bpf-linker")?;
     if let Some(why) = bpf_linker_problem() {

@@ -1,1 +1,382 @@
-//! (being written)
+//! The engine: netlink events → detectors → findings → fault events → remedies, with the
+//! safety rules that belong to no single remedy: mode, one attempt per incident,
+//! preconditions, write-ahead journal, verification deadline and rollback.
+//!
+//! Order at start: subscribe to the multicast groups first, then dump links and routes (the
+//! baseline), so no change between the snapshot and the subscription is missed. Every event
+//! is handled as soon as it arrives; a remedy is applied and verified inline (re-querying the
+//! kernel every few milliseconds) so a downed link is back up and verified within
+//! milliseconds, not at the next tick.
+mod act;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::detect::{Detector, Finding, LinkDown, RouteLost};
+use crate::journal::{self, Journal};
+use crate::netlink::{self, LinkState, NetEvent, Netlink, Notice, RouteSpec};
+use crate::output::{Body, Emitter, Fault, FaultState, Mode};
+use crate::remedy::{LinkUp, Remedy, RouteRestore};
+
+/// How long a change has to verify before it is rolled back.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often verification re-queries the kernel.
+const VERIFY_POLL: Duration = Duration::from_millis(5);
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub mode: Mode,
+    /// Interfaces to keep up (`--keep-up IF`); also the interfaces `link_down` watches.
+    pub keep_up: Vec<String>,
+    /// Where the journal lives (created 0700 in enforce mode).
+    pub state_dir: PathBuf,
+    /// The daemon's network namespace inode, reported in events.
+    pub netns: u32,
+    pub verify_timeout: Duration,
+}
+
+impl EngineConfig {
+    pub fn new(mode: Mode, keep_up: Vec<String>, state_dir: PathBuf, netns: u32) -> Self {
+        EngineConfig {
+            mode,
+            keep_up,
+            state_dir,
+            netns,
+            verify_timeout: DEFAULT_VERIFY_TIMEOUT,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig::new(
+            Mode::Observe,
+            Vec::new(),
+            PathBuf::from("/var/lib/guardian"),
+            0,
+        )
+    }
+}
+
+/// Configuration the engine refuses at start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("interface {0} named by --keep-up does not exist in this network namespace")]
+    MissingKeepUp(String),
+}
+
+/// Routes worth protecting: main-table unicast routes someone configured. Routes the kernel
+/// derives from addresses, learns from router advertisements or from redirects come and go
+/// with their source and are not restored.
+pub fn protected(r: &RouteSpec) -> bool {
+    r.is_main_unicast()
+        && !matches!(
+            r.protocol,
+            netlink::RTPROT_KERNEL | netlink::RTPROT_RA | netlink::RTPROT_REDIRECT
+        )
+}
+
+/// Runs the engine in the current network namespace until `shutdown` is cancelled.
+pub async fn run(
+    cfg: EngineConfig,
+    emitter: Emitter,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut sub = netlink::subscribe().context("subscribing to link and route changes")?;
+    let nl = Netlink::connect().context("opening the netlink request socket")?;
+    let links = nl.dump_links().await.context("dumping links")?;
+    let routes = nl.dump_routes().await.context("dumping routes")?;
+    for name in &cfg.keep_up {
+        if !links.iter().any(|l| &l.name == name) {
+            return Err(EngineError::MissingKeepUp(name.clone()).into());
+        }
+    }
+    let baseline: Vec<RouteSpec> = routes.into_iter().filter(protected).collect();
+    let journal = match cfg.mode {
+        Mode::Enforce => Some(Journal::open(&cfg.state_dir)?),
+        Mode::Observe => None,
+    };
+    tracing::info!(
+        mode = ?cfg.mode,
+        keep_up = ?cfg.keep_up,
+        links = links.len(),
+        protected_routes = baseline.len(),
+        "engine started"
+    );
+    let mut engine = Engine::new(
+        cfg,
+        emitter,
+        nl,
+        &links,
+        baseline,
+        journal,
+        shutdown.clone(),
+    );
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            n = sub.next() => match n {
+                Some(Notice::Event(ev)) => engine.process(vec![ev]).await,
+                Some(Notice::Overrun) => {
+                    tracing::warn!("netlink notifications were lost; re-reading links and routes");
+                    engine.resync().await;
+                }
+                None => anyhow::bail!("the netlink subscription closed"),
+            },
+        }
+    }
+    tracing::debug!("engine stopping");
+    Ok(())
+}
+
+type IncidentKey = (&'static str, String);
+
+struct Incident {
+    id: String,
+    opened_at: Instant,
+    /// A remedy was planned or applied for it (at most one attempt per incident).
+    attempted: bool,
+}
+
+struct Engine {
+    cfg: EngineConfig,
+    emitter: Emitter,
+    nl: Netlink,
+    detectors: Vec<Box<dyn Detector + Send + Sync>>,
+    remedies: Vec<Box<dyn Remedy + Send + Sync>>,
+    incidents: HashMap<IncidentKey, Incident>,
+    links: HashMap<u32, LinkState>,
+    baseline: Vec<RouteSpec>,
+    journal: Option<Journal>,
+    shutdown: CancellationToken,
+}
+
+impl Engine {
+    fn new(
+        cfg: EngineConfig,
+        emitter: Emitter,
+        nl: Netlink,
+        links: &[LinkState],
+        baseline: Vec<RouteSpec>,
+        journal: Option<Journal>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let detectors: Vec<Box<dyn Detector + Send + Sync>> = vec![
+            Box::new(LinkDown::new(cfg.keep_up.iter().cloned(), links)),
+            Box::new(RouteLost::new(baseline.clone(), links)),
+        ];
+        let remedies: Vec<Box<dyn Remedy + Send + Sync>> = vec![
+            Box::new(LinkUp::new(cfg.keep_up.iter().cloned())),
+            Box::new(RouteRestore::new()),
+        ];
+        Engine {
+            cfg,
+            emitter,
+            nl,
+            detectors,
+            remedies,
+            incidents: HashMap::new(),
+            links: links.iter().map(|l| (l.ifindex, l.clone())).collect(),
+            baseline,
+            journal,
+            shutdown,
+        }
+    }
+
+    /// Feeds events (and whatever they lead to) through the detectors and acts on findings.
+    async fn process(&mut self, events: Vec<NetEvent>) {
+        let mut queue = VecDeque::from(events);
+        while let Some(ev) = queue.pop_front() {
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            tracing::trace!(?ev, "netlink event");
+            let now = Instant::now();
+            let came_up = self.track_link(&ev);
+            let findings: Vec<Finding> = self
+                .detectors
+                .iter_mut()
+                .flat_map(|d| d.observe(&ev, now))
+                .collect();
+            for f in findings {
+                self.on_finding(f, now).await;
+            }
+            if let Some(ifindex) = came_up {
+                queue.extend(self.reconcile_routes(Some(ifindex)).await);
+            }
+        }
+    }
+
+    /// Keeps the engine's link table; returns the ifindex of a link that just came up and
+    /// carries protected routes. (The kernel drops a link's IPv4 routes without any
+    /// RTM_DELROUTE when it goes down, so they must be looked for when it comes back.)
+    fn track_link(&mut self, ev: &NetEvent) -> Option<u32> {
+        match ev {
+            NetEvent::Link(l) => {
+                let was_up = self
+                    .links
+                    .insert(l.ifindex, l.clone())
+                    .is_some_and(|p| p.is_up());
+                let carries = self.baseline.iter().any(|r| r.oif == Some(l.ifindex));
+                (l.is_up() && !was_up && carries).then_some(l.ifindex)
+            }
+            NetEvent::LinkRemoved { ifindex, .. } => {
+                self.links.remove(ifindex);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Compares the protected routes (of one output interface, or all) with the kernel's
+    /// table and returns the matching `RouteAdded` / `RouteDeleted` events.
+    async fn reconcile_routes(&self, oif: Option<u32>) -> Vec<NetEvent> {
+        let present = match self.nl.dump_routes().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("cannot re-read routes: {e}");
+                return vec![];
+            }
+        };
+        let keys: HashSet<String> = present.iter().map(RouteSpec::key).collect();
+        self.baseline
+            .iter()
+            .filter(|b| oif.is_none() || b.oif == oif)
+            .map(|b| {
+                if keys.contains(&b.key()) {
+                    NetEvent::RouteAdded(b.clone())
+                } else {
+                    NetEvent::RouteDeleted(b.clone())
+                }
+            })
+            .collect()
+    }
+
+    /// After lost notifications: re-read links and routes and feed the differences.
+    async fn resync(&mut self) {
+        let links = match self.nl.dump_links().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("cannot re-read links: {e}");
+                return;
+            }
+        };
+        let mut events: Vec<NetEvent> = self
+            .links
+            .values()
+            .filter(|old| !links.iter().any(|l| l.ifindex == old.ifindex))
+            .map(|old| NetEvent::LinkRemoved {
+                ifindex: old.ifindex,
+                name: old.name.clone(),
+            })
+            .collect();
+        events.extend(links.into_iter().map(NetEvent::Link));
+        events.extend(self.reconcile_routes(None).await);
+        self.process(events).await;
+    }
+
+    async fn on_finding(&mut self, f: Finding, now: Instant) {
+        let key: IncidentKey = (f.fault, f.key.clone());
+        match f.state {
+            FaultState::Opened => {
+                let id = journal::new_id();
+                tracing::info!(fault = f.fault, key = %f.key, incident = %id, "fault opened");
+                self.emit_fault(&f, &id);
+                self.incidents.insert(
+                    key.clone(),
+                    Incident {
+                        id,
+                        opened_at: now,
+                        attempted: false,
+                    },
+                );
+                self.try_remedy(&f, &key).await;
+            }
+            FaultState::Updated => {
+                let Some(inc) = self.incidents.get(&key) else {
+                    tracing::debug!(fault = f.fault, key = %f.key, "update of an unknown fault");
+                    return;
+                };
+                let attempted = inc.attempted;
+                self.emit_fault(&f, &inc.id.clone());
+                if !attempted {
+                    self.try_remedy(&f, &key).await;
+                }
+            }
+            FaultState::Cleared => {
+                let id = match self.incidents.remove(&key) {
+                    Some(inc) => inc.id,
+                    None => journal::new_id(),
+                };
+                tracing::info!(fault = f.fault, key = %f.key, incident = %id, "fault cleared");
+                self.emit_fault(&f, &id);
+            }
+        }
+    }
+
+    fn emit_fault(&self, f: &Finding, incident: &str) {
+        self.emitter.emit(Body::Fault(Fault {
+            netns: self.cfg.netns,
+            fault: f.fault,
+            layer: f.layer,
+            severity: f.severity,
+            state: f.state,
+            incident: incident.to_string(),
+            subject: f.subject.clone(),
+            evidence: f.evidence.clone(),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_keep_up_is_one_clear_sentence() {
+        let e: anyhow::Error = EngineError::MissingKeepUp("eth9".into()).into();
+        assert_eq!(
+            e.to_string(),
+            "interface eth9 named by --keep-up does not exist in this network namespace"
+        );
+    }
+
+    #[test]
+    fn kernel_ra_and_other_table_routes_are_not_protected() {
+        let r = RouteSpec::new("10.9.0.0".parse().unwrap(), 24).dev(3);
+        assert!(protected(&r));
+        let mut k = r.clone();
+        k.protocol = netlink::RTPROT_KERNEL;
+        assert!(!protected(&k));
+        let mut ra = r.clone();
+        ra.protocol = netlink::RTPROT_RA;
+        assert!(!protected(&ra));
+        let mut local = r.clone();
+        local.table = 255;
+        assert!(!protected(&local));
+    }
+
+    #[test]
+    fn run_is_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let fut = async {
+            let (emitter, _writer) = crate::output::open(None, "h".into()).await.unwrap();
+            run(EngineConfig::default(), emitter, CancellationToken::new()).await
+        };
+        is_send(&fut);
+    }
+
+    #[test]
+    fn default_verify_timeout_is_two_seconds() {
+        assert_eq!(
+            EngineConfig::default().verify_timeout,
+            Duration::from_secs(2)
+        );
+    }
+}

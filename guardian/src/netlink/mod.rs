@@ -1,1 +1,449 @@
-//! (being written)
+//! Links and routes of the daemon's current network namespace, through rtnetlink.
+//!
+//! Two sockets, on purpose:
+//! - [`subscribe`] opens a socket bound to the link and IPv4/IPv6 route multicast groups and
+//!   never sends a request on it (kernel notifications carry the sequence number of whatever
+//!   request caused them, so mixing requests and notifications on one socket could route a
+//!   notification to a pending request);
+//! - [`Netlink`] is the request side: dumps, single-link queries and the executors that apply
+//!   remedies.
+//!
+//! Everything handed to the rest of the daemon is plain data ([`NetEvent`], [`LinkState`],
+//! [`RouteSpec`]) so detectors stay pure and testable.
+mod links;
+mod routes;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::Stream;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{AsyncSocket, SocketAddr};
+use serde::{Deserialize, Serialize};
+
+pub use links::link_state_from_message;
+pub use routes::route_spec_from_message;
+
+/// `RT_TABLE_MAIN`.
+pub const TABLE_MAIN: u32 = 254;
+/// `RTN_UNICAST`.
+pub const RTN_UNICAST: u8 = 1;
+/// `RT_SCOPE_UNIVERSE`.
+pub const RT_SCOPE_UNIVERSE: u8 = 0;
+/// `RT_SCOPE_LINK`.
+pub const RT_SCOPE_LINK: u8 = 253;
+/// `RTPROT_KERNEL`: routes the kernel derives from addresses.
+pub const RTPROT_KERNEL: u8 = 2;
+/// `RTPROT_BOOT`: what `ip route add` uses by default.
+pub const RTPROT_BOOT: u8 = 3;
+/// `RTPROT_STATIC`.
+pub const RTPROT_STATIC: u8 = 4;
+/// `RTPROT_RA`: learned from IPv6 router advertisements.
+pub const RTPROT_RA: u8 = 9;
+/// `RTPROT_REDIRECT`: learned from ICMP redirects.
+pub const RTPROT_REDIRECT: u8 = 1;
+
+const RTNLGRP_LINK: u32 = 1;
+const RTNLGRP_IPV4_ROUTE: u32 = 7;
+const RTNLGRP_IPV6_ROUTE: u32 = 11;
+
+/// Receive buffer asked for the subscription socket (capped by `net.core.rmem_max`).
+const SUBSCRIPTION_RCVBUF: usize = 4 << 20;
+
+/// A change the kernel announced on the link or route multicast groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// RTM_NEWLINK: a link appeared or changed (flags, operstate, MTU, name...).
+    Link(LinkState),
+    /// RTM_DELLINK: the link is gone.
+    LinkRemoved { ifindex: u32, name: String },
+    /// RTM_NEWROUTE of a main-table unicast route.
+    RouteAdded(RouteSpec),
+    /// RTM_DELROUTE of a main-table unicast route.
+    RouteDeleted(RouteSpec),
+}
+
+/// What the subscription yields: an event, or the news that the kernel dropped some
+/// (socket buffer overrun); after an overrun, state must be re-read with a dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Event(NetEvent),
+    Overrun,
+}
+
+/// One link as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkState {
+    pub ifindex: u32,
+    pub name: String,
+    /// IFF_UP: administratively up.
+    pub admin_up: bool,
+    /// Carrier/operational state: IFF_LOWER_UP or IFF_RUNNING or IF_OPER_UP.
+    pub oper_up: bool,
+    pub mtu: u32,
+}
+
+impl LinkState {
+    /// Admin up and operationally up.
+    pub fn is_up(&self) -> bool {
+        self.admin_up && self.oper_up
+    }
+}
+
+/// IPv4 or IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+
+    fn unspecified(self) -> IpAddr {
+        match self {
+            Family::Ipv4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Family::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    }
+}
+
+/// A route, with everything needed to delete it or add it back exactly.
+///
+/// Identity (what [`RouteSpec::same_route`] compares): family, destination, prefix length,
+/// table, gateway, output interface and metric — plus TOS, which the kernel also keys on.
+/// Protocol, scope, kind, preferred source and the onlink flag are carried to re-add the route
+/// as it was.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub family: Family,
+    /// Destination network address (`0.0.0.0` / `::` for the default route).
+    pub dst: IpAddr,
+    pub prefix_len: u8,
+    pub table: u32,
+    /// `RTPROT_*` (e.g. 3 boot for `ip route add`, 4 static).
+    pub protocol: u8,
+    /// `RT_SCOPE_*` (0 universe, 253 link).
+    pub scope: u8,
+    /// `RTN_*` (1 unicast).
+    pub kind: u8,
+    #[serde(default)]
+    pub tos: u8,
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    #[serde(default)]
+    pub oif: Option<u32>,
+    /// Metric; `None` when the kernel reports none (IPv4 metric 0).
+    #[serde(default)]
+    pub priority: Option<u32>,
+    #[serde(default)]
+    pub pref_src: Option<IpAddr>,
+    #[serde(default)]
+    pub onlink: bool,
+}
+
+impl RouteSpec {
+    /// A main-table, unicast, universe-scope route with protocol `boot` (like `ip route add`).
+    pub fn new(dst: IpAddr, prefix_len: u8) -> Self {
+        RouteSpec {
+            family: if dst.is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            },
+            dst,
+            prefix_len,
+            table: TABLE_MAIN,
+            protocol: RTPROT_BOOT,
+            scope: RT_SCOPE_UNIVERSE,
+            kind: RTN_UNICAST,
+            tos: 0,
+            gateway: None,
+            oif: None,
+            priority: None,
+            pref_src: None,
+            onlink: false,
+        }
+    }
+
+    pub fn via(mut self, gateway: IpAddr) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    pub fn dev(mut self, oif: u32) -> Self {
+        self.oif = Some(oif);
+        self
+    }
+
+    pub fn metric(mut self, priority: u32) -> Self {
+        self.priority = if priority == 0 { None } else { Some(priority) };
+        self
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.prefix_len == 0
+    }
+
+    /// Main table, unicast: the routes guardian watches.
+    pub fn is_main_unicast(&self) -> bool {
+        self.table == TABLE_MAIN && self.kind == RTN_UNICAST
+    }
+
+    /// The same kernel route (see the type's doc for what identity means).
+    pub fn same_route(&self, other: &RouteSpec) -> bool {
+        self.family == other.family
+            && self.prefix_len == other.prefix_len
+            && self.dst == other.dst
+            && self.table == other.table
+            && self.tos == other.tos
+            && self.gateway == other.gateway
+            && self.oif == other.oif
+            && self.priority.unwrap_or(0) == other.priority.unwrap_or(0)
+    }
+
+    /// A stable key for the route's identity, e.g.
+    /// `ipv4 10.9.0.0/24 table 254 via 10.0.0.2 oif 3 metric 0`.
+    pub fn key(&self) -> String {
+        let mut s = format!(
+            "{} {} table {}",
+            self.family.as_str(),
+            self.cidr(),
+            self.table
+        );
+        if self.tos != 0 {
+            s.push_str(&format!(" tos {}", self.tos));
+        }
+        if let Some(gw) = self.gateway {
+            s.push_str(&format!(" via {gw}"));
+        }
+        if let Some(oif) = self.oif {
+            s.push_str(&format!(" oif {oif}"));
+        }
+        s.push_str(&format!(" metric {}", self.priority.unwrap_or(0)));
+        s
+    }
+
+    /// The destination in CIDR form (`default` does not apply here: `0.0.0.0/0`).
+    fn cidr(&self) -> String {
+        format!("{}/{}", self.dst, self.prefix_len)
+    }
+}
+
+impl fmt::Display for RouteSpec {
+    /// `10.9.0.0/24`, `fd00:1::/64` or `default`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_default() {
+            f.write_str("default")
+        } else {
+            write!(f, "{}/{}", self.dst, self.prefix_len)
+        }
+    }
+}
+
+/// Failures talking to the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("cannot open a netlink route socket: {0}")]
+    Socket(#[source] std::io::Error),
+    #[error("netlink {op} failed: {source}")]
+    Request {
+        op: &'static str,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("netlink {op} failed: the kernel sent an unexpected reply")]
+    Unexpected { op: &'static str },
+}
+
+impl NetlinkError {
+    fn request(op: &'static str, source: rtnetlink::Error) -> Self {
+        NetlinkError::Request { op, source }
+    }
+
+    /// The kernel's errno for a rejected request (positive, e.g. `libc::EEXIST`).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            NetlinkError::Request {
+                source: rtnetlink::Error::NetlinkError(m),
+                ..
+            } => m.code.map(|c| c.get().abs()),
+            _ => None,
+        }
+    }
+}
+
+/// The request side: dumps, queries and the executors remedies use.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: rtnetlink::Handle,
+    _conn: std::sync::Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Netlink {
+    /// Opens a request socket in the current network namespace; its connection task runs on
+    /// the current tokio runtime until the last clone of the returned handle is dropped.
+    pub fn connect() -> Result<Self, NetlinkError> {
+        // Strict checking lets the kernel filter route dumps by table, protocol, type and oif
+        // (Linux >= 4.20); without it the same requests work and we filter in userspace.
+        let (conn, handle, _) = match rtnetlink::new_connection_with_strict_check() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("NETLINK_GET_STRICT_CHK unavailable ({e}); dumping unfiltered");
+                rtnetlink::new_connection().map_err(NetlinkError::Socket)?
+            }
+        };
+        let task = tokio::spawn(conn);
+        Ok(Netlink {
+            handle,
+            _conn: std::sync::Arc::new(AbortOnDrop(task)),
+        })
+    }
+
+    pub(crate) fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+}
+
+/// The multicast subscription: a stream of [`Notice`]s for links and main-table unicast
+/// routes (IPv4 and IPv6). Its connection task stops when the subscription is dropped.
+pub struct Subscription {
+    rx: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+    _conn: AbortOnDrop,
+}
+
+/// Subscribes to RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE and RTNLGRP_IPV6_ROUTE in the current
+/// network namespace. Must be called inside a tokio runtime. Subscribe before dumping so no
+/// change between the dump and the subscription goes unseen.
+pub fn subscribe() -> Result<Subscription, NetlinkError> {
+    let (mut conn, _handle, rx) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+    let groups = (1 << (RTNLGRP_LINK - 1))
+        | (1 << (RTNLGRP_IPV4_ROUTE - 1))
+        | (1 << (RTNLGRP_IPV6_ROUTE - 1));
+    let sock = conn.socket_mut().socket_mut();
+    sock.bind(&SocketAddr::new(0, groups))
+        .map_err(NetlinkError::Socket)?;
+    if let Err(e) = sock.set_rx_buf_sz(SUBSCRIPTION_RCVBUF) {
+        tracing::debug!("could not enlarge the netlink receive buffer: {e}");
+    }
+    let task = tokio::spawn(conn);
+    Ok(Subscription {
+        rx,
+        _conn: AbortOnDrop(task),
+    })
+}
+
+impl Stream for Subscription {
+    type Item = Notice;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Notice>> {
+        loop {
+            match Pin::new(&mut self.rx).poll_next(cx) {
+                Poll::Ready(Some((msg, _))) => {
+                    if let Some(n) = notice_from_message(msg) {
+                        return Poll::Ready(Some(n));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Converts one multicast message; `None` for messages guardian does not watch (other
+/// families, other tables, non-unicast and cloned routes, bridge port links...).
+pub fn notice_from_message(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Notice> {
+    match msg.payload {
+        NetlinkPayload::Overrun(_) => Some(Notice::Overrun),
+        NetlinkPayload::InnerMessage(inner) => net_event_from(inner).map(Notice::Event),
+        _ => None,
+    }
+}
+
+/// Converts one rtnetlink message into a [`NetEvent`] when it is one guardian watches.
+pub fn net_event_from(msg: RouteNetlinkMessage) -> Option<NetEvent> {
+    match msg {
+        RouteNetlinkMessage::NewLink(m) => link_state_from_message(&m).map(NetEvent::Link),
+        RouteNetlinkMessage::DelLink(m) => {
+            link_state_from_message(&m).map(|l| NetEvent::LinkRemoved {
+                ifindex: l.ifindex,
+                name: l.name,
+            })
+        }
+        RouteNetlinkMessage::NewRoute(m) => route_spec_from_message(&m)
+            .filter(RouteSpec::is_main_unicast)
+            .map(NetEvent::RouteAdded),
+        RouteNetlinkMessage::DelRoute(m) => route_spec_from_message(&m)
+            .filter(RouteSpec::is_main_unicast)
+            .map(NetEvent::RouteDeleted),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_cidr_or_default() {
+        let r = RouteSpec::new("10.9.0.0".parse().unwrap(), 24);
+        assert_eq!(r.to_string(), "10.9.0.0/24");
+        let d = RouteSpec::new("0.0.0.0".parse().unwrap(), 0);
+        assert_eq!(d.to_string(), "default");
+        let v6 = RouteSpec::new("fd00:1::".parse().unwrap(), 64);
+        assert_eq!(v6.to_string(), "fd00:1::/64");
+        assert_eq!(v6.family, Family::Ipv6);
+        let d6 = RouteSpec::new(Family::Ipv6.unspecified(), 0);
+        assert_eq!(d6.to_string(), "default");
+    }
+
+    #[test]
+    fn identity_ignores_protocol_but_not_gateway_or_metric() {
+        let a = RouteSpec::new("10.9.0.0".parse().unwrap(), 24)
+            .via("10.0.0.2".parse().unwrap())
+            .dev(3);
+        let mut b = a.clone();
+        b.protocol = RTPROT_STATIC;
+        assert!(a.same_route(&b));
+        assert!(!a.same_route(&a.clone().via("10.0.0.3".parse().unwrap())));
+        assert!(!a.same_route(&a.clone().metric(100)));
+        assert!(a.same_route(&a.clone().metric(0)));
+        assert!(!a.same_route(&a.clone().dev(4)));
+        assert_eq!(
+            a.key(),
+            "ipv4 10.9.0.0/24 table 254 via 10.0.0.2 oif 3 metric 0"
+        );
+    }
+
+    #[test]
+    fn route_spec_round_trips_through_json() {
+        let a = RouteSpec::new("fd00:9::".parse().unwrap(), 64)
+            .via("fd00::2".parse().unwrap())
+            .dev(7)
+            .metric(1024);
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["family"], "ipv6");
+        assert_eq!(v["dst"], "fd00:9::");
+        let back: RouteSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(a, back);
+    }
+}

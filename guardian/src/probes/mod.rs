@@ -1,1 +1,184 @@
-//! (being written)
+//! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
+pub mod offsets;
+pub mod xdp;
+
+use std::path::{Path, PathBuf};
+
+use aya::{
+    maps::{Map, MapData, RingBuf},
+    programs::{trace_point::TracePointLinkId, TracePoint},
+    Btf, Ebpf, EbpfLoader,
+};
+use guardian_common::Offsets;
+
+/// The eBPF object built by `build.rs` (aya-build) from guardian-ebpf.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guardian-ebpf"));
+
+/// (program, tracepoint category, tracepoint name).
+pub const TRACEPOINTS: [(&str, &str, &str); 6] = [
+    ("tcp_retransmit", "tcp", "tcp_retransmit_skb"),
+    ("tcp_synack", "tcp", "tcp_retransmit_synack"),
+    ("sock_state", "sock", "inet_sock_set_state"),
+    ("bind_enter", "syscalls", "sys_enter_bind"),
+    ("bind_exit", "syscalls", "sys_exit_bind"),
+    ("connect_exit", "syscalls", "sys_exit_connect"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("this guardian binary was built without its eBPF programs (AYA_BUILD_SKIP); rebuild with `cargo xtask build`")]
+    NoObject,
+    #[error(transparent)]
+    Offsets(#[from] offsets::OffsetError),
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("program {0} is missing from the eBPF object")]
+    MissingProgram(&'static str),
+    #[error("map {0} is missing from the eBPF object")]
+    MissingMap(&'static str),
+    #[error("program {program} could not be loaded or attached to {target}: {source}")]
+    Attach {
+        program: &'static str,
+        target: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error(transparent)]
+    Xdp(#[from] xdp::XdpError),
+}
+
+pub struct LoadOptions {
+    pub tracefs: PathBuf,
+    pub btf: PathBuf,
+    pub xdp_ifaces: Vec<String>,
+}
+
+/// The loaded object, its attachments, and the maps userspace reads.
+pub struct Probes {
+    ebpf: Ebpf,
+    tracepoints: Vec<(&'static str, TracePointLinkId)>,
+    xdp: Vec<xdp::Attachment>,
+    pub offsets: Offsets,
+}
+
+impl Probes {
+    /// Derives offsets, loads the object and attaches every program.
+    pub fn load(opts: &LoadOptions) -> Result<Self, ProbeError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(ProbeError::NoObject);
+        }
+        let kbtf = offsets::KernelBtf::open(&opts.btf)?;
+        let offsets = offsets::derive(&opts.tracefs, &kbtf)?;
+        let btf = Btf::parse_file(&opts.btf, aya::Endianness::default()).ok();
+        let ebpf = EbpfLoader::new()
+            .btf(btf.as_ref())
+            .override_global("OFFSETS", &offsets, true)
+            .load(EBPF_OBJECT)
+            .map_err(ProbeError::Load)?;
+        let mut probes = Probes {
+            ebpf,
+            tracepoints: Vec::new(),
+            xdp: Vec::new(),
+            offsets,
+        };
+        for (prog, category, name) in TRACEPOINTS {
+            let link = probes.attach_tracepoint(prog, category, name)?;
+            probes.tracepoints.push((prog, link));
+        }
+        for iface in &opts.xdp_ifaces {
+            let a = xdp::attach(&mut probes.ebpf, iface)?;
+            probes.xdp.push(a);
+        }
+        Ok(probes)
+    }
+
+    fn attach_tracepoint(
+        &mut self,
+        prog: &'static str,
+        category: &str,
+        name: &str,
+    ) -> Result<TracePointLinkId, ProbeError> {
+        let err = |source| ProbeError::Attach {
+            program: prog,
+            target: format!("tracepoint {category}:{name}"),
+            source,
+        };
+        let p: &mut TracePoint = self
+            .ebpf
+            .program_mut(prog)
+            .ok_or(ProbeError::MissingProgram(prog))?
+            .try_into()
+            .map_err(err)?;
+        p.load().map_err(err)?;
+        p.attach(category, name).map_err(err)
+    }
+
+    /// Names of what is attached, for the `attached` lifecycle event.
+    pub fn attached(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tracepoints": TRACEPOINTS.iter().map(|(p, c, n)| serde_json::json!({"program": p, "tracepoint": format!("{c}:{n}")})).collect::<Vec<_>>(),
+            "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "replaced_stale": a.replaced_stale})).collect::<Vec<_>>(),
+            "offsets": {
+                "tcp_retransmit_skb.err": (self.offsets.rtx_err != Offsets::ABSENT),
+                "sock_net": self.offsets.sock_net,
+                "net_inum": self.offsets.net_inum,
+                "skb_gso_segs": self.offsets.skb_gso_segs,
+            },
+        })
+    }
+
+    /// XDP interfaces as (name, ifindex).
+    pub fn xdp_ifaces(&self) -> Vec<(String, u32)> {
+        self.xdp
+            .iter()
+            .map(|a| (a.iface.clone(), a.ifindex))
+            .collect()
+    }
+
+    pub fn take_map(&mut self, name: &'static str) -> Result<Map, ProbeError> {
+        self.ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))
+    }
+
+    pub fn take_ringbuf(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        RingBuf::try_from(self.take_map("EVENTS")?).map_err(|_| ProbeError::MissingMap("EVENTS"))
+    }
+
+    /// Detaches everything guardian attached, and only that. Returns what was detached.
+    pub fn detach(mut self) -> Vec<String> {
+        let mut done = Vec::new();
+        for (prog, link) in std::mem::take(&mut self.tracepoints) {
+            if let Some(Ok(p)) = self
+                .ebpf
+                .program_mut(prog)
+                .map(<&mut TracePoint>::try_from)
+            {
+                match p.detach(link) {
+                    Ok(()) => done.push(format!("tracepoint:{prog}")),
+                    Err(e) => tracing::warn!(program = prog, error = %e, "detach failed"),
+                }
+            }
+        }
+        for a in std::mem::take(&mut self.xdp) {
+            let name = format!("xdp:{}", a.iface);
+            match xdp::detach(&mut self.ebpf, a) {
+                Ok(()) => done.push(name),
+                Err(e) => tracing::warn!(%name, error = %e, "detach failed"),
+            }
+        }
+        done
+    }
+}
+
+/// Where tracefs is mounted.
+pub fn tracefs_path() -> Option<PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events").is_dir())
+}
+
+pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
+
+pub fn btf_path() -> &'static Path {
+    Path::new(BTF_PATH)
+}

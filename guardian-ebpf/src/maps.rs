@@ -1,0 +1,117 @@
+//! Maps shared by the programs, and the counting helpers they use.
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    macros::map,
+    maps::{HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    Global,
+};
+use guardian_common::{
+    AddrKey, BindArgs, NsCounters, Offsets, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL,
+    LOSS_RINGBUF, LOSS_SLOTS,
+};
+
+/// Field offsets, written by the loader before the programs are verified.
+#[unsafe(no_mangle)]
+pub static OFFSETS: Global<Offsets> = Global::new(Offsets {
+    rtx_skbaddr: Offsets::ABSENT,
+    rtx_skaddr: Offsets::ABSENT,
+    rtx_state: Offsets::ABSENT,
+    rtx_err: Offsets::ABSENT,
+    synack_skaddr: Offsets::ABSENT,
+    st_skaddr: Offsets::ABSENT,
+    st_oldstate: Offsets::ABSENT,
+    st_newstate: Offsets::ABSENT,
+    st_dport: Offsets::ABSENT,
+    st_family: Offsets::ABSENT,
+    st_protocol: Offsets::ABSENT,
+    st_daddr: Offsets::ABSENT,
+    st_daddr_v6: Offsets::ABSENT,
+    bind_umyaddr: Offsets::ABSENT,
+    bind_addrlen: Offsets::ABSENT,
+    exit_ret: Offsets::ABSENT,
+    sock_net: Offsets::ABSENT,
+    net_inum: Offsets::ABSENT,
+    task_nsproxy: Offsets::ABSENT,
+    nsproxy_net_ns: Offsets::ABSENT,
+    skb_gso_segs: Offsets::ABSENT,
+    skb_tcp_flags: Offsets::ABSENT,
+});
+
+/// Per network namespace counters. Not LRU: an evicted namespace would silently lose counts;
+/// a full map is counted as a loss instead.
+#[map]
+pub static NS_COUNTERS: PerCpuHashMap<u32, NsCounters> = PerCpuHashMap::with_max_entries(4096, 0);
+
+/// Failed connects (SYN_SENT -> CLOSE) per (netns, destination address, port).
+#[map]
+pub static CONNECT_FAIL_DST: LruPerCpuHashMap<AddrKey, u64> =
+    LruPerCpuHashMap::with_max_entries(16384, 0);
+
+/// bind(2) arguments between sys_enter_bind and sys_exit_bind, keyed by pid_tgid.
+#[map]
+pub static BIND_ARGS: HashMap<u64, BindArgs> = HashMap::with_max_entries(8192, 0);
+
+#[map]
+pub static XDP_IFACE: PerCpuHashMap<u32, XdpIfaceStats> = PerCpuHashMap::with_max_entries(256, 0);
+
+#[map]
+pub static XDP_SYN_SRC: LruPerCpuHashMap<XdpSrcKey, u64> =
+    LruPerCpuHashMap::with_max_entries(65536, 0);
+
+#[map]
+pub static XDP_SYN_PORT: LruPerCpuHashMap<XdpPortKey, u64> =
+    LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// Individual events for userspace (`guardian_common::SyscallEvent`).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Everything the kernel side had to drop, by cause (`LOSS_*`).
+#[map]
+pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
+
+#[inline(always)]
+pub fn count_loss(slot: u32) {
+    if let Some(p) = LOSS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, programs don't preempt each other on one CPU for this map.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn ringbuf_lost() {
+    count_loss(LOSS_RINGBUF);
+}
+
+/// Adds to the counters of `netns`, creating its entry on first use.
+#[inline(always)]
+pub fn ns_add(netns: u32, f: impl Fn(&mut NsCounters)) {
+    if let Some(p) = NS_COUNTERS.get_ptr_mut(netns) {
+        // SAFETY: per-CPU value, only this CPU writes it.
+        unsafe { f(&mut *p) };
+        return;
+    }
+    let mut c = NsCounters::default();
+    f(&mut c);
+    if NS_COUNTERS.insert(netns, c, BPF_NOEXIST as u64).is_err() {
+        // Raced with another CPU creating the entry, or the map is full.
+        match NS_COUNTERS.get_ptr_mut(netns) {
+            Some(p) => unsafe { f(&mut *p) },
+            None => count_loss(LOSS_MAP_FULL),
+        }
+    }
+}
+
+/// Increments a per-CPU u64 counter keyed by `key` in an LRU map.
+#[inline(always)]
+pub fn lru_inc<K>(map: &LruPerCpuHashMap<K, u64>, key: &K) {
+    if let Some(p) = map.get_ptr_mut(key) {
+        unsafe { *p += 1 };
+        return;
+    }
+    if map.insert(key, 1u64, BPF_NOEXIST as u64).is_err() {
+        if let Some(p) = map.get_ptr_mut(key) {
+            unsafe { *p += 1 };
+        }
+    }
+}

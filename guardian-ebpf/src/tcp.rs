@@ -1,0 +1,120 @@
+//! TCP tracepoints: retransmitted segments, SYN and SYN-ACK retransmits, state transitions.
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use guardian_common::{AddrKey, Offsets, AF_INET, AF_INET6};
+
+use crate::{
+    kernel::{read, sock_netns},
+    maps::{lru_inc, ns_add, CONNECT_FAIL_DST, OFFSETS},
+};
+
+const TCP_SYN_SENT: i32 = 2;
+const TCP_FIN_WAIT2: i32 = 5;
+const TCP_CLOSE: i32 = 7;
+const TCP_CLOSING: i32 = 11;
+const IPPROTO_TCP: u16 = 6;
+const TCPHDR_SYN: u16 = 0x02;
+
+#[inline(always)]
+unsafe fn field<T>(ctx: &TracePointContext, off: u16) -> Option<T> {
+    if off == Offsets::ABSENT {
+        return None;
+    }
+    unsafe { ctx.read_at::<T>(off as usize).ok() }
+}
+
+/// `tcp:tcp_retransmit_skb`. Counts segments the way the kernel's `TcpRetransSegs` does:
+/// `tcp_skb_pcount(skb)` of every retransmission that was sent (`err == 0`; the field exists
+/// since 6.17, before that the tracepoint only fired on success).
+#[tracepoint]
+pub fn tcp_retransmit(ctx: TracePointContext) -> u32 {
+    let _ = unsafe { try_tcp_retransmit(&ctx) };
+    0
+}
+
+unsafe fn try_tcp_retransmit(ctx: &TracePointContext) -> Option<()> {
+    let o = OFFSETS.load();
+    unsafe {
+        let sk: *const u8 = field(ctx, o.rtx_skaddr)?;
+        let skb: *const u8 = field(ctx, o.rtx_skbaddr)?;
+        let err: i32 = field(ctx, o.rtx_err).unwrap_or(0);
+        let netns = sock_netns(&o, sk);
+        if err != 0 {
+            ns_add(netns, |c| c.retrans_failed += 1);
+            return Some(());
+        }
+        let segs: u16 = read(skb, o.skb_gso_segs)?;
+        let flags: u16 = read(skb, o.skb_tcp_flags).unwrap_or(0);
+        let syn = (flags & TCPHDR_SYN) != 0;
+        ns_add(netns, |c| {
+            c.retrans_segs += segs as u64;
+            if syn {
+                c.syn_retrans += 1;
+            }
+        });
+    }
+    Some(())
+}
+
+/// `tcp:tcp_retransmit_synack`: fires only for SYN-ACKs that were sent, each one segment
+/// (the kernel adds 1 to both `TcpRetransSegs` and `TcpExtTCPSynRetrans`).
+#[tracepoint]
+pub fn tcp_synack(ctx: TracePointContext) -> u32 {
+    let o = OFFSETS.load();
+    if let Some(sk) = unsafe { field::<*const u8>(&ctx, o.synack_skaddr) } {
+        let netns = unsafe { sock_netns(&o, sk) };
+        ns_add(netns, |c| {
+            c.synack_retrans += 1;
+            c.retrans_segs += 1;
+        });
+    }
+    0
+}
+
+/// `sock:inet_sock_set_state`: failed connects per destination, and hand-offs to TIME_WAIT.
+#[tracepoint]
+pub fn sock_state(ctx: TracePointContext) -> u32 {
+    let _ = unsafe { try_sock_state(&ctx) };
+    0
+}
+
+unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
+    let o = OFFSETS.load();
+    unsafe {
+        let proto: u16 = field(ctx, o.st_protocol)?;
+        if proto != IPPROTO_TCP {
+            return Some(());
+        }
+        let old: i32 = field(ctx, o.st_oldstate)?;
+        let new: i32 = field(ctx, o.st_newstate)?;
+        if new != TCP_CLOSE {
+            return Some(());
+        }
+        let sk: *const u8 = field(ctx, o.st_skaddr)?;
+        let netns = sock_netns(&o, sk);
+        match old {
+            TCP_SYN_SENT => {
+                ns_add(netns, |c| c.connect_failures += 1);
+                let family: u16 = field(ctx, o.st_family)?;
+                let mut key = AddrKey {
+                    netns,
+                    family,
+                    port: field(ctx, o.st_dport)?,
+                    addr: [0; 16],
+                };
+                if family == AF_INET {
+                    let a: [u8; 4] = field(ctx, o.st_daddr)?;
+                    key.addr[..4].copy_from_slice(&a);
+                } else if family == AF_INET6 {
+                    key.addr = field(ctx, o.st_daddr_v6)?;
+                }
+                lru_inc(&CONNECT_FAIL_DST, &key);
+            }
+            // A full socket leaves FIN_WAIT2/CLOSING for CLOSE when tcp_time_wait() hands the
+            // connection to a timewait socket (and also on a reset in those states): an
+            // indicator of TIME_WAIT entries. The exact gauge is taken with INET_DIAG.
+            TCP_FIN_WAIT2 | TCP_CLOSING => ns_add(netns, |c| c.tw_entries += 1),
+            _ => {}
+        }
+    }
+    Some(())
+}

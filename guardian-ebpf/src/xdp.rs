@@ -1,0 +1,120 @@
+//! XDP on the interfaces named on the command line: packets, bytes and SYNs per interface,
+//! SYNs per source address and per destination port. Always `XDP_PASS` (observation only).
+//!
+//! Per-packet work is one per-CPU hash update; the SYN maps are touched only for SYNs.
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use guardian_common::{XdpIfaceStats, XdpPortKey, XdpSrcKey, AF_INET, AF_INET6};
+
+use crate::maps::{count_loss, lru_inc, XDP_IFACE, XDP_SYN_PORT, XDP_SYN_SRC};
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+const IPPROTO_TCP: u8 = 6;
+const TCP_FLAG_SYN: u8 = 0x02;
+const TCP_FLAG_ACK: u8 = 0x10;
+
+#[xdp]
+pub fn guardian_xdp(ctx: XdpContext) -> u32 {
+    try_xdp(&ctx);
+    xdp_action::XDP_PASS
+}
+
+/// Bounds-checked pointer to `len` bytes at `off` from the start of the packet.
+#[inline(always)]
+fn at(ctx: &XdpContext, off: usize, len: usize) -> Option<*const u8> {
+    let start = ctx.data();
+    if start + off + len > ctx.data_end() {
+        return None;
+    }
+    Some((start + off) as *const u8)
+}
+
+#[inline(always)]
+fn be16(p: *const u8) -> u16 {
+    // SAFETY: callers checked the bounds with `at`.
+    unsafe { u16::from_be_bytes([*p, *p.add(1)]) }
+}
+
+#[inline(always)]
+fn try_xdp(ctx: &XdpContext) {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let syn = syn_of(ctx, ifindex).is_some();
+    match XDP_IFACE.get_ptr_mut(ifindex) {
+        // SAFETY: per-CPU value.
+        Some(s) => unsafe {
+            (*s).packets += 1;
+            (*s).bytes += len;
+            (*s).syn += syn as u64;
+        },
+        None => {
+            let s = XdpIfaceStats {
+                packets: 1,
+                bytes: len,
+                syn: syn as u64,
+            };
+            if XDP_IFACE.insert(ifindex, s, 0).is_err() {
+                count_loss(guardian_common::LOSS_MAP_FULL);
+            }
+        }
+    }
+}
+
+/// If the packet is a TCP SYN (without ACK), counts it per source and per port.
+#[inline(always)]
+fn syn_of(ctx: &XdpContext, ifindex: u32) -> Option<()> {
+    let mut off = ETH_HLEN;
+    let mut proto = be16(at(ctx, 12, 2)?);
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        proto = be16(at(ctx, 16, 2)?);
+        off += 4;
+    }
+    let mut key = XdpSrcKey {
+        ifindex,
+        ..Default::default()
+    };
+    let l4 = match proto {
+        ETH_P_IP => {
+            let ip = at(ctx, off, 20)?;
+            // SAFETY: 20 bytes checked above.
+            let (vihl, p) = unsafe { (*ip, *ip.add(9)) };
+            if p != IPPROTO_TCP || vihl >> 4 != 4 {
+                return None;
+            }
+            let ihl = ((vihl & 0x0f) as usize) * 4;
+            if ihl < 20 {
+                return None;
+            }
+            key.family = AF_INET;
+            key.addr[..4].copy_from_slice(unsafe { &*(ip.add(12) as *const [u8; 4]) });
+            off + ihl
+        }
+        ETH_P_IPV6 => {
+            let ip = at(ctx, off, 40)?;
+            // Extension headers before TCP are not followed (rare on SYNs).
+            if unsafe { *ip.add(6) } != IPPROTO_TCP {
+                return None;
+            }
+            key.family = AF_INET6;
+            key.addr = unsafe { *(ip.add(8) as *const [u8; 16]) };
+            off + 40
+        }
+        _ => return None,
+    };
+    let tcp = at(ctx, l4, 14)?;
+    let flags = unsafe { *tcp.add(13) };
+    if flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_SYN {
+        return None;
+    }
+    let port = XdpPortKey {
+        ifindex,
+        port: be16(unsafe { tcp.add(2) }),
+        _pad: 0,
+    };
+    lru_inc(&XDP_SYN_SRC, &key);
+    lru_inc(&XDP_SYN_PORT, &port);
+    Some(())
+}

@@ -1,0 +1,206 @@
+//! XDP attachment: refuses to clobber another tool's program, removes guardian's own program
+//! left behind by a killed run (a netlink attachment outlives its process; a bpf_link does not),
+//! then attaches through a bpf_link so that a crash can never leave it behind again.
+use aya::{
+    programs::{xdp::XdpLinkId, Xdp, XdpMode},
+    Ebpf,
+};
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+};
+use netlink_packet_route::{
+    link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached},
+    RouteNetlinkMessage,
+};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// The XDP program's name in the kernel (what `bpftool prog` shows).
+pub const PROGRAM: &str = "guardian_xdp";
+
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+const XDP_FLAGS_HW_MODE: u32 = 1 << 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    #[error("interface {0} named by --xdp does not exist in this network namespace")]
+    NoSuchInterface(String),
+    #[error("interface {iface} already runs another XDP program ({name}, id {id}); guardian does not replace it")]
+    Foreign { iface: String, name: String, id: u32 },
+    #[error("interface {0} runs guardian's XDP program through a live link: is another guardian running?")]
+    InUse(String),
+    #[error("netlink query of interface {iface}: {reason}")]
+    Netlink { iface: String, reason: String },
+    #[error("attaching XDP to {iface}: {source}")]
+    Attach {
+        iface: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+}
+
+pub struct Attachment {
+    pub iface: String,
+    pub ifindex: u32,
+    pub link: XdpLinkId,
+    /// True when a stale guardian program from an earlier run was removed first.
+    pub replaced_stale: bool,
+}
+
+pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Attachment, XdpError> {
+    let ifindex = nix::net::if_::if_nametoindex(iface)
+        .map_err(|_| XdpError::NoSuchInterface(iface.to_string()))?;
+    let mut replaced_stale = false;
+    if let Some((id, mode)) = attached_program(ifindex, iface)? {
+        let name = program_name(id).unwrap_or_else(|| "?".into());
+        if name != PROGRAM {
+            return Err(XdpError::Foreign {
+                iface: iface.to_string(),
+                name,
+                id,
+            });
+        }
+        // Ours, from a run that was killed. A live bpf_link refuses the netlink detach (EBUSY).
+        detach_netlink(ifindex, iface, mode).map_err(|_| XdpError::InUse(iface.to_string()))?;
+        tracing::warn!(iface, prog_id = id, "removed a stale guardian XDP program");
+        replaced_stale = true;
+    }
+    let err = |source| XdpError::Attach {
+        iface: iface.to_string(),
+        source,
+    };
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| XdpError::Netlink {
+            iface: iface.to_string(),
+            reason: "the eBPF object has no XDP program".into(),
+        })?
+        .try_into()
+        .map_err(err)?;
+    if prog.fd().is_err() {
+        prog.load().map_err(err)?;
+    }
+    let link = prog.attach_to_if_index(ifindex, XdpMode::default()).map_err(err)?;
+    Ok(Attachment {
+        iface: iface.to_string(),
+        ifindex,
+        link,
+        replaced_stale,
+    })
+}
+
+pub fn detach(ebpf: &mut Ebpf, a: Attachment) -> Result<(), aya::programs::ProgramError> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .ok_or(aya::programs::ProgramError::NotLoaded)?
+        .try_into()?;
+    prog.detach(a.link)
+}
+
+fn program_name(id: u32) -> Option<String> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == id)
+        .and_then(|p| p.name_as_str().map(str::to_string))
+}
+
+/// The XDP program attached to `ifindex`, with the mode flags it was attached in.
+pub fn attached_program(ifindex: u32, iface: &str) -> Result<Option<(u32, u32)>, XdpError> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = ifindex;
+    let replies = request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST).map_err(|reason| {
+        XdpError::Netlink {
+            iface: iface.to_string(),
+            reason,
+        }
+    })?;
+    for reply in replies {
+        let RouteNetlinkMessage::NewLink(link) = reply else {
+            continue;
+        };
+        for attr in link.attributes {
+            let LinkAttribute::Xdp(xdp) = attr else {
+                continue;
+            };
+            let mut mode = 0;
+            let mut id = None;
+            for x in xdp {
+                match x {
+                    LinkXdp::Attached(XdpAttached::SocketBuffer) => mode = XDP_FLAGS_SKB_MODE,
+                    LinkXdp::Attached(XdpAttached::Driver) => mode = XDP_FLAGS_DRV_MODE,
+                    LinkXdp::Attached(XdpAttached::Hardware) => mode = XDP_FLAGS_HW_MODE,
+                    LinkXdp::ProgId(p) if p != 0 => id = Some(p),
+                    _ => {}
+                }
+            }
+            return Ok(id.map(|id| (id, mode)));
+        }
+    }
+    Ok(None)
+}
+
+fn detach_netlink(ifindex: u32, iface: &str, mode: u32) -> Result<(), XdpError> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = ifindex;
+    msg.attributes
+        .push(LinkAttribute::Xdp(vec![LinkXdp::Fd(-1), LinkXdp::Flags(mode)]));
+    request(RouteNetlinkMessage::SetLink(msg), NLM_F_REQUEST | NLM_F_ACK)
+        .map(|_| ())
+        .map_err(|reason| XdpError::Netlink {
+            iface: iface.to_string(),
+            reason,
+        })
+}
+
+/// One synchronous rtnetlink request. Written by hand (not with `rtnetlink`) because it runs
+/// during program loading, before the async runtime's netlink tasks exist, and needs one
+/// message each way.
+fn request(
+    payload: RouteNetlinkMessage,
+    flags: u16,
+) -> Result<Vec<RouteNetlinkMessage>, String> {
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| e.to_string())?;
+    socket.bind_auto().map_err(|e| e.to_string())?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|e| e.to_string())?;
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = 1;
+    let mut packet = NetlinkMessage::new(header, payload.into());
+    packet.finalize();
+    let mut buf = vec![0; packet.buffer_len()];
+    packet.serialize(&mut buf);
+    socket.send(&buf, 0).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut rx = vec![0u8; 64 * 1024];
+    loop {
+        let n = socket.recv(&mut &mut rx[..], 0).map_err(|e| e.to_string())?;
+        let mut off = 0;
+        while off < n {
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..n])
+                .map_err(|e| e.to_string())?;
+            let len = msg.header.length as usize;
+            match msg.payload {
+                NetlinkPayload::InnerMessage(m) => {
+                    out.push(m);
+                    if flags & NLM_F_ACK == 0 {
+                        return Ok(out);
+                    }
+                }
+                NetlinkPayload::Error(e) => {
+                    return match e.code {
+                        None => Ok(out),
+                        Some(code) => Err(std::io::Error::from_raw_os_error(-code.get()).to_string()),
+                    };
+                }
+                NetlinkPayload::Done(_) => return Ok(out),
+                _ => {}
+            }
+            if len == 0 {
+                break;
+            }
+            off += len;
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `link_up`: brings an admin-down `keep_up` interface back up (inverse: set it down again).
+//!
+//! Applies only to `link_down` findings on interfaces named by `--keep-up` that are
+//! administratively down. A link that is admin up but has no carrier is not ours to fix by
+//! setting it up, so the remedy does not apply (`None`).
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use super::{Action, PlannedChange, Remedy, Verify};
+use crate::detect::{link_down, Finding};
+
+pub const NAME: &str = "link_up";
+
+#[derive(Debug, Clone, Default)]
+pub struct LinkUp {
+    keep_up: HashSet<String>,
+}
+
+impl LinkUp {
+    /// `keep_up`: the interface names guardian keeps up.
+    pub fn new<S: Into<String>>(keep_up: impl IntoIterator<Item = S>) -> Self {
+        LinkUp {
+            keep_up: keep_up.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl Remedy for LinkUp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn plan(&self, f: &Finding) -> Option<PlannedChange> {
+        if f.fault != link_down::FAULT {
+            return None;
+        }
+        let name = f.subject.iface.clone()?;
+        let ifindex = f.subject.ifindex?;
+        if !self.keep_up.contains(&name) {
+            return None;
+        }
+        // Only an admin-down link is fixed by setting it up.
+        if f.evidence.get("admin_up").and_then(|v| v.as_bool()) != Some(false) {
+            return None;
+        }
+        let oper_up = f
+            .evidence
+            .get("oper_up")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        Some(PlannedChange {
+            remedy: NAME,
+            subject: f.subject.clone(),
+            apply: Action::SetLinkUp {
+                ifindex,
+                name: name.clone(),
+            },
+            inverse: Action::SetLinkDown { ifindex, name },
+            verify: Verify::LinkUp { ifindex },
+            before: json!({"admin_up": false, "oper_up": oper_up}),
+            after: json!({"admin_up": true, "oper_up": true}),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{Detector, LinkDown};
+    use crate::netlink::{LinkState, NetEvent};
+    use crate::output::{FaultState, Severity, Subject};
+    use std::time::Instant;
+
+    fn finding(iface: &str, admin_up: bool, oper_up: bool) -> Finding {
+        Finding {
+            fault: "link_down",
+            layer: 2,
+            severity: Severity::Error,
+            state: FaultState::Opened,
+            subject: Subject {
+                iface: Some(iface.into()),
+                ifindex: Some(3),
+                ..Default::default()
+            },
+            evidence: json!({"ifindex": 3, "admin_up": admin_up, "oper_up": oper_up}),
+            key: "link:3".into(),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let r = LinkUp::new(["va"]);
+        // (finding, applies)
+        let mut other_fault = finding("va", false, false);
+        other_fault.fault = "route_lost";
+        let mut no_ifindex = finding("va", false, false);
+        no_ifindex.subject.ifindex = None;
+        let cases = [
+            (
+                "admin down keep-up iface",
+                finding("va", false, false),
+                true,
+            ),
+            (
+                "admin up, no carrier: not ours",
+                finding("va", true, false),
+                false,
+            ),
+            ("not a keep-up iface", finding("vb", false, false), false),
+            ("other fault", other_fault, false),
+            ("no ifindex", no_ifindex, false),
+        ];
+        for (name, f, applies) in cases {
+            assert_eq!(r.plan(&f).is_some(), applies, "{name}");
+        }
+    }
+
+    #[test]
+    fn plan_is_up_with_down_inverse_and_link_verify() {
+        let p = LinkUp::new(["va"])
+            .plan(&finding("va", false, false))
+            .unwrap();
+        assert_eq!(p.remedy, "link_up");
+        assert_eq!(
+            p.apply,
+            Action::SetLinkUp {
+                ifindex: 3,
+                name: "va".into()
+            }
+        );
+        assert_eq!(
+            p.inverse,
+            Action::SetLinkDown {
+                ifindex: 3,
+                name: "va".into()
+            }
+        );
+        assert_eq!(p.verify, Verify::LinkUp { ifindex: 3 });
+        assert_eq!(p.before["admin_up"], false);
+        assert_eq!(p.after["admin_up"], true);
+        assert_eq!(p.subject.iface.as_deref(), Some("va"));
+    }
+
+    #[test]
+    fn plans_from_a_real_detector_finding() {
+        let up = LinkState {
+            ifindex: 3,
+            name: "va".into(),
+            admin_up: true,
+            oper_up: true,
+            mtu: 1500,
+        };
+        let mut d = LinkDown::new(["va"], std::slice::from_ref(&up));
+        let down = LinkState {
+            admin_up: false,
+            oper_up: false,
+            ..up
+        };
+        let f = d.observe(&NetEvent::Link(down), Instant::now());
+        assert!(LinkUp::new(["va"]).plan(&f[0]).is_some());
+    }
+}

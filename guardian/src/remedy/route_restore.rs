@@ -1,0 +1,104 @@
+//! `route_restore`: adds a lost baseline route back exactly as it was (inverse: delete it).
+//!
+//! Reads the route from the `route_lost` finding's evidence (`route`, a serialized
+//! [`RouteSpec`]), so a journaled or replayed finding plans the same change.
+use serde_json::json;
+
+use super::{Action, PlannedChange, Remedy, Verify};
+use crate::detect::{route_lost, Finding};
+use crate::netlink::RouteSpec;
+
+pub const NAME: &str = "route_restore";
+
+#[derive(Debug, Clone, Default)]
+pub struct RouteRestore;
+
+impl RouteRestore {
+    pub fn new() -> Self {
+        RouteRestore
+    }
+}
+
+impl Remedy for RouteRestore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn plan(&self, f: &Finding) -> Option<PlannedChange> {
+        if f.fault != route_lost::FAULT {
+            return None;
+        }
+        let spec: RouteSpec = serde_json::from_value(f.evidence.get("route")?.clone()).ok()?;
+        let route = spec.key();
+        Some(PlannedChange {
+            remedy: NAME,
+            subject: f.subject.clone(),
+            apply: Action::AddRoute(spec.clone()),
+            inverse: Action::DelRoute(spec.clone()),
+            verify: Verify::RoutePresent(spec),
+            before: json!({"route": route, "present": false}),
+            after: json!({"route": route, "present": true}),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{Detector, RouteLost};
+    use crate::netlink::{LinkState, NetEvent};
+    use crate::output::{FaultState, Severity, Subject};
+    use std::time::Instant;
+
+    fn spec() -> RouteSpec {
+        RouteSpec::new("fd99::".parse().unwrap(), 64)
+            .via("fd00::2".parse().unwrap())
+            .dev(3)
+            .metric(1024)
+    }
+
+    #[test]
+    fn plans_add_with_delete_inverse_from_a_detector_finding() {
+        let va = LinkState {
+            ifindex: 3,
+            name: "va".into(),
+            admin_up: true,
+            oper_up: true,
+            mtu: 1500,
+        };
+        let mut d = RouteLost::new(vec![spec()], &[va]);
+        let f = d.observe(&NetEvent::RouteDeleted(spec()), Instant::now());
+        let p = RouteRestore::new().plan(&f[0]).unwrap();
+        assert_eq!(p.remedy, "route_restore");
+        assert_eq!(p.apply, Action::AddRoute(spec()));
+        assert_eq!(p.inverse, Action::DelRoute(spec()));
+        assert_eq!(p.verify, Verify::RoutePresent(spec()));
+        assert_eq!(p.before["present"], false);
+        assert_eq!(p.after["present"], true);
+        assert_eq!(p.subject.route.as_deref(), Some("fd99::/64"));
+    }
+
+    #[test]
+    fn does_not_apply_elsewhere() {
+        let base = Finding {
+            fault: "route_lost",
+            layer: 3,
+            severity: Severity::Error,
+            state: FaultState::Opened,
+            subject: Subject::default(),
+            evidence: json!({}),
+            key: "route:x".into(),
+        };
+        // no route in the evidence
+        assert!(RouteRestore.plan(&base).is_none());
+        // garbage route
+        let mut bad = base.clone();
+        bad.evidence = json!({"route": {"dst": "nope"}});
+        assert!(RouteRestore.plan(&bad).is_none());
+        // another fault, even with a route
+        let mut other = base.clone();
+        other.fault = "link_down";
+        other.evidence = json!({"route": serde_json::to_value(spec()).unwrap()});
+        assert!(RouteRestore.plan(&other).is_none());
+    }
+}

@@ -1,0 +1,261 @@
+//! Periodic `counters` events from the per-CPU maps, and `loss` events from the loss counters.
+use std::collections::HashMap;
+
+use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use guardian_common::{
+    AddrKey, NsCounters, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL, LOSS_RINGBUF,
+};
+
+use super::decode;
+use crate::{
+    netns,
+    output::{AddrCount, Body, Counters, DstCount, Loss, PortCount, XdpIface},
+    probes::{ProbeError, Probes},
+};
+
+/// Counters events are written when something changed, and at least this often (in ticks).
+const HEARTBEAT_TICKS: u64 = 10;
+const TOP_N: usize = 20;
+
+pub struct Collector {
+    ns: PerCpuHashMap<MapData, u32, NsCounters>,
+    fail_dst: PerCpuHashMap<MapData, AddrKey, u64>,
+    xdp_iface: PerCpuHashMap<MapData, u32, XdpIfaceStats>,
+    syn_src: PerCpuHashMap<MapData, XdpSrcKey, u64>,
+    syn_port: PerCpuHashMap<MapData, XdpPortKey, u64>,
+    loss: PerCpuArray<MapData, u64>,
+    own_netns: u32,
+    xdp_ifaces: Vec<(String, u32)>,
+    interval_ms: u64,
+    index: netns::Index,
+    last: HashMap<u32, (NsCounters, Option<u64>)>,
+    last_xdp: HashMap<u32, XdpIfaceStats>,
+    lost: [u64; 2],
+    ticks: u64,
+}
+
+fn sum<T: aya::Pod + Default>(v: &PerCpuValues<T>, add: impl Fn(&mut T, &T)) -> T {
+    let mut total = T::default();
+    for x in v.iter() {
+        add(&mut total, x);
+    }
+    total
+}
+
+fn add_ns(a: &mut NsCounters, b: &NsCounters) {
+    a.retrans_segs += b.retrans_segs;
+    a.syn_retrans += b.syn_retrans;
+    a.synack_retrans += b.synack_retrans;
+    a.connect_failures += b.connect_failures;
+    a.tw_entries += b.tw_entries;
+    a.bind_eaddrinuse += b.bind_eaddrinuse;
+    a.connect_eaddrnotavail += b.connect_eaddrnotavail;
+    a.retrans_failed += b.retrans_failed;
+}
+
+fn add_xdp(a: &mut XdpIfaceStats, b: &XdpIfaceStats) {
+    a.packets += b.packets;
+    a.bytes += b.bytes;
+    a.syn += b.syn;
+}
+
+fn top<K, T>(mut v: Vec<(K, u64)>, f: impl Fn(K, u64) -> T) -> Vec<T> {
+    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.into_iter().take(TOP_N).map(|(k, c)| f(k, c)).collect()
+}
+
+impl Collector {
+    pub fn new(probes: &mut Probes, own_netns: u32, interval_ms: u64) -> Result<Self, ProbeError> {
+        fn conv<T: TryFrom<aya::maps::Map>>(
+            p: &mut Probes,
+            name: &'static str,
+        ) -> Result<T, ProbeError> {
+            T::try_from(p.take_map(name)?).map_err(|_| ProbeError::MissingMap(name))
+        }
+        Ok(Self {
+            ns: conv(probes, "NS_COUNTERS")?,
+            fail_dst: conv(probes, "CONNECT_FAIL_DST")?,
+            xdp_iface: conv(probes, "XDP_IFACE")?,
+            syn_src: conv(probes, "XDP_SYN_SRC")?,
+            syn_port: conv(probes, "XDP_SYN_PORT")?,
+            loss: conv(probes, "LOSS")?,
+            own_netns,
+            xdp_ifaces: probes.xdp_ifaces(),
+            interval_ms,
+            index: netns::Index::new(),
+            last: HashMap::new(),
+            last_xdp: HashMap::new(),
+            lost: [0; 2],
+            ticks: 0,
+        })
+    }
+
+    /// One tick: the events to write. `last` forces a counters event for every namespace seen.
+    pub fn tick(&mut self, last: bool) -> Vec<Body> {
+        self.ticks += 1;
+        let heartbeat = self.ticks % HEARTBEAT_TICKS == 0;
+        let mut out = self.losses();
+        let xdp = self.xdp();
+        let xdp_changed = xdp.iter().any(|x| {
+            self.last_xdp.get(&x.ifindex).map(|s| s.packets) != Some(x.packets)
+        });
+        for x in &xdp {
+            self.last_xdp.insert(
+                x.ifindex,
+                XdpIfaceStats {
+                    packets: x.packets,
+                    bytes: x.bytes,
+                    syn: x.syn_rx,
+                },
+            );
+        }
+        let mut current: HashMap<u32, NsCounters> = self
+            .ns
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, sum(&v, add_ns)))
+            .collect();
+        if !xdp.is_empty() {
+            current.entry(self.own_netns).or_default();
+        }
+        let mut netnses: Vec<u32> = current.keys().copied().collect();
+        netnses.sort_unstable();
+        for ns in netnses {
+            let c = current[&ns];
+            let prev = self.last.get(&ns).copied();
+            let had_tw = prev.and_then(|p| p.1).unwrap_or(0) > 0;
+            let changed = prev.map(|p| p.0) != Some(c);
+            let own_xdp = ns == self.own_netns && xdp_changed;
+            if !(changed || own_xdp || had_tw || heartbeat || last) {
+                continue;
+            }
+            let tw = self.time_wait(ns);
+            if !(changed || own_xdp || heartbeat || last) && prev.map(|p| p.1) == Some(tw) {
+                continue;
+            }
+            self.last.insert(ns, (c, tw));
+            out.push(Body::Counters(Counters {
+                netns: ns,
+                interval_ms: self.interval_ms,
+                is_final: last,
+                retrans_segs: c.retrans_segs,
+                syn_retrans: c.syn_retrans,
+                synack_retrans: c.synack_retrans,
+                time_wait: tw,
+                tw_entries: c.tw_entries,
+                connect_failures: c.connect_failures,
+                connect_eaddrnotavail: c.connect_eaddrnotavail,
+                bind_eaddrinuse: c.bind_eaddrinuse,
+                retrans_failed: c.retrans_failed,
+                connect_failures_by_dst: self.failed_dsts(ns),
+                xdp: if ns == self.own_netns { xdp.clone() } else { Vec::new() },
+            }));
+        }
+        out
+    }
+
+    fn time_wait(&mut self, ns: u32) -> Option<u64> {
+        let path = if ns == self.own_netns {
+            None
+        } else {
+            Some(self.index.path(ns)?)
+        };
+        match netns::count_time_wait(path.as_deref()) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::debug!(netns = ns, error = %e, "TIME_WAIT gauge unavailable");
+                None
+            }
+        }
+    }
+
+    fn failed_dsts(&self, ns: u32) -> Vec<DstCount> {
+        let v = self
+            .fail_dst
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.netns == ns)
+            .map(|(k, v)| (k, sum(&v, |a, b| *a += *b)))
+            .collect();
+        top(v, |k: AddrKey, count| DstCount {
+            addr: decode::addr(k.family, &k.addr).map_or_else(String::new, |a| a.to_string()),
+            port: k.port,
+            count,
+        })
+    }
+
+    fn xdp(&self) -> Vec<XdpIface> {
+        if self.xdp_ifaces.is_empty() {
+            return Vec::new();
+        }
+        let srcs: Vec<(XdpSrcKey, u64)> = self
+            .syn_src
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, sum(&v, |a, b| *a += *b)))
+            .collect();
+        let ports: Vec<(XdpPortKey, u64)> = self
+            .syn_port
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, sum(&v, |a, b| *a += *b)))
+            .collect();
+        self.xdp_ifaces
+            .iter()
+            .map(|(name, ifindex)| {
+                let s = self
+                    .xdp_iface
+                    .get(ifindex, 0)
+                    .map(|v| sum(&v, add_xdp))
+                    .unwrap_or_default();
+                let by_src = srcs
+                    .iter()
+                    .filter(|(k, _)| k.ifindex == *ifindex)
+                    .map(|(k, c)| (*k, *c))
+                    .collect();
+                let by_port = ports
+                    .iter()
+                    .filter(|(k, _)| k.ifindex == *ifindex)
+                    .map(|(k, c)| (*k, *c))
+                    .collect();
+                XdpIface {
+                    iface: name.clone(),
+                    ifindex: *ifindex,
+                    packets: s.packets,
+                    bytes: s.bytes,
+                    syn_rx: s.syn,
+                    syn_by_source: top(by_src, |k: XdpSrcKey, count| AddrCount {
+                        addr: decode::addr(k.family, &k.addr)
+                            .map_or_else(String::new, |a| a.to_string()),
+                        count,
+                    }),
+                    syn_by_port: top(by_port, |k: XdpPortKey, count| PortCount {
+                        port: k.port,
+                        count,
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    fn losses(&mut self) -> Vec<Body> {
+        let mut out = Vec::new();
+        for (slot, source) in [(LOSS_RINGBUF, "ringbuf"), (LOSS_MAP_FULL, "map_full")] {
+            let total = self
+                .loss
+                .get(&slot, 0)
+                .map(|v| sum(&v, |a, b| *a += *b))
+                .unwrap_or(0);
+            let prev = &mut self.lost[slot as usize];
+            if total > *prev {
+                out.push(Body::Loss(Loss {
+                    source,
+                    lost: total - *prev,
+                    total,
+                }));
+                *prev = total;
+            }
+        }
+        out
+    }
+}

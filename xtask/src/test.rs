@@ -1,0 +1,129 @@
+//! `cargo xtask test`: setup, lint, build, unit tests and end-to-end tests.
+
+use std::ffi::OsString;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use crate::{cmd, run, setup};
+
+/// Env var telling the end-to-end tests which guardian binary to run.
+pub const BIN_ENV: &str = "GUARDIAN_BIN";
+/// Env var telling the end-to-end tests where the event JSON schema is.
+pub const SCHEMA_ENV: &str = "GUARDIAN_SCHEMA";
+const SCHEMA_PATH: &str = "docs/schema/events.schema.json";
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Run only the unit tests: skip the release build and the end-to-end tests
+    #[arg(long, conflicts_with = "e2e")]
+    pub unit: bool,
+    /// Run only the end-to-end tests: skip the unit tests
+    #[arg(long)]
+    pub e2e: bool,
+    /// Skip the lint steps (cargo fmt --check and cargo clippy)
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Test-name filter (and other libtest options) for the end-to-end runner, after `--`
+    #[arg(last = true, value_name = "FILTER")]
+    pub filter: Vec<OsString>,
+}
+
+pub fn test(args: TestArgs) -> Result<ExitCode> {
+    if args.unit && !args.filter.is_empty() {
+        bail!("a test-name filter applies to the end-to-end tests, which --unit skips");
+    }
+    let start = Instant::now();
+    setup::setup()?;
+    let root = cmd::repo_root()?;
+    let cargo = |args: &[&str]| {
+        let mut c = cmd::cargo(args);
+        c.current_dir(&root);
+        c
+    };
+    let mut steps = 0;
+
+    if !args.no_lint {
+        step("fmt", cargo(&["fmt", "--all", "--", "--check"]))?;
+        step(
+            "clippy",
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--exclude",
+                "guardian-ebpf",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+        steps += 2;
+    }
+    if !args.unit {
+        step(
+            "build",
+            cargo(&["build", "--release", "--package", "guardian"]),
+        )?;
+        steps += 1;
+    }
+    if !args.e2e {
+        step(
+            "unit tests",
+            cargo(&[
+                "test",
+                "--workspace",
+                "--exclude",
+                "guardian-ebpf",
+                "--exclude",
+                "guardian-tests",
+            ]),
+        )?;
+        steps += 1;
+    }
+    if !args.unit {
+        let bin = run::guardian_bin()?;
+        let schema = root.join(SCHEMA_PATH);
+        if !bin.is_file() {
+            bail!("the build succeeded but {} does not exist", bin.display());
+        }
+        if !schema.is_file() {
+            bail!("the event schema {} does not exist", schema.display());
+        }
+        let mut e2e = cargo(&[
+            "test",
+            "--release",
+            "--package",
+            "guardian-tests",
+            "--",
+            "--test-threads=1",
+        ]);
+        e2e.args(&args.filter)
+            .env(BIN_ENV, &bin)
+            .env(SCHEMA_ENV, &schema);
+        step("e2e tests", e2e)?;
+        steps += 1;
+    }
+    eprintln!(
+        "ok: all {steps} test steps passed ({} including setup)",
+        cmd::secs(start.elapsed())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one named step, printing its command and elapsed time; an error names the step.
+fn step(name: &str, mut command: Command) -> Result<()> {
+    eprintln!("==> {name}: {}", cmd::display(&command));
+    let start = Instant::now();
+    let result = cmd::run(&mut command);
+    let elapsed = cmd::secs(start.elapsed());
+    match result {
+        Ok(()) => {
+            eprintln!("ok: {name} ({elapsed})");
+            Ok(())
+        }
+        Err(e) => Err(e.context(format!("step `{name}` failed after {elapsed}"))),
+    }
+}
