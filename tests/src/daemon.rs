@@ -52,7 +52,7 @@ impl Daemon {
     /// Like [`Daemon::start`] with an explicit binary (the harness tests use a stand-in).
     pub fn start_with(bin: &Path, ns: &Netns, args: &[&str]) -> Daemon {
         crate::require_root();
-        let dir = TempDir::new(&format!("daemon-{}", ns.name()));
+        let dir = TempDir::new(&format!("daemon-{}", ns.name().trim_start_matches("gt-")));
         let events_path = dir.path().join("events.ndjson");
         let stderr_path = dir.path().join("stderr.log");
         let stdout_path = dir.path().join("stdout.log");

@@ -9,6 +9,12 @@
 //! - [`nstat`], [`ss_time_wait`], [`truth`]: the kernel's own numbers to compare with.
 //! - [`nft`]: random loss at the receiver's ingress.
 //!
+//! Running: `cargo xtask test` (builds the daemon, sets `GUARDIAN_BIN` and `GUARDIAN_SCHEMA`),
+//! or by hand as root:
+//! `GUARDIAN_BIN=$PWD/target/release/guardian cargo test -p guardian-tests -- --nocapture`.
+//! The `harness` and `schema` test files need no daemon; `gt-validate FILE...` checks any NDJSON
+//! file against the schema.
+//!
 //! Every test must run as root ([`require_root`] fails it otherwise, it never skips), and sends
 //! traffic only to addresses inside namespaces it created.
 pub mod daemon;
@@ -29,4 +35,6 @@ pub use net::{
 pub use netns::{pair, Netns, Veth};
 pub use schema::{validate_all, validate_event, validate_lines, validate_values};
 pub use truth::{nstat, nstat_get, ss_time_wait, wait_tcp_quiet};
-pub use util::{event_time, millis_between, parse_ts, poll, require_root, workspace_root, TempDir};
+pub use util::{
+    event_time, millis_between, parse_ts, poll, read_tree, require_root, workspace_root, TempDir,
+};

@@ -57,6 +57,30 @@ impl Drop for TempDir {
     }
 }
 
+/// The contents of every regular file under `dir` (recursively), each preceded by a
+/// `==> path <==` line: for asserting that a journal or state file mentions something.
+pub fn read_tree(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.push_str(&format!("==> {} <==\n", p.display()));
+                out.push_str(&String::from_utf8_lossy(&bytes));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// Parses an RFC 3339 UTC timestamp as guardian writes it (`2026-11-22T08:20:07.123456789Z`;
 /// fewer fractional digits or none are accepted too). `None` if it is not of that form.
 pub fn parse_ts(s: &str) -> Option<SystemTime> {

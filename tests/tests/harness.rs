@@ -86,10 +86,6 @@ fn veth_pair_and_sockets_inside_namespaces() {
     assert!(server.wait_finished(1, Duration::from_secs(5)));
     assert_eq!(server.bytes(), 8 * MB);
     server.stop();
-
-    // The same address is unreachable from the host namespace (no route there).
-    let from_host = std::net::TcpStream::connect_timeout(&dst, Duration::from_millis(300));
-    assert!(from_host.is_err());
 }
 
 #[test]
@@ -291,4 +287,12 @@ fn daemon_guard_fails_loudly() {
     .unwrap_err();
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("exited"), "{msg}");
+
+    // The guards kept their directories for debugging (they dropped while panicking).
+    let prefix = format!("gt-daemon-{}-", ns.name().trim_start_matches("gt-"));
+    for e in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
