@@ -268,6 +268,13 @@ impl Daemon {
         events
     }
 
+    /// SIGKILL, as a crash would: no shutdown path runs. Returns the events written until then.
+    pub fn kill9(&mut self) -> Vec<Value> {
+        self.kill();
+        self.refresh();
+        self.events.clone()
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -25,6 +25,7 @@ pub mod nft;
 pub mod schema;
 pub mod truth;
 pub mod util;
+pub mod xdp_raw;
 
 pub use daemon::{guardian_bin, Daemon};
 pub use events::*;

@@ -1,0 +1,97 @@
+//! The multicast subscription: link and route notifications as a stream of [`Notice`]s.
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::Stream;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{AsyncSocket, SocketAddr};
+
+use super::{
+    link_state_from_message, route_spec_from_message, AbortOnDrop, NetEvent, NetlinkError, Notice,
+    RouteSpec,
+};
+
+const RTNLGRP_LINK: u32 = 1;
+const RTNLGRP_IPV4_ROUTE: u32 = 7;
+const RTNLGRP_IPV6_ROUTE: u32 = 11;
+
+/// Receive buffer asked for the subscription socket (capped by `net.core.rmem_max`).
+const SUBSCRIPTION_RCVBUF: usize = 4 << 20;
+
+/// The multicast subscription: a stream of [`Notice`]s for links and main-table unicast
+/// routes (IPv4 and IPv6). Its connection task stops when the subscription is dropped.
+pub struct Subscription {
+    rx: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+    _conn: AbortOnDrop,
+}
+
+/// Subscribes to RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE and RTNLGRP_IPV6_ROUTE in the current
+/// network namespace. Must be called inside a tokio runtime. Subscribe before dumping so no
+/// change between the dump and the subscription goes unseen.
+pub fn subscribe() -> Result<Subscription, NetlinkError> {
+    let (mut conn, _handle, rx) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+    let groups = (1 << (RTNLGRP_LINK - 1))
+        | (1 << (RTNLGRP_IPV4_ROUTE - 1))
+        | (1 << (RTNLGRP_IPV6_ROUTE - 1));
+    let sock = conn.socket_mut().socket_mut();
+    sock.bind(&SocketAddr::new(0, groups))
+        .map_err(NetlinkError::Socket)?;
+    if let Err(e) = sock.set_rx_buf_sz(SUBSCRIPTION_RCVBUF) {
+        tracing::debug!("could not enlarge the netlink receive buffer: {e}");
+    }
+    let task = tokio::spawn(conn);
+    Ok(Subscription {
+        rx,
+        _conn: AbortOnDrop(task),
+    })
+}
+
+impl Stream for Subscription {
+    type Item = Notice;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Notice>> {
+        loop {
+            match Pin::new(&mut self.rx).poll_next(cx) {
+                Poll::Ready(Some((msg, _))) => {
+                    if let Some(n) = notice_from_message(msg) {
+                        return Poll::Ready(Some(n));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Converts one multicast message; `None` for messages guardian does not watch (other
+/// families, other tables, non-unicast and cloned routes, bridge port links...).
+pub fn notice_from_message(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Notice> {
+    match msg.payload {
+        NetlinkPayload::Overrun(_) => Some(Notice::Overrun),
+        NetlinkPayload::InnerMessage(inner) => net_event_from(inner).map(Notice::Event),
+        _ => None,
+    }
+}
+
+/// Converts one rtnetlink message into a [`NetEvent`] when it is one guardian watches.
+pub fn net_event_from(msg: RouteNetlinkMessage) -> Option<NetEvent> {
+    match msg {
+        RouteNetlinkMessage::NewLink(m) => link_state_from_message(&m).map(NetEvent::Link),
+        RouteNetlinkMessage::DelLink(m) => {
+            link_state_from_message(&m).map(|l| NetEvent::LinkRemoved {
+                ifindex: l.ifindex,
+                name: l.name,
+            })
+        }
+        RouteNetlinkMessage::NewRoute(m) => route_spec_from_message(&m)
+            .filter(RouteSpec::is_main_unicast)
+            .map(NetEvent::RouteAdded),
+        RouteNetlinkMessage::DelRoute(m) => route_spec_from_message(&m)
+            .filter(RouteSpec::is_main_unicast)
+            .map(NetEvent::RouteDeleted),
+        _ => None,
+    }
+}
