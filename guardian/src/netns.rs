@@ -11,7 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
 use netlink_packet_sock_diag::{
     constants::{AF_INET, AF_INET6, IPPROTO_TCP},
     inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
@@ -55,7 +57,10 @@ impl Index {
                 return Some(p.clone());
             }
         }
-        if self.scanned.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+        if self
+            .scanned
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+        {
             self.rescan();
         }
         self.paths.get(&ino).cloned()
@@ -73,7 +78,12 @@ impl Index {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
             .map(|e| e.path().join("ns/net"));
         for p in named.chain(procs) {
             if let Ok(ino) = inode(&p) {

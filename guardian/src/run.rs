@@ -91,7 +91,13 @@ async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
         .context("probe loader")??;
     let ring = probes.take_ringbuf()?;
     let mut collector = Collector::new(&mut probes, own_netns, args.interval_ms)?;
-    lifecycle(&emitter, Phase::Attached, own_netns, &args, probes.attached());
+    lifecycle(
+        &emitter,
+        Phase::Attached,
+        own_netns,
+        &args,
+        probes.attached(),
+    );
 
     let shutdown = CancellationToken::new();
     let ring_task = tokio::spawn(ringbuf::run(ring, emitter.clone(), shutdown.clone()));
@@ -156,7 +162,10 @@ async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
         serde_json::json!({ "detached": detached }),
     );
     drop(emitter);
-    writer.await.context("event writer")?.context("writing events")?;
+    writer
+        .await
+        .context("event writer")?
+        .context("writing events")?;
     if reason == "engine error" {
         anyhow::bail!("the remediation engine stopped; see the log above");
     }

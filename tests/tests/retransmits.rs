@@ -74,7 +74,9 @@ fn retrans_segs_equals_tcp_retrans_segs_under_loss_and_link_flap() {
         truth_after["TcpExtTCPSynRetrans"],
     );
     eprintln!("retrans_segs: guardian {ours}, nstat TcpRetransSegs {kernel}");
-    eprintln!("syn_retrans + synack_retrans: guardian {syn_ours}, nstat TcpExtTCPSynRetrans {syn_kernel}");
+    eprintln!(
+        "syn_retrans + synack_retrans: guardian {syn_ours}, nstat TcpExtTCPSynRetrans {syn_kernel}"
+    );
     eprintln!(
         "retrans_failed (not retransmissions): {}",
         u64_field(fin, "retrans_failed")

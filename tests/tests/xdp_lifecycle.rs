@@ -43,7 +43,11 @@ fn stale_replaced_kill9_leaves_nothing_foreign_untouched() {
     assert_eq!(attached["detail"]["xdp"][0]["replaced_stale"], false);
     assert!(prog_id(&a, &v.a_if).is_some());
     d.finish();
-    assert_eq!(prog_id(&a, &v.a_if), None, "XDP left attached after SIGTERM");
+    assert_eq!(
+        prog_id(&a, &v.a_if),
+        None,
+        "XDP left attached after SIGTERM"
+    );
 
     // 4. Another tool's program: guardian refuses, says why, exits non-zero, leaves it there.
     let foreign = attach_via_netlink(&a, &v.a_if, "other_xdp", "xdp");
@@ -60,6 +64,10 @@ fn stale_replaced_kill9_leaves_nothing_foreign_untouched() {
         stderr.contains("already runs another XDP program"),
         "stderr: {stderr}"
     );
-    assert_eq!(prog_id(&a, &v.a_if), Some(foreign), "foreign program touched");
+    assert_eq!(
+        prog_id(&a, &v.a_if),
+        Some(foreign),
+        "foreign program touched"
+    );
     a.run(&["ip", "link", "set", "dev", &v.a_if, "xdp", "off"]);
 }

@@ -128,8 +128,7 @@ mod tests {
             is_final: true,
             ..Default::default()
         });
-        let v: serde_json::Value =
-            serde_json::from_str(&to_line("h", Utc::now(), &body)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&to_line("h", Utc::now(), &body)).unwrap();
         assert_eq!(v["final"], true);
         assert!(v["time_wait"].is_null());
         assert!(v.get("xdp").is_none());

@@ -147,11 +147,7 @@ impl Probes {
     pub fn detach(mut self) -> Vec<String> {
         let mut done = Vec::new();
         for (prog, link) in std::mem::take(&mut self.tracepoints) {
-            if let Some(Ok(p)) = self
-                .ebpf
-                .program_mut(prog)
-                .map(<&mut TracePoint>::try_from)
-            {
+            if let Some(Ok(p)) = self.ebpf.program_mut(prog).map(<&mut TracePoint>::try_from) {
                 match p.detach(link) {
                     Ok(()) => done.push(format!("tracepoint:{prog}")),
                     Err(e) => tracing::warn!(program = prog, error = %e, "detach failed"),

@@ -67,7 +67,11 @@ pub struct TracepointFields {
 
 impl TracepointFields {
     pub fn read(tracefs: &Path, category: &str, name: &str) -> Result<Self, OffsetError> {
-        let path = tracefs.join("events").join(category).join(name).join("format");
+        let path = tracefs
+            .join("events")
+            .join(category)
+            .join(name)
+            .join("format");
         let text = std::fs::read_to_string(&path).map_err(|source| OffsetError::Format {
             path: path.display().to_string(),
             source,
@@ -133,7 +137,10 @@ impl KernelBtf {
         let missing = || OffsetError::MissingMember {
             path: format!("struct {name}.{}", path.join(".")),
         };
-        let types = self.btf.resolve_types_by_name(name).map_err(|_| missing())?;
+        let types = self
+            .btf
+            .resolve_types_by_name(name)
+            .map_err(|_| missing())?;
         let mut current = types
             .into_iter()
             .find(|t| matches!(t, Type::Struct(_)))
@@ -284,7 +291,10 @@ mod tests {
     fn missing_required_field_names_tracepoint_and_field() {
         let old = TracepointFields::from_text("tcp:tcp_retransmit_skb", RTX_66);
         let e = old.required("err").unwrap_err().to_string();
-        assert!(e.contains("tcp:tcp_retransmit_skb") && e.contains("`err`"), "{e}");
+        assert!(
+            e.contains("tcp:tcp_retransmit_skb") && e.contains("`err`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -311,10 +321,15 @@ mod tests {
         let btf = KernelBtf::open(path).unwrap();
         // possible_net_t is a typedef'd anonymous struct whose first member is `net`.
         let a = btf.member_offset("sock_common", &["skc_net"]).unwrap();
-        let b = btf.member_offset("sock_common", &["skc_net", "net"]).unwrap();
+        let b = btf
+            .member_offset("sock_common", &["skc_net", "net"])
+            .unwrap();
         assert_eq!(a, b);
         // tcp_gso_segs lives in an anonymous struct inside an anonymous union, 8 bytes in.
-        assert_eq!(btf.member_offset("tcp_skb_cb", &["tcp_gso_segs"]).unwrap(), 8);
+        assert_eq!(
+            btf.member_offset("tcp_skb_cb", &["tcp_gso_segs"]).unwrap(),
+            8
+        );
         assert!(btf.member_offset("sk_buff", &["cb"]).unwrap() > 0);
         assert!(btf.member_offset("sk_buff", &["no_such_member"]).is_err());
         assert!(btf.member_offset("no_such_struct", &["x"]).is_err());

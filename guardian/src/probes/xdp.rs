@@ -26,7 +26,11 @@ pub enum XdpError {
     #[error("interface {0} named by --xdp does not exist in this network namespace")]
     NoSuchInterface(String),
     #[error("interface {iface} already runs another XDP program ({name}, id {id}); guardian does not replace it")]
-    Foreign { iface: String, name: String, id: u32 },
+    Foreign {
+        iface: String,
+        name: String,
+        id: u32,
+    },
     #[error("interface {0} runs guardian's XDP program through a live link: is another guardian running?")]
     InUse(String),
     #[error("netlink query of interface {iface}: {reason}")]
@@ -80,7 +84,9 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Attachment, XdpError> {
     if prog.fd().is_err() {
         prog.load().map_err(err)?;
     }
-    let link = prog.attach_to_if_index(ifindex, XdpMode::default()).map_err(err)?;
+    let link = prog
+        .attach_to_if_index(ifindex, XdpMode::default())
+        .map_err(err)?;
     Ok(Attachment {
         iface: iface.to_string(),
         ifindex,
@@ -142,8 +148,10 @@ pub fn attached_program(ifindex: u32, iface: &str) -> Result<Option<(u32, u32)>,
 fn detach_netlink(ifindex: u32, iface: &str, mode: u32) -> Result<(), XdpError> {
     let mut msg = LinkMessage::default();
     msg.header.index = ifindex;
-    msg.attributes
-        .push(LinkAttribute::Xdp(vec![LinkXdp::Fd(-1), LinkXdp::Flags(mode)]));
+    msg.attributes.push(LinkAttribute::Xdp(vec![
+        LinkXdp::Fd(-1),
+        LinkXdp::Flags(mode),
+    ]));
     request(RouteNetlinkMessage::SetLink(msg), NLM_F_REQUEST | NLM_F_ACK)
         .map(|_| ())
         .map_err(|reason| XdpError::Netlink {
@@ -155,10 +163,7 @@ fn detach_netlink(ifindex: u32, iface: &str, mode: u32) -> Result<(), XdpError> 
 /// One synchronous rtnetlink request. Written by hand (not with `rtnetlink`) because it runs
 /// during program loading, before the async runtime's netlink tasks exist, and needs one
 /// message each way.
-fn request(
-    payload: RouteNetlinkMessage,
-    flags: u16,
-) -> Result<Vec<RouteNetlinkMessage>, String> {
+fn request(payload: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, String> {
     let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| e.to_string())?;
     socket.bind_auto().map_err(|e| e.to_string())?;
     socket
@@ -175,7 +180,9 @@ fn request(
     let mut out = Vec::new();
     let mut rx = vec![0u8; 64 * 1024];
     loop {
-        let n = socket.recv(&mut &mut rx[..], 0).map_err(|e| e.to_string())?;
+        let n = socket
+            .recv(&mut &mut rx[..], 0)
+            .map_err(|e| e.to_string())?;
         let mut off = 0;
         while off < n {
             let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..n])
@@ -191,7 +198,9 @@ fn request(
                 NetlinkPayload::Error(e) => {
                     return match e.code {
                         None => Ok(out),
-                        Some(code) => Err(std::io::Error::from_raw_os_error(-code.get()).to_string()),
+                        Some(code) => {
+                            Err(std::io::Error::from_raw_os_error(-code.get()).to_string())
+                        }
                     };
                 }
                 NetlinkPayload::Done(_) => return Ok(out),

@@ -60,7 +60,7 @@ fn add_xdp(a: &mut XdpIfaceStats, b: &XdpIfaceStats) {
 }
 
 fn top<K, T>(mut v: Vec<(K, u64)>, f: impl Fn(K, u64) -> T) -> Vec<T> {
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
     v.into_iter().take(TOP_N).map(|(k, c)| f(k, c)).collect()
 }
 
@@ -93,12 +93,12 @@ impl Collector {
     /// One tick: the events to write. `last` forces a counters event for every namespace seen.
     pub fn tick(&mut self, last: bool) -> Vec<Body> {
         self.ticks += 1;
-        let heartbeat = self.ticks % HEARTBEAT_TICKS == 0;
+        let heartbeat = self.ticks.is_multiple_of(HEARTBEAT_TICKS);
         let mut out = self.losses();
         let xdp = self.xdp();
-        let xdp_changed = xdp.iter().any(|x| {
-            self.last_xdp.get(&x.ifindex).map(|s| s.packets) != Some(x.packets)
-        });
+        let xdp_changed = xdp
+            .iter()
+            .any(|x| self.last_xdp.get(&x.ifindex).map(|s| s.packets) != Some(x.packets));
         for x in &xdp {
             self.last_xdp.insert(
                 x.ifindex,
@@ -148,7 +148,11 @@ impl Collector {
                 bind_eaddrinuse: c.bind_eaddrinuse,
                 retrans_failed: c.retrans_failed,
                 connect_failures_by_dst: self.failed_dsts(ns),
-                xdp: if ns == self.own_netns { xdp.clone() } else { Vec::new() },
+                xdp: if ns == self.own_netns {
+                    xdp.clone()
+                } else {
+                    Vec::new()
+                },
             }));
         }
         out

@@ -1,9 +1,7 @@
 //! Decoding kernel records into events. Pure functions over bytes, tested on byte arrays.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use guardian_common::{
-    SyscallEvent, AF_INET, AF_INET6, EV_BIND_CONFLICT, EV_CONNECT_ADDRNOTAVAIL,
-};
+use guardian_common::{SyscallEvent, AF_INET, AF_INET6, EV_BIND_CONFLICT, EV_CONNECT_ADDRNOTAVAIL};
 
 use crate::output::Observation;
 
