@@ -205,3 +205,69 @@ fn enforce_restores_a_deleted_route() {
     let events = d.finish();
     no_failures(&events);
 }
+
+/// A link_up that cannot verify (the veth peer is down, so no carrier) is rolled back: the link
+/// ends exactly as it was before the remedy (admin down), the journal records the rollback, and
+/// the incident gets no second attempt.
+#[test]
+fn enforce_rolls_back_a_link_up_that_cannot_verify() {
+    require_root();
+    let a = Netns::new("rb-a");
+    let b = Netns::new("rb-b");
+    let v = pair(&a, &b, 8);
+    let state = TempDir::new("rb-state");
+    let state_dir = state.path().to_str().unwrap().to_owned();
+    let mut d = Daemon::start(
+        &a,
+        &[
+            "--keep-up",
+            &v.a_if,
+            "--mode",
+            "enforce",
+            "--state-dir",
+            &state_dir,
+            "--verify-timeout-ms",
+            "300",
+        ],
+    );
+    d.wait_attached();
+    let n = d.count();
+    // The peer goes first (A loses carrier but stays admin up: nothing to do), then A.
+    b.link_set(&v.b_if, false);
+    a.link_set(&v.a_if, false);
+    let iface = v.a_if.clone();
+    let (_, rolled) = d.wait_for_after(
+        n,
+        move |e| is_remedy(e, "link_up", "rolled_back") && subject_str(e, "iface") == Some(&iface),
+        Duration::from_secs(5),
+    );
+    eprintln!("rolled back: {rolled}");
+    assert!(
+        !admin_up(&a, &v.a_if),
+        "rollback must leave {} admin down",
+        v.a_if
+    );
+    assert!(rolled["rollback_id"].is_string(), "{rolled}");
+    // No second attempt for the same incident, even after the rollback's own link event.
+    std::thread::sleep(Duration::from_millis(500));
+    let events = d.finish();
+    let applied = events
+        .iter()
+        .filter(|e| is_remedy(e, "link_up", "applied"))
+        .count();
+    assert_eq!(applied, 1, "exactly one attempt");
+    assert!(!events.iter().any(|e| is_remedy(e, "link_up", "verified")));
+    let journal = std::fs::read_to_string(state.path().join("journal.ndjson")).unwrap();
+    let id = rolled["rollback_id"].as_str().unwrap();
+    let phases: Vec<String> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["id"] == id)
+        .filter_map(|r| r["phase"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        phases,
+        ["intent", "applied", "rolled_back"],
+        "journal: {journal}"
+    );
+}

@@ -116,24 +116,29 @@ impl Detector for LinkDown {
                 };
                 let was_up = t.last.is_up();
                 let mut out = vec![];
-                if t.open_since.is_none() && was_up && !l.is_up() {
-                    t.open_since = Some(now);
-                    let reason = if !l.admin_up {
+                let reason = |l: &LinkState| {
+                    if !l.admin_up {
                         "admin_down"
                     } else {
                         "oper_down"
-                    };
-                    out.push(Self::finding(
-                        FaultState::Opened,
-                        l,
-                        json!({
-                            "ifindex": l.ifindex,
-                            "admin_up": l.admin_up,
-                            "oper_up": l.oper_up,
-                            "mtu": l.mtu,
-                            "reason": reason,
-                        }),
-                    ));
+                    }
+                };
+                let evidence = |l: &LinkState| {
+                    json!({
+                        "ifindex": l.ifindex,
+                        "admin_up": l.admin_up,
+                        "oper_up": l.oper_up,
+                        "mtu": l.mtu,
+                        "reason": reason(l),
+                    })
+                };
+                if t.open_since.is_none() && was_up && !l.is_up() {
+                    t.open_since = Some(now);
+                    out.push(Self::finding(FaultState::Opened, l, evidence(l)));
+                } else if t.open_since.is_some() && !l.is_up() && reason(&t.last) != reason(l) {
+                    // Same incident, different cause (e.g. carrier lost, then set admin down):
+                    // a remedy that did not apply before may apply now.
+                    out.push(Self::finding(FaultState::Updated, l, evidence(l)));
                 } else if t.open_since.is_some() && l.is_up() {
                     out.push(Self::cleared(t, l, now, false));
                     t.open_since = None;
@@ -207,7 +212,7 @@ mod tests {
             .collect()
     }
 
-    use FaultState::{Cleared as C, Opened as O};
+    use FaultState::{Cleared as C, Opened as O, Updated as U};
     use NetEvent::Link as L;
 
     #[test]
@@ -225,14 +230,23 @@ mod tests {
                 vec![vec![O], vec![C]],
             ),
             (
-                "repeated down events do not re-open",
+                "repeated down events do not re-open; a change of cause updates",
                 vec![
                     L(link(3, "va", false, false)),
                     L(link(3, "va", false, false)),
                     L(link(3, "va", true, false)),
+                    L(link(3, "va", true, false)),
                     L(link(3, "va", false, false)),
                 ],
-                vec![vec![O], vec![], vec![], vec![]],
+                vec![vec![O], vec![], vec![U], vec![], vec![U]],
+            ),
+            (
+                "carrier lost first, then admin down: the incident is updated, not re-opened",
+                vec![
+                    L(link(3, "va", true, false)),
+                    L(link(3, "va", false, false)),
+                ],
+                vec![vec![O], vec![U]],
             ),
             (
                 "admin up without carrier does not clear",
@@ -241,7 +255,7 @@ mod tests {
                     L(link(3, "va", true, false)),
                     L(link(3, "va", true, true)),
                 ],
-                vec![vec![O], vec![], vec![C]],
+                vec![vec![O], vec![U], vec![C]],
             ),
             (
                 "unmanaged iface ignored",
