@@ -71,7 +71,8 @@ pub struct NsCounters {
     pub bind_eaddrinuse: u64,
     /// connect(2) returning -EADDRNOTAVAIL.
     pub connect_eaddrnotavail: u64,
-    /// `tcp_retransmit_skb` hits whose `err` was not 0 (not a retransmission, e.g. -EBUSY).
+    /// `tcp_retransmit_skb` hits that returned before the retransmission was accounted
+    /// (-EBUSY, -EINVAL, -ENOMEM, -EHOSTUNREACH, -EAGAIN): not retransmissions.
     pub retrans_failed: u64,
 }
 const _: () = assert!(core::mem::size_of::<NsCounters>() == 64);

@@ -13,6 +13,12 @@ const TCP_CLOSE: i32 = 7;
 const TCP_CLOSING: i32 = 11;
 const IPPROTO_TCP: u16 = 6;
 const TCPHDR_SYN: u16 = 0x02;
+// Early exits of __tcp_retransmit_skb, before the retransmission is accounted.
+const EBUSY: i32 = -16;
+const EINVAL: i32 = -22;
+const ENOMEM: i32 = -12;
+const EHOSTUNREACH: i32 = -113;
+const EAGAIN: i32 = -11;
 
 #[inline(always)]
 unsafe fn field<T>(ctx: &TracePointContext, off: u16) -> Option<T> {
@@ -23,8 +29,13 @@ unsafe fn field<T>(ctx: &TracePointContext, off: u16) -> Option<T> {
 }
 
 /// `tcp:tcp_retransmit_skb`. Counts segments the way the kernel's `TcpRetransSegs` does:
-/// `tcp_skb_pcount(skb)` of every retransmission that was sent (`err == 0`; the field exists
-/// since 6.17, before that the tracepoint only fired on success).
+/// `tcp_skb_pcount(skb)` of every retransmission the kernel accounted.
+///
+/// Since 6.17 the tracepoint fires at the end of `__tcp_retransmit_skb` with `err`. The early
+/// exits (-EBUSY, -EINVAL, -ENOMEM, -EHOSTUNREACH, -EAGAIN) return before the MIB update and
+/// are not retransmissions; an error from `tcp_transmit_skb()` itself (e.g. -ENOBUFS when the
+/// device dropped it) comes after the update, so those segments count. Before 6.17 the
+/// tracepoint fired only on success and has no `err` field (read as 0).
 #[tracepoint]
 pub fn tcp_retransmit(ctx: TracePointContext) -> u32 {
     let _ = unsafe { try_tcp_retransmit(&ctx) };
@@ -38,7 +49,7 @@ unsafe fn try_tcp_retransmit(ctx: &TracePointContext) -> Option<()> {
         let skb: *const u8 = field(ctx, o.rtx_skbaddr)?;
         let err: i32 = field(ctx, o.rtx_err).unwrap_or(0);
         let netns = sock_netns(&o, sk);
-        if err != 0 {
+        if matches!(err, EBUSY | EINVAL | ENOMEM | EHOSTUNREACH | EAGAIN) {
             ns_add(netns, |c| c.retrans_failed += 1);
             return Some(());
         }

@@ -76,7 +76,7 @@ pub struct Counters {
     pub connect_failures: u64,
     pub connect_eaddrnotavail: u64,
     pub bind_eaddrinuse: u64,
-    /// `tcp_retransmit_skb` hits that were not retransmissions (err != 0).
+    /// `tcp_retransmit_skb` hits that returned before the kernel accounted a retransmission.
     pub retrans_failed: u64,
     /// Destinations with the most failed connects (SYN_SENT -> CLOSE), most first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
