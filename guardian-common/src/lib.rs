@@ -4,6 +4,9 @@
 //! and has its size pinned by a compile-time assertion so that both sides agree byte for byte.
 #![no_std]
 
+pub mod dns;
+pub mod flows;
+
 /// Offsets the eBPF programs need, derived at load time by userspace from tracefs `format` files
 /// and from kernel BTF. Nothing kernel-version-specific is compiled into the programs.
 ///

@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+mod dns;
 mod kernel;
 mod maps;
 mod syscalls;

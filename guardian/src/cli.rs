@@ -21,6 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Load the probes, watch, detect and (in enforce mode) heal; NDJSON events on stdout.
     Run(RunArgs),
+    /// Run the detectors over a file written by `run --record` and print the fault events
+    /// they would have emitted (deterministic: same file, same output).
+    Replay {
+        /// The record file.
+        file: PathBuf,
+    },
     /// Print the version.
     Version,
 }
@@ -48,6 +54,13 @@ pub struct RunArgs {
     /// Host name written in every event (default: the system's).
     #[arg(long)]
     pub host: Option<String>,
+    /// Detector thresholds, windows and hysteresis (TOML; one table per fault, e.g.
+    /// `[syn_flood]`). Unset keys keep the fault catalogue's defaults.
+    #[arg(long, value_name = "PATH")]
+    pub detect_config: Option<PathBuf>,
+    /// Also write every detector input to this file, for `guardian replay`.
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<PathBuf>,
     /// Milliseconds a remedy has to verify before it is rolled back.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub verify_timeout_ms: u64,

@@ -14,5 +14,6 @@ pub mod output;
 pub mod preflight;
 pub mod probes;
 pub mod remedy;
+pub mod replay;
 pub mod run;
 pub mod source;

@@ -18,5 +18,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => guardian::run::main(args),
+        Command::Replay { file } => {
+            let stdout = std::io::stdout();
+            match guardian::replay::replay(&file, &mut stdout.lock()) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("guardian: {e:#}");
+                    ExitCode::from(65) // EX_DATAERR
+                }
+            }
+        }
     }
 }

@@ -11,6 +11,8 @@ pub enum PreflightError {
     NoBtf(String),
     #[error("tracefs is not mounted: run `mount -t tracefs nodev /sys/kernel/tracing`")]
     NoTracefs,
+    #[error("{path}: {reason}")]
+    Config { path: String, reason: String },
     #[error("interface {iface} named by {flag} does not exist in this network namespace")]
     UnknownInterface { iface: String, flag: &'static str },
 }
@@ -57,6 +59,15 @@ pub fn interfaces_exist(names: &[String], flag: &'static str) -> Result<(), Pref
     Ok(())
 }
 
-pub fn exists(p: &Path) -> bool {
-    p.exists()
+/// Reads detector settings; every key is checked (unknown keys are errors).
+pub fn detect_config(path: Option<&Path>) -> Result<crate::detect::DetectConfig, PreflightError> {
+    let Some(path) = path else {
+        return Ok(Default::default());
+    };
+    let err = |reason: String| PreflightError::Config {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))
 }

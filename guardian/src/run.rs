@@ -6,18 +6,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::RunArgs,
+    detect::DetectConfig,
     engine::{self, EngineConfig},
     netns,
     output::{self, Body, Emitter, Lifecycle, Phase},
     preflight,
     probes::{self, Probes},
-    source::{counters::Collector, ringbuf},
+    source::{self, counters::Collector, ringbuf},
 };
 
 /// Runs the daemon; the exit code follows sysexits.h for operator mistakes.
 pub fn main(args: RunArgs) -> ExitCode {
-    let env = match validate(&args) {
-        Ok(env) => env,
+    let checked = validate(&args)
+        .and_then(|env| preflight::detect_config(args.detect_config.as_deref()).map(|d| (env, d)));
+    let (env, detect) = match checked {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("guardian: {e}");
             return ExitCode::from(e.exit_code());
@@ -34,7 +37,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, env)) {
+    match runtime.block_on(run(args, env, detect)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("guardian: {e:#}");
@@ -61,7 +64,11 @@ fn lifecycle(e: &Emitter, phase: Phase, netns: u32, args: &RunArgs, detail: serd
     }));
 }
 
-async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
+async fn run(
+    args: RunArgs,
+    env: preflight::Environment,
+    detect: DetectConfig,
+) -> anyhow::Result<()> {
     let own_netns = netns::current().context("reading /proc/self/ns/net")?;
     let host = match &args.host {
         Some(h) => h.clone(),
@@ -90,7 +97,8 @@ async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
         .await
         .context("probe loader")??;
     let ring = probes.take_ringbuf()?;
-    let mut collector = Collector::new(&mut probes, own_netns, args.interval_ms)?;
+    let samplers = source::samplers(&mut probes)?;
+    let mut collector = Collector::new(&mut probes, own_netns, args.interval_ms, samplers)?;
     lifecycle(
         &emitter,
         Phase::Attached,
@@ -100,7 +108,13 @@ async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
     );
 
     let shutdown = CancellationToken::new();
-    let ring_task = tokio::spawn(ringbuf::run(ring, emitter.clone(), shutdown.clone()));
+    let (inputs, inputs_rx) = tokio::sync::mpsc::unbounded_channel();
+    let ring_task = tokio::spawn(ringbuf::run(
+        ring,
+        emitter.clone(),
+        inputs.clone(),
+        shutdown.clone(),
+    ));
     let engine_task = tokio::spawn(engine::run(
         EngineConfig {
             mode: args.mode,
@@ -108,8 +122,11 @@ async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
             state_dir: args.state_dir.clone(),
             netns: own_netns,
             verify_timeout: Duration::from_millis(args.verify_timeout_ms),
+            detect,
+            record: args.record.clone(),
         },
         emitter.clone(),
+        inputs_rx,
         shutdown.clone(),
     ));
 
@@ -123,8 +140,12 @@ async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break "SIGINT",
             _ = term.recv() => break "SIGTERM",
             _ = ticker.tick() => {
-                for body in tokio::task::block_in_place(|| collector.tick(false)) {
+                let tick = tokio::task::block_in_place(|| collector.tick(false));
+                for body in tick.events {
                     emitter.emit(body);
+                }
+                for input in tick.inputs {
+                    let _ = inputs.send(input);
                 }
             }
             res = async { engine_task.as_mut().expect("engine running").await }, if engine_task.is_some() => {
@@ -151,7 +172,7 @@ async fn run(args: RunArgs, env: preflight::Environment) -> anyhow::Result<()> {
     }
     let detached = tokio::task::block_in_place(|| probes.detach());
     let _ = tokio::time::timeout(Duration::from_secs(2), ring_task).await;
-    for body in tokio::task::block_in_place(|| collector.tick(true)) {
+    for body in tokio::task::block_in_place(|| collector.tick(true)).events {
         emitter.emit(body);
     }
     lifecycle(

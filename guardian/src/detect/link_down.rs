@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{Detector, Finding};
+use super::{Detector, Finding, Input};
 use crate::netlink::{LinkState, NetEvent};
 use crate::output::{FaultState, Severity, Subject};
 
@@ -69,6 +69,7 @@ impl LinkDown {
             },
             evidence,
             key: key(l.ifindex),
+            netns: None,
         }
     }
 
@@ -100,7 +101,10 @@ impl Detector for LinkDown {
         FAULT
     }
 
-    fn observe(&mut self, ev: &NetEvent, now: Instant) -> Vec<Finding> {
+    fn observe(&mut self, input: &Input, now: Instant) -> Vec<Finding> {
+        let Input::Net(ev) = input else {
+            return Vec::new();
+        };
         match ev {
             NetEvent::Link(l) if self.managed.contains(&l.name) => {
                 let Some(t) = self.links.get_mut(&l.ifindex) else {
@@ -197,7 +201,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ev)| {
-                d.observe(ev, t0 + Duration::from_millis(i as u64))
+                crate::detect::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
                     .into_iter()
                     .map(|f| {
                         assert_eq!(f.fault, "link_down");
@@ -306,11 +310,15 @@ mod tests {
         let initial = [link(3, "va", false, false)];
         let mut d = LinkDown::new(["va", "vc"], &initial);
         let now = Instant::now();
-        assert!(d.observe(&L(link(3, "va", false, false)), now).is_empty());
+        assert!(
+            crate::detect::observe_net(&mut d, &L(link(3, "va", false, false)), now).is_empty()
+        );
         // a managed link created later, down, then up, then down: opens only on the last
-        assert!(d.observe(&L(link(9, "vc", false, false)), now).is_empty());
-        assert!(d.observe(&L(link(9, "vc", true, true)), now).is_empty());
-        let f = d.observe(&L(link(9, "vc", false, false)), now);
+        assert!(
+            crate::detect::observe_net(&mut d, &L(link(9, "vc", false, false)), now).is_empty()
+        );
+        assert!(crate::detect::observe_net(&mut d, &L(link(9, "vc", true, true)), now).is_empty());
+        let f = crate::detect::observe_net(&mut d, &L(link(9, "vc", false, false)), now);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].key, "link:9");
     }
@@ -320,11 +328,12 @@ mod tests {
         let initial = [link(3, "va", true, true)];
         let mut d = LinkDown::new(["va"], &initial);
         let t0 = Instant::now();
-        let open = d.observe(&L(link(3, "va", false, false)), t0);
+        let open = crate::detect::observe_net(&mut d, &L(link(3, "va", false, false)), t0);
         assert_eq!(open[0].evidence["reason"], "admin_down");
         assert_eq!(open[0].evidence["admin_up"], false);
         assert_eq!(open[0].subject.ifindex, Some(3));
-        let clear = d.observe(
+        let clear = crate::detect::observe_net(
+            &mut d,
             &L(link(3, "va", true, true)),
             t0 + Duration::from_millis(40),
         );

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{Detector, Finding};
+use super::{Detector, Finding, Input};
 use crate::netlink::{LinkState, NetEvent, RouteSpec};
 use crate::output::{FaultState, Severity, Subject};
 
@@ -84,6 +84,7 @@ impl RouteLost {
             },
             evidence,
             key: key(spec),
+            netns: None,
         }
     }
 }
@@ -98,7 +99,10 @@ impl Detector for RouteLost {
         FAULT
     }
 
-    fn observe(&mut self, ev: &NetEvent, now: Instant) -> Vec<Finding> {
+    fn observe(&mut self, input: &Input, now: Instant) -> Vec<Finding> {
+        let Input::Net(ev) = input else {
+            return Vec::new();
+        };
         match ev {
             NetEvent::Link(l) => {
                 let came_up = l.admin_up && !self.links.get(&l.ifindex).is_some_and(|p| p.admin_up);
@@ -191,7 +195,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ev)| {
-                d.observe(ev, t0 + Duration::from_millis(i as u64))
+                crate::detect::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
                     .into_iter()
                     .map(|f| {
                         assert_eq!((f.fault, f.layer), ("route_lost", 3));
@@ -295,7 +299,7 @@ mod tests {
         let mut d = RouteLost::new(vec![base.clone()], &[link(3, "va", true)]);
         let now = Instant::now();
         // the deletion message may differ in non-identity fields; the baseline's are kept
-        let f = d.observe(&Del(v4()), now);
+        let f = crate::detect::observe_net(&mut d, &Del(v4()), now);
         assert_eq!(f.len(), 1);
         let spec: RouteSpec = serde_json::from_value(f[0].evidence["route"].clone()).unwrap();
         assert_eq!(spec, base);
@@ -306,7 +310,7 @@ mod tests {
             f[0].key,
             "route:ipv4 10.250.0.0/24 table 254 via 10.0.0.2 oif 3 metric 0"
         );
-        let c = d.observe(&Add(v4()), now + Duration::from_millis(7));
+        let c = crate::detect::observe_net(&mut d, &Add(v4()), now + Duration::from_millis(7));
         assert_eq!(c[0].state, FaultState::Cleared);
         assert_eq!(c[0].evidence["lost_ms"], 7.0);
         assert_eq!(c[0].key, f[0].key);

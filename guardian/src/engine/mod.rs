@@ -17,10 +17,13 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::detect::{Detector, Finding, LinkDown, RouteLost};
-use crate::journal::{self, Journal};
+pub use crate::detect::incidents::IncidentKey;
+use crate::detect::incidents::{fault_body, Ids, Incidents};
+use crate::detect::record::Recorder;
+use crate::detect::{self, Baseline, DetectConfig, Detector, Finding, Input};
+use crate::journal::Journal;
 use crate::netlink::{self, LinkState, NetEvent, Netlink, Notice, RouteSpec};
-use crate::output::{Body, Emitter, Fault, FaultState, Mode};
+use crate::output::{Emitter, FaultState, Mode};
 use crate::remedy::{LinkUp, Remedy, RouteRestore};
 
 /// How long a change has to verify before it is rolled back.
@@ -38,6 +41,10 @@ pub struct EngineConfig {
     /// The daemon's network namespace inode, reported in events.
     pub netns: u32,
     pub verify_timeout: Duration,
+    /// Thresholds of every detector.
+    pub detect: DetectConfig,
+    /// Write every detector input to this file (`--record`), for `guardian replay`.
+    pub record: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -48,6 +55,8 @@ impl EngineConfig {
             state_dir,
             netns,
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,
+            detect: DetectConfig::default(),
+            record: None,
         }
     }
 }
@@ -85,6 +94,7 @@ pub fn protected(r: &RouteSpec) -> bool {
 pub async fn run(
     cfg: EngineConfig,
     emitter: Emitter,
+    mut inputs: tokio::sync::mpsc::UnboundedReceiver<Input>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut sub = netlink::subscribe().context("subscribing to link and route changes")?;
@@ -108,15 +118,19 @@ pub async fn run(
         protected_routes = baseline.len(),
         "engine started"
     );
-    let mut engine = Engine::new(
-        cfg,
-        emitter,
-        nl,
-        &links,
-        baseline,
-        journal,
-        shutdown.clone(),
-    );
+    let base = Baseline {
+        keep_up: cfg.keep_up.clone(),
+        links: links.clone(),
+        routes: baseline.clone(),
+    };
+    let recorder = match &cfg.record {
+        Some(path) => Some(
+            Recorder::create(path, emitter.host(), cfg.netns, &cfg.detect, &base)
+                .with_context(|| format!("creating the record file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut engine = Engine::new(cfg, emitter, nl, &base, journal, recorder, shutdown.clone());
     loop {
         tokio::select! {
             biased;
@@ -129,19 +143,11 @@ pub async fn run(
                 }
                 None => anyhow::bail!("the netlink subscription closed"),
             },
+            Some(input) = inputs.recv() => engine.observe(input).await,
         }
     }
     tracing::debug!("engine stopping");
     Ok(())
-}
-
-type IncidentKey = (&'static str, String);
-
-struct Incident {
-    id: String,
-    opened_at: Instant,
-    /// A remedy was planned or applied for it (at most one attempt per incident).
-    attempted: bool,
 }
 
 struct Engine {
@@ -150,7 +156,8 @@ struct Engine {
     nl: Netlink,
     detectors: Vec<Box<dyn Detector + Send + Sync>>,
     remedies: Vec<Box<dyn Remedy + Send + Sync>>,
-    incidents: HashMap<IncidentKey, Incident>,
+    incidents: Incidents,
+    recorder: Option<Recorder>,
     links: HashMap<u32, LinkState>,
     baseline: Vec<RouteSpec>,
     journal: Option<Journal>,
@@ -162,15 +169,12 @@ impl Engine {
         cfg: EngineConfig,
         emitter: Emitter,
         nl: Netlink,
-        links: &[LinkState],
-        baseline: Vec<RouteSpec>,
+        base: &Baseline,
         journal: Option<Journal>,
+        recorder: Option<Recorder>,
         shutdown: CancellationToken,
     ) -> Self {
-        let detectors: Vec<Box<dyn Detector + Send + Sync>> = vec![
-            Box::new(LinkDown::new(cfg.keep_up.iter().cloned(), links)),
-            Box::new(RouteLost::new(baseline.clone(), links)),
-        ];
+        let detectors = detect::all(&cfg.detect, base);
         let remedies: Vec<Box<dyn Remedy + Send + Sync>> = vec![
             Box::new(LinkUp::new(cfg.keep_up.iter().cloned())),
             Box::new(RouteRestore::new()),
@@ -181,9 +185,10 @@ impl Engine {
             nl,
             detectors,
             remedies,
-            incidents: HashMap::new(),
-            links: links.iter().map(|l| (l.ifindex, l.clone())).collect(),
-            baseline,
+            incidents: Incidents::new(Ids::Clock),
+            recorder,
+            links: base.links.iter().map(|l| (l.ifindex, l.clone())).collect(),
+            baseline: base.routes.clone(),
             journal,
             shutdown,
         }
@@ -197,16 +202,8 @@ impl Engine {
                 return;
             }
             tracing::trace!(?ev, "netlink event");
-            let now = Instant::now();
             let came_up = self.track_link(&ev);
-            let findings: Vec<Finding> = self
-                .detectors
-                .iter_mut()
-                .flat_map(|d| d.observe(&ev, now))
-                .collect();
-            for f in findings {
-                self.on_finding(f, now).await;
-            }
+            self.observe(Input::Net(ev)).await;
             if let Some(ifindex) = came_up {
                 queue.extend(self.reconcile_routes(Some(ifindex)).await);
             }
@@ -281,56 +278,32 @@ impl Engine {
         self.process(events).await;
     }
 
-    async fn on_finding(&mut self, f: Finding, now: Instant) {
-        let key: IncidentKey = (f.fault, f.key.clone());
-        match f.state {
-            FaultState::Opened => {
-                let id = journal::new_id();
-                tracing::info!(fault = f.fault, key = %f.key, incident = %id, "fault opened");
-                self.emit_fault(&f, &id);
-                self.incidents.insert(
-                    key.clone(),
-                    Incident {
-                        id,
-                        opened_at: now,
-                        attempted: false,
-                    },
-                );
-                self.try_remedy(&f, &key).await;
+    /// Runs one input through every detector (recording it first) and acts on the findings.
+    async fn observe(&mut self, input: Input) {
+        let now = Instant::now();
+        if let Some(r) = &mut self.recorder {
+            if let Err(e) = r.write(now, &input) {
+                tracing::warn!(error = %e, "recording stopped");
+                self.recorder = None;
             }
-            FaultState::Updated => {
-                let Some(inc) = self.incidents.get(&key) else {
-                    tracing::debug!(fault = f.fault, key = %f.key, "update of an unknown fault");
-                    return;
-                };
-                let attempted = inc.attempted;
-                self.emit_fault(&f, &inc.id.clone());
-                if !attempted {
-                    self.try_remedy(&f, &key).await;
-                }
-            }
-            FaultState::Cleared => {
-                let id = match self.incidents.remove(&key) {
-                    Some(inc) => inc.id,
-                    None => journal::new_id(),
-                };
-                tracing::info!(fault = f.fault, key = %f.key, incident = %id, "fault cleared");
-                self.emit_fault(&f, &id);
-            }
+        }
+        for f in detect::observe_all(&mut self.detectors, &input, now) {
+            self.on_finding(f, now).await;
         }
     }
 
-    fn emit_fault(&self, f: &Finding, incident: &str) {
-        self.emitter.emit(Body::Fault(Fault {
-            netns: self.cfg.netns,
-            fault: f.fault,
-            layer: f.layer,
-            severity: f.severity,
-            state: f.state,
-            incident: incident.to_string(),
-            subject: f.subject.clone(),
-            evidence: f.evidence.clone(),
-        }));
+    async fn on_finding(&mut self, f: Finding, now: Instant) {
+        let Some(id) = self.incidents.track(&f, now) else {
+            tracing::debug!(fault = f.fault, key = %f.key, "update or clear of an unknown fault");
+            return;
+        };
+        tracing::info!(fault = f.fault, key = %f.key, incident = %id, state = ?f.state, "fault");
+        self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
+        let key: IncidentKey = (f.fault, f.key.clone());
+        let attempted = self.incidents.get(&key).is_none_or(|i| i.attempted);
+        if f.state != FaultState::Cleared && !attempted {
+            self.try_remedy(&f, &key).await;
+        }
     }
 }
 
@@ -367,7 +340,14 @@ mod tests {
         fn is_send<T: Send>(_: &T) {}
         let fut = async {
             let (emitter, _writer) = crate::output::open(None, "h".into()).await.unwrap();
-            run(EngineConfig::default(), emitter, CancellationToken::new()).await
+            let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            run(
+                EngineConfig::default(),
+                emitter,
+                rx,
+                CancellationToken::new(),
+            )
+            .await
         };
         is_send(&fut);
     }

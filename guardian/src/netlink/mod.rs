@@ -43,7 +43,8 @@ pub const RTPROT_RA: u8 = 9;
 pub const RTPROT_REDIRECT: u8 = 1;
 
 /// A change the kernel announced on the link or route multicast groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum NetEvent {
     /// RTM_NEWLINK: a link appeared or changed (flags, operstate, MTU, name...).
     Link(LinkState),

@@ -1,7 +1,7 @@
 //! The NDJSON event model (schema 1). Every line is an [`Envelope`]: `schema`, `ts`, `host`,
 //! `type`, then the fields of that type. docs/events.md and docs/schema/events.schema.json
 //! describe the same shapes; the end-to-end tests validate every emitted line against the schema.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -60,7 +60,7 @@ pub enum Mode {
 }
 
 /// Periodic per-netns totals since the daemon attached (monotonic counters) plus gauges.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Counters {
     pub netns: u32,
     pub interval_ms: u64,
@@ -79,21 +79,21 @@ pub struct Counters {
     /// `tcp_retransmit_skb` hits that returned before the kernel accounted a retransmission.
     pub retrans_failed: u64,
     /// Destinations with the most failed connects (SYN_SENT -> CLOSE), most first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect_failures_by_dst: Vec<DstCount>,
     /// Per XDP interface (only in the daemon's own namespace).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xdp: Vec<XdpIface>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DstCount {
     pub addr: String,
     pub port: u16,
     pub count: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct XdpIface {
     pub iface: String,
     pub ifindex: u32,
@@ -106,32 +106,32 @@ pub struct XdpIface {
     pub syn_by_port: Vec<PortCount>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AddrCount {
     pub addr: String,
     pub count: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortCount {
     pub port: u16,
     pub count: u64,
 }
 
 /// An individually interesting kernel event.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Observation {
     pub netns: u32,
     /// `bind_conflict` (bind returned EADDRINUSE) or `connect_addrnotavail`.
-    pub kind: &'static str,
+    pub kind: String,
     /// `EADDRINUSE`, `EADDRNOTAVAIL`.
-    pub error: &'static str,
+    pub error: String,
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
     /// `ipv4` or `ipv6`; absent when the syscall's address was not readable.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub family: Option<&'static str>,
+    pub family: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

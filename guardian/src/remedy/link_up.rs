@@ -67,7 +67,7 @@ impl Remedy for LinkUp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::{Detector, LinkDown};
+    use crate::detect::LinkDown;
     use crate::netlink::{LinkState, NetEvent};
     use crate::output::{FaultState, Severity, Subject};
     use std::time::Instant;
@@ -85,6 +85,7 @@ mod tests {
             },
             evidence: json!({"ifindex": 3, "admin_up": admin_up, "oper_up": oper_up}),
             key: "link:3".into(),
+            netns: None,
         }
     }
 
@@ -157,7 +158,7 @@ mod tests {
             oper_up: false,
             ..up
         };
-        let f = d.observe(&NetEvent::Link(down), Instant::now());
+        let f = crate::detect::observe_net(&mut d, &NetEvent::Link(down), Instant::now());
         assert!(LinkUp::new(["va"]).plan(&f[0]).is_some());
     }
 }

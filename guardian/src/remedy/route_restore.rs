@@ -45,7 +45,7 @@ impl Remedy for RouteRestore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::{Detector, RouteLost};
+    use crate::detect::RouteLost;
     use crate::netlink::{LinkState, NetEvent};
     use crate::output::{FaultState, Severity, Subject};
     use std::time::Instant;
@@ -67,7 +67,7 @@ mod tests {
             mtu: 1500,
         };
         let mut d = RouteLost::new(vec![spec()], &[va]);
-        let f = d.observe(&NetEvent::RouteDeleted(spec()), Instant::now());
+        let f = crate::detect::observe_net(&mut d, &NetEvent::RouteDeleted(spec()), Instant::now());
         let p = RouteRestore::new().plan(&f[0]).unwrap();
         assert_eq!(p.remedy, "route_restore");
         assert_eq!(p.apply, Action::AddRoute(spec()));
@@ -88,6 +88,7 @@ mod tests {
             subject: Subject::default(),
             evidence: json!({}),
             key: "route:x".into(),
+            netns: None,
         };
         // no route in the evidence
         assert!(RouteRestore.plan(&base).is_none());

@@ -6,12 +6,20 @@ use guardian_common::{
     AddrKey, NsCounters, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL, LOSS_RINGBUF,
 };
 
-use super::decode;
+use super::{decode, Sampler, TickContext};
 use crate::{
+    detect::Input,
     netns,
     output::{AddrCount, Body, Counters, DstCount, Loss, PortCount, XdpIface},
     probes::{ProbeError, Probes},
 };
+
+/// What one tick produced: events to write, inputs for the detectors.
+#[derive(Default)]
+pub struct Tick {
+    pub events: Vec<Body>,
+    pub inputs: Vec<Input>,
+}
 
 /// Counters events are written when something changed, and at least this often (in ticks).
 const HEARTBEAT_TICKS: u64 = 10;
@@ -32,6 +40,7 @@ pub struct Collector {
     last_xdp: HashMap<u32, XdpIfaceStats>,
     lost: [u64; 2],
     ticks: u64,
+    samplers: Vec<Box<dyn Sampler>>,
 }
 
 fn sum<T: aya::Pod + Default>(v: &PerCpuValues<T>, add: impl Fn(&mut T, &T)) -> T {
@@ -65,7 +74,12 @@ fn top<K, T>(mut v: Vec<(K, u64)>, f: impl Fn(K, u64) -> T) -> Vec<T> {
 }
 
 impl Collector {
-    pub fn new(probes: &mut Probes, own_netns: u32, interval_ms: u64) -> Result<Self, ProbeError> {
+    pub fn new(
+        probes: &mut Probes,
+        own_netns: u32,
+        interval_ms: u64,
+        samplers: Vec<Box<dyn Sampler>>,
+    ) -> Result<Self, ProbeError> {
         fn conv<T: TryFrom<aya::maps::Map>>(
             p: &mut Probes,
             name: &'static str,
@@ -87,14 +101,17 @@ impl Collector {
             last_xdp: HashMap::new(),
             lost: [0; 2],
             ticks: 0,
+            samplers,
         })
     }
 
-    /// One tick: the events to write. `last` forces a counters event for every namespace seen.
-    pub fn tick(&mut self, last: bool) -> Vec<Body> {
+    /// One tick: the events to write and the detectors' inputs. `last` forces a counters event
+    /// for every namespace seen.
+    pub fn tick(&mut self, last: bool) -> Tick {
         self.ticks += 1;
         let heartbeat = self.ticks.is_multiple_of(HEARTBEAT_TICKS);
         let mut out = self.losses();
+        let mut inputs = Vec::new();
         let xdp = self.xdp();
         let xdp_changed = xdp
             .iter()
@@ -120,21 +137,20 @@ impl Collector {
         }
         let mut netnses: Vec<u32> = current.keys().copied().collect();
         netnses.sort_unstable();
-        for ns in netnses {
+        for &ns in &netnses {
             let c = current[&ns];
             let prev = self.last.get(&ns).copied();
             let had_tw = prev.and_then(|p| p.1).unwrap_or(0) > 0;
             let changed = prev.map(|p| p.0) != Some(c);
             let own_xdp = ns == self.own_netns && xdp_changed;
-            if !(changed || own_xdp || had_tw || heartbeat || last) {
-                continue;
-            }
-            let tw = self.time_wait(ns);
-            if !(changed || own_xdp || heartbeat || last) && prev.map(|p| p.1) == Some(tw) {
-                continue;
+            let mut emit = changed || own_xdp || heartbeat || last;
+            let mut tw = prev.and_then(|p| p.1);
+            if emit || had_tw {
+                tw = self.time_wait(ns);
+                emit = emit || prev.map(|p| p.1) != Some(tw);
             }
             self.last.insert(ns, (c, tw));
-            out.push(Body::Counters(Counters {
+            let counters = Counters {
                 netns: ns,
                 interval_ms: self.interval_ms,
                 is_final: last,
@@ -153,9 +169,31 @@ impl Collector {
                 } else {
                     Vec::new()
                 },
-            }));
+            };
+            if emit {
+                out.push(Body::Counters(counters.clone()));
+            }
+            // Detectors see every namespace every tick, changed or not: a rate fault must be
+            // able to clear when its counters stop moving.
+            inputs.push(Input::Counters(counters));
         }
-        out
+        let mut active = netnses;
+        if !active.contains(&self.own_netns) {
+            active.push(self.own_netns);
+        }
+        let mut ctx = TickContext {
+            active: &active,
+            own_netns: self.own_netns,
+            index: &mut self.index,
+            last,
+        };
+        for s in &mut self.samplers {
+            inputs.extend(s.sample(&mut ctx));
+        }
+        Tick {
+            events: out,
+            inputs,
+        }
     }
 
     fn time_wait(&mut self, ns: u32) -> Option<u64> {

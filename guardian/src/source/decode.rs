@@ -54,12 +54,12 @@ pub fn observation(ev: &SyscallEvent) -> Result<Observation, DecodeError> {
     let ip = addr(ev.family, &ev.addr);
     Ok(Observation {
         netns: ev.netns,
-        kind,
-        error,
+        kind: kind.to_string(),
+        error: error.to_string(),
         pid: ev.tgid,
         tid: ev.pid,
         comm: comm(&ev.comm),
-        family: family_name(ev.family),
+        family: family_name(ev.family).map(str::to_string),
         addr: ip.map(|a| a.to_string()),
         port: ip.map(|_| ev.port),
     })
@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(o.comm, "gt-binder");
         assert_eq!(o.addr.as_deref(), Some("10.77.0.1"));
         assert_eq!(o.port, Some(8080));
-        assert_eq!(o.family, Some("ipv4"));
+        assert_eq!(o.family.as_deref(), Some("ipv4"));
         assert_eq!(o.netns, 4026531840);
     }
 
@@ -110,7 +110,7 @@ mod tests {
         shifted.extend_from_slice(&bytes);
         let o = observation(&syscall_event(&shifted[1..]).unwrap()).unwrap();
         assert_eq!(o.addr.as_deref(), Some("2001:db8::7"));
-        assert_eq!(o.family, Some("ipv6"));
+        assert_eq!(o.family.as_deref(), Some("ipv6"));
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Types for the DNS signals (tcx).

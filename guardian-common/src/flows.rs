@@ -1,0 +1,1 @@
+//! Types for the flow signals (handshakes per port, connections per source, retransmit patterns per flow).

@@ -1,0 +1,1 @@
+//! DNS rcodes and unanswered queries per resolver, at tcx (being written).
