@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod detect;
 pub mod engine;
+pub mod errors;
 pub mod journal;
 pub mod netlink;
 pub mod netns;

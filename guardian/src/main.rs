@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             match guardian::replay::replay(&file, &mut stdout.lock()) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("guardian: {e:#}");
+                    eprintln!("guardian: {}", guardian::errors::sentence(&e));
                     ExitCode::from(65) // EX_DATAERR
                 }
             }

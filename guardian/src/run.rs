@@ -40,7 +40,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     match runtime.block_on(run(args, env, detect)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("guardian: {e:#}");
+            eprintln!("guardian: {}", crate::errors::sentence(&e));
             ExitCode::FAILURE
         }
     }
@@ -80,6 +80,11 @@ async fn run(
         .await
         .with_context(|| format!("opening the events sink {:?}", args.events))?;
     let writer = tokio::spawn(writer.run());
+    // Installed before loading: a stop requested while the probes load is honoured right after,
+    // through the normal drain and detach path.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     lifecycle(
         &emitter,
         Phase::Started,
@@ -130,14 +135,13 @@ async fn run(
         shutdown.clone(),
     ));
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut engine_task = Some(engine_task);
     let reason = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break "SIGINT",
+            _ = int.recv() => break "SIGINT",
             _ = term.recv() => break "SIGTERM",
             _ = ticker.tick() => {
                 let tick = tokio::task::block_in_place(|| collector.tick(false));
@@ -152,7 +156,7 @@ async fn run(
                 engine_task = None;
                 match res {
                     Ok(Ok(())) => {},
-                    Ok(Err(e)) => { tracing::error!(error = %format!("{e:#}"), "engine stopped"); break "engine error"; }
+                    Ok(Err(e)) => { tracing::error!(error = %crate::errors::sentence(&e), "engine stopped"); break "engine error"; }
                     Err(e) => { tracing::error!(error = %e, "engine task failed"); break "engine error"; }
                 }
             }
