@@ -74,6 +74,9 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
             "unit tests",
             cargo(&[
                 "test",
+                // Same profile as the build step: the dependencies and the eBPF object are
+                // compiled once, not again for a debug profile.
+                "--release",
                 "--workspace",
                 "--exclude",
                 "guardian-ebpf",
