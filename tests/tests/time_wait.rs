@@ -23,11 +23,17 @@ fn time_wait_gauge_equals_ss() {
     let ok = run_in_netns(&a, move || connect_n(dst, K, Duration::from_secs(10)));
     assert_eq!(ok, K);
     assert!(server.wait_finished(K as u64, Duration::from_secs(10)));
-    // The client closed first: every connection ends in TIME_WAIT in A (for 60 s).
-    let settled = poll(Duration::from_secs(10), Duration::from_millis(20), || {
-        (ss_time_wait(&a) >= K).then_some(())
+    // The client closed first, so the connections end in TIME_WAIT in A (for 60 s). Under load
+    // a few may close otherwise (seen: 198 of 200), so wait for the count to stop moving; the
+    // claim under test is guardian == ss, whatever the count.
+    let mut last = usize::MAX;
+    let settled = poll(Duration::from_secs(10), Duration::from_millis(200), || {
+        let now = ss_time_wait(&a);
+        let stable = now == last && now >= K * 9 / 10;
+        last = now;
+        stable.then_some(now)
     });
-    assert!(settled.is_some(), "TIME_WAIT in A: {}", ss_time_wait(&a));
+    let settled = settled.unwrap_or_else(|| panic!("TIME_WAIT in A: {}", ss_time_wait(&a)));
     let done = SystemTime::now();
 
     let netns = a.inode();
@@ -65,6 +71,10 @@ fn time_wait_gauge_equals_ss() {
     let fin = final_counters(&events, netns).expect("final counters for A");
     let tw_entries = u64_field(fin, "tw_entries");
     eprintln!("tw_entries {tw_entries}");
-    assert!(tw_entries >= K as u64, "tw_entries {tw_entries} < {K}");
+    // Every TIME_WAIT socket was entered through FIN_WAIT2/CLOSING -> CLOSE.
+    assert!(
+        tw_entries >= settled as u64,
+        "tw_entries {tw_entries} < {settled} TIME_WAIT sockets"
+    );
     server.stop();
 }
