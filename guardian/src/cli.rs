@@ -21,6 +21,17 @@ pub struct Cli {
 pub enum Command {
     /// Load the probes, watch, detect and (in enforce mode) heal; NDJSON events on stdout.
     Run(RunArgs),
+    /// Check whether guardian can run here: kernel, BTF, tracefs, capabilities, the
+    /// tracepoint fields and structure members it reads, program types, XDP conflicts.
+    /// Exits 1 when a required check fails.
+    Doctor {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also check that this interface is free for guardian's XDP program (repeatable).
+        #[arg(long = "xdp", value_name = "IFACE")]
+        xdp: Vec<String>,
+    },
     /// Run the detectors over a file written by `run --record` and print the fault events
     /// they would have emitted (deterministic: same file, same output).
     Replay {

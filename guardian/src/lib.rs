@@ -6,6 +6,7 @@
 //! verify, roll back) → `journal` (write-ahead) and `output` (NDJSON).
 pub mod cli;
 pub mod detect;
+pub mod doctor;
 pub mod engine;
 pub mod errors;
 pub mod journal;

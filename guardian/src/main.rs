@@ -18,6 +18,17 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => guardian::run::main(args),
+        Command::Doctor { json, xdp } => {
+            let checks = guardian::doctor::run(&xdp);
+            match guardian::doctor::report(&checks, json, &mut std::io::stdout().lock()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("guardian: writing the report: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Replay { file } => {
             let stdout = std::io::stdout();
             match guardian::replay::replay(&file, &mut stdout.lock()) {

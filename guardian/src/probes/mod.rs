@@ -165,6 +165,11 @@ impl Probes {
     }
 }
 
+/// Whether this binary carries its eBPF programs (it does not when built with AYA_BUILD_SKIP).
+pub fn has_object() -> bool {
+    !EBPF_OBJECT.is_empty()
+}
+
 /// Where tracefs is mounted.
 pub fn tracefs_path() -> Option<PathBuf> {
     ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]

@@ -1,0 +1,332 @@
+//! `guardian doctor`: can guardian run here, and if not, why. Every check says what it found;
+//! the exit status is non-zero when a required check fails.
+use aya::programs::ProgramType;
+use serde::Serialize;
+
+use crate::probes::{self, offsets, xdp};
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    /// Not needed by what guardian runs today; reported for the operator.
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    /// A failure of a required check means guardian cannot run here.
+    pub required: bool,
+}
+
+fn check(name: &str, required: bool, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        status: match (ok, required) {
+            (true, _) => Status::Ok,
+            (false, true) => Status::Fail,
+            (false, false) => Status::Warn,
+        },
+        detail: detail.into(),
+        required,
+    }
+}
+
+/// Capabilities guardian uses, by bit number (linux/capability.h).
+pub const CAPS: [(&str, u32, &str); 4] = [
+    ("CAP_BPF", 39, "load programs and create maps"),
+    ("CAP_PERFMON", 38, "tracepoints and reading kernel memory"),
+    ("CAP_NET_ADMIN", 12, "XDP/tcx attachment, links and routes"),
+    (
+        "CAP_SYS_ADMIN",
+        21,
+        "entering other network namespaces (setns) for per-namespace gauges",
+    ),
+];
+
+/// The effective capability mask from `/proc/self/status` (`CapEff:` hex).
+pub fn cap_eff(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
+/// The mount point of the cgroup v2 hierarchy, from `/proc/self/mountinfo`.
+pub fn cgroup2_mount(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let fstype = right.split_whitespace().next()?;
+        (fstype == "cgroup2").then(|| left.split_whitespace().nth(4).map(str::to_string))?
+    })
+}
+
+/// Whether `fstype` is mounted at `path`, from `/proc/self/mountinfo`.
+pub fn mounted(mountinfo: &str, path: &str, fstype: &str) -> bool {
+    mountinfo.lines().any(|l| {
+        let Some((left, right)) = l.split_once(" - ") else {
+            return false;
+        };
+        left.split_whitespace().nth(4) == Some(path)
+            && right.split_whitespace().next() == Some(fstype)
+    })
+}
+
+fn program_type(name: &str, ty: ProgramType, required: bool, why: &str) -> Check {
+    match aya::sys::is_program_supported(ty) {
+        Ok(true) => check(name, required, true, format!("loads ({why})")),
+        Ok(false) => check(
+            name,
+            required,
+            false,
+            format!("refused by this kernel ({why})"),
+        ),
+        Err(e) => check(name, required, false, format!("probe failed: {e} ({why})")),
+    }
+}
+
+/// Runs every check. `xdp_ifaces` are the interfaces the operator means to pass to `--xdp`.
+pub fn run(xdp_ifaces: &[String]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let uname = nix::sys::utsname::uname()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u.sysname().to_string_lossy(),
+                u.release().to_string_lossy()
+            )
+        })
+        .unwrap_or_else(|e| format!("uname failed: {e}"));
+    out.push(check("kernel", true, cfg!(target_os = "linux"), uname));
+    out.push(check(
+        "ebpf_object",
+        true,
+        probes::has_object(),
+        if probes::has_object() {
+            "embedded in this binary"
+        } else {
+            "missing: this binary was built with AYA_BUILD_SKIP; rebuild with `cargo xtask build`"
+        },
+    ));
+
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = cap_eff(&status).unwrap_or(0);
+    for (cap, bit, why) in CAPS {
+        let has = eff & (1 << bit) != 0;
+        out.push(check(cap, true, has, why));
+    }
+
+    let btf = probes::btf_path();
+    let btf_ok = btf.exists();
+    out.push(check(
+        "btf",
+        true,
+        btf_ok,
+        if btf_ok {
+            btf.display().to_string()
+        } else {
+            format!(
+                "{} missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y",
+                btf.display()
+            )
+        },
+    ));
+
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let tracefs = probes::tracefs_path();
+    out.push(check(
+        "tracefs",
+        true,
+        tracefs.is_some(),
+        match &tracefs {
+            Some(p) => p.display().to_string(),
+            None => "not mounted: mount -t tracefs nodev /sys/kernel/tracing".into(),
+        },
+    ));
+    let bpffs = mounted(&mountinfo, "/sys/fs/bpf", "bpf");
+    out.push(check(
+        "bpffs",
+        false,
+        bpffs,
+        if bpffs {
+            "/sys/fs/bpf".to_string()
+        } else {
+            "not mounted (guardian pins nothing; mount -t bpf bpf /sys/fs/bpf for bpftool)".into()
+        },
+    ));
+    let cg = cgroup2_mount(&mountinfo);
+    out.push(check(
+        "cgroup_v2",
+        false,
+        cg.is_some(),
+        cg.unwrap_or_else(|| "no cgroup2 mount (needed by sock_ops remedies)".into()),
+    ));
+
+    // The real thing: every tracepoint field and kernel structure member guardian reads.
+    if let (Some(tfs), true) = (&tracefs, btf_ok) {
+        let derived = offsets::KernelBtf::open(btf).and_then(|b| offsets::derive(tfs, &b));
+        out.push(match derived {
+            Ok(o) => check(
+                "offsets",
+                true,
+                true,
+                format!(
+                    "all tracepoint fields and BTF members found (tcp_retransmit_skb {} `err`)",
+                    if o.rtx_err == guardian_common::Offsets::ABSENT {
+                        "without"
+                    } else {
+                        "with"
+                    }
+                ),
+            ),
+            Err(e) => check("offsets", true, false, e.to_string()),
+        });
+    }
+
+    out.push(program_type(
+        "prog_tracepoint",
+        ProgramType::TracePoint,
+        true,
+        "counters",
+    ));
+    out.push(program_type(
+        "prog_xdp",
+        ProgramType::Xdp,
+        true,
+        "--xdp counters",
+    ));
+    out.push(program_type(
+        "prog_tc",
+        ProgramType::SchedClassifier,
+        false,
+        "tcx DNS",
+    ));
+    out.push(program_type(
+        "prog_sock_ops",
+        ProgramType::SockOps,
+        false,
+        "fail-fast remedy",
+    ));
+    out.push(program_type(
+        "prog_raw_tracepoint",
+        ProgramType::RawTracePoint,
+        false,
+        "tp_btf",
+    ));
+    out.push(program_type(
+        "prog_tracing",
+        ProgramType::Tracing,
+        false,
+        "fentry/iterators; guardian does not need them",
+    ));
+
+    for iface in xdp_ifaces {
+        let name = format!("xdp_free:{iface}");
+        out.push(match nix::net::if_::if_nametoindex(iface.as_str()) {
+            Err(_) => check(&name, true, false, "no such interface in this namespace"),
+            Ok(ifindex) => match xdp::attached_program(ifindex, iface) {
+                Ok(None) => check(&name, true, true, "no XDP program attached"),
+                Ok(Some((id, _))) => check(
+                    &name,
+                    true,
+                    false,
+                    format!("XDP program id {id} already attached; guardian will not replace another tool's program"),
+                ),
+                Err(e) => check(&name, true, false, e.to_string()),
+            },
+        });
+    }
+    out
+}
+
+/// Prints the table (or JSON) and returns whether guardian can run here.
+pub fn report(
+    checks: &[Check],
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<bool> {
+    let ok = checks.iter().all(|c| c.status != Status::Fail);
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &serde_json::json!({"ok": ok, "checks": checks}))?;
+        writeln!(out)?;
+    } else {
+        for c in checks {
+            let mark = match c.status {
+                Status::Ok => "ok  ",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            writeln!(out, "{mark}  {:<20} {}", c.name, c.detail)?;
+        }
+        writeln!(
+            out,
+            "{}",
+            if ok {
+                "guardian can run here"
+            } else {
+                "guardian cannot run here: see FAIL above"
+            }
+        )?;
+    }
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_effective_capabilities() {
+        let status = "Name:\tguardian\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        let eff = cap_eff(status).unwrap();
+        for (_, bit, _) in CAPS {
+            assert!(eff & (1 << bit) != 0);
+        }
+        let none = cap_eff("CapEff:\t0000000000000000\n").unwrap();
+        assert_eq!(none, 0);
+        assert_eq!(cap_eff("no caps here"), None);
+    }
+
+    const MOUNTINFO: &str = "\
+24 30 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+31 24 0:27 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+40 24 0:33 / /sys/fs/bpf rw,nosuid shared:15 - bpf bpf rw,mode=700
+41 24 0:12 / /sys/kernel/tracing rw,nosuid shared:16 - tracefs nodev rw
+";
+
+    #[test]
+    fn finds_cgroup2_and_mounts() {
+        assert_eq!(
+            cgroup2_mount(MOUNTINFO).as_deref(),
+            Some("/sys/fs/cgroup/unified")
+        );
+        assert!(mounted(MOUNTINFO, "/sys/fs/bpf", "bpf"));
+        assert!(mounted(MOUNTINFO, "/sys/kernel/tracing", "tracefs"));
+        assert!(!mounted(MOUNTINFO, "/sys/fs/bpf", "tracefs"));
+        assert_eq!(
+            cgroup2_mount("24 30 0:22 / /sys rw - sysfs sysfs rw\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failed_required_check_fails_the_report_and_a_warning_does_not() {
+        let mut buf = Vec::new();
+        let warn = [check("bpffs", false, false, "x")];
+        assert!(report(&warn, false, &mut buf).unwrap());
+        let fail = [check("btf", true, false, "missing")];
+        let mut buf = Vec::new();
+        assert!(!report(&fail, false, &mut buf).unwrap());
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("FAIL  btf"), "{text}");
+        let mut js = Vec::new();
+        assert!(!report(&fail, true, &mut js).unwrap());
+        let v: serde_json::Value = serde_json::from_slice(&js).unwrap();
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["checks"][0]["status"], "fail");
+    }
+}
