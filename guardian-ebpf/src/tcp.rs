@@ -1,6 +1,6 @@
 //! TCP tracepoints: retransmitted segments, SYN and SYN-ACK retransmits, state transitions.
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use guardian_common::{
     flows::{FlowKey, FlowRtx, PortKey},
     AddrKey, Offsets, AF_INET, AF_INET6,

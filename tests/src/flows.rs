@@ -35,9 +35,7 @@ pub fn repeat(fault: &str, bound_ms: f64, mut scenario: impl FnMut(usize) -> f64
     s.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = s[s.len() / 2];
     let worst = s[s.len() - 1];
-    eprintln!(
-        "latency {fault}: median {median:.1} ms, worst {worst:.1} ms over {n} runs"
-    );
+    eprintln!("latency {fault}: median {median:.1} ms, worst {worst:.1} ms over {n} runs");
     assert!(
         worst <= bound_ms,
         "{fault}: worst latency {worst:.1} ms > {bound_ms} ms ({v:?})"
@@ -107,7 +105,10 @@ pub fn nft(ns: &Netns, script: &str) {
 
 /// Deletes table `inet NAME` in `ns` if it exists.
 pub fn nft_delete(ns: &Netns, table: &str) {
-    nft(ns, &format!("table inet {table}\ndelete table inet {table}\n"));
+    nft(
+        ns,
+        &format!("table inet {table}\ndelete table inet {table}\n"),
+    );
 }
 
 /// A counter from `/proc/thread-self/net/netstat` (e.g. `TcpExt` `TCPTimeouts`) of the

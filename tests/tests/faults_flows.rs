@@ -82,7 +82,10 @@ fn syn_flood_once() -> f64 {
     eprintln!("opened: {opened}");
     let ev = &opened["evidence"];
     assert!(ev["completion_ratio"].as_f64().unwrap() < 0.2, "{opened}");
-    assert!(ev["top_sources"][0]["addr"] == v.a_addr.to_string().as_str(), "{opened}");
+    assert!(
+        ev["top_sources"][0]["addr"] == v.a_addr.to_string().as_str(),
+        "{opened}"
+    );
     let lat = latency_ms(t_hold, &opened);
     let (_, cleared) = d.wait_for_after(
         i,
@@ -106,7 +109,9 @@ const CF_N: usize = 800;
 #[test]
 fn connection_flood_opens_and_clears() {
     require_root();
-    repeat("connection_flood", BOUND_RATE_MS, |_| connection_flood_once());
+    repeat("connection_flood", BOUND_RATE_MS, |_| {
+        connection_flood_once()
+    });
 }
 
 fn connection_flood_once() -> f64 {
@@ -197,7 +202,12 @@ fn connect_timeout_cascade_once() -> f64 {
     let v = pair(&c, &s, CT_SUBNET);
     c.sysctl("net.ipv4.tcp_syn_retries", "1");
     let dir = TempDir::new("ct");
-    let mut d = start_daemon(&c, &dir, "[connect_timeout_cascade]\nclear_after_ms = 500\n", &[]);
+    let mut d = start_daemon(
+        &c,
+        &dir,
+        "[connect_timeout_cascade]\nclear_after_ms = 500\n",
+        &[],
+    );
     let netns = c.inode();
     nft(
         &s,
@@ -323,7 +333,8 @@ fn mtu_blackhole_once() -> f64 {
         let mut sock = TcpStream::connect_timeout(&dst, Duration::from_secs(3)).expect("connect");
         sock.write_all(&[1u8; 100]).expect("small write");
         std::thread::sleep(Duration::from_millis(50));
-        sock.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        sock.set_write_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         let buf = vec![0x5au8; 2 << 20];
         let ok = sock.write_all(&buf).is_ok();
         let _ = sock.shutdown(std::net::Shutdown::Write);
@@ -355,17 +366,32 @@ fn mtu_blackhole_once() -> f64 {
     );
     eprintln!("opened: {opened}");
     let ev = &opened["evidence"];
-    assert!(ev["rto_retransmits"].as_u64().unwrap() >= MB_RTO, "{opened}");
+    assert!(
+        ev["rto_retransmits"].as_u64().unwrap() >= MB_RTO,
+        "{opened}"
+    );
     assert!(ev["segment_len"].as_u64() >= ev["mss"].as_u64(), "{opened}");
     let lat = latency_ms(t_hold, &opened);
     // Let the ICMP through: the next retransmit learns the path MTU and the transfer ends.
     nft_delete(&r, "gtflows");
     let ok = sender.join().unwrap();
-    assert!(ok, "the bulk transfer did not complete after the ICMP was let through");
+    assert!(
+        ok,
+        "the bulk transfer did not complete after the ICMP was let through"
+    );
     assert!(done.load(Ordering::SeqCst));
     let (_, cleared) = d.wait_for_after(
         i,
-        |e| is_fault_on(e, "mtu_blackhole", "cleared", netns, Some(&a), Some(MB_PORT)),
+        |e| {
+            is_fault_on(
+                e,
+                "mtu_blackhole",
+                "cleared",
+                netns,
+                Some(&a),
+                Some(MB_PORT),
+            )
+        },
         Duration::from_secs(10),
     );
     eprintln!("cleared: {cleared}");

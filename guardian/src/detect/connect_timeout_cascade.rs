@@ -101,7 +101,7 @@ impl Detector for ConnectTimeoutCascade {
                     },
                     evidence: json!({
                         "failed_connects": n,
-                        "window_ms": span.as_millis() as u64,
+                        "span_ms": span.as_millis() as u64,
                         "threshold": self.cfg.failures,
                         "syn_retrans_total": c.syn_retrans,
                     }),
@@ -172,9 +172,11 @@ mod tests {
     fn nineteen_in_ten_seconds_is_not_a_cascade_twenty_is() {
         assert!(run(&[19]).iter().all(Vec::is_empty));
         // 19 spread over 10 s, then 1 more after the first ones left the window.
-        assert!(run(&[10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10])
-            .iter()
-            .all(Vec::is_empty));
+        assert!(
+            run(&[10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10])
+                .iter()
+                .all(Vec::is_empty)
+        );
         assert_eq!(run(&[20]), vec![vec![O]]);
         let got = run(&[2; 10]);
         assert_eq!(got[9], vec![O]);
@@ -205,7 +207,11 @@ mod tests {
         let t0 = Instant::now();
         d.observe(&sample(&[]), t0);
         let f = d.observe(
-            &sample(&[("10.0.0.2", 80, 30), ("10.0.0.2", 443, 5), ("10.0.0.3", 80, 19)]),
+            &sample(&[
+                ("10.0.0.2", 80, 30),
+                ("10.0.0.2", 443, 5),
+                ("10.0.0.3", 80, 19),
+            ]),
             t0 + Duration::from_secs(1),
         );
         assert_eq!(f.len(), 1);

@@ -100,7 +100,7 @@ impl Detector for ConnectionFlood {
                     evidence: json!({
                         "connections_per_sec": (rate * 10.0).round() / 10.0,
                         "connections": n,
-                        "window_ms": span.as_millis() as u64,
+                        "span_ms": span.as_millis() as u64,
                         "limit_per_sec": self.cfg.per_source_per_sec,
                     }),
                 })

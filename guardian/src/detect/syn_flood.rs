@@ -72,7 +72,12 @@ impl<K: Hash + Eq + Clone> Windows<K> {
 
     /// Records one sample: the cumulative value of every key listed now. History older than
     /// `keep` is dropped (one entry at or before `now - keep` stays as the baseline).
-    pub fn observe(&mut self, now: Instant, values: impl IntoIterator<Item = (K, u64)>, keep: Duration) {
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        values: impl IntoIterator<Item = (K, u64)>,
+        keep: Duration,
+    ) {
         for (k, v) in values {
             let s = self.series.entry(k).or_insert_with(|| {
                 let mut d = VecDeque::new();
@@ -240,7 +245,7 @@ impl Detector for SynFlood {
                             "syns": n,
                             "completed": completed,
                             "completion_ratio": (ratio * 1000.0).round() / 1000.0,
-                            "window_ms": span.as_millis() as u64,
+                            "span_ms": span.as_millis() as u64,
                             "limit_per_sec": self.cfg.syn_per_sec,
                             "max_completion_ratio": self.cfg.max_completion_ratio,
                             "top_sources": top.iter().map(|(a, c)| json!({"addr": a, "syns": c})).collect::<Vec<_>>(),
@@ -362,7 +367,10 @@ mod tests {
         d.observe(&flows(&[]), t0);
         let t1 = t0 + Duration::from_secs(1);
         d.observe(
-            &counters(&[(80, 5000), (22, 10)], &[("10.0.0.9", 4990), ("10.0.0.7", 20)]),
+            &counters(
+                &[(80, 5000), (22, 10)],
+                &[("10.0.0.9", 4990), ("10.0.0.7", 20)],
+            ),
             t1,
         );
         let f = d.observe(&flows(&[(80, 3), (22, 10)]), t1);
