@@ -220,6 +220,9 @@ fn connect_timeout_cascade_once() -> f64 {
         .map(|_| {
             in_netns(&c, move || {
                 let r = TcpStream::connect_timeout(&dst, Duration::from_secs(10));
+                if let Err(e) = &r {
+                    eprintln!("connect: {e}");
+                }
                 (r.is_err(), SystemTime::now())
             })
         })
