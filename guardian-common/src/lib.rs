@@ -48,12 +48,29 @@ pub struct Offsets {
     pub skb_gso_segs: u16,
     /// `struct sk_buff.cb` + `struct tcp_skb_cb.tcp_flags`.
     pub skb_tcp_flags: u16,
+    // Flow signals (guardian_common::flows).
+    /// `sock:inet_sock_set_state.sport`.
+    pub st_sport: u16,
+    /// `tcp:tcp_retransmit_skb` sport, dport, family, daddr, daddr_v6.
+    pub rtx_sport: u16,
+    pub rtx_dport: u16,
+    pub rtx_family: u16,
+    pub rtx_daddr: u16,
+    pub rtx_daddr_v6: u16,
+    /// `struct sk_buff.len`.
+    pub skb_len: u16,
+    /// `struct tcp_sock.mss_cache` (u32).
+    pub tcp_mss_cache: u16,
+    /// `struct inet_connection_sock.icsk_retransmits` (u8).
+    pub icsk_retransmits: u16,
+    /// `struct inet_connection_sock.icsk_backoff` (u8).
+    pub icsk_backoff: u16,
 }
 
 impl Offsets {
     pub const ABSENT: u16 = u16::MAX;
 }
-const _: () = assert!(core::mem::size_of::<Offsets>() == 44);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 64);
 
 /// Per network namespace counters (per-CPU hash map keyed by the netns inode number).
 /// Userspace sums the CPUs.

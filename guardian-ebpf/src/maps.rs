@@ -2,10 +2,11 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     Global,
 };
 use guardian_common::{
+    flows::{FlowKey, FlowRtx, PortKey},
     AddrKey, BindArgs, NsCounters, Offsets, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL,
     LOSS_RINGBUF, LOSS_SLOTS,
 };
@@ -35,6 +36,16 @@ pub static OFFSETS: Global<Offsets> = Global::new(Offsets {
     nsproxy_net_ns: Offsets::ABSENT,
     skb_gso_segs: Offsets::ABSENT,
     skb_tcp_flags: Offsets::ABSENT,
+    st_sport: Offsets::ABSENT,
+    rtx_sport: Offsets::ABSENT,
+    rtx_dport: Offsets::ABSENT,
+    rtx_family: Offsets::ABSENT,
+    rtx_daddr: Offsets::ABSENT,
+    rtx_daddr_v6: Offsets::ABSENT,
+    skb_len: Offsets::ABSENT,
+    tcp_mss_cache: Offsets::ABSENT,
+    icsk_retransmits: Offsets::ABSENT,
+    icsk_backoff: Offsets::ABSENT,
 });
 
 /// Per network namespace counters. Not LRU: an evicted namespace would silently lose counts;
@@ -46,6 +57,19 @@ pub static NS_COUNTERS: PerCpuHashMap<u32, NsCounters> = PerCpuHashMap::with_max
 #[map]
 pub static CONNECT_FAIL_DST: LruPerCpuHashMap<AddrKey, u64> =
     LruPerCpuHashMap::with_max_entries(16384, 0);
+
+/// Completed passive handshakes (SYN_RECV -> ESTABLISHED) per (netns, local port).
+#[map]
+pub static HS_PORT: LruPerCpuHashMap<PortKey, u64> = LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// Completed passive handshakes per (netns, peer address); `port` is 0.
+#[map]
+pub static HS_PEER: LruPerCpuHashMap<AddrKey, u64> = LruPerCpuHashMap::with_max_entries(65536, 0);
+
+/// Retransmit pattern per flow (`FlowKey`). Shared: a flow's retransmits are serialized by its
+/// socket lock. The entry is removed when the socket closes.
+#[map]
+pub static FLOW_RTX: LruHashMap<FlowKey, FlowRtx> = LruHashMap::with_max_entries(16384, 0);
 
 /// bind(2) arguments between sys_enter_bind and sys_exit_bind, keyed by pid_tgid.
 #[map]

@@ -1,13 +1,19 @@
 //! TCP tracepoints: retransmitted segments, SYN and SYN-ACK retransmits, state transitions.
+use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use guardian_common::{AddrKey, Offsets, AF_INET, AF_INET6};
+use guardian_common::{
+    flows::{FlowKey, FlowRtx, PortKey},
+    AddrKey, Offsets, AF_INET, AF_INET6,
+};
 
 use crate::{
     kernel::{read, sock_netns},
-    maps::{lru_inc, ns_add, CONNECT_FAIL_DST, OFFSETS},
+    maps::{lru_inc, ns_add, CONNECT_FAIL_DST, FLOW_RTX, HS_PEER, HS_PORT, OFFSETS},
 };
 
+const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
+const TCP_SYN_RECV: i32 = 3;
 const TCP_FIN_WAIT2: i32 = 5;
 const TCP_CLOSE: i32 = 7;
 const TCP_CLOSING: i32 = 11;
@@ -62,8 +68,105 @@ unsafe fn try_tcp_retransmit(ctx: &TracePointContext) -> Option<()> {
                 c.syn_retrans += 1;
             }
         });
+        if !syn {
+            flow_retransmit(ctx, &o, netns, sk, skb);
+        }
     }
     Some(())
+}
+
+/// The retransmit pattern of one flow, for `mtu_blackhole`: full-size vs small segments, and
+/// whether the retransmission timer sent them (`icsk_retransmits` counts the timer's
+/// consecutive retransmits without progress; the kernel increments it before retransmitting).
+#[inline(always)]
+unsafe fn flow_retransmit(
+    ctx: &TracePointContext,
+    o: &Offsets,
+    netns: u32,
+    sk: *const u8,
+    skb: *const u8,
+) -> Option<()> {
+    unsafe {
+        let state: i32 = field(ctx, o.rtx_state)?;
+        if state == TCP_SYN_SENT || state == TCP_SYN_RECV {
+            return None;
+        }
+        let key = flow_key(
+            netns,
+            field(ctx, o.rtx_family)?,
+            field(ctx, o.rtx_sport)?,
+            field(ctx, o.rtx_dport)?,
+            ctx,
+            o.rtx_daddr,
+            o.rtx_daddr_v6,
+        )?;
+        let len: u32 = read(skb, o.skb_len)?;
+        let mss: u32 = read(sk, o.tcp_mss_cache)?;
+        let rtx: u8 = read(sk, o.icsk_retransmits).unwrap_or(0);
+        let backoff: u8 = read(sk, o.icsk_backoff).unwrap_or(0);
+        let full = mss > 0 && len >= mss;
+        let timer = rtx >= 1;
+        let now = bpf_ktime_get_ns();
+        let update = |r: &mut FlowRtx| {
+            if full {
+                r.full += 1;
+            } else {
+                r.small += 1;
+            }
+            if timer && full {
+                r.rto_full += 1;
+                r.full_streak = rtx as u32;
+            } else {
+                if timer {
+                    r.rto_small += 1;
+                }
+                r.full_streak = 0;
+            }
+            r.last_ns = now;
+            r.mss = mss;
+            r.len = len;
+            r.backoff = backoff as u32;
+        };
+        if let Some(p) = FLOW_RTX.get_ptr_mut(&key) {
+            update(&mut *p);
+        } else {
+            let mut r = FlowRtx::default();
+            update(&mut r);
+            let _ = FLOW_RTX.insert(&key, &r, 0);
+        }
+    }
+    Some(())
+}
+
+#[inline(always)]
+unsafe fn flow_key(
+    netns: u32,
+    family: u16,
+    sport: u16,
+    dport: u16,
+    ctx: &TracePointContext,
+    off_v4: u16,
+    off_v6: u16,
+) -> Option<FlowKey> {
+    let mut key = FlowKey {
+        netns,
+        family,
+        dport,
+        sport,
+        _pad: 0,
+        daddr: [0; 16],
+    };
+    unsafe {
+        if family == AF_INET {
+            let a: [u8; 4] = field(ctx, off_v4)?;
+            key.daddr[..4].copy_from_slice(&a);
+        } else if family == AF_INET6 {
+            key.daddr = field(ctx, off_v6)?;
+        } else {
+            return None;
+        }
+    }
+    Some(key)
 }
 
 /// `tcp:tcp_retransmit_synack`: fires only for SYN-ACKs that were sent, each one segment
@@ -81,7 +184,9 @@ pub fn tcp_synack(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// `sock:inet_sock_set_state`: failed connects per destination, and hand-offs to TIME_WAIT.
+/// `sock:inet_sock_set_state`: failed connects per destination, hand-offs to TIME_WAIT,
+/// completed passive handshakes per local port and per peer, and the end of a flow (its
+/// retransmit pattern is forgotten).
 #[tracepoint]
 pub fn sock_state(ctx: TracePointContext) -> u32 {
     let _ = unsafe { try_sock_state(&ctx) };
@@ -97,11 +202,28 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
         }
         let old: i32 = field(ctx, o.st_oldstate)?;
         let new: i32 = field(ctx, o.st_newstate)?;
+        if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
+            let sk: *const u8 = field(ctx, o.st_skaddr)?;
+            return handshake_completed(ctx, &o, sock_netns(&o, sk));
+        }
         if new != TCP_CLOSE {
             return Some(());
         }
         let sk: *const u8 = field(ctx, o.st_skaddr)?;
         let netns = sock_netns(&o, sk);
+        if old != TCP_SYN_SENT {
+            if let Some(key) = flow_key(
+                netns,
+                field(ctx, o.st_family)?,
+                field(ctx, o.st_sport)?,
+                field(ctx, o.st_dport)?,
+                ctx,
+                o.st_daddr,
+                o.st_daddr_v6,
+            ) {
+                let _ = FLOW_RTX.remove(&key);
+            }
+        }
         match old {
             TCP_SYN_SENT => {
                 ns_add(netns, |c| c.connect_failures += 1);
@@ -126,6 +248,37 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
             TCP_FIN_WAIT2 | TCP_CLOSING => ns_add(netns, |c| c.tw_entries += 1),
             _ => {}
         }
+    }
+    Some(())
+}
+
+/// A passive open completed (SYN_RECV -> ESTABLISHED on the child socket): counted per local
+/// port (the listener's) and per peer address.
+#[inline(always)]
+unsafe fn handshake_completed(ctx: &TracePointContext, o: &Offsets, netns: u32) -> Option<()> {
+    unsafe {
+        let port = PortKey {
+            netns,
+            port: field(ctx, o.st_sport)?,
+            _pad: 0,
+        };
+        lru_inc(&HS_PORT, &port);
+        let family: u16 = field(ctx, o.st_family)?;
+        let mut peer = AddrKey {
+            netns,
+            family,
+            port: 0,
+            addr: [0; 16],
+        };
+        if family == AF_INET {
+            let a: [u8; 4] = field(ctx, o.st_daddr)?;
+            peer.addr[..4].copy_from_slice(&a);
+        } else if family == AF_INET6 {
+            peer.addr = field(ctx, o.st_daddr_v6)?;
+        } else {
+            return None;
+        }
+        lru_inc(&HS_PEER, &peer);
     }
     Some(())
 }

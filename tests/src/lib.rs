@@ -19,6 +19,7 @@
 //! traffic only to addresses inside namespaces it created.
 pub mod daemon;
 pub mod events;
+pub mod flows;
 pub mod net;
 pub mod netns;
 pub mod nft;

@@ -220,6 +220,11 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
     let cb = btf.member_offset("sk_buff", &["cb"])?;
     let gso = btf.member_offset("tcp_skb_cb", &["tcp_gso_segs"])?;
     let flags = btf.member_offset("tcp_skb_cb", &["tcp_flags"])?;
+    // Flow signals. `tcp_sock` and `inet_connection_sock` embed their base structs first, so
+    // these are offsets from the `struct sock *` the tracepoints carry.
+    let mss_cache = btf.offset16("tcp_sock", &["mss_cache"])?;
+    let icsk_retransmits = btf.offset16("inet_connection_sock", &["icsk_retransmits"])?;
+    let icsk_backoff = btf.offset16("inet_connection_sock", &["icsk_backoff"])?;
     Ok(Offsets {
         rtx_skbaddr: rtx.required("skbaddr")?,
         rtx_skaddr: rtx.required("skaddr")?,
@@ -243,6 +248,16 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
         nsproxy_net_ns: btf.offset16("nsproxy", &["net_ns"])?,
         skb_gso_segs: narrow("sk_buff.cb+tcp_gso_segs", cb + gso)?,
         skb_tcp_flags: narrow("sk_buff.cb+tcp_flags", cb + flags)?,
+        st_sport: st.required("sport")?,
+        rtx_sport: rtx.required("sport")?,
+        rtx_dport: rtx.required("dport")?,
+        rtx_family: rtx.required("family")?,
+        rtx_daddr: rtx.required("daddr")?,
+        rtx_daddr_v6: rtx.required("daddr_v6")?,
+        skb_len: btf.offset16("sk_buff", &["len"])?,
+        tcp_mss_cache: mss_cache,
+        icsk_retransmits,
+        icsk_backoff,
     })
 }
 

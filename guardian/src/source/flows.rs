@@ -1,20 +1,105 @@
-//! Samples for the flows detectors (being written).
+//! Flow samples: completed passive handshakes per local port and per peer, and the retransmit
+//! pattern of flows that needed the retransmission timer. Counters are cumulative since the
+//! daemon attached (detectors compute rates from deltas against their own clock).
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aya::maps::{HashMap as AyaHashMap, MapData, PerCpuHashMap, PerCpuValues};
+use guardian_common::{
+    flows::{FlowKey, FlowRtx, PortKey},
+    AddrKey,
+};
 use serde::{Deserialize, Serialize};
 
-use super::{Sampler, TickContext};
+use super::{decode, Sampler, TickContext};
 use crate::detect::Input;
+use crate::output::{AddrCount, PortCount};
+use crate::probes::{ProbeError, Probes};
+
+/// At most this many ports, peers and flows per sample, the ones that moved most first.
+pub const TOP_N: usize = 64;
+
+/// One flow's retransmit pattern (see `guardian_common::flows::FlowRtx`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FlowRetrans {
+    pub daddr: String,
+    pub dport: u16,
+    pub sport: u16,
+    /// Retransmitted skbs at least the flow's MSS long / shorter.
+    pub full: u64,
+    pub small: u64,
+    /// Of those, sent by the retransmission timer.
+    pub rto_full: u64,
+    pub rto_small: u64,
+    /// Consecutive timer retransmits of full-size segments without progress (0: none now).
+    pub full_streak: u32,
+    pub mss: u32,
+    /// Length of the last retransmitted skb.
+    pub len: u32,
+    pub backoff: u32,
+    /// Milliseconds since the flow's last retransmit.
+    pub idle_ms: u64,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct FlowSample {
     pub netns: u32,
+    /// Completed passive handshakes (SYN_RECV -> ESTABLISHED) per local port, cumulative.
+    #[serde(default)]
+    pub handshakes_by_port: Vec<PortCount>,
+    /// Completed passive handshakes per peer address, cumulative.
+    #[serde(default)]
+    pub established_by_source: Vec<AddrCount>,
+    /// Open flows that needed the retransmission timer (`rto_full + rto_small > 0`).
+    #[serde(default)]
+    pub retrans_by_flow: Vec<FlowRetrans>,
 }
 
-pub struct FlowSampler;
+pub struct FlowSampler {
+    hs_port: PerCpuHashMap<MapData, PortKey, u64>,
+    hs_peer: PerCpuHashMap<MapData, AddrKey, u64>,
+    flow_rtx: AyaHashMap<MapData, FlowKey, FlowRtx>,
+    last_port: HashMap<PortKey, u64>,
+    last_peer: HashMap<AddrKey, u64>,
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn sum(v: &PerCpuValues<u64>) -> u64 {
+    v.iter().sum()
+}
+
+/// Top `TOP_N` of `(key, cumulative, delta since last sample)`: most recent movement first,
+/// then the largest totals.
+fn top<K, T>(mut v: Vec<(K, u64, u64)>, f: impl Fn(K, u64) -> T) -> Vec<T> {
+    v.sort_by_key(|e| std::cmp::Reverse((e.2, e.1)));
+    v.into_iter().take(TOP_N).map(|(k, c, _)| f(k, c)).collect()
+}
 
 impl FlowSampler {
     /// Takes the maps this sampler reads from the loaded probes.
-    pub fn new(_probes: &mut crate::probes::Probes) -> Result<Self, crate::probes::ProbeError> {
-        Ok(Self)
+    pub fn new(probes: &mut Probes) -> Result<Self, ProbeError> {
+        fn conv<T: TryFrom<aya::maps::Map>>(
+            p: &mut Probes,
+            name: &'static str,
+        ) -> Result<T, ProbeError> {
+            T::try_from(p.take_map(name)?).map_err(|_| ProbeError::MissingMap(name))
+        }
+        Ok(Self {
+            hs_port: conv(probes, "HS_PORT")?,
+            hs_peer: conv(probes, "HS_PEER")?,
+            flow_rtx: conv(probes, "FLOW_RTX")?,
+            last_port: HashMap::new(),
+            last_peer: HashMap::new(),
+        })
     }
 }
 
@@ -22,7 +107,83 @@ impl Sampler for FlowSampler {
     fn name(&self) -> &'static str {
         "flows"
     }
-    fn sample(&mut self, _ctx: &mut TickContext) -> Vec<Input> {
-        Vec::new()
+
+    fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
+        let mut ports: BTreeMap<u32, Vec<(PortKey, u64, u64)>> = BTreeMap::new();
+        let mut peers: BTreeMap<u32, Vec<(AddrKey, u64, u64)>> = BTreeMap::new();
+        let mut flows: BTreeMap<u32, Vec<(FlowKey, FlowRtx, u64)>> = BTreeMap::new();
+        let mut netnses: BTreeSet<u32> = ctx.active.iter().copied().collect();
+        // Rebuilt every tick so that keys the kernel evicted are forgotten here too.
+        let (mut last_port, mut last_peer) = (HashMap::new(), HashMap::new());
+        for (k, v) in self.hs_port.iter().filter_map(Result::ok) {
+            let c = sum(&v);
+            let d = c.saturating_sub(self.last_port.get(&k).copied().unwrap_or(0));
+            last_port.insert(k, c);
+            netnses.insert(k.netns);
+            ports.entry(k.netns).or_default().push((k, c, d));
+        }
+        for (k, v) in self.hs_peer.iter().filter_map(Result::ok) {
+            let c = sum(&v);
+            let d = c.saturating_sub(self.last_peer.get(&k).copied().unwrap_or(0));
+            last_peer.insert(k, c);
+            netnses.insert(k.netns);
+            peers.entry(k.netns).or_default().push((k, c, d));
+        }
+        self.last_port = last_port;
+        self.last_peer = last_peer;
+        for (k, r) in self.flow_rtx.iter().filter_map(Result::ok) {
+            if r.rto_full + r.rto_small == 0 {
+                continue;
+            }
+            netnses.insert(k.netns);
+            flows
+                .entry(k.netns)
+                .or_default()
+                .push((k, r, r.full_streak as u64));
+        }
+        let mono = monotonic_ns();
+        let addr = |family, raw: &[u8; 16]| {
+            decode::addr(family, raw).map_or_else(String::new, |a| a.to_string())
+        };
+        netnses
+            .into_iter()
+            .map(|ns| {
+                let p = ports.remove(&ns).unwrap_or_default();
+                let s = peers.remove(&ns).unwrap_or_default();
+                let mut f = flows.remove(&ns).unwrap_or_default();
+                f.sort_by_key(|(_, r, streak)| {
+                    (std::cmp::Reverse(*streak), std::cmp::Reverse(r.last_ns))
+                });
+                Input::Flows(FlowSample {
+                    netns: ns,
+                    handshakes_by_port: top(p, |k: PortKey, count| PortCount {
+                        port: k.port,
+                        count,
+                    }),
+                    established_by_source: top(s, |k: AddrKey, count| AddrCount {
+                        addr: addr(k.family, &k.addr),
+                        count,
+                    }),
+                    retrans_by_flow: f
+                        .into_iter()
+                        .take(TOP_N)
+                        .map(|(k, r, _)| FlowRetrans {
+                            daddr: addr(k.family, &k.daddr),
+                            dport: k.dport,
+                            sport: k.sport,
+                            full: r.full,
+                            small: r.small,
+                            rto_full: r.rto_full,
+                            rto_small: r.rto_small,
+                            full_streak: r.full_streak,
+                            mss: r.mss,
+                            len: r.len,
+                            backoff: r.backoff,
+                            idle_ms: mono.saturating_sub(r.last_ns) / 1_000_000,
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
     }
 }
