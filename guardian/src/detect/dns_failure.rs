@@ -4,10 +4,12 @@
 //! Input: cumulative per-resolver counts from tcx (`Input::Dns`): queries sent, responses by
 //! rcode class. Over the window `[now - window, now]`:
 //! - rcode failures = new SERVFAIL + REFUSED responses;
-//! - unanswered = growth of `U(t) = Q(t - timeout) - A(t)` (queries old enough to have been
-//!   answered minus every answer so far): a query counts as unanswered once `timeout_ms` has
-//!   passed without a response. With a constant answered fraction the growth of `U` is
-//!   exactly the number of queries that timed out, and answers to recent queries cancel out;
+//! - unanswered = queries sent in `[now - window, now - timeout]` (old enough to have been
+//!   answered) minus every response received in the window, if positive: a query counts as
+//!   unanswered once `timeout_ms` has passed without a response. Responses to younger queries
+//!   can only lower the count (an underestimate by at most the answered queries of the last
+//!   `timeout_ms`), so a healthy resolver never shows unanswered queries, whatever its query
+//!   rate does; for a resolver that answers nothing the count is exact;
 //! - ratio = (rcode failures + unanswered) / queries sent in the window.
 //! NXDOMAIN is an answer, not a failure. The fault opens when the ratio exceeds
 //! `failure_ratio` (after `hold_ms`, 0 by default: the window already smooths) and clears after
@@ -160,10 +162,15 @@ impl DnsFailure {
             let queries = point.queries.saturating_sub(start.queries);
             let rcode_failed =
                 (point.servfail + point.refused).saturating_sub(start.servfail + start.refused);
-            let u = |q: Point, a: Point| q.queries as i128 - a.answers as i128;
-            let u_now = u(h.at(back(timeout)), *point);
-            let u_start = u(h.at(back(window + timeout)), start);
-            let unanswered = (u_now - u_start).max(0) as u64;
+            // Queries of the window old enough to have been answered, minus every answer
+            // received in the window (answers to younger queries only lower the count).
+            let unanswered = if timeout < window {
+                let old = h.at(back(timeout));
+                (old.queries.saturating_sub(start.queries))
+                    .saturating_sub(point.answers.saturating_sub(start.answers))
+            } else {
+                0
+            };
             let failed = (rcode_failed + unanswered).min(queries);
             if queries < self.cfg.min_queries.max(1) {
                 continue;
@@ -307,7 +314,7 @@ mod tests {
         // 100 q/s, 20 % SERVFAIL: exactly the threshold, not above.
         let (got, _) = run(cfg(), &[sec(100, 80, 20); 15]);
         assert!(got.is_empty(), "{got:?}");
-        let (got, ev) = run(cfg(), &[sec(100, 79, 21); 15]);
+        let (got, ev) = run(cfg(), &[sec(100, 79, 21); 10]);
         assert_eq!(got, vec![(1, O, k())]);
         let ev = ev.unwrap();
         assert_eq!(ev["servfail"], 21);
@@ -353,6 +360,15 @@ mod tests {
         // Answers arrive one second after their queries (within the timeout).
         let mut s = vec![sec(20, 0, 0)];
         s.extend(vec![sec(20, 20, 0); 14]);
+        assert!(run(cfg(), &s).0.is_empty());
+    }
+
+    #[test]
+    fn a_healthy_resolver_whose_query_rate_falls_is_not_failing() {
+        // Answered at once; the rate drops from 100/s to 10/s, then to nothing.
+        let mut s = vec![sec(100, 100, 0); 5];
+        s.extend(vec![sec(10, 10, 0); 10]);
+        s.extend(vec![sec(0, 0, 0); 5]);
         assert!(run(cfg(), &s).0.is_empty());
     }
 
