@@ -5,7 +5,7 @@
 //! transition that reaches the threshold), from the moment the trigger condition first holds
 //! for the rate faults (computed from the injection schedule and the configured trigger).
 use std::io::{ErrorKind, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -92,6 +92,7 @@ fn link_flapping_once(run: usize) -> f64 {
     let (_, opened) = d.wait_for_after(n, on, Duration::from_secs(5));
     let ms = millis_between(times[3], event_time(&opened));
     eprintln!("latency link_flapping: run {run} = {ms:.1} ms");
+    eprintln!("event: {opened}");
     assert_eq!(u64_field(&opened, "netns"), a.inode(), "{opened}");
     assert_eq!(u64_field(&opened, "layer"), 2);
     assert!(
@@ -200,6 +201,7 @@ fn bandwidth_once(run: usize) -> f64 {
     let holds = add(injected, hold_ms);
     let ms = millis_between(holds, event_time(&opened));
     eprintln!("latency bandwidth_saturation: run {run} = {ms:.1} ms");
+    eprintln!("event: {opened}");
     let ev = &opened["evidence"];
     assert_eq!(ev["direction"], "tx", "{opened}");
     assert_eq!(ev["capacity_bps"].as_f64(), Some(50e6), "{opened}");
@@ -251,6 +253,32 @@ fn dns_once(run: usize) -> (f64, f64) {
     for ip in [drop_ip, ok_ip] {
         b.run(&["ip", "addr", "add", &format!("{ip}/24"), "dev", &v.b_if]);
     }
+    // IPv6 too: the tcx parser handles both families.
+    let (a6, b6): (Ipv6Addr, Ipv6Addr) = (
+        "fd00:77:62::1".parse().unwrap(),
+        "fd00:77:62::2".parse().unwrap(),
+    );
+    a.run(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        &format!("{a6}/64"),
+        "dev",
+        &v.a_if,
+        "nodad",
+    ]);
+    b.run(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        &format!("{b6}/64"),
+        "dev",
+        &v.b_if,
+        "nodad",
+    ]);
+    let _servfail6 = Responder::start(&b, SocketAddr::new(IpAddr::V6(b6), 53), SERVFAIL);
     let sa = |ip: Ipv4Addr| SocketAddr::new(IpAddr::V4(ip), 53);
     let _servfail = Responder::start(&b, sa(v.b_addr), SERVFAIL);
     let _dropper = Responder::start(&b, sa(drop_ip), Answer::Drop);
@@ -297,13 +325,29 @@ fn dns_once(run: usize) -> (f64, f64) {
         Duration::from_millis(2000),
         Duration::from_millis(100),
     );
+    let c6 = query_paced(
+        &a,
+        SocketAddr::new(IpAddr::V6(b6), 53),
+        RATE,
+        Duration::from_millis(1000),
+        Duration::from_millis(100),
+    );
     let on = fault_on("dns_failure", "opened", "addr", v.b_addr.to_string());
     let (_, opened) = d.wait_for_after(n, on, Duration::from_secs(5));
+    let on6 = fault_on("dns_failure", "opened", "addr", b6.to_string());
+    let (_, opened6) = d.wait_for_after(n, on6, Duration::from_secs(5));
+    let servfail6 = c6.join().unwrap();
+    assert_eq!(servfail6.rcodes[2], servfail6.sent, "{servfail6:?}");
+    assert!(
+        opened6["evidence"]["servfail"].as_u64().unwrap() >= MIN_QUERIES as u64,
+        "{opened6}"
+    );
     let servfail = c.join().unwrap();
     let started = servfail.started.unwrap();
     let holds = add(started, (MIN_QUERIES - 1) as f64 * 1e3 / RATE as f64);
     let ms1 = millis_between(holds, event_time(&opened));
     eprintln!("latency dns_failure (servfail): run {run} = {ms1:.1} ms");
+    eprintln!("event: {opened}");
     assert_eq!(servfail.rcodes[2], servfail.sent, "{servfail:?}");
     assert_eq!(u64_field(&opened, "netns"), a.inode());
     assert_eq!(u64_field(&opened, "layer"), 4);
@@ -331,6 +375,7 @@ fn dns_once(run: usize) -> (f64, f64) {
     let holds = add(dropped.started.unwrap(), 1.25 * TIMEOUT_MS);
     let ms2 = millis_between(holds, event_time(&opened2));
     eprintln!("latency dns_failure (unanswered): run {run} = {ms2:.1} ms");
+    eprintln!("event: {opened2}");
     assert_eq!(dropped.answered(), 0);
     assert!(
         opened2["evidence"]["unanswered"].as_u64().unwrap() > 0,
@@ -343,7 +388,7 @@ fn dns_once(run: usize) -> (f64, f64) {
     );
 
     // Both clear once their queries stop.
-    for ip in [v.b_addr, drop_ip] {
+    for ip in [IpAddr::V4(v.b_addr), IpAddr::V4(drop_ip), IpAddr::V6(b6)] {
         let on = fault_on("dns_failure", "cleared", "addr", ip.to_string());
         d.wait_for_after(n, on, Duration::from_secs(8));
     }

@@ -11,6 +11,7 @@
 //!   `timeout_ms`), so a healthy resolver never shows unanswered queries, whatever its query
 //!   rate does; for a resolver that answers nothing the count is exact;
 //! - ratio = (rcode failures + unanswered) / queries sent in the window.
+//!
 //! NXDOMAIN is an answer, not a failure. The fault opens when the ratio exceeds
 //! `failure_ratio` (after `hold_ms`, 0 by default: the window already smooths) and clears after
 //! the condition has been absent for `clear_after_ms` (fewer queries than `min_queries` in the
