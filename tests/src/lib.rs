@@ -18,6 +18,7 @@
 //! Every test must run as root ([`require_root`] fails it otherwise, it never skips), and sends
 //! traffic only to addresses inside namespaces it created.
 pub mod daemon;
+pub mod dns;
 pub mod events;
 pub mod flows;
 pub mod net;

@@ -12,6 +12,7 @@
 //! [`RouteSpec`]) so detectors stay pure and testable.
 mod links;
 mod routes;
+pub mod sync;
 mod watch;
 
 use std::fmt;

@@ -1,5 +1,6 @@
 //! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
 pub mod offsets;
+pub mod tcx;
 pub mod xdp;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub enum ProbeError {
     },
     #[error(transparent)]
     Xdp(#[from] xdp::XdpError),
+    #[error(transparent)]
+    Tcx(#[from] tcx::TcxError),
 }
 
 pub struct LoadOptions {
@@ -58,6 +61,7 @@ pub struct Probes {
     ebpf: Ebpf,
     tracepoints: Vec<(&'static str, TracePointLinkId)>,
     xdp: Vec<xdp::Attachment>,
+    tcx: Vec<tcx::Attachment>,
     pub offsets: Offsets,
 }
 
@@ -79,6 +83,7 @@ impl Probes {
             ebpf,
             tracepoints: Vec::new(),
             xdp: Vec::new(),
+            tcx: Vec::new(),
             offsets,
         };
         for (prog, category, name) in TRACEPOINTS {
@@ -88,6 +93,9 @@ impl Probes {
         for iface in &opts.xdp_ifaces {
             let a = xdp::attach(&mut probes.ebpf, iface)?;
             probes.xdp.push(a);
+            // DNS per resolver (tcx) on the same interfaces.
+            let t = tcx::attach(&mut probes.ebpf, iface)?;
+            probes.tcx.extend(t);
         }
         Ok(probes)
     }
@@ -118,6 +126,7 @@ impl Probes {
         serde_json::json!({
             "tracepoints": TRACEPOINTS.iter().map(|(p, c, n)| serde_json::json!({"program": p, "tracepoint": format!("{c}:{n}")})).collect::<Vec<_>>(),
             "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "replaced_stale": a.replaced_stale})).collect::<Vec<_>>(),
+            "tcx": self.tcx.iter().map(|a| serde_json::json!({"iface": a.iface, "program": a.program, "direction": a.direction})).collect::<Vec<_>>(),
             "offsets": {
                 "tcp_retransmit_skb.err": (self.offsets.rtx_err != Offsets::ABSENT),
                 "sock_net": self.offsets.sock_net,
@@ -152,6 +161,13 @@ impl Probes {
                     Ok(()) => done.push(format!("tracepoint:{prog}")),
                     Err(e) => tracing::warn!(program = prog, error = %e, "detach failed"),
                 }
+            }
+        }
+        for a in std::mem::take(&mut self.tcx) {
+            let name = format!("tcx:{}:{}", a.direction, a.iface);
+            match tcx::detach(&mut self.ebpf, a) {
+                Ok(()) => done.push(name),
+                Err(e) => tracing::warn!(%name, error = %e, "detach failed"),
             }
         }
         for a in std::mem::take(&mut self.xdp) {

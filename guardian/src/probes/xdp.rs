@@ -5,14 +5,13 @@ use aya::{
     programs::{xdp::XdpLinkId, Xdp, XdpMode},
     Ebpf,
 };
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
 use netlink_packet_route::{
     link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached},
     RouteNetlinkMessage,
 };
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use crate::netlink::sync::request;
 
 /// The XDP program's name in the kernel (what `bpftool prog` shows).
 pub const PROGRAM: &str = "guardian_xdp";
@@ -158,58 +157,4 @@ fn detach_netlink(ifindex: u32, iface: &str, mode: u32) -> Result<(), XdpError> 
             iface: iface.to_string(),
             reason,
         })
-}
-
-/// One synchronous rtnetlink request. Written by hand (not with `rtnetlink`) because it runs
-/// during program loading, before the async runtime's netlink tasks exist, and needs one
-/// message each way.
-fn request(payload: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, String> {
-    let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| e.to_string())?;
-    socket.bind_auto().map_err(|e| e.to_string())?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(|e| e.to_string())?;
-    let mut header = NetlinkHeader::default();
-    header.flags = flags;
-    header.sequence_number = 1;
-    let mut packet = NetlinkMessage::new(header, payload.into());
-    packet.finalize();
-    let mut buf = vec![0; packet.buffer_len()];
-    packet.serialize(&mut buf);
-    socket.send(&buf, 0).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    let mut rx = vec![0u8; 64 * 1024];
-    loop {
-        let n = socket
-            .recv(&mut &mut rx[..], 0)
-            .map_err(|e| e.to_string())?;
-        let mut off = 0;
-        while off < n {
-            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..n])
-                .map_err(|e| e.to_string())?;
-            let len = msg.header.length as usize;
-            match msg.payload {
-                NetlinkPayload::InnerMessage(m) => {
-                    out.push(m);
-                    if flags & NLM_F_ACK == 0 {
-                        return Ok(out);
-                    }
-                }
-                NetlinkPayload::Error(e) => {
-                    return match e.code {
-                        None => Ok(out),
-                        Some(code) => {
-                            Err(std::io::Error::from_raw_os_error(-code.get()).to_string())
-                        }
-                    };
-                }
-                NetlinkPayload::Done(_) => return Ok(out),
-                _ => {}
-            }
-            if len == 0 {
-                break;
-            }
-            off += len;
-        }
-    }
 }

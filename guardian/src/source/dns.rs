@@ -1,28 +1,100 @@
-//! Samples for the dns detectors (being written).
+//! DNS per resolver from the tcx programs' map (`DNS_RESOLVERS`): queries sent and responses by
+//! rcode class, cumulative since the daemon attached. The tcx programs run on the interfaces of
+//! the daemon's own namespace, so every sample is about that namespace.
+use std::collections::BTreeMap;
+
+use aya::maps::{MapData, PerCpuHashMap};
+use guardian_common::dns::{DnsKey, DnsStats};
 use serde::{Deserialize, Serialize};
 
-use super::{Sampler, TickContext};
+use super::{decode, Sampler, TickContext};
 use crate::detect::Input;
+
+/// The kernel map's name.
+pub const MAP: &str = "DNS_RESOLVERS";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct DnsSample {
     pub netns: u32,
+    pub resolvers: Vec<ResolverCounts>,
 }
 
-pub struct DnsSampler;
+/// Totals for one resolver seen on one interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ResolverCounts {
+    /// The resolver's address.
+    pub addr: String,
+    pub ifindex: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    pub queries: u64,
+    pub noerror: u64,
+    pub nxdomain: u64,
+    pub servfail: u64,
+    pub refused: u64,
+    /// Other rcodes (FORMERR, NOTIMP, ...).
+    pub other: u64,
+}
+
+impl ResolverCounts {
+    pub fn answers(&self) -> u64 {
+        self.noerror + self.nxdomain + self.servfail + self.refused + self.other
+    }
+    /// Responses that say the resolver failed: SERVFAIL and REFUSED.
+    pub fn failed(&self) -> u64 {
+        self.servfail + self.refused
+    }
+}
+
+pub struct DnsSampler {
+    map: PerCpuHashMap<MapData, DnsKey, DnsStats>,
+}
 
 impl DnsSampler {
     /// Takes the maps this sampler reads from the loaded probes.
-    pub fn new(_probes: &mut crate::probes::Probes) -> Result<Self, crate::probes::ProbeError> {
-        Ok(Self)
+    pub fn new(probes: &mut crate::probes::Probes) -> Result<Self, crate::probes::ProbeError> {
+        let map = PerCpuHashMap::try_from(probes.take_map(MAP)?)
+            .map_err(|_| crate::probes::ProbeError::MissingMap(MAP))?;
+        Ok(Self { map })
     }
+}
+
+/// Sums the per-CPU values of one key into counts.
+pub fn counts(key: &DnsKey, per_cpu: impl IntoIterator<Item = DnsStats>) -> Option<ResolverCounts> {
+    let addr = decode::addr(key.family, &key.addr)?;
+    let mut c = ResolverCounts {
+        addr: addr.to_string(),
+        ifindex: key.ifindex,
+        ..Default::default()
+    };
+    for s in per_cpu {
+        c.queries += s.queries;
+        c.noerror += s.noerror;
+        c.nxdomain += s.nxdomain;
+        c.servfail += s.servfail;
+        c.refused += s.refused;
+        c.other += s.other;
+    }
+    Some(c)
 }
 
 impl Sampler for DnsSampler {
     fn name(&self) -> &'static str {
         "dns"
     }
-    fn sample(&mut self, _ctx: &mut TickContext) -> Vec<Input> {
-        Vec::new()
+    fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
+        let mut by: BTreeMap<(String, u32), ResolverCounts> = BTreeMap::new();
+        for (k, v) in self.map.iter().filter_map(Result::ok) {
+            if let Some(mut c) = counts(&k, v.iter().copied()) {
+                c.iface = nix::net::if_::if_indextoname(k.ifindex)
+                    .ok()
+                    .and_then(|s| s.into_string().ok());
+                by.insert((c.addr.clone(), c.ifindex), c);
+            }
+        }
+        vec![Input::Dns(DnsSample {
+            netns: ctx.own_netns,
+            resolvers: by.into_values().collect(),
+        })]
     }
 }
