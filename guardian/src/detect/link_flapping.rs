@@ -61,13 +61,17 @@ struct Track {
 pub struct LinkFlapping {
     cfg: Config,
     links: HashMap<u32, Track>,
+    /// Up/down state of the links at start, so that the first event of a link that was down
+    /// at start and comes up counts as one transition, not none.
+    initial: HashMap<u32, bool>,
 }
 
 impl LinkFlapping {
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: Config, links: &[LinkState]) -> Self {
         Self {
             cfg,
             links: HashMap::new(),
+            initial: links.iter().map(|l| (l.ifindex, l.is_up())).collect(),
         }
     }
 
@@ -101,9 +105,10 @@ impl LinkFlapping {
 
     fn on_link(&mut self, l: &LinkState, now: Instant) -> Vec<Finding> {
         let window = Duration::from_millis(self.cfg.window_ms);
+        let was_up = self.initial.get(&l.ifindex).copied().unwrap_or(true);
         let t = self.links.entry(l.ifindex).or_insert_with(|| Track {
             name: l.name.clone(),
-            up: true,
+            up: was_up,
             times: VecDeque::new(),
             total: 0,
             open: None,
@@ -229,7 +234,15 @@ mod tests {
 
     /// Feeds (ms, input) and returns (ms, state, key) of every finding.
     fn run(cfg: Config, steps: &[(u64, Input)]) -> Vec<(u64, FaultState, String)> {
-        let mut d = LinkFlapping::new(cfg);
+        run_from(cfg, &[], steps)
+    }
+
+    fn run_from(
+        cfg: Config,
+        initial: &[LinkState],
+        steps: &[(u64, Input)],
+    ) -> Vec<(u64, FaultState, String)> {
+        let mut d = LinkFlapping::new(cfg, initial);
         let t0 = Instant::now();
         let mut out = vec![];
         for (ms, i) in steps {
@@ -328,5 +341,27 @@ mod tests {
         ));
         let got = run(cfg(), &steps);
         assert_eq!(got[1], (500, FaultState::Cleared, "link:3".into()));
+    }
+
+    #[test]
+    fn a_link_down_at_start_counts_its_first_up_as_a_transition() {
+        let l = |up: bool| LinkState {
+            ifindex: 7,
+            name: "v7".into(),
+            admin_up: up,
+            oper_up: up,
+            mtu: 1500,
+        };
+        let steps: Vec<(u64, Input)> = [true, false, true, false]
+            .iter()
+            .enumerate()
+            .map(|(i, &up)| (i as u64 * 100, Input::Net(NetEvent::Link(l(up)))))
+            .collect();
+        // Down at start: up, down, up, down are four transitions.
+        let got = run_from(cfg(), &[l(false)], &steps);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].1, FaultState::Opened);
+        // Unknown at start (assumed up): the first "up" is no transition, so only three.
+        assert!(run(cfg(), &steps).is_empty());
     }
 }

@@ -97,7 +97,10 @@ pub fn all(cfg: &DetectConfig, base: &Baseline) -> Vec<Box<dyn Detector + Send +
     vec![
         Box::new(LinkDown::new(base.keep_up.iter().cloned(), &base.links)),
         Box::new(RouteLost::new(base.routes.clone(), &base.links)),
-        Box::new(link_flapping::LinkFlapping::new(cfg.link_flapping.clone())),
+        Box::new(link_flapping::LinkFlapping::new(
+            cfg.link_flapping.clone(),
+            &base.links,
+        )),
         Box::new(mtu_blackhole::MtuBlackhole::new(cfg.mtu_blackhole.clone())),
         Box::new(port_conflict::PortConflict::new(cfg.port_conflict.clone())),
         Box::new(time_wait_exhaustion::TimeWaitExhaustion::new(
