@@ -138,13 +138,24 @@ pub fn socket_inode(fd: RawFd) -> u64 {
         .unwrap_or_else(|| panic!("fd {fd} is not a socket: {s}"))
 }
 
-/// Writes to `addr` (call it from an [`crate::in_netns`] thread) until `stop` is set or `max`
-/// passes; returns the bytes written. Connection errors end it early.
-pub fn stream_until(addr: SocketAddr, stop: Arc<AtomicBool>, max: Duration) -> u64 {
+/// Connects to `addr` (call it from an [`crate::in_netns`] thread), sets `connected`, waits for
+/// `go`, then writes until `stop` is set or `max` passes; returns the bytes written. Connection
+/// errors end it early. Lets a test inject loss after the handshake and before any data.
+pub fn stream_until(
+    addr: SocketAddr,
+    connected: Arc<AtomicBool>,
+    go: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    max: Duration,
+) -> u64 {
     let deadline = Instant::now() + max;
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
         return 0;
     };
+    connected.store(true, Ordering::SeqCst);
+    while !go.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
     let chunk = vec![0xa5u8; 64 * 1024];
     let mut sent = 0u64;

@@ -297,17 +297,31 @@ fn retransmit_storm_random_loss_at_the_receiver() {
         let b = Netns::new("rs-b");
         let v = pair(&a, &b, 23);
         let server = DiscardServer::start(&b, SocketAddr::from((v.b_addr, 5025)));
-        nft::drop_random_tcp(&b, 5025, 10);
         let mut d = start_daemon(&a);
         let ns = a.inode();
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
+        // Connect first (a lost SYN would stall the start by a 1-s SYN timeout), then drop
+        // 10 % of what reaches B's ingress, then send.
+        let (connected, go, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c2, g2, s2) = (connected.clone(), go.clone(), stop.clone());
         let dst = server.addr();
-        let t0 = SystemTime::now();
         let sender = in_netns(&a, move || {
-            stream_until(dst, stop2, Duration::from_secs(12))
+            stream_until(dst, c2, g2, s2, Duration::from_secs(12))
         });
+        assert!(
+            poll(Duration::from_secs(5), Duration::from_millis(1), || {
+                connected.load(Ordering::SeqCst).then_some(())
+            })
+            .is_some(),
+            "could not connect"
+        );
+        nft::drop_random_tcp(&b, 5025, 10);
+        let t0 = SystemTime::now();
+        go.store(true, Ordering::SeqCst);
         let (i, open) = d.wait_for_after(
             0,
             |e| is_fault_in(e, "retransmit_storm", "opened", ns),

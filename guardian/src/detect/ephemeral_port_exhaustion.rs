@@ -4,9 +4,11 @@
 //! Inputs: `Counters.connect_eaddrnotavail` (exact, from the `sys_exit_connect` tracepoint) gives
 //! the rate: the condition holds on a tick when at least `min_per_s × rate_window_ms` failures
 //! happened in the last `rate_window_ms`, and the fault opens once it has held for `hold_ms`.
-//! `connect_addrnotavail` observations name the process and the destination (the subject: the
-//! destination most failures went to); the latest [`MibSample`] of the namespace gives the
-//! range and its usage per destination (evidence for the remedy: widen the range, tw_reuse).
+//! `connect_addrnotavail` observations name the process (and the destination when the probe
+//! read it: the subject is then the destination most failures went to); the latest
+//! [`MibSample`] of the namespace gives the range and its usage per destination (evidence for
+//! the remedy: widen the range, tw_reuse) and, failing the observations, the subject: the
+//! destination that holds most of the range.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -115,11 +117,18 @@ impl Detector for EphemeralPortExhaustion {
             _ => return Vec::new(),
         };
         let window = Duration::from_millis(self.cfg.rate_window_ms);
-        let base = self
+        let hist = self
             .hist
             .entry(c.netns)
-            .or_insert_with(|| History::new(window))
-            .push(now, c.connect_eaddrnotavail);
+            .or_insert_with(|| History::new(window));
+        if hist.is_empty() {
+            // The counters count from 0 since the probes attached and a namespace is reported
+            // from the tick after its first count: it was at 0 one interval ago.
+            if let Some(t) = now.checked_sub(Duration::from_millis(c.interval_ms)) {
+                hist.seed(t, 0);
+            }
+        }
+        let base = hist.push(now, c.connect_eaddrnotavail);
         let k = format!("{}", c.netns);
         let mut holding = Vec::new();
         if let Some((span, old)) = base {
@@ -134,10 +143,16 @@ impl Detector for EphemeralPortExhaustion {
                     .and_then(|v| v.last())
                     .map(|(_, o)| o);
                 let mib = self.mib.get(&c.netns);
-                let subject = match &top {
-                    Some((a, p, _)) => Subject {
-                        addr: Some(a.clone()),
-                        port: Some(*p),
+                // The destination the failures went to; when the observations do not carry
+                // it, the destination holding most of the range.
+                let dst = top.as_ref().map(|(a, p, _)| (a.clone(), *p)).or_else(|| {
+                    mib.and_then(|m| m.ephemeral_by_dst.first())
+                        .map(|d| (d.addr.clone(), d.port))
+                });
+                let subject = match dst {
+                    Some((a, p)) => Subject {
+                        addr: Some(a),
+                        port: Some(p),
                         ..Default::default()
                     },
                     None => Subject::default(),
@@ -194,6 +209,7 @@ mod tests {
     fn counters(ns: u32, total: u64) -> Input {
         Input::Counters(Counters {
             netns: ns,
+            interval_ms: 500,
             connect_eaddrnotavail: total,
             ..Default::default()
         })
@@ -245,6 +261,11 @@ mod tests {
                 "one failure a second for 3 s opens (held from 0.5 s, opens at 3.5 s)",
                 vec![0, 1, 0, 1, 0, 1, 0, 1],
                 vec![e(), e(), e(), e(), e(), e(), e(), vec![O]],
+            ),
+            (
+                "a namespace first reported with failures holds from that first tick",
+                vec![2, 0, 2, 0, 2, 0, 2],
+                vec![e(), e(), e(), e(), e(), e(), vec![O]],
             ),
             (
                 "just below: a failure every 1.5 s never holds for 3 s",
@@ -322,5 +343,37 @@ mod tests {
         assert_eq!(f.evidence["range_usage"][0]["ratio"], 1.0);
         assert_eq!(f.evidence["last_comm"], "client");
         assert_eq!(d.tracker.open_keys(), vec!["1"]);
+    }
+
+    #[test]
+    fn without_addresses_the_subject_is_the_destination_using_the_range() {
+        let mut d = EphemeralPortExhaustion::new(Config::default());
+        let t0 = Instant::now();
+        d.observe(
+            &Input::Mib(MibSample {
+                netns: 1,
+                ephemeral_by_dst: vec![DstSockets {
+                    addr: "10.0.0.9".into(),
+                    port: 5022,
+                    count: 10,
+                }],
+                ..Default::default()
+            }),
+            t0,
+        );
+        let mut open = vec![];
+        for i in 0..8u64 {
+            let now = t0 + Duration::from_millis(500 * i);
+            let mut o = obs(1, "x", 0);
+            if let Input::Observation(x) = &mut o {
+                x.addr = None;
+                x.port = None;
+            }
+            d.observe(&o, now);
+            open.extend(d.observe(&counters(1, i * 2), now));
+        }
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].subject.addr.as_deref(), Some("10.0.0.9"));
+        assert_eq!(open[0].subject.port, Some(5022));
     }
 }

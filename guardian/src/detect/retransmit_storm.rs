@@ -66,6 +66,16 @@ impl<T: Copy> History<T> {
         }
     }
 
+    /// True before the first sample.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.v.is_empty()
+    }
+
+    /// Adds a sample without asking for a comparison (e.g. a known starting point).
+    pub(crate) fn seed(&mut self, t: Instant, x: T) {
+        self.v.push_back((t, x));
+    }
+
     /// Adds the newest sample and returns the one to compare it with: the latest sample at
     /// least `window` old, else the oldest one; with the time between them. None on the first.
     pub(crate) fn push(&mut self, now: Instant, x: T) -> Option<(Duration, T)> {
