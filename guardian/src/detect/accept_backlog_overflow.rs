@@ -214,6 +214,7 @@ mod tests {
         let full = || vec![listener(80, 2, 1), listener(81, 0, 128)];
         let open = |k: &str| vec![(O, k.to_string())];
         let clear = |k: &str| vec![(C, k.to_string())];
+        #[allow(clippy::type_complexity)]
         let cases: Vec<(
             &str,
             Vec<(u64, Vec<Listener>)>,

@@ -256,6 +256,7 @@ mod tests {
     #[test]
     fn table() {
         let e = Vec::<FaultState>::new;
+        #[allow(clippy::type_complexity)]
         let cases: Vec<(&str, Vec<u64>, Vec<Vec<FaultState>>)> = vec![
             (
                 "one failure a second for 3 s opens (held from 0.5 s, opens at 3.5 s)",

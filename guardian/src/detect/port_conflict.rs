@@ -250,6 +250,7 @@ mod tests {
     #[test]
     fn table() {
         let k = |s: &str| s.to_string();
+        #[allow(clippy::type_complexity)]
         let cases: Vec<(&str, Vec<(u64, Input)>, Vec<Vec<(FaultState, String)>>)> = vec![
             (
                 "each conflict opens at once",

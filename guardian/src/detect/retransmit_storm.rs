@@ -215,6 +215,7 @@ mod tests {
 
     #[test]
     fn table() {
+        #[allow(clippy::type_complexity)]
         let cases: Vec<(&str, Vec<(u64, u64)>, Vec<Vec<FaultState>>)> = vec![
             (
                 "just below the trigger: 5.0 % is not > 5 %",

@@ -183,6 +183,7 @@ mod tests {
     fn table() {
         let b = "1/buckets".to_string();
         let dst = "1/dst/10.0.0.2:80".to_string();
+        #[allow(clippy::type_complexity)]
         let cases: Vec<(
             &str,
             Vec<(u64, u64, u64, u16)>,
