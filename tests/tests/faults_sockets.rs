@@ -50,8 +50,8 @@ fn start_daemon(ns: &Netns) -> Daemon {
     );
     d.wait_attached();
     drop(dir); // read at start, before attaching
-    // A running daemon has a baseline: let it take its first samples before any injection
-    // (a namespace's first MIB sample only starts its history).
+               // A running daemon has a baseline: let it take its first samples before any injection
+               // (a namespace's first MIB sample only starts its history).
     std::thread::sleep(Duration::from_millis(600));
     d
 }
