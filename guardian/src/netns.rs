@@ -1,5 +1,6 @@
 //! Network namespaces: identify them by inode, find a path to enter them, and take the exact
-//! TIME_WAIT gauge of one with INET_DIAG (what `ss -tan state time-wait` counts).
+//! TIME_WAIT gauge of one with INET_DIAG (what `ss -tan state time-wait` counts); [`within`]
+//! runs a closure inside a namespace and [`dump_tcp`] walks its TCP socket table.
 //!
 //! `sock:inet_sock_set_state` never reports TIME_WAIT (the full socket goes to CLOSE and a
 //! timewait socket takes its place), so the gauge is read from the kernel's socket tables.
@@ -16,7 +17,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_sock_diag::{
     constants::{AF_INET, AF_INET6, IPPROTO_TCP},
-    inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
+    inet::{ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags},
     SockDiagMessage,
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
@@ -93,10 +94,15 @@ impl Index {
     }
 }
 
-/// Counts TIME_WAIT TCP sockets (IPv4 and IPv6) in the namespace entered through `ns`, or in
-/// the caller's namespace when `ns` is None. Entering happens on a short-lived thread so the
-/// daemon's own threads never change namespace.
-pub fn count_time_wait(ns: Option<&Path>) -> std::io::Result<u64> {
+/// Runs `f` on a short-lived thread that has entered the namespace at `ns` (or stays in the
+/// caller's namespace when `ns` is None), and returns its result. The daemon's own threads never
+/// change namespace; everything namespace-scoped that `f` opens or reads (netlink sockets,
+/// `/proc/thread-self/net/*`, `/proc/sys/net/*`) is the entered namespace's.
+pub fn within<T, F>(ns: Option<&Path>, f: F) -> std::io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> std::io::Result<T> + Send + 'static,
+{
     let ns = ns.map(Path::to_path_buf);
     std::thread::spawn(move || {
         if let Some(p) = ns {
@@ -104,16 +110,42 @@ pub fn count_time_wait(ns: Option<&Path>) -> std::io::Result<u64> {
             nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(std::io::Error::from)?;
         }
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
-        Ok(dump_count(&socket, AF_INET)? + dump_count(&socket, AF_INET6)?)
+        f()
     })
     .join()
-    .map_err(|_| std::io::Error::other("INET_DIAG thread panicked"))?
+    .map_err(|_| std::io::Error::other("namespace thread panicked"))?
 }
 
-fn dump_count(socket: &Socket, family: u8) -> std::io::Result<u64> {
+/// Counts TIME_WAIT TCP sockets (IPv4 and IPv6) in the namespace entered through `ns`, or in
+/// the caller's namespace when `ns` is None. Entering happens on a short-lived thread so the
+/// daemon's own threads never change namespace.
+pub fn count_time_wait(ns: Option<&Path>) -> std::io::Result<u64> {
+    within(ns, || {
+        let socket = diag_socket()?;
+        let mut count = 0;
+        for family in [AF_INET, AF_INET6] {
+            dump_tcp(&socket, family, StateFlags::TIME_WAIT, |_| count += 1)?;
+        }
+        Ok(count)
+    })
+}
+
+/// A NETLINK_SOCK_DIAG socket in the calling thread's namespace.
+pub fn diag_socket() -> std::io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+/// One INET_DIAG dump of the TCP sockets of `family` in `states`: `each` is called with the
+/// header of every socket (addresses, ports, state, queues, uid, inode).
+pub fn dump_tcp(
+    socket: &Socket,
+    family: u8,
+    states: StateFlags,
+    mut each: impl FnMut(&InetResponseHeader),
+) -> std::io::Result<()> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     let socket_id = if family == AF_INET {
@@ -127,7 +159,7 @@ fn dump_count(socket: &Socket, family: u8) -> std::io::Result<u64> {
             family,
             protocol: IPPROTO_TCP,
             extensions: ExtensionFlags::empty(),
-            states: StateFlags::TIME_WAIT,
+            states,
             socket_id,
         })
         .into(),
@@ -137,7 +169,6 @@ fn dump_count(socket: &Socket, family: u8) -> std::io::Result<u64> {
     packet.serialize(&mut buf);
     socket.send(&buf, 0)?;
     let mut rx = vec![0u8; 256 * 1024];
-    let mut count = 0;
     loop {
         let n = socket.recv(&mut &mut rx[..], 0)?;
         let mut off = 0;
@@ -145,8 +176,8 @@ fn dump_count(socket: &Socket, family: u8) -> std::io::Result<u64> {
             let msg = NetlinkMessage::<SockDiagMessage>::deserialize(&rx[off..n])
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
             match msg.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(_)) => count += 1,
-                NetlinkPayload::Done(_) => return Ok(count),
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => each(&r.header),
+                NetlinkPayload::Done(_) => return Ok(()),
                 NetlinkPayload::Error(e) => {
                     return Err(std::io::Error::other(format!("INET_DIAG: {e}")));
                 }

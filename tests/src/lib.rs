@@ -25,6 +25,7 @@ pub mod net;
 pub mod netns;
 pub mod nft;
 pub mod schema;
+pub mod sockets;
 pub mod truth;
 pub mod util;
 pub mod xdp_raw;
