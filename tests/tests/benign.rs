@@ -1,0 +1,88 @@
+//! The benign run: 30 s of ordinary traffic — bulk transfers, hundreds of short connections,
+//! DNS that answers — with every detector at the catalogue's defaults must open no fault.
+//! The daemon runs in B (server side) with XDP and the DNS programs on B's veth; the kernel
+//! probes and samplers also see A, the client namespace.
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use guardian_tests::dns::{query_paced, Responder, NOERROR};
+use guardian_tests::*;
+
+const SUBNET: u8 = 81;
+const PORT: u16 = 5081;
+const RUN: Duration = Duration::from_secs(30);
+
+#[test]
+fn thirty_seconds_of_normal_traffic_open_no_fault() {
+    require_root();
+    let a = Netns::new("benign-a");
+    let b = Netns::new("benign-b");
+    let v = pair(&a, &b, SUBNET);
+    let server = DiscardServer::start(&b, SocketAddr::from((v.b_addr, PORT)));
+    let resolver = Responder::start(&b, SocketAddr::from((v.b_addr, 53)), NOERROR);
+    let mut d = Daemon::start(&b, &["--xdp", &v.b_if]);
+    d.wait_attached();
+
+    let start = Instant::now();
+    let dst = server.addr();
+    // Bulk: a 20 MB transfer every 5 s.
+    let bulk = in_netns(&a, move || {
+        let mut sent = 0u64;
+        while start.elapsed() + Duration::from_secs(5) <= RUN {
+            let t = Instant::now();
+            sent += bulk_send(dst, 20 << 20, Duration::from_secs(5))
+                .map(|r| r.sent)
+                .unwrap_or(0);
+            thread::sleep(Duration::from_secs(5).saturating_sub(t.elapsed()));
+        }
+        sent
+    });
+    // Churn: 10 short connections per second (300 in all).
+    let churn = in_netns(&a, move || {
+        let mut ok = 0;
+        while start.elapsed() < RUN {
+            ok += connect_n(dst, 10, Duration::from_secs(2));
+            thread::sleep(Duration::from_secs(1));
+        }
+        ok
+    });
+    // DNS: 20 queries per second, all answered.
+    let dns = query_paced(
+        &a,
+        SocketAddr::from((v.b_addr, 53)),
+        20,
+        RUN,
+        Duration::from_millis(500),
+    );
+    let sent = bulk.join().expect("bulk thread");
+    let conns = churn.join().expect("churn thread");
+    let dns = dns.join().expect("dns thread");
+    thread::sleep(Duration::from_secs(2));
+    let events = d.finish();
+
+    eprintln!(
+        "benign: {} MB bulk, {conns} short connections, {} DNS queries ({} answered) in {:?}",
+        sent >> 20,
+        dns.sent,
+        dns.answered(),
+        start.elapsed()
+    );
+    assert!(sent >= 5 * (20 << 20), "bulk transfers ran: {sent} bytes");
+    assert!(conns >= 250, "short connections ran: {conns}");
+    assert!(
+        dns.sent >= 500 && dns.answered() == dns.sent,
+        "DNS: {dns:?}"
+    );
+    assert!(resolver.queries() >= dns.sent);
+    // The daemon saw the traffic (so silence is not blindness).
+    let fin = final_counters(&events, b.inode()).expect("final counters for B");
+    let xdp = &fin["xdp"][0];
+    assert!(u64_field(xdp, "syn_rx") >= conns as u64, "{xdp}");
+    assert!(u64_field(xdp, "bytes") >= sent, "{xdp}");
+    let faults: Vec<&serde_json::Value> = events.iter().filter(|e| is_type(e, "fault")).collect();
+    assert!(
+        faults.is_empty(),
+        "the benign run opened faults: {faults:#?}"
+    );
+}
