@@ -83,7 +83,8 @@ pub struct NsCounters {
     pub syn_retrans: u64,
     /// `tcp_retransmit_synack` hits.
     pub synack_retrans: u64,
-    /// SYN_SENT -> CLOSE transitions: connects that failed or timed out.
+    /// SYN_SENT -> CLOSE transitions after a SYN left (source port set): connects that
+    /// were refused, timed out or were unreachable.
     pub connect_failures: u64,
     /// Transitions that hand the connection to a TIME_WAIT socket (FIN_WAIT2/CLOSING -> CLOSE).
     pub tw_entries: u64,

@@ -226,6 +226,13 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
         }
         match old {
             TCP_SYN_SENT => {
+                // tcp_v4/v6_connect() enters SYN_SENT before it picks a local port; when that
+                // fails (EADDRNOTAVAIL, counted by connect_exit) the socket goes back to CLOSE
+                // with source port 0 and no SYN ever left. Not a failed connect to the peer.
+                let sport: u16 = field(ctx, o.st_sport)?;
+                if sport == 0 {
+                    return Some(());
+                }
                 ns_add(netns, |c| c.connect_failures += 1);
                 let family: u16 = field(ctx, o.st_family)?;
                 let mut key = AddrKey {

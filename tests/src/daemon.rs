@@ -64,6 +64,17 @@ impl Daemon {
             .arg("--events")
             .arg(&events_path)
             .args(args)
+            // Recording replay fixtures from the real scenarios: GT_RECORD_DIR=DIR writes each
+            // daemon's detector inputs to DIR/<namespace>.record.ndjson.
+            .args(
+                std::env::var_os("GT_RECORD_DIR")
+                    .map(|d| {
+                        let mut p = std::path::PathBuf::from(d);
+                        p.push(format!("{}.record.ndjson", ns.name()));
+                        vec![std::ffi::OsString::from("--record"), p.into_os_string()]
+                    })
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(File::create(&stdout_path).expect("create stdout log"))
             .stderr(File::create(&stderr_path).expect("create stderr log"));
