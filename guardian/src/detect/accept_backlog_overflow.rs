@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::retransmit_storm::History;
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
+use super::window::History;
 use super::{Detector, Finding, Input};
 use crate::output::{Severity, Subject};
 use crate::source::mib::Listener;

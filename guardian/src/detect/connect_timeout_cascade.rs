@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::syn_flood::Windows;
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
+use super::window::Windows;
 use super::{Detector, Finding, Input};
 use crate::output::{Severity, Subject};
 

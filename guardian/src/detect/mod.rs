@@ -8,6 +8,7 @@ pub mod incidents;
 pub mod input;
 pub mod record;
 pub mod tracker;
+pub mod window;
 
 pub mod accept_backlog_overflow;
 pub mod bandwidth_saturation;

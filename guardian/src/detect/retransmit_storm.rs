@@ -8,13 +8,14 @@
 //! the ratio exceeds `ratio` with at least `min_segs` sent in the window, and clears when the
 //! ratio falls below `clear_ratio` (half the trigger) or the window holds fewer than
 //! `min_segs` segments (nothing left to judge).
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
+use super::window::History;
 use super::{Detector, Finding, Input};
 use crate::output::{Severity, Subject};
 
@@ -47,48 +48,6 @@ impl Default for Config {
             clear_after_ms: 0,
             update_every_ms: 10_000,
         }
-    }
-}
-
-/// Timestamped samples of monotonic counters, kept for one window: answers "how much did the
-/// counters grow over the last `window`". Shared by the socket-group rate detectors.
-#[derive(Debug)]
-pub(crate) struct History<T> {
-    window: Duration,
-    v: VecDeque<(Instant, T)>,
-}
-
-impl<T: Copy> History<T> {
-    pub(crate) fn new(window: Duration) -> Self {
-        Self {
-            window,
-            v: VecDeque::new(),
-        }
-    }
-
-    /// True before the first sample.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.v.is_empty()
-    }
-
-    /// Adds a sample without asking for a comparison (e.g. a known starting point).
-    pub(crate) fn seed(&mut self, t: Instant, x: T) {
-        self.v.push_back((t, x));
-    }
-
-    /// Adds the newest sample and returns the one to compare it with: the latest sample at
-    /// least `window` old, else the oldest one; with the time between them. None on the first.
-    pub(crate) fn push(&mut self, now: Instant, x: T) -> Option<(Duration, T)> {
-        // Drop samples that are no longer the latest one at least a window old.
-        while self.v.len() >= 2 && now.saturating_duration_since(self.v[1].0) >= self.window {
-            self.v.pop_front();
-        }
-        let base = self
-            .v
-            .front()
-            .map(|&(t, old)| (now.saturating_duration_since(t), old));
-        self.v.push_back((now, x));
-        base
     }
 }
 

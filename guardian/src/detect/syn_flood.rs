@@ -6,14 +6,14 @@
 //! (SYN_RECV -> ESTABLISHED) per local port come from the flow sample of the same namespace.
 //! Both are cumulative; rates are deltas over `window_ms` against the detector's `now`.
 //! Opens per (netns, port); evidence names the sources that sent the most SYNs in the window.
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
+use super::window::Windows;
 use super::{Detector, Finding, Input};
 use crate::output::{Severity, Subject};
 
@@ -49,81 +49,6 @@ impl Default for Config {
             clear_after_ms: 10_000,
             update_every_ms: 10_000,
         }
-    }
-}
-
-/// Cumulative counters per key over time, for deltas over a window. Shared by the flow
-/// detectors (`syn_flood`, `connection_flood`, `connect_timeout_cascade`).
-#[derive(Debug)]
-pub(crate) struct Windows<K> {
-    /// When the previous sample of this scope was taken: a key seen for the first time was 0
-    /// then (the counters are cumulative since attach and only list keys that counted).
-    prev: Option<Instant>,
-    series: HashMap<K, VecDeque<(Instant, u64)>>,
-}
-
-impl<K: Hash + Eq + Clone> Windows<K> {
-    pub fn new() -> Self {
-        Self {
-            prev: None,
-            series: HashMap::new(),
-        }
-    }
-
-    /// Records one sample: the cumulative value of every key listed now. History older than
-    /// `keep` is dropped (one entry at or before `now - keep` stays as the baseline).
-    pub fn observe(
-        &mut self,
-        now: Instant,
-        values: impl IntoIterator<Item = (K, u64)>,
-        keep: Duration,
-    ) {
-        for (k, v) in values {
-            let s = self.series.entry(k).or_insert_with(|| {
-                let mut d = VecDeque::new();
-                if let Some(p) = self.prev {
-                    d.push_back((p, 0));
-                }
-                d
-            });
-            s.push_back((now, v));
-        }
-        let cut = now.checked_sub(keep);
-        self.series.retain(|_, s| {
-            if let Some(cut) = cut {
-                while s.len() > 1 && s[1].0 <= cut {
-                    s.pop_front();
-                }
-            }
-            // Forget keys that stopped moving long ago (their last value is older than `keep`).
-            !(s.len() == 1 && cut.is_some_and(|c| s[0].0 < c))
-        });
-        self.prev = Some(now);
-    }
-
-    /// Growth of `k` over the window ending at `now`: the delta from the latest sample at or
-    /// before `now - window` (or the oldest one kept), and the span it covers.
-    pub fn delta(&self, k: &K, now: Instant, window: Duration) -> Option<(u64, Duration)> {
-        let s = self.series.get(k)?;
-        let &(_, last) = s.back()?;
-        let start = now.checked_sub(window);
-        let base = s
-            .iter()
-            .rev()
-            .find(|(t, _)| start.is_some_and(|st| *t <= st))
-            .or_else(|| s.front())?;
-        let span = now.saturating_duration_since(base.0);
-        Some((last.saturating_sub(base.1), span))
-    }
-
-    /// Delta per second over the window; None until a span exists.
-    pub fn rate(&self, k: &K, now: Instant, window: Duration) -> Option<(f64, u64, Duration)> {
-        let (d, span) = self.delta(k, now, window)?;
-        (!span.is_zero()).then(|| (d as f64 / span.as_secs_f64(), d, span))
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.series.keys()
     }
 }
 
