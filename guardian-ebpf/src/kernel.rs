@@ -1,6 +1,18 @@
 //! Reading kernel memory at offsets that userspace derived from BTF.
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::{
+    helpers::{bpf_get_current_task, bpf_probe_read_kernel},
+    programs::TracePointContext,
+};
 use guardian_common::Offsets;
+
+/// A tracepoint field at an offset parsed from tracefs; None where this kernel lacks it.
+#[inline(always)]
+pub unsafe fn field<T>(ctx: &TracePointContext, off: u16) -> Option<T> {
+    if off == Offsets::ABSENT {
+        return None;
+    }
+    unsafe { ctx.read_at::<T>(off as usize).ok() }
+}
 
 #[inline(always)]
 pub unsafe fn read<T>(base: *const u8, off: u16) -> Option<T> {

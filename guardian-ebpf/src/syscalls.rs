@@ -8,24 +8,17 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use guardian_common::{
-    BindArgs, Offsets, SyscallEvent, AF_INET, AF_INET6, EV_BIND_CONFLICT, EV_CONNECT_ADDRNOTAVAIL,
+    BindArgs, SyscallEvent, AF_INET, AF_INET6, EV_BIND_CONFLICT, EV_CONNECT_ADDRNOTAVAIL,
 };
 
 use crate::{
     kernel::current_netns,
+    kernel::field,
     maps::{ns_add, ringbuf_lost, BIND_ARGS, EVENTS, OFFSETS},
 };
 
 const EADDRINUSE: i64 = 98;
 const EADDRNOTAVAIL: i64 = 99;
-
-#[inline(always)]
-unsafe fn field<T>(ctx: &TracePointContext, off: u16) -> Option<T> {
-    if off == Offsets::ABSENT {
-        return None;
-    }
-    unsafe { ctx.read_at::<T>(off as usize).ok() }
-}
 
 #[tracepoint]
 pub fn bind_enter(ctx: TracePointContext) -> u32 {

@@ -7,6 +7,7 @@ use guardian_common::{
 };
 
 use crate::{
+    kernel::field,
     kernel::{read, sock_netns},
     maps::{lru_inc, ns_add, CONNECT_FAIL_DST, FLOW_RTX, HS_PEER, HS_PORT, OFFSETS},
 };
@@ -25,14 +26,6 @@ const EINVAL: i32 = -22;
 const ENOMEM: i32 = -12;
 const EHOSTUNREACH: i32 = -113;
 const EAGAIN: i32 = -11;
-
-#[inline(always)]
-unsafe fn field<T>(ctx: &TracePointContext, off: u16) -> Option<T> {
-    if off == Offsets::ABSENT {
-        return None;
-    }
-    unsafe { ctx.read_at::<T>(off as usize).ok() }
-}
 
 /// `tcp:tcp_retransmit_skb`. Counts segments the way the kernel's `TcpRetransSegs` does:
 /// `tcp_skb_pcount(skb)` of every retransmission the kernel accounted.
