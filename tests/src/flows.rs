@@ -1,9 +1,7 @@
 //! Helpers for the flow fault scenarios (syn_flood, connection_flood, connect_timeout_cascade,
 //! mtu_blackhole): repeated runs with latency statistics, nftables rule sets, detector
 //! configuration files, `/proc/net/netstat` counters read from inside a namespace.
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -73,34 +71,12 @@ pub fn is_fault_on(
 
 /// Writes a `--detect-config` TOML file into `dir`.
 pub fn detect_config(dir: &TempDir, toml: &str) -> PathBuf {
-    let p = dir.path().join("detect.toml");
-    std::fs::write(&p, toml).expect("write detect config");
-    p
+    crate::sockets::detect_config(dir.path(), toml)
 }
 
 /// Loads an nftables script in `ns` (`nft -f -`).
 pub fn nft(ns: &Netns, script: &str) {
-    let mut child = ns
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn nft: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .expect("write nft script");
-    let out = child.wait_with_output().expect("wait nft");
-    assert!(
-        out.status.success(),
-        "nft in {} failed: {}\nscript:\n{script}",
-        ns.name(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::nft::load(ns, script);
 }
 
 /// Deletes table `inet NAME` in `ns` if it exists.

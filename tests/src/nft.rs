@@ -20,12 +20,12 @@ pub fn drop_random_tcp(ns: &Netns, port: u16, percent: u8) {
            }}\n\
          }}\n"
     );
-    nft_script(ns, &script);
+    load(ns, &script);
 }
 
 /// Removes the helper's rules from the namespace.
 pub fn clear(ns: &Netns) {
-    nft_script(
+    load(
         ns,
         &format!("table inet {TABLE}\ndelete table inet {TABLE}\n"),
     );
@@ -47,7 +47,8 @@ fn parse_counter_packets(text: &str) -> u64 {
         .sum()
 }
 
-fn nft_script(ns: &Netns, script: &str) {
+/// Loads an nftables script in `ns` (`nft -f -`); panics with nft's error and the script.
+pub fn load(ns: &Netns, script: &str) {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = ns
