@@ -103,7 +103,6 @@ impl Detector for AcceptBacklogOverflow {
         let memory = Duration::from_millis(self.cfg.full_memory_ms);
         self.full
             .retain(|_, (t, _)| now.saturating_duration_since(*t) <= memory);
-        let prefix = format!("{ns}/");
         let mut holding = Vec::new();
         if let Some((span, (o0, d0))) = base {
             let overflows = m.listen_overflows.saturating_sub(o0);
@@ -156,8 +155,7 @@ impl Detector for AcceptBacklogOverflow {
                 }
             }
         }
-        self.tracker
-            .evaluate(now, holding, |key| key.starts_with(&prefix))
+        self.tracker.evaluate_netns(now, ns, holding)
     }
 }
 

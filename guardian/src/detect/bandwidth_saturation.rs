@@ -144,9 +144,7 @@ impl BandwidthSaturation {
                 });
             }
         }
-        let prefix = format!("bw:{}:", s.netns);
-        self.tracker
-            .evaluate(now, holding, |k| k.starts_with(&prefix))
+        self.tracker.evaluate_netns(now, s.netns, holding)
     }
 }
 

@@ -108,9 +108,7 @@ impl Detector for ConnectTimeoutCascade {
                 })
             })
             .collect();
-        let prefix = format!("{}/", c.netns);
-        self.tracker
-            .evaluate(now, holding, |k| k.starts_with(&prefix))
+        self.tracker.evaluate_netns(now, c.netns, holding)
     }
 }
 

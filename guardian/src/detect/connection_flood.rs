@@ -106,9 +106,7 @@ impl Detector for ConnectionFlood {
                 })
             })
             .collect();
-        let prefix = format!("{}/", f.netns);
-        self.tracker
-            .evaluate(now, holding, |k| k.starts_with(&prefix))
+        self.tracker.evaluate_netns(now, f.netns, holding)
     }
 }
 

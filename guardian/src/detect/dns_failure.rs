@@ -208,9 +208,7 @@ impl DnsFailure {
         // Resolvers that vanished from the map (LRU eviction) are forgotten.
         self.hist
             .retain(|(ns, a), _| *ns != s.netns || cur.contains_key(a));
-        let prefix = format!("dns:{}:", s.netns);
-        self.tracker
-            .evaluate(now, holding, |k| k.starts_with(&prefix))
+        self.tracker.evaluate_netns(now, s.netns, holding)
     }
 }
 

@@ -120,9 +120,7 @@ impl Detector for MtuBlackhole {
                 }
             })
             .collect();
-        let prefix = format!("{}/", s.netns);
-        self.tracker
-            .evaluate(now, holding, |k| k.starts_with(&prefix))
+        self.tracker.evaluate_netns(now, s.netns, holding)
     }
 }
 

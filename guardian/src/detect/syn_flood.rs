@@ -177,9 +177,7 @@ impl Detector for SynFlood {
                         }),
                     });
                 }
-                let prefix = format!("{}/", f.netns);
-                self.tracker
-                    .evaluate(now, holding, |k| k.starts_with(&prefix))
+                self.tracker.evaluate_netns(now, f.netns, holding)
             }
             _ => Vec::new(),
         }

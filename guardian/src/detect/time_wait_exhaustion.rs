@@ -129,9 +129,7 @@ impl Detector for TimeWaitExhaustion {
                 }
             }
         }
-        let prefix = format!("{ns}/");
-        self.tracker
-            .evaluate(now, holding, |key| key.starts_with(&prefix))
+        self.tracker.evaluate_netns(now, ns, holding)
     }
 }
 

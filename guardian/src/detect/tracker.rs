@@ -131,6 +131,24 @@ impl Tracker {
         out
     }
 
+    /// Evaluates one round about one namespace: tracked subjects of other namespaces are out
+    /// of scope (they neither clear nor change). Subjects are matched by the `netns` of their
+    /// holdings, so detectors need no key convention for it.
+    pub fn evaluate_netns(
+        &mut self,
+        now: Instant,
+        netns: u32,
+        holding: Vec<Holding>,
+    ) -> Vec<Finding> {
+        let scope: std::collections::HashSet<String> = self
+            .states
+            .iter()
+            .filter(|(_, st)| st.last.netns == Some(netns))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.evaluate(now, holding, |k| scope.contains(k))
+    }
+
     /// Subjects currently open (for tests and status).
     pub fn open_keys(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self
@@ -249,5 +267,26 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].key, "ns1/a");
         assert_eq!(t.open_keys(), vec!["ns2/b"]);
+    }
+
+    #[test]
+    fn a_round_about_one_namespace_leaves_the_others_alone() {
+        let mut t = Tracker::new(META, Hysteresis::new(0, 0, 60_000));
+        let now = Instant::now();
+        let in_ns = |key: &str, ns: u32| Holding {
+            netns: Some(ns),
+            ..h(key)
+        };
+        let f = t.evaluate(now, vec![in_ns("a", 1), in_ns("b", 2)], |_| true);
+        assert_eq!(f.len(), 2);
+        let f = t.evaluate_netns(now + Duration::from_secs(1), 1, vec![]);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].key.as_str(), f[0].state), ("a", FaultState::Cleared));
+        assert_eq!(t.open_keys(), vec!["b"]);
+        // Still holding in namespace 2: nothing new, nothing cleared.
+        assert!(t
+            .evaluate_netns(now + Duration::from_secs(2), 2, vec![in_ns("b", 2)])
+            .is_empty());
+        assert_eq!(t.open_keys(), vec!["b"]);
     }
 }
