@@ -26,26 +26,25 @@ fn no_failures(events: &[Value]) {
     assert!(bad.is_empty(), "remedies failed: {bad:?}");
 }
 
+/// Starts the daemon in `ns` in enforce mode with a state directory of its own (plus `extra`
+/// arguments) and waits until it is attached.
+fn enforcing(ns: &Netns, tag: &str, extra: &[&str]) -> (TempDir, Daemon) {
+    let state = TempDir::new(tag);
+    let dir = state.path().to_str().unwrap().to_owned();
+    let mut args = vec!["--mode", "enforce", "--state-dir", &dir];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start(ns, &args);
+    d.wait_attached();
+    (state, d)
+}
+
 #[test]
 fn enforce_brings_a_keep_up_link_back_within_100ms() {
     require_root();
     let a = Netns::new("heal-a");
     let b = Netns::new("heal-b");
     let v = pair(&a, &b, 5);
-    let state = TempDir::new("heal-state");
-    let state_dir = state.path().to_str().unwrap().to_owned();
-    let mut d = Daemon::start(
-        &a,
-        &[
-            "--keep-up",
-            &v.a_if,
-            "--mode",
-            "enforce",
-            "--state-dir",
-            &state_dir,
-        ],
-    );
-    d.wait_attached();
+    let (state, mut d) = enforcing(&a, "heal-state", &["--keep-up", &v.a_if]);
     let n = d.count();
     let iface = v.a_if.clone();
     let on_iface = move |e: &Value| subject_str(e, "iface") == Some(iface.as_str());
@@ -97,7 +96,8 @@ fn enforce_brings_a_keep_up_link_back_within_100ms() {
     let journal = read_tree(state.path());
     assert!(
         journal.contains("link_up") && journal.contains(&v.a_if) && journal.contains(rollback_id),
-        "the journal under {state_dir} does not record the change {rollback_id}:\n{journal}"
+        "the journal under {} does not record the change {rollback_id}:\n{journal}",
+        state.path().display()
     );
     let events = d.finish();
     no_failures(&events);
@@ -165,10 +165,7 @@ fn enforce_restores_a_deleted_route() {
     a.run(&["ip", "route", "add", prefix, "via", &via]);
     assert_eq!(v.b_addr, Ipv4Addr::new(10, 77, 7, 2));
 
-    let state = TempDir::new("route-state");
-    let state_dir = state.path().to_str().unwrap().to_owned();
-    let mut d = Daemon::start(&a, &["--mode", "enforce", "--state-dir", &state_dir]);
-    d.wait_attached();
+    let (state, mut d) = enforcing(&a, "route-state", &[]);
     let n = d.count();
 
     let injected = SystemTime::now();
@@ -200,7 +197,8 @@ fn enforce_restores_a_deleted_route() {
     let journal = read_tree(state.path());
     assert!(
         journal.contains("route_restore") && journal.contains(prefix),
-        "the journal under {state_dir} does not record the route change:\n{journal}"
+        "the journal under {} does not record the route change:\n{journal}",
+        state.path().display()
     );
     let events = d.finish();
     no_failures(&events);
@@ -215,22 +213,11 @@ fn enforce_rolls_back_a_link_up_that_cannot_verify() {
     let a = Netns::new("rb-a");
     let b = Netns::new("rb-b");
     let v = pair(&a, &b, 8);
-    let state = TempDir::new("rb-state");
-    let state_dir = state.path().to_str().unwrap().to_owned();
-    let mut d = Daemon::start(
+    let (state, mut d) = enforcing(
         &a,
-        &[
-            "--keep-up",
-            &v.a_if,
-            "--mode",
-            "enforce",
-            "--state-dir",
-            &state_dir,
-            "--verify-timeout-ms",
-            "300",
-        ],
+        "rb-state",
+        &["--keep-up", &v.a_if, "--verify-timeout-ms", "300"],
     );
-    d.wait_attached();
     let n = d.count();
     // The peer goes first (A loses carrier but stays admin up: nothing to do), then A.
     b.link_set(&v.b_if, false);
