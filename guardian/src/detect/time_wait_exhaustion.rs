@@ -86,16 +86,16 @@ impl Detector for TimeWaitExhaustion {
         let ns = m.netns;
         let mut holding = Vec::new();
         let range = m.port_range.map(|r| [r.lo, r.hi]);
-        if let Some(max) = m.tcp_max_tw_buckets.filter(|&b| b > 0) {
-            if m.time_wait as f64 > self.cfg.bucket_ratio * max as f64 {
+        if let (Some(max), Some(tw)) = (m.tcp_max_tw_buckets.filter(|&b| b > 0), m.time_wait) {
+            if tw as f64 > self.cfg.bucket_ratio * max as f64 {
                 holding.push(Holding {
                     key: format!("{ns}/buckets"),
                     netns: Some(ns),
                     subject: Subject::default(),
                     evidence: json!({
-                        "time_wait": m.time_wait,
+                        "time_wait": tw,
                         "tcp_max_tw_buckets": max,
-                        "ratio": ratio(m.time_wait, max),
+                        "ratio": ratio(tw, max),
                         "trigger_ratio": self.cfg.bucket_ratio,
                         "tw_overflow_total": m.tw_overflow,
                         "tcp_tw_reuse": m.tcp_tw_reuse,
@@ -144,7 +144,7 @@ mod tests {
     fn mib(ns: u32, tw: u64, max: u64, to_dst: u64, range: u16) -> Input {
         Input::Mib(MibSample {
             netns: ns,
-            time_wait: tw,
+            time_wait: Some(tw),
             tcp_max_tw_buckets: Some(max),
             port_range: Some(PortRange {
                 lo: 32768,

@@ -137,6 +137,31 @@ impl Collector {
         }
         let mut netnses: Vec<u32> = current.keys().copied().collect();
         netnses.sort_unstable();
+        // The samplers run first so that the TIME_WAIT count of their socket-table dump (one
+        // namespace entry per tick) also serves the gauge; their inputs still follow the
+        // counters inputs, as detectors expect.
+        let mut active = netnses.clone();
+        if !active.contains(&self.own_netns) {
+            active.push(self.own_netns);
+        }
+        let mut ctx = TickContext {
+            active: &active,
+            own_netns: self.own_netns,
+            index: &mut self.index,
+            last,
+        };
+        let sampled: Vec<Input> = self
+            .samplers
+            .iter_mut()
+            .flat_map(|s| s.sample(&mut ctx))
+            .collect();
+        let sampled_tw: HashMap<u32, u64> = sampled
+            .iter()
+            .filter_map(|i| match i {
+                Input::Mib(m) => m.time_wait.map(|tw| (m.netns, tw)),
+                _ => None,
+            })
+            .collect();
         for &ns in &netnses {
             let c = current[&ns];
             let prev = self.last.get(&ns).copied();
@@ -146,7 +171,10 @@ impl Collector {
             let mut emit = changed || own_xdp || heartbeat || last;
             let mut tw = prev.and_then(|p| p.1);
             if emit || had_tw {
-                tw = self.time_wait(ns);
+                tw = match sampled_tw.get(&ns) {
+                    Some(&n) => Some(n),
+                    None => self.time_wait(ns),
+                };
                 emit = emit || prev.map(|p| p.1) != Some(tw);
             }
             self.last.insert(ns, (c, tw));
@@ -177,19 +205,7 @@ impl Collector {
             // able to clear when its counters stop moving.
             inputs.push(Input::Counters(counters));
         }
-        let mut active = netnses;
-        if !active.contains(&self.own_netns) {
-            active.push(self.own_netns);
-        }
-        let mut ctx = TickContext {
-            active: &active,
-            own_netns: self.own_netns,
-            index: &mut self.index,
-            last,
-        };
-        for s in &mut self.samplers {
-            inputs.extend(s.sample(&mut ctx));
-        }
+        inputs.extend(sampled);
         Tick {
             events: out,
             inputs,

@@ -61,8 +61,9 @@ pub struct MibSample {
     pub tcp_tw_reuse: Option<u64>,
     /// `net.core.somaxconn`.
     pub somaxconn: Option<u64>,
-    /// TCP sockets in TIME_WAIT (IPv4 and IPv6).
-    pub time_wait: u64,
+    /// TCP sockets in TIME_WAIT (IPv4 and IPv6); None when the socket table could not be read
+    /// (a dump error must not read as "no TIME_WAIT"). The daemon's `time_wait` gauge uses it.
+    pub time_wait: Option<u64>,
     /// TIME_WAIT sockets per destination whose local port is in the ephemeral range (each one
     /// holds a port for that destination), most first, at most [`TOP_N`].
     pub time_wait_by_dst: Vec<DstSockets>,
@@ -199,10 +200,11 @@ fn read(netns: u32) -> MibSample {
         }
         Ok(())
     });
+    agg.finish(&mut s);
     if let Err(e) = dumped {
         tracing::debug!(netns, error = %e, "INET_DIAG dump failed");
+        s.time_wait = None;
     }
-    agg.finish(&mut s);
     s
 }
 
@@ -315,7 +317,7 @@ impl SocketAgg {
     }
 
     pub fn finish(self, s: &mut MibSample) {
-        s.time_wait = self.time_wait;
+        s.time_wait = Some(self.time_wait);
         s.sockets = self.sockets;
         s.time_wait_by_dst = top(self.tw_by_dst);
         s.ephemeral_by_dst = top(self.eph_by_dst);
@@ -406,7 +408,7 @@ mod tests {
         a.add_socket(TCP_LISTEN, me, 81, ip("0.0.0.0"), 0, (2, 1, 1000, 12));
         let mut s = MibSample::default();
         a.finish(&mut s);
-        assert_eq!(s.time_wait, 31);
+        assert_eq!(s.time_wait, Some(31));
         assert_eq!(s.sockets, 38);
         assert_eq!(
             s.time_wait_by_dst,
