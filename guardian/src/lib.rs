@@ -19,3 +19,4 @@ pub mod remedy;
 pub mod replay;
 pub mod run;
 pub mod source;
+pub mod sysctl;

@@ -129,6 +129,7 @@ async fn run(
             verify_timeout: Duration::from_millis(args.verify_timeout_ms),
             detect,
             record: args.record.clone(),
+            remedies: Default::default(),
         },
         emitter.clone(),
         inputs_rx,

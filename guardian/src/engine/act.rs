@@ -8,7 +8,7 @@ use super::{Engine, IncidentKey, VERIFY_POLL};
 use crate::detect::Finding;
 use crate::journal::{self, JournalPhase, Record};
 use crate::output::{rfc3339, Body, Change, Mode, RemedyEvent, RemedyResult};
-use crate::remedy::{Action, PlannedChange, Verify};
+use crate::remedy::{Action, Plan, PlanContext, PlannedChange, StateReader, Verify};
 
 /// The remedy attempt being reported.
 struct Attempt<'a> {
@@ -25,43 +25,75 @@ enum Verdict {
 }
 
 impl Engine {
-    /// Plans a remedy for the finding's incident and carries it out according to the mode.
-    /// At most one attempt per incident; an attempt skipped for a precondition does not count.
+    /// Walks the fault's ladder: the first remedy that plans a change (and passes the safety
+    /// rules) is carried out according to the mode. A remedy that skips says why in a
+    /// `skipped` event and the next one is asked. At most one change per incident at a time.
     pub(super) async fn try_remedy(&mut self, f: &Finding, key: &IncidentKey) {
-        let Some(plan) = self.remedies.iter().find_map(|r| r.plan(f)) else {
-            return;
-        };
         let Some(inc) = self.incidents.get(key) else {
             return;
         };
-        let at = Attempt {
-            fault: f.fault,
-            incident: inc.id.clone(),
-            opened_at: inc.opened_at,
-            plan: &plan,
-        };
-        if let Some(reason) = self.precondition(&plan.apply).await {
-            tracing::info!(remedy = plan.remedy, %reason, "remedy skipped");
-            self.emit(&at, RemedyResult::Skipped, None, Some(reason));
-            return;
-        }
-        if let Some(inc) = self.incidents.get_mut(key) {
-            inc.attempted = true;
-        }
-        match self.cfg.mode {
-            Mode::Observe => {
-                tracing::info!(remedy = plan.remedy, action = %plan.apply, "remedy planned (observe mode)");
-                self.emit(&at, RemedyResult::Planned, None, None);
+        let (incident, opened_at) = (inc.id.clone(), inc.opened_at);
+        let routes = match self.kernel.nl.dump_routes().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("cannot read routes to plan a remedy: {e}");
+                return;
             }
-            Mode::Enforce => self.enforce(&at).await,
+        };
+        let plans: Vec<Plan> = {
+            let links: Vec<_> = self.links.values().cloned().collect();
+            let reader = KernelState::new(self.cfg.netns);
+            let ctx = PlanContext {
+                links: &links,
+                routes: &routes,
+                baseline: &self.baseline,
+                state: &reader,
+                recurrences: 0,
+            };
+            self.remedies
+                .iter()
+                .filter_map(|r| r.plan(f, &ctx))
+                .collect()
+        };
+        for plan in plans {
+            let plan = match plan {
+                Plan::Change(c) => *c,
+                Plan::Skip(reason) => {
+                    tracing::info!(fault = f.fault, %reason, "remedy skipped");
+                    continue;
+                }
+            };
+            let at = Attempt {
+                fault: f.fault,
+                incident: incident.clone(),
+                opened_at,
+                plan: &plan,
+            };
+            if let Some(reason) = self.precondition(&plan.apply).await {
+                tracing::info!(remedy = plan.remedy, %reason, "remedy skipped");
+                self.emit(&at, RemedyResult::Skipped, None, Some(reason));
+                continue;
+            }
+            if let Some(inc) = self.incidents.get_mut(key) {
+                inc.attempted = true;
+            }
+            match self.cfg.mode {
+                Mode::Observe => {
+                    tracing::info!(remedy = plan.remedy, action = %plan.apply, "remedy planned (observe mode)");
+                    self.emit(&at, RemedyResult::Planned, None, None);
+                }
+                Mode::Enforce => self.enforce(&at).await,
+            }
+            return;
         }
     }
 
     /// Why the change must not be applied now, if it must not. Checks live kernel state, so a
     /// change never undoes someone else's fix and its inverse stays exact.
     async fn precondition(&self, action: &Action) -> Option<String> {
+        let nl = &self.kernel.nl;
         match action {
-            Action::SetLinkUp { ifindex, name } => match self.nl.get_link(*ifindex).await {
+            Action::SetLinkUp { ifindex, name } => match nl.get_link(*ifindex).await {
                 Ok(Some(l)) if !l.admin_up => None,
                 Ok(Some(_)) => Some(format!("interface {name} is already up")),
                 Ok(None) => Some(format!("interface {name} no longer exists")),
@@ -69,7 +101,7 @@ impl Engine {
             },
             Action::AddRoute(r) => {
                 if let Some(oif) = r.oif {
-                    match self.nl.get_link(oif).await {
+                    match nl.get_link(oif).await {
                         Ok(Some(l)) if l.admin_up => {}
                         Ok(Some(l)) => {
                             return Some(format!("nexthop interface {} is down", l.name))
@@ -78,13 +110,13 @@ impl Engine {
                         Err(e) => return Some(format!("cannot read the nexthop interface: {e}")),
                     }
                 }
-                match self.nl.route_present(r).await {
+                match nl.route_present(r).await {
                     Ok(false) => None,
                     Ok(true) => Some(format!("route {r} is already present")),
                     Err(e) => Some(format!("cannot read routes: {e}")),
                 }
             }
-            Action::SetLinkDown { .. } | Action::DelRoute(_) => None,
+            _ => None,
         }
     }
 
@@ -97,7 +129,7 @@ impl Engine {
             self.emit(at, RemedyResult::Skipped, None, Some(reason));
             return;
         }
-        if let Err(e) = plan.apply.execute(&self.nl).await {
+        if let Err(e) = plan.apply.execute(&mut self.kernel).await {
             let reason = format!("{} failed: {e}", plan.apply);
             tracing::warn!(remedy = plan.remedy, "{reason}");
             self.journal_best_effort(&id, at, JournalPhase::Failed, Some(reason.clone()));
@@ -122,7 +154,7 @@ impl Engine {
             Verdict::TimedOut => {
                 let ms = self.cfg.verify_timeout.as_millis();
                 let why = format!("not verified within {ms} ms");
-                match plan.inverse.execute(&self.nl).await {
+                match plan.inverse.execute(&mut self.kernel).await {
                     Ok(()) => {
                         let reason = format!("{why}; rolled back ({})", plan.inverse);
                         tracing::warn!(remedy = plan.remedy, "{reason}");
@@ -147,10 +179,10 @@ impl Engine {
     }
 
     /// Re-queries the kernel every [`VERIFY_POLL`] until the condition holds or the deadline.
-    async fn verify(&self, v: &Verify) -> Verdict {
+    async fn verify(&mut self, v: &Verify) -> Verdict {
         let deadline = tokio::time::Instant::now() + self.cfg.verify_timeout;
         loop {
-            match tokio::time::timeout_at(deadline, v.check(&self.nl)).await {
+            match tokio::time::timeout_at(deadline, v.check(&mut self.kernel)).await {
                 Ok(Ok(true)) => return Verdict::Verified,
                 Ok(Ok(false)) => {}
                 Ok(Err(e)) => tracing::debug!("verification query failed: {e}"),
@@ -235,4 +267,29 @@ impl Engine {
 /// A JSON value of a plain serializable type (these cannot fail to serialize).
 fn value<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
+}
+
+/// Reads the kernel state planning needs, from the live system.
+struct KernelState {
+    own_netns: u32,
+    index: std::cell::RefCell<crate::netns::Index>,
+}
+
+impl KernelState {
+    fn new(own_netns: u32) -> Self {
+        KernelState {
+            own_netns,
+            index: std::cell::RefCell::new(crate::netns::Index::new()),
+        }
+    }
+}
+
+impl StateReader for KernelState {
+    fn sysctl(&self, netns: Option<u32>, key: &str) -> Option<String> {
+        let path = match netns {
+            Some(ns) if ns != self.own_netns => Some(self.index.borrow_mut().path(ns)?),
+            _ => None,
+        };
+        crate::sysctl::read(path.as_deref(), key).ok()
+    }
 }

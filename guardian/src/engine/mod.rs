@@ -24,7 +24,7 @@ use crate::detect::{self, Baseline, DetectConfig, Detector, Finding, Input};
 use crate::journal::Journal;
 use crate::netlink::{self, LinkState, NetEvent, Netlink, Notice, RouteSpec};
 use crate::output::{Emitter, FaultState, Mode};
-use crate::remedy::{LinkUp, Remedy, RouteRestore};
+use crate::remedy::{self, Kernel, Remedy, RemedyConfig};
 
 /// How long a change has to verify before it is rolled back.
 pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,6 +45,8 @@ pub struct EngineConfig {
     pub detect: DetectConfig,
     /// Write every detector input to this file (`--record`), for `guardian replay`.
     pub record: Option<PathBuf>,
+    /// Per-remedy modes and parameters.
+    pub remedies: RemedyConfig,
 }
 
 impl EngineConfig {
@@ -57,6 +59,7 @@ impl EngineConfig {
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,
             detect: DetectConfig::default(),
             record: None,
+            remedies: RemedyConfig::default(),
         }
     }
 }
@@ -153,9 +156,9 @@ pub async fn run(
 struct Engine {
     cfg: EngineConfig,
     emitter: Emitter,
-    nl: Netlink,
+    kernel: Kernel,
     detectors: Vec<Box<dyn Detector + Send + Sync>>,
-    remedies: Vec<Box<dyn Remedy + Send + Sync>>,
+    remedies: Vec<Box<dyn Remedy>>,
     incidents: Incidents,
     recorder: Option<Recorder>,
     links: HashMap<u32, LinkState>,
@@ -175,14 +178,12 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> Self {
         let detectors = detect::all(&cfg.detect, base);
-        let remedies: Vec<Box<dyn Remedy + Send + Sync>> = vec![
-            Box::new(LinkUp::new(cfg.keep_up.iter().cloned())),
-            Box::new(RouteRestore::new()),
-        ];
+        let remedies = remedy::all(&cfg.remedies, &cfg.keep_up);
+        let kernel = Kernel::new(nl, cfg.netns);
         Engine {
             cfg,
             emitter,
-            nl,
+            kernel,
             detectors,
             remedies,
             incidents: Incidents::new(Ids::Clock),
@@ -234,7 +235,7 @@ impl Engine {
     /// Compares the protected routes (of one output interface, or all) with the kernel's
     /// table and returns the matching `RouteAdded` / `RouteDeleted` events.
     async fn reconcile_routes(&self, oif: Option<u32>) -> Vec<NetEvent> {
-        let present = match self.nl.dump_routes().await {
+        let present = match self.kernel.nl.dump_routes().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("cannot re-read routes: {e}");
@@ -257,7 +258,7 @@ impl Engine {
 
     /// After lost notifications: re-read links and routes and feed the differences.
     async fn resync(&mut self) {
-        let links = match self.nl.dump_links().await {
+        let links = match self.kernel.nl.dump_links().await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!("cannot re-read links: {e}");

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use super::{Action, PlannedChange, Remedy, Verify};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
 use crate::detect::{link_down, Finding};
 
 pub const NAME: &str = "link_up";
@@ -31,7 +31,11 @@ impl Remedy for LinkUp {
         NAME
     }
 
-    fn plan(&self, f: &Finding) -> Option<PlannedChange> {
+    fn faults(&self) -> &'static [&'static str] {
+        &[link_down::FAULT]
+    }
+
+    fn plan(&self, f: &Finding, _ctx: &PlanContext<'_>) -> Option<Plan> {
         if f.fault != link_down::FAULT {
             return None;
         }
@@ -49,18 +53,21 @@ impl Remedy for LinkUp {
             .get("oper_up")
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        Some(PlannedChange {
+        Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
+            targets: vec![format!("iface:{name}")],
             apply: Action::SetLinkUp {
                 ifindex,
                 name: name.clone(),
             },
             inverse: Action::SetLinkDown { ifindex, name },
             verify: Verify::LinkUp { ifindex },
+            effect: Effect::InPlace,
+            lifetime: Lifetime::Permanent,
             before: json!({"admin_up": false, "oper_up": oper_up}),
             after: json!({"admin_up": true, "oper_up": true}),
-        })
+        })))
     }
 }
 
@@ -70,6 +77,7 @@ mod tests {
     use crate::detect::LinkDown;
     use crate::netlink::{LinkState, NetEvent};
     use crate::output::{FaultState, Severity, Subject};
+    use crate::remedy::testing::{change, ctx, FakeState};
     use std::time::Instant;
 
     fn finding(iface: &str, admin_up: bool, oper_up: bool) -> Finding {
@@ -113,15 +121,18 @@ mod tests {
             ("no ifindex", no_ifindex, false),
         ];
         for (name, f, applies) in cases {
-            assert_eq!(r.plan(&f).is_some(), applies, "{name}");
+            let plan = r.plan(&f, &ctx(&FakeState::default()));
+            assert_eq!(plan.is_some(), applies, "{name}");
         }
     }
 
     #[test]
     fn plan_is_up_with_down_inverse_and_link_verify() {
-        let p = LinkUp::new(["va"])
-            .plan(&finding("va", false, false))
-            .unwrap();
+        let p = change(
+            &LinkUp::new(["va"]),
+            &finding("va", false, false),
+            &ctx(&FakeState::default()),
+        );
         assert_eq!(p.remedy, "link_up");
         assert_eq!(
             p.apply,
@@ -141,6 +152,7 @@ mod tests {
         assert_eq!(p.before["admin_up"], false);
         assert_eq!(p.after["admin_up"], true);
         assert_eq!(p.subject.iface.as_deref(), Some("va"));
+        assert_eq!(p.targets, ["iface:va"]);
     }
 
     #[test]
@@ -159,6 +171,6 @@ mod tests {
             ..up
         };
         let f = crate::detect::observe_net(&mut d, &NetEvent::Link(down), Instant::now());
-        assert!(LinkUp::new(["va"]).plan(&f[0]).is_some());
+        change(&LinkUp::new(["va"]), &f[0], &ctx(&FakeState::default()));
     }
 }

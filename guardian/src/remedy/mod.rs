@@ -1,89 +1,102 @@
 //! Remedies: data first. A remedy looks at a [`Finding`] and plans a [`PlannedChange`]: the
-//! action to apply, its exact inverse, and how to verify it worked. The engine decides whether
-//! and when to apply it, journals it first, verifies and rolls back.
+//! action to apply, its exact inverse, how to tell the change is in place ([`Verify`]), how to
+//! tell it helped ([`Effect`]) and how long it lives ([`Lifetime`]). The engine decides
+//! whether and when to apply it (mode, budgets, blast radius, protected subjects, ladder),
+//! journals it first, verifies, rolls back and expires it.
+//!
+//! Planning is pure: everything a remedy needs to know about the kernel's current state comes
+//! through [`PlanContext`], so every planning decision is a unit test without a kernel.
+pub mod action;
+pub mod config;
+pub mod kernel;
 pub mod link_up;
 pub mod route_restore;
-
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::detect::Finding;
-use crate::netlink::{Netlink, NetlinkError, RouteSpec};
+use crate::netlink::{LinkState, NetlinkError, RouteSpec};
 use crate::output::Subject;
 
+pub use action::{Action, Verify};
+pub use config::{RemedyConfig, RemedyMode};
+pub use kernel::Kernel;
 pub use link_up::LinkUp;
 pub use route_restore::RouteRestore;
 
-/// One change to the kernel's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Action {
-    SetLinkUp { ifindex: u32, name: String },
-    SetLinkDown { ifindex: u32, name: String },
-    AddRoute(RouteSpec),
-    DelRoute(RouteSpec),
+/// Why an action or a check could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RemedyError {
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The facility the action needs is not there (e.g. the network namespace is gone, or the
+    /// maps of a detached program).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
-impl Action {
-    /// Applies the action through rtnetlink.
-    pub async fn execute(&self, nl: &Netlink) -> Result<(), NetlinkError> {
-        match self {
-            Action::SetLinkUp { ifindex, .. } => nl.set_link_up(*ifindex).await,
-            Action::SetLinkDown { ifindex, .. } => nl.set_link_down(*ifindex).await,
-            Action::AddRoute(r) => nl.add_route(r).await,
-            Action::DelRoute(r) => nl.del_route(r).await,
+impl RemedyError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        RemedyError::Io {
+            what: what.into(),
+            source,
         }
     }
 }
 
-impl fmt::Display for Action {
-    /// In `ip` terms, for logs: `link set va up`, `route add 10.9.0.0/24 via 10.0.0.2 oif 3`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn route(f: &mut fmt::Formatter<'_>, verb: &str, r: &RouteSpec) -> fmt::Result {
-            write!(f, "route {verb} {r}")?;
-            if let Some(gw) = r.gateway {
-                write!(f, " via {gw}")?;
-            }
-            if let Some(oif) = r.oif {
-                write!(f, " oif {oif}")?;
-            }
-            if let Some(m) = r.priority {
-                write!(f, " metric {m}")?;
-            }
-            if r.table != crate::netlink::TABLE_MAIN {
-                write!(f, " table {}", r.table)?;
-            }
-            Ok(())
-        }
-        match self {
-            Action::SetLinkUp { name, .. } => write!(f, "link set {name} up"),
-            Action::SetLinkDown { name, .. } => write!(f, "link set {name} down"),
-            Action::AddRoute(r) => route(f, "add", r),
-            Action::DelRoute(r) => route(f, "del", r),
-        }
-    }
+/// How the engine tells that an applied change actually helped, beyond the change being in
+/// place. Checked until the verification deadline; if it never holds, the change is rolled
+/// back and the next remedy on the fault's ladder is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    /// Being in place is enough (link up, route present, mitigation installed).
+    #[default]
+    InPlace,
+    /// The incident clears (its detector's hysteresis says the fault is gone).
+    Clears,
+    /// A MIB counter of the fault's namespace stops growing (e.g. `listen_drops`): two
+    /// consecutive samples after the change carry the same value.
+    CounterQuiet { counter: MibCounter },
 }
 
-/// How to tell that a change worked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "check", rename_all = "snake_case")]
-pub enum Verify {
-    /// The link is admin up and oper up.
-    LinkUp { ifindex: u32 },
-    /// The route is in the kernel's table.
-    RoutePresent(RouteSpec),
+/// MIB counters an [`Effect::CounterQuiet`] can watch (fields of `source::mib::MibSample`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MibCounter {
+    ListenOverflows,
+    ListenDrops,
+    ReqQFullDrop,
+    TwOverflow,
 }
 
-impl Verify {
-    /// Asks the kernel once whether the condition holds.
-    pub async fn check(&self, nl: &Netlink) -> Result<bool, NetlinkError> {
-        match self {
-            Verify::LinkUp { ifindex } => {
-                Ok(nl.get_link(*ifindex).await?.is_some_and(|l| l.is_up()))
-            }
-            Verify::RoutePresent(r) => nl.route_present(r).await,
+/// How long a change stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Lifetime {
+    /// A fix: stays until an operator reverts it (`guardian rollback ID`).
+    #[default]
+    Permanent,
+    /// A temporary mitigation: reverted (`expired`) after `ms`.
+    Ttl { ms: u64 },
+    /// Reverted when the incident clears, or after `max_ms` at the latest.
+    UntilClear { max_ms: u64 },
+}
+
+impl Lifetime {
+    /// The longest the change may stay, if bounded.
+    pub fn max_ms(&self) -> Option<u64> {
+        match *self {
+            Lifetime::Permanent => None,
+            Lifetime::Ttl { ms } => Some(ms),
+            Lifetime::UntilClear { max_ms } => Some(max_ms),
         }
     }
 }
@@ -94,49 +107,160 @@ pub struct PlannedChange {
     /// The remedy that planned it, e.g. `link_up`.
     pub remedy: &'static str,
     pub subject: Subject,
+    /// Every concrete thing the change touches, as `kind:name` (`iface:eth0`,
+    /// `route:10.9.0.0/24`, `sysctl:net.ipv4.tcp_tw_reuse`, `src:10.0.0.7`, `port:80`,
+    /// `dst:10.9.0.0/24`). The engine refuses an empty set, a wildcard, a protected subject
+    /// or too many at once (blast radius).
+    pub targets: Vec<String>,
     pub apply: Action,
     pub inverse: Action,
+    /// The change is in place (checked right after applying, polled until the deadline).
     pub verify: Verify,
+    /// The change helped.
+    pub effect: Effect,
+    pub lifetime: Lifetime,
     /// The state before, as reported in `change.before`.
     pub before: Value,
     /// The state the change aims for, as reported in `change.after`.
     pub after: Value,
 }
 
-pub trait Remedy {
+/// What a remedy concluded about a finding it is responsible for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Change(Box<PlannedChange>),
+    /// The remedy is on this fault's ladder but must not act now; the reason goes into a
+    /// `skipped` event and the next rung is tried.
+    Skip(String),
+}
+
+impl Plan {
+    pub fn change(&self) -> Option<&PlannedChange> {
+        match self {
+            Plan::Change(c) => Some(c),
+            Plan::Skip(_) => None,
+        }
+    }
+}
+
+/// Reads of the kernel's current state that planning needs, behind a trait so that unit
+/// tests plan against a fake.
+pub trait StateReader {
+    /// The value of a sysctl (`net.ipv4.tcp_tw_reuse`) in a namespace (None: the daemon's),
+    /// whitespace-normalized (`32768 60999`); None when it cannot be read.
+    fn sysctl(&self, netns: Option<u32>, key: &str) -> Option<String>;
+}
+
+/// Planning input besides the finding.
+pub struct PlanContext<'a> {
+    /// Links of the daemon's namespace, as last seen.
+    pub links: &'a [LinkState],
+    /// Routes of the daemon's namespace (all tables), dumped just before planning.
+    pub routes: &'a [RouteSpec],
+    /// Protected routes captured at start (baseline).
+    pub baseline: &'a [RouteSpec],
+    pub state: &'a dyn StateReader,
+    /// How many times this remedy already acted on this subject (for doubling hold times).
+    pub recurrences: u32,
+}
+
+pub trait Remedy: Send + Sync {
     /// Stable remedy name, e.g. `link_up`.
     fn name(&self) -> &'static str;
-    /// A change for this finding, or `None` when the remedy does not apply to it.
-    fn plan(&self, f: &Finding) -> Option<PlannedChange>;
+    /// The faults whose ladder this remedy is on.
+    fn faults(&self) -> &'static [&'static str];
+    /// `None` when the remedy has nothing to say about this finding (another fault, or a
+    /// case it never handles); otherwise a change or the reason it must not act now.
+    fn plan(&self, f: &Finding, ctx: &PlanContext<'_>) -> Option<Plan>;
+}
+
+/// Every remedy, configured.
+pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
+    let every: Vec<Box<dyn Remedy>> = vec![
+        Box::new(LinkUp::new(keep_up.iter().cloned())),
+        Box::new(RouteRestore::new()),
+    ];
+    every
+        .into_iter()
+        .filter(|r| cfg.mode_of(r.name()) != RemedyMode::Off)
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Planning helpers shared by the remedies' unit tests.
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A fake kernel state for planning tests.
+    #[derive(Default)]
+    pub struct FakeState {
+        pub sysctls: HashMap<(Option<u32>, String), String>,
+    }
+
+    impl FakeState {
+        pub fn with_sysctl(mut self, netns: Option<u32>, key: &str, value: &str) -> Self {
+            self.sysctls
+                .insert((netns, key.to_string()), value.to_string());
+            self
+        }
+    }
+
+    impl StateReader for FakeState {
+        fn sysctl(&self, netns: Option<u32>, key: &str) -> Option<String> {
+            self.sysctls.get(&(netns, key.to_string())).cloned()
+        }
+    }
+
+    /// A context with no links or routes, over `state`.
+    pub fn ctx(state: &FakeState) -> PlanContext<'_> {
+        PlanContext {
+            links: &[],
+            routes: &[],
+            baseline: &[],
+            state,
+            recurrences: 0,
+        }
+    }
+
+    /// Plans and unwraps a change (panics on skip or no plan, naming what came back).
+    pub fn change(r: &dyn Remedy, f: &Finding, ctx: &PlanContext<'_>) -> PlannedChange {
+        match r.plan(f, ctx) {
+            Some(Plan::Change(c)) => *c,
+            other => panic!("{} planned {other:?} for {}", r.name(), f.fault),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testing::FakeState;
     use super::*;
 
     #[test]
-    fn actions_serialize_with_an_op_tag_and_round_trip() {
-        let a = Action::SetLinkUp {
-            ifindex: 3,
-            name: "va".into(),
-        };
-        let v = serde_json::to_value(&a).unwrap();
+    fn lifetimes_bound_what_they_should() {
+        assert_eq!(Lifetime::Permanent.max_ms(), None);
+        assert_eq!(Lifetime::Ttl { ms: 5 }.max_ms(), Some(5));
+        assert_eq!(Lifetime::UntilClear { max_ms: 7 }.max_ms(), Some(7));
+    }
+
+    #[test]
+    fn fake_state_answers_per_namespace() {
+        let s = FakeState::default().with_sysctl(Some(9), "net.ipv4.tcp_tw_reuse", "2");
         assert_eq!(
-            v,
-            serde_json::json!({"op": "set_link_up", "ifindex": 3, "name": "va"})
+            s.sysctl(Some(9), "net.ipv4.tcp_tw_reuse").as_deref(),
+            Some("2")
         );
-        let r = Action::AddRoute(
-            RouteSpec::new("10.9.0.0".parse().unwrap(), 24).via("10.0.0.2".parse().unwrap()),
-        );
-        let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["op"], "add_route");
-        assert_eq!(v["dst"], "10.9.0.0");
-        assert_eq!(serde_json::from_value::<Action>(v).unwrap(), r);
-        assert_eq!(r.to_string(), "route add 10.9.0.0/24 via 10.0.0.2");
-        let ver = Verify::LinkUp { ifindex: 3 };
-        assert_eq!(
-            serde_json::to_value(&ver).unwrap(),
-            serde_json::json!({"check": "link_up", "ifindex": 3})
-        );
+        assert_eq!(s.sysctl(None, "net.ipv4.tcp_tw_reuse"), None);
+    }
+
+    #[test]
+    fn remedies_switched_off_are_not_on_any_ladder() {
+        let mut cfg = RemedyConfig::default();
+        assert_eq!(all(&cfg, &[]).len(), 2);
+        cfg.modes.insert("link_up".into(), RemedyMode::Off);
+        let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["route_restore"]);
     }
 }

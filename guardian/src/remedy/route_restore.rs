@@ -4,7 +4,7 @@
 //! [`RouteSpec`]), so a journaled or replayed finding plans the same change.
 use serde_json::json;
 
-use super::{Action, PlannedChange, Remedy, Verify};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
 use crate::detect::{route_lost, Finding};
 use crate::netlink::RouteSpec;
 
@@ -24,21 +24,28 @@ impl Remedy for RouteRestore {
         NAME
     }
 
-    fn plan(&self, f: &Finding) -> Option<PlannedChange> {
+    fn faults(&self) -> &'static [&'static str] {
+        &[route_lost::FAULT]
+    }
+
+    fn plan(&self, f: &Finding, _ctx: &PlanContext<'_>) -> Option<Plan> {
         if f.fault != route_lost::FAULT {
             return None;
         }
         let spec: RouteSpec = serde_json::from_value(f.evidence.get("route")?.clone()).ok()?;
         let route = spec.key();
-        Some(PlannedChange {
+        Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
+            targets: vec![format!("route:{route}")],
             apply: Action::AddRoute(spec.clone()),
             inverse: Action::DelRoute(spec.clone()),
             verify: Verify::RoutePresent(spec),
+            effect: Effect::InPlace,
+            lifetime: Lifetime::Permanent,
             before: json!({"route": route, "present": false}),
             after: json!({"route": route, "present": true}),
-        })
+        })))
     }
 }
 
@@ -48,6 +55,7 @@ mod tests {
     use crate::detect::RouteLost;
     use crate::netlink::{LinkState, NetEvent};
     use crate::output::{FaultState, Severity, Subject};
+    use crate::remedy::testing::{change, ctx, FakeState};
     use std::time::Instant;
 
     fn spec() -> RouteSpec {
@@ -68,7 +76,7 @@ mod tests {
         };
         let mut d = RouteLost::new(vec![spec()], &[va]);
         let f = crate::detect::observe_net(&mut d, &NetEvent::RouteDeleted(spec()), Instant::now());
-        let p = RouteRestore::new().plan(&f[0]).unwrap();
+        let p = change(&RouteRestore::new(), &f[0], &ctx(&FakeState::default()));
         assert_eq!(p.remedy, "route_restore");
         assert_eq!(p.apply, Action::AddRoute(spec()));
         assert_eq!(p.inverse, Action::DelRoute(spec()));
@@ -91,15 +99,21 @@ mod tests {
             netns: None,
         };
         // no route in the evidence
-        assert!(RouteRestore.plan(&base).is_none());
+        assert!(RouteRestore
+            .plan(&base, &ctx(&FakeState::default()))
+            .is_none());
         // garbage route
         let mut bad = base.clone();
         bad.evidence = json!({"route": {"dst": "nope"}});
-        assert!(RouteRestore.plan(&bad).is_none());
+        assert!(RouteRestore
+            .plan(&bad, &ctx(&FakeState::default()))
+            .is_none());
         // another fault, even with a route
         let mut other = base.clone();
         other.fault = "link_down";
         other.evidence = json!({"route": serde_json::to_value(spec()).unwrap()});
-        assert!(RouteRestore.plan(&other).is_none());
+        assert!(RouteRestore
+            .plan(&other, &ctx(&FakeState::default()))
+            .is_none());
     }
 }

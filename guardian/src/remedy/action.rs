@@ -1,0 +1,205 @@
+//! The changes remedies make ([`Action`]) and the checks that they are in place ([`Verify`]).
+//! Both are serializable: the journal stores them, so a restarted daemon or `guardian
+//! rollback` can verify or undo a change without the process that planned it.
+use std::fmt;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::{Kernel, RemedyError};
+use crate::netlink::RouteSpec;
+
+/// One change to the kernel's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Action {
+    SetLinkUp {
+        ifindex: u32,
+        name: String,
+    },
+    SetLinkDown {
+        ifindex: u32,
+        name: String,
+    },
+    AddRoute(RouteSpec),
+    DelRoute(RouteSpec),
+    /// Several actions, applied in order. If one fails, those already applied are undone in
+    /// reverse order with `undo` (same length, `undo[i]` inverts `actions[i]`).
+    All {
+        actions: Vec<Action>,
+        undo: Vec<Action>,
+    },
+    /// Changes nothing: report-only remedies, and the inverse of an irreversible action.
+    Nothing,
+}
+
+impl Action {
+    /// Applies the action.
+    pub fn execute<'a>(&'a self, k: &'a mut Kernel) -> BoxFuture<'a, Result<(), RemedyError>> {
+        Box::pin(async move {
+            match self {
+                Action::SetLinkUp { ifindex, .. } => Ok(k.nl.set_link_up(*ifindex).await?),
+                Action::SetLinkDown { ifindex, .. } => Ok(k.nl.set_link_down(*ifindex).await?),
+                Action::AddRoute(r) => Ok(k.nl.add_route(r).await?),
+                Action::DelRoute(r) => Ok(k.nl.del_route(r).await?),
+                Action::All { actions, undo } => {
+                    for (i, a) in actions.iter().enumerate() {
+                        if let Err(e) = a.execute(k).await {
+                            for u in undo[..i].iter().rev() {
+                                if let Err(ue) = u.execute(k).await {
+                                    tracing::error!("undoing a partial change ({u}) failed: {ue}");
+                                }
+                            }
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                }
+                Action::Nothing => Ok(()),
+            }
+        })
+    }
+
+    /// Builds an [`Action::All`] from (action, inverse) pairs, and its inverse (the inverses
+    /// in reverse order).
+    pub fn all(pairs: Vec<(Action, Action)>) -> (Action, Action) {
+        let (actions, undo): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let inverse = Action::All {
+            actions: undo.iter().rev().cloned().collect(),
+            undo: actions.iter().rev().cloned().collect(),
+        };
+        (Action::All { actions, undo }, inverse)
+    }
+}
+
+impl fmt::Display for Action {
+    /// In `ip` terms, for logs: `link set va up`, `route add 10.9.0.0/24 via 10.0.0.2 oif 3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn route(f: &mut fmt::Formatter<'_>, verb: &str, r: &RouteSpec) -> fmt::Result {
+            write!(f, "route {verb} {r}")?;
+            if let Some(gw) = r.gateway {
+                write!(f, " via {gw}")?;
+            }
+            if let Some(oif) = r.oif {
+                write!(f, " oif {oif}")?;
+            }
+            if let Some(m) = r.priority {
+                write!(f, " metric {m}")?;
+            }
+            if r.table != crate::netlink::TABLE_MAIN {
+                write!(f, " table {}", r.table)?;
+            }
+            Ok(())
+        }
+        match self {
+            Action::SetLinkUp { name, .. } => write!(f, "link set {name} up"),
+            Action::SetLinkDown { name, .. } => write!(f, "link set {name} down"),
+            Action::AddRoute(r) => route(f, "add", r),
+            Action::DelRoute(r) => route(f, "del", r),
+            Action::All { actions, .. } => {
+                for (i, a) in actions.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                Ok(())
+            }
+            Action::Nothing => f.write_str("nothing"),
+        }
+    }
+}
+
+/// How to tell that a change is in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Verify {
+    /// The link is admin up and oper up.
+    LinkUp { ifindex: u32 },
+    /// The route is in the kernel's table.
+    RoutePresent(RouteSpec),
+    /// The route is not in the kernel's table.
+    RouteAbsent(RouteSpec),
+    /// Every check holds.
+    All { checks: Vec<Verify> },
+    /// Nothing to check (report-only remedies).
+    Nothing,
+}
+
+impl Verify {
+    /// Asks the kernel once whether the condition holds.
+    pub fn check<'a>(&'a self, k: &'a mut Kernel) -> BoxFuture<'a, Result<bool, RemedyError>> {
+        Box::pin(async move {
+            match self {
+                Verify::LinkUp { ifindex } => {
+                    Ok(k.nl.get_link(*ifindex).await?.is_some_and(|l| l.is_up()))
+                }
+                Verify::RoutePresent(r) => Ok(k.nl.route_present(r).await?),
+                Verify::RouteAbsent(r) => Ok(!k.nl.route_present(r).await?),
+                Verify::All { checks } => {
+                    for c in checks {
+                        if !c.check(k).await? {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                }
+                Verify::Nothing => Ok(true),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_serialize_with_an_op_tag_and_round_trip() {
+        let a = Action::SetLinkUp {
+            ifindex: 3,
+            name: "va".into(),
+        };
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"op": "set_link_up", "ifindex": 3, "name": "va"})
+        );
+        let r = Action::AddRoute(
+            RouteSpec::new("10.9.0.0".parse().unwrap(), 24).via("10.0.0.2".parse().unwrap()),
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["op"], "add_route");
+        assert_eq!(v["dst"], "10.9.0.0");
+        assert_eq!(serde_json::from_value::<Action>(v).unwrap(), r);
+        assert_eq!(r.to_string(), "route add 10.9.0.0/24 via 10.0.0.2");
+        let ver = Verify::LinkUp { ifindex: 3 };
+        assert_eq!(
+            serde_json::to_value(&ver).unwrap(),
+            serde_json::json!({"check": "link_up", "ifindex": 3})
+        );
+    }
+
+    #[test]
+    fn all_inverts_in_reverse_order_and_round_trips() {
+        let up = |i: u32| Action::SetLinkUp {
+            ifindex: i,
+            name: format!("v{i}"),
+        };
+        let down = |i: u32| Action::SetLinkDown {
+            ifindex: i,
+            name: format!("v{i}"),
+        };
+        let (apply, inverse) = Action::all(vec![(up(1), down(1)), (up(2), down(2))]);
+        assert_eq!(
+            inverse,
+            Action::All {
+                actions: vec![down(2), down(1)],
+                undo: vec![up(2), up(1)],
+            }
+        );
+        assert_eq!(apply.to_string(), "link set v1 up; link set v2 up");
+        let v = serde_json::to_value(&apply).unwrap();
+        assert_eq!(serde_json::from_value::<Action>(v).unwrap(), apply);
+    }
+}

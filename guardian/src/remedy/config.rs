@@ -1,0 +1,33 @@
+//! Remedy configuration: a mode per remedy and one table per remedy that has parameters
+//! (`[remedies.<name>]` in the config file).
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What one remedy may do. The global mode (`--mode`) is the master switch: in global
+/// observe mode nothing is applied whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RemedyMode {
+    /// Apply when the global mode is enforce.
+    #[default]
+    Enforce,
+    /// Plan and report only, even in global enforce mode.
+    Observe,
+    /// Not on any ladder.
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemedyConfig {
+    /// Per-remedy mode, e.g. `modes = { socket_destroy = "off", sysctl = "observe" }`.
+    /// Remedies not named follow the global mode.
+    pub modes: BTreeMap<String, RemedyMode>,
+}
+
+impl RemedyConfig {
+    pub fn mode_of(&self, remedy: &str) -> RemedyMode {
+        self.modes.get(remedy).copied().unwrap_or_default()
+    }
+}
