@@ -103,6 +103,7 @@ async fn run(
         .context("probe loader")??;
     let ring = probes.take_ringbuf()?;
     let samplers = source::samplers(&mut probes)?;
+    let maps = probes.remedy_maps()?;
     let mut collector = Collector::new(&mut probes, own_netns, args.interval_ms, samplers)?;
     lifecycle(
         &emitter,
@@ -133,6 +134,7 @@ async fn run(
         },
         emitter.clone(),
         inputs_rx,
+        maps,
         shutdown.clone(),
     ));
 

@@ -24,7 +24,7 @@ use crate::detect::{self, Baseline, DetectConfig, Detector, Finding, Input};
 use crate::journal::Journal;
 use crate::netlink::{self, LinkState, NetEvent, Netlink, Notice, RouteSpec};
 use crate::output::{Emitter, FaultState, Mode};
-use crate::remedy::{self, Kernel, Remedy, RemedyConfig};
+use crate::remedy::{self, Kernel, Maps, Remedy, RemedyConfig};
 
 /// How long a change has to verify before it is rolled back.
 pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -98,6 +98,7 @@ pub async fn run(
     cfg: EngineConfig,
     emitter: Emitter,
     mut inputs: tokio::sync::mpsc::UnboundedReceiver<Input>,
+    maps: Maps,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut sub = netlink::subscribe().context("subscribing to link and route changes")?;
@@ -133,7 +134,16 @@ pub async fn run(
         ),
         None => None,
     };
-    let mut engine = Engine::new(cfg, emitter, nl, &base, journal, recorder, shutdown.clone());
+    let kernel = Kernel::new(nl, cfg.netns, maps);
+    let mut engine = Engine::new(
+        cfg,
+        emitter,
+        kernel,
+        &base,
+        journal,
+        recorder,
+        shutdown.clone(),
+    );
     loop {
         tokio::select! {
             biased;
@@ -171,7 +181,7 @@ impl Engine {
     fn new(
         cfg: EngineConfig,
         emitter: Emitter,
-        nl: Netlink,
+        kernel: Kernel,
         base: &Baseline,
         journal: Option<Journal>,
         recorder: Option<Recorder>,
@@ -179,7 +189,6 @@ impl Engine {
     ) -> Self {
         let detectors = detect::all(&cfg.detect, base);
         let remedies = remedy::all(&cfg.remedies, &cfg.keep_up);
-        let kernel = Kernel::new(nl, cfg.netns);
         Engine {
             cfg,
             emitter,
@@ -346,6 +355,7 @@ mod tests {
                 EngineConfig::default(),
                 emitter,
                 rx,
+                Maps::default(),
                 CancellationToken::new(),
             )
             .await

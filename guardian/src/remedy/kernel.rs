@@ -6,6 +6,12 @@ use super::RemedyError;
 use crate::netlink::Netlink;
 use crate::netns;
 
+/// Handles to the maps of guardian's own programs that remedies write (XDP limits, sock_ops
+/// policies). Empty when the programs are not loaded (`guardian rollback` with the daemon
+/// stopped, unit tests).
+#[derive(Default)]
+pub struct Maps {}
+
 pub struct Kernel {
     /// rtnetlink in the daemon's own namespace.
     pub nl: Netlink,
@@ -13,14 +19,16 @@ pub struct Kernel {
     pub netns: netns::Index,
     /// The daemon's own namespace inode: an action on it needs no namespace switch.
     pub own_netns: u32,
+    pub maps: Maps,
 }
 
 impl Kernel {
-    pub fn new(nl: Netlink, own_netns: u32) -> Self {
+    pub fn new(nl: Netlink, own_netns: u32, maps: Maps) -> Self {
         Kernel {
             nl,
             netns: netns::Index::new(),
             own_netns,
+            maps,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::output::Subject;
 
 pub use action::{Action, Verify};
 pub use config::{RemedyConfig, RemedyMode};
-pub use kernel::Kernel;
+pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
 pub use route_restore::RouteRestore;
 
