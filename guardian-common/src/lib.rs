@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod dns;
+pub mod failfast;
 pub mod flows;
 
 /// Offsets the eBPF programs need, derived at load time by userspace from tracefs `format` files

@@ -2,6 +2,7 @@
 //!
 //! - `tcp.rs`: retransmitted segments, SYN/SYN-ACK retransmits, TCP state transitions.
 //! - `syscalls.rs`: bind(2) EADDRINUSE and connect(2) EADDRNOTAVAIL.
+//! - `sockops.rs`: `sockopt_failfast` policies applied to new connects (sock_ops).
 //! - `xdp.rs`: packets, bytes and SYNs per interface, source and destination port.
 //!
 //! Every kernel structure or tracepoint offset comes from userspace at load time (`OFFSETS`),
@@ -12,6 +13,7 @@
 mod dns;
 mod kernel;
 mod maps;
+mod sockops;
 mod syscalls;
 mod tcp;
 mod xdp;

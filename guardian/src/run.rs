@@ -97,6 +97,7 @@ async fn run(
         tracefs: env.tracefs,
         btf: env.btf,
         xdp_ifaces: args.xdp.clone(),
+        cgroup: None,
     };
     let mut probes = tokio::task::spawn_blocking(move || Probes::load(&opts))
         .await

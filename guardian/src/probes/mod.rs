@@ -1,5 +1,6 @@
 //! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
 pub mod offsets;
+pub mod sockops;
 pub mod tcx;
 pub mod xdp;
 
@@ -54,6 +55,8 @@ pub struct LoadOptions {
     pub tracefs: PathBuf,
     pub btf: PathBuf,
     pub xdp_ifaces: Vec<String>,
+    /// cgroup v2 directory for the sock_ops program (None: the cgroup v2 mount).
+    pub cgroup: Option<PathBuf>,
 }
 
 /// The loaded object, its attachments, and the maps userspace reads.
@@ -62,6 +65,8 @@ pub struct Probes {
     tracepoints: Vec<(&'static str, TracePointLinkId)>,
     xdp: Vec<xdp::Attachment>,
     tcx: Vec<tcx::Attachment>,
+    /// The sock_ops program, or why it is not attached (the daemon runs without it).
+    sockops: Result<sockops::Attachment, String>,
     pub offsets: Offsets,
 }
 
@@ -84,12 +89,19 @@ impl Probes {
             tracepoints: Vec::new(),
             xdp: Vec::new(),
             tcx: Vec::new(),
+            sockops: Err("not attached yet".into()),
             offsets,
         };
         for (prog, category, name) in TRACEPOINTS {
             let link = probes.attach_tracepoint(prog, category, name)?;
             probes.tracepoints.push((prog, link));
         }
+        probes.sockops = sockops::attach(&mut probes.ebpf, opts.cgroup.as_deref())
+            .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
+        if let Err(e) = &probes.sockops {
+            tracing::warn!(error = %e, "sockopt_failfast is unavailable");
+        }
+        sockops::set_status(probes.sockops.as_ref().map(|_| ()).map_err(Clone::clone));
         for iface in &opts.xdp_ifaces {
             let a = xdp::attach(&mut probes.ebpf, iface)?;
             probes.xdp.push(a);
@@ -127,6 +139,10 @@ impl Probes {
             "tracepoints": TRACEPOINTS.iter().map(|(p, c, n)| serde_json::json!({"program": p, "tracepoint": format!("{c}:{n}")})).collect::<Vec<_>>(),
             "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "replaced_stale": a.replaced_stale})).collect::<Vec<_>>(),
             "tcx": self.tcx.iter().map(|a| serde_json::json!({"iface": a.iface, "program": a.program, "direction": a.direction})).collect::<Vec<_>>(),
+            "sockops": match &self.sockops {
+                Ok(a) => serde_json::json!({"program": sockops::PROGRAM, "cgroup": a.cgroup}),
+                Err(e) => serde_json::json!({"program": sockops::PROGRAM, "error": e}),
+            },
             "offsets": {
                 "tcp_retransmit_skb.err": (self.offsets.rtx_err != Offsets::ABSENT),
                 "sock_net": self.offsets.sock_net,
@@ -154,7 +170,14 @@ impl Probes {
 
     /// The maps remedies write (XDP limits, sock_ops policies), taken out of the object.
     pub fn remedy_maps(&mut self) -> Result<crate::remedy::Maps, ProbeError> {
-        Ok(crate::remedy::Maps::default())
+        let failfast = match &self.sockops {
+            Ok(_) => Some(
+                sockops::FailfastMap::new(self.take_map(sockops::MAP)?)
+                    .map_err(|_| ProbeError::MissingMap(sockops::MAP))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(crate::remedy::Maps { failfast })
     }
 
     /// Detaches everything guardian attached, and only that. Returns what was detached.
@@ -171,6 +194,13 @@ impl Probes {
         for a in std::mem::take(&mut self.tcx) {
             let name = format!("tcx:{}:{}", a.direction, a.iface);
             match tcx::detach(&mut self.ebpf, a) {
+                Ok(()) => done.push(name),
+                Err(e) => tracing::warn!(%name, error = %e, "detach failed"),
+            }
+        }
+        if let Ok(a) = std::mem::replace(&mut self.sockops, Err("detached".into())) {
+            let name = format!("sockops:{}", a.cgroup.display());
+            match sockops::detach(&mut self.ebpf, a) {
                 Ok(()) => done.push(name),
                 Err(e) => tracing::warn!(%name, error = %e, "detach failed"),
             }

@@ -29,6 +29,10 @@ pub enum Action {
         actions: Vec<Action>,
         undo: Vec<Action>,
     },
+    /// Installs a `sockopt_failfast` policy in the sock_ops map.
+    FailfastInsert(crate::remedy::sockopt_failfast::Policy),
+    /// Removes a `sockopt_failfast` policy.
+    FailfastRemove(crate::remedy::sockopt_failfast::Dst),
     /// Changes nothing: report-only remedies, and the inverse of an irreversible action.
     Nothing,
 }
@@ -55,6 +59,8 @@ impl Action {
                     }
                     Ok(())
                 }
+                Action::FailfastInsert(p) => crate::remedy::sockopt_failfast::insert(k, p).await,
+                Action::FailfastRemove(d) => crate::remedy::sockopt_failfast::remove(k, d).await,
                 Action::Nothing => Ok(()),
             }
         })
@@ -105,6 +111,8 @@ impl fmt::Display for Action {
                 }
                 Ok(())
             }
+            Action::FailfastInsert(p) => write!(f, "failfast add {p}"),
+            Action::FailfastRemove(d) => write!(f, "failfast del {d}"),
             Action::Nothing => f.write_str("nothing"),
         }
     }
@@ -120,6 +128,8 @@ pub enum Verify {
     RoutePresent(RouteSpec),
     /// The route is not in the kernel's table.
     RouteAbsent(RouteSpec),
+    /// A live `sockopt_failfast` policy with these settings is in the sock_ops map.
+    FailfastPresent(crate::remedy::sockopt_failfast::Policy),
     /// Every check holds.
     All { checks: Vec<Verify> },
     /// Nothing to check (report-only remedies).
@@ -144,6 +154,7 @@ impl Verify {
                     }
                     Ok(true)
                 }
+                Verify::FailfastPresent(p) => crate::remedy::sockopt_failfast::present(k, p).await,
                 Verify::Nothing => Ok(true),
             }
         })

@@ -24,6 +24,8 @@ pub struct RemedyConfig {
     /// Per-remedy mode, e.g. `modes = { socket_destroy = "off", sysctl = "observe" }`.
     /// Remedies not named follow the global mode.
     pub modes: BTreeMap<String, RemedyMode>,
+    /// `[remedies.sockopt_failfast]`: handshake budget and lifetime of fail-fast policies.
+    pub sockopt_failfast: super::sockopt_failfast::Config,
 }
 
 impl RemedyConfig {

@@ -10,7 +10,10 @@ use crate::netns;
 /// policies). Empty when the programs are not loaded (`guardian rollback` with the daemon
 /// stopped, unit tests).
 #[derive(Default)]
-pub struct Maps {}
+pub struct Maps {
+    /// `sockopt_failfast` policies (sock_ops); None when that program is not attached.
+    pub failfast: Option<crate::probes::sockops::FailfastMap>,
+}
 
 pub struct Kernel {
     /// rtnetlink in the daemon's own namespace.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod kernel;
 pub mod link_up;
 pub mod route_restore;
+pub mod sockopt_failfast;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,6 +25,7 @@ pub use config::{RemedyConfig, RemedyMode};
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
 pub use route_restore::RouteRestore;
+pub use sockopt_failfast::SockoptFailfast;
 
 /// Why an action or a check could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +181,7 @@ pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
     let every: Vec<Box<dyn Remedy>> = vec![
         Box::new(LinkUp::new(keep_up.iter().cloned())),
         Box::new(RouteRestore::new()),
+        Box::new(SockoptFailfast::new(cfg.sockopt_failfast.clone())),
     ];
     every
         .into_iter()
@@ -258,9 +261,9 @@ mod tests {
     #[test]
     fn remedies_switched_off_are_not_on_any_ladder() {
         let mut cfg = RemedyConfig::default();
-        assert_eq!(all(&cfg, &[]).len(), 2);
+        assert_eq!(all(&cfg, &[]).len(), 3);
         cfg.modes.insert("link_up".into(), RemedyMode::Off);
         let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
-        assert_eq!(names, ["route_restore"]);
+        assert_eq!(names, ["route_restore", "sockopt_failfast"]);
     }
 }

@@ -1,0 +1,377 @@
+//! `sockopt_failfast`: new connects to a destination that times out make the application
+//! wait ~127 s each (6 SYN retransmissions). This remedy installs a policy for that destination
+//! in the namespace where the fault is; guardian's sock_ops program
+//! (`guardian-ebpf/src/sockops.rs`) then gives every new connect to it a small SYN budget
+//! (`TCP_SYNCNT`) and handshake timeout (`TCP_USER_TIMEOUT`), so it fails in seconds.
+//! Inverse: remove the policy. Temporary: the policy carries a TTL, also enforced in the
+//! kernel (an expired policy stops applying even if nobody removes it).
+//!
+//! Timing with the defaults (measured on this kernel, initial SYN RTO 1 s): SYN at 0 s, one
+//! retransmission at 1 s (`syn_count = 1`); the next RTO would double to 2 s and give up at 3 s
+//! (measured 3.07 s), but `TCP_USER_TIMEOUT = 2500` clamps that RTO, so the connect fails
+//! with ETIMEDOUT at ~2.5 s. (`syn_count = 2` alone: 7 s; `user_timeout_ms = 2000`: 2.0 s.)
+//! The user timeout applies to the handshake only: once established, the program restores the
+//! socket's previous value. Neither option is ever raised above the application's own.
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError,
+    Verify,
+};
+use crate::detect::{connect_timeout_cascade, Finding};
+use crate::probes::sockops;
+
+pub const NAME: &str = "sockopt_failfast";
+/// The kernel's limit for TCP_SYNCNT (MAX_TCP_SYNCNT).
+const MAX_SYNCNT: u32 = 127;
+
+/// `[remedies.sockopt_failfast]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// SYN retransmissions a new connect to the destination gets (`TCP_SYNCNT`, 1..=127;
+    /// 0 leaves it alone). 1: the connect gives up ~3 s after it started.
+    pub syn_count: u32,
+    /// Handshake timeout in ms (`TCP_USER_TIMEOUT` while in SYN_SENT; 0 leaves it alone).
+    /// 2500 makes the connect fail at ~2.5 s, under the 3 s of `syn_count = 1`.
+    pub user_timeout_ms: u32,
+    /// How long the policy lives (ms); also enforced in the kernel.
+    pub ttl_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            syn_count: 1,
+            user_timeout_ms: 2500,
+            ttl_ms: 300_000,
+        }
+    }
+}
+
+/// A destination in a namespace (None: the daemon's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dst {
+    pub netns: Option<u32>,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for Dst {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port)?,
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port)?,
+        }
+        if let Some(ns) = self.netns {
+            write!(f, " netns {ns}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A policy as planned and journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub dst: Dst,
+    pub syn_count: u32,
+    pub user_timeout_ms: u32,
+    pub ttl_ms: u64,
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} syncnt {} user_timeout {}ms ttl {}ms",
+            self.dst, self.syn_count, self.user_timeout_ms, self.ttl_ms
+        )
+    }
+}
+
+pub struct SockoptFailfast {
+    cfg: Config,
+    /// Why the sock_ops program is not attached, if it is not.
+    unavailable: fn() -> Option<String>,
+}
+
+impl SockoptFailfast {
+    pub fn new(cfg: Config) -> Self {
+        SockoptFailfast {
+            cfg,
+            unavailable: sockops::unavailable,
+        }
+    }
+}
+
+impl Remedy for SockoptFailfast {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn faults(&self) -> &'static [&'static str] {
+        &[connect_timeout_cascade::FAULT]
+    }
+
+    fn plan(&self, f: &Finding, _ctx: &PlanContext<'_>) -> Option<Plan> {
+        if f.fault != connect_timeout_cascade::FAULT {
+            return None;
+        }
+        let skip = |r: String| Some(Plan::Skip(r));
+        let addr = f.subject.addr.as_deref().unwrap_or("");
+        let Ok(addr) = addr.parse::<IpAddr>() else {
+            return skip(format!("no usable destination address in the finding ({addr:?})"));
+        };
+        if addr.is_unspecified() || addr.is_multicast() {
+            return skip(format!("refusing a policy for the wildcard/multicast address {addr}"));
+        }
+        let port = match f.subject.port {
+            Some(p) if p != 0 => p,
+            _ => return skip("no destination port in the finding".into()),
+        };
+        let c = &self.cfg;
+        if (c.syn_count == 0 && c.user_timeout_ms == 0) || c.syn_count > MAX_SYNCNT {
+            return skip(format!(
+                "configuration sets nothing usable (syn_count {}, user_timeout_ms {})",
+                c.syn_count, c.user_timeout_ms
+            ));
+        }
+        if let Some(why) = (self.unavailable)() {
+            return skip(format!("the sock_ops program is not attached: {why}"));
+        }
+        let dst = Dst {
+            netns: f.netns,
+            addr,
+            port,
+        };
+        let policy = Policy {
+            dst: dst.clone(),
+            syn_count: c.syn_count,
+            user_timeout_ms: c.user_timeout_ms,
+            ttl_ms: c.ttl_ms,
+        };
+        let shown = dst_str(&dst);
+        Some(Plan::Change(Box::new(PlannedChange {
+            remedy: NAME,
+            subject: f.subject.clone(),
+            targets: vec![format!("dst:{addr}")],
+            apply: Action::FailfastInsert(policy.clone()),
+            inverse: Action::FailfastRemove(dst),
+            verify: Verify::FailfastPresent(policy),
+            effect: Effect::InPlace,
+            lifetime: Lifetime::Ttl { ms: c.ttl_ms },
+            before: json!({"dst": shown, "netns": f.netns, "policy": null}),
+            after: json!({"dst": shown, "netns": f.netns, "policy": {
+                "syn_count": c.syn_count, "user_timeout_ms": c.user_timeout_ms, "ttl_ms": c.ttl_ms,
+            }}),
+        })))
+    }
+}
+
+fn dst_str(d: &Dst) -> String {
+    Dst { netns: None, ..d.clone() }.to_string()
+}
+
+/// The map key for `d`: the namespace's netns cookie, read inside it.
+fn resolve(k: &mut Kernel, d: &Dst) -> Result<guardian_common::failfast::FailfastKey, RemedyError> {
+    let path = k.netns_path(d.netns)?;
+    let cookie = sockops::netns_cookie(path.as_deref())
+        .map_err(|e| RemedyError::io(format!("reading the netns cookie of {d}"), e))?;
+    Ok(sockops::key(cookie, d.addr, d.port))
+}
+
+fn map(k: &mut Kernel) -> Result<&mut sockops::FailfastMap, RemedyError> {
+    k.maps.failfast.as_mut().ok_or_else(|| {
+        RemedyError::Unavailable(format!(
+            "the sock_ops program is not attached ({})",
+            sockops::unavailable().unwrap_or_else(|| "no daemon maps in this process".into())
+        ))
+    })
+}
+
+fn map_err(what: String, e: aya::maps::MapError) -> RemedyError {
+    RemedyError::io(what, std::io::Error::other(e.to_string()))
+}
+
+pub async fn insert(k: &mut Kernel, p: &Policy) -> Result<(), RemedyError> {
+    let key = resolve(k, &p.dst)?;
+    let value = guardian_common::failfast::FailfastPolicy {
+        syn_count: p.syn_count,
+        user_timeout_ms: p.user_timeout_ms,
+        expires_ns: match p.ttl_ms {
+            0 => 0,
+            ms => sockops::monotonic_ns() + ms * 1_000_000,
+        },
+        hits: 0,
+        errors: 0,
+    };
+    map(k)?
+        .insert(&key, &value)
+        .map_err(|e| map_err(format!("inserting the fail-fast policy {p}"), e))
+}
+
+/// Removes the policy; a policy already gone (or whose namespace is gone, taking every socket
+/// it could apply to with it) is not an error.
+pub async fn remove(k: &mut Kernel, d: &Dst) -> Result<(), RemedyError> {
+    let key = match resolve(k, d) {
+        Ok(key) => key,
+        Err(RemedyError::Unavailable(why)) => {
+            tracing::info!(dst = %d, %why, "fail-fast policy left to its kernel TTL");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    map(k)?
+        .remove(&key)
+        .map(|_| ())
+        .map_err(|e| map_err(format!("removing the fail-fast policy for {d}"), e))
+}
+
+/// A live (unexpired) policy with exactly these settings is in the map.
+pub async fn present(k: &mut Kernel, p: &Policy) -> Result<bool, RemedyError> {
+    let key = resolve(k, &p.dst)?;
+    let got = map(k)?
+        .get(&key)
+        .map_err(|e| map_err(format!("reading the fail-fast policy for {}", p.dst), e))?;
+    Ok(got.is_some_and(|v| {
+        v.syn_count == p.syn_count
+            && v.user_timeout_ms == p.user_timeout_ms
+            && (v.expires_ns == 0 || v.expires_ns > sockops::monotonic_ns())
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{FaultState, Severity, Subject};
+    use crate::remedy::testing::{change, ctx, FakeState};
+
+    const NS: u32 = 4026532100;
+
+    fn finding(addr: Option<&str>, port: Option<u16>) -> Finding {
+        Finding {
+            fault: connect_timeout_cascade::FAULT,
+            layer: 4,
+            severity: Severity::Error,
+            state: FaultState::Opened,
+            subject: Subject {
+                addr: addr.map(Into::into),
+                port,
+                ..Default::default()
+            },
+            evidence: json!({"failed_connects": 25}),
+            key: "k".into(),
+            netns: Some(NS),
+        }
+    }
+
+    fn remedy(cfg: Config) -> SockoptFailfast {
+        SockoptFailfast {
+            cfg,
+            unavailable: || None,
+        }
+    }
+
+    fn plan(r: &SockoptFailfast, f: &Finding) -> Option<Plan> {
+        r.plan(f, &ctx(&FakeState::default()))
+    }
+
+    fn skipped(p: Option<Plan>) -> String {
+        match p {
+            Some(Plan::Skip(r)) => r,
+            other => panic!("expected a skip, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plans_a_policy_for_the_destination_in_the_faults_namespace() {
+        let r = remedy(Config::default());
+        let p = change(&r, &finding(Some("10.77.110.2"), Some(5110)), &ctx(&FakeState::default()));
+        let dst = Dst {
+            netns: Some(NS),
+            addr: "10.77.110.2".parse().unwrap(),
+            port: 5110,
+        };
+        let pol = Policy {
+            dst: dst.clone(),
+            syn_count: 1,
+            user_timeout_ms: 2500,
+            ttl_ms: 300_000,
+        };
+        assert_eq!(p.remedy, NAME);
+        assert_eq!(p.targets, ["dst:10.77.110.2"]);
+        assert_eq!(p.apply, Action::FailfastInsert(pol.clone()));
+        assert_eq!(p.inverse, Action::FailfastRemove(dst));
+        assert_eq!(p.verify, Verify::FailfastPresent(pol));
+        assert_eq!(p.effect, Effect::InPlace);
+        assert_eq!(p.lifetime, Lifetime::Ttl { ms: 300_000 });
+        assert_eq!(p.before, json!({"dst": "10.77.110.2:5110", "netns": NS, "policy": null}));
+        assert_eq!(p.after["policy"], json!({"syn_count": 1, "user_timeout_ms": 2500, "ttl_ms": 300_000}));
+        assert_eq!(p.subject.port, Some(5110));
+        assert_eq!(
+            p.apply.to_string(),
+            format!("failfast add 10.77.110.2:5110 netns {NS} syncnt 1 user_timeout 2500ms ttl 300000ms")
+        );
+        assert_eq!(p.inverse.to_string(), format!("failfast del 10.77.110.2:5110 netns {NS}"));
+    }
+
+    #[test]
+    fn actions_and_checks_round_trip_through_the_journal() {
+        let r = remedy(Config { ttl_ms: 5000, ..Default::default() });
+        let p = change(&r, &finding(Some("fd00::2"), Some(80)), &ctx(&FakeState::default()));
+        assert_eq!(p.targets, ["dst:fd00::2"]);
+        assert_eq!(p.before["dst"], "[fd00::2]:80");
+        for a in [&p.apply, &p.inverse] {
+            let v = serde_json::to_value(a).unwrap();
+            assert_eq!(&serde_json::from_value::<Action>(v).unwrap(), a);
+        }
+        let v = serde_json::to_value(&p.verify).unwrap();
+        assert_eq!(v["check"], "failfast_present");
+        assert_eq!(serde_json::from_value::<Verify>(v).unwrap(), p.verify);
+        assert_eq!(serde_json::to_value(&p.apply).unwrap()["op"], "failfast_insert");
+    }
+
+    #[test]
+    fn refuses_empty_wildcard_or_portless_destinations() {
+        let r = remedy(Config::default());
+        assert!(skipped(plan(&r, &finding(None, Some(80)))).contains("no usable destination"));
+        assert!(skipped(plan(&r, &finding(Some(""), Some(80)))).contains("no usable destination"));
+        assert!(skipped(plan(&r, &finding(Some("0.0.0.0"), Some(80)))).contains("wildcard"));
+        assert!(skipped(plan(&r, &finding(Some("::"), Some(80)))).contains("wildcard"));
+        assert!(skipped(plan(&r, &finding(Some("0.0.0.0/0"), Some(80)))).contains("no usable"));
+        assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), None))).contains("no destination port"));
+        assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), Some(0)))).contains("no destination port"));
+    }
+
+    #[test]
+    fn skips_when_the_program_is_not_attached_or_nothing_would_be_set() {
+        let r = SockoptFailfast {
+            cfg: Config::default(),
+            unavailable: || Some("no cgroup v2 mount found".into()),
+        };
+        let why = skipped(plan(&r, &finding(Some("10.0.0.2"), Some(80))));
+        assert!(why.contains("not attached: no cgroup v2"), "{why}");
+        let r = remedy(Config { syn_count: 0, user_timeout_ms: 0, ttl_ms: 1 });
+        assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), Some(80)))).contains("nothing usable"));
+        let r = remedy(Config { syn_count: 200, ..Default::default() });
+        assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), Some(80)))).contains("nothing usable"));
+    }
+
+    #[test]
+    fn other_faults_are_not_its_business() {
+        let mut f = finding(Some("10.0.0.2"), Some(80));
+        f.fault = "syn_flood";
+        assert!(plan(&remedy(Config::default()), &f).is_none());
+    }
+
+    #[test]
+    fn config_reads_from_toml_and_refuses_unknown_keys() {
+        let c: Config = toml::from_str("syn_count = 2\nttl_ms = 1000\n").unwrap();
+        assert_eq!(c, Config { syn_count: 2, user_timeout_ms: 2500, ttl_ms: 1000 });
+        assert!(toml::from_str::<Config>("syncnt = 2\n").is_err());
+    }
+}
