@@ -12,6 +12,8 @@
 //!   in `FAILFAST_SAVED` gets its previous user timeout back, so an established connection is
 //!   not held to the handshake's short timeout.
 //! - `BPF_SOCK_OPS_STATE_CB` (only on sockets we marked): on CLOSE, forget the saved value.
+use core::ptr::read_volatile;
+
 use aya_ebpf::{
     bindings::{
         BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
@@ -60,24 +62,40 @@ pub fn guardian_failfast(ctx: SockOpsContext) -> u32 {
 }
 
 fn key(ctx: &SockOpsContext) -> Option<FailfastKey> {
+    // Every context field is read up front, each with its own load at a constant offset: the
+    // verifier refuses a load through a ctx pointer the compiler moved (`ctx + off` in a
+    // register), which is what branch-dependent reads turn into.
+    let ops = ctx.ops;
+    // SAFETY: `ops` is the program's context; these are plain loads of its fields.
+    let (family, rp, ip4, ip6) = unsafe {
+        (
+            read_volatile(&(*ops).family),
+            read_volatile(&(*ops).remote_port),
+            read_volatile(&(*ops).remote_ip4),
+            [
+                read_volatile(&(*ops).remote_ip6[0]),
+                read_volatile(&(*ops).remote_ip6[1]),
+                read_volatile(&(*ops).remote_ip6[2]),
+                read_volatile(&(*ops).remote_ip6[3]),
+            ],
+        )
+    };
     let mut k = FailfastKey {
-        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.ops.cast()) },
+        netns_cookie: unsafe { bpf_get_netns_cookie(ops.cast()) },
         ..Default::default()
     };
     // `remote_port` is the big-endian port, shifted into the upper half on little-endian
     // kernels (sock_ops_convert_ctx_access); accept it in either half.
-    let rp = ctx.remote_port();
     let be = if rp > 0xffff { (rp >> 16) as u16 } else { rp as u16 };
     k.port = u16::from_be(be);
-    match ctx.family() as u16 {
+    match family as u16 {
         AF_INET => {
             k.family = AF_INET;
-            k.addr[..4].copy_from_slice(&ctx.remote_ip4().to_ne_bytes());
+            k.addr[..4].copy_from_slice(&ip4.to_ne_bytes());
         }
         AF_INET6 => {
             k.family = AF_INET6;
-            let a = ctx.remote_ip6();
-            for (i, w) in a.iter().enumerate() {
+            for (i, w) in ip6.iter().enumerate() {
                 k.addr[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
             }
         }

@@ -1,5 +1,6 @@
 //! The `sockopt_failfast` sock_ops program: attached to the cgroup v2 root with a bpf_link
-//! (multi-attach, so other tools' sock_ops programs keep running), and its policy map.
+//! (cgroup links are multi-attach: other tools' sock_ops programs keep running), and its
+//! policy map.
 //!
 //! The link belongs to guardian's file descriptor: it goes away when guardian exits, even on
 //! SIGKILL, and with it every policy. If there is no cgroup v2 (or attaching fails) the daemon
@@ -108,9 +109,9 @@ pub fn attach(ebpf: &mut Ebpf, cgroup: Option<&Path>) -> Result<Attachment, Sock
         .try_into()
         .map_err(err)?;
     prog.load().map_err(err)?;
-    let link = prog
-        .attach(&file, CgroupAttachMode::AllowMultiple)
-        .map_err(err)?;
+    // A cgroup bpf_link takes no attach flags (the kernel refuses any with EINVAL) and is
+    // always multi-attach: other programs on the cgroup keep running beside it.
+    let link = prog.attach(&file, CgroupAttachMode::Single).map_err(err)?;
     Ok(Attachment { cgroup: path, link })
 }
 
