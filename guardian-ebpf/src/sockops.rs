@@ -42,8 +42,7 @@ pub static FAILFAST: HashMap<FailfastKey, FailfastPolicy> = HashMap::with_max_en
 
 /// Sockets whose user timeout the program lowered: socket cookie -> value to restore.
 #[map]
-pub static FAILFAST_SAVED: LruHashMap<u64, FailfastSaved> =
-    LruHashMap::with_max_entries(16384, 0);
+pub static FAILFAST_SAVED: LruHashMap<u64, FailfastSaved> = LruHashMap::with_max_entries(16384, 0);
 
 #[sock_ops]
 pub fn guardian_failfast(ctx: SockOpsContext) -> u32 {
@@ -86,7 +85,11 @@ fn key(ctx: &SockOpsContext) -> Option<FailfastKey> {
     };
     // `remote_port` is the big-endian port, shifted into the upper half on little-endian
     // kernels (sock_ops_convert_ctx_access); accept it in either half.
-    let be = if rp > 0xffff { (rp >> 16) as u16 } else { rp as u16 };
+    let be = if rp > 0xffff {
+        (rp >> 16) as u16
+    } else {
+        rp as u16
+    };
     k.port = u16::from_be(be);
     match family as u16 {
         AF_INET => {

@@ -244,7 +244,10 @@ mod tests {
         let unified = "31 30 0:27 / /mnt/other rw - cgroup2 cgroup2 rw\n\
                        30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
         assert_eq!(cgroup2_in(unified), Some(PathBuf::from("/sys/fs/cgroup")));
-        assert_eq!(cgroup2_in("30 25 0:26 / /sys/fs/cgroup rw - tmpfs x rw\n"), None);
+        assert_eq!(
+            cgroup2_in("30 25 0:26 / /sys/fs/cgroup rw - tmpfs x rw\n"),
+            None
+        );
     }
 
     #[test]

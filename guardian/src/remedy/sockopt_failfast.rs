@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError,
-    Verify,
+    Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError, Verify,
 };
 use crate::detect::{connect_timeout_cascade, Finding};
 use crate::probes::sockops;
@@ -124,10 +123,14 @@ impl Remedy for SockoptFailfast {
         let skip = |r: String| Some(Plan::Skip(r));
         let addr = f.subject.addr.as_deref().unwrap_or("");
         let Ok(addr) = addr.parse::<IpAddr>() else {
-            return skip(format!("no usable destination address in the finding ({addr:?})"));
+            return skip(format!(
+                "no usable destination address in the finding ({addr:?})"
+            ));
         };
         if addr.is_unspecified() || addr.is_multicast() {
-            return skip(format!("refusing a policy for the wildcard/multicast address {addr}"));
+            return skip(format!(
+                "refusing a policy for the wildcard/multicast address {addr}"
+            ));
         }
         let port = match f.subject.port {
             Some(p) if p != 0 => p,
@@ -173,7 +176,11 @@ impl Remedy for SockoptFailfast {
 }
 
 fn dst_str(d: &Dst) -> String {
-    Dst { netns: None, ..d.clone() }.to_string()
+    Dst {
+        netns: None,
+        ..d.clone()
+    }
+    .to_string()
 }
 
 /// The map key for `d`: the namespace's netns cookie, read inside it.
@@ -290,7 +297,11 @@ mod tests {
     #[test]
     fn plans_a_policy_for_the_destination_in_the_faults_namespace() {
         let r = remedy(Config::default());
-        let p = change(&r, &finding(Some("10.77.110.2"), Some(5110)), &ctx(&FakeState::default()));
+        let p = change(
+            &r,
+            &finding(Some("10.77.110.2"), Some(5110)),
+            &ctx(&FakeState::default()),
+        );
         let dst = Dst {
             netns: Some(NS),
             addr: "10.77.110.2".parse().unwrap(),
@@ -309,20 +320,36 @@ mod tests {
         assert_eq!(p.verify, Verify::FailfastPresent(pol));
         assert_eq!(p.effect, Effect::InPlace);
         assert_eq!(p.lifetime, Lifetime::Ttl { ms: 300_000 });
-        assert_eq!(p.before, json!({"dst": "10.77.110.2:5110", "netns": NS, "policy": null}));
-        assert_eq!(p.after["policy"], json!({"syn_count": 1, "user_timeout_ms": 2500, "ttl_ms": 300_000}));
+        assert_eq!(
+            p.before,
+            json!({"dst": "10.77.110.2:5110", "netns": NS, "policy": null})
+        );
+        assert_eq!(
+            p.after["policy"],
+            json!({"syn_count": 1, "user_timeout_ms": 2500, "ttl_ms": 300_000})
+        );
         assert_eq!(p.subject.port, Some(5110));
         assert_eq!(
             p.apply.to_string(),
             format!("failfast add 10.77.110.2:5110 netns {NS} syncnt 1 user_timeout 2500ms ttl 300000ms")
         );
-        assert_eq!(p.inverse.to_string(), format!("failfast del 10.77.110.2:5110 netns {NS}"));
+        assert_eq!(
+            p.inverse.to_string(),
+            format!("failfast del 10.77.110.2:5110 netns {NS}")
+        );
     }
 
     #[test]
     fn actions_and_checks_round_trip_through_the_journal() {
-        let r = remedy(Config { ttl_ms: 5000, ..Default::default() });
-        let p = change(&r, &finding(Some("fd00::2"), Some(80)), &ctx(&FakeState::default()));
+        let r = remedy(Config {
+            ttl_ms: 5000,
+            ..Default::default()
+        });
+        let p = change(
+            &r,
+            &finding(Some("fd00::2"), Some(80)),
+            &ctx(&FakeState::default()),
+        );
         assert_eq!(p.targets, ["dst:fd00::2"]);
         assert_eq!(p.before["dst"], "[fd00::2]:80");
         for a in [&p.apply, &p.inverse] {
@@ -332,7 +359,10 @@ mod tests {
         let v = serde_json::to_value(&p.verify).unwrap();
         assert_eq!(v["check"], "failfast_present");
         assert_eq!(serde_json::from_value::<Verify>(v).unwrap(), p.verify);
-        assert_eq!(serde_json::to_value(&p.apply).unwrap()["op"], "failfast_insert");
+        assert_eq!(
+            serde_json::to_value(&p.apply).unwrap()["op"],
+            "failfast_insert"
+        );
     }
 
     #[test]
@@ -344,7 +374,9 @@ mod tests {
         assert!(skipped(plan(&r, &finding(Some("::"), Some(80)))).contains("wildcard"));
         assert!(skipped(plan(&r, &finding(Some("0.0.0.0/0"), Some(80)))).contains("no usable"));
         assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), None))).contains("no destination port"));
-        assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), Some(0)))).contains("no destination port"));
+        assert!(
+            skipped(plan(&r, &finding(Some("10.0.0.2"), Some(0)))).contains("no destination port")
+        );
     }
 
     #[test]
@@ -355,9 +387,16 @@ mod tests {
         };
         let why = skipped(plan(&r, &finding(Some("10.0.0.2"), Some(80))));
         assert!(why.contains("not attached: no cgroup v2"), "{why}");
-        let r = remedy(Config { syn_count: 0, user_timeout_ms: 0, ttl_ms: 1 });
+        let r = remedy(Config {
+            syn_count: 0,
+            user_timeout_ms: 0,
+            ttl_ms: 1,
+        });
         assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), Some(80)))).contains("nothing usable"));
-        let r = remedy(Config { syn_count: 200, ..Default::default() });
+        let r = remedy(Config {
+            syn_count: 200,
+            ..Default::default()
+        });
         assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), Some(80)))).contains("nothing usable"));
     }
 
@@ -371,7 +410,14 @@ mod tests {
     #[test]
     fn config_reads_from_toml_and_refuses_unknown_keys() {
         let c: Config = toml::from_str("syn_count = 2\nttl_ms = 1000\n").unwrap();
-        assert_eq!(c, Config { syn_count: 2, user_timeout_ms: 2500, ttl_ms: 1000 });
+        assert_eq!(
+            c,
+            Config {
+                syn_count: 2,
+                user_timeout_ms: 2500,
+                ttl_ms: 1000
+            }
+        );
         assert!(toml::from_str::<Config>("syncnt = 2\n").is_err());
     }
 }

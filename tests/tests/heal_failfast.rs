@@ -1,0 +1,461 @@
+//! `sockopt_failfast` end to end. A client namespace connects to a server namespace whose
+//! nftables drop SYNs to one port: connects there hang in SYN_SENT (~127 s by default). 25
+//! connects that the client abandons after 300 ms open `connect_timeout_cascade` for that
+//! destination in the client's namespace. The daemon runs in the server's namespace, so the
+//! policy is installed across namespaces (netns inode -> netns cookie).
+//!
+//! - enforce: the policy is verified; 5 new connects to the destination fail in <= 3 s
+//!   (ETIMEDOUT); the same server's other port still connects; once the destination answers,
+//!   an established connection has its previous TCP_USER_TIMEOUT back; after the kernel TTL
+//!   the policy no longer applies and is gone from the map; the detach lists the sock_ops link.
+//! - observe: the remedy is only planned, the map stays empty, a new connect is still pending
+//!   at 10 s.
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use guardian_tests::flows::{detect_config, is_fault_on, nft, nft_delete, runs};
+use guardian_tests::*;
+use serde_json::Value;
+
+const GOOD_PORT: u16 = 5110;
+const BAD_PORT: u16 = 5111;
+const TABLE: &str = "gtfailfast";
+const REMEDY: &str = "sockopt_failfast";
+
+struct Lab {
+    c: Netns,
+    s: Netns,
+    dst: SocketAddr,
+    good: SocketAddr,
+    _server: DiscardServer,
+    _state: TempDir,
+    d: Daemon,
+}
+
+fn lab(subnet: u8, mode: &str) -> Lab {
+    let c = Netns::new("ff-c");
+    let s = Netns::new("ff-s");
+    let v = pair(&c, &s, subnet);
+    let good = SocketAddr::from((v.b_addr, GOOD_PORT));
+    let dst = SocketAddr::from((v.b_addr, BAD_PORT));
+    let server = DiscardServer::start(&s, good);
+    nft(
+        &s,
+        &format!(
+            "table inet {TABLE} {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n  tcp dport {BAD_PORT} tcp flags & (syn | ack) == syn drop\n }}\n}}\n"
+        ),
+    );
+    let state = TempDir::new("ff-state");
+    let cfg = detect_config(
+        &state,
+        "[connect_timeout_cascade]\nclear_after_ms = 60000\n",
+    );
+    let dir = state.path().join("state");
+    let mut d = Daemon::start(
+        &s,
+        &[
+            "--mode",
+            mode,
+            "--interval-ms",
+            "200",
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--detect-config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let attached = d.wait_attached();
+    let so = &attached["detail"]["sockops"];
+    assert!(so["cgroup"].is_string(), "sock_ops not attached: {so}");
+    // The client's namespace must be known to the daemon before the failures (the first sample
+    // of a namespace is its baseline).
+    assert_eq!(
+        in_netns(&c, move || connect_n(good, 1, Duration::from_secs(2)))
+            .join()
+            .unwrap(),
+        1
+    );
+    let ino = c.inode();
+    d.wait_for(move |e| is_counters(e, ino), Duration::from_secs(5));
+    Lab {
+        c,
+        s,
+        dst,
+        good,
+        _server: server,
+        _state: state,
+        d,
+    }
+}
+
+/// 25 connects to `dst` abandoned in SYN_SENT after 300 ms (failures the kernel counts).
+fn abandon_connects(c: &Netns, dst: SocketAddr) -> SystemTime {
+    in_netns(c, move || {
+        let fds: Vec<i32> = (0..25).map(|_| syn_sent(dst)).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        for fd in fds {
+            unsafe { libc::close(fd) };
+        }
+        SystemTime::now()
+    })
+    .join()
+    .unwrap()
+}
+
+/// A nonblocking socket whose connect to `dst` is in progress.
+fn syn_sent(dst: SocketAddr) -> i32 {
+    let SocketAddr::V4(a) = dst else {
+        panic!("IPv4 only")
+    };
+    // SAFETY: plain socket calls on a descriptor we own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+        assert!(fd >= 0);
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of_val(&sa) as u32,
+        );
+        let e = std::io::Error::last_os_error();
+        assert!(
+            r < 0 && e.raw_os_error() == Some(libc::EINPROGRESS),
+            "connect: {e}"
+        );
+        fd
+    }
+}
+
+fn tcp_opt(fd: i32, opt: i32) -> i32 {
+    let mut v: i32 = -1;
+    let mut len = 4u32;
+    // SAFETY: getsockopt into a local int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            opt,
+            (&mut v as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "getsockopt {opt}");
+    v
+}
+
+/// A remedy event about `dst` planned for the client's namespace (remedy events carry the
+/// daemon's namespace; the fault's is in `change.before.netns`).
+fn on_dst(e: &Value, netns: u64, dst: SocketAddr) -> bool {
+    e["change"]["before"]["netns"].as_u64() == Some(netns)
+        && subject_str(e, "addr") == Some(&dst.ip().to_string())
+        && e["subject"]["port"].as_u64() == Some(dst.port() as u64)
+}
+
+/// The daemon's FAILFAST map id, found through its file descriptors.
+fn failfast_map(pid: u32) -> u32 {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+    {
+        let info = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+        };
+        if field("map_type:").as_deref() == Some("1")
+            && field("key_size:").as_deref() == Some("32")
+            && field("value_size:").as_deref() == Some("32")
+        {
+            let id: u32 = field("map_id:").unwrap().parse().unwrap();
+            let show = bpftool(&["map", "show", "id", &id.to_string()]);
+            if show["name"] == "FAILFAST" {
+                return id;
+            }
+        }
+    }
+    panic!("no FAILFAST map among the daemon's descriptors");
+}
+
+fn bpftool(args: &[&str]) -> Value {
+    let out = Command::new("bpftool")
+        .arg("-j")
+        .args(args)
+        .output()
+        .expect("bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// (key bytes, value bytes) of every policy.
+fn entries(map: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let bytes = |v: &Value| -> Vec<u8> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+            .collect()
+    };
+    bpftool(&["map", "dump", "id", &map.to_string()])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (bytes(&e["key"]), bytes(&e["value"])))
+        .collect()
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn stats(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[v.len() / 2], v[v.len() - 1])
+}
+
+#[test]
+fn enforce_makes_new_connects_to_the_dead_destination_fail_within_3s() {
+    require_root();
+    let (mut heal, mut fail) = (Vec::new(), Vec::new());
+    for run in 1..=runs() {
+        let (h, mut f) = enforce_once();
+        eprintln!("run {run}: opened -> verified {h:.1} ms, fail-fast connects {f:.0?} ms");
+        heal.push(h);
+        fail.append(&mut f);
+    }
+    let (hm, hw) = stats(&mut heal);
+    eprintln!(
+        "heal {REMEDY}: median {hm:.1} ms, worst {hw:.1} ms over {} runs",
+        heal.len()
+    );
+    let (fm, fw) = stats(&mut fail);
+    eprintln!(
+        "failfast connect: median {fm:.0} ms, worst {fw:.0} ms over {} connects",
+        fail.len()
+    );
+}
+
+fn enforce_once() -> (f64, Vec<f64>) {
+    let mut l = lab(110, "enforce");
+    let (netns, dst) = (l.c.inode(), l.dst);
+    let n = l.d.count();
+    abandon_connects(&l.c, dst);
+    let (_, opened) = l.d.wait_for_after(
+        n,
+        move |e| {
+            is_fault_on(
+                e,
+                "connect_timeout_cascade",
+                "opened",
+                netns,
+                Some(&dst.ip().to_string()),
+                Some(dst.port()),
+            )
+        },
+        Duration::from_secs(5),
+    );
+    let (_, verified) = l.d.wait_for_after(
+        n,
+        move |e| is_remedy(e, REMEDY, "verified") && on_dst(e, netns, dst),
+        Duration::from_secs(5),
+    );
+    let heal_ms = millis_between(event_time(&opened), event_time(&verified));
+    assert_eq!(verified["incident"], opened["incident"]);
+    assert_eq!(verified["change"]["after"]["policy"]["syn_count"], 1);
+    assert_eq!(verified["change"]["before"]["policy"], Value::Null);
+
+    // Exactly one policy: the destination, in the client's namespace (its netns cookie).
+    let map = failfast_map(l.d.pid().unwrap());
+    let e = entries(map);
+    assert_eq!(e.len(), 1, "{e:?}");
+    let (key, val) = &e[0];
+    assert_eq!(u64_at(key, 0), in_netns(&l.c, own_cookie).join().unwrap());
+    assert_eq!(u32_at(key, 8) & 0xffff, 2, "AF_INET");
+    assert_eq!((u32_at(key, 8) >> 16) as u16, BAD_PORT);
+    assert_eq!(
+        &key[16..20],
+        &l.dst
+            .ip()
+            .to_string()
+            .parse::<std::net::Ipv4Addr>()
+            .unwrap()
+            .octets()
+    );
+    assert_eq!((u32_at(val, 0), u32_at(val, 4)), (1, 2500));
+
+    // New connects fail fast (ETIMEDOUT), in parallel.
+    let fails: Vec<f64> = (0..5)
+        .map(|_| {
+            in_netns(&l.c, move || {
+                let t = Instant::now();
+                let r = TcpStream::connect_timeout(&dst, Duration::from_secs(15));
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                let err = r.expect_err("connect to the dead destination succeeded");
+                assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{err}");
+                ms
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        fails.iter().all(|&ms| ms <= 3000.0),
+        "fail-fast connects took {fails:?} ms"
+    );
+    assert!(u64_at(&entries(map)[0].1, 16) >= 5, "hits counted");
+    assert_eq!(u64_at(&entries(map)[0].1, 24), 0, "no setsockopt errors");
+
+    // Another destination (same server, other port) is unaffected.
+    let good = l.good;
+    let t = Instant::now();
+    assert_eq!(
+        in_netns(&l.c, move || connect_n(good, 3, Duration::from_secs(2)))
+            .join()
+            .unwrap(),
+        3
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+
+    // The destination comes back: the connect gets the policy during the handshake only.
+    nft_delete(&l.s, TABLE);
+    let back = DiscardServer::start(&l.s, dst);
+    let (ut, syncnt) = in_netns(&l.c, move || {
+        let s = TcpStream::connect_timeout(&dst, Duration::from_secs(2))
+            .expect("connect after recovery");
+        (
+            tcp_opt(s.as_raw_fd(), libc::TCP_USER_TIMEOUT),
+            tcp_opt(s.as_raw_fd(), libc::TCP_SYNCNT),
+        )
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        (ut, syncnt),
+        (0, 1),
+        "user timeout restored once established; SYN budget was 1"
+    );
+
+    // Kernel TTL: an expired policy no longer applies and is deleted on the next connect.
+    let (key, mut val) = entries(map).remove(0);
+    val[8..16].copy_from_slice(&1u64.to_ne_bytes());
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x}")).collect::<Vec<_>>();
+    let mut args = vec![
+        "map".to_string(),
+        "update".into(),
+        "id".into(),
+        map.to_string(),
+        "key".into(),
+    ];
+    args.extend(hex(&key));
+    args.push("value".into());
+    args.extend(hex(&val));
+    let out = Command::new("bpftool").args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let syncnt = in_netns(&l.c, move || {
+        let s = TcpStream::connect_timeout(&dst, Duration::from_secs(2)).expect("connect");
+        tcp_opt(s.as_raw_fd(), libc::TCP_SYNCNT)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(syncnt, 6, "an expired policy leaves the default SYN budget");
+    assert!(entries(map).is_empty(), "the expired policy is gone");
+    back.stop();
+
+    let events = l.d.finish();
+    let detached = events.iter().find(|e| is_lifecycle(e, "detached")).unwrap();
+    let list = detached["detail"]["detached"].as_array().unwrap();
+    assert!(
+        list.iter()
+            .any(|x| x.as_str().unwrap().starts_with("sockops:")),
+        "{detached}"
+    );
+    let bad: Vec<&Value> = events
+        .iter()
+        .filter(|e| is_type(e, "remedy") && on_dst(e, netns, dst))
+        .filter(|e| matches!(str_field(e, "result"), Some("failed" | "rolled_back")))
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    (heal_ms, fails)
+}
+
+/// The netns cookie of the calling thread's namespace.
+fn own_cookie() -> u64 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut v: u64 = 0;
+    let mut len = 8u32;
+    // SAFETY: getsockopt into a local u64.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&mut v as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0);
+    v
+}
+
+#[test]
+fn observe_plans_only_and_connects_still_hang() {
+    require_root();
+    let mut l = lab(111, "observe");
+    let (netns, dst) = (l.c.inode(), l.dst);
+    let n = l.d.count();
+    abandon_connects(&l.c, dst);
+    let (_, planned) = l.d.wait_for_after(
+        n,
+        move |e| is_remedy(e, REMEDY, "planned") && on_dst(e, netns, dst),
+        Duration::from_secs(5),
+    );
+    assert_eq!(str_field(&planned, "mode"), Some("observe"));
+    let map = failfast_map(l.d.pid().unwrap());
+    assert!(entries(map).is_empty());
+    let pending = in_netns(&l.c, move || {
+        let fd = syn_sent(dst);
+        std::thread::sleep(Duration::from_secs(10));
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: poll on our descriptor, then close it (aborting the connect).
+        let ready = unsafe { libc::poll(&mut p, 1, 0) };
+        unsafe { libc::close(fd) };
+        ready == 0
+    })
+    .join()
+    .unwrap();
+    assert!(
+        pending,
+        "without the policy a connect is still pending at 10 s"
+    );
+    eprintln!("observe: connect to {dst} still pending after 10 s (aborted)");
+    assert!(entries(map).is_empty());
+    let events = l.d.finish();
+    assert!(!events.iter().any(|e| is_type(e, "remedy")
+        && on_dst(e, netns, dst)
+        && str_field(e, "result") != Some("planned")));
+}
