@@ -197,8 +197,13 @@ impl Engine {
             tracing::warn!(id = %c.first.id, remedy = %c.first.remedy, phase = ?s.phase, "{}", s.reason);
             if s.phase == JournalPhase::Verified {
                 active.until_clear = false;
-                self.journal_best_effort(&active, JournalPhase::Verified, Some(s.reason));
-                self.emit(&active.at, RemedyResult::Verified, Some(&active.id), None);
+                self.journal_best_effort(&active, JournalPhase::Verified, Some(s.reason.clone()));
+                self.emit(
+                    &active.at,
+                    RemedyResult::Verified,
+                    Some(&active.id),
+                    Some(s.reason),
+                );
                 if active.expires.is_some() {
                     self.active.push(active);
                 }
