@@ -94,7 +94,7 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         tracefs: env.tracefs,
         btf: env.btf,
         xdp_ifaces: args.xdp.clone(),
-        cgroup: None,
+        cgroup: config.remedies.sockopt_failfast.cgroup.clone(),
     };
     let mut probes = tokio::task::spawn_blocking(move || Probes::load(&opts))
         .await

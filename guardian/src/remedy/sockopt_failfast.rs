@@ -40,6 +40,10 @@ pub struct Config {
     pub user_timeout_ms: u32,
     /// How long the policy lives (ms); also enforced in the kernel.
     pub ttl_ms: u64,
+    /// The cgroup v2 directory the sock_ops program attaches to; its connects and those of
+    /// every cgroup below it are covered. Default: the cgroup v2 mount (`/sys/fs/cgroup`, or
+    /// `/sys/fs/cgroup/unified` on hybrid systems).
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             syn_count: 1,
             user_timeout_ms: 2500,
             ttl_ms: 300_000,
+            cgroup: None,
         }
     }
 }
@@ -222,8 +227,14 @@ pub async fn insert(k: &mut Kernel, p: &Policy) -> Result<(), RemedyError> {
 }
 
 /// Removes the policy; a policy already gone (or whose namespace is gone, taking every socket
-/// it could apply to with it) is not an error.
+/// it could apply to with it) is not an error. Without the maps (`guardian rollback`, which
+/// runs with the daemon stopped) there is nothing to remove: the policies lived in the map of
+/// the daemon's sock_ops link, which closed with it.
 pub async fn remove(k: &mut Kernel, d: &Dst) -> Result<(), RemedyError> {
+    if k.maps.failfast.is_none() {
+        tracing::info!(dst = %d, "no fail-fast map in this process: the policy went with the daemon that installed it");
+        return Ok(());
+    }
     let key = match resolve(k, d) {
         Ok(key) => key,
         Err(RemedyError::Unavailable(why)) => {
@@ -391,6 +402,7 @@ mod tests {
             syn_count: 0,
             user_timeout_ms: 0,
             ttl_ms: 1,
+            cgroup: None,
         });
         assert!(skipped(plan(&r, &finding(Some("10.0.0.2"), Some(80)))).contains("nothing usable"));
         let r = remedy(Config {
@@ -415,7 +427,8 @@ mod tests {
             Config {
                 syn_count: 2,
                 user_timeout_ms: 2500,
-                ttl_ms: 1000
+                ttl_ms: 1000,
+                cgroup: None,
             }
         );
         assert!(toml::from_str::<Config>("syncnt = 2\n").is_err());
