@@ -23,6 +23,14 @@ const GOOD_PORT: u16 = 5110;
 const BAD_PORT: u16 = 5111;
 const TABLE: &str = "gtfailfast";
 const REMEDY: &str = "sockopt_failfast";
+/// The policies' lifetime in the enforce scenario (`[remedies.sockopt_failfast] ttl_ms`).
+const TTL_MS: u64 = 8000;
+
+fn attached_to_cgroup(d: &mut Daemon) {
+    let attached = d.wait_attached();
+    let so = &attached["detail"]["sockops"];
+    assert!(so["cgroup"].is_string(), "sock_ops not attached: {so}");
+}
 
 struct Lab {
     c: Netns,
@@ -34,7 +42,7 @@ struct Lab {
     d: Daemon,
 }
 
-fn lab(subnet: u8, mode: &str) -> Lab {
+fn lab(subnet: u8, mode: &str, remedies: &str) -> Lab {
     let c = Netns::new("ff-c");
     let s = Netns::new("ff-s");
     let v = pair(&c, &s, subnet);
@@ -53,6 +61,8 @@ fn lab(subnet: u8, mode: &str) -> Lab {
         "[connect_timeout_cascade]\nclear_after_ms = 60000\n",
     );
     let dir = state.path().join("state");
+    let config = state.path().join("guardian.toml");
+    std::fs::write(&config, format!("[remedies.sockopt_failfast]\n{remedies}")).unwrap();
     let mut d = Daemon::start(
         &s,
         &[
@@ -64,11 +74,11 @@ fn lab(subnet: u8, mode: &str) -> Lab {
             dir.to_str().unwrap(),
             "--detect-config",
             cfg.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
         ],
     );
-    let attached = d.wait_attached();
-    let so = &attached["detail"]["sockops"];
-    assert!(so["cgroup"].is_string(), "sock_ops not attached: {so}");
+    d.wait_attached();
     // The client's namespace must be known to the daemon before the failures (the first sample
     // of a namespace is its baseline).
     assert_eq!(
@@ -252,7 +262,8 @@ fn enforce_makes_new_connects_to_the_dead_destination_fail_within_3s() {
 }
 
 fn enforce_once() -> (f64, Vec<f64>) {
-    let mut l = lab(110, "enforce");
+    let mut l = lab(110, "enforce", &format!("ttl_ms = {TTL_MS}\n"));
+    attached_to_cgroup(&mut l.d);
     let (netns, dst) = (l.c.inode(), l.dst);
     let n = l.d.count();
     abandon_connects(&l.c, dst);
@@ -382,6 +393,19 @@ fn enforce_once() -> (f64, Vec<f64>) {
     assert!(entries(map).is_empty(), "the expired policy is gone");
     back.stop();
 
+    // The engine's TTL: the policy is reverted (`expired`) TTL_MS after it was applied.
+    let (_, expired) = l.d.wait_for_after(
+        n,
+        move |e| is_remedy(e, REMEDY, "expired") && on_dst(e, netns, dst),
+        Duration::from_millis(TTL_MS + 5000),
+    );
+    let lived = millis_between(event_time(&verified), event_time(&expired));
+    assert!(
+        lived >= TTL_MS as f64 - 500.0 && lived < TTL_MS as f64 + 3000.0,
+        "lived {lived} ms"
+    );
+    assert!(entries(map).is_empty());
+
     let events = l.d.finish();
     let detached = events.iter().find(|e| is_lifecycle(e, "detached")).unwrap();
     let list = detached["detail"]["detached"].as_array().unwrap();
@@ -421,7 +445,8 @@ fn own_cookie() -> u64 {
 #[test]
 fn observe_plans_only_and_connects_still_hang() {
     require_root();
-    let mut l = lab(111, "observe");
+    let mut l = lab(111, "observe", "");
+    attached_to_cgroup(&mut l.d);
     let (netns, dst) = (l.c.inode(), l.dst);
     let n = l.d.count();
     abandon_connects(&l.c, dst);
@@ -458,4 +483,44 @@ fn observe_plans_only_and_connects_still_hang() {
     assert!(!events.iter().any(|e| is_type(e, "remedy")
         && on_dst(e, netns, dst)
         && str_field(e, "result") != Some("planned")));
+}
+
+#[test]
+fn without_the_sock_ops_program_the_daemon_runs_and_the_remedy_skips() {
+    require_root();
+    // Not a cgroup: attaching fails; the daemon carries on without the program.
+    let not_cgroup = TempDir::new("ff-nocg");
+    let mut l = lab(
+        112,
+        "enforce",
+        &format!("cgroup = {:?}\n", not_cgroup.path().display().to_string()),
+    );
+    let attached = l.d.wait_attached();
+    let err = attached["detail"]["sockops"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(err.contains("guardian_failfast"), "{attached}");
+    let (netns, dst) = (l.c.inode(), l.dst);
+    let n = l.d.count();
+    abandon_connects(&l.c, dst);
+    let (_, skipped) = l.d.wait_for_after(
+        n,
+        move |e| {
+            is_remedy(e, REMEDY, "skipped")
+                && subject_str(e, "addr") == Some(&dst.ip().to_string())
+                && e["subject"]["port"].as_u64() == Some(dst.port() as u64)
+        },
+        Duration::from_secs(5),
+    );
+    let reason = str_field(&skipped, "reason").unwrap_or_default();
+    assert!(
+        reason.contains("sock_ops program is not attached"),
+        "{skipped}"
+    );
+    eprintln!("skipped: {reason}");
+    let events = l.d.finish();
+    assert!(!events
+        .iter()
+        .any(|e| is_remedy(e, REMEDY, "applied") && on_dst(e, netns, dst)));
 }
