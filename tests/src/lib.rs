@@ -20,6 +20,7 @@
 pub mod daemon;
 pub mod dns;
 pub mod events;
+pub mod failfast;
 pub mod flows;
 pub mod net;
 pub mod netns;

@@ -10,11 +10,16 @@
 //!   the policy no longer applies and is gone from the map; the detach lists the sock_ops link.
 //! - observe: the remedy is only planned, the map stays empty, a new connect is still pending
 //!   at 10 s.
+//! - enforce without the program (attaching fails): the daemon runs, the remedy is `skipped`
+//!   with the reason.
+//!
+//! Each policy also expires through the engine's TTL (`expired`, checked in the enforce run).
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use guardian_tests::failfast::*;
 use guardian_tests::flows::{detect_config, is_fault_on, nft, nft_delete, runs};
 use guardian_tests::*;
 use serde_json::Value;
@@ -100,138 +105,12 @@ fn lab(subnet: u8, mode: &str, remedies: &str) -> Lab {
     }
 }
 
-/// 25 connects to `dst` abandoned in SYN_SENT after 300 ms (failures the kernel counts).
-fn abandon_connects(c: &Netns, dst: SocketAddr) -> SystemTime {
-    in_netns(c, move || {
-        let fds: Vec<i32> = (0..25).map(|_| syn_sent(dst)).collect();
-        std::thread::sleep(Duration::from_millis(300));
-        for fd in fds {
-            unsafe { libc::close(fd) };
-        }
-        SystemTime::now()
-    })
-    .join()
-    .unwrap()
-}
-
-/// A nonblocking socket whose connect to `dst` is in progress.
-fn syn_sent(dst: SocketAddr) -> i32 {
-    let SocketAddr::V4(a) = dst else {
-        panic!("IPv4 only")
-    };
-    // SAFETY: plain socket calls on a descriptor we own.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
-        assert!(fd >= 0);
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: a.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(a.ip().octets()),
-            },
-            sin_zero: [0; 8],
-        };
-        let r = libc::connect(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            std::mem::size_of_val(&sa) as u32,
-        );
-        let e = std::io::Error::last_os_error();
-        assert!(
-            r < 0 && e.raw_os_error() == Some(libc::EINPROGRESS),
-            "connect: {e}"
-        );
-        fd
-    }
-}
-
-fn tcp_opt(fd: i32, opt: i32) -> i32 {
-    let mut v: i32 = -1;
-    let mut len = 4u32;
-    // SAFETY: getsockopt into a local int.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            opt,
-            (&mut v as *mut i32).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(r, 0, "getsockopt {opt}");
-    v
-}
-
 /// A remedy event about `dst` planned for the client's namespace (remedy events carry the
 /// daemon's namespace; the fault's is in `change.before.netns`).
 fn on_dst(e: &Value, netns: u64, dst: SocketAddr) -> bool {
     e["change"]["before"]["netns"].as_u64() == Some(netns)
         && subject_str(e, "addr") == Some(&dst.ip().to_string())
         && e["subject"]["port"].as_u64() == Some(dst.port() as u64)
-}
-
-/// The daemon's FAILFAST map id, found through its file descriptors.
-fn failfast_map(pid: u32) -> u32 {
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .unwrap()
-        .flatten()
-    {
-        let info = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        let field = |k: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
-        };
-        if field("map_type:").as_deref() == Some("1")
-            && field("key_size:").as_deref() == Some("32")
-            && field("value_size:").as_deref() == Some("32")
-        {
-            let id: u32 = field("map_id:").unwrap().parse().unwrap();
-            let show = bpftool(&["map", "show", "id", &id.to_string()]);
-            if show["name"] == "FAILFAST" {
-                return id;
-            }
-        }
-    }
-    panic!("no FAILFAST map among the daemon's descriptors");
-}
-
-fn bpftool(args: &[&str]) -> Value {
-    let out = Command::new("bpftool")
-        .arg("-j")
-        .args(args)
-        .output()
-        .expect("bpftool");
-    assert!(
-        out.status.success(),
-        "bpftool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// (key bytes, value bytes) of every policy.
-fn entries(map: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let bytes = |v: &Value| -> Vec<u8> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
-            .collect()
-    };
-    bpftool(&["map", "dump", "id", &map.to_string()])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (bytes(&e["key"]), bytes(&e["value"])))
-        .collect()
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_ne_bytes(b[at..at + 8].try_into().unwrap())
 }
 
 fn stats(v: &mut [f64]) -> (f64, f64) {
@@ -293,10 +172,17 @@ fn enforce_once() -> (f64, Vec<f64>) {
 
     // Exactly one policy: the destination, in the client's namespace (its netns cookie).
     let map = failfast_map(l.d.pid().unwrap());
-    let e = entries(map);
+    // Only the client namespace's policies: this daemon also acts on other namespaces' faults.
+    let cookie = in_netns(&l.c, own_cookie).join().unwrap();
+    let ours = |map: u32| -> Vec<(Vec<u8>, Vec<u8>)> {
+        entries(map)
+            .into_iter()
+            .filter(|(k, _)| u64_at(k, 0) == cookie)
+            .collect()
+    };
+    let e = ours(map);
     assert_eq!(e.len(), 1, "{e:?}");
     let (key, val) = &e[0];
-    assert_eq!(u64_at(key, 0), in_netns(&l.c, own_cookie).join().unwrap());
     assert_eq!(u32_at(key, 8) & 0xffff, 2, "AF_INET");
     assert_eq!((u32_at(key, 8) >> 16) as u16, BAD_PORT);
     assert_eq!(
@@ -330,8 +216,8 @@ fn enforce_once() -> (f64, Vec<f64>) {
         fails.iter().all(|&ms| ms <= 3000.0),
         "fail-fast connects took {fails:?} ms"
     );
-    assert!(u64_at(&entries(map)[0].1, 16) >= 5, "hits counted");
-    assert_eq!(u64_at(&entries(map)[0].1, 24), 0, "no setsockopt errors");
+    assert!(u64_at(&ours(map)[0].1, 16) >= 5, "hits counted");
+    assert_eq!(u64_at(&ours(map)[0].1, 24), 0, "no setsockopt errors");
 
     // Another destination (same server, other port) is unaffected.
     let good = l.good;
@@ -364,7 +250,7 @@ fn enforce_once() -> (f64, Vec<f64>) {
     );
 
     // Kernel TTL: an expired policy no longer applies and is deleted on the next connect.
-    let (key, mut val) = entries(map).remove(0);
+    let (key, mut val) = ours(map).remove(0);
     val[8..16].copy_from_slice(&1u64.to_ne_bytes());
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x}")).collect::<Vec<_>>();
     let mut args = vec![
@@ -390,7 +276,7 @@ fn enforce_once() -> (f64, Vec<f64>) {
     .join()
     .unwrap();
     assert_eq!(syncnt, 6, "an expired policy leaves the default SYN budget");
-    assert!(entries(map).is_empty(), "the expired policy is gone");
+    assert!(ours(map).is_empty(), "the expired policy is gone");
     back.stop();
 
     // The engine's TTL: the policy is reverted (`expired`) TTL_MS after it was applied.
@@ -404,7 +290,7 @@ fn enforce_once() -> (f64, Vec<f64>) {
         lived >= TTL_MS as f64 - 500.0 && lived < TTL_MS as f64 + 3000.0,
         "lived {lived} ms"
     );
-    assert!(entries(map).is_empty());
+    assert!(ours(map).is_empty());
 
     let events = l.d.finish();
     let detached = events.iter().find(|e| is_lifecycle(e, "detached")).unwrap();
@@ -421,25 +307,6 @@ fn enforce_once() -> (f64, Vec<f64>) {
         .collect();
     assert!(bad.is_empty(), "{bad:?}");
     (heal_ms, fails)
-}
-
-/// The netns cookie of the calling thread's namespace.
-fn own_cookie() -> u64 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut v: u64 = 0;
-    let mut len = 8u32;
-    // SAFETY: getsockopt into a local u64.
-    let r = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NETNS_COOKIE,
-            (&mut v as *mut u64).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(r, 0);
-    v
 }
 
 #[test]
