@@ -10,7 +10,7 @@
 //! When no process owns any of them (every holder is orphaned: TIME_WAIT or a closed
 //! connection still finishing), there is no process to report and the remedy skips, saying
 //! so, and the ladder moves on to `socket_destroy`.
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::holders::SocketRef;
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
@@ -151,7 +151,7 @@ pub(crate) fn finding(
     held: &[(&str, u32, u32)],
 ) -> Finding {
     use crate::output::{FaultState, Severity, Subject};
-    let holders: Vec<Value> = held
+    let holders: Vec<serde_json::Value> = held
         .iter()
         .map(|(a, uid, inode)| json!({"addr": a, "port": port, "uid": uid, "inode": inode, "state": "listen"}))
         .collect();

@@ -133,8 +133,9 @@ impl Remedy for SocketDestroy {
             let checks = sockets.iter().cloned().map(Verify::SocketGone).collect();
             (Action::all(pairs).0, Verify::All { checks })
         };
-        let mut targets = vec![format!("port:{port}")];
-        targets.extend(sockets.iter().map(|s| format!("socket:{}", s.cookie)));
+        // One subject: the port (protected ports are refused by the engine); the sockets
+        // are bounded by max_sockets and listed in `before`.
+        let targets = vec![format!("port:{port}")];
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
@@ -289,7 +290,7 @@ mod tests {
                 checks: vec![Verify::SocketGone(a.clone()), Verify::SocketGone(b)]
             }
         );
-        assert_eq!(p.targets, ["port:80", "socket:5", "socket:6"]);
+        assert_eq!(p.targets, ["port:80"]);
         assert_eq!(p.before["orphaned"][0]["state"], "fin-wait-2");
         assert_eq!(p.after["reversible"], false);
         // one socket: no All
