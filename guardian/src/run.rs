@@ -102,16 +102,9 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
     let samplers = source::samplers(&mut probes)?;
     let maps = probes.remedy_maps()?;
     let mut collector = Collector::new(&mut probes, own_netns, args.interval_ms, samplers)?;
-    lifecycle(
-        &emitter,
-        Phase::Attached,
-        own_netns,
-        &args,
-        probes.attached(),
-    );
-
     let shutdown = CancellationToken::new();
     let (inputs, inputs_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let ring_task = tokio::spawn(ringbuf::run(
         ring,
         emitter.clone(),
@@ -133,8 +126,20 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         emitter.clone(),
         inputs_rx,
         maps,
+        ready_tx,
         shutdown.clone(),
     ));
+    // `attached` means everything runs: probes attached, the engine subscribed to netlink,
+    // its baseline taken and the journal settled.
+    if ready_rx.await.is_ok() {
+        lifecycle(
+            &emitter,
+            Phase::Attached,
+            own_netns,
+            &args,
+            probes.attached(),
+        );
+    }
 
     let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

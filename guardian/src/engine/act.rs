@@ -235,7 +235,10 @@ impl Engine {
             self.emit(&active.at, RemedyResult::Skipped, None, Some(reason));
             return Outcome::Undone;
         }
-        if let Err(e) = plan.apply.execute(&mut self.kernel).await {
+        crash_point("intent");
+        let applied = plan.apply.execute(&mut self.kernel).await;
+        crash_point("apply");
+        if let Err(e) = applied {
             let reason = format!("{} failed: {e}", plan.apply);
             tracing::warn!(remedy = plan.remedy, "{reason}");
             self.finish(&active, JournalPhase::Failed, RemedyResult::Failed, reason);
@@ -243,6 +246,7 @@ impl Engine {
             return Outcome::Undone;
         }
         self.journal_best_effort(&active, JournalPhase::Applied, None);
+        crash_point("applied");
         self.emit(&active.at, RemedyResult::Applied, Some(&id), None);
         match self.verify(&plan.verify).await {
             Verdict::Verified => {}
@@ -350,6 +354,19 @@ impl Engine {
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
+    }
+}
+
+/// Crash-safety testing: `GUARDIAN_CRASH_POINT=intent|apply|applied` aborts the process at
+/// that point of the first enforced change (after the intent is journaled; after the change
+/// reached the kernel but before `applied` is journaled; after `applied` is journaled and
+/// before verification), exactly like a `kill -9` there. Read once; unset in production.
+fn crash_point(at: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let point = POINT.get_or_init(|| std::env::var("GUARDIAN_CRASH_POINT").ok());
+    if point.as_deref() == Some(at) {
+        tracing::error!("GUARDIAN_CRASH_POINT={at}: aborting as a crash would");
+        std::process::abort();
     }
 }
 

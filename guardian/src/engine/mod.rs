@@ -110,6 +110,7 @@ pub async fn run(
     emitter: Emitter,
     mut inputs: tokio::sync::mpsc::UnboundedReceiver<Input>,
     maps: Maps,
+    ready: tokio::sync::oneshot::Sender<()>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut sub = netlink::subscribe().context("subscribing to link and route changes")?;
@@ -172,6 +173,7 @@ pub async fn run(
     );
     engine.ladder = ladder;
     engine.recover().await;
+    let _ = ready.send(());
     loop {
         let next = engine.next_deadline();
         tokio::select! {
@@ -425,6 +427,7 @@ mod tests {
                 emitter,
                 rx,
                 Maps::default(),
+                tokio::sync::oneshot::channel().0,
                 CancellationToken::new(),
             )
             .await

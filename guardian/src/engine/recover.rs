@@ -167,6 +167,14 @@ impl Engine {
             if !c.is_open() {
                 continue;
             }
+            if c.first.netns != 0 && c.first.netns != self.cfg.netns {
+                tracing::error!(
+                    id = %c.first.id,
+                    netns = c.first.netns,
+                    "change made in another network namespace; left for a daemon there or `guardian rollback` run there"
+                );
+                continue;
+            }
             let s = settle(&mut self.kernel, &c, now_ms).await;
             let Ok(d) = decode(&c.first) else {
                 self.record_settled(&c, &s);
@@ -197,8 +205,13 @@ impl Engine {
             tracing::warn!(id = %c.first.id, remedy = %c.first.remedy, phase = ?s.phase, "{}", s.reason);
             if s.phase == JournalPhase::Verified {
                 active.until_clear = false;
-                self.journal_best_effort(&active, JournalPhase::Verified, Some(s.reason));
-                self.emit(&active.at, RemedyResult::Verified, Some(&active.id), None);
+                self.journal_best_effort(&active, JournalPhase::Verified, Some(s.reason.clone()));
+                self.emit(
+                    &active.at,
+                    RemedyResult::Verified,
+                    Some(&active.id),
+                    Some(s.reason),
+                );
                 if active.expires.is_some() {
                     self.active.push(active);
                 }
