@@ -26,6 +26,10 @@ pub struct RemedyConfig {
     pub modes: BTreeMap<String, RemedyMode>,
     /// `[remedies.sockopt_failfast]`: handshake budget and lifetime of fail-fast policies.
     pub sockopt_failfast: super::sockopt_failfast::Config,
+    /// `[remedies.sysctl]`: the value each sysctl is moved to.
+    pub sysctl: super::sysctl::Config,
+    /// `[remedies.socket_destroy]`: the ports whose orphaned sockets may be destroyed.
+    pub socket_destroy: super::socket_destroy::Config,
 }
 
 impl RemedyConfig {
