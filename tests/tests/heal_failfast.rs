@@ -67,7 +67,15 @@ fn lab(subnet: u8, mode: &str, remedies: &str) -> Lab {
     );
     let dir = state.path().join("state");
     let config = state.path().join("guardian.toml");
-    std::fs::write(&config, format!("[remedies.sockopt_failfast]\n{remedies}")).unwrap();
+    // The daemon runs in the server's namespace and acts in the client's: only there.
+    std::fs::write(
+        &config,
+        format!(
+            "[safety]\nnamespaces = [\"{}\"]\n[remedies.sockopt_failfast]\n{remedies}",
+            c.name()
+        ),
+    )
+    .unwrap();
     let mut d = Daemon::start(
         &s,
         &[

@@ -59,6 +59,24 @@ impl Engine {
         if order.is_empty() {
             return;
         }
+        if let Err(reason) = safety::netns_allowed(&self.cfg.safety, self.cfg.netns, f.netns) {
+            // Once per incident: every rung counts as tried.
+            let t = self.tries.entry(key.clone()).or_default();
+            t.tried.extend(order.iter().copied());
+            let at = Attempt {
+                fault: f.fault.to_string(),
+                key: f.key.clone(),
+                netns: f.netns,
+                incident,
+                opened_at,
+                remedy: order[0].to_string(),
+                subject: f.subject.clone(),
+                before: Value::Null,
+                after: Value::Null,
+            };
+            self.skip(&at, reason);
+            return;
+        }
         let routes = match self.kernel.nl.dump_routes().await {
             Ok(r) => r,
             Err(e) => {

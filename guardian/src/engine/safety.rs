@@ -45,6 +45,57 @@ pub struct SafetyConfig {
     pub min_attempts: u32,
     /// On SIGTERM, revert temporary mitigations (TTL and until-clear changes).
     pub revert_on_shutdown: bool,
+    /// Which network namespaces guardian may change: `"own"` (the daemon's, the default),
+    /// `"all"` (every namespace it watches: containers, pods), or a list of names under
+    /// /run/netns or paths to namespace files.
+    pub namespaces: NetnsScope,
+}
+
+/// Where remedies may act.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NetnsScope {
+    Keyword(ScopeKeyword),
+    Named(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeKeyword {
+    Own,
+    All,
+}
+
+impl Default for NetnsScope {
+    fn default() -> Self {
+        NetnsScope::Keyword(ScopeKeyword::Own)
+    }
+}
+
+/// Whether a fault in namespace `netns` (None or `own`: the daemon's) may be remedied.
+pub fn netns_allowed(cfg: &SafetyConfig, own: u32, netns: Option<u32>) -> Result<(), String> {
+    let Some(ns) = netns.filter(|n| *n != own) else {
+        return Ok(());
+    };
+    let ok = match &cfg.namespaces {
+        NetnsScope::Keyword(ScopeKeyword::All) => true,
+        NetnsScope::Keyword(ScopeKeyword::Own) => false,
+        NetnsScope::Named(names) => names.iter().any(|n| {
+            let path = if n.starts_with('/') {
+                std::path::PathBuf::from(n)
+            } else {
+                std::path::Path::new("/run/netns").join(n)
+            };
+            crate::netns::inode(&path).ok() == Some(ns)
+        }),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "refused: the fault is in network namespace {ns}, outside safety.namespaces"
+        ))
+    }
 }
 
 impl Default for SafetyConfig {
@@ -65,6 +116,7 @@ impl Default for SafetyConfig {
             min_confidence: 0.2,
             min_attempts: 5,
             revert_on_shutdown: true,
+            namespaces: NetnsScope::default(),
         }
     }
 }

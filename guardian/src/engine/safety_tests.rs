@@ -224,3 +224,28 @@ fn global_budget_per_hour() {
         .check(&cfg, "e", "1", t0 + Duration::from_secs(3601))
         .is_ok());
 }
+
+#[test]
+fn other_namespaces_only_when_in_scope() {
+    let mut cfg = SafetyConfig::default();
+    assert!(netns_allowed(&cfg, 7, None).is_ok());
+    assert!(netns_allowed(&cfg, 7, Some(7)).is_ok());
+    let e = netns_allowed(&cfg, 7, Some(9)).unwrap_err();
+    assert!(e.contains("outside safety.namespaces"), "{e}");
+    cfg.namespaces = NetnsScope::Keyword(ScopeKeyword::All);
+    assert!(netns_allowed(&cfg, 7, Some(9)).is_ok());
+    // a named namespace matches by inode; this process's own namespace file stands in
+    let me = crate::netns::current().unwrap();
+    cfg.namespaces = NetnsScope::Named(vec!["/proc/self/ns/net".into()]);
+    assert!(netns_allowed(&cfg, 1, Some(me)).is_ok());
+    assert!(netns_allowed(&cfg, 1, Some(me.wrapping_add(1))).is_err());
+}
+
+#[test]
+fn namespaces_parse_as_keyword_or_list() {
+    let c: SafetyConfig = toml::from_str("namespaces = \"all\"").unwrap();
+    assert_eq!(c.namespaces, NetnsScope::Keyword(ScopeKeyword::All));
+    let c: SafetyConfig = toml::from_str("namespaces = [\"pod-a\"]").unwrap();
+    assert_eq!(c.namespaces, NetnsScope::Named(vec!["pod-a".into()]));
+    assert!(toml::from_str::<SafetyConfig>("namespaces = \"some\"").is_err());
+}
