@@ -1,4 +1,5 @@
 //! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
+pub mod limits;
 pub mod offsets;
 pub mod tcx;
 pub mod xdp;
@@ -154,7 +155,9 @@ impl Probes {
 
     /// The maps remedies write (XDP limits, sock_ops policies), taken out of the object.
     pub fn remedy_maps(&mut self) -> Result<crate::remedy::Maps, ProbeError> {
-        Ok(crate::remedy::Maps::default())
+        Ok(crate::remedy::Maps {
+            limits: Some(limits::Limits::take(self)?),
+        })
     }
 
     /// Detaches everything guardian attached, and only that. Returns what was detached.

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Kernel, RemedyError};
 use crate::netlink::RouteSpec;
+use crate::probes::limits::{LimitKey, LimitSpec};
+use crate::remedy::xdp_source_limit as xdp_limit;
 
 /// One change to the kernel's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,10 @@ pub enum Action {
     },
     AddRoute(RouteSpec),
     DelRoute(RouteSpec),
+    /// Installs (or renews) a SYN limit in guardian's XDP program.
+    XdpLimitInsert(LimitSpec),
+    /// Deletes a SYN limit (already gone is fine).
+    XdpLimitRemove { key: LimitKey },
     /// Several actions, applied in order. If one fails, those already applied are undone in
     /// reverse order with `undo` (same length, `undo[i]` inverts `actions[i]`).
     All {
@@ -42,6 +48,8 @@ impl Action {
                 Action::SetLinkDown { ifindex, .. } => Ok(k.nl.set_link_down(*ifindex).await?),
                 Action::AddRoute(r) => Ok(k.nl.add_route(r).await?),
                 Action::DelRoute(r) => Ok(k.nl.del_route(r).await?),
+                Action::XdpLimitInsert(s) => xdp_limit::insert(k, s).await,
+                Action::XdpLimitRemove { key } => xdp_limit::remove(k, key).await,
                 Action::All { actions, undo } => {
                     for (i, a) in actions.iter().enumerate() {
                         if let Err(e) = a.execute(k).await {
@@ -96,6 +104,12 @@ impl fmt::Display for Action {
             Action::SetLinkDown { name, .. } => write!(f, "link set {name} down"),
             Action::AddRoute(r) => route(f, "add", r),
             Action::DelRoute(r) => route(f, "del", r),
+            Action::XdpLimitInsert(s) => write!(
+                f,
+                "xdp limit {} {}/s burst {} for {} ms",
+                s.key, s.rate_pps, s.burst, s.ttl_ms
+            ),
+            Action::XdpLimitRemove { key } => write!(f, "xdp unlimit {key}"),
             Action::All { actions, .. } => {
                 for (i, a) in actions.iter().enumerate() {
                     if i > 0 {
@@ -120,6 +134,8 @@ pub enum Verify {
     RoutePresent(RouteSpec),
     /// The route is not in the kernel's table.
     RouteAbsent(RouteSpec),
+    /// The XDP SYN limit is installed and not expired.
+    XdpLimitPresent { key: LimitKey },
     /// Every check holds.
     All { checks: Vec<Verify> },
     /// Nothing to check (report-only remedies).
@@ -136,6 +152,7 @@ impl Verify {
                 }
                 Verify::RoutePresent(r) => Ok(k.nl.route_present(r).await?),
                 Verify::RouteAbsent(r) => Ok(!k.nl.route_present(r).await?),
+                Verify::XdpLimitPresent { key } => xdp_limit::present(k, key).await,
                 Verify::All { checks } => {
                     for c in checks {
                         if !c.check(k).await? {

@@ -24,6 +24,10 @@ pub struct RemedyConfig {
     /// Per-remedy mode, e.g. `modes = { socket_destroy = "off", sysctl = "observe" }`.
     /// Remedies not named follow the global mode.
     pub modes: BTreeMap<String, RemedyMode>,
+    /// `[remedies.xdp_source_limit]`: rate, burst and TTL of per-source SYN limits.
+    pub xdp_source_limit: super::xdp_source_limit::Config,
+    /// `[remedies.xdp_port_limit]`: rate, burst and TTL of per-port SYN limits.
+    pub xdp_port_limit: super::xdp_port_limit::Config,
 }
 
 impl RemedyConfig {

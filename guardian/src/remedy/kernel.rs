@@ -10,7 +10,10 @@ use crate::netns;
 /// policies). Empty when the programs are not loaded (`guardian rollback` with the daemon
 /// stopped, unit tests).
 #[derive(Default)]
-pub struct Maps {}
+pub struct Maps {
+    /// The XDP program's SYN limits (`xdp_source_limit`, `xdp_port_limit`).
+    pub limits: Option<crate::probes::limits::Limits>,
+}
 
 pub struct Kernel {
     /// rtnetlink in the daemon's own namespace.

@@ -11,6 +11,8 @@ pub mod config;
 pub mod kernel;
 pub mod link_up;
 pub mod route_restore;
+pub mod xdp_port_limit;
+pub mod xdp_source_limit;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,6 +26,8 @@ pub use config::{RemedyConfig, RemedyMode};
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
 pub use route_restore::RouteRestore;
+pub use xdp_port_limit::XdpPortLimit;
+pub use xdp_source_limit::XdpSourceLimit;
 
 /// Why an action or a check could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -176,9 +180,13 @@ pub trait Remedy: Send + Sync {
 
 /// Every remedy, configured.
 pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
+    // The XDP program is attached in the daemon's own namespace.
+    let xdp_netns = crate::netns::current().ok();
     let every: Vec<Box<dyn Remedy>> = vec![
         Box::new(LinkUp::new(keep_up.iter().cloned())),
         Box::new(RouteRestore::new()),
+        Box::new(XdpSourceLimit::new(cfg.xdp_source_limit.clone(), xdp_netns)),
+        Box::new(XdpPortLimit::new(cfg.xdp_port_limit.clone(), xdp_netns)),
     ];
     every
         .into_iter()
@@ -258,9 +266,9 @@ mod tests {
     #[test]
     fn remedies_switched_off_are_not_on_any_ladder() {
         let mut cfg = RemedyConfig::default();
-        assert_eq!(all(&cfg, &[]).len(), 2);
+        assert_eq!(all(&cfg, &[]).len(), 4);
         cfg.modes.insert("link_up".into(), RemedyMode::Off);
         let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
-        assert_eq!(names, ["route_restore"]);
+        assert_eq!(names, ["route_restore", "xdp_source_limit", "xdp_port_limit"]);
     }
 }
