@@ -1,0 +1,335 @@
+//! Healing floods with guardian's XDP SYN limits: `xdp_source_limit` on a connection flood
+//! from one source, `xdp_port_limit` on a spoofed SYN flood (hping3 --rand-source).
+//!
+//! The daemon runs in the server namespace S with `--xdp` on S's veths; the limit maps are
+//! read back with bpftool through the program attached to S's interface (so that another
+//! guardian running on the machine is never confused with ours).
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use guardian_tests::flows::*;
+use guardian_tests::*;
+use serde_json::Value;
+
+const CF_A: u8 = 100;
+const CF_C: u8 = 101;
+const CF_PORT: u16 = 5100;
+const SF_A: u8 = 102;
+const SF_C: u8 = 103;
+const SF_PORT: u16 = 5102;
+
+/// Source limit used when the daemon takes a remedy config (`run --config`); otherwise the
+/// defaults (20/s, burst 40, 60 s) apply.
+const SRC_TTL_MS: u64 = 4000;
+
+/// Whether this daemon reads `[remedies.<name>]` tables (`run --config FILE`).
+fn takes_remedy_config() -> bool {
+    let out = std::process::Command::new(guardian_bin())
+        .args(["run", "--help"])
+        .output()
+        .expect("guardian run --help");
+    String::from_utf8_lossy(&out.stdout).contains("--config ")
+}
+
+fn start(s: &Netns, dir: &TempDir, mode: &str, detect: &str, ifaces: &[&str]) -> Daemon {
+    let detect = detect_config(dir, detect);
+    let remedies: PathBuf = dir.path().join("guardian.toml");
+    std::fs::write(
+        &remedies,
+        format!(
+            "[remedies.xdp_source_limit]\nrate_pps = 2\nburst = 2\nttl_ms = {SRC_TTL_MS}\n\n\
+             [remedies.xdp_port_limit]\nrate_pps = 10\nburst = 20\nttl_ms = 30000\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut args = vec![
+        "--mode".to_string(),
+        mode.into(),
+        "--state-dir".into(),
+        state.to_str().unwrap().into(),
+        "--interval-ms".into(),
+        "200".into(),
+        "--detect-config".into(),
+        detect.to_str().unwrap().into(),
+    ];
+    if takes_remedy_config() {
+        args.extend(["--config".into(), remedies.to_str().unwrap().into()]);
+    }
+    for i in ifaces {
+        args.extend(["--xdp".into(), i.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut d = Daemon::start(s, &args);
+    d.wait_attached();
+    d
+}
+
+/// The entries of guardian's map `name` (bpftool JSON), found through the XDP program on
+/// `iface` in `ns`.
+fn map_entries(ns: &Netns, iface: &str, name: &str) -> Vec<Value> {
+    let link: Value = serde_json::from_str(&ns.run(&["ip", "-j", "-d", "link", "show", iface]))
+        .expect("ip -j link");
+    let prog = link[0]["xdp"]["prog"]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no XDP program on {iface}: {link}"));
+    let bpftool = |args: &[&str]| -> Value {
+        let out = std::process::Command::new("bpftool")
+            .arg("-j")
+            .args(args)
+            .output()
+            .expect("bpftool");
+        assert!(out.status.success(), "bpftool {args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).expect("bpftool JSON")
+    };
+    let info = bpftool(&["prog", "show", "id", &prog.to_string()]);
+    for id in info["map_ids"].as_array().expect("map_ids") {
+        let id = id.to_string();
+        if bpftool(&["map", "show", "id", &id])["name"] == name {
+            return bpftool(&["map", "dump", "id", &id])
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        }
+    }
+    panic!("program {prog} on {iface} has no map {name}: {info}");
+}
+
+/// A little-endian u64 at byte `off` of a bpftool entry's value (raw hex bytes or BTF-formatted).
+fn value_u64(entry: &Value, field: &str, off: usize) -> u64 {
+    if let Some(v) = entry["formatted"]["value"][field].as_u64() {
+        return v;
+    }
+    let bytes: Vec<u8> = entry["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("entry without value: {entry}"))
+        .iter()
+        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap())
+}
+
+/// `n` connects at once from the calling namespace thread; returns how many connected.
+fn concurrent_connects(dst: SocketAddr, n: usize, timeout: Duration) -> usize {
+    let hs: Vec<_> = (0..n)
+        .map(|_| std::thread::spawn(move || TcpStream::connect_timeout(&dst, timeout).is_ok()))
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).filter(|&ok| ok).count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// connection_flood from one source: A connects ~400/s, C is another client.
+
+#[test]
+fn enforce_limits_a_connection_flooding_source() {
+    require_root();
+    let short_ttl = takes_remedy_config();
+    eprintln!("remedy config supported: {short_ttl}");
+    repeat("heal xdp_source_limit", 5000.0, |run| {
+        conn_flood_once("enforce", run == 1).expect("enforce verifies")
+    });
+}
+
+#[test]
+fn observe_plans_a_source_limit_and_changes_nothing() {
+    require_root();
+    assert!(conn_flood_once("observe", false).is_none());
+}
+
+/// Runs the scenario; in enforce mode returns the ms from `opened` to `verified`.
+fn conn_flood_once(mode: &str, check_expiry: bool) -> Option<f64> {
+    let a = Netns::new("hx-a");
+    let c = Netns::new("hx-c");
+    let s = Netns::new("hx-s");
+    let va = pair(&a, &s, CF_A);
+    let vc = pair(&c, &s, CF_C);
+    let server = DiscardServer::start(&s, SocketAddr::from(([0, 0, 0, 0], CF_PORT)));
+    let dir = TempDir::new("heal-xdp-cf");
+    let cfg = "[connection_flood]\nper_source_per_sec = 100.0\nwindow_ms = 1000\nclear_after_ms = 1000\n";
+    let mut d = start(&s, &dir, mode, cfg, &[&va.b_if, &vc.b_if]);
+    let (dst_a, dst_c) = (
+        SocketAddr::from((va.b_addr, CF_PORT)),
+        SocketAddr::from((vc.b_addr, CF_PORT)),
+    );
+    let src = va.a_addr.to_string();
+    let netns = s.inode();
+
+    // The flood: 400 connects/s for at most 3 s, each with a 200 ms timeout.
+    let flood = in_netns(&a, move || {
+        let start = Instant::now();
+        let (mut ok, mut tried) = (0, 0);
+        for i in 0..1200u64 {
+            if start.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            let due = start + Duration::from_micros(2500 * i);
+            if let Some(w) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(w);
+            }
+            tried += 1;
+            ok += TcpStream::connect_timeout(&dst_a, Duration::from_millis(200)).is_ok() as usize;
+        }
+        (ok, tried)
+    });
+    let s2 = src.clone();
+    let (i, opened) = d.wait_for_after(
+        0,
+        move |e| is_fault_on(e, "connection_flood", "opened", netns, Some(&s2), None),
+        Duration::from_secs(5),
+    );
+    let result = if mode == "enforce" { "verified" } else { "planned" };
+    let (_, ev) = d.wait_for_after(
+        i,
+        |e| is_remedy(e, "xdp_source_limit", result),
+        Duration::from_secs(5),
+    );
+    let (ok, tried) = flood.join().unwrap();
+    eprintln!("{mode}: flood {ok}/{tried} connected; {result}: {ev}");
+    assert_eq!(ev["fault"], "connection_flood", "{ev}");
+    assert_eq!(ev["change"]["after"]["limits"][0]["key"], format!("src:{src}"));
+    let limits = map_entries(&s, &va.b_if, "LIMIT_SRC");
+    // Another client connects fine whatever the mode.
+    let others = run_in_netns(&c, move || connect_n(dst_c, 20, Duration::from_secs(1)));
+    assert_eq!(others, 20, "the other client's connects");
+    // The flooding source's new connections: 100 at once.
+    let burst = run_in_netns(&a, move || {
+        concurrent_connects(dst_a, 100, Duration::from_millis(300))
+    });
+    eprintln!("{mode}: 100 concurrent connects from the flooding source: {burst} connected");
+    if mode == "observe" {
+        assert!(limits.is_empty(), "observe mode changed the limit map: {limits:?}");
+        assert!(map_entries(&s, &va.b_if, "LIMIT_SRC").is_empty());
+        assert!(burst >= 90, "observe mode must not limit: {burst}/100");
+        d.finish();
+        server.stop();
+        return None;
+    }
+    assert_eq!(limits.len(), 1, "{limits:?}");
+    let after = map_entries(&s, &va.b_if, "LIMIT_SRC");
+    let dropped = value_u64(&after[0], "dropped", 40);
+    let (rate, bucket) = (value_u64(&after[0], "rate_pps", 0), value_u64(&after[0], "burst", 8));
+    eprintln!("limit entry: rate {rate}/s burst {bucket}, dropped {dropped}");
+    assert!(dropped > 0, "{after:?}");
+    // At most the burst plus what the rate refills in 300 ms (and a little slack) pass.
+    assert!(
+        (burst as u64) <= bucket + rate * 3 / 10 + 5,
+        "{burst} of 100 connected past a {rate}/s burst {bucket} limit"
+    );
+    let ms = millis_between(event_time(&opened), event_time(&ev));
+    if check_expiry {
+        let ttl = ev["change"]["after"]["limits"][0]["ttl_ms"].as_u64().unwrap();
+        let expires = event_time(&ev) + Duration::from_millis(ttl + 200);
+        if let Ok(w) = expires.duration_since(SystemTime::now()) {
+            eprintln!("waiting {w:?} for the limit to expire");
+            std::thread::sleep(w);
+        }
+        // An expired entry is ignored, and removed by the first SYN that finds it.
+        let n = run_in_netns(&a, move || connect_n(dst_a, 5, Duration::from_millis(500)));
+        assert_eq!(n, 5, "connects after expiry");
+        let left = map_entries(&s, &va.b_if, "LIMIT_SRC");
+        assert!(left.is_empty(), "limit map after expiry: {left:?}");
+    }
+    let events = d.finish();
+    assert!(
+        !events.iter().any(|e| is_remedy(e, "xdp_source_limit", "failed")
+            || is_remedy(e, "xdp_source_limit", "rolled_back")),
+        "remedy failed"
+    );
+    server.stop();
+    Some(ms)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spoofed SYN flood against a listener that cannot take it (no syncookies, small backlog).
+
+#[test]
+fn port_limit_keeps_a_spoofed_syn_flood_from_starving_clients() {
+    require_root();
+    let observe = syn_flood_share("observe");
+    let enforce = syn_flood_share("enforce");
+    eprintln!(
+        "legitimate connects during the spoofed flood: observe {:.0} %, enforce {:.0} %",
+        observe * 100.0,
+        enforce * 100.0
+    );
+    assert!(enforce >= 0.9, "enforce: {enforce}");
+    assert!(observe < enforce, "observe {observe} vs enforce {enforce}");
+}
+
+/// Floods, waits for the remedy (planned/verified) and returns the share of 100 connects
+/// (1 s timeout each) from a returning client that succeed.
+fn syn_flood_share(mode: &str) -> f64 {
+    let a = Netns::new("hxs-a");
+    let c = Netns::new("hxs-c");
+    let s = Netns::new("hxs-s");
+    let va = pair(&a, &s, SF_A);
+    let vc = pair(&c, &s, SF_C);
+    for (k, v) in [
+        ("net.ipv4.tcp_syncookies", "0"),
+        ("net.ipv4.tcp_max_syn_backlog", "128"),
+        ("net.core.somaxconn", "128"),
+        ("net.ipv4.tcp_synack_retries", "1"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+    ] {
+        s.sysctl(k, v);
+    }
+    // SYN-ACKs to the spoofed sources go to A, which drops them (no forwarding): the requests
+    // sit in S's SYN queue until they time out, as in a real spoofed flood.
+    let gw = va.a_addr.to_string();
+    s.run(&["ip", "route", "add", "default", "via", &gw]);
+    let server = DiscardServer::start(&s, SocketAddr::from(([0, 0, 0, 0], SF_PORT)));
+    let dir = TempDir::new("heal-xdp-sf");
+    let cfg = "[syn_flood]\nsyn_per_sec = 500.0\nwindow_ms = 1000\nclear_after_ms = 3000\n";
+    let mut d = start(&s, &dir, mode, cfg, &[&va.b_if, &vc.b_if]);
+    let dst = SocketAddr::from((vc.b_addr, SF_PORT));
+    // A returning client: it completed a handshake before the flood.
+    assert_eq!(run_in_netns(&c, move || connect_n(dst, 3, Duration::from_secs(1))), 3);
+
+    let target = va.b_addr.to_string();
+    let port = SF_PORT.to_string();
+    let t0 = Instant::now();
+    // ~5,000 SYN/s from random sources, bounded in count and time.
+    let pid = a.spawn(&[
+        "timeout", "25", "hping3", "-q", "-S", "-p", &port, "-i", "u200", "--rand-source", "-c",
+        "120000", &target,
+    ]);
+    let (i, opened) = d.wait_for_after(
+        0,
+        |e| is_fault(e, "syn_flood", "opened") && e["subject"]["port"] == SF_PORT,
+        Duration::from_secs(10),
+    );
+    eprintln!("{mode}: opened after {:?}: {opened}", t0.elapsed());
+    let result = if mode == "enforce" { "verified" } else { "planned" };
+    let (_, ev) = d.wait_for_after(
+        i,
+        |e| is_remedy(e, "xdp_port_limit", result),
+        Duration::from_secs(5),
+    );
+    eprintln!("{mode}: {ev}");
+    assert_eq!(ev["change"]["after"]["limits"][0]["key"], format!("port:{SF_PORT}"));
+    // Let the requests queued before the limit time out (1 s + 2 s with one SYN-ACK retry).
+    std::thread::sleep(Duration::from_secs(4));
+    let share = run_in_netns(&c, move || {
+        let hs: Vec<_> = (0..10)
+            .map(|_| {
+                std::thread::spawn(move || connect_n(dst, 10, Duration::from_secs(1)))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>() as f64 / 100.0
+    });
+    let port_map = map_entries(&s, &va.b_if, "LIMIT_PORT");
+    eprintln!("{mode}: {:.0} % of 100 connects succeeded; port limit entries {port_map:?}", share * 100.0);
+    if mode == "enforce" {
+        assert_eq!(port_map.len(), 1);
+        assert!(value_u64(&port_map[0], "dropped", 40) > 0);
+    } else {
+        assert!(port_map.is_empty());
+    }
+    // Stop the flood (our own child, by pid).
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    d.finish();
+    server.stop();
+    share
+}
