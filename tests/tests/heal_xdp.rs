@@ -270,6 +270,9 @@ fn syn_flood_share(mode: &str) -> f64 {
         ("net.ipv4.tcp_max_syn_backlog", "128"),
         ("net.core.somaxconn", "128"),
         ("net.ipv4.tcp_synack_retries", "1"),
+        // Otherwise the client's cached RTT "proves" it and exempts its SYNs from the
+        // 3/4-full SYN queue drop that hits everyone else.
+        ("net.ipv4.tcp_no_metrics_save", "1"),
         ("net.ipv4.conf.all.rp_filter", "0"),
         ("net.ipv4.conf.default.rp_filter", "0"),
     ] {
@@ -320,6 +323,10 @@ fn syn_flood_share(mode: &str) -> f64 {
         hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>() as f64 / 100.0
     });
     let port_map = map_entries(&s, &va.b_if, "LIMIT_PORT");
+    eprintln!(
+        "{mode}: S: {}",
+        s.sh("echo syn-recv $(ss -Htn state syn-recv | wc -l); sysctl net.ipv4.conf.all.rp_filter net.ipv4.tcp_syncookies; nstat -az TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop TcpPassiveOpens TcpExtIPReversePathFilter | tail -n +2 | tr -s ' ' | tr '\\n' ';'; ss -ltn")
+    );
     eprintln!("{mode}: {:.0} % of 100 connects succeeded; port limit entries {port_map:?}", share * 100.0);
     if mode == "enforce" {
         assert_eq!(port_map.len(), 1);
