@@ -81,8 +81,16 @@ impl TokenBucket {
     /// (10 s · 2^30/s + 2^32 · 10^9 < 2^64).
     #[inline(always)]
     pub fn take(&mut self, now_ns: u64) -> bool {
-        let rate = if self.rate_pps > MAX_RATE { MAX_RATE } else { self.rate_pps };
-        let burst = if self.burst > MAX_BURST { MAX_BURST } else { self.burst };
+        let rate = if self.rate_pps > MAX_RATE {
+            MAX_RATE
+        } else {
+            self.rate_pps
+        };
+        let burst = if self.burst > MAX_BURST {
+            MAX_BURST
+        } else {
+            self.burst
+        };
         let cap = burst * TOKEN;
         let mut tokens = if self.tokens > cap { cap } else { self.tokens };
         if self.last_ns == 0 {

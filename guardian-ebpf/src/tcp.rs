@@ -10,8 +10,8 @@ use guardian_common::limits::LimitSrcKey;
 
 use crate::{
     kernel::field,
-    limits::mark_good,
     kernel::{read, sock_netns},
+    limits::mark_good,
     maps::{lru_inc, ns_add, CONNECT_FAIL_DST, FLOW_RTX, HS_PEER, HS_PORT, OFFSETS},
 };
 

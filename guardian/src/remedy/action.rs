@@ -28,7 +28,9 @@ pub enum Action {
     /// Installs (or renews) a SYN limit in guardian's XDP program.
     XdpLimitInsert(LimitSpec),
     /// Deletes a SYN limit (already gone is fine).
-    XdpLimitRemove { key: LimitKey },
+    XdpLimitRemove {
+        key: LimitKey,
+    },
     /// Several actions, applied in order. If one fails, those already applied are undone in
     /// reverse order with `undo` (same length, `undo[i]` inverts `actions[i]`).
     All {

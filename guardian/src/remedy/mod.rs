@@ -269,6 +269,9 @@ mod tests {
         assert_eq!(all(&cfg, &[]).len(), 4);
         cfg.modes.insert("link_up".into(), RemedyMode::Off);
         let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
-        assert_eq!(names, ["route_restore", "xdp_source_limit", "xdp_port_limit"]);
+        assert_eq!(
+            names,
+            ["route_restore", "xdp_source_limit", "xdp_port_limit"]
+        );
     }
 }

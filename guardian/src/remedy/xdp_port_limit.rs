@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::xdp_source_limit::{limit_change, netns_mismatch};
-use super::{Plan, PlanContext, Remedy};
+use super::{Effect, Plan, PlanContext, Remedy};
 use crate::detect::{syn_flood, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 
@@ -98,6 +98,7 @@ impl Remedy for XdpPortLimit {
             f,
             vec![spec],
             self.cfg.ttl_ms,
+            Effect::InPlace,
         ))))
     }
 }
@@ -109,7 +110,7 @@ mod tests {
     use super::*;
     use crate::output::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};
-    use crate::remedy::{Action, Effect, Lifetime, Verify};
+    use crate::remedy::{Action, Lifetime, Verify};
 
     const NS: u32 = 4026531840;
 
@@ -146,10 +147,19 @@ mod tests {
         let applies = |f: &Finding| matches!(r.plan(f, &ctx(&st)), Some(Plan::Change(_)));
         assert!(applies(&spread()), "spoofed flood");
         assert!(applies(&flood(80, 5000, &[], Some(NS))), "no sources known");
-        assert!(applies(&flood(80, 5000, &[], None)), "daemon's own namespace");
+        assert!(
+            applies(&flood(80, 5000, &[], None)),
+            "daemon's own namespace"
+        );
         assert!(r.plan(&other, &ctx(&st)).is_none(), "other fault");
-        assert!(r.plan(&flood(0, 5000, &[], None), &ctx(&st)).is_none(), "port 0");
-        assert!(skip(&flood(80, 5000, &[("10.0.0.7", 4000)], Some(NS))), "concentrated");
+        assert!(
+            r.plan(&flood(0, 5000, &[], None), &ctx(&st)).is_none(),
+            "port 0"
+        );
+        assert!(
+            skip(&flood(80, 5000, &[("10.0.0.7", 4000)], Some(NS))),
+            "concentrated"
+        );
         assert!(skip(&flood(80, 5000, &[], Some(NS + 1))), "other namespace");
     }
 
@@ -165,7 +175,10 @@ mod tests {
         let Some(Plan::Skip(why)) = r.plan(&conc, &ctx(&st)) else {
             panic!("expected a skip");
         };
-        assert!(why.contains("10.0.0.7") && why.contains("concentrated"), "{why}");
+        assert!(
+            why.contains("10.0.0.7") && why.contains("concentrated"),
+            "{why}"
+        );
     }
 
     #[test]

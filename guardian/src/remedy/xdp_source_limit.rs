@@ -8,16 +8,17 @@
 //!
 //! The XDP program sees only the interfaces of the daemon's own namespace, so a finding in
 //! another namespace is skipped. Verification: every entry is in the map and not expired.
-//! Effect: in place. A limited source's SYNs are still counted by XDP before they are dropped,
-//! so a SYN flood does not clear while it goes on; the entry's `dropped` counter is what shows
-//! the limit working.
+//! Effect: for `connection_flood`, the incident clears (the source's connection rate falls
+//! below the detector's limit). For `syn_flood`, in place: XDP counts SYNs before it drops
+//! them, so a SYN flood does not clear while it goes on, limited or not; the entries'
+//! `dropped` counters show the limit working.
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
 use super::RemedyError;
+use super::{Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
 use crate::detect::{connection_flood, syn_flood, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec, Limits};
 
@@ -122,6 +123,7 @@ pub(crate) fn limit_change(
     f: &Finding,
     specs: Vec<LimitSpec>,
     ttl_ms: u64,
+    effect: Effect,
 ) -> PlannedChange {
     let targets = specs.iter().map(|s| s.key.target()).collect();
     let verify = Verify::All {
@@ -137,7 +139,12 @@ pub(crate) fn limit_change(
     let (apply, inverse) = Action::all(
         specs
             .into_iter()
-            .map(|s| (Action::XdpLimitInsert(s), Action::XdpLimitRemove { key: s.key }))
+            .map(|s| {
+                (
+                    Action::XdpLimitInsert(s),
+                    Action::XdpLimitRemove { key: s.key },
+                )
+            })
             .collect(),
     );
     PlannedChange {
@@ -147,7 +154,7 @@ pub(crate) fn limit_change(
         apply,
         inverse,
         verify,
-        effect: Effect::InPlace,
+        effect,
         lifetime: Lifetime::Ttl { ms: ttl_ms },
         before: json!({"limits": []}),
         after: json!({ "limits": limits }),
@@ -176,11 +183,17 @@ impl Remedy for XdpSourceLimit {
             return Some(Plan::Skip(reason));
         }
         let specs = sources.into_iter().map(|a| self.spec(a)).collect();
+        let effect = if f.fault == connection_flood::FAULT {
+            Effect::Clears
+        } else {
+            Effect::InPlace
+        };
         Some(Plan::Change(Box::new(limit_change(
             NAME,
             f,
             specs,
             self.cfg.ttl_ms,
+            effect,
         ))))
     }
 }
@@ -217,7 +230,6 @@ pub async fn present(k: &mut Kernel, key: &LimitKey) -> Result<bool, RemedyError
         .map_err(map_err(format!("reading XDP limit {key}")))?;
     Ok(e.is_some_and(|e| !e.expired()))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -279,8 +291,14 @@ mod tests {
         assert_eq!(targets(&conn_flood("10.0.0.7", None)), ["src:10.0.0.7"]);
         assert_eq!(targets(&conn_flood("fd00::7", None)), ["src:fd00::7"]);
         // v4-mapped: XDP sees the IPv4 header.
-        assert_eq!(targets(&conn_flood("::ffff:10.0.0.7", None)), ["src:10.0.0.7"]);
-        assert!(skip(&conn_flood("10.0.0.7", Some(NS + 1))), "other namespace");
+        assert_eq!(
+            targets(&conn_flood("::ffff:10.0.0.7", None)),
+            ["src:10.0.0.7"]
+        );
+        assert!(
+            skip(&conn_flood("10.0.0.7", Some(NS + 1))),
+            "other namespace"
+        );
         assert!(plan(&conn_flood("garbage", None)).is_none());
         assert!(plan(&conn_flood("0.0.0.0", None)).is_none());
         let mut no_addr = conn_flood("10.0.0.7", None);
@@ -288,13 +306,19 @@ mod tests {
         assert!(plan(&no_addr).is_none());
         // syn_flood: the sources with ≥ 20 % of the port's SYNs, at most 4.
         assert_eq!(
-            targets(&syn_flood(1000, &[("10.0.0.1", 700), ("10.0.0.2", 200), ("10.0.0.3", 199)])),
+            targets(&syn_flood(
+                1000,
+                &[("10.0.0.1", 700), ("10.0.0.2", 200), ("10.0.0.3", 199)]
+            )),
             ["src:10.0.0.1", "src:10.0.0.2"]
         );
         let five: Vec<(String, u64)> = (1..=5).map(|i| (format!("10.0.0.{i}"), 200)).collect();
         let five: Vec<(&str, u64)> = five.iter().map(|(a, n)| (a.as_str(), *n)).collect();
         assert_eq!(targets(&syn_flood(1000, &five)).len(), 4);
-        assert!(skip(&syn_flood(1000, &[("1.2.3.4", 3), ("5.6.7.8", 2)])), "spread");
+        assert!(
+            skip(&syn_flood(1000, &[("1.2.3.4", 3), ("5.6.7.8", 2)])),
+            "spread"
+        );
         assert!(skip(&syn_flood(1000, &[])), "no sources");
         let mut other = syn_flood(1000, &[("10.0.0.1", 900)]);
         other.fault = "link_down";
@@ -308,8 +332,7 @@ mod tests {
             panic!("expected a skip");
         };
         assert!(why.contains("namespace 9"), "{why}");
-        let Some(Plan::Skip(why)) = r().plan(&syn_flood(1000, &[("1.2.3.4", 3)]), &ctx(&st))
-        else {
+        let Some(Plan::Skip(why)) = r().plan(&syn_flood(1000, &[("1.2.3.4", 3)]), &ctx(&st)) else {
             panic!("expected a skip");
         };
         assert!(why.contains("20 %") && why.contains("1000"), "{why}");
@@ -352,13 +375,21 @@ mod tests {
             p.verify,
             Verify::All {
                 checks: vec![
-                    Verify::XdpLimitPresent { key: key("10.0.0.1") },
-                    Verify::XdpLimitPresent { key: key("10.0.0.2") }
+                    Verify::XdpLimitPresent {
+                        key: key("10.0.0.1")
+                    },
+                    Verify::XdpLimitPresent {
+                        key: key("10.0.0.2")
+                    }
                 ]
             }
         );
         assert_eq!(p.lifetime, Lifetime::Ttl { ms: 2500 });
-        assert_eq!(p.effect, Effect::InPlace);
+        assert_eq!(
+            p.effect,
+            Effect::InPlace,
+            "a limited SYN flood does not clear"
+        );
         assert_eq!(p.before, json!({"limits": []}));
         assert_eq!(p.after["limits"][1]["key"], "src:10.0.0.2");
         assert_eq!(p.after["limits"][1]["rate_pps"], 3);
@@ -369,6 +400,28 @@ mod tests {
         let v = serde_json::to_value(&p.inverse).unwrap();
         assert_eq!(v["actions"][0]["op"], "xdp_limit_remove");
         assert_eq!(serde_json::from_value::<Action>(v).unwrap(), p.inverse);
+    }
+
+    #[test]
+    fn a_connection_flood_limit_must_clear_the_incident() {
+        let p = change(
+            &r(),
+            &conn_flood("10.0.0.7", Some(NS)),
+            &ctx(&FakeState::default()),
+        );
+        assert_eq!(p.effect, Effect::Clears);
+        assert_eq!(p.lifetime, Lifetime::Ttl { ms: 60_000 });
+        assert_eq!(p.subject.addr.as_deref(), Some("10.0.0.7"));
+        assert_eq!(
+            p.verify,
+            Verify::All {
+                checks: vec![Verify::XdpLimitPresent {
+                    key: LimitKey::Src {
+                        addr: "10.0.0.7".parse().unwrap()
+                    }
+                }]
+            }
+        );
     }
 
     #[test]
