@@ -155,9 +155,12 @@ impl Probes {
 
     /// The maps remedies write (XDP limits, sock_ops policies), taken out of the object.
     pub fn remedy_maps(&mut self) -> Result<crate::remedy::Maps, ProbeError> {
-        Ok(crate::remedy::Maps {
-            limits: Some(limits::Limits::take(self)?),
-        })
+        // Without an XDP attachment a limit would be written and never enforced.
+        let limits = match self.xdp.is_empty() {
+            true => None,
+            false => Some(limits::Limits::take(self)?),
+        };
+        Ok(crate::remedy::Maps { limits })
     }
 
     /// Detaches everything guardian attached, and only that. Returns what was detached.

@@ -215,9 +215,14 @@ pub async fn insert(k: &mut Kernel, s: &LimitSpec) -> Result<(), RemedyError> {
         .map_err(map_err(format!("inserting XDP limit {}", s.key)))
 }
 
-/// [`Action::XdpLimitRemove`]: deletes the limit; already gone (expired) is fine.
+/// [`Action::XdpLimitRemove`]: deletes the limit; already gone (expired) is fine, and so is
+/// a daemon without the XDP program (`guardian rollback` with the daemon stopped): the maps,
+/// and every limit in them, went away with the program.
 pub async fn remove(k: &mut Kernel, key: &LimitKey) -> Result<(), RemedyError> {
-    limits(k)?
+    let Some(limits) = k.maps.limits.as_mut() else {
+        return Ok(());
+    };
+    limits
         .remove(key)
         .map(|_| ())
         .map_err(map_err(format!("removing XDP limit {key}")))
