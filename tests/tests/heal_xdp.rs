@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use guardian_tests::flows::*;
+use guardian_tests::xdp_limits::*;
 use guardian_tests::*;
-use serde_json::Value;
 
 const CF_A: u8 = 100;
 const CF_C: u8 = 101;
@@ -21,25 +21,6 @@ const SF_PORT: u16 = 5102;
 
 /// TTL of the source limit in the tests (the default is 60 s).
 const SRC_TTL_MS: u64 = 6000;
-
-/// `GT_RUNS` runs of `scenario` (it returns the ms from `opened` to `verified`); prints
-/// `heal <remedy>: median X ms, worst Y ms over N runs`.
-fn heal_times(remedy: &str, mut scenario: impl FnMut(usize) -> f64) {
-    let n = runs();
-    let mut v: Vec<f64> = (1..=n)
-        .map(|i| {
-            let ms = scenario(i);
-            eprintln!("heal {remedy}: run {i} = {ms:.1} ms");
-            ms
-        })
-        .collect();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    eprintln!(
-        "heal {remedy}: median {:.1} ms, worst {:.1} ms over {n} runs",
-        v[v.len() / 2],
-        v[v.len() - 1]
-    );
-}
 
 /// Starts the daemon in S with `--config` (the limits' parameters, `src_ttl_ms` for the
 /// source limit) and the detector thresholds in `detect`.
@@ -81,61 +62,6 @@ fn start(
     let mut d = Daemon::start(s, &args);
     d.wait_attached();
     d
-}
-
-/// The entries of guardian's map `name` (bpftool JSON), found through the XDP program on
-/// `iface` in `ns`.
-fn map_entries(ns: &Netns, iface: &str, name: &str) -> Vec<Value> {
-    let link: Value = serde_json::from_str(&ns.run(&["ip", "-j", "-d", "link", "show", iface]))
-        .expect("ip -j link");
-    let prog = link[0]["xdp"]["prog"]["id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no XDP program on {iface}: {link}"));
-    let bpftool = |args: &[&str]| -> Value {
-        let out = std::process::Command::new("bpftool")
-            .arg("-j")
-            .args(args)
-            .output()
-            .expect("bpftool");
-        assert!(out.status.success(), "bpftool {args:?}: {out:?}");
-        serde_json::from_slice(&out.stdout).expect("bpftool JSON")
-    };
-    let info = bpftool(&["prog", "show", "id", &prog.to_string()]);
-    for id in info["map_ids"].as_array().expect("map_ids") {
-        let id = id.to_string();
-        if bpftool(&["map", "show", "id", &id])["name"] == name {
-            return bpftool(&["map", "dump", "id", &id])
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-        }
-    }
-    panic!("program {prog} on {iface} has no map {name}: {info}");
-}
-
-/// A little-endian u64 at byte `off` of a bpftool entry's value (raw hex bytes or BTF-formatted).
-fn value_u64(entry: &Value, field: &str, off: usize) -> u64 {
-    if let Some(v) = entry["formatted"]["value"][field].as_u64() {
-        return v;
-    }
-    let bytes: Vec<u8> = entry["value"]
-        .as_array()
-        .unwrap_or_else(|| panic!("entry without value: {entry}"))
-        .iter()
-        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
-        .collect();
-    u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap())
-}
-
-/// `n` connects at once from the calling namespace thread; returns how many connected.
-fn concurrent_connects(dst: SocketAddr, n: usize, timeout: Duration) -> usize {
-    let hs: Vec<_> = (0..n)
-        .map(|_| std::thread::spawn(move || TcpStream::connect_timeout(&dst, timeout).is_ok()))
-        .collect();
-    hs.into_iter()
-        .map(|h| h.join().unwrap())
-        .filter(|&ok| ok)
-        .count()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,7 +172,15 @@ fn conn_flood_once(mode: Mode) -> Outcome {
     assert_eq!(u64_field(&ev, "netns"), netns);
     let installed = limits();
     // Another client connects fine whatever the mode.
-    let others = run_in_netns(&c, move || connect_n(dst_c, 20, Duration::from_secs(1)));
+    // (Paced at 20/s: a client well under the flood limit.)
+    let others = run_in_netns(&c, move || {
+        (0..20)
+            .filter(|_| {
+                std::thread::sleep(Duration::from_millis(50));
+                TcpStream::connect_timeout(&dst_c, Duration::from_secs(1)).is_ok()
+            })
+            .count()
+    });
     assert_eq!(others, 20, "the other client's connects");
     // The flooding source's new connections: 100 at once.
     let burst = run_in_netns(&a, move || {
@@ -295,6 +229,15 @@ fn conn_flood_once(mode: Mode) -> Outcome {
         "{burst} of 100 connected past a {rate}/s burst {bucket} limit"
     );
     let ms = millis_between(event_time(&opened), event_time(&ev));
+    let (_, applied) = d.wait_for_after(
+        i,
+        |e| is_remedy(e, "xdp_source_limit", "applied"),
+        Duration::from_secs(1),
+    );
+    eprintln!(
+        "xdp_source_limit: applied {:.1} ms after opened, verified (incident cleared) {ms:.1} ms after",
+        millis_between(event_time(&opened), event_time(&applied))
+    );
     // The TTL runs out: the engine reverts the entry, the map is empty, A connects again.
     let (_, expired) = d.wait_for_after(
         i,

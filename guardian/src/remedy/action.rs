@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Kernel, RemedyError};
 use crate::netlink::RouteSpec;
 use crate::probes::limits::{LimitKey, LimitSpec};
-use crate::remedy::xdp_source_limit as xdp_limit;
+use crate::remedy::xdp_limit;
 
 /// One change to the kernel's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod kernel;
 pub mod link_up;
 pub mod route_restore;
+pub mod xdp_limit;
 pub mod xdp_port_limit;
 pub mod xdp_source_limit;
 

@@ -13,7 +13,7 @@
 //! place (see `xdp_source_limit`).
 use serde::{Deserialize, Serialize};
 
-use super::xdp_source_limit::{limit_change, netns_mismatch};
+use super::xdp_limit::{limit_change, netns_mismatch};
 use super::{Effect, Plan, PlanContext, Remedy};
 use crate::detect::{syn_flood, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
