@@ -23,7 +23,8 @@ const SF_PORT: u16 = 5102;
 const SRC_TTL_MS: u64 = 6000;
 
 /// Starts the daemon in S with `--config` (the limits' parameters, `src_ttl_ms` for the
-/// source limit) and the detector thresholds in `detect`.
+/// source limit) and the detector thresholds in `detect`. The sysctl remedy (tcp_syncookies,
+/// first on syn_flood's ladder) is off: these tests are about the XDP limits.
 fn start(
     s: &Netns,
     dir: &TempDir,
@@ -37,7 +38,7 @@ fn start(
     std::fs::write(
         &config,
         format!(
-            "[remedies.xdp_source_limit]\nrate_pps = 2\nburst = 2\nttl_ms = {src_ttl_ms}\n\n\
+            "[remedies]\nmodes = {{ sysctl = \"off\" }}\n\n[remedies.xdp_source_limit]\nrate_pps = 2\nburst = 2\nttl_ms = {src_ttl_ms}\n\n\
              [remedies.xdp_port_limit]\nrate_pps = 10\nburst = 20\nttl_ms = 30000\n"
         ),
     )

@@ -6,6 +6,7 @@ use std::fmt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::holders::SocketRef;
 use super::{Kernel, RemedyError};
 use crate::netlink::RouteSpec;
 use crate::probes::limits::{LimitKey, LimitSpec};
@@ -25,6 +26,14 @@ pub enum Action {
     },
     AddRoute(RouteSpec),
     DelRoute(RouteSpec),
+    /// Writes an allowed `net.*` sysctl in a namespace (None: the daemon's).
+    SetSysctl {
+        netns: Option<u32>,
+        key: String,
+        value: String,
+    },
+    /// Destroys one TCP socket with INET_DIAG SOCK_DESTROY (irreversible).
+    DestroySocket(SocketRef),
     /// Installs (or renews) a SYN limit in guardian's XDP program.
     XdpLimitInsert(LimitSpec),
     /// Deletes a SYN limit (already gone is fine).
@@ -50,6 +59,10 @@ impl Action {
                 Action::SetLinkDown { ifindex, .. } => Ok(k.nl.set_link_down(*ifindex).await?),
                 Action::AddRoute(r) => Ok(k.nl.add_route(r).await?),
                 Action::DelRoute(r) => Ok(k.nl.del_route(r).await?),
+                Action::SetSysctl { netns, key, value } => {
+                    crate::sysctl::apply(k, *netns, key, value).await
+                }
+                Action::DestroySocket(s) => super::socket_destroy::destroy(k, s).await,
                 Action::XdpLimitInsert(s) => xdp_limit::insert(k, s).await,
                 Action::XdpLimitRemove { key } => xdp_limit::remove(k, key).await,
                 Action::All { actions, undo } => {
@@ -106,6 +119,11 @@ impl fmt::Display for Action {
             Action::SetLinkDown { name, .. } => write!(f, "link set {name} down"),
             Action::AddRoute(r) => route(f, "add", r),
             Action::DelRoute(r) => route(f, "del", r),
+            Action::SetSysctl { netns, key, value } => {
+                write!(f, "sysctl -w {key}=\"{value}\"")?;
+                netns.map_or(Ok(()), |n| write!(f, " (netns {n})"))
+            }
+            Action::DestroySocket(s) => write!(f, "ss -K {s}"),
             Action::XdpLimitInsert(s) => write!(
                 f,
                 "xdp limit {} {}/s burst {} for {} ms",
@@ -136,6 +154,14 @@ pub enum Verify {
     RoutePresent(RouteSpec),
     /// The route is not in the kernel's table.
     RouteAbsent(RouteSpec),
+    /// The sysctl reads `value` in the namespace.
+    Sysctl {
+        netns: Option<u32>,
+        key: String,
+        value: String,
+    },
+    /// The socket is gone: a re-dump of its namespace shows no socket with its cookie.
+    SocketGone(SocketRef),
     /// The XDP SYN limit is installed and not expired.
     XdpLimitPresent { key: LimitKey },
     /// Every check holds.
@@ -154,6 +180,10 @@ impl Verify {
                 }
                 Verify::RoutePresent(r) => Ok(k.nl.route_present(r).await?),
                 Verify::RouteAbsent(r) => Ok(!k.nl.route_present(r).await?),
+                Verify::Sysctl { netns, key, value } => {
+                    crate::sysctl::check(k, *netns, key, value).await
+                }
+                Verify::SocketGone(s) => super::socket_destroy::gone(k, s).await,
                 Verify::XdpLimitPresent { key } => xdp_limit::present(k, key).await,
                 Verify::All { checks } => {
                     for c in checks {

@@ -24,6 +24,10 @@ pub struct RemedyConfig {
     /// Per-remedy mode, e.g. `modes = { socket_destroy = "off", sysctl = "observe" }`.
     /// Remedies not named follow the global mode.
     pub modes: BTreeMap<String, RemedyMode>,
+    /// `[remedies.sysctl]`: the value each sysctl is moved to.
+    pub sysctl: super::sysctl::Config,
+    /// `[remedies.socket_destroy]`: the ports whose orphaned sockets may be destroyed.
+    pub socket_destroy: super::socket_destroy::Config,
     /// `[remedies.xdp_source_limit]`: rate, burst and TTL of per-source SYN limits.
     pub xdp_source_limit: super::xdp_source_limit::Config,
     /// `[remedies.xdp_port_limit]`: rate, burst and TTL of per-port SYN limits.

@@ -8,12 +8,18 @@
 //! through [`PlanContext`], so every planning decision is a unit test without a kernel.
 pub mod action;
 pub mod config;
+pub mod holders;
 pub mod kernel;
 pub mod link_up;
+pub mod report_holder;
 pub mod route_restore;
+pub mod socket_destroy;
+pub mod sysctl;
 pub mod xdp_limit;
 pub mod xdp_port_limit;
 pub mod xdp_source_limit;
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,7 +32,10 @@ pub use action::{Action, Verify};
 pub use config::{RemedyConfig, RemedyMode};
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
+pub use report_holder::ReportHolder;
 pub use route_restore::RouteRestore;
+pub use socket_destroy::SocketDestroy;
+pub use sysctl::Sysctl;
 pub use xdp_port_limit::XdpPortLimit;
 pub use xdp_source_limit::XdpSourceLimit;
 
@@ -154,6 +163,19 @@ pub trait StateReader {
     /// The value of a sysctl (`net.ipv4.tcp_tw_reuse`) in a namespace (None: the daemon's),
     /// whitespace-normalized (`32768 60999`); None when it cannot be read.
     fn sysctl(&self, netns: Option<u32>, key: &str) -> Option<String>;
+
+    /// Every TCP socket (any state, IPv4 and IPv6) whose local port is `port` in a namespace
+    /// (None: the daemon's); None when the table cannot be read. Default: the live kernel
+    /// (INET_DIAG from a thread in that namespace).
+    fn tcp_sockets(&self, netns: Option<u32>, port: u16) -> Option<Vec<holders::SocketRef>> {
+        let ns = holders::live_path(netns).ok()?;
+        holders::tcp_sockets(ns.as_deref(), netns, port).ok()
+    }
+
+    /// The processes that hold each socket inode open. Default: a scan of `/proc/*/fd`.
+    fn socket_owners(&self, inodes: &[u32]) -> HashMap<u32, Vec<holders::Owner>> {
+        holders::owners(inodes)
+    }
 }
 
 /// Planning input besides the finding.
@@ -186,6 +208,9 @@ pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
     let every: Vec<Box<dyn Remedy>> = vec![
         Box::new(LinkUp::new(keep_up.iter().cloned())),
         Box::new(RouteRestore::new()),
+        Box::new(Sysctl::new(cfg.sysctl.clone())),
+        Box::new(ReportHolder::new()),
+        Box::new(SocketDestroy::new(cfg.socket_destroy.clone())),
         Box::new(XdpSourceLimit::new(cfg.xdp_source_limit.clone(), xdp_netns)),
         Box::new(XdpPortLimit::new(cfg.xdp_port_limit.clone(), xdp_netns)),
     ];
@@ -206,6 +231,9 @@ pub(crate) mod testing {
     #[derive(Default)]
     pub struct FakeState {
         pub sysctls: HashMap<(Option<u32>, String), String>,
+        /// Sockets per (namespace, local port); a port absent here cannot be read.
+        pub sockets: HashMap<(Option<u32>, u16), Vec<holders::SocketRef>>,
+        pub owners: HashMap<u32, Vec<holders::Owner>>,
     }
 
     impl FakeState {
@@ -219,6 +247,17 @@ pub(crate) mod testing {
     impl StateReader for FakeState {
         fn sysctl(&self, netns: Option<u32>, key: &str) -> Option<String> {
             self.sysctls.get(&(netns, key.to_string())).cloned()
+        }
+
+        fn tcp_sockets(&self, netns: Option<u32>, port: u16) -> Option<Vec<holders::SocketRef>> {
+            self.sockets.get(&(netns, port)).cloned()
+        }
+
+        fn socket_owners(&self, inodes: &[u32]) -> HashMap<u32, Vec<holders::Owner>> {
+            inodes
+                .iter()
+                .filter_map(|i| Some((*i, self.owners.get(i)?.clone())))
+                .collect()
         }
     }
 
@@ -267,12 +306,19 @@ mod tests {
     #[test]
     fn remedies_switched_off_are_not_on_any_ladder() {
         let mut cfg = RemedyConfig::default();
-        assert_eq!(all(&cfg, &[]).len(), 4);
+        assert_eq!(all(&cfg, &[]).len(), 7);
         cfg.modes.insert("link_up".into(), RemedyMode::Off);
         let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
         assert_eq!(
             names,
-            ["route_restore", "xdp_source_limit", "xdp_port_limit"]
+            [
+                "route_restore",
+                "sysctl",
+                "report_holder",
+                "socket_destroy",
+                "xdp_source_limit",
+                "xdp_port_limit"
+            ]
         );
     }
 }
