@@ -7,6 +7,7 @@
 pub mod dns;
 pub mod failfast;
 pub mod flows;
+pub mod limits;
 
 /// Offsets the eBPF programs need, derived at load time by userspace from tracefs `format` files
 /// and from kernel BTF. Nothing kernel-version-specific is compiled into the programs.

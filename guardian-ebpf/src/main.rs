@@ -4,14 +4,20 @@
 //! - `syscalls.rs`: bind(2) EADDRINUSE and connect(2) EADDRNOTAVAIL.
 //! - `sockops.rs`: `sockopt_failfast` policies applied to new connects (sock_ops).
 //! - `xdp.rs`: packets, bytes and SYNs per interface, source and destination port.
+//! - `limits.rs`: SYN token buckets per source and per port, applied by `xdp.rs`.
 //!
 //! Every kernel structure or tracepoint offset comes from userspace at load time (`OFFSETS`),
 //! derived from BTF and tracefs: nothing here is specific to one kernel version.
 #![no_std]
 #![no_main]
+// `atomic_xadd`: the BPF target has no atomic types with read-modify-write methods, but the
+// backend lowers an add whose result is unused to BPF's atomic add (limits.rs).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod dns;
 mod kernel;
+mod limits;
 mod maps;
 mod sockops;
 mod syscalls;

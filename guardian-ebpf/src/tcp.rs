@@ -6,9 +6,12 @@ use guardian_common::{
     AddrKey, Offsets, AF_INET, AF_INET6,
 };
 
+use guardian_common::limits::LimitSrcKey;
+
 use crate::{
     kernel::field,
     kernel::{read, sock_netns},
+    limits::mark_good,
     maps::{lru_inc, ns_add, CONNECT_FAIL_DST, FLOW_RTX, HS_PEER, HS_PORT, OFFSETS},
 };
 
@@ -253,7 +256,7 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
 }
 
 /// A passive open completed (SYN_RECV -> ESTABLISHED on the child socket): counted per local
-/// port (the listener's) and per peer address.
+/// port (the listener's) and per peer address, and the peer is marked a good source.
 #[inline(always)]
 unsafe fn handshake_completed(ctx: &TracePointContext, o: &Offsets, netns: u32) -> Option<()> {
     unsafe {
@@ -279,6 +282,13 @@ unsafe fn handshake_completed(ctx: &TracePointContext, o: &Offsets, netns: u32) 
             return None;
         }
         lru_inc(&HS_PEER, &peer);
+        // The peer is a real client: XDP port limits let it through (limits.rs). Not per
+        // namespace: the XDP program cannot tell which namespace a SYN is for.
+        mark_good(&LimitSrcKey {
+            family,
+            _pad: 0,
+            addr: peer.addr,
+        });
     }
     Some(())
 }

@@ -1,10 +1,16 @@
 //! XDP on the interfaces named on the command line: packets, bytes and SYNs per interface,
-//! SYNs per source address and per destination port. Always `XDP_PASS` (observation only).
+//! SYNs per source address and per destination port. Every SYN is counted, then checked
+//! against the limits remedies installed (`limits.rs`): a SYN over its limit is `XDP_DROP`,
+//! everything else `XDP_PASS`.
 //!
-//! Per-packet work is one per-CPU hash update; the SYN maps are touched only for SYNs.
+//! Per-packet work is one per-CPU hash update; the SYN and limit maps are touched only for
+//! SYNs.
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use guardian_common::{XdpIfaceStats, XdpPortKey, XdpSrcKey, AF_INET, AF_INET6};
 
+use guardian_common::limits::LimitSrcKey;
+
+use crate::limits::syn_allowed;
 use crate::maps::{count_loss, lru_inc, XDP_IFACE, XDP_SYN_PORT, XDP_SYN_SRC};
 
 const ETH_HLEN: usize = 14;
@@ -18,8 +24,11 @@ const TCP_FLAG_ACK: u8 = 0x10;
 
 #[xdp]
 pub fn guardian_xdp(ctx: XdpContext) -> u32 {
-    try_xdp(&ctx);
-    xdp_action::XDP_PASS
+    if try_xdp(&ctx) {
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_DROP
+    }
 }
 
 /// Bounds-checked pointer to `len` bytes at `off` from the start of the packet.
@@ -38,34 +47,40 @@ fn be16(p: *const u8) -> u16 {
     unsafe { u16::from_be_bytes([*p, *p.add(1)]) }
 }
 
+/// Counts the packet; returns whether it passes.
 #[inline(always)]
-fn try_xdp(ctx: &XdpContext) {
+fn try_xdp(ctx: &XdpContext) -> bool {
     let ifindex = ctx.ingress_ifindex() as u32;
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let syn = syn_of(ctx, ifindex).is_some();
+    let syn = syn_of(ctx, ifindex);
     match XDP_IFACE.get_ptr_mut(ifindex) {
         // SAFETY: per-CPU value.
         Some(s) => unsafe {
             (*s).packets += 1;
             (*s).bytes += len;
-            (*s).syn += syn as u64;
+            (*s).syn += syn.is_some() as u64;
         },
         None => {
             let s = XdpIfaceStats {
                 packets: 1,
                 bytes: len,
-                syn: syn as u64,
+                syn: syn.is_some() as u64,
             };
             if XDP_IFACE.insert(ifindex, s, 0).is_err() {
                 count_loss(guardian_common::LOSS_MAP_FULL);
             }
         }
     }
+    match syn {
+        Some((src, port)) => syn_allowed(&src, port),
+        None => true,
+    }
 }
 
-/// If the packet is a TCP SYN (without ACK), counts it per source and per port.
+/// If the packet is a TCP SYN (without ACK), counts it per source and per port and returns
+/// its source and destination port.
 #[inline(always)]
-fn syn_of(ctx: &XdpContext, ifindex: u32) -> Option<()> {
+fn syn_of(ctx: &XdpContext, ifindex: u32) -> Option<(LimitSrcKey, u16)> {
     let mut off = ETH_HLEN;
     let mut proto = be16(at(ctx, 12, 2)?);
     if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
@@ -116,5 +131,10 @@ fn syn_of(ctx: &XdpContext, ifindex: u32) -> Option<()> {
     };
     lru_inc(&XDP_SYN_SRC, &key);
     lru_inc(&XDP_SYN_PORT, &port);
-    Some(())
+    let src = LimitSrcKey {
+        family: key.family,
+        _pad: 0,
+        addr: key.addr,
+    };
+    Some((src, port.port))
 }

@@ -29,6 +29,7 @@ pub mod schema;
 pub mod sockets;
 pub mod truth;
 pub mod util;
+pub mod xdp_limits;
 pub mod xdp_raw;
 
 pub use daemon::{guardian_bin, Daemon};

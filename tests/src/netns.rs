@@ -20,10 +20,20 @@ pub struct Netns {
 
 impl Netns {
     /// Creates the namespace and brings its loopback up. `tag` should name the test and role,
-    /// e.g. `rtx-a`; the process id is appended so parallel runs do not collide.
+    /// e.g. `rtx-a`; the process id (and, for a tag used twice in one process, a counter) is
+    /// appended so parallel runs and parallel tests do not collide.
     pub fn new(tag: &str) -> Netns {
         crate::require_root();
-        let name = format!("gt-{tag}-{}", std::process::id());
+        static USED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let mut name = format!("gt-{tag}-{}", std::process::id());
+        {
+            let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+            let n = used.iter().filter(|u| **u == name).count();
+            used.push(name.clone());
+            if n > 0 {
+                name = format!("{name}-{n}");
+            }
+        }
         if PathBuf::from(format!("/run/netns/{name}")).exists() {
             // A leftover from an earlier run of a process with our pid: it is ours to remove.
             let _ = Command::new("ip").args(["netns", "del", &name]).status();

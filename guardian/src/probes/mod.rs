@@ -1,4 +1,5 @@
 //! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
+pub mod limits;
 pub mod offsets;
 pub mod sockops;
 pub mod tcx;
@@ -177,7 +178,12 @@ impl Probes {
             ),
             Err(_) => None,
         };
-        Ok(crate::remedy::Maps { failfast })
+        // Without an XDP attachment a limit would be written and never enforced.
+        let limits = match self.xdp.is_empty() {
+            true => None,
+            false => Some(limits::Limits::take(self)?),
+        };
+        Ok(crate::remedy::Maps { failfast, limits })
     }
 
     /// Detaches everything guardian attached, and only that. Returns what was detached.

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::holders::SocketRef;
 use super::{Kernel, RemedyError};
 use crate::netlink::RouteSpec;
+use crate::probes::limits::{LimitKey, LimitSpec};
+use crate::remedy::xdp_limit;
 
 /// One change to the kernel's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +34,12 @@ pub enum Action {
     },
     /// Destroys one TCP socket with INET_DIAG SOCK_DESTROY (irreversible).
     DestroySocket(SocketRef),
+    /// Installs (or renews) a SYN limit in guardian's XDP program.
+    XdpLimitInsert(LimitSpec),
+    /// Deletes a SYN limit (already gone is fine).
+    XdpLimitRemove {
+        key: LimitKey,
+    },
     /// Several actions, applied in order. If one fails, those already applied are undone in
     /// reverse order with `undo` (same length, `undo[i]` inverts `actions[i]`).
     All {
@@ -59,6 +67,8 @@ impl Action {
                     crate::sysctl::apply(k, *netns, key, value).await
                 }
                 Action::DestroySocket(s) => super::socket_destroy::destroy(k, s).await,
+                Action::XdpLimitInsert(s) => xdp_limit::insert(k, s).await,
+                Action::XdpLimitRemove { key } => xdp_limit::remove(k, key).await,
                 Action::All { actions, undo } => {
                     for (i, a) in actions.iter().enumerate() {
                         if let Err(e) = a.execute(k).await {
@@ -120,6 +130,12 @@ impl fmt::Display for Action {
                 netns.map_or(Ok(()), |n| write!(f, " (netns {n})"))
             }
             Action::DestroySocket(s) => write!(f, "ss -K {s}"),
+            Action::XdpLimitInsert(s) => write!(
+                f,
+                "xdp limit {} {}/s burst {} for {} ms",
+                s.key, s.rate_pps, s.burst, s.ttl_ms
+            ),
+            Action::XdpLimitRemove { key } => write!(f, "xdp unlimit {key}"),
             Action::All { actions, .. } => {
                 for (i, a) in actions.iter().enumerate() {
                     if i > 0 {
@@ -156,6 +172,8 @@ pub enum Verify {
     },
     /// The socket is gone: a re-dump of its namespace shows no socket with its cookie.
     SocketGone(SocketRef),
+    /// The XDP SYN limit is installed and not expired.
+    XdpLimitPresent { key: LimitKey },
     /// Every check holds.
     All { checks: Vec<Verify> },
     /// Nothing to check (report-only remedies).
@@ -176,6 +194,7 @@ impl Verify {
                     crate::sysctl::check(k, *netns, key, value).await
                 }
                 Verify::SocketGone(s) => super::socket_destroy::gone(k, s).await,
+                Verify::XdpLimitPresent { key } => xdp_limit::present(k, key).await,
                 Verify::All { checks } => {
                     for c in checks {
                         if !c.check(k).await? {

@@ -30,6 +30,10 @@ pub struct RemedyConfig {
     pub sysctl: super::sysctl::Config,
     /// `[remedies.socket_destroy]`: the ports whose orphaned sockets may be destroyed.
     pub socket_destroy: super::socket_destroy::Config,
+    /// `[remedies.xdp_source_limit]`: rate, burst and TTL of per-source SYN limits.
+    pub xdp_source_limit: super::xdp_source_limit::Config,
+    /// `[remedies.xdp_port_limit]`: rate, burst and TTL of per-port SYN limits.
+    pub xdp_port_limit: super::xdp_port_limit::Config,
 }
 
 impl RemedyConfig {

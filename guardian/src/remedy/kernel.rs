@@ -13,6 +13,8 @@ use crate::netns;
 pub struct Maps {
     /// `sockopt_failfast` policies (sock_ops); None when that program is not attached.
     pub failfast: Option<crate::probes::sockops::FailfastMap>,
+    /// The XDP program's SYN limits (`xdp_source_limit`, `xdp_port_limit`).
+    pub limits: Option<crate::probes::limits::Limits>,
 }
 
 pub struct Kernel {

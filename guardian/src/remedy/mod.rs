@@ -16,6 +16,9 @@ pub mod route_restore;
 pub mod socket_destroy;
 pub mod sockopt_failfast;
 pub mod sysctl;
+pub mod xdp_limit;
+pub mod xdp_port_limit;
+pub mod xdp_source_limit;
 
 use std::collections::HashMap;
 
@@ -35,6 +38,8 @@ pub use route_restore::RouteRestore;
 pub use socket_destroy::SocketDestroy;
 pub use sockopt_failfast::SockoptFailfast;
 pub use sysctl::Sysctl;
+pub use xdp_port_limit::XdpPortLimit;
+pub use xdp_source_limit::XdpSourceLimit;
 
 /// Why an action or a check could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +205,8 @@ pub trait Remedy: Send + Sync {
 
 /// Every remedy, configured.
 pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
+    // The XDP program is attached in the daemon's own namespace.
+    let xdp_netns = crate::netns::current().ok();
     let every: Vec<Box<dyn Remedy>> = vec![
         Box::new(LinkUp::new(keep_up.iter().cloned())),
         Box::new(RouteRestore::new()),
@@ -207,6 +214,8 @@ pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
         Box::new(ReportHolder::new()),
         Box::new(SocketDestroy::new(cfg.socket_destroy.clone())),
         Box::new(SockoptFailfast::new(cfg.sockopt_failfast.clone())),
+        Box::new(XdpSourceLimit::new(cfg.xdp_source_limit.clone(), xdp_netns)),
+        Box::new(XdpPortLimit::new(cfg.xdp_port_limit.clone(), xdp_netns)),
     ];
     every
         .into_iter()
@@ -300,7 +309,7 @@ mod tests {
     #[test]
     fn remedies_switched_off_are_not_on_any_ladder() {
         let mut cfg = RemedyConfig::default();
-        assert_eq!(all(&cfg, &[]).len(), 6);
+        assert_eq!(all(&cfg, &[]).len(), 8);
         cfg.modes.insert("link_up".into(), RemedyMode::Off);
         let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
         assert_eq!(
@@ -310,7 +319,9 @@ mod tests {
                 "sysctl",
                 "report_holder",
                 "socket_destroy",
-                "sockopt_failfast"
+                "sockopt_failfast",
+                "xdp_source_limit",
+                "xdp_port_limit"
             ]
         );
     }

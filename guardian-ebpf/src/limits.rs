@@ -1,0 +1,90 @@
+//! SYN limits for `guardian_xdp`: a token bucket per source address (`LIMIT_SRC`) and per
+//! destination port (`LIMIT_PORT`), installed by userspace remedies with an expiry. Only TCP
+//! SYNs without ACK reach this code.
+//!
+//! A port limit is meant for spoofed floods, so sources that recently completed a passive
+//! handshake (`GOOD_SRC`, fed by the `sock_state` tracepoint, see `tcp.rs`) bypass it: a
+//! spoofed source never completes one, a returning client has. A source limit applies to
+//! every SYN of that source.
+//!
+//! An expired entry is ignored and removed here on its next SYN. (If userspace renews the
+//! entry between this program's read and its delete, the renewal is lost; the remedy's
+//! verification, which reads the entry back, reports it.) Bucket concurrency: see
+//! `guardian_common::limits::TokenBucket`.
+use core::intrinsics::{atomic_xadd, AtomicOrdering};
+
+use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, macros::map, maps::LruHashMap};
+use guardian_common::limits::{LimitPortKey, LimitSrcKey, TokenBucket, GOOD_SOURCE_NS};
+
+/// Source limits. Bounded; LRU so that a full map evicts the oldest limit instead of
+/// refusing a new one (userspace verifies each insert).
+#[map]
+pub static LIMIT_SRC: LruHashMap<LimitSrcKey, TokenBucket> = LruHashMap::with_max_entries(4096, 0);
+
+/// Destination port limits.
+#[map]
+pub static LIMIT_PORT: LruHashMap<LimitPortKey, TokenBucket> =
+    LruHashMap::with_max_entries(1024, 0);
+
+/// Sources that completed a passive handshake, with the boot time (ns) they last did.
+#[map]
+pub static GOOD_SRC: LruHashMap<LimitSrcKey, u64> = LruHashMap::with_max_entries(65536, 0);
+
+/// Whether a SYN from `src` to `port` passes the limits.
+#[inline(always)]
+pub fn syn_allowed(src: &LimitSrcKey, port: u16) -> bool {
+    // One map lookup at a time: the verifier rejects arithmetic on two nullable map pointers,
+    // which is what the compiler makes of "both absent".
+    if let Some(b) = LIMIT_SRC.get_ptr_mut(src) {
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        if !admit(&LIMIT_SRC, src, b, now) {
+            return false;
+        }
+    }
+    let pk = LimitPortKey { port, _pad: 0 };
+    if let Some(b) = LIMIT_PORT.get_ptr_mut(&pk) {
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        if !good(src, now) {
+            return admit(&LIMIT_PORT, &pk, b, now);
+        }
+    }
+    true
+}
+
+/// Records that `src` completed a passive handshake.
+#[inline(always)]
+pub fn mark_good(src: &LimitSrcKey) {
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let _ = GOOD_SRC.insert(src, &now, 0);
+}
+
+#[inline(always)]
+fn good(src: &LimitSrcKey, now: u64) -> bool {
+    match GOOD_SRC.get_ptr(src) {
+        // SAFETY: map value; a racing update stores a newer time, either is fine.
+        Some(t) => now.saturating_sub(unsafe { *t }) < GOOD_SOURCE_NS,
+        None => false,
+    }
+}
+
+#[inline(always)]
+fn admit<K>(map: &LruHashMap<K, TokenBucket>, key: &K, b: *mut TokenBucket, now: u64) -> bool {
+    // SAFETY: `b` points into `map`'s value for `key`; see the module doc on concurrency.
+    unsafe {
+        if (*b).expired(now) {
+            let _ = map.remove(key);
+            return true;
+        }
+        let pass = (*b).take(now);
+        let counter = if pass {
+            &raw mut (*b).passed
+        } else {
+            &raw mut (*b).dropped
+        };
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, 1);
+        pass
+    }
+}

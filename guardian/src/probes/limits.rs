@@ -1,0 +1,242 @@
+//! The XDP program's SYN limits (`guardian-ebpf/src/limits.rs`): token buckets per source
+//! address and per destination port, each with an expiry. Written by the `xdp_source_limit`
+//! and `xdp_port_limit` remedies.
+use std::fmt;
+use std::net::IpAddr;
+
+use aya::maps::{HashMap, MapData, MapError};
+use guardian_common::{
+    limits::{LimitPortKey, LimitSrcKey, TokenBucket, MAX_BURST, MAX_RATE},
+    AF_INET, AF_INET6,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{ProbeError, Probes};
+
+pub const SRC_MAP: &str = "LIMIT_SRC";
+pub const PORT_MAP: &str = "LIMIT_PORT";
+
+/// What a limit applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LimitKey {
+    /// SYNs from this source address.
+    Src { addr: IpAddr },
+    /// SYNs to this destination port (from sources that did not recently complete a
+    /// handshake).
+    Port { port: u16 },
+}
+
+impl LimitKey {
+    /// The blast-radius target, `src:10.0.0.7` or `port:80`.
+    pub fn target(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for LimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitKey::Src { addr } => write!(f, "src:{addr}"),
+            LimitKey::Port { port } => write!(f, "port:{port}"),
+        }
+    }
+}
+
+/// A limit to install: `rate_pps` SYNs per second with bursts of `burst`, for `ttl_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitSpec {
+    pub key: LimitKey,
+    pub rate_pps: u64,
+    pub burst: u64,
+    pub ttl_ms: u64,
+}
+
+/// An installed limit as read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitEntry {
+    pub rate_pps: u64,
+    pub burst: u64,
+    /// Milliseconds until it expires; 0 when it already has (the XDP program ignores it).
+    pub remaining_ms: u64,
+    pub dropped: u64,
+    pub passed: u64,
+}
+
+impl LimitEntry {
+    pub fn expired(&self) -> bool {
+        self.remaining_ms == 0
+    }
+}
+
+/// The two limit maps, taken out of the loaded object.
+pub struct Limits {
+    src: HashMap<MapData, LimitSrcKey, TokenBucket>,
+    port: HashMap<MapData, LimitPortKey, TokenBucket>,
+}
+
+impl Limits {
+    pub fn take(p: &mut Probes) -> Result<Self, ProbeError> {
+        Ok(Limits {
+            src: HashMap::try_from(p.take_map(SRC_MAP)?)
+                .map_err(|_| ProbeError::MissingMap(SRC_MAP))?,
+            port: HashMap::try_from(p.take_map(PORT_MAP)?)
+                .map_err(|_| ProbeError::MissingMap(PORT_MAP))?,
+        })
+    }
+
+    /// Installs (or replaces, with a full bucket and fresh counters) the limit, expiring
+    /// `ttl_ms` from now.
+    pub fn insert(&mut self, s: &LimitSpec) -> Result<(), MapError> {
+        let expires = boot_ns().saturating_add(s.ttl_ms.saturating_mul(1_000_000));
+        let b = TokenBucket::new(s.rate_pps.min(MAX_RATE), s.burst.min(MAX_BURST), expires);
+        match s.key {
+            LimitKey::Src { addr } => self.src.insert(src_key(addr), b, 0),
+            LimitKey::Port { port } => self.port.insert(port_key(port), b, 0),
+        }
+    }
+
+    /// Removes the limit; false when there was none (already expired and removed by the XDP
+    /// program, or never installed).
+    pub fn remove(&mut self, key: &LimitKey) -> Result<bool, MapError> {
+        let r = match *key {
+            LimitKey::Src { addr } => self.src.remove(&src_key(addr)),
+            LimitKey::Port { port } => self.port.remove(&port_key(port)),
+        };
+        absent_is_none(r.map(|()| true)).map(|o| o.unwrap_or(false))
+    }
+
+    /// The limit as installed, if it is.
+    pub fn get(&self, key: &LimitKey) -> Result<Option<LimitEntry>, MapError> {
+        let r = match *key {
+            LimitKey::Src { addr } => self.src.get(&src_key(addr), 0),
+            LimitKey::Port { port } => self.port.get(&port_key(port), 0),
+        };
+        Ok(absent_is_none(r)?.map(|b| entry(&b, boot_ns())))
+    }
+}
+
+fn entry(b: &TokenBucket, now_ns: u64) -> LimitEntry {
+    LimitEntry {
+        rate_pps: b.rate_pps,
+        burst: b.burst,
+        remaining_ms: b.expires_ns.saturating_sub(now_ns).div_ceil(1_000_000),
+        dropped: b.dropped,
+        passed: b.passed,
+    }
+}
+
+fn absent_is_none<T>(r: Result<T, MapError>) -> Result<Option<T>, MapError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(MapError::KeyNotFound | MapError::ElementNotFound) => Ok(None),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn src_key(addr: IpAddr) -> LimitSrcKey {
+    let mut k = LimitSrcKey::default();
+    match addr {
+        IpAddr::V4(a) => {
+            k.family = AF_INET;
+            k.addr[..4].copy_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            k.family = AF_INET6;
+            k.addr = a.octets();
+        }
+    }
+    k
+}
+
+pub fn port_key(port: u16) -> LimitPortKey {
+    LimitPortKey { port, _pad: 0 }
+}
+
+/// `CLOCK_BOOTTIME` in nanoseconds: the XDP program's clock (`bpf_ktime_get_boot_ns`).
+pub fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer; CLOCK_BOOTTIME always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guardian_common::limits::TOKEN;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn keys_are_laid_out_as_the_xdp_program_reads_them() {
+        let k = src_key("10.77.101.2".parse().unwrap());
+        assert_eq!(k.family, AF_INET);
+        assert_eq!(&k.addr[..4], &[10, 77, 101, 2]);
+        assert!(k.addr[4..].iter().all(|&b| b == 0));
+        let k6 = src_key("fd00::7".parse().unwrap());
+        assert_eq!(k6.family, AF_INET6);
+        assert_eq!(k6.addr[15], 7);
+        assert_eq!(port_key(80).port, 80);
+    }
+
+    #[test]
+    fn bucket_passes_its_burst_then_its_rate() {
+        let mut b = TokenBucket::new(10, 5, u64::MAX);
+        let t0 = 1_000 * MS;
+        let burst = (0..20).filter(|_| b.take(t0)).count();
+        assert_eq!(burst, 5, "a fresh bucket passes its burst");
+        // 100 ms at 10/s: one more token.
+        assert!(b.take(t0 + 100 * MS));
+        assert!(!b.take(t0 + 150 * MS));
+        // A long quiet period refills to the burst, not beyond.
+        let later = t0 + 3_600_000 * MS;
+        assert_eq!((0..20).filter(|_| b.take(later)).count(), 5);
+        assert!(b.tokens < TOKEN);
+    }
+
+    #[test]
+    fn bucket_rate_over_a_second() {
+        let mut b = TokenBucket::new(100, 1, u64::MAX);
+        let t0 = 5_000 * MS;
+        // 10_000 SYNs/s for one second (one every 100 µs): about rate + burst pass.
+        let passed = (0..10_000u64).filter(|i| b.take(t0 + i * 100_000)).count();
+        assert!((100..=102).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn huge_parameters_do_not_overflow() {
+        let mut b = TokenBucket::new(MAX_RATE, MAX_BURST, u64::MAX);
+        assert!(b.take(1));
+        assert!(b.take(u64::MAX / 2));
+    }
+
+    #[test]
+    fn entries_report_remaining_time_and_expiry() {
+        let b = TokenBucket::new(1, 1, 10_000 * MS);
+        let e = entry(&b, 7_000 * MS);
+        assert_eq!(e.remaining_ms, 3_000);
+        assert!(!e.expired());
+        assert!(entry(&b, 10_000 * MS).expired());
+        assert!(entry(&b, 11_000 * MS).expired());
+    }
+
+    #[test]
+    fn keys_serialize_with_a_kind_and_display_as_targets() {
+        let k = LimitKey::Src {
+            addr: "10.0.0.7".parse().unwrap(),
+        };
+        assert_eq!(
+            serde_json::to_value(k).unwrap(),
+            serde_json::json!({"kind": "src", "addr": "10.0.0.7"})
+        );
+        assert_eq!(k.target(), "src:10.0.0.7");
+        assert_eq!(LimitKey::Port { port: 80 }.target(), "port:80");
+    }
+}
