@@ -11,6 +11,7 @@ pub mod config;
 pub mod kernel;
 pub mod link_up;
 pub mod route_restore;
+pub mod routing;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
