@@ -277,3 +277,69 @@ mod tests {
         assert!(!covers(&RouteSpec::new(ip("::"), 0), ip("10.9.1.1")));
     }
 }
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Links, routes and findings the route remedies' planning tests share.
+    use super::*;
+    use crate::netlink::{RTPROT_KERNEL, RT_SCOPE_LINK};
+    use crate::output::{FaultState, Severity, Subject};
+
+    pub fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    pub fn link(ifindex: u32, name: &str, up: bool) -> LinkState {
+        LinkState {
+            ifindex,
+            name: name.into(),
+            admin_up: up,
+            oper_up: up,
+            mtu: 1500,
+        }
+    }
+
+    /// The kernel's route to a link's own subnet.
+    pub fn connected(net: &str, len: u8, oif: u32) -> RouteSpec {
+        let mut r = RouteSpec::new(ip(net), len).dev(oif);
+        r.protocol = RTPROT_KERNEL;
+        r.scope = RT_SCOPE_LINK;
+        r
+    }
+
+    pub fn finding(fault: &'static str, netns: Option<u32>, subject: Subject) -> Finding {
+        Finding {
+            fault,
+            layer: 3,
+            severity: Severity::Warning,
+            state: FaultState::Opened,
+            subject,
+            evidence: serde_json::json!({}),
+            key: "k".into(),
+            netns,
+        }
+    }
+
+    pub fn on_iface(fault: &'static str, name: &str, ifindex: u32) -> Finding {
+        finding(
+            fault,
+            None,
+            Subject {
+                iface: Some(name.into()),
+                ifindex: Some(ifindex),
+                ..Default::default()
+            },
+        )
+    }
+
+    pub fn to_addr(fault: &'static str, netns: Option<u32>, addr: &str) -> Finding {
+        finding(
+            fault,
+            netns,
+            Subject {
+                addr: Some(addr.into()),
+                ..Default::default()
+            },
+        )
+    }
+}
