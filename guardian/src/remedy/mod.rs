@@ -10,6 +10,7 @@ pub mod action;
 pub mod config;
 pub mod kernel;
 pub mod link_up;
+pub mod route_dampen;
 pub mod route_failover;
 pub mod route_restore;
 pub mod routing;
