@@ -204,9 +204,9 @@ impl Netlink {
     /// when the spec carries metrics, with exactly those metrics.
     pub async fn route_present(&self, spec: &RouteSpec) -> Result<bool, NetlinkError> {
         let routes = self.dump(spec.family, spec.table, spec.oif).await?;
-        Ok(routes.iter().any(|r| {
-            r.same_route(spec) && (spec.metrics.is_empty() || r.metrics == spec.metrics)
-        }))
+        Ok(routes
+            .iter()
+            .any(|r| r.same_route(spec) && (spec.metrics.is_empty() || r.metrics == spec.metrics)))
     }
 
     /// `ip route replace` with exactly this route: replaces the route of the same destination,
@@ -373,7 +373,10 @@ mod tests {
             RouteMetric::Hoplimit(9),
         ]));
         let got = route_spec_from_message(&m).unwrap().metrics;
-        assert_eq!((got.mtu, got.mtu_lock, got.cc_algo), (Some(1400), false, None));
+        assert_eq!(
+            (got.mtu, got.mtu_lock, got.cc_algo),
+            (Some(1400), false, None)
+        );
         // no metrics, no attribute
         assert!(!route_message(&route_spec_from_message(&v4_msg()).unwrap())
             .attributes

@@ -24,6 +24,14 @@ pub struct RemedyConfig {
     /// Per-remedy mode, e.g. `modes = { socket_destroy = "off", sysctl = "observe" }`.
     /// Remedies not named follow the global mode.
     pub modes: BTreeMap<String, RemedyMode>,
+    /// `[remedies.route_failover]`: backup gateways per prefix.
+    pub route_failover: super::route_failover::Config,
+    /// `[remedies.route_dampen]`: hold times.
+    pub route_dampen: super::route_dampen::Config,
+    /// `[remedies.route_mtu]`: locked MTUs and prefix lengths.
+    pub route_mtu: super::route_mtu::Config,
+    /// `[remedies.route_cc]`: the algorithm and fallback destinations.
+    pub route_cc: super::route_cc::Config,
 }
 
 impl RemedyConfig {

@@ -114,7 +114,9 @@ impl Remedy for RouteDampen {
         let (mut targets, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
         for r in routes {
             if r.prefix_len >= routing::max_len(r.dst) {
-                skipped.push(format!("{r} is a host route: nothing more specific can carry it"));
+                skipped.push(format!(
+                    "{r} is a host route: nothing more specific can carry it"
+                ));
                 continue;
             }
             let Some(alt) = alternative(ctx, r, ifindex) else {

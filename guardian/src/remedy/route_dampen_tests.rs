@@ -110,14 +110,20 @@ fn routes_flushed_by_the_kernel_come_from_the_baseline_and_a_default_splits_in_t
         state: &s,
         recurrences: 0,
     };
-    let p = change(&RouteDampen::default(), &on_iface("link_flapping", "va", 3), &c);
+    let p = change(
+        &RouteDampen::default(),
+        &on_iface("link_flapping", "va", 3),
+        &c,
+    );
     let Action::All { actions, .. } = &p.apply else {
         panic!()
     };
     let dsts: Vec<String> = actions
         .iter()
         .map(|a| match a {
-            Action::AddRoute(r) => format!("{}/{} m{}", r.dst, r.prefix_len, r.priority.unwrap_or(0)),
+            Action::AddRoute(r) => {
+                format!("{}/{} m{}", r.dst, r.prefix_len, r.priority.unwrap_or(0))
+            }
             _ => panic!(),
         })
         .collect();
@@ -142,7 +148,9 @@ fn table_of_skips_and_non_plans() {
     let vb_down = [link(3, "va", true), link(4, "vb", false)];
     assert!(skip(&[primary(), alt()], &vb_down).contains("no alternative"));
     // a host route has no halves
-    let host = RouteSpec::new(ip("10.9.0.7"), 32).via(ip("10.77.132.2")).dev(3);
+    let host = RouteSpec::new(ip("10.9.0.7"), 32)
+        .via(ip("10.77.132.2"))
+        .dev(3);
     assert!(skip(&[host, alt()], &l).contains("host route"));
     // the alternative is already preferred
     let preferred = alt().metric(0);
@@ -165,7 +173,11 @@ fn halves_take_a_free_metric() {
     let l = links();
     let taken = half("10.9.0.0");
     let routes = [primary(), alt(), taken];
-    let p = change(&RouteDampen::default(), &on_iface("link_flapping", "va", 3), &ctx(&s, &l, &routes, 0));
+    let p = change(
+        &RouteDampen::default(),
+        &on_iface("link_flapping", "va", 3),
+        &ctx(&s, &l, &routes, 0),
+    );
     let Action::All { actions, .. } = &p.apply else {
         panic!()
     };

@@ -104,20 +104,28 @@ impl RouteFailover {
         let (mut targets, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
         for (p, b) in primaries {
             let carried = ctx.routes.iter().find(|r| {
-                r.same_destination(p) && r.oif != Some(ifindex) && routing::link_up(ctx.links, r.oif)
+                r.same_destination(p)
+                    && r.oif != Some(ifindex)
+                    && routing::link_up(ctx.links, r.oif)
             });
             if let Some(c) = carried {
                 skipped.push(format!("{p} is already carried by {}", c.key()));
                 continue;
             }
             let Some(oif) = self.nexthop(b, ctx, Some(ifindex)) else {
-                skipped.push(format!("backup {} for {p} is not reachable over an up link", b.via));
+                skipped.push(format!(
+                    "backup {} for {p} is not reachable over an up link",
+                    b.via
+                ));
                 continue;
             };
             let mut s = RouteSpec::new(p.dst, p.prefix_len).via(b.via).dev(oif);
             s.table = p.table;
             s.tos = p.tos;
-            let wanted = p.priority.unwrap_or(0).saturating_add(self.cfg.metric_offset);
+            let wanted = p
+                .priority
+                .unwrap_or(0)
+                .saturating_add(self.cfg.metric_offset);
             s = s.metric(routing::free_metric(ctx.routes, p, wanted));
             checks.push(Verify::RoutePresent(s.clone()));
             checks.push(Verify::RouteVia {
@@ -187,7 +195,10 @@ impl RouteFailover {
                 continue;
             }
             let Some(oif) = self.nexthop(b, ctx, None) else {
-                skipped.push(format!("backup {} for {cur} is not reachable over an up link", b.via));
+                skipped.push(format!(
+                    "backup {} for {cur} is not reachable over an up link",
+                    b.via
+                ));
                 continue;
             };
             let mut to = cur.clone().via(b.via).dev(oif);

@@ -111,7 +111,8 @@ fn link_down_table() {
         "{p:?}"
     );
     // dev names the link; a dev that is down is not a nexthop
-    let by_dev = backups("backups = [{ prefix = \"10.9.0.0/24\", via = \"10.77.131.2\", dev = \"vb\" }]");
+    let by_dev =
+        backups("backups = [{ prefix = \"10.9.0.0/24\", via = \"10.77.131.2\", dev = \"vb\" }]");
     assert!(by_dev
         .plan(&f, &ctx(&s, &down, &no_conn, &base))
         .is_some_and(|p| p.change().is_some()));
@@ -142,7 +143,11 @@ fn link_down_moves_every_configured_route_and_the_default() {
         "backups = [{ prefix = \"10.9.0.0/24\", via = \"10.77.131.2\" }, \
          { prefix = \"default\", via = \"10.77.131.3\" }]\nmetric_offset = 1",
     );
-    let p = change(&r, &on_iface("link_down", "va", 3), &ctx(&s, &l, &routes, &base));
+    let p = change(
+        &r,
+        &on_iface("link_down", "va", 3),
+        &ctx(&s, &l, &routes, &base),
+    );
     assert_eq!(p.targets, ["route:10.9.0.0/24", "route:default"]);
     let Action::All { actions, undo } = &p.apply else {
         panic!("{:?}", p.apply)
@@ -150,7 +155,10 @@ fn link_down_moves_every_configured_route_and_the_default() {
     let Action::AddRoute(d) = &actions[1] else {
         panic!()
     };
-    assert_eq!((d.priority, d.gateway), (Some(101), Some(ip("10.77.131.3"))));
+    assert_eq!(
+        (d.priority, d.gateway),
+        (Some(101), Some(ip("10.77.131.3")))
+    );
     assert_eq!(undo[1], Action::DelRoute(d.clone()));
     let Verify::All { checks } = &p.verify else {
         panic!()
@@ -205,7 +213,10 @@ fn storm_replaces_the_route_to_the_destination_and_back_exactly() {
         ["route:10.9.0.0/24"]
     );
     // already through the backup
-    let via_backup = [connected("10.77.131.0", 24, 4), cur.via(ip("10.77.131.2")).dev(4)];
+    let via_backup = [
+        connected("10.77.131.0", 24, 4),
+        cur.via(ip("10.77.131.2")).dev(4),
+    ];
     assert!(matches!(
         remedy().plan(&f, &ctx(&s, &l, &via_backup, &[])),
         Some(Plan::Skip(_))
@@ -227,5 +238,7 @@ fn config_reads_from_toml_with_defaults() {
     let c: Config = toml::from_str("").unwrap();
     assert_eq!(c, Config::default());
     assert!(toml::from_str::<Config>("bogus = 1").is_err());
-    assert!(toml::from_str::<Config>("backups = [{ prefix = \"x\", via = \"10.0.0.1\" }]").is_err());
+    assert!(
+        toml::from_str::<Config>("backups = [{ prefix = \"x\", via = \"10.0.0.1\" }]").is_err()
+    );
 }

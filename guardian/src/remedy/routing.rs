@@ -109,7 +109,11 @@ pub fn link_up(links: &[LinkState], ifindex: Option<u32>) -> bool {
 
 /// The route the kernel would pick for `a` among `routes` (main-table unicast, longest prefix,
 /// then lowest metric), ignoring routes through links that are down.
-pub fn lookup<'a>(routes: &'a [RouteSpec], links: &[LinkState], a: IpAddr) -> Option<&'a RouteSpec> {
+pub fn lookup<'a>(
+    routes: &'a [RouteSpec],
+    links: &[LinkState],
+    a: IpAddr,
+) -> Option<&'a RouteSpec> {
     routes
         .iter()
         .filter(|r| r.is_main_unicast() && covers(r, a))
@@ -151,7 +155,12 @@ pub fn upper_half(a: IpAddr, len: u8) -> IpAddr {
 /// Where a finding points: an address (`subject.addr`, `evidence.dst`) or a prefix
 /// (`evidence.dst_prefix`, `evidence.prefix`, `subject.route`).
 pub fn destination(f: &Finding) -> Option<Prefix> {
-    let ev = |k: &str| f.evidence.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let ev = |k: &str| {
+        f.evidence
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     [ev("dst_prefix"), ev("prefix"), f.subject.route.clone()]
         .into_iter()
         .flatten()
@@ -223,8 +232,14 @@ mod tests {
         assert_eq!(Prefix::parse("default"), Ok(Prefix::Default));
         let p = Prefix::parse("10.9.0.7/24").unwrap();
         assert_eq!(p.to_string(), "10.9.0.0/24");
-        assert_eq!(Prefix::parse("10.9.0.7").unwrap().to_string(), "10.9.0.7/32");
-        assert_eq!(Prefix::parse("fd00:9::1/64").unwrap().to_string(), "fd00:9::/64");
+        assert_eq!(
+            Prefix::parse("10.9.0.7").unwrap().to_string(),
+            "10.9.0.7/32"
+        );
+        assert_eq!(
+            Prefix::parse("fd00:9::1/64").unwrap().to_string(),
+            "fd00:9::/64"
+        );
         assert!(Prefix::parse("10.9.0.0/33").is_err());
         assert!(Prefix::parse("nope").is_err());
         assert!(p.matches(&RouteSpec::new(ip("10.9.0.0"), 24)));
@@ -254,9 +269,14 @@ mod tests {
             },
         ];
         let def = RouteSpec::new(ip("0.0.0.0"), 0).via(ip("10.0.0.1")).dev(3);
-        let net = RouteSpec::new(ip("10.9.0.0"), 24).via(ip("10.0.0.2")).dev(3).metric(20);
+        let net = RouteSpec::new(ip("10.9.0.0"), 24)
+            .via(ip("10.0.0.2"))
+            .dev(3)
+            .metric(20);
         let net_low = net.clone().metric(10);
-        let down = RouteSpec::new(ip("10.9.0.0"), 25).via(ip("10.0.1.2")).dev(4);
+        let down = RouteSpec::new(ip("10.9.0.0"), 25)
+            .via(ip("10.0.1.2"))
+            .dev(4);
         let routes = [def.clone(), net.clone(), net_low.clone(), down];
         assert_eq!(lookup(&routes, &links, ip("10.9.0.5")), Some(&net_low));
         assert_eq!(lookup(&routes, &links, ip("10.8.0.5")), Some(&def));
@@ -272,7 +292,10 @@ mod tests {
         assert_eq!(probe(&RouteSpec::new(ip("10.9.0.0"), 24)), ip("10.9.0.0"));
         assert_eq!(upper_half(ip("10.9.0.0"), 24), ip("10.9.0.128"));
         assert_eq!(upper_half(ip("fd00:9::"), 64), ip("fd00:9:0:0:8000::"));
-        assert!(covers(&RouteSpec::new(ip("10.9.0.0"), 24), ip("10.9.0.200")));
+        assert!(covers(
+            &RouteSpec::new(ip("10.9.0.0"), 24),
+            ip("10.9.0.200")
+        ));
         assert!(!covers(&RouteSpec::new(ip("10.9.0.0"), 24), ip("10.9.1.1")));
         assert!(!covers(&RouteSpec::new(ip("::"), 0), ip("10.9.1.1")));
     }
