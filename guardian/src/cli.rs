@@ -38,6 +38,21 @@ pub enum Command {
         /// The record file.
         file: PathBuf,
     },
+    /// Revert changes guardian made, as recorded in its journal (the daemon must be stopped).
+    #[command(
+        after_help = "Examples:\n  guardian rollback 187a3f0c2b9d4e10-0001\n  guardian rollback --all --state-dir /var/lib/guardian"
+    )]
+    Rollback {
+        /// The change's id (`rollback_id` in remedy events).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Revert every change that is still in place, newest first.
+        #[arg(long)]
+        all: bool,
+        /// Where the journal lives.
+        #[arg(long, default_value = "/var/lib/guardian", value_name = "DIR")]
+        state_dir: PathBuf,
+    },
     /// Print the version.
     Version,
 }
@@ -65,8 +80,12 @@ pub struct RunArgs {
     /// Host name written in every event (default: the system's).
     #[arg(long)]
     pub host: Option<String>,
-    /// Detector thresholds, windows and hysteresis (TOML; one table per fault, e.g.
-    /// `[syn_flood]`). Unset keys keep the fault catalogue's defaults.
+    /// Configuration file (TOML): `[detect.<fault>]`, `[remedies]` (modes and one table
+    /// per remedy) and `[safety]`. Unset keys keep their defaults.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Detector thresholds only (TOML; one table per fault at top level, e.g. `[syn_flood]`);
+    /// replaces the config file's `[detect]`.
     #[arg(long, value_name = "PATH")]
     pub detect_config: Option<PathBuf>,
     /// Also write every detector input to this file, for `guardian replay`.

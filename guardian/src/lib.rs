@@ -5,6 +5,7 @@
 //! (links, routes) → `detect` (pure detectors) → `remedy` (plans) → `engine` (safety, apply,
 //! verify, roll back) → `journal` (write-ahead) and `output` (NDJSON).
 pub mod cli;
+pub mod config;
 pub mod detect;
 pub mod doctor;
 pub mod engine;
@@ -17,6 +18,7 @@ pub mod preflight;
 pub mod probes;
 pub mod remedy;
 pub mod replay;
+pub mod rollback;
 pub mod run;
 pub mod source;
 pub mod sysctl;

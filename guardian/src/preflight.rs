@@ -1,5 +1,5 @@
 //! Checks made before anything is loaded, each failing with one sentence an operator can act on.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::probes;
 
@@ -57,17 +57,4 @@ pub fn interfaces_exist(names: &[String], flag: &'static str) -> Result<(), Pref
         }
     }
     Ok(())
-}
-
-/// Reads detector settings; every key is checked (unknown keys are errors).
-pub fn detect_config(path: Option<&Path>) -> Result<crate::detect::DetectConfig, PreflightError> {
-    let Some(path) = path else {
-        return Ok(Default::default());
-    };
-    let err = |reason: String| PreflightError::Config {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))
 }

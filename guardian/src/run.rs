@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::RunArgs,
-    detect::DetectConfig,
+    config::Config,
     engine::{self, EngineConfig},
     netns,
     output::{self, Body, Emitter, Lifecycle, Phase},
@@ -17,9 +17,10 @@ use crate::{
 
 /// Runs the daemon; the exit code follows sysexits.h for operator mistakes.
 pub fn main(args: RunArgs) -> ExitCode {
-    let checked = validate(&args)
-        .and_then(|env| preflight::detect_config(args.detect_config.as_deref()).map(|d| (env, d)));
-    let (env, detect) = match checked {
+    let checked = validate(&args).and_then(|env| {
+        crate::config::load(args.config.as_deref(), args.detect_config.as_deref()).map(|c| (env, c))
+    });
+    let (env, config) = match checked {
         Ok(v) => v,
         Err(e) => {
             eprintln!("guardian: {e}");
@@ -37,7 +38,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, env, detect)) {
+    match runtime.block_on(run(args, env, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("guardian: {}", crate::errors::sentence(&e));
@@ -64,11 +65,7 @@ fn lifecycle(e: &Emitter, phase: Phase, netns: u32, args: &RunArgs, detail: serd
     }));
 }
 
-async fn run(
-    args: RunArgs,
-    env: preflight::Environment,
-    detect: DetectConfig,
-) -> anyhow::Result<()> {
+async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyhow::Result<()> {
     let own_netns = netns::current().context("reading /proc/self/ns/net")?;
     let host = match &args.host {
         Some(h) => h.clone(),
@@ -105,16 +102,9 @@ async fn run(
     let samplers = source::samplers(&mut probes)?;
     let maps = probes.remedy_maps()?;
     let mut collector = Collector::new(&mut probes, own_netns, args.interval_ms, samplers)?;
-    lifecycle(
-        &emitter,
-        Phase::Attached,
-        own_netns,
-        &args,
-        probes.attached(),
-    );
-
     let shutdown = CancellationToken::new();
     let (inputs, inputs_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let ring_task = tokio::spawn(ringbuf::run(
         ring,
         emitter.clone(),
@@ -128,15 +118,28 @@ async fn run(
             state_dir: args.state_dir.clone(),
             netns: own_netns,
             verify_timeout: Duration::from_millis(args.verify_timeout_ms),
-            detect,
+            detect: config.detect,
             record: args.record.clone(),
-            remedies: Default::default(),
+            remedies: config.remedies,
+            safety: config.safety,
         },
         emitter.clone(),
         inputs_rx,
         maps,
+        ready_tx,
         shutdown.clone(),
     ));
+    // `attached` means everything runs: probes attached, the engine subscribed to netlink,
+    // its baseline taken and the journal settled.
+    if ready_rx.await.is_ok() {
+        lifecycle(
+            &emitter,
+            Phase::Attached,
+            own_netns,
+            &args,
+            probes.attached(),
+        );
+    }
 
     let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -51,6 +51,11 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with an explicit binary (the harness tests use a stand-in).
     pub fn start_with(bin: &Path, ns: &Netns, args: &[&str]) -> Daemon {
+        Daemon::start_env(bin, ns, args, &[])
+    }
+
+    /// Like [`Daemon::start_with`] with extra environment variables for the daemon.
+    pub fn start_env(bin: &Path, ns: &Netns, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         crate::require_root();
         let dir = TempDir::new(&format!("daemon-{}", ns.name().trim_start_matches("gt-")));
         let events_path = dir.path().join("events.ndjson");
@@ -75,6 +80,7 @@ impl Daemon {
                     })
                     .unwrap_or_default(),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(File::create(&stdout_path).expect("create stdout log"))
             .stderr(File::create(&stderr_path).expect("create stderr log"));
@@ -141,7 +147,7 @@ impl Daemon {
     }
 
     /// Whether the process has exited (and records its status).
-    fn exited(&mut self) -> Option<ExitStatus> {
+    pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(st)) = child.try_wait() {

@@ -171,7 +171,7 @@ fn rejects_contract_violations() {
         ("netns as a string", with(lifecycle(), json!({"netns":"1"}))),
         (
             "unknown result",
-            with(remedy(), json!({"result":"expired"})),
+            with(remedy(), json!({"result":"exploded"})),
         ),
         ("missing rollback_id", {
             let mut r = remedy();

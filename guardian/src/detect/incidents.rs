@@ -12,8 +12,6 @@ pub type IncidentKey = (&'static str, String);
 pub struct Incident {
     pub id: String,
     pub opened_at: Instant,
-    /// A remedy was planned or applied for it (at most one attempt per incident).
-    pub attempted: bool,
 }
 
 /// Where incident ids come from: the clock (live), or a counter (replay: byte-for-byte
@@ -60,7 +58,6 @@ impl Incidents {
                     Incident {
                         id: id.clone(),
                         opened_at: now,
-                        attempted: false,
                     },
                 );
                 Some(id)

@@ -1,21 +1,25 @@
-//! Acting on an opened fault: plan, check preconditions, then either report the plan
-//! (observe) or journal → apply → verify → roll back (enforce).
-use std::time::Instant;
+//! Acting on a fault: walk its ladder, check every safety rule, then either report the plan
+//! (observe) or journal → apply → verify the change is in place → (wait for its effect) →
+//! keep it, or roll it back and try the next rung.
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use serde_json::Value;
 
-use super::{Engine, IncidentKey, VERIFY_POLL};
+use super::active::{Active, Attempt, Waiting};
+use super::{safety, Engine, IncidentKey, VERIFY_POLL};
 use crate::detect::Finding;
-use crate::journal::{self, JournalPhase, Record};
-use crate::output::{rfc3339, Body, Change, Mode, RemedyEvent, RemedyResult};
-use crate::remedy::{Action, Plan, PlanContext, PlannedChange, StateReader, Verify};
+use crate::journal::JournalPhase;
+use crate::output::{Mode, RemedyResult};
+use crate::remedy::{
+    Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, RemedyMode, StateReader, Verify,
+};
 
-/// The remedy attempt being reported.
-struct Attempt<'a> {
-    fault: &'static str,
-    incident: String,
-    opened_at: Instant,
-    plan: &'a PlannedChange,
+/// How an enforced change ended up.
+enum Outcome {
+    /// In place and (for `InPlace` effects) verified, or waiting for its effect.
+    Kept,
+    /// Not applied, or rolled back: the next rung may be tried.
+    Undone,
 }
 
 enum Verdict {
@@ -25,14 +29,36 @@ enum Verdict {
 }
 
 impl Engine {
-    /// Walks the fault's ladder: the first remedy that plans a change (and passes the safety
-    /// rules) is carried out according to the mode. A remedy that skips says why in a
-    /// `skipped` event and the next one is asked. At most one change per incident at a time.
+    /// Walks the fault's ladder. The first remedy that plans a change which passes the safety
+    /// rules is carried out according to the mode; remedies that skip or are refused say why
+    /// in a `skipped` event and the next one is asked. One change per incident at a time; a
+    /// rung that failed is not tried again for the same incident.
     pub(super) async fn try_remedy(&mut self, f: &Finding, key: &IncidentKey) {
         let Some(inc) = self.incidents.get(key) else {
             return;
         };
         let (incident, opened_at) = (inc.id.clone(), inc.opened_at);
+        let tried = self.tries.entry(key.clone()).or_default();
+        tried.last = Some(f.clone());
+        if tried.busy || self.paused {
+            return;
+        }
+        let names: Vec<&'static str> = self
+            .remedies
+            .iter()
+            .filter(|r| r.faults().contains(&f.fault))
+            .map(|r| r.name())
+            .collect();
+        let order: Vec<&'static str> = self
+            .ladder
+            .order(f.fault, &names)
+            .into_iter()
+            .map(|i| names[i])
+            .filter(|n| !tried.tried.contains(n))
+            .collect();
+        if order.is_empty() {
+            return;
+        }
         let routes = match self.kernel.nl.dump_routes().await {
             Ok(r) => r,
             Err(e) => {
@@ -40,52 +66,114 @@ impl Engine {
                 return;
             }
         };
-        let plans: Vec<Plan> = {
+        let plans: Vec<(&'static str, Plan)> = {
             let links: Vec<_> = self.links.values().cloned().collect();
             let reader = KernelState::new(self.cfg.netns);
-            let ctx = PlanContext {
-                links: &links,
-                routes: &routes,
-                baseline: &self.baseline,
-                state: &reader,
-                recurrences: 0,
-            };
-            self.remedies
+            order
                 .iter()
-                .filter_map(|r| r.plan(f, &ctx))
+                .filter_map(|name| {
+                    let r = self.remedies.iter().find(|r| r.name() == *name)?;
+                    let ctx = PlanContext {
+                        links: &links,
+                        routes: &routes,
+                        baseline: &self.baseline,
+                        state: &reader,
+                        recurrences: self.recurrences_of(name, f),
+                    };
+                    Some((*name, r.plan(f, &ctx)?))
+                })
                 .collect()
         };
-        for plan in plans {
+        for (name, plan) in plans {
+            self.tries
+                .entry(key.clone())
+                .or_default()
+                .tried
+                .insert(name);
+            let mut at = Attempt {
+                fault: f.fault.to_string(),
+                key: f.key.clone(),
+                netns: f.netns,
+                incident: incident.clone(),
+                opened_at,
+                remedy: name.to_string(),
+                subject: f.subject.clone(),
+                before: Value::Null,
+                after: Value::Null,
+            };
             let plan = match plan {
                 Plan::Change(c) => *c,
                 Plan::Skip(reason) => {
-                    tracing::info!(fault = f.fault, %reason, "remedy skipped");
+                    self.skip(&at, reason);
                     continue;
                 }
             };
-            let at = Attempt {
-                fault: f.fault,
-                incident: incident.clone(),
-                opened_at,
-                plan: &plan,
-            };
-            if let Some(reason) = self.precondition(&plan.apply).await {
-                tracing::info!(remedy = plan.remedy, %reason, "remedy skipped");
-                self.emit(&at, RemedyResult::Skipped, None, Some(reason));
+            at.subject = plan.subject.clone();
+            at.before = plan.before.clone();
+            at.after = plan.after.clone();
+            let now = Instant::now();
+            let subject = plan.targets.join(",");
+            if let Err(reason) = safety::check_plan(&self.cfg.safety, &self.host(), &plan)
+                .and_then(|()| self.budgets.check(&self.cfg.safety, name, &subject, now))
+            {
+                self.skip(&at, reason);
                 continue;
             }
-            if let Some(inc) = self.incidents.get_mut(key) {
-                inc.attempted = true;
+            if let Some(reason) = self.precondition(&plan.apply).await {
+                self.skip(&at, reason);
+                continue;
             }
-            match self.cfg.mode {
-                Mode::Observe => {
-                    tracing::info!(remedy = plan.remedy, action = %plan.apply, "remedy planned (observe mode)");
-                    self.emit(&at, RemedyResult::Planned, None, None);
-                }
-                Mode::Enforce => self.enforce(&at).await,
+            if let Some(reason) = self.observe_only(name, f.fault) {
+                tracing::info!(remedy = name, action = %plan.apply, %reason, "remedy planned");
+                self.emit(&at, RemedyResult::Planned, None, Some(reason));
+                return;
             }
-            return;
+            self.budgets.record(name, &subject, now);
+            *self
+                .recurrences
+                .entry((name, recurrence_key(f)))
+                .or_default() += 1;
+            if let Outcome::Kept = self.enforce(at, plan, key).await {
+                return;
+            }
         }
+    }
+
+    /// Why this remedy may only be planned now, if so: global observe mode, the remedy's own
+    /// mode, or a success rate below the configured confidence.
+    fn observe_only(&self, remedy: &str, fault: &str) -> Option<String> {
+        if self.cfg.mode == Mode::Observe {
+            return Some("observe mode".into());
+        }
+        if self.cfg.remedies.mode_of(remedy) == RemedyMode::Observe {
+            return Some(format!("remedies.modes.{remedy} = \"observe\""));
+        }
+        let s = &self.cfg.safety;
+        if !self
+            .ladder
+            .confident(fault, remedy, s.min_confidence, s.min_attempts)
+        {
+            let st = self.ladder.stat(fault, remedy);
+            return Some(format!(
+                "success rate {:.2} over {} attempts is below safety.min_confidence = {}",
+                st.rate(),
+                st.attempts(),
+                s.min_confidence
+            ));
+        }
+        None
+    }
+
+    fn skip(&self, at: &Attempt, reason: String) {
+        tracing::info!(remedy = at.remedy, %reason, "remedy skipped");
+        self.emit(at, RemedyResult::Skipped, None, Some(reason));
+    }
+
+    fn recurrences_of(&self, remedy: &'static str, f: &Finding) -> u32 {
+        self.recurrences
+            .get(&(remedy, recurrence_key(f)))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Why the change must not be applied now, if it must not. Checks live kernel state, so a
@@ -120,62 +208,130 @@ impl Engine {
         }
     }
 
-    async fn enforce(&mut self, at: &Attempt<'_>) {
-        let plan = at.plan;
-        let id = journal::new_id();
-        if let Err(e) = self.journal(&id, at, JournalPhase::Intent, None) {
+    /// Journal, apply, verify in place; then keep (waiting for the effect if there is one) or
+    /// roll back.
+    async fn enforce(&mut self, at: Attempt, plan: PlannedChange, key: &IncidentKey) -> Outcome {
+        let id = crate::journal::new_id();
+        let expires_at_ms = plan.lifetime.max_ms().map(|ms| unix_ms() + ms);
+        let until_clear = matches!(plan.lifetime, Lifetime::UntilClear { .. });
+        let mut active = Active {
+            id: id.clone(),
+            at,
+            apply: plan.apply.clone(),
+            inverse: plan.inverse.clone(),
+            verify: plan.verify.clone(),
+            effect: plan.effect,
+            expires: plan
+                .lifetime
+                .max_ms()
+                .map(|ms| Instant::now() + Duration::from_millis(ms)),
+            expires_at_ms,
+            until_clear,
+            waiting: Waiting::None,
+        };
+        if let Err(e) = self.journal(&active, JournalPhase::Intent, None) {
             tracing::error!("{e}; not applying {}", plan.apply);
             let reason = format!("the journal could not be written, change not applied: {e}");
-            self.emit(at, RemedyResult::Skipped, None, Some(reason));
-            return;
+            self.emit(&active.at, RemedyResult::Skipped, None, Some(reason));
+            return Outcome::Undone;
         }
-        if let Err(e) = plan.apply.execute(&mut self.kernel).await {
+        crash_point("intent");
+        let applied = plan.apply.execute(&mut self.kernel).await;
+        crash_point("apply");
+        if let Err(e) = applied {
             let reason = format!("{} failed: {e}", plan.apply);
             tracing::warn!(remedy = plan.remedy, "{reason}");
-            self.journal_best_effort(&id, at, JournalPhase::Failed, Some(reason.clone()));
-            self.emit(at, RemedyResult::Failed, Some(&id), Some(reason));
-            return;
+            self.finish(&active, JournalPhase::Failed, RemedyResult::Failed, reason);
+            self.ladder.record(&active.at.fault, plan.remedy, false);
+            return Outcome::Undone;
         }
-        self.journal_best_effort(&id, at, JournalPhase::Applied, None);
-        self.emit(at, RemedyResult::Applied, Some(&id), None);
+        self.journal_best_effort(&active, JournalPhase::Applied, None);
+        crash_point("applied");
+        self.emit(&active.at, RemedyResult::Applied, Some(&id), None);
         match self.verify(&plan.verify).await {
-            Verdict::Verified => {
-                tracing::info!(remedy = plan.remedy, action = %plan.apply, "remedy verified");
-                self.journal_best_effort(&id, at, JournalPhase::Verified, None);
-                self.emit(at, RemedyResult::Verified, Some(&id), None);
-            }
+            Verdict::Verified => {}
             Verdict::Cancelled => {
                 tracing::warn!(
                     remedy = plan.remedy,
                     rollback_id = %id,
                     "shutting down during verification; the change stays applied and journaled"
                 );
+                return Outcome::Kept;
             }
             Verdict::TimedOut => {
                 let ms = self.cfg.verify_timeout.as_millis();
-                let why = format!("not verified within {ms} ms");
-                match plan.inverse.execute(&mut self.kernel).await {
-                    Ok(()) => {
-                        let reason = format!("{why}; rolled back ({})", plan.inverse);
-                        tracing::warn!(remedy = plan.remedy, "{reason}");
-                        self.journal_best_effort(&id, at, JournalPhase::RolledBack, Some(why));
-                        self.emit(at, RemedyResult::RolledBack, Some(&id), Some(reason));
-                    }
-                    Err(e) => {
-                        let reason =
-                            format!("{why}, and the rollback ({}) failed: {e}", plan.inverse);
-                        tracing::error!(remedy = plan.remedy, "{reason}");
-                        self.journal_best_effort(
-                            &id,
-                            at,
-                            JournalPhase::Failed,
-                            Some(reason.clone()),
-                        );
-                        self.emit(at, RemedyResult::Failed, Some(&id), Some(reason));
-                    }
-                }
+                self.roll_back(&active, format!("not in place within {ms} ms"))
+                    .await;
+                return Outcome::Undone;
             }
         }
+        self.tries.entry(key.clone()).or_default().busy = true;
+        match plan.effect {
+            Effect::InPlace => self.verified(&mut active, "in place"),
+            effect => {
+                let deadline =
+                    Instant::now() + Duration::from_millis(self.cfg.safety.effect_timeout_ms);
+                active.waiting = Waiting::Effect {
+                    deadline,
+                    counter_last: None,
+                };
+                tracing::info!(
+                    remedy = plan.remedy,
+                    ?effect,
+                    "change in place; waiting for its effect"
+                );
+                self.active.push(active);
+            }
+        }
+        Outcome::Kept
+    }
+
+    /// Records success; keeps the change active when it has a lifetime.
+    pub(super) fn verified(&mut self, active: &mut Active, how: &str) {
+        tracing::info!(remedy = active.at.remedy, how, "remedy verified");
+        active.waiting = Waiting::None;
+        self.journal_best_effort(active, JournalPhase::Verified, None);
+        self.emit(&active.at, RemedyResult::Verified, Some(&active.id), None);
+        self.ladder
+            .record(&active.at.fault, &active.at.remedy, true);
+        if active.expires.is_some() || active.until_clear {
+            self.active.push(active.clone());
+        }
+    }
+
+    /// Applies the inverse after a failed verification and reports it.
+    pub(super) async fn roll_back(&mut self, active: &Active, why: String) {
+        self.ladder
+            .record(&active.at.fault, &active.at.remedy, false);
+        match active.inverse.execute(&mut self.kernel).await {
+            Ok(()) => {
+                let reason = format!("{why}; rolled back ({})", active.inverse);
+                tracing::warn!(remedy = active.at.remedy, "{reason}");
+                self.finish(
+                    active,
+                    JournalPhase::RolledBack,
+                    RemedyResult::RolledBack,
+                    reason,
+                );
+            }
+            Err(e) => {
+                let reason = format!("{why}, and the rollback ({}) failed: {e}", active.inverse);
+                tracing::error!(remedy = active.at.remedy, "{reason}");
+                self.finish(active, JournalPhase::Failed, RemedyResult::Failed, reason);
+            }
+        }
+    }
+
+    /// Journals a terminal phase and emits the matching event.
+    pub(super) fn finish(
+        &mut self,
+        active: &Active,
+        phase: JournalPhase,
+        result: RemedyResult,
+        reason: String,
+    ) {
+        self.journal_best_effort(active, phase, Some(reason.clone()));
+        self.emit(&active.at, result, Some(&active.id), Some(reason));
     }
 
     /// Re-queries the kernel every [`VERIFY_POLL`] until the condition holds or the deadline.
@@ -199,84 +355,41 @@ impl Engine {
             }
         }
     }
+}
 
-    fn journal(
-        &mut self,
-        id: &str,
-        at: &Attempt<'_>,
-        phase: JournalPhase,
-        error: Option<String>,
-    ) -> Result<(), journal::JournalError> {
-        let Some(j) = self.journal.as_mut() else {
-            return Ok(());
-        };
-        let plan = at.plan;
-        j.append(&Record {
-            id: id.to_string(),
-            ts: rfc3339(Utc::now()),
-            remedy: plan.remedy.to_string(),
-            subject: value(&plan.subject),
-            incident: at.incident.clone(),
-            phase,
-            action: value(&plan.apply),
-            inverse: value(&plan.inverse),
-            before: plan.before.clone(),
-            after: plan.after.clone(),
-            error,
-        })
-    }
-
-    fn journal_best_effort(
-        &mut self,
-        id: &str,
-        at: &Attempt<'_>,
-        phase: JournalPhase,
-        error: Option<String>,
-    ) {
-        if let Err(e) = self.journal(id, at, phase, error) {
-            tracing::error!("{e}");
-        }
-    }
-
-    fn emit(
-        &self,
-        at: &Attempt<'_>,
-        result: RemedyResult,
-        rollback_id: Option<&str>,
-        reason: Option<String>,
-    ) {
-        self.emitter.emit(Body::Remedy(RemedyEvent {
-            netns: self.cfg.netns,
-            remedy: at.plan.remedy,
-            fault: at.fault,
-            result,
-            mode: self.cfg.mode,
-            incident: at.incident.clone(),
-            subject: at.plan.subject.clone(),
-            change: Change {
-                before: at.plan.before.clone(),
-                after: at.plan.after.clone(),
-            },
-            rollback_id: rollback_id.map(str::to_string),
-            elapsed_ms: at.opened_at.elapsed().as_secs_f64() * 1e3,
-            reason,
-        }));
+/// Crash-safety testing: `GUARDIAN_CRASH_POINT=intent|apply|applied` aborts the process at
+/// that point of the first enforced change (after the intent is journaled; after the change
+/// reached the kernel but before `applied` is journaled; after `applied` is journaled and
+/// before verification), exactly like a `kill -9` there. Read once; unset in production.
+fn crash_point(at: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let point = POINT.get_or_init(|| std::env::var("GUARDIAN_CRASH_POINT").ok());
+    if point.as_deref() == Some(at) {
+        tracing::error!("GUARDIAN_CRASH_POINT={at}: aborting as a crash would");
+        std::process::abort();
     }
 }
 
-/// A JSON value of a plain serializable type (these cannot fail to serialize).
-fn value<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or_default()
+/// What "the same subject" means for recurrences (hold-time doubling): the fault's key.
+fn recurrence_key(f: &Finding) -> String {
+    format!("{}/{}", f.fault, f.key)
+}
+
+pub(super) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Reads the kernel state planning needs, from the live system.
-struct KernelState {
+pub(super) struct KernelState {
     own_netns: u32,
     index: std::cell::RefCell<crate::netns::Index>,
 }
 
 impl KernelState {
-    fn new(own_netns: u32) -> Self {
+    pub(super) fn new(own_netns: u32) -> Self {
         KernelState {
             own_netns,
             index: std::cell::RefCell::new(crate::netns::Index::new()),

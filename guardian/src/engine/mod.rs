@@ -8,6 +8,10 @@
 //! kernel every few milliseconds) so a downed link is back up and verified within
 //! milliseconds, not at the next tick.
 mod act;
+mod active;
+pub mod ladder;
+pub mod recover;
+pub mod safety;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -25,6 +29,10 @@ use crate::journal::Journal;
 use crate::netlink::{self, LinkState, NetEvent, Netlink, Notice, RouteSpec};
 use crate::output::{Emitter, FaultState, Mode};
 use crate::remedy::{self, Kernel, Maps, Remedy, RemedyConfig};
+use active::{Active, Tries};
+use ladder::Ladder;
+pub use safety::SafetyConfig;
+use safety::{Budgets, Host};
 
 /// How long a change has to verify before it is rolled back.
 pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -47,6 +55,8 @@ pub struct EngineConfig {
     pub record: Option<PathBuf>,
     /// Per-remedy modes and parameters.
     pub remedies: RemedyConfig,
+    /// Budgets, blast radius, protected subjects, effect deadline, confidence.
+    pub safety: SafetyConfig,
 }
 
 impl EngineConfig {
@@ -60,6 +70,7 @@ impl EngineConfig {
             detect: DetectConfig::default(),
             record: None,
             remedies: RemedyConfig::default(),
+            safety: SafetyConfig::default(),
         }
     }
 }
@@ -99,6 +110,7 @@ pub async fn run(
     emitter: Emitter,
     mut inputs: tokio::sync::mpsc::UnboundedReceiver<Input>,
     maps: Maps,
+    ready: tokio::sync::oneshot::Sender<()>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut sub = netlink::subscribe().context("subscribing to link and route changes")?;
@@ -111,9 +123,24 @@ pub async fn run(
         }
     }
     let baseline: Vec<RouteSpec> = routes.into_iter().filter(protected).collect();
-    let journal = match cfg.mode {
-        Mode::Enforce => Some(Journal::open(&cfg.state_dir)?),
+    // The journal is kept in enforce mode, and read at start in any mode when it exists, so
+    // that a change a crashed enforcing daemon left half-done is settled by the next start.
+    let journal_exists = cfg.state_dir.join(crate::journal::FILE_NAME).exists();
+    let lock = match cfg.mode {
+        Mode::Enforce => Some(crate::journal::lock(&cfg.state_dir)?),
+        Mode::Observe if journal_exists => Some(crate::journal::lock(&cfg.state_dir)?),
         Mode::Observe => None,
+    };
+    let journal = match lock {
+        Some(_) => {
+            crate::journal::compact(&cfg.state_dir, crate::journal::ROTATE_BYTES)?;
+            Some(Journal::open(&cfg.state_dir)?)
+        }
+        None => None,
+    };
+    let ladder = match cfg.mode {
+        Mode::Enforce => Ladder::load(&cfg.state_dir),
+        Mode::Observe => Ladder::in_memory(),
     };
     tracing::info!(
         mode = ?cfg.mode,
@@ -144,10 +171,17 @@ pub async fn run(
         recorder,
         shutdown.clone(),
     );
+    engine.ladder = ladder;
+    engine.recover().await;
+    let _ = ready.send(());
     loop {
+        let next = engine.next_deadline();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            _ = async { tokio::time::sleep_until(next.expect("guarded").into()).await }, if next.is_some() => {
+                engine.settle(Instant::now()).await;
+            }
             n = sub.next() => match n {
                 Some(Notice::Event(ev)) => engine.process(vec![ev]).await,
                 Some(Notice::Overrun) => {
@@ -160,6 +194,8 @@ pub async fn run(
         }
     }
     tracing::debug!("engine stopping");
+    engine.revert_temporary().await;
+    drop(lock);
     Ok(())
 }
 
@@ -175,6 +211,15 @@ struct Engine {
     baseline: Vec<RouteSpec>,
     journal: Option<Journal>,
     shutdown: CancellationToken,
+    budgets: Budgets,
+    ladder: Ladder,
+    /// Changes waiting for their effect, and live temporary mitigations.
+    active: Vec<Active>,
+    tries: HashMap<IncidentKey, Tries>,
+    /// How often a remedy acted on a fault's subject (hold-time doubling).
+    recurrences: HashMap<(&'static str, String), u32>,
+    /// No new actions (detection goes on).
+    paused: bool,
 }
 
 impl Engine {
@@ -201,6 +246,27 @@ impl Engine {
             baseline: base.routes.clone(),
             journal,
             shutdown,
+            budgets: Budgets::default(),
+            ladder: Ladder::in_memory(),
+            active: Vec::new(),
+            tries: HashMap::new(),
+            recurrences: HashMap::new(),
+            paused: false,
+        }
+    }
+
+    /// What the safety rules need to know about the host.
+    fn host(&self) -> Host {
+        let default_route_interfaces = self
+            .baseline
+            .iter()
+            .filter(|r| r.is_default())
+            .filter_map(|r| r.oif.and_then(|i| self.links.get(&i)))
+            .map(|l| l.name.clone())
+            .collect();
+        Host {
+            default_route_interfaces,
+            managed_interfaces: self.cfg.keep_up.len().max(1),
         }
     }
 
@@ -297,6 +363,9 @@ impl Engine {
                 self.recorder = None;
             }
         }
+        if let Input::Mib(m) = &input {
+            self.on_mib(m);
+        }
         for f in detect::observe_all(&mut self.detectors, &input, now) {
             self.on_finding(f, now).await;
         }
@@ -310,8 +379,10 @@ impl Engine {
         tracing::info!(fault = f.fault, key = %f.key, incident = %id, state = ?f.state, "fault");
         self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
         let key: IncidentKey = (f.fault, f.key.clone());
-        let attempted = self.incidents.get(&key).is_none_or(|i| i.attempted);
-        if f.state != FaultState::Cleared && !attempted {
+        if f.state == FaultState::Cleared {
+            self.tries.remove(&key);
+            self.on_cleared(f.fault, &f.key).await;
+        } else {
             self.try_remedy(&f, &key).await;
         }
     }
@@ -356,6 +427,7 @@ mod tests {
                 emitter,
                 rx,
                 Maps::default(),
+                tokio::sync::oneshot::channel().0,
                 CancellationToken::new(),
             )
             .await

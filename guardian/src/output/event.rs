@@ -157,7 +157,7 @@ pub enum FaultState {
 }
 
 /// What a fault or remedy is about. Only the fields that apply are present.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct Subject {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iface: Option<String>,
@@ -192,6 +192,9 @@ pub enum RemedyResult {
     Verified,
     Failed,
     RolledBack,
+    /// A temporary mitigation was reverted: its time ran out, its fault cleared, or the daemon
+    /// stopped.
+    Expired,
     Skipped,
 }
 
@@ -204,8 +207,8 @@ pub struct Change {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RemedyEvent {
     pub netns: u32,
-    pub remedy: &'static str,
-    pub fault: &'static str,
+    pub remedy: String,
+    pub fault: String,
     pub result: RemedyResult,
     pub mode: Mode,
     pub incident: String,

@@ -15,8 +15,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod state;
+pub use state::{compact, fold, ChangeState};
+
 /// The journal's file name inside the state directory.
 pub const FILE_NAME: &str = "journal.ndjson";
+/// The lock a daemon holds on its state directory.
+pub const LOCK_NAME: &str = "guardian.lock";
+/// Journals larger than this are compacted at start.
+pub const ROTATE_BYTES: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -53,6 +60,56 @@ pub enum JournalError {
     },
     #[error("cannot encode a journal record: {0}")]
     Encode(#[source] serde_json::Error),
+    #[error("another guardian (pid {pid}) is using the state directory {}: stop it first", dir.display())]
+    Locked { dir: PathBuf, pid: String },
+}
+
+/// Exclusive use of a state directory, held while a daemon (or `guardian rollback`) runs.
+#[derive(Debug)]
+pub struct Lock(#[allow(dead_code)] nix::fcntl::Flock<File>);
+
+/// Takes the state directory's lock (creating the directory, mode 0700), or says who holds it.
+pub fn lock(dir: &Path) -> Result<Lock, JournalError> {
+    create_dir(dir)?;
+    let path = dir.join(LOCK_NAME);
+    let open = |path: &Path| {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| JournalError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+    };
+    let file = open(&path)?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut f) => {
+            let _ = f.set_len(0);
+            let _ = writeln!(f, "{}", std::process::id());
+            Ok(Lock(f))
+        }
+        Err((_, _)) => Err(JournalError::Locked {
+            dir: dir.to_path_buf(),
+            pid: std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "?".into()),
+        }),
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), JournalError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| JournalError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Where a change is in its life.
@@ -67,6 +124,24 @@ pub enum JournalPhase {
     Failed,
     /// Verification failed and the inverse was applied.
     RolledBack,
+    /// A temporary mitigation's time ran out (or its fault cleared) and it was reverted.
+    Expired,
+    /// Reverted by hand (`guardian rollback`) or at shutdown.
+    Reverted,
+}
+
+impl JournalPhase {
+    /// The change is over: nothing of it is (meant to be) in the kernel any more, or it
+    /// never got there.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JournalPhase::Failed
+                | JournalPhase::RolledBack
+                | JournalPhase::Expired
+                | JournalPhase::Reverted
+        )
+    }
 }
 
 /// One journal line.
@@ -87,6 +162,23 @@ pub struct Record {
     /// Why a change failed (phase `failed` or `rolled_back`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The fault and detector key the change answered.
+    #[serde(default)]
+    pub fault: String,
+    #[serde(default)]
+    pub key: String,
+    /// How to tell the change is in place (a serialized `remedy::Verify`).
+    #[serde(default)]
+    pub verify: Value,
+    /// How to tell the change helped (a serialized `remedy::Effect`).
+    #[serde(default)]
+    pub effect: Value,
+    /// When a temporary mitigation must be reverted (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    /// Revert when the fault clears (`Lifetime::UntilClear`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_clear: bool,
 }
 
 /// An open journal, appending.
@@ -100,14 +192,7 @@ impl Journal {
     /// Opens (creating if needed) `<dir>/journal.ndjson`; creates `dir` with mode 0700 if it
     /// is missing.
     pub fn open(dir: &Path) -> Result<Self, JournalError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| JournalError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        create_dir(dir)?;
         let path = dir.join(FILE_NAME);
         let file = OpenOptions::new()
             .create(true)
@@ -193,7 +278,7 @@ pub fn new_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
     use std::os::unix::fs::PermissionsExt;
@@ -208,7 +293,7 @@ mod tests {
         d
     }
 
-    fn record(id: &str, phase: JournalPhase) -> Record {
+    pub(crate) fn record(id: &str, phase: JournalPhase) -> Record {
         Record {
             id: id.into(),
             ts: "2026-11-22T08:20:07.123456789Z".into(),
@@ -221,6 +306,12 @@ mod tests {
             before: json!({"admin_up": false}),
             after: json!({"admin_up": true}),
             error: None,
+            fault: "link_down".into(),
+            key: "link:3".into(),
+            verify: json!({"check": "link_up", "ifindex": 3}),
+            effect: json!({"kind": "in_place"}),
+            expires_at_ms: None,
+            until_clear: false,
         }
     }
 

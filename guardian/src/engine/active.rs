@@ -1,0 +1,283 @@
+//! Changes that are still the engine's business after they were applied: those waiting for
+//! their effect (verified when the fault clears or a counter goes quiet, rolled back at the
+//! deadline) and temporary mitigations (reverted when their time runs out or their fault
+//! clears). Also the reporting every attempt shares: journal records and `remedy` events.
+use std::collections::HashSet;
+use std::time::Instant;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::Engine;
+use crate::detect::Finding;
+use crate::journal::{self, JournalPhase, Record};
+use crate::output::{rfc3339, Body, Change, RemedyEvent, RemedyResult, Subject};
+use crate::remedy::{Action, Effect, MibCounter, Verify};
+use crate::source::mib::MibSample;
+
+/// What is reported about an attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub fault: String,
+    /// The detector's key of the fault's subject.
+    pub key: String,
+    pub netns: Option<u32>,
+    pub incident: String,
+    pub opened_at: Instant,
+    pub remedy: String,
+    pub subject: Subject,
+    pub before: Value,
+    pub after: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Waiting {
+    None,
+    /// For the change's [`Effect`] until `deadline`.
+    Effect {
+        deadline: Instant,
+        counter_last: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Active {
+    /// The journal id (`rollback_id`).
+    pub id: String,
+    pub at: Attempt,
+    pub apply: Action,
+    pub inverse: Action,
+    pub verify: Verify,
+    pub effect: Effect,
+    /// When a temporary mitigation is reverted.
+    pub expires: Option<Instant>,
+    pub expires_at_ms: Option<u64>,
+    pub until_clear: bool,
+    pub waiting: Waiting,
+}
+
+impl Active {
+    fn deadline(&self) -> Option<Instant> {
+        let effect = match self.waiting {
+            Waiting::Effect { deadline, .. } => Some(deadline),
+            Waiting::None => None,
+        };
+        match (effect, self.expires) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Per incident: which rungs were tried, whether a change is in flight, the last finding.
+#[derive(Debug, Default)]
+pub struct Tries {
+    pub tried: HashSet<&'static str>,
+    pub busy: bool,
+    pub last: Option<Finding>,
+}
+
+fn counter(m: &MibSample, c: MibCounter) -> u64 {
+    match c {
+        MibCounter::ListenOverflows => m.listen_overflows,
+        MibCounter::ListenDrops => m.listen_drops,
+        MibCounter::ReqQFullDrop => m.req_q_full_drop,
+        MibCounter::TwOverflow => m.tw_overflow,
+    }
+}
+
+impl Engine {
+    /// The earliest effect deadline or expiry.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.active.iter().filter_map(Active::deadline).min()
+    }
+
+    /// Handles effect deadlines and expiries that are due.
+    pub(super) async fn settle(&mut self, now: Instant) {
+        let due: Vec<Active> = {
+            let (due, keep) = std::mem::take(&mut self.active)
+                .into_iter()
+                .partition(|a| a.deadline().is_some_and(|d| d <= now));
+            self.active = keep;
+            due
+        };
+        for a in due {
+            let last = self
+                .tries
+                .iter()
+                .find(|((f, k), _)| *f == a.at.fault && *k == a.at.key)
+                .and_then(|(_, t)| t.last.clone());
+            if let Waiting::Effect { .. } = a.waiting {
+                let ms = self.cfg.safety.effect_timeout_ms;
+                self.roll_back(&a, format!("no effect ({:?}) within {ms} ms", a.effect))
+                    .await;
+            } else {
+                self.expire(&a, "its time ran out").await;
+            }
+            // The fault is still open: the next rung (or, after an expiry, the same one
+            // again, as a recurrence) may act.
+            if let Some(f) = last {
+                let key = (f.fault, f.key.clone());
+                if let Some(t) = self.tries.get_mut(&key) {
+                    t.busy = false;
+                    if !matches!(a.waiting, Waiting::Effect { .. }) {
+                        t.tried.clear();
+                    }
+                }
+                if self.incidents.get(&key).is_some() {
+                    self.try_remedy(&f, &key).await;
+                }
+            }
+        }
+    }
+
+    /// Reverts a temporary mitigation and reports it as `expired`.
+    pub(super) async fn expire(&mut self, a: &Active, why: &str) {
+        match a.inverse.execute(&mut self.kernel).await {
+            Ok(()) => {
+                let reason = format!("{why}; reverted ({})", a.inverse);
+                tracing::info!(remedy = a.at.remedy, "{reason}");
+                self.finish(a, JournalPhase::Expired, RemedyResult::Expired, reason);
+            }
+            Err(e) => {
+                let reason = format!("{why}, but reverting ({}) failed: {e}", a.inverse);
+                tracing::error!(remedy = a.at.remedy, "{reason}");
+                self.finish(a, JournalPhase::Failed, RemedyResult::Failed, reason);
+            }
+        }
+    }
+
+    /// The incident of (fault, key) cleared: changes waiting for that are verified, and
+    /// until-clear mitigations are reverted.
+    pub(super) async fn on_cleared(&mut self, fault: &str, key: &str) {
+        let (mine, rest): (Vec<Active>, Vec<Active>) = std::mem::take(&mut self.active)
+            .into_iter()
+            .partition(|a| a.at.fault == fault && a.at.key == key);
+        self.active = rest;
+        for mut a in mine {
+            if let Waiting::Effect { .. } = a.waiting {
+                let was_until_clear = a.until_clear;
+                a.until_clear = false;
+                self.verified(&mut a, "the fault cleared");
+                if was_until_clear {
+                    self.active.retain(|x| x.id != a.id);
+                    self.expire(&a, "its fault cleared").await;
+                }
+            } else if a.until_clear {
+                self.expire(&a, "its fault cleared").await;
+            } else {
+                self.active.push(a);
+            }
+        }
+    }
+
+    /// A MIB sample: changes waiting for a counter to go quiet in that namespace.
+    pub(super) fn on_mib(&mut self, m: &MibSample) {
+        let own = self.cfg.netns;
+        let mut quiet = Vec::new();
+        for a in &mut self.active {
+            let (Effect::CounterQuiet { counter: c }, Waiting::Effect { counter_last, .. }) =
+                (a.effect, &mut a.waiting)
+            else {
+                continue;
+            };
+            if a.at.netns.unwrap_or(own) != m.netns {
+                continue;
+            }
+            let v = counter(m, c);
+            match counter_last {
+                Some(prev) if *prev == v => quiet.push(a.id.clone()),
+                _ => *counter_last = Some(v),
+            }
+        }
+        for id in quiet {
+            if let Some(i) = self.active.iter().position(|a| a.id == id) {
+                let mut a = self.active.remove(i);
+                self.verified(&mut a, "the counter stopped growing");
+            }
+        }
+    }
+
+    /// At shutdown: reverts temporary mitigations when configured to.
+    pub(super) async fn revert_temporary(&mut self) {
+        if !self.cfg.safety.revert_on_shutdown {
+            return;
+        }
+        for a in std::mem::take(&mut self.active) {
+            if a.expires.is_some() || a.until_clear {
+                self.expire(&a, "guardian is stopping").await;
+            }
+        }
+    }
+
+    pub(super) fn journal(
+        &mut self,
+        a: &Active,
+        phase: JournalPhase,
+        error: Option<String>,
+    ) -> Result<(), journal::JournalError> {
+        let Some(j) = self.journal.as_mut() else {
+            return Ok(());
+        };
+        j.append(&Record {
+            id: a.id.clone(),
+            ts: rfc3339(Utc::now()),
+            remedy: a.at.remedy.clone(),
+            subject: value(&a.at.subject),
+            incident: a.at.incident.clone(),
+            phase,
+            action: value(&a.apply),
+            inverse: value(&a.inverse),
+            before: a.at.before.clone(),
+            after: a.at.after.clone(),
+            error,
+            fault: a.at.fault.clone(),
+            key: a.at.key.clone(),
+            verify: value(&a.verify),
+            effect: value(&a.effect),
+            expires_at_ms: a.expires_at_ms,
+            until_clear: a.until_clear,
+        })
+    }
+
+    pub(super) fn journal_best_effort(
+        &mut self,
+        a: &Active,
+        phase: JournalPhase,
+        error: Option<String>,
+    ) {
+        if let Err(e) = self.journal(a, phase, error) {
+            tracing::error!("{e}");
+        }
+    }
+
+    pub(super) fn emit(
+        &self,
+        at: &Attempt,
+        result: RemedyResult,
+        rollback_id: Option<&str>,
+        reason: Option<String>,
+    ) {
+        self.emitter.emit(Body::Remedy(RemedyEvent {
+            netns: at.netns.unwrap_or(self.cfg.netns),
+            remedy: at.remedy.clone(),
+            fault: at.fault.clone(),
+            result,
+            mode: self.cfg.mode,
+            incident: at.incident.clone(),
+            subject: at.subject.clone(),
+            change: Change {
+                before: at.before.clone(),
+                after: at.after.clone(),
+            },
+            rollback_id: rollback_id.map(str::to_string),
+            elapsed_ms: at.opened_at.elapsed().as_secs_f64() * 1e3,
+            reason,
+        }));
+    }
+}
+
+/// A JSON value of a plain serializable type (these cannot fail to serialize).
+pub(super) fn value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
