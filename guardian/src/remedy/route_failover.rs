@@ -5,8 +5,11 @@
 //!   their output interface). Each baseline route of the link with a configured backup is added
 //!   through the backup gateway, with the primary's metric plus `metric_offset`: when the link
 //!   comes back, `route_restore` can re-add the primary next to it (no EEXIST) and the primary
-//!   wins at once; the backup then goes when the incident clears (`UntilClear`). Verified when
-//!   the backup route is present and the kernel's lookup resolves through it over an up link.
+//!   wins at once; the backup then goes when the incident clears (`UntilClear`). A link that
+//!   lost its carrier keeps its routes (flagged linkdown, still used by the kernel): those are
+//!   replaced in place by the backup (same metric) and put back exactly when the incident
+//!   clears. Verified when the backup route is present and the kernel's lookup resolves
+//!   through it over an up link.
 //! - `retransmit_storm`: the route carrying the finding's destination (or, when the finding
 //!   names none, each configured backup prefix) is replaced in place by the same route through
 //!   the backup gateway (inverse: the old route exactly). It must help (`Effect::Clears`); it
@@ -119,14 +122,25 @@ impl RouteFailover {
                 ));
                 continue;
             };
-            let mut s = RouteSpec::new(p.dst, p.prefix_len).via(b.via).dev(oif);
-            s.table = p.table;
-            s.tos = p.tos;
-            let wanted = p
-                .priority
-                .unwrap_or(0)
-                .saturating_add(self.cfg.metric_offset);
-            s = s.metric(routing::free_metric(ctx.routes, p, wanted));
+            // Carrier lost: the kernel keeps the route (linkdown) and still uses it, so it is
+            // replaced in place (inverse: the primary back exactly). Flushed (admin down): the
+            // backup is added next to where the primary will be restored.
+            let present = ctx.routes.iter().find(|r| r.same_route(p));
+            let s = match present {
+                Some(cur) => {
+                    let mut s = cur.clone().via(b.via).dev(oif);
+                    s.pref_src = None;
+                    s
+                }
+                None => {
+                    let mut s = RouteSpec::new(p.dst, p.prefix_len).via(b.via).dev(oif);
+                    s.table = p.table;
+                    s.tos = p.tos;
+                    let off = self.cfg.metric_offset;
+                    let wanted = p.priority.unwrap_or(0).saturating_add(off);
+                    s.metric(routing::free_metric(ctx.routes, p, wanted))
+                }
+            };
             checks.push(Verify::RoutePresent(s.clone()));
             checks.push(Verify::RouteVia {
                 dst: routing::probe(&s),
@@ -134,9 +148,13 @@ impl RouteFailover {
                 gateway: Some(b.via),
             });
             targets.push(format!("route:{p}"));
-            before.push(json!({"route": p.to_string(), "was": p.key(), "present": false}));
+            let was = json!({"route": p.to_string(), "was": p.key(), "present": present.is_some()});
+            before.push(was);
             after.push(json!({"route": p.to_string(), "via": b.via, "key": s.key()}));
-            pairs.push((Action::AddRoute(s.clone()), Action::DelRoute(s)));
+            pairs.push(match present {
+                Some(cur) => replace_pair(cur, &s),
+                None => (Action::AddRoute(s.clone()), Action::DelRoute(s)),
+            });
         }
         if pairs.is_empty() {
             return Some(Plan::Skip(skipped.join("; ")));

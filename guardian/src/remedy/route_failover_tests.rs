@@ -80,6 +80,38 @@ fn link_down_adds_the_backup_with_an_offset_metric_until_clear() {
 }
 
 #[test]
+fn carrier_loss_replaces_the_linkdown_primary_in_place() {
+    let s = FakeState::default();
+    let l = [
+        LinkState {
+            oper_up: false,
+            ..link(3, "va", true)
+        },
+        link(4, "vb", true),
+    ];
+    let routes = [connected("10.77.131.0", 24, 4), primary()];
+    let base = [primary()];
+    let f = on_iface("link_down", "va", 3);
+    let p = change(&remedy(), &f, &ctx(&s, &l, &routes, &base));
+    let to = primary().via(ip("10.77.131.2")).dev(4);
+    assert_eq!(
+        p.apply,
+        Action::ReplaceRoute {
+            from: primary(),
+            to: to.clone()
+        }
+    );
+    assert_eq!(
+        p.inverse,
+        Action::ReplaceRoute {
+            from: to,
+            to: primary()
+        }
+    );
+    assert_eq!(p.before["routes"][0]["present"], true);
+}
+
+#[test]
 fn link_down_table() {
     let s = FakeState::default();
     let f = on_iface("link_down", "va", 3);
