@@ -337,8 +337,9 @@ fn dampen_once(mode: Mode) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 // mtu_blackhole → route_mtu: client --134-- router --135-- server; the router's far link has
 // MTU 1280 and the router drops its ICMP frag-needed (as in faults_flows). A locked MTU of 1280
-// for the server lets the stuck bulk transfer finish; the default 1400 cannot (rolled back when
-// the fault does not clear within the effect timeout).
+// for the server lets the stuck bulk transfer finish (a locked MTU also clears DF). Rollback:
+// 1400 while the router also drops forwarded packets above 1300 bytes, so the fault does not
+// clear within the effect timeout.
 
 const MB_PORT: u16 = 5134;
 
@@ -371,10 +372,19 @@ fn mtu_once(mode: Mode) -> Option<f64> {
         &v2.a_addr.to_string(),
     ]);
     r.run(&["ip", "link", "set", &v2.a_if, "mtu", "1280"]);
+    // A locked MTU clears DF, so the router would fragment a too-big packet: in the rollback
+    // variant it drops forwarded packets above 1300 bytes too, and 1400 cannot get through.
+    let big = if mode == Mode::Rollback {
+        " chain big {\n  type filter hook forward priority 0; policy accept;\n  ip length > 1300 drop\n }\n"
+    } else {
+        ""
+    };
     nft(
         &r,
-        "table inet gtroutes {\n chain out {\n  type filter hook output priority 0; policy accept;\n  \
-         icmp type destination-unreachable icmp code frag-needed drop\n }\n}\n",
+        &format!(
+            "table inet gtroutes {{\n chain out {{\n  type filter hook output priority 0; policy accept;\n  \
+             icmp type destination-unreachable icmp code frag-needed drop\n }}\n{big}}}\n"
+        ),
     );
     let server = DiscardServer::start(&s, SocketAddr::from((v2.b_addr, MB_PORT)));
     let mtu = if mode == Mode::Rollback { 1400 } else { 1280 };
