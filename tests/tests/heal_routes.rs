@@ -534,7 +534,7 @@ fn storm_once(mode: Mode) -> Option<f64> {
 
 // ---------------------------------------------------------------------------------------------
 // retransmit_storm → route_cc: one lossy link (no backup configured), the client's default
-// congestion control is cubic; the route to the server gets `congctl bbr` and a new connection
+// congestion control is reno; the route to the server gets `congctl bbr` and a new connection
 // uses it. The loss is the test's, not something BBR removes: the test lets it stop once the
 // change is applied, so `verified` (the storm clears) measures the test, not the remedy.
 // Rollback: the loss stays, the storm does not clear, the route goes back exactly.
@@ -549,7 +549,7 @@ fn cc_once(mode: Mode) -> Option<f64> {
     let s = Netns::new("cc-s");
     let p = pair(&c, &s, 136);
     server_on(&s, RS_DST);
-    c.sysctl("net.ipv4.tcp_congestion_control", "cubic");
+    c.sysctl("net.ipv4.tcp_congestion_control", "reno");
     c.run(&[
         "ip",
         "route",
