@@ -23,6 +23,8 @@ pub enum RollbackError {
     UnknownId(String),
     #[error("change {id} is already over ({phase:?}); nothing to revert")]
     NotOpen { id: String, phase: JournalPhase },
+    #[error("change {id} was made in network namespace {netns}, not this one: run the rollback there (nsenter --net=PATH guardian rollback ...)")]
+    OtherNamespace { id: String, netns: u32 },
 }
 
 /// Reverts, appends a `reverted` (or `failed`) record per change, prints one line per change.
@@ -61,8 +63,18 @@ pub async fn rollback(
         writeln!(out, "nothing to roll back")?;
         return Ok(0);
     }
-    let nl = Netlink::connect().context("opening the netlink request socket")?;
     let own = crate::netns::current().context("reading /proc/self/ns/net")?;
+    if let Some(c) = chosen
+        .iter()
+        .find(|c| c.first.netns != 0 && c.first.netns != own)
+    {
+        return Err(RollbackError::OtherNamespace {
+            id: c.first.id.clone(),
+            netns: c.first.netns,
+        }
+        .into());
+    }
+    let nl = Netlink::connect().context("opening the netlink request socket")?;
     let mut kernel = Kernel::new(nl, own, Maps::default());
     let mut j = journal::Journal::open(state_dir)?;
     let mut failed = 0;

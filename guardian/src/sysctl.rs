@@ -1,6 +1,27 @@
 //! Per-namespace sysctls under `/proc/sys`, read and written from a thread that entered the
 //! namespace (`net.*` sysctls are per network namespace).
+//!
+//! Writes are restricted to [`ALLOWED`]: the only keys any guardian remedy may ever change.
+//! `net.ipv4.tcp_tw_recycle` is never on it (it broke clients behind NAT and is gone since
+//! Linux 4.12); neither is anything outside `net.*`.
 use std::path::{Path, PathBuf};
+
+use crate::remedy::{Kernel, RemedyError};
+
+/// The keys guardian may change, in any namespace.
+pub const ALLOWED: &[&str] = &[
+    "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.core.somaxconn",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_mtu_probing",
+];
+
+/// Whether guardian may write `key`.
+pub fn allowed(key: &str) -> bool {
+    ALLOWED.contains(&key)
+}
 
 /// `/proc/sys/net/ipv4/tcp_tw_reuse` for `net.ipv4.tcp_tw_reuse`.
 pub fn proc_path(key: &str) -> PathBuf {
@@ -18,6 +39,46 @@ pub fn read(ns: Option<&Path>, key: &str) -> std::io::Result<String> {
     crate::netns::within(ns, move || std::fs::read_to_string(path)).map(|v| normalize(&v))
 }
 
+/// Writes an allowed sysctl in the namespace at `ns` (None: the caller's). A key not on
+/// [`ALLOWED`] is refused with `PermissionDenied` before anything is opened.
+pub fn write(ns: Option<&Path>, key: &str, value: &str) -> std::io::Result<()> {
+    if !allowed(key) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{key} is not a sysctl guardian may change"),
+        ));
+    }
+    let path = proc_path(key);
+    let value = format!("{}\n", normalize(value));
+    crate::netns::within(ns, move || std::fs::write(path, value))
+}
+
+/// [`Action::SetSysctl`](crate::remedy::Action::SetSysctl): writes `key = value` in namespace
+/// `netns` (None or the daemon's own: no namespace switch).
+pub async fn apply(
+    k: &mut Kernel,
+    netns: Option<u32>,
+    key: &str,
+    value: &str,
+) -> Result<(), RemedyError> {
+    let ns = k.netns_path(netns)?;
+    write(ns.as_deref(), key, value)
+        .map_err(|e| RemedyError::io(format!("sysctl -w {key}={value}"), e))
+}
+
+/// [`Verify::Sysctl`](crate::remedy::Verify::Sysctl): `key` reads `value` (whitespace-normalized)
+/// in namespace `netns`.
+pub async fn check(
+    k: &mut Kernel,
+    netns: Option<u32>,
+    key: &str,
+    value: &str,
+) -> Result<bool, RemedyError> {
+    let ns = k.netns_path(netns)?;
+    let now = read(ns.as_deref(), key).map_err(|e| RemedyError::io(format!("sysctl {key}"), e))?;
+    Ok(now == normalize(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +90,16 @@ mod tests {
             Path::new("/proc/sys/net/ipv4/tcp_tw_reuse")
         );
         assert_eq!(normalize("32768\t60999\n"), "32768 60999");
+    }
+
+    #[test]
+    fn only_allowed_keys_are_written() {
+        assert!(allowed("net.ipv4.tcp_tw_reuse"));
+        assert!(!allowed("net.ipv4.tcp_tw_recycle"));
+        assert!(!allowed("kernel.panic"));
+        let e = write(None, "net.ipv4.tcp_tw_recycle", "1").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        let e = write(None, "net.ipv4.ip_forward", "1").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
     }
 }

@@ -77,6 +77,13 @@ pub struct Tries {
     pub last: Option<Finding>,
 }
 
+/// Splits changes into those whose effect deadline or expiry has come, and the rest.
+fn split_due(active: Vec<Active>, now: Instant) -> (Vec<Active>, Vec<Active>) {
+    active
+        .into_iter()
+        .partition(|a| a.deadline().is_some_and(|d| d <= now))
+}
+
 fn counter(m: &MibSample, c: MibCounter) -> u64 {
     match c {
         MibCounter::ListenOverflows => m.listen_overflows,
@@ -94,13 +101,8 @@ impl Engine {
 
     /// Handles effect deadlines and expiries that are due.
     pub(super) async fn settle(&mut self, now: Instant) {
-        let due: Vec<Active> = {
-            let (due, keep) = std::mem::take(&mut self.active)
-                .into_iter()
-                .partition(|a| a.deadline().is_some_and(|d| d <= now));
-            self.active = keep;
-            due
-        };
+        let (due, keep) = split_due(std::mem::take(&mut self.active), now);
+        self.active = keep;
         for a in due {
             let last = self
                 .tries
@@ -231,6 +233,7 @@ impl Engine {
             before: a.at.before.clone(),
             after: a.at.after.clone(),
             error,
+            netns: self.cfg.netns,
             fault: a.at.fault.clone(),
             key: a.at.key.clone(),
             verify: value(&a.verify),
@@ -280,4 +283,63 @@ impl Engine {
 /// A JSON value of a plain serializable type (these cannot fail to serialize).
 pub(super) fn value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn active(id: &str, expires: Option<Instant>, waiting: Waiting) -> Active {
+        Active {
+            id: id.into(),
+            at: Attempt {
+                fault: "syn_flood".into(),
+                key: "k".into(),
+                netns: None,
+                incident: "i".into(),
+                opened_at: Instant::now(),
+                remedy: "xdp_source_limit".into(),
+                subject: Subject::default(),
+                before: Value::Null,
+                after: Value::Null,
+            },
+            apply: Action::Nothing,
+            inverse: Action::Nothing,
+            verify: Verify::Nothing,
+            effect: Effect::InPlace,
+            expires,
+            expires_at_ms: None,
+            until_clear: false,
+            waiting,
+        }
+    }
+
+    #[test]
+    fn ttl_expiry_and_effect_deadlines_come_due_in_time() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let list = vec![
+            active("ttl-past", Some(t0), Waiting::None),
+            active("ttl-future", Some(t0 + 10 * s), Waiting::None),
+            active(
+                "effect-past",
+                Some(t0 + 10 * s),
+                Waiting::Effect {
+                    deadline: t0,
+                    counter_last: None,
+                },
+            ),
+            active("permanent", None, Waiting::None),
+        ];
+        let (due, keep) = split_due(list, t0 + Duration::from_millis(1));
+        let ids = |v: &[Active]| v.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&due), ["ttl-past", "effect-past"]);
+        assert_eq!(ids(&keep), ["ttl-future", "permanent"]);
+        // the earliest of an effect deadline and an expiry wins; permanent changes never
+        // come due
+        assert_eq!(keep[0].deadline(), Some(t0 + 10 * s));
+        assert_eq!(keep[1].deadline(), None);
+    }
 }

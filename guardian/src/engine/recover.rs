@@ -167,6 +167,14 @@ impl Engine {
             if !c.is_open() {
                 continue;
             }
+            if c.first.netns != 0 && c.first.netns != self.cfg.netns {
+                tracing::error!(
+                    id = %c.first.id,
+                    netns = c.first.netns,
+                    "change made in another network namespace; left for a daemon there or `guardian rollback` run there"
+                );
+                continue;
+            }
             let s = settle(&mut self.kernel, &c, now_ms).await;
             let Ok(d) = decode(&c.first) else {
                 self.record_settled(&c, &s);

@@ -162,6 +162,10 @@ pub struct Record {
     /// Why a change failed (phase `failed` or `rolled_back`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The network namespace (inode) of the daemon that made the change: interface indexes
+    /// and routes in it mean something only there. 0 in journals of older versions.
+    #[serde(default)]
+    pub netns: u32,
     /// The fault and detector key the change answered.
     #[serde(default)]
     pub fault: String,
@@ -306,6 +310,7 @@ pub(crate) mod tests {
             before: json!({"admin_up": false}),
             after: json!({"admin_up": true}),
             error: None,
+            netns: 0,
             fault: "link_down".into(),
             key: "link:3".into(),
             verify: json!({"check": "link_up", "ifindex": 3}),

@@ -6,6 +6,7 @@ use std::fmt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::holders::SocketRef;
 use super::{Kernel, RemedyError};
 use crate::netlink::RouteSpec;
 
@@ -28,6 +29,14 @@ pub enum Action {
         from: RouteSpec,
         to: RouteSpec,
     },
+    /// Writes an allowed `net.*` sysctl in a namespace (None: the daemon's).
+    SetSysctl {
+        netns: Option<u32>,
+        key: String,
+        value: String,
+    },
+    /// Destroys one TCP socket with INET_DIAG SOCK_DESTROY (irreversible).
+    DestroySocket(SocketRef),
     /// Several actions, applied in order. If one fails, those already applied are undone in
     /// reverse order with `undo` (same length, `undo[i]` inverts `actions[i]`).
     All {
@@ -48,6 +57,10 @@ impl Action {
                 Action::AddRoute(r) => Ok(k.nl.add_route(r).await?),
                 Action::DelRoute(r) => Ok(k.nl.del_route(r).await?),
                 Action::ReplaceRoute { from, to } => super::routing::replace(k, from, to).await,
+                Action::SetSysctl { netns, key, value } => {
+                    crate::sysctl::apply(k, *netns, key, value).await
+                }
+                Action::DestroySocket(s) => super::socket_destroy::destroy(k, s).await,
                 Action::All { actions, undo } => {
                     for (i, a) in actions.iter().enumerate() {
                         if let Err(e) = a.execute(k).await {
@@ -119,6 +132,11 @@ impl fmt::Display for Action {
                 spec(f, from)?;
                 f.write_str(")")
             }
+            Action::SetSysctl { netns, key, value } => {
+                write!(f, "sysctl -w {key}=\"{value}\"")?;
+                netns.map_or(Ok(()), |n| write!(f, " (netns {n})"))
+            }
+            Action::DestroySocket(s) => write!(f, "ss -K {s}"),
             Action::All { actions, .. } => {
                 for (i, a) in actions.iter().enumerate() {
                     if i > 0 {
@@ -151,6 +169,14 @@ pub enum Verify {
         #[serde(default)]
         gateway: Option<std::net::IpAddr>,
     },
+    /// The sysctl reads `value` in the namespace.
+    Sysctl {
+        netns: Option<u32>,
+        key: String,
+        value: String,
+    },
+    /// The socket is gone: a re-dump of its namespace shows no socket with its cookie.
+    SocketGone(SocketRef),
     /// Every check holds.
     All { checks: Vec<Verify> },
     /// Nothing to check (report-only remedies).
@@ -170,6 +196,10 @@ impl Verify {
                 Verify::RouteVia { dst, oif, gateway } => {
                     super::routing::resolves_via(k, *dst, *oif, *gateway).await
                 }
+                Verify::Sysctl { netns, key, value } => {
+                    crate::sysctl::check(k, *netns, key, value).await
+                }
+                Verify::SocketGone(s) => super::socket_destroy::gone(k, s).await,
                 Verify::All { checks } => {
                     for c in checks {
                         if !c.check(k).await? {

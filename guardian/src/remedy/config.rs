@@ -32,6 +32,10 @@ pub struct RemedyConfig {
     pub route_mtu: super::route_mtu::Config,
     /// `[remedies.route_cc]`: the algorithm and fallback destinations.
     pub route_cc: super::route_cc::Config,
+    /// `[remedies.sysctl]`: the value each sysctl is moved to.
+    pub sysctl: super::sysctl::Config,
+    /// `[remedies.socket_destroy]`: the ports whose orphaned sockets may be destroyed.
+    pub socket_destroy: super::socket_destroy::Config,
 }
 
 impl RemedyConfig {

@@ -8,14 +8,20 @@
 //! through [`PlanContext`], so every planning decision is a unit test without a kernel.
 pub mod action;
 pub mod config;
+pub mod holders;
 pub mod kernel;
 pub mod link_up;
+pub mod report_holder;
 pub mod route_cc;
 pub mod route_dampen;
 pub mod route_failover;
 pub mod route_mtu;
 pub mod route_restore;
 pub mod routing;
+pub mod socket_destroy;
+pub mod sysctl;
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,11 +34,14 @@ pub use action::{Action, Verify};
 pub use config::{RemedyConfig, RemedyMode};
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
+pub use report_holder::ReportHolder;
 pub use route_cc::RouteCc;
 pub use route_dampen::RouteDampen;
 pub use route_failover::RouteFailover;
 pub use route_mtu::RouteMtu;
 pub use route_restore::RouteRestore;
+pub use socket_destroy::SocketDestroy;
+pub use sysctl::Sysctl;
 
 /// Why an action or a check could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +167,19 @@ pub trait StateReader {
     /// The value of a sysctl (`net.ipv4.tcp_tw_reuse`) in a namespace (None: the daemon's),
     /// whitespace-normalized (`32768 60999`); None when it cannot be read.
     fn sysctl(&self, netns: Option<u32>, key: &str) -> Option<String>;
+
+    /// Every TCP socket (any state, IPv4 and IPv6) whose local port is `port` in a namespace
+    /// (None: the daemon's); None when the table cannot be read. Default: the live kernel
+    /// (INET_DIAG from a thread in that namespace).
+    fn tcp_sockets(&self, netns: Option<u32>, port: u16) -> Option<Vec<holders::SocketRef>> {
+        let ns = holders::live_path(netns).ok()?;
+        holders::tcp_sockets(ns.as_deref(), netns, port).ok()
+    }
+
+    /// The processes that hold each socket inode open. Default: a scan of `/proc/*/fd`.
+    fn socket_owners(&self, inodes: &[u32]) -> HashMap<u32, Vec<holders::Owner>> {
+        holders::owners(inodes)
+    }
 }
 
 /// Planning input besides the finding.
@@ -193,6 +215,9 @@ pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
         Box::new(RouteDampen::new(cfg.route_dampen.clone())),
         Box::new(RouteMtu::new(cfg.route_mtu.clone(), own)),
         Box::new(RouteCc::new(cfg.route_cc.clone(), own)),
+        Box::new(Sysctl::new(cfg.sysctl.clone())),
+        Box::new(ReportHolder::new()),
+        Box::new(SocketDestroy::new(cfg.socket_destroy.clone())),
     ];
     every
         .into_iter()
@@ -211,6 +236,9 @@ pub(crate) mod testing {
     #[derive(Default)]
     pub struct FakeState {
         pub sysctls: HashMap<(Option<u32>, String), String>,
+        /// Sockets per (namespace, local port); a port absent here cannot be read.
+        pub sockets: HashMap<(Option<u32>, u16), Vec<holders::SocketRef>>,
+        pub owners: HashMap<u32, Vec<holders::Owner>>,
     }
 
     impl FakeState {
@@ -224,6 +252,17 @@ pub(crate) mod testing {
     impl StateReader for FakeState {
         fn sysctl(&self, netns: Option<u32>, key: &str) -> Option<String> {
             self.sysctls.get(&(netns, key.to_string())).cloned()
+        }
+
+        fn tcp_sockets(&self, netns: Option<u32>, port: u16) -> Option<Vec<holders::SocketRef>> {
+            self.sockets.get(&(netns, port)).cloned()
+        }
+
+        fn socket_owners(&self, inodes: &[u32]) -> HashMap<u32, Vec<holders::Owner>> {
+            inodes
+                .iter()
+                .filter_map(|i| Some((*i, self.owners.get(i)?.clone())))
+                .collect()
         }
     }
 
@@ -272,7 +311,7 @@ mod tests {
     #[test]
     fn remedies_switched_off_are_not_on_any_ladder() {
         let mut cfg = RemedyConfig::default();
-        assert_eq!(all(&cfg, &[]).len(), 6);
+        assert_eq!(all(&cfg, &[]).len(), 9);
         cfg.modes.insert("link_up".into(), RemedyMode::Off);
         let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
         assert_eq!(
@@ -282,7 +321,10 @@ mod tests {
                 "route_failover",
                 "route_dampen",
                 "route_mtu",
-                "route_cc"
+                "route_cc",
+                "sysctl",
+                "report_holder",
+                "socket_destroy"
             ]
         );
     }
@@ -306,7 +348,7 @@ mod tests {
         };
         assert_eq!(ladder("link_down"), ["link_up", "route_failover"]);
         assert_eq!(ladder("link_flapping"), ["route_dampen"]);
-        assert_eq!(ladder("mtu_blackhole"), ["route_mtu"]);
+        assert_eq!(ladder("mtu_blackhole"), ["route_mtu", "sysctl"]);
         assert_eq!(ladder("retransmit_storm"), ["route_failover", "route_cc"]);
     }
 }
