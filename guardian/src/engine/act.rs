@@ -138,6 +138,11 @@ impl Engine {
                 continue;
             }
             if let Some(reason) = self.precondition(&plan.apply).await {
+                // Live state changes (a nexthop comes back up): this rung may be asked again
+                // on the fault's next update.
+                if let Some(t) = self.tries.get_mut(key) {
+                    t.tried.remove(name);
+                }
                 self.skip(&at, reason);
                 continue;
             }

@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 pub use links::link_state_from_message;
-pub use routes::route_spec_from_message;
+pub use routes::{route_spec_from_message, Lookup};
 pub use watch::{net_event_from, notice_from_message, subscribe, Subscription};
 
 /// `RT_TABLE_MAIN`.
@@ -112,8 +112,9 @@ impl Family {
 ///
 /// Identity (what [`RouteSpec::same_route`] compares): family, destination, prefix length,
 /// table, gateway, output interface and metric — plus TOS, which the kernel also keys on.
-/// Protocol, scope, kind, preferred source and the onlink flag are carried to re-add the route
-/// as it was.
+/// Protocol, scope, kind, preferred source, the onlink flag and the [`RouteMetrics`] guardian
+/// knows are carried to re-add the route as it was; metrics are attributes of a route, not part
+/// of its identity (the kernel does not key on them either).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RouteSpec {
     pub family: Family,
@@ -140,6 +141,32 @@ pub struct RouteSpec {
     pub pref_src: Option<IpAddr>,
     #[serde(default)]
     pub onlink: bool,
+    /// Route metrics (RTA_METRICS) guardian sets and re-adds: locked MTU, congestion control.
+    /// Absent from the JSON when empty, so older journals and fixtures read unchanged.
+    #[serde(default, skip_serializing_if = "RouteMetrics::is_empty")]
+    pub metrics: RouteMetrics,
+}
+
+/// The route metrics guardian carries (`ip route ... mtu lock 1400 congctl bbr`). Others the
+/// kernel reports (advmss, hoplimit, ...) are not carried.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RouteMetrics {
+    /// RTAX_MTU: the path MTU of the route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The MTU is locked (RTAX_LOCK bit of RTAX_MTU): ICMP cannot raise or lower it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mtu_lock: bool,
+    /// RTAX_CC_ALGO: the TCP congestion control of connections using the route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cc_algo: Option<String>,
+}
+
+impl RouteMetrics {
+    pub fn is_empty(&self) -> bool {
+        *self == RouteMetrics::default()
+    }
 }
 
 impl RouteSpec {
@@ -163,6 +190,7 @@ impl RouteSpec {
             priority: None,
             pref_src: None,
             onlink: false,
+            metrics: RouteMetrics::default(),
         }
     }
 
@@ -179,6 +207,29 @@ impl RouteSpec {
     pub fn metric(mut self, priority: u32) -> Self {
         self.priority = if priority == 0 { None } else { Some(priority) };
         self
+    }
+
+    /// With a locked path MTU (`mtu lock N`).
+    pub fn mtu_lock(mut self, mtu: u32) -> Self {
+        self.metrics.mtu = Some(mtu);
+        self.metrics.mtu_lock = true;
+        self
+    }
+
+    /// With a congestion control algorithm (`congctl NAME`).
+    pub fn congctl(mut self, algo: &str) -> Self {
+        self.metrics.cc_algo = Some(algo.to_string());
+        self
+    }
+
+    /// The same destination in the same table (and TOS): routes the kernel chooses between by
+    /// metric.
+    pub fn same_destination(&self, other: &RouteSpec) -> bool {
+        self.family == other.family
+            && self.prefix_len == other.prefix_len
+            && self.dst == other.dst
+            && self.table == other.table
+            && self.tos == other.tos
     }
 
     pub fn is_default(&self) -> bool {
@@ -346,6 +397,27 @@ mod tests {
             a.key(),
             "ipv4 10.9.0.0/24 table 254 via 10.0.0.2 oif 3 metric 0"
         );
+    }
+
+    #[test]
+    fn metrics_are_not_identity_and_absent_from_json_when_empty() {
+        let a = RouteSpec::new("10.9.0.0".parse().unwrap(), 24).dev(3);
+        let locked = a.clone().mtu_lock(1400).congctl("bbr");
+        assert!(a.same_route(&locked));
+        assert_eq!(a.key(), locked.key());
+        let v = serde_json::to_value(&a).unwrap();
+        assert!(v.get("metrics").is_none(), "{v}");
+        let v = serde_json::to_value(&locked).unwrap();
+        assert_eq!(
+            v["metrics"],
+            serde_json::json!({"mtu": 1400, "mtu_lock": true, "cc_algo": "bbr"})
+        );
+        assert_eq!(serde_json::from_value::<RouteSpec>(v).unwrap(), locked);
+        // a journal line written before metrics existed
+        let old = serde_json::json!({"family": "ipv4", "dst": "10.9.0.0", "prefix_len": 24,
+            "table": 254, "protocol": 3, "scope": 0, "kind": 1, "oif": 3});
+        assert_eq!(serde_json::from_value::<RouteSpec>(old).unwrap(), a);
+        assert!(a.same_destination(&a.clone().via("10.0.0.9".parse().unwrap()).metric(7)));
     }
 
     #[test]

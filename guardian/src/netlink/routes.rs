@@ -4,11 +4,50 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteVia,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteVia,
 };
 use netlink_packet_route::AddressFamily;
 
-use super::{Family, Netlink, NetlinkError, RouteSpec, RTN_UNICAST, TABLE_MAIN};
+use super::{Family, Netlink, NetlinkError, RouteMetrics, RouteSpec, RTN_UNICAST, TABLE_MAIN};
+
+/// `RTAX_MTU`: its bit in `RTAX_LOCK` locks the MTU.
+const RTAX_MTU: u32 = 2;
+
+fn metrics_of(list: &[RouteMetric]) -> RouteMetrics {
+    let mut m = RouteMetrics::default();
+    for metric in list {
+        match metric {
+            RouteMetric::Mtu(v) => m.mtu = Some(*v),
+            RouteMetric::Lock(bits) => m.mtu_lock = bits & (1 << RTAX_MTU) != 0,
+            RouteMetric::CcAlgo(name) => m.cc_algo = Some(name.clone()),
+            _ => {}
+        }
+    }
+    m
+}
+
+fn metrics_attr(m: &RouteMetrics) -> Option<RouteAttribute> {
+    let mut list = Vec::new();
+    if m.mtu_lock {
+        list.push(RouteMetric::Lock(1 << RTAX_MTU));
+    }
+    if let Some(mtu) = m.mtu {
+        list.push(RouteMetric::Mtu(mtu));
+    }
+    if let Some(cc) = &m.cc_algo {
+        list.push(RouteMetric::CcAlgo(cc.clone()));
+    }
+    (!list.is_empty()).then_some(RouteAttribute::Metrics(list))
+}
+
+/// What the kernel's route lookup (`ip route get ADDR`) answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// `RTN_*` of the answer (1 unicast; unreachable, blackhole, local...).
+    pub kind: u8,
+    pub oif: Option<u32>,
+    pub gateway: Option<IpAddr>,
+}
 
 fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
     match a {
@@ -44,6 +83,7 @@ pub fn route_spec_from_message(m: &RouteMessage) -> Option<RouteSpec> {
         priority: None,
         pref_src: None,
         onlink: h.flags.contains(RouteFlags::Onlink),
+        metrics: RouteMetrics::default(),
     };
     for attr in &m.attributes {
         match attr {
@@ -55,6 +95,7 @@ pub fn route_spec_from_message(m: &RouteMessage) -> Option<RouteSpec> {
             RouteAttribute::Priority(p) => spec.priority = (*p != 0).then_some(*p),
             RouteAttribute::Table(t) => spec.table = *t,
             RouteAttribute::PrefSource(a) => spec.pref_src = ip_of(a),
+            RouteAttribute::Metrics(list) => spec.metrics = metrics_of(list),
             RouteAttribute::MultiPath(_)
             | RouteAttribute::NhId(_)
             | RouteAttribute::Encap(_)
@@ -111,6 +152,7 @@ pub fn route_message(spec: &RouteSpec) -> RouteMessage {
     if let Some(src) = spec.pref_src {
         m.attributes.push(RouteAttribute::PrefSource(src.into()));
     }
+    m.attributes.extend(metrics_attr(&spec.metrics));
     m
 }
 
@@ -158,10 +200,60 @@ impl Netlink {
         Ok(all)
     }
 
-    /// Whether the kernel has this route (same identity, see [`RouteSpec::same_route`]).
+    /// Whether the kernel has this route (same identity, see [`RouteSpec::same_route`]) and,
+    /// when the spec carries metrics, with exactly those metrics.
     pub async fn route_present(&self, spec: &RouteSpec) -> Result<bool, NetlinkError> {
         let routes = self.dump(spec.family, spec.table, spec.oif).await?;
-        Ok(routes.iter().any(|r| r.same_route(spec)))
+        Ok(routes
+            .iter()
+            .any(|r| r.same_route(spec) && (spec.metrics.is_empty() || r.metrics == spec.metrics)))
+    }
+
+    /// `ip route replace` with exactly this route: replaces the route of the same destination,
+    /// TOS, table and metric in place (one atomic change), or adds it.
+    pub async fn replace_route(&self, spec: &RouteSpec) -> Result<(), NetlinkError> {
+        self.handle()
+            .route()
+            .add(route_message(spec))
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::request("route replace", e))
+    }
+
+    /// The kernel's route lookup for one address (`ip route get ADDR`).
+    pub async fn route_get(&self, addr: IpAddr) -> Result<Option<Lookup>, NetlinkError> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = address_family(if addr.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        });
+        m.header.destination_prefix_length = if addr.is_ipv4() { 32 } else { 128 };
+        m.attributes.push(RouteAttribute::Destination(addr.into()));
+        let mut replies = self.handle().route().get(m).execute();
+        let Some(reply) = replies
+            .try_next()
+            .await
+            .map_err(|e| NetlinkError::request("route get", e))?
+        else {
+            return Ok(None);
+        };
+        let mut l = Lookup {
+            kind: reply.header.kind.into(),
+            oif: None,
+            gateway: None,
+        };
+        for attr in &reply.attributes {
+            match attr {
+                RouteAttribute::Oif(i) => l.oif = Some(*i),
+                RouteAttribute::Gateway(a) => l.gateway = ip_of(a),
+                RouteAttribute::Via(RouteVia::Inet(v4)) => l.gateway = Some(IpAddr::V4(*v4)),
+                RouteAttribute::Via(RouteVia::Inet6(v6)) => l.gateway = Some(IpAddr::V6(*v6)),
+                _ => {}
+            }
+        }
+        Ok(Some(l))
     }
 
     /// `ip route add` of exactly this route (fails with EEXIST if it is there).
@@ -248,6 +340,48 @@ mod tests {
             .iter()
             .any(|a| matches!(a, RouteAttribute::Destination(_))));
         assert_eq!(route_spec_from_message(&back), Some(spec));
+    }
+
+    #[test]
+    fn metrics_go_out_and_come_back() {
+        let spec = route_spec_from_message(&v4_msg())
+            .unwrap()
+            .mtu_lock(1280)
+            .congctl("bbr");
+        let m = route_message(&spec);
+        let metrics = m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Metrics(l) => Some(l.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            metrics,
+            [
+                RouteMetric::Lock(4),
+                RouteMetric::Mtu(1280),
+                RouteMetric::CcAlgo("bbr".into())
+            ]
+        );
+        assert_eq!(route_spec_from_message(&m), Some(spec));
+        // an unlocked MTU stays unlocked; other metrics are ignored
+        let mut m = v4_msg();
+        m.attributes.push(RouteAttribute::Metrics(vec![
+            RouteMetric::Mtu(1400),
+            RouteMetric::Hoplimit(9),
+        ]));
+        let got = route_spec_from_message(&m).unwrap().metrics;
+        assert_eq!(
+            (got.mtu, got.mtu_lock, got.cc_algo),
+            (Some(1400), false, None)
+        );
+        // no metrics, no attribute
+        assert!(!route_message(&route_spec_from_message(&v4_msg()).unwrap())
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Metrics(_))));
     }
 
     #[test]

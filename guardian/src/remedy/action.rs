@@ -26,6 +26,11 @@ pub enum Action {
     },
     AddRoute(RouteSpec),
     DelRoute(RouteSpec),
+    /// Replaces route `from` by `to` (inverse: the same with `from` and `to` swapped).
+    ReplaceRoute {
+        from: RouteSpec,
+        to: RouteSpec,
+    },
     /// Writes an allowed `net.*` sysctl in a namespace (None: the daemon's).
     SetSysctl {
         netns: Option<u32>,
@@ -63,6 +68,7 @@ impl Action {
                 Action::SetLinkDown { ifindex, .. } => Ok(k.nl.set_link_down(*ifindex).await?),
                 Action::AddRoute(r) => Ok(k.nl.add_route(r).await?),
                 Action::DelRoute(r) => Ok(k.nl.del_route(r).await?),
+                Action::ReplaceRoute { from, to } => super::routing::replace(k, from, to).await,
                 Action::SetSysctl { netns, key, value } => {
                     crate::sysctl::apply(k, *netns, key, value).await
                 }
@@ -105,7 +111,11 @@ impl fmt::Display for Action {
     /// In `ip` terms, for logs: `link set va up`, `route add 10.9.0.0/24 via 10.0.0.2 oif 3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn route(f: &mut fmt::Formatter<'_>, verb: &str, r: &RouteSpec) -> fmt::Result {
-            write!(f, "route {verb} {r}")?;
+            write!(f, "route {verb} ")?;
+            spec(f, r)
+        }
+        fn spec(f: &mut fmt::Formatter<'_>, r: &RouteSpec) -> fmt::Result {
+            write!(f, "{r}")?;
             if let Some(gw) = r.gateway {
                 write!(f, " via {gw}")?;
             }
@@ -118,6 +128,13 @@ impl fmt::Display for Action {
             if r.table != crate::netlink::TABLE_MAIN {
                 write!(f, " table {}", r.table)?;
             }
+            if let Some(mtu) = r.metrics.mtu {
+                let lock = if r.metrics.mtu_lock { "lock " } else { "" };
+                write!(f, " mtu {lock}{mtu}")?;
+            }
+            if let Some(cc) = &r.metrics.cc_algo {
+                write!(f, " congctl {cc}")?;
+            }
             Ok(())
         }
         match self {
@@ -125,6 +142,12 @@ impl fmt::Display for Action {
             Action::SetLinkDown { name, .. } => write!(f, "link set {name} down"),
             Action::AddRoute(r) => route(f, "add", r),
             Action::DelRoute(r) => route(f, "del", r),
+            Action::ReplaceRoute { from, to } => {
+                route(f, "replace", to)?;
+                f.write_str(" (was ")?;
+                spec(f, from)?;
+                f.write_str(")")
+            }
             Action::SetSysctl { netns, key, value } => {
                 write!(f, "sysctl -w {key}=\"{value}\"")?;
                 netns.map_or(Ok(()), |n| write!(f, " (netns {n})"))
@@ -164,6 +187,14 @@ pub enum Verify {
     RouteAbsent(RouteSpec),
     /// A live `sockopt_failfast` policy with these settings is in the sock_ops map.
     FailfastPresent(crate::remedy::sockopt_failfast::Policy),
+    /// The kernel's lookup for `dst` answers a unicast route out of `oif` (through `gateway`
+    /// when given), and that link is up.
+    RouteVia {
+        dst: std::net::IpAddr,
+        oif: u32,
+        #[serde(default)]
+        gateway: Option<std::net::IpAddr>,
+    },
     /// The sysctl reads `value` in the namespace.
     Sysctl {
         netns: Option<u32>,
@@ -190,6 +221,9 @@ impl Verify {
                 }
                 Verify::RoutePresent(r) => Ok(k.nl.route_present(r).await?),
                 Verify::RouteAbsent(r) => Ok(!k.nl.route_present(r).await?),
+                Verify::RouteVia { dst, oif, gateway } => {
+                    super::routing::resolves_via(k, *dst, *oif, *gateway).await
+                }
                 Verify::Sysctl { netns, key, value } => {
                     crate::sysctl::check(k, *netns, key, value).await
                 }
@@ -238,6 +272,32 @@ mod tests {
             serde_json::to_value(&ver).unwrap(),
             serde_json::json!({"check": "link_up", "ifindex": 3})
         );
+    }
+
+    #[test]
+    fn route_replace_and_route_via_round_trip_and_read_like_ip() {
+        let from = RouteSpec::new("10.9.0.0".parse().unwrap(), 24).via("10.0.0.2".parse().unwrap());
+        let to = from.clone().mtu_lock(1280).congctl("bbr");
+        let a = Action::ReplaceRoute {
+            from: from.clone(),
+            to,
+        };
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["op"], "replace_route");
+        assert_eq!(serde_json::from_value::<Action>(v).unwrap(), a);
+        assert_eq!(
+            a.to_string(),
+            "route replace 10.9.0.0/24 via 10.0.0.2 mtu lock 1280 congctl bbr \
+             (was 10.9.0.0/24 via 10.0.0.2)"
+        );
+        let ver = Verify::RouteVia {
+            dst: "10.9.0.0".parse().unwrap(),
+            oif: 4,
+            gateway: None,
+        };
+        let v = serde_json::to_value(&ver).unwrap();
+        assert_eq!(v["check"], "route_via");
+        assert_eq!(serde_json::from_value::<Verify>(v).unwrap(), ver);
     }
 
     #[test]

@@ -26,6 +26,14 @@ pub struct RemedyConfig {
     pub modes: BTreeMap<String, RemedyMode>,
     /// `[remedies.sockopt_failfast]`: handshake budget and lifetime of fail-fast policies.
     pub sockopt_failfast: super::sockopt_failfast::Config,
+    /// `[remedies.route_failover]`: backup gateways per prefix.
+    pub route_failover: super::route_failover::Config,
+    /// `[remedies.route_dampen]`: hold times.
+    pub route_dampen: super::route_dampen::Config,
+    /// `[remedies.route_mtu]`: locked MTUs and prefix lengths.
+    pub route_mtu: super::route_mtu::Config,
+    /// `[remedies.route_cc]`: the algorithm and fallback destinations.
+    pub route_cc: super::route_cc::Config,
     /// `[remedies.sysctl]`: the value each sysctl is moved to.
     pub sysctl: super::sysctl::Config,
     /// `[remedies.socket_destroy]`: the ports whose orphaned sockets may be destroyed.

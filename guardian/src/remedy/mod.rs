@@ -12,7 +12,12 @@ pub mod holders;
 pub mod kernel;
 pub mod link_up;
 pub mod report_holder;
+pub mod route_cc;
+pub mod route_dampen;
+pub mod route_failover;
+pub mod route_mtu;
 pub mod route_restore;
+pub mod routing;
 pub mod socket_destroy;
 pub mod sockopt_failfast;
 pub mod sysctl;
@@ -34,6 +39,10 @@ pub use config::{RemedyConfig, RemedyMode};
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
 pub use report_holder::ReportHolder;
+pub use route_cc::RouteCc;
+pub use route_dampen::RouteDampen;
+pub use route_failover::RouteFailover;
+pub use route_mtu::RouteMtu;
 pub use route_restore::RouteRestore;
 pub use socket_destroy::SocketDestroy;
 pub use sockopt_failfast::SockoptFailfast;
@@ -205,11 +214,16 @@ pub trait Remedy: Send + Sync {
 
 /// Every remedy, configured.
 pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
-    // The XDP program is attached in the daemon's own namespace.
-    let xdp_netns = crate::netns::current().ok();
+    // Route changes and the XDP program are in the daemon's own namespace.
+    let own = routing::own_netns();
+    let xdp_netns = own;
     let every: Vec<Box<dyn Remedy>> = vec![
         Box::new(LinkUp::new(keep_up.iter().cloned())),
         Box::new(RouteRestore::new()),
+        Box::new(RouteFailover::new(cfg.route_failover.clone(), own)),
+        Box::new(RouteDampen::new(cfg.route_dampen.clone())),
+        Box::new(RouteMtu::new(cfg.route_mtu.clone(), own)),
+        Box::new(RouteCc::new(cfg.route_cc.clone(), own)),
         Box::new(Sysctl::new(cfg.sysctl.clone())),
         Box::new(ReportHolder::new()),
         Box::new(SocketDestroy::new(cfg.socket_destroy.clone())),
@@ -309,13 +323,17 @@ mod tests {
     #[test]
     fn remedies_switched_off_are_not_on_any_ladder() {
         let mut cfg = RemedyConfig::default();
-        assert_eq!(all(&cfg, &[]).len(), 8);
+        assert_eq!(all(&cfg, &[]).len(), 12);
         cfg.modes.insert("link_up".into(), RemedyMode::Off);
         let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
         assert_eq!(
             names,
             [
                 "route_restore",
+                "route_failover",
+                "route_dampen",
+                "route_mtu",
+                "route_cc",
                 "sysctl",
                 "report_holder",
                 "socket_destroy",
@@ -324,5 +342,28 @@ mod tests {
                 "xdp_port_limit"
             ]
         );
+    }
+
+    #[test]
+    fn ladders_are_in_order_and_route_tables_read_from_toml() {
+        let cfg: RemedyConfig = toml::from_str(
+            "[route_failover]\nbackups = [{ prefix = \"default\", via = \"10.0.0.1\" }]\n\
+             [route_dampen]\nhold_ms = 1000\n[route_mtu]\nmtu_ipv4 = 1280\n\
+             [route_cc]\nalgo = \"reno\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.route_dampen.hold_ms, 1000);
+        assert_eq!(cfg.route_cc.algo, "reno");
+        let ladder = |fault: &str| -> Vec<&'static str> {
+            all(&cfg, &[])
+                .iter()
+                .filter(|r| r.faults().contains(&fault))
+                .map(|r| r.name())
+                .collect()
+        };
+        assert_eq!(ladder("link_down"), ["link_up", "route_failover"]);
+        assert_eq!(ladder("link_flapping"), ["route_dampen"]);
+        assert_eq!(ladder("mtu_blackhole"), ["route_mtu", "sysctl"]);
+        assert_eq!(ladder("retransmit_storm"), ["route_failover", "route_cc"]);
     }
 }
