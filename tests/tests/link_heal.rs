@@ -71,6 +71,10 @@ fn enforce_brings_a_keep_up_link_back_within_100ms() {
     );
     let ms = millis_between(injected, event_time(&verified));
     eprintln!(
+        "heal link_up: opened -> verified {:.3} ms",
+        millis_between(event_time(&fault), event_time(&verified))
+    );
+    eprintln!(
         "link_down -> link_up verified in {ms:.3} ms after injection (fault at {:.3} ms, \
          applied at {:.3} ms)",
         millis_between(injected, event_time(&fault)),
@@ -188,6 +192,10 @@ fn enforce_restores_a_deleted_route() {
         .find(|e| is_fault(e, "route_lost", "opened") && e["incident"] == verified["incident"])
         .unwrap_or_else(|| panic!("no route_lost fault for incident {}", verified["incident"]));
     check_remedy(&verified, a.inode(), "enforce", &fault["incident"]);
+    eprintln!(
+        "heal route_restore: opened -> verified {:.3} ms",
+        millis_between(event_time(&fault), event_time(&verified))
+    );
     let shown = route_show(&a, prefix);
     assert!(
         shown.contains(&format!("via {via}")),
