@@ -5,10 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use aya::maps::{HashMap, MapData, MapError};
-use guardian_common::{
-    limits::{LimitPortKey, LimitSrcKey, TokenBucket, MAX_BURST, MAX_RATE},
-    AF_INET, AF_INET6,
-};
+use guardian_common::limits::{LimitPortKey, LimitSrcKey, TokenBucket, MAX_BURST, MAX_RATE};
 use serde::{Deserialize, Serialize};
 
 use super::{ProbeError, Probes};
@@ -138,18 +135,12 @@ fn absent_is_none<T>(r: Result<T, MapError>) -> Result<Option<T>, MapError> {
 }
 
 pub fn src_key(addr: IpAddr) -> LimitSrcKey {
-    let mut k = LimitSrcKey::default();
-    match addr {
-        IpAddr::V4(a) => {
-            k.family = AF_INET;
-            k.addr[..4].copy_from_slice(&a.octets());
-        }
-        IpAddr::V6(a) => {
-            k.family = AF_INET6;
-            k.addr = a.octets();
-        }
+    let (family, addr) = super::family_addr(addr);
+    LimitSrcKey {
+        family,
+        addr,
+        ..Default::default()
     }
-    k
 }
 
 pub fn port_key(port: u16) -> LimitPortKey {
@@ -171,6 +162,7 @@ pub fn boot_ns() -> u64 {
 mod tests {
     use super::*;
     use guardian_common::limits::TOKEN;
+    use guardian_common::{AF_INET, AF_INET6};
 
     const MS: u64 = 1_000_000;
 

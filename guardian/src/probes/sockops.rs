@@ -14,10 +14,7 @@ use aya::{
     programs::{links::CgroupAttachMode, sock_ops::SockOpsLinkId, SockOps},
     Ebpf,
 };
-use guardian_common::{
-    failfast::{FailfastKey, FailfastPolicy},
-    AF_INET, AF_INET6,
-};
+use guardian_common::failfast::{FailfastKey, FailfastPolicy};
 
 pub const PROGRAM: &str = "guardian_failfast";
 pub const MAP: &str = "FAILFAST";
@@ -165,22 +162,14 @@ pub fn monotonic_ns() -> u64 {
 
 /// The map key of a destination in a namespace.
 pub fn key(netns_cookie: u64, addr: IpAddr, port: u16) -> FailfastKey {
-    let mut k = FailfastKey {
+    let (family, addr) = super::family_addr(addr);
+    FailfastKey {
         netns_cookie,
         port,
+        family,
+        addr,
         ..Default::default()
-    };
-    match addr {
-        IpAddr::V4(a) => {
-            k.family = AF_INET;
-            k.addr[..4].copy_from_slice(&a.octets());
-        }
-        IpAddr::V6(a) => {
-            k.family = AF_INET6;
-            k.addr = a.octets();
-        }
     }
-    k
 }
 
 /// The policy map.
@@ -231,6 +220,7 @@ impl FailfastMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guardian_common::{AF_INET, AF_INET6};
 
     #[test]
     fn finds_the_cgroup2_mount() {
