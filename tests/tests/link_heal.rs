@@ -194,7 +194,7 @@ fn enforce_restores_a_deleted_route() {
     check_remedy(&verified, a.inode(), "enforce", &fault["incident"]);
     eprintln!(
         "heal route_restore: opened -> verified {:.3} ms",
-        millis_between(event_time(&fault), event_time(&verified))
+        millis_between(event_time(fault), event_time(&verified))
     );
     let shown = route_show(&a, prefix);
     assert!(
