@@ -201,3 +201,32 @@ fn rollback_refuses_a_change_made_in_another_namespace() {
     assert!(err.contains("network namespace"), "{err}");
     assert!(admin_up(&a, &v.a_if), "nothing was touched");
 }
+
+#[test]
+fn pause_file_stops_new_actions_and_removing_it_resumes() {
+    require_root();
+    let a = Netns::new("pause-a");
+    let b = Netns::new("pause-b");
+    let v = pair(&a, &b, 146);
+    let state = TempDir::new("pause-state");
+    let mut d = start(&a, &state, &v.a_if, None);
+    let pause = state.path().join("paused");
+    std::fs::write(&pause, "").unwrap();
+    let n = d.count();
+    a.link_set(&v.a_if, false);
+    let e = link_up_event(&mut d, n, "planned");
+    assert!(
+        str_field(&e, "reason").unwrap().starts_with("paused"),
+        "{e}"
+    );
+    assert!(!admin_up(&a, &v.a_if), "paused: nothing applied");
+    // Resumed: the next fault is healed.
+    std::fs::remove_file(&pause).unwrap();
+    a.link_set(&v.a_if, true);
+    std::thread::sleep(Duration::from_millis(50));
+    let n = d.count();
+    a.link_set(&v.a_if, false);
+    link_up_event(&mut d, n, "verified");
+    assert!(admin_up(&a, &v.a_if));
+    d.finish();
+}

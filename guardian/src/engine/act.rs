@@ -14,6 +14,11 @@ use crate::remedy::{
     Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, RemedyMode, StateReader, Verify,
 };
 
+/// While this file exists in the state directory, enforce mode only plans (detection, expiries
+/// and rollbacks go on): `touch /var/lib/guardian/paused` to pause, `rm` to resume. A file, so
+/// that a pause survives restarts and needs no running daemon to be set.
+pub const PAUSE_FILE: &str = "paused";
+
 /// How an enforced change ended up.
 enum Outcome {
     /// In place and (for `InPlace` effects) verified, or waiting for its effect.
@@ -40,7 +45,7 @@ impl Engine {
         let (incident, opened_at) = (inc.id.clone(), inc.opened_at);
         let tried = self.tries.entry(key.clone()).or_default();
         tried.last = Some(f.clone());
-        if tried.busy || self.paused {
+        if tried.busy {
             return;
         }
         let names: Vec<&'static str> = self
@@ -167,6 +172,10 @@ impl Engine {
     fn observe_only(&self, remedy: &str, fault: &str) -> Option<String> {
         if self.cfg.mode == Mode::Observe {
             return Some("observe mode".into());
+        }
+        let pause = self.cfg.state_dir.join(PAUSE_FILE);
+        if pause.exists() {
+            return Some(format!("paused: {} exists", pause.display()));
         }
         if self.cfg.remedies.mode_of(remedy) == RemedyMode::Observe {
             return Some(format!("remedies.modes.{remedy} = \"observe\""));

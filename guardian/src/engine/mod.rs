@@ -218,8 +218,6 @@ struct Engine {
     tries: HashMap<IncidentKey, Tries>,
     /// How often a remedy acted on a fault's subject (hold-time doubling).
     recurrences: HashMap<(&'static str, String), u32>,
-    /// No new actions (detection goes on).
-    paused: bool,
 }
 
 impl Engine {
@@ -251,7 +249,6 @@ impl Engine {
             active: Vec::new(),
             tries: HashMap::new(),
             recurrences: HashMap::new(),
-            paused: false,
         }
     }
 
