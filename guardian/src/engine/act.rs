@@ -3,8 +3,6 @@
 //! keep it, or roll it back and try the next rung.
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::active::{Active, Attempt, Waiting};
 use super::{safety, Engine, IncidentKey, VERIFY_POLL};
 use crate::detect::Finding;
@@ -68,18 +66,7 @@ impl Engine {
             // Once per incident: every rung counts as tried.
             let t = self.tries.entry(key.clone()).or_default();
             t.tried.extend(order.iter().copied());
-            let at = Attempt {
-                fault: f.fault.to_string(),
-                key: f.key.clone(),
-                netns: f.netns,
-                incident,
-                opened_at,
-                remedy: order[0].to_string(),
-                subject: f.subject.clone(),
-                before: Value::Null,
-                after: Value::Null,
-            };
-            self.skip(&at, reason);
+            self.skip(&Attempt::of(f, &incident, opened_at, order[0]), reason);
             return;
         }
         let routes = match self.kernel.nl.dump_routes().await {
@@ -89,41 +76,33 @@ impl Engine {
                 return;
             }
         };
-        let plans: Vec<(&'static str, Plan)> = {
-            let links: Vec<_> = self.links.values().cloned().collect();
-            let reader = KernelState::new(self.cfg.netns);
-            order
-                .iter()
-                .filter_map(|name| {
-                    let r = self.remedies.iter().find(|r| r.name() == *name)?;
-                    let ctx = PlanContext {
-                        links: &links,
-                        routes: &routes,
-                        baseline: &self.baseline,
-                        state: &reader,
-                        recurrences: self.recurrences_of(name, f),
-                    };
-                    Some((*name, r.plan(f, &ctx)?))
-                })
-                .collect()
-        };
-        for (name, plan) in plans {
+        for name in order {
+            // Planned one rung at a time: rungs after the one that acts are never planned
+            // (some planning reads the kernel: socket dumps, /proc scans).
+            let plan = {
+                let links: Vec<_> = self.links.values().cloned().collect();
+                let reader = KernelState::new(self.cfg.netns);
+                let ctx = PlanContext {
+                    links: &links,
+                    routes: &routes,
+                    baseline: &self.baseline,
+                    state: &reader,
+                    recurrences: self.recurrences_of(name, f),
+                };
+                self.remedies
+                    .iter()
+                    .find(|r| r.name() == name)
+                    .and_then(|r| r.plan(f, &ctx))
+            };
+            let Some(plan) = plan else {
+                continue;
+            };
             self.tries
                 .entry(key.clone())
                 .or_default()
                 .tried
                 .insert(name);
-            let mut at = Attempt {
-                fault: f.fault.to_string(),
-                key: f.key.clone(),
-                netns: f.netns,
-                incident: incident.clone(),
-                opened_at,
-                remedy: name.to_string(),
-                subject: f.subject.clone(),
-                before: Value::Null,
-                after: Value::Null,
-            };
+            let mut at = Attempt::of(f, &incident, opened_at, name);
             let plan = match plan {
                 Plan::Change(c) => *c,
                 Plan::Skip(reason) => {

@@ -30,6 +30,23 @@ pub struct Attempt {
     pub after: Value,
 }
 
+impl Attempt {
+    /// An attempt of `remedy` on a finding, before anything is planned.
+    pub fn of(f: &Finding, incident: &str, opened_at: Instant, remedy: &str) -> Attempt {
+        Attempt {
+            fault: f.fault.to_string(),
+            key: f.key.clone(),
+            netns: f.netns,
+            incident: incident.to_string(),
+            opened_at,
+            remedy: remedy.to_string(),
+            subject: f.subject.clone(),
+            before: Value::Null,
+            after: Value::Null,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Waiting {
     None,
