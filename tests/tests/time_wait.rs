@@ -70,11 +70,20 @@ fn time_wait_gauge_equals_ss() {
     );
     let fin = final_counters(&events, netns).expect("final counters for A");
     let tw_entries = u64_field(fin, "tw_entries");
-    eprintln!("tw_entries {tw_entries}");
-    // Every TIME_WAIT socket was entered through FIN_WAIT2/CLOSING -> CLOSE.
+    // The kernel skips a tracepoint run that interrupts a tracing program on the same CPU
+    // (softirq over process context) and counts it; guardian reports those as loss events.
+    let missed = events
+        .iter()
+        .filter(|e| e["type"] == "loss" && e["source"] == "recursion:sock_state")
+        .filter_map(|e| e["total"].as_u64())
+        .max()
+        .unwrap_or(0);
+    eprintln!("tw_entries {tw_entries}, sock_state runs skipped by the kernel {missed}");
+    // Every TIME_WAIT socket was entered through FIN_WAIT2/CLOSING -> CLOSE: each hand-off is
+    // counted, or its run was skipped and counted as lost.
     assert!(
-        tw_entries >= settled as u64,
-        "tw_entries {tw_entries} < {settled} TIME_WAIT sockets"
+        tw_entries + missed >= settled as u64,
+        "tw_entries {tw_entries} + {missed} lost < {settled} TIME_WAIT sockets"
     );
     server.stop();
 }

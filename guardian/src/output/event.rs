@@ -225,8 +225,9 @@ pub struct RemedyEvent {
 /// Events the kernel could not hand over (ring buffer full).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Loss {
-    /// Which channel lost them, e.g. `ringbuf`.
-    pub source: &'static str,
+    /// Which channel lost them: `ringbuf`, `map_full`, or `recursion:<program>` (runs the
+    /// kernel skipped because the program was already running on that CPU).
+    pub source: std::borrow::Cow<'static, str>,
     /// Lost since the previous loss event.
     pub lost: u64,
     /// Lost since the daemon attached.

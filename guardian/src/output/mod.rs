@@ -108,7 +108,7 @@ mod tests {
     fn envelope_has_schema_ts_host_type_first_class() {
         let ts = Utc.timestamp_opt(1_795_000_000, 123_456_789).unwrap();
         let body = Body::Loss(Loss {
-            source: "ringbuf",
+            source: "ringbuf".into(),
             lost: 3,
             total: 10,
         });

@@ -161,6 +161,14 @@ impl Probes {
             .collect()
     }
 
+    /// A descriptor of every loaded program, by name (for the kernel's per-program counters).
+    pub fn program_fds(&self) -> Vec<(String, aya::programs::ProgramFd)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, p)| Some((name.to_string(), p.fd().ok()?.try_clone().ok()?)))
+            .collect()
+    }
+
     pub fn take_map(&mut self, name: &'static str) -> Result<Map, ProbeError> {
         self.ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))
     }

@@ -39,6 +39,7 @@ pub struct Collector {
     last: HashMap<u32, (NsCounters, Option<u64>)>,
     last_xdp: HashMap<u32, XdpIfaceStats>,
     lost: [u64; 2],
+    misses: super::misses::RecursionMisses,
     ticks: u64,
     samplers: Vec<Box<dyn Sampler>>,
 }
@@ -100,6 +101,7 @@ impl Collector {
             last: HashMap::new(),
             last_xdp: HashMap::new(),
             lost: [0; 2],
+            misses: super::misses::RecursionMisses::new(probes.program_fds()),
             ticks: 0,
             samplers,
         })
@@ -307,12 +309,19 @@ impl Collector {
             let prev = &mut self.lost[slot as usize];
             if total > *prev {
                 out.push(Body::Loss(Loss {
-                    source,
+                    source: source.into(),
                     lost: total - *prev,
                     total,
                 }));
                 *prev = total;
             }
+        }
+        for (source, lost, total) in self.misses.poll() {
+            out.push(Body::Loss(Loss {
+                source: source.into(),
+                lost,
+                total,
+            }));
         }
         out
     }

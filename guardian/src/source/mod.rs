@@ -8,6 +8,7 @@ pub mod dns;
 pub mod flows;
 pub mod linkstats;
 pub mod mib;
+pub mod misses;
 pub mod ringbuf;
 
 use crate::detect::Input;
