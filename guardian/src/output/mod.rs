@@ -29,19 +29,33 @@ pub fn to_line(host: &str, ts: chrono::DateTime<Utc>, body: &Body) -> String {
     serde_json::to_string(&env).unwrap_or_else(|e| format!("{{\"schema\":1,\"error\":\"{e}\"}}"))
 }
 
+/// How many lines a slow live subscriber (e.g. `guardian events --follow`) may fall behind
+/// before it misses lines (it is told how many; the sinks never wait for it).
+const TAP_CAPACITY: usize = 4096;
+
 /// A handle to the event stream; clone it freely.
 #[derive(Clone)]
 pub struct Emitter {
     host: std::sync::Arc<str>,
     tx: mpsc::UnboundedSender<String>,
+    tap: tokio::sync::broadcast::Sender<std::sync::Arc<str>>,
 }
 
 impl Emitter {
     /// Emits an event stamped now.
     pub fn emit(&self, body: Body) {
         let line = to_line(&self.host, Utc::now(), &body);
+        if self.tap.receiver_count() > 0 {
+            let _ = self.tap.send(line.as_str().into());
+        }
         // The writer only goes away at shutdown, after every producer stopped.
         let _ = self.tx.send(line);
+    }
+
+    /// Every line emitted from now on, for live subscribers. A subscriber that falls more than
+    /// `TAP_CAPACITY` lines behind gets `RecvError::Lagged(n)` and continues.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<str>> {
+        self.tap.subscribe()
     }
 
     pub fn host(&self) -> &str {
@@ -68,10 +82,12 @@ pub async fn open(path: Option<&Path>, host: String) -> std::io::Result<(Emitter
         ),
     };
     let (tx, rx) = mpsc::unbounded_channel();
+    let (tap, _) = tokio::sync::broadcast::channel(TAP_CAPACITY);
     Ok((
         Emitter {
             host: host.into(),
             tx,
+            tap,
         },
         Writer { rx, sink },
     ))
@@ -132,5 +148,33 @@ mod tests {
         assert_eq!(v["final"], true);
         assert!(v["time_wait"].is_null());
         assert!(v.get("xdp").is_none());
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_every_line_the_sink_gets() {
+        let path = std::env::temp_dir().join(format!("guardian-tap-{}.ndjson", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let (e, w) = open(Some(&path), "h".into()).await.unwrap();
+        let writer = tokio::spawn(w.run());
+        e.emit(Body::Loss(Loss {
+            source: "ringbuf".into(),
+            lost: 1,
+            total: 1,
+        }));
+        let mut rx = e.subscribe();
+        e.emit(Body::Loss(Loss {
+            source: "ringbuf".into(),
+            lost: 2,
+            total: 3,
+        }));
+        let live = rx.recv().await.unwrap();
+        drop(e);
+        writer.await.unwrap().unwrap();
+        let file = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let lines: Vec<&str> = file.lines().collect();
+        assert_eq!(lines.len(), 2);
+        // Only lines emitted after subscribing, byte for byte as the sink wrote them.
+        assert_eq!(&*live, lines[1]);
     }
 }
