@@ -23,12 +23,17 @@ fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> std::io::Result<i64> {
 
 /// Loads `r0 = XDP_PASS; exit` named `name` (≤ 15 bytes) and returns its fd.
 pub fn load_pass(name: &str) -> RawFd {
+    load_trivial(BPF_PROG_TYPE_XDP, 2, name)
+}
+
+/// Loads `r0 = ret; exit` of program type `prog_type` named `name` and returns its fd.
+pub fn load_trivial(prog_type: u32, ret: u8, name: &str) -> RawFd {
     assert!(name.len() < 16);
-    // BPF_ALU64|BPF_MOV|BPF_K r0 = 2 (XDP_PASS); BPF_JMP|BPF_EXIT.
-    let insns: [u8; 16] = [0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    // BPF_ALU64|BPF_MOV|BPF_K r0 = ret; BPF_JMP|BPF_EXIT.
+    let insns: [u8; 16] = [0xb7, 0, 0, 0, ret, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
     let license = CString::new("GPL").unwrap();
     let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_XDP.to_ne_bytes());
+    attr[0..4].copy_from_slice(&prog_type.to_ne_bytes());
     attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
     attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
     attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
@@ -36,17 +41,63 @@ pub fn load_pass(name: &str) -> RawFd {
     bpf(BPF_PROG_LOAD, &mut attr).expect("BPF_PROG_LOAD of a trivial XDP program") as RawFd
 }
 
+fn pin(fd: RawFd, path: &str) -> std::io::Result<()> {
+    let cpin = CString::new(path).unwrap();
+    let mut attr = [0u8; 128];
+    attr[0..8].copy_from_slice(&(cpin.as_ptr() as u64).to_ne_bytes());
+    attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+    bpf(BPF_OBJ_PIN, &mut attr).map(|_| ())
+}
+
+/// Another tool's program on `iface`: a `TC_ACT_OK` classifier named `name` on the clsact
+/// ingress hook (`tc filter ... bpf direct-action`), which guardian must never touch. Returns
+/// its program id.
+pub fn attach_tc_ingress(ns: &Netns, iface: &str, name: &str) -> u64 {
+    const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+    let fd = load_trivial(BPF_PROG_TYPE_SCHED_CLS, 0, name);
+    let path = format!("/sys/fs/bpf/gt-{}-{name}", std::process::id());
+    let pinned = pin(fd, &path);
+    // SAFETY: our own fd from BPF_PROG_LOAD.
+    unsafe { libc::close(fd) };
+    pinned.expect("BPF_OBJ_PIN (is bpffs mounted at /sys/fs/bpf?)");
+    let _ = ns.output(&["tc", "qdisc", "add", "dev", iface, "clsact"]);
+    let out = ns.output(&[
+        "tc",
+        "filter",
+        "add",
+        "dev",
+        iface,
+        "ingress",
+        "bpf",
+        "direct-action",
+        "object-pinned",
+        &path,
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "tc filter add {iface}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let filters: Value =
+        serde_json::from_str(&ns.run(&["tc", "-j", "filter", "show", "dev", iface, "ingress"]))
+            .expect("tc -j filter show");
+    filters
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|f| f.pointer("/options/prog/id").and_then(Value::as_u64))
+        .expect("the classifier's program id")
+}
+
 /// Attaches a fresh `name` program to `iface` in `ns` through netlink (`mode`: `xdp`,
 /// `xdpgeneric` or `xdpdrv`) and returns its program id. Nothing of the test keeps it alive:
 /// the pin is removed and the fd closed afterwards.
 pub fn attach_via_netlink(ns: &Netns, iface: &str, name: &str, mode: &str) -> u64 {
     let fd = load_pass(name);
-    let pin = format!("/sys/fs/bpf/gt-{}-{name}", std::process::id());
-    let cpin = CString::new(pin.clone()).unwrap();
-    let mut attr = [0u8; 128];
-    attr[0..8].copy_from_slice(&(cpin.as_ptr() as u64).to_ne_bytes());
-    attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
-    let pinned = bpf(BPF_OBJ_PIN, &mut attr).map(|_| ());
+    let pin_path = format!("/sys/fs/bpf/gt-{}-{name}", std::process::id());
+    let pinned = pin(fd, &pin_path);
+    let pin = pin_path;
     let attached = pinned
         .as_ref()
         .ok()
