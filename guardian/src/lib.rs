@@ -15,6 +15,7 @@ pub mod netlink;
 pub mod netns;
 pub mod output;
 pub mod preflight;
+pub mod privileges;
 pub mod probes;
 pub mod remedy;
 pub mod replay;

@@ -12,6 +12,20 @@ use crate::output::to_line;
 /// Writes the fault events for `path` to `out`; returns how many.
 pub fn replay(path: &Path, out: &mut impl Write) -> anyhow::Result<usize> {
     let (header, entries) = record::read(path)?;
+    run(header, entries, out)
+}
+
+/// The same over a record held in memory (used by the fuzz target).
+pub fn replay_bytes(bytes: &[u8], out: &mut impl Write) -> anyhow::Result<usize> {
+    let (header, entries) = record::read_from(bytes, "<memory>")?;
+    run(header, entries, out)
+}
+
+fn run(
+    header: record::Header,
+    entries: Vec<record::Entry>,
+    out: &mut impl Write,
+) -> anyhow::Result<usize> {
     let mut detectors = detect::all(&header.detect, &header.baseline);
     let mut incidents = Incidents::new(Ids::Sequence(0));
     let t0 = Instant::now();

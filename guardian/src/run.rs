@@ -27,6 +27,16 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    // Still single-threaded: the reduced sets are inherited by every thread created later.
+    match crate::privileges::reduce() {
+        Ok(dropped) => {
+            tracing::info!(?dropped, kept = ?crate::privileges::kept_names(), "capabilities reduced")
+        }
+        Err(e) => {
+            eprintln!("guardian: {e}");
+            return ExitCode::from(77);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,6 +1,7 @@
 //! Developer tasks for guardian, run as `cargo xtask <command>` (alias in .cargo/config.toml).
 
 mod cmd;
+mod fuzz;
 mod run;
 mod setup;
 mod test;
@@ -34,6 +35,8 @@ enum Task {
     Run(run::RunArgs),
     /// Setup, then fmt, clippy, release build, unit tests and end-to-end tests
     Test(test::TestArgs),
+    /// Setup, then run every fuzz target (cargo-fuzz, pinned nightly) N times from its seeds
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Task::Build => run::build(),
         Task::Run(args) => run::run(args),
         Task::Test(args) => test::test(args),
+        Task::Fuzz(args) => fuzz::fuzz(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

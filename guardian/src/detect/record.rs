@@ -99,11 +99,21 @@ pub enum ReadError {
 /// Reads a whole record file, validating every line.
 pub fn read(path: &Path) -> Result<(Header, Vec<Entry>), ReadError> {
     let p = path.display().to_string();
+    let file = File::open(path).map_err(|source| ReadError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    read_from(BufReader::new(file), &p)
+}
+
+/// Reads a record from any reader; `name` is what errors call it.
+pub fn read_from(r: impl BufRead, name: &str) -> Result<(Header, Vec<Entry>), ReadError> {
+    let p = name.to_string();
     let io = |source| ReadError::Io {
         path: p.clone(),
         source,
     };
-    let mut lines = BufReader::new(File::open(path).map_err(io)?).lines();
+    let mut lines = r.lines();
     let first = lines
         .next()
         .ok_or_else(|| ReadError::Empty { path: p.clone() })?
