@@ -30,6 +30,12 @@ pub fn heal_times(remedy: &str, mut scenario: impl FnMut(usize) -> f64) {
 /// The entries of guardian's map `name` (bpftool JSON), found through the XDP program on
 /// `iface` in `ns`.
 pub fn map_entries(ns: &Netns, iface: &str, name: &str) -> Vec<Value> {
+    map_with(ns, iface, name).1
+}
+
+/// `bpftool map show` of guardian's map `name` and its entries, found through the XDP program
+/// on `iface` in `ns`.
+pub fn map_with(ns: &Netns, iface: &str, name: &str) -> (Value, Vec<Value>) {
     let link: Value = serde_json::from_str(&ns.run(&["ip", "-j", "-d", "link", "show", iface]))
         .expect("ip -j link");
     let prog = link[0]["xdp"]["prog"]["id"]
@@ -47,11 +53,13 @@ pub fn map_entries(ns: &Netns, iface: &str, name: &str) -> Vec<Value> {
     let info = bpftool(&["prog", "show", "id", &prog.to_string()]);
     for id in info["map_ids"].as_array().expect("map_ids") {
         let id = id.to_string();
-        if bpftool(&["map", "show", "id", &id])["name"] == name {
-            return bpftool(&["map", "dump", "id", &id])
+        let show = bpftool(&["map", "show", "id", &id]);
+        if show["name"] == name {
+            let entries = bpftool(&["map", "dump", "id", &id])
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
+            return (show, entries);
         }
     }
     panic!("program {prog} on {iface} has no map {name}: {info}");
