@@ -1,5 +1,6 @@
 //! Developer tasks for guardian, run as `cargo xtask <command>` (alias in .cargo/config.toml).
 
+mod bench;
 mod cmd;
 mod run;
 mod setup;
@@ -34,6 +35,11 @@ enum Task {
     Run(run::RunArgs),
     /// Setup, then fmt, clippy, release build, unit tests and end-to-end tests
     Test(test::TestArgs),
+    /// Setup, build, then run guardian's benchmarks and regenerate docs/benchmarks.md
+    Bench(bench::BenchArgs),
+    /// Pieces of `bench` that run inside a namespace (internal)
+    #[command(subcommand, hide = true)]
+    BenchHelper(bench::helper::Helper),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,8 @@ fn main() -> ExitCode {
         Task::Build => run::build(),
         Task::Run(args) => run::run(args),
         Task::Test(args) => test::test(args),
+        Task::Bench(args) => bench::bench(args),
+        Task::BenchHelper(h) => bench::helper::run(h),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
