@@ -93,9 +93,14 @@ impl Guardian {
         Ok(out)
     }
 
-    /// Size of the events file in bytes.
-    pub fn events_bytes(&self) -> u64 {
-        std::fs::metadata(&self.events).map_or(0, |m| m.len())
+    /// How many lines contain `needle` (nothing is parsed).
+    pub fn count_lines(&self, needle: &str) -> Result<u64> {
+        let file = File::open(&self.events)?;
+        let mut n = 0;
+        for line in BufReader::new(file).lines() {
+            n += u64::from(line?.contains(needle));
+        }
+        Ok(n)
     }
 
     /// SIGTERM, then up to 15 s for a clean exit (SIGKILL after that).
@@ -146,11 +151,16 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
 
 /// Resident set size in KiB (`VmRSS` of `/proc/PID/status`).
 pub fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/PID/status`, e.g. `VmHWM:` (peak RSS).
+pub fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmRSS in /proc/PID/status")
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
