@@ -24,10 +24,30 @@ fn record(i: usize) -> Vec<u8> {
     b.extend_from_slice(&(-98i32).to_le_bytes());
     b.extend_from_slice(&2u16.to_le_bytes()); // AF_INET
     b.extend_from_slice(&(1024 + (i % 60000) as u16).to_le_bytes());
-    b.extend_from_slice(&[10, 77, 200, (i % 250) as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&[
+        10,
+        77,
+        200,
+        (i % 250) as u8,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]);
     b.extend_from_slice(b"bench-binder\0\0\0\0");
     b.extend_from_slice(&(i as u64 * 1000).to_le_bytes());
-    assert_eq!(b.len(), std::mem::size_of::<guardian_common::SyscallEvent>());
+    assert_eq!(
+        b.len(),
+        std::mem::size_of::<guardian_common::SyscallEvent>()
+    );
     b
 }
 

@@ -60,12 +60,22 @@ impl Guardian {
             if !self.lines_with("\"phase\":\"attached\"")?.is_empty() {
                 return Ok(());
             }
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("guardian exited with {st} before attaching: {}", self.stderr_tail());
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "guardian exited with {st} before attaching: {}",
+                    self.stderr_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("guardian did not attach within {timeout:?}: {}", self.stderr_tail())
+        bail!(
+            "guardian did not attach within {timeout:?}: {}",
+            self.stderr_tail()
+        )
     }
 
     fn stderr_tail(&self) -> String {
@@ -114,7 +124,10 @@ impl Guardian {
         while start.elapsed() < Duration::from_secs(15) {
             if let Some(st) = child.try_wait()? {
                 if !st.success() {
-                    bail!("guardian exited with {st} after SIGTERM: {}", self.stderr_tail());
+                    bail!(
+                        "guardian exited with {st} after SIGTERM: {}",
+                        self.stderr_tail()
+                    );
                 }
                 return Ok(());
             }
@@ -143,7 +156,11 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest[0] is field 3 (state): utime is field 14, stime field 15.
-    let ticks = |i: usize| f.get(i - 3).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Ok((ticks(14) + ticks(15)) as f64 / hz)

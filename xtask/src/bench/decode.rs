@@ -30,7 +30,12 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
             "One core, 4096 distinct 64-byte records, {rounds} rounds of {secs} s per loop, \
              interleaved"
         ),
-        &["loop", "median records/s (spread, millions)", "ns/record", "× memcpy time"],
+        &[
+            "loop",
+            "median records/s (spread, millions)",
+            "ns/record",
+            "× memcpy time",
+        ],
     );
     let base_ns = 1e9 / median(&copy);
     for (label, xs) in [

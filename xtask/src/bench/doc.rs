@@ -15,8 +15,8 @@ pub fn regenerate(results: &Results) -> Result<Vec<String>> {
     let mut missing = Vec::new();
     for file in ["docs/benchmarks.md", "README.md"] {
         let path = root.join(file);
-        let text = fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut out = text.clone();
         for name in block_names(&text) {
             let body = match render(&name, results) {

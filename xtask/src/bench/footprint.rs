@@ -32,7 +32,12 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
              VmRSS, /proc/PID/stat utime+stime)",
             idle.as_secs_f64()
         ),
-        &["", "right after attaching", &format!("after {:.0} s", wall), "ratio"],
+        &[
+            "",
+            "right after attaching",
+            &format!("after {:.0} s", wall),
+            "ratio",
+        ],
     );
     t.row(&[
         "RSS".to_string(),

@@ -54,8 +54,10 @@ pub fn syn(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> Vec<u8>
     t.extend_from_slice(&[0xa0, 0x02]); // data offset 10 words, SYN
     t.extend_from_slice(&64240u16.to_be_bytes()); // window
     t.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
-    // MSS 1460, SACK permitted, timestamps, NOP, window scale 7.
-    t.extend_from_slice(&[2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]);
+                                        // MSS 1460, SACK permitted, timestamps, NOP, window scale 7.
+    t.extend_from_slice(&[
+        2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ]);
     ethernet(dst_mac, &ipv4(src, dst, IPPROTO_TCP, &t))
 }
 

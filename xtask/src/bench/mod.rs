@@ -59,9 +59,21 @@ type BenchFn = fn(&Ctx) -> Result<Measured>;
 const BENCHES: &[(&str, &str, BenchFn)] = &[
     ("xdp", "XDP cost per packet", xdp::run),
     ("probe", "TCP throughput with guardian attached", probe::run),
-    ("decode", "ring buffer records decoded per second", decode::run),
-    ("overload", "event storm: losses, responsiveness, memory", overload::run),
-    ("peers", "guardian vs bpftrace and libbpf-tools on one workload", peers::run),
+    (
+        "decode",
+        "ring buffer records decoded per second",
+        decode::run,
+    ),
+    (
+        "overload",
+        "event storm: losses, responsiveness, memory",
+        overload::run,
+    ),
+    (
+        "peers",
+        "guardian vs bpftrace and libbpf-tools on one workload",
+        peers::run,
+    ),
     ("footprint", "idle RSS and CPU", footprint::run),
 ];
 
@@ -93,7 +105,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
         let command = format!("cargo xtask bench {name}{quick}");
         let machine = facts::Machine::read();
-        eprintln!("\n==> bench {name} ({title}): {command}\n    {}", machine.summary());
+        eprintln!(
+            "\n==> bench {name} ({title}): {command}\n    {}",
+            machine.summary()
+        );
         let start = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| f(&ctx)))
             .unwrap_or_else(|p| Err(anyhow::anyhow!("{}", panic_message(&p))));
@@ -127,7 +142,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     eprintln!("\nresults: {}", path.display());
     write_docs(&results)?;
     if !failed.is_empty() {
-        bail!("{} benchmark(s) failed: {}", failed.len(), failed.join(", "));
+        bail!(
+            "{} benchmark(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -34,7 +34,9 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
     .context("binding the storm's listener")?;
     // Calm phase: a trickle of conflicts (10/s) keeps counters events coming, on schedule.
     let calm_start = SystemTime::now();
-    let trickle = in_netns(&ns, move || storm_thread(calm, Some(Duration::from_millis(100))));
+    let trickle = in_netns(&ns, move || {
+        storm_thread(calm, Some(Duration::from_millis(100)))
+    });
     let calm_binds = trickle.join().unwrap_or(0);
     let rss_before = rss_kib(pid)?;
     let storm_start = SystemTime::now();
@@ -89,7 +91,10 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
             None => lost.push((src.to_string(), n)),
         }
     }
-    let ringbuf_lost = lost.iter().find(|(s, _)| s == "ringbuf").map_or(0, |(_, n)| *n);
+    let ringbuf_lost = lost
+        .iter()
+        .find(|(s, _)| s == "ringbuf")
+        .map_or(0, |(_, n)| *n);
 
     let mut t1 = Table::new(
         &format!(
@@ -98,18 +103,33 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
         ),
         &["", "count"],
     );
-    t1.row(&["bind attempts during the storm".to_string(), format!("{}", attempts)]);
-    t1.row(&["conflicts the kernel programs counted (final counters)".to_string(), kernel_total.to_string()]);
-    t1.row(&["observation events written".to_string(), observations.to_string()]);
+    t1.row(&[
+        "bind attempts during the storm".to_string(),
+        format!("{}", attempts),
+    ]);
+    t1.row(&[
+        "conflicts the kernel programs counted (final counters)".to_string(),
+        kernel_total.to_string(),
+    ]);
+    t1.row(&[
+        "observation events written".to_string(),
+        observations.to_string(),
+    ]);
     for (src, n) in &lost {
         t1.row(&[format!("reported lost, source `{src}`"), n.to_string()]);
     }
     if lost.is_empty() {
-        t1.row(&["reported lost".to_string(), "0 (no loss events)".to_string()]);
+        t1.row(&[
+            "reported lost".to_string(),
+            "0 (no loss events)".to_string(),
+        ]);
     }
     t1.row(&[
         "observations + ring buffer losses − kernel count".to_string(),
-        format!("{}", observations as i64 + ringbuf_lost as i64 - kernel_total as i64),
+        format!(
+            "{}",
+            observations as i64 + ringbuf_lost as i64 - kernel_total as i64
+        ),
     ]);
     let mut t2 = Table::new(
         &format!("counters events of the storm's namespace, --interval-ms {INTERVAL_MS}: inter-arrival (ms)"),
@@ -126,10 +146,22 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
         ]);
     }
     let mut t3 = Table::new("daemon memory (/proc/PID/status)", &["when", "RSS"]);
-    t3.row(&["before the storm".to_string(), format!("{:.1} MiB", rss_before as f64 / 1024.0)]);
-    t3.row(&["end of the storm".to_string(), format!("{:.1} MiB", rss_after as f64 / 1024.0)]);
-    t3.row(&["2 s later".to_string(), format!("{:.1} MiB", rss_drained as f64 / 1024.0)]);
-    t3.row(&["peak (VmHWM)".to_string(), format!("{:.1} MiB", hwm as f64 / 1024.0)]);
+    t3.row(&[
+        "before the storm".to_string(),
+        format!("{:.1} MiB", rss_before as f64 / 1024.0),
+    ]);
+    t3.row(&[
+        "end of the storm".to_string(),
+        format!("{:.1} MiB", rss_after as f64 / 1024.0),
+    ]);
+    t3.row(&[
+        "2 s later".to_string(),
+        format!("{:.1} MiB", rss_drained as f64 / 1024.0),
+    ]);
+    t3.row(&[
+        "peak (VmHWM)".to_string(),
+        format!("{:.1} MiB", hwm as f64 / 1024.0),
+    ]);
     let p99 = percentile(&storm_gaps, 99.0);
     Ok(Measured {
         tables: vec![t1, t2, t3],
@@ -164,7 +196,9 @@ fn storm_thread(dur: Duration, pace: Option<Duration>) -> u64 {
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as u16,
         sin_port: PORT.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be(),
+        },
         sin_zero: [0; 8],
     };
     let start = Instant::now();

@@ -36,25 +36,46 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
 
     let mut g = Guardian::start(&ctx.guardian, &a, &[])?;
     let filter = format!("args->sport == {BULK_PORT} || args->dport == {BULK_PORT} || args->sport == {CHURN_PORT} || args->dport == {CHURN_PORT}");
-    let script = format!("tracepoint:tcp:tcp_retransmit_skb /{filter}/ {{ @retransmits = count(); }}");
+    let script =
+        format!("tracepoint:tcp:tcp_retransmit_skb /{filter}/ {{ @retransmits = count(); }}");
     let mut bt = Tool::start("bpftrace", &["-e", &script], &tmp, "Attaching")?;
     let ports = format!("{BULK_PORT},{CHURN_PORT}");
     let mut ts = Tool::start("tcpstates", &["-D", &ports], &tmp, "")?;
     // tcpstates prints its header once attached.
     std::thread::sleep(Duration::from_secs(2));
 
-    let (bytes, conns) = if ctx.quick { (8 << 20, 300) } else { (32 << 20, 1000) };
+    let (bytes, conns) = if ctx.quick {
+        (64 << 20, 1000)
+    } else {
+        (256 << 20, 3000)
+    };
     let nstat_a0 = nstat(&a);
-    let cpu0 = [cpu_seconds(g.pid())?, cpu_seconds(bt.pid())?, cpu_seconds(ts.pid())?];
+    let cpu0 = [
+        cpu_seconds(g.pid())?,
+        cpu_seconds(bt.pid())?,
+        cpu_seconds(ts.pid())?,
+    ];
     let t0 = std::time::Instant::now();
-    let bulk = in_netns(&a, move || bulk_send(bulk_addr, bytes, Duration::from_secs(60)));
-    let churn = in_netns(&a, move || connect_n(churn_addr, conns, Duration::from_secs(2)));
-    let bulk = bulk.join().map_err(|_| anyhow::anyhow!("bulk sender panicked"))??;
-    let opened = churn.join().map_err(|_| anyhow::anyhow!("churn panicked"))?;
+    let bulk = in_netns(&a, move || {
+        bulk_send(bulk_addr, bytes, Duration::from_secs(60))
+    });
+    let churn = in_netns(&a, move || {
+        connect_n(churn_addr, conns, Duration::from_secs(2))
+    });
+    let bulk = bulk
+        .join()
+        .map_err(|_| anyhow::anyhow!("bulk sender panicked"))??;
+    let opened = churn
+        .join()
+        .map_err(|_| anyhow::anyhow!("churn panicked"))?;
     let wall = t0.elapsed().as_secs_f64();
     // Let the tail of retransmits and closes land in every tool.
     std::thread::sleep(Duration::from_secs(2));
-    let cpu1 = [cpu_seconds(g.pid())?, cpu_seconds(bt.pid())?, cpu_seconds(ts.pid())?];
+    let cpu1 = [
+        cpu_seconds(g.pid())?,
+        cpu_seconds(bt.pid())?,
+        cpu_seconds(ts.pid())?,
+    ];
     let nstat_a1 = nstat(&a);
     let bt_out = bt.stop()?;
     let ts_out = ts.stop()?;
@@ -62,10 +83,18 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
     bulk_srv.stop();
     churn_srv.stop();
     if !bulk.complete {
-        bail!("the bulk transfer did not complete in 60 s ({} bytes sent)", bulk.sent);
+        bail!(
+            "the bulk transfer did not complete in 60 s ({} bytes sent)",
+            bulk.sent
+        );
     }
 
-    let d = |k: &str| nstat_a1.get(k).unwrap_or(&0).saturating_sub(*nstat_a0.get(k).unwrap_or(&0));
+    let d = |k: &str| {
+        nstat_a1
+            .get(k)
+            .unwrap_or(&0)
+            .saturating_sub(*nstat_a0.get(k).unwrap_or(&0))
+    };
     let (k_retrans, k_active) = (d("TcpRetransSegs"), d("TcpActiveOpens"));
     let netns = a.inode();
     let fin = g
@@ -87,7 +116,13 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
              short connections, {wall:.1} s; tools attached together",
             bytes as f64 / 1048576.0
         ),
-        &["tool", "what it counts", "its count", "kernel (nstat Δ in A)", "CPU time (s)"],
+        &[
+            "tool",
+            "what it counts",
+            "its count",
+            "kernel (nstat Δ in A)",
+            "CPU time (s)",
+        ],
     );
     let cpu = |i: usize| format!("{:.3}", cpu1[i] - cpu0[i]);
     t1.row(&[
@@ -148,9 +183,14 @@ fn transitions(out: &str) -> (u64, u64) {
     let mut syn_sent = 0;
     for l in out.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
-        if let Some(i) = f.iter().position(|x| *x == "->") {
+        // The header line has `OLDSTATE -> NEWSTATE`.
+        if let Some(i) = f
+            .iter()
+            .position(|x| *x == "->")
+            .filter(|&i| i > 0 && f[i - 1] != "OLDSTATE")
+        {
             all += 1;
-            if i > 0 && f[i - 1] == "CLOSE" && f.get(i + 1) == Some(&"SYN_SENT") {
+            if f[i - 1] == "CLOSE" && f.get(i + 1) == Some(&"SYN_SENT") {
                 syn_sent += 1;
             }
         }
@@ -173,10 +213,16 @@ impl Tool {
             .args(args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out)?)
-            .stderr(std::fs::File::create(tmp.path().join(format!("{name}.err")))?)
+            .stderr(std::fs::File::create(
+                tmp.path().join(format!("{name}.err")),
+            )?)
             .spawn()
             .with_context(|| format!("starting {name} (cargo xtask setup installs it)"))?;
-        let tool = Tool { child: Some(child), out, name };
+        let tool = Tool {
+            child: Some(child),
+            out,
+            name,
+        };
         let ok = guardian_tests::poll(Duration::from_secs(30), Duration::from_millis(100), || {
             let text = std::fs::read_to_string(&tool.out).unwrap_or_default();
             text.contains(ready).then_some(())
@@ -196,9 +242,10 @@ impl Tool {
         if let Some(mut c) = self.child.take() {
             // SAFETY: kill(2) on our own unreaped child.
             unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGINT) };
-            let done = guardian_tests::poll(Duration::from_secs(10), Duration::from_millis(50), || {
-                c.try_wait().ok().flatten()
-            });
+            let done =
+                guardian_tests::poll(Duration::from_secs(10), Duration::from_millis(50), || {
+                    c.try_wait().ok().flatten()
+                });
             if done.is_none() {
                 let _ = c.kill();
                 let _ = c.wait();

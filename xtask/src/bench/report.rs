@@ -28,7 +28,8 @@ impl Table {
     }
 
     pub fn row<S: ToString>(&mut self, cells: &[S]) {
-        self.rows.push(cells.iter().map(ToString::to_string).collect());
+        self.rows
+            .push(cells.iter().map(ToString::to_string).collect());
     }
 
     /// GitHub-flavoured markdown, title in bold above.

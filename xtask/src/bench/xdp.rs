@@ -62,9 +62,16 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
 fn test_runs(ctx: &Ctx, object: &std::path::Path) -> Result<Vec<TestRun>> {
     let rounds = if ctx.quick { "3" } else { "7" };
     let mut c = Command::new(&ctx.xtask);
-    c.args(["bench-helper", "xdp-test-run", "--repeat", "1000000", "--rounds", rounds])
-        .arg("--object")
-        .arg(object);
+    c.args([
+        "bench-helper",
+        "xdp-test-run",
+        "--repeat",
+        "1000000",
+        "--rounds",
+        rounds,
+    ])
+    .arg("--object")
+    .arg(object);
     let out = crate::cmd::stdout(&mut c)?;
     serde_json::from_str(out.trim()).context("xdp-test-run printed no JSON")
 }
@@ -73,7 +80,13 @@ fn test_runs(ctx: &Ctx, object: &std::path::Path) -> Result<Vec<TestRun>> {
 fn test_run_table(runs: &[TestRun]) -> (Table, Vec<f64>) {
     let mut t = Table::new(
         "XDP program alone: BPF_PROG_TEST_RUN, 10^6 runs per sample, median ns/run (spread)",
-        &["frame", "xdp_noop", "guardian_xdp", "guardian − no-op", "ratio"],
+        &[
+            "frame",
+            "xdp_noop",
+            "guardian_xdp",
+            "guardian − no-op",
+            "ratio",
+        ],
     );
     let mut overheads = Vec::new();
     let mut packets: Vec<&str> = runs.iter().map(|r| r.packet.as_str()).collect();
@@ -132,6 +145,8 @@ fn packet_rates(ctx: &Ctx, object: &std::path::Path) -> Result<(Table, Rates)> {
                 "xdp_noop" => Box::new(Held::attach(ctx, &b, object, NOOP, &v.b_if)?),
                 _ => Box::new(Guardian::start(&ctx.guardian, &b, &["--xdp", &v.b_if])?),
             };
+            // Let the daemon finish its start-up work before measuring.
+            std::thread::sleep(Duration::from_secs(1));
             let before = rx_packets(&b, &v.b_if)?;
             let blast = blast(ctx, &a, &v, secs)?;
             let after = rx_packets(&b, &v.b_if)?;
@@ -143,7 +158,9 @@ fn packet_rates(ctx: &Ctx, object: &std::path::Path) -> Result<(Table, Rates)> {
                 blast.sent,
                 after - before
             );
-            rates.samples.push(json!({"round": round, "config": config, "sent": blast.sent,
+            rates
+                .samples
+                .push(json!({"round": round, "config": config, "sent": blast.sent,
                 "received": after - before, "secs": blast.secs, "pps": pps}));
             match config {
                 "none" => rates.none.push(pps),
@@ -157,7 +174,12 @@ fn packet_rates(ctx: &Ctx, object: &std::path::Path) -> Result<(Table, Rates)> {
             "Packet rate through a veth pair: 60-byte UDP frames from an AF_PACKET blaster, \
              {rounds} × {secs:.0} s per configuration, interleaved"
         ),
-        &["receiving end of the veth", "median kpps (spread)", "ns/packet", "vs no-op"],
+        &[
+            "receiving end of the veth",
+            "median kpps (spread)",
+            "ns/packet",
+            "vs no-op",
+        ],
     );
     let noop_ns = 1e9 / median(&rates.noop);
     for (label, xs) in [
@@ -180,15 +202,28 @@ fn packet_rates(ctx: &Ctx, object: &std::path::Path) -> Result<(Table, Rates)> {
 fn blast(ctx: &Ctx, a: &Netns, v: &Veth, secs: f64) -> Result<Blast> {
     let mut c = a.command(ctx.xtask.to_str().context("non UTF-8 xtask path")?);
     c.args(["bench-helper", "blast", "--iface", &v.a_if, "--kind", "udp"])
-        .args(["--max-packets", "100000000", "--max-secs", &secs.to_string()])
+        .args([
+            "--max-packets",
+            "100000000",
+            "--max-secs",
+            &secs.to_string(),
+        ])
         .args(["--dst-mac", &mac_text(frames::OTHER_HOST_MAC)])
-        .args(["--src", &v.a_addr.to_string(), "--dst", &v.b_addr.to_string()]);
+        .args([
+            "--src",
+            &v.a_addr.to_string(),
+            "--dst",
+            &v.b_addr.to_string(),
+        ]);
     let out = crate::cmd::stdout(&mut c)?;
     serde_json::from_str(out.trim()).context("the blaster printed no JSON")
 }
 
 fn mac_text(mac: [u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Packets the interface received (`ip -s` stats64), read inside its namespace.
@@ -203,12 +238,12 @@ pub fn rx_packets(ns: &Netns, iface: &str) -> Result<u64> {
 
 /// An `xtask bench-helper xdp-attach` process holding a program on an interface; dropping it
 /// closes the helper's stdin, which detaches the program and ends the helper.
-struct Held {
+pub struct Held {
     child: std::process::Child,
 }
 
 impl Held {
-    fn attach(
+    pub fn attach(
         ctx: &Ctx,
         ns: &Netns,
         object: &std::path::Path,
@@ -216,11 +251,18 @@ impl Held {
         iface: &str,
     ) -> Result<Held> {
         let mut c = ns.command(ctx.xtask.to_str().context("non UTF-8 xtask path")?);
-        c.args(["bench-helper", "xdp-attach", "--program", program, "--iface", iface])
-            .arg("--object")
-            .arg(object)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
+        c.args([
+            "bench-helper",
+            "xdp-attach",
+            "--program",
+            program,
+            "--iface",
+            iface,
+        ])
+        .arg("--object")
+        .arg(object)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
         let mut child = c.spawn().context("starting xdp-attach")?;
         let mut line = String::new();
         let stdout = child.stdout.take().context("no stdout")?;

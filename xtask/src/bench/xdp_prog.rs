@@ -29,14 +29,18 @@ pub const GUARDIAN: &str = "guardian_xdp";
 pub fn object_path() -> Result<PathBuf> {
     let build = cmd::target_dir()?.join("release/build");
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    for entry in std::fs::read_dir(&build).with_context(|| format!("reading {}", build.display()))? {
+    for entry in
+        std::fs::read_dir(&build).with_context(|| format!("reading {}", build.display()))?
+    {
         let dir = entry?.path();
         let is_guardian = dir
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with("guardian-"));
         let obj = dir.join("out/guardian-ebpf");
-        let Ok(meta) = std::fs::metadata(&obj) else { continue };
+        let Ok(meta) = std::fs::metadata(&obj) else {
+            continue;
+        };
         if is_guardian && meta.len() > 0 {
             let mtime = meta.modified()?;
             if best.as_ref().is_none_or(|(t, _)| mtime > *t) {
@@ -144,7 +148,10 @@ pub fn test_run_all(object: &Path, repeat: u32, rounds: u32) -> Result<()> {
     let a = std::net::Ipv4Addr::new(10, 77, 200, 1);
     let b = std::net::Ipv4Addr::new(10, 77, 200, 2);
     let packets = [
-        ("tcp_syn_74B", frames::syn(frames::OTHER_HOST_MAC, a, b, 8080)),
+        (
+            "tcp_syn_74B",
+            frames::syn(frames::OTHER_HOST_MAC, a, b, 8080),
+        ),
         ("udp_60B", frames::udp(frames::OTHER_HOST_MAC, a, b, 9)),
     ];
     let mut out = Vec::new();
