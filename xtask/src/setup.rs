@@ -31,6 +31,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
     "iperf3",
+    // `cargo xtask bench peers`: the tools guardian is compared with.
+    "bpftrace",
+    "libbpf-tools",
     "hping3",
     "bpftool",
     "jq",
