@@ -61,6 +61,21 @@ pub fn syn(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> Vec<u8>
     ethernet(dst_mac, &ipv4(src, dst, IPPROTO_TCP, &t))
 }
 
+/// A pure TCP ACK from `src`:40000 to `dst`:`port` with timestamps (a 66-byte frame): the most
+/// common TCP segment, which the XDP program parses down to the TCP flags.
+pub fn ack(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut t = Vec::with_capacity(32);
+    t.extend_from_slice(&40000u16.to_be_bytes());
+    t.extend_from_slice(&port.to_be_bytes());
+    t.extend_from_slice(&0x0102_0305u32.to_be_bytes()); // seq
+    t.extend_from_slice(&0x0a0b_0c0du32.to_be_bytes()); // ack
+    t.extend_from_slice(&[0x80, 0x10]); // data offset 8 words, ACK
+    t.extend_from_slice(&502u16.to_be_bytes()); // window
+    t.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
+    t.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 1]); // NOP, NOP, timestamps
+    ethernet(dst_mac, &ipv4(src, dst, IPPROTO_TCP, &t))
+}
+
 /// A UDP datagram with 18 bytes of payload (a 60-byte frame, the Ethernet minimum).
 pub fn udp(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> Vec<u8> {
     let mut u = Vec::with_capacity(26);
@@ -98,6 +113,16 @@ mod tests {
         assert_eq!(f[14 + 20 + 13], 0x02);
         assert_eq!(u16::from_be_bytes([f[36], f[37]]), 8080);
         // A header with its checksum filled in sums to zero.
+        assert_eq!(checksum(&f[14..34]), 0);
+    }
+
+    #[test]
+    fn ack_is_a_66_byte_tcp_ack_without_syn() {
+        let f = ack(OTHER_HOST_MAC, A, B, 8080);
+        assert_eq!(f.len(), 66);
+        assert_eq!(f[14 + 9], IPPROTO_TCP);
+        assert_eq!(f[14 + 20 + 13], 0x10);
+        assert_eq!(f[14 + 20 + 12] >> 4, 8, "header length matches the options");
         assert_eq!(checksum(&f[14..34]), 0);
     }
 

@@ -2,7 +2,8 @@
 //! left in guardian's OUT_DIR (the same bytes the daemon embeds), for two helpers that
 //! `cargo xtask bench xdp` starts:
 //!
-//! - `test-run`: times `xdp_noop` and `guardian_xdp` with BPF_PROG_TEST_RUN on fixed frames;
+//! - `test-run`: times `xdp_noop` and `guardian_xdp` with BPF_PROG_TEST_RUN on fixed frames
+//!   (a TCP SYN, a TCP ACK, a UDP datagram);
 //! - `attach`: attaches one of them to an interface of the namespace it runs in and holds it
 //!   until its stdin closes (or a time limit), like the daemon would.
 //!
@@ -151,6 +152,10 @@ pub fn test_run_all(object: &Path, repeat: u32, rounds: u32) -> Result<()> {
         (
             "tcp_syn_74B",
             frames::syn(frames::OTHER_HOST_MAC, a, b, 8080),
+        ),
+        (
+            "tcp_ack_66B",
+            frames::ack(frames::OTHER_HOST_MAC, a, b, 8080),
         ),
         ("udp_60B", frames::udp(frames::OTHER_HOST_MAC, a, b, 9)),
     ];
