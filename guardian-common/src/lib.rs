@@ -137,6 +137,10 @@ pub struct XdpPortKey {
 }
 const _: () = assert!(core::mem::size_of::<XdpPortKey>() == 8);
 
+/// XDP: interfaces with an ifindex below this are counted in a per-CPU array indexed by
+/// ifindex (`XDP_IFACE_LO`), the others in a per-CPU hash (`XDP_IFACE`).
+pub const XDP_IFACE_SLOTS: u32 = 256;
+
 /// XDP: per-interface totals.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

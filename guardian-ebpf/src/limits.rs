@@ -13,8 +13,19 @@
 //! `guardian_common::limits::TokenBucket`.
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
-use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, macros::map, maps::LruHashMap};
+use aya_ebpf::{
+    helpers::bpf_ktime_get_boot_ns,
+    macros::map,
+    maps::{Array, LruHashMap},
+};
 use guardian_common::limits::{LimitPortKey, LimitSrcKey, TokenBucket, GOOD_SOURCE_NS};
+
+/// Slot 0 nonzero: a limit may be installed. Userspace sets it before it installs a limit and
+/// clears it when both limit maps are empty (`guardian/src/probes/limits.rs`), so that while no
+/// remedy holds a limit a SYN costs one array read here (inlined by the verifier) instead of
+/// two hash lookups.
+#[map]
+pub static LIMITS_ON: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Source limits. Bounded; LRU so that a full map evicts the oldest limit instead of
 /// refusing a new one (userspace verifies each insert).
@@ -33,6 +44,9 @@ pub static GOOD_SRC: LruHashMap<LimitSrcKey, u64> = LruHashMap::with_max_entries
 /// Whether a SYN from `src` to `port` passes the limits.
 #[inline(always)]
 pub fn syn_allowed(src: &LimitSrcKey, port: u16) -> bool {
+    if !matches!(LIMITS_ON.get(0), Some(&on) if on != 0) {
+        return true;
+    }
     // One map lookup at a time: the verifier rejects arithmetic on two nullable map pointers,
     // which is what the compiler makes of "both absent".
     if let Some(b) = LIMIT_SRC.get_ptr_mut(src) {

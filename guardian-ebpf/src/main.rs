@@ -15,6 +15,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod bench_noop;
 mod dns;
 mod kernel;
 mod limits;

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use guardian_common::{
     flows::{FlowKey, FlowRtx, PortKey},
     AddrKey, BindArgs, NsCounters, Offsets, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL,
-    LOSS_RINGBUF, LOSS_SLOTS,
+    LOSS_RINGBUF, LOSS_SLOTS, XDP_IFACE_SLOTS,
 };
 
 /// Field offsets, written by the loader before the programs are verified.
@@ -75,6 +75,13 @@ pub static FLOW_RTX: LruHashMap<FlowKey, FlowRtx> = LruHashMap::with_max_entries
 #[map]
 pub static BIND_ARGS: HashMap<u64, BindArgs> = HashMap::with_max_entries(8192, 0);
 
+/// Per-interface totals for `ifindex < XDP_IFACE_SLOTS`, indexed by ifindex: the common case,
+/// an array access the verifier inlines instead of a hash lookup on every packet.
+#[map]
+pub static XDP_IFACE_LO: PerCpuArray<XdpIfaceStats> =
+    PerCpuArray::with_max_entries(XDP_IFACE_SLOTS, 0);
+
+/// Per-interface totals for the rare `ifindex >= XDP_IFACE_SLOTS`.
 #[map]
 pub static XDP_IFACE: PerCpuHashMap<u32, XdpIfaceStats> = PerCpuHashMap::with_max_entries(256, 0);
 

@@ -3,15 +3,18 @@
 //! against the limits remedies installed (`limits.rs`): a SYN over its limit is `XDP_DROP`,
 //! everything else `XDP_PASS`.
 //!
-//! Per-packet work is one per-CPU hash update; the SYN and limit maps are touched only for
-//! SYNs.
+//! Cost, cheapest case first (`cargo xtask bench xdp` measures it): a packet that is not a TCP
+//! SYN parses at most the Ethernet, VLAN and IP headers and adds to its interface's slot of a
+//! per-CPU array (`XDP_IFACE_LO`, indexed by ifindex; the verifier inlines the lookup), with no
+//! hash lookup and no helper call. A SYN adds the two per-CPU LRU hash updates (per source, per
+//! port), and the limit lookups only while a limit is installed (`LIMITS_ON`).
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use guardian_common::{XdpIfaceStats, XdpPortKey, XdpSrcKey, AF_INET, AF_INET6};
+use guardian_common::{XdpIfaceStats, XdpPortKey, XdpSrcKey, AF_INET, AF_INET6, XDP_IFACE_SLOTS};
 
 use guardian_common::limits::LimitSrcKey;
 
 use crate::limits::syn_allowed;
-use crate::maps::{count_loss, lru_inc, XDP_IFACE, XDP_SYN_PORT, XDP_SYN_SRC};
+use crate::maps::{count_loss, lru_inc, XDP_IFACE, XDP_IFACE_LO, XDP_SYN_PORT, XDP_SYN_SRC};
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -52,45 +55,70 @@ fn be16(p: *const u8) -> u16 {
 fn try_xdp(ctx: &XdpContext) -> bool {
     let ifindex = ctx.ingress_ifindex() as u32;
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let syn = syn_of(ctx, ifindex);
-    match XDP_IFACE.get_ptr_mut(ifindex) {
-        // SAFETY: per-CPU value.
-        Some(s) => unsafe {
+    let syn = syn_of(ctx);
+    count_iface(ifindex, len, syn.is_some() as u64);
+    let Some((src, port)) = syn else {
+        return true;
+    };
+    lru_inc(
+        &XDP_SYN_SRC,
+        &XdpSrcKey {
+            ifindex,
+            family: src.family,
+            _pad: 0,
+            addr: src.addr,
+        },
+    );
+    lru_inc(
+        &XDP_SYN_PORT,
+        &XdpPortKey {
+            ifindex,
+            port,
+            _pad: 0,
+        },
+    );
+    syn_allowed(&src, port)
+}
+
+/// Adds the packet to its interface's totals.
+#[inline(always)]
+fn count_iface(ifindex: u32, len: u64, syn: u64) {
+    let slot = if ifindex < XDP_IFACE_SLOTS {
+        XDP_IFACE_LO.get_ptr_mut(ifindex)
+    } else {
+        XDP_IFACE.get_ptr_mut(&ifindex)
+    };
+    if let Some(s) = slot {
+        // SAFETY: per-CPU value, only this CPU writes it.
+        unsafe {
             (*s).packets += 1;
             (*s).bytes += len;
-            (*s).syn += syn.is_some() as u64;
-        },
-        None => {
-            let s = XdpIfaceStats {
-                packets: 1,
-                bytes: len,
-                syn: syn.is_some() as u64,
-            };
-            if XDP_IFACE.insert(ifindex, s, 0).is_err() {
-                count_loss(guardian_common::LOSS_MAP_FULL);
-            }
+            (*s).syn += syn;
         }
+        return;
     }
-    match syn {
-        Some((src, port)) => syn_allowed(&src, port),
-        None => true,
+    // Only a hash entry can be missing: the interface's first packet on this CPU.
+    let s = XdpIfaceStats {
+        packets: 1,
+        bytes: len,
+        syn,
+    };
+    if XDP_IFACE.insert(&ifindex, &s, 0).is_err() {
+        count_loss(guardian_common::LOSS_MAP_FULL);
     }
 }
 
-/// If the packet is a TCP SYN (without ACK), counts it per source and per port and returns
-/// its source and destination port.
+/// If the packet is a TCP SYN (without ACK), its source and destination port. Reads only
+/// the headers; the common non-TCP packet leaves after the IP header's protocol byte.
 #[inline(always)]
-fn syn_of(ctx: &XdpContext, ifindex: u32) -> Option<(LimitSrcKey, u16)> {
+fn syn_of(ctx: &XdpContext) -> Option<(LimitSrcKey, u16)> {
     let mut off = ETH_HLEN;
     let mut proto = be16(at(ctx, 12, 2)?);
     if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
         proto = be16(at(ctx, 16, 2)?);
         off += 4;
     }
-    let mut key = XdpSrcKey {
-        ifindex,
-        ..Default::default()
-    };
+    let mut src = LimitSrcKey::default();
     let l4 = match proto {
         ETH_P_IP => {
             let ip = at(ctx, off, 20)?;
@@ -103,9 +131,14 @@ fn syn_of(ctx: &XdpContext, ifindex: u32) -> Option<(LimitSrcKey, u16)> {
             if ihl < 20 {
                 return None;
             }
-            key.family = AF_INET;
-            key.addr[..4].copy_from_slice(unsafe { &*(ip.add(12) as *const [u8; 4]) });
-            off + ihl
+            let l4 = off + ihl;
+            // The flags first: most TCP segments are not SYNs.
+            if !is_syn(ctx, l4)? {
+                return None;
+            }
+            src.family = AF_INET;
+            src.addr[..4].copy_from_slice(unsafe { &*(ip.add(12) as *const [u8; 4]) });
+            l4
         }
         ETH_P_IPV6 => {
             let ip = at(ctx, off, 40)?;
@@ -113,28 +146,25 @@ fn syn_of(ctx: &XdpContext, ifindex: u32) -> Option<(LimitSrcKey, u16)> {
             if unsafe { *ip.add(6) } != IPPROTO_TCP {
                 return None;
             }
-            key.family = AF_INET6;
-            key.addr = unsafe { *(ip.add(8) as *const [u8; 16]) };
-            off + 40
+            let l4 = off + 40;
+            if !is_syn(ctx, l4)? {
+                return None;
+            }
+            src.family = AF_INET6;
+            src.addr = unsafe { *(ip.add(8) as *const [u8; 16]) };
+            l4
         }
         _ => return None,
     };
+    let tcp = at(ctx, l4, 4)?;
+    Some((src, be16(unsafe { tcp.add(2) })))
+}
+
+/// Whether the TCP header at `l4` has SYN set and ACK clear; `None` when it is truncated.
+#[inline(always)]
+fn is_syn(ctx: &XdpContext, l4: usize) -> Option<bool> {
     let tcp = at(ctx, l4, 14)?;
+    // SAFETY: 14 bytes checked above.
     let flags = unsafe { *tcp.add(13) };
-    if flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) != TCP_FLAG_SYN {
-        return None;
-    }
-    let port = XdpPortKey {
-        ifindex,
-        port: be16(unsafe { tcp.add(2) }),
-        _pad: 0,
-    };
-    lru_inc(&XDP_SYN_SRC, &key);
-    lru_inc(&XDP_SYN_PORT, &port);
-    let src = LimitSrcKey {
-        family: key.family,
-        _pad: 0,
-        addr: key.addr,
-    };
-    Some((src, port.port))
+    Some(flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) == TCP_FLAG_SYN)
 }

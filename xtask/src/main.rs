@@ -1,5 +1,6 @@
 //! Developer tasks for guardian, run as `cargo xtask <command>` (alias in .cargo/config.toml).
 
+mod bench;
 mod cmd;
 mod fuzz;
 mod run;
@@ -37,6 +38,11 @@ enum Task {
     Test(test::TestArgs),
     /// Setup, then run every fuzz target (cargo-fuzz, pinned nightly) N times from its seeds
     Fuzz(fuzz::FuzzArgs),
+    /// Setup, build, then run guardian's benchmarks and regenerate docs/benchmarks.md
+    Bench(bench::BenchArgs),
+    /// Pieces of `bench` that run inside a namespace (internal)
+    #[command(subcommand, hide = true)]
+    BenchHelper(bench::helper::Helper),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,8 @@ fn main() -> ExitCode {
         Task::Run(args) => run::run(args),
         Task::Test(args) => test::test(args),
         Task::Fuzz(args) => fuzz::fuzz(args),
+        Task::Bench(args) => bench::bench(args),
+        Task::BenchHelper(h) => bench::helper::run(h),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -31,9 +31,13 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
     "iperf3",
+    // `cargo xtask bench peers`: the tools guardian is compared with.
+    "bpftrace",
+    "libbpf-tools",
     "hping3",
     "bpftool",
     "jq",
+    "ethtool",
 ];
 
 /// Runs every setup step in order and returns the eBPF toolchain in use.

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use aya::maps::{HashMap, MapData, MapError};
+use aya::maps::{Array, HashMap, MapData, MapError};
 use guardian_common::limits::{LimitPortKey, LimitSrcKey, TokenBucket, MAX_BURST, MAX_RATE};
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,7 @@ use super::{ProbeError, Probes};
 
 pub const SRC_MAP: &str = "LIMIT_SRC";
 pub const PORT_MAP: &str = "LIMIT_PORT";
+pub const ON_MAP: &str = "LIMITS_ON";
 
 /// What a limit applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,10 +67,14 @@ impl LimitEntry {
     }
 }
 
-/// The two limit maps, taken out of the loaded object.
+/// The two limit maps, taken out of the loaded object, and the flag that tells the XDP
+/// program whether to look in them at all (`LIMITS_ON`): set before a limit is installed,
+/// cleared when the last one is removed. An expired limit the program removed itself leaves
+/// the flag set until the remedy's own removal; that costs lookups, never a wrong verdict.
 pub struct Limits {
     src: HashMap<MapData, LimitSrcKey, TokenBucket>,
     port: HashMap<MapData, LimitPortKey, TokenBucket>,
+    on: Array<MapData, u32>,
 }
 
 impl Limits {
@@ -79,6 +84,7 @@ impl Limits {
                 .map_err(|_| ProbeError::MissingMap(SRC_MAP))?,
             port: HashMap::try_from(p.take_map(PORT_MAP)?)
                 .map_err(|_| ProbeError::MissingMap(PORT_MAP))?,
+            on: Array::try_from(p.take_map(ON_MAP)?).map_err(|_| ProbeError::MissingMap(ON_MAP))?,
         })
     }
 
@@ -87,6 +93,8 @@ impl Limits {
     pub fn insert(&mut self, s: &LimitSpec) -> Result<(), MapError> {
         let expires = boot_ns().saturating_add(s.ttl_ms.saturating_mul(1_000_000));
         let b = TokenBucket::new(s.rate_pps.min(MAX_RATE), s.burst.min(MAX_BURST), expires);
+        // The flag first: a limit in the map is never skipped.
+        self.on.set(0, 1, 0)?;
         match s.key {
             LimitKey::Src { addr } => self.src.insert(src_key(addr), b, 0),
             LimitKey::Port { port } => self.port.insert(port_key(port), b, 0),
@@ -100,7 +108,11 @@ impl Limits {
             LimitKey::Src { addr } => self.src.remove(&src_key(addr)),
             LimitKey::Port { port } => self.port.remove(&port_key(port)),
         };
-        absent_is_none(r.map(|()| true)).map(|o| o.unwrap_or(false))
+        let removed = absent_is_none(r.map(|()| true)).map(|o| o.unwrap_or(false))?;
+        if self.src.keys().next().is_none() && self.port.keys().next().is_none() {
+            self.on.set(0, 0, 0)?;
+        }
+        Ok(removed)
     }
 
     /// The limit as installed, if it is.

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use guardian_common::{
     AddrKey, NsCounters, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL, LOSS_RINGBUF,
+    XDP_IFACE_SLOTS,
 };
 
 use super::{decode, Sampler, TickContext};
@@ -28,6 +29,8 @@ const TOP_N: usize = 20;
 pub struct Collector {
     ns: PerCpuHashMap<MapData, u32, NsCounters>,
     fail_dst: PerCpuHashMap<MapData, AddrKey, u64>,
+    /// Interface totals by ifindex: below `XDP_IFACE_SLOTS` in the array, others in the hash.
+    xdp_iface_lo: PerCpuArray<MapData, XdpIfaceStats>,
     xdp_iface: PerCpuHashMap<MapData, u32, XdpIfaceStats>,
     syn_src: PerCpuHashMap<MapData, XdpSrcKey, u64>,
     syn_port: PerCpuHashMap<MapData, XdpPortKey, u64>,
@@ -90,6 +93,7 @@ impl Collector {
         Ok(Self {
             ns: conv(probes, "NS_COUNTERS")?,
             fail_dst: conv(probes, "CONNECT_FAIL_DST")?,
+            xdp_iface_lo: conv(probes, "XDP_IFACE_LO")?,
             xdp_iface: conv(probes, "XDP_IFACE")?,
             syn_src: conv(probes, "XDP_SYN_SRC")?,
             syn_port: conv(probes, "XDP_SYN_PORT")?,
@@ -263,11 +267,12 @@ impl Collector {
         self.xdp_ifaces
             .iter()
             .map(|(name, ifindex)| {
-                let s = self
-                    .xdp_iface
-                    .get(ifindex, 0)
-                    .map(|v| sum(&v, add_xdp))
-                    .unwrap_or_default();
+                let s = match *ifindex < XDP_IFACE_SLOTS {
+                    true => self.xdp_iface_lo.get(ifindex, 0),
+                    false => self.xdp_iface.get(ifindex, 0),
+                }
+                .map(|v| sum(&v, add_xdp))
+                .unwrap_or_default();
                 let by_src = srcs
                     .iter()
                     .filter(|(k, _)| k.ifindex == *ifindex)

@@ -1,0 +1,183 @@
+//! The real guardian daemon inside a benchmark namespace, lighter than the e2e harness's
+//! `Daemon`: benchmarks read only the few events they need (an overload run writes millions of
+//! lines, which the harness would parse and schema-check one by one).
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use guardian_tests::{Netns, TempDir};
+use serde_json::Value;
+
+pub struct Guardian {
+    child: Option<Child>,
+    dir: TempDir,
+    events: PathBuf,
+}
+
+impl Guardian {
+    /// `guardian run --events FILE --state-dir DIR ARGS...` in `ns`, waiting until it is
+    /// attached (at most 30 s).
+    pub fn start(bin: &Path, ns: &Netns, args: &[&str]) -> Result<Guardian> {
+        let dir = TempDir::new("bench-daemon");
+        let events = dir.path().join("events.ndjson");
+        let state = dir.path().join("state");
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", ns.path().display()))
+            .arg("--")
+            .arg(bin)
+            .arg("run")
+            .arg("--events")
+            .arg(&events)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(dir.path().join("stderr.log"))?);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut g = Guardian {
+            child: Some(child),
+            dir,
+            events,
+        };
+        g.wait_attached(Duration::from_secs(30))?;
+        Ok(g)
+    }
+
+    /// The daemon's pid (nsenter execs it in place, so it is the child's).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn wait_attached(&mut self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if !self.lines_with("\"phase\":\"attached\"")?.is_empty() {
+                return Ok(());
+            }
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "guardian exited with {st} before attaching: {}",
+                    self.stderr_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "guardian did not attach within {timeout:?}: {}",
+            self.stderr_tail()
+        )
+    }
+
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(5).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
+    }
+
+    /// Every event whose line contains `needle`, parsed (other lines are not parsed).
+    pub fn lines_with(&self, needle: &str) -> Result<Vec<Value>> {
+        let file = match File::open(&self.events) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            if line.contains(needle) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many lines contain `needle` (nothing is parsed).
+    pub fn count_lines(&self, needle: &str) -> Result<u64> {
+        let file = File::open(&self.events)?;
+        let mut n = 0;
+        for line in BufReader::new(file).lines() {
+            n += u64::from(line?.contains(needle));
+        }
+        Ok(n)
+    }
+
+    /// SIGTERM, then up to 15 s for a clean exit (SIGKILL after that).
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Some(st) = child.try_wait()? {
+                if !st.success() {
+                    bail!(
+                        "guardian exited with {st} after SIGTERM: {}",
+                        self.stderr_tail()
+                    );
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("guardian did not exit within 15 s of SIGTERM")
+    }
+}
+
+impl Drop for Guardian {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// user + system CPU time of a process so far, in seconds (`/proc/PID/stat`).
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state): utime is field 14, stime field 15.
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((ticks(14) + ticks(15)) as f64 / hz)
+}
+
+/// Resident set size in KiB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/PID/status`, e.g. `VmHWM:` (peak RSS).
+pub fn status_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}

@@ -1,0 +1,163 @@
+//! Regenerates the generated parts of docs/benchmarks.md and the README's `## Numbers` from
+//! `target/bench/results.json`: everything between `<!-- bench:begin NAME -->` and
+//! `<!-- bench:end NAME -->` is replaced, the prose around it is left alone.
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::report::{Outcome, Results};
+use crate::cmd;
+
+/// Rewrites docs/benchmarks.md and README.md; returns the blocks that had no result yet.
+pub fn regenerate(results: &Results) -> Result<Vec<String>> {
+    let root = cmd::repo_root()?;
+    let mut missing = Vec::new();
+    for file in ["docs/benchmarks.md", "README.md"] {
+        let path = root.join(file);
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut out = text.clone();
+        for name in block_names(&text) {
+            let body = match render(&name, results) {
+                Some(b) => b,
+                None => {
+                    missing.push(name.clone());
+                    continue;
+                }
+            };
+            out = replace_block(&out, &name, &body)?;
+        }
+        if out != text {
+            write(&path, &out)?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(missing)
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The names of every `<!-- bench:begin NAME -->` marker, in order.
+pub fn block_names(text: &str) -> Vec<String> {
+    text.match_indices("<!-- bench:begin ")
+        .filter_map(|(i, m)| {
+            let rest = &text[i + m.len()..];
+            let end = rest.find(" -->")?;
+            Some(rest[..end].trim().to_owned())
+        })
+        .collect()
+}
+
+/// Replaces what lies between the begin and end markers of `name` with `body`.
+pub fn replace_block(text: &str, name: &str, body: &str) -> Result<String> {
+    let begin = format!("<!-- bench:begin {name} -->");
+    let end = format!("<!-- bench:end {name} -->");
+    let Some(b) = text.find(&begin) else {
+        bail!("marker `{begin}` is missing");
+    };
+    let after = b + begin.len();
+    let Some(e) = text[after..].find(&end).map(|e| after + e) else {
+        bail!("marker `{end}` is missing after `{begin}`");
+    };
+    Ok(format!(
+        "{}\n{}\n{}",
+        &text[..after],
+        body.trim_end(),
+        &text[e..]
+    ))
+}
+
+/// The generated markdown of one block: `headline` (README), `machine`, or a benchmark.
+fn render(name: &str, results: &Results) -> Option<String> {
+    match name {
+        "headline" => Some(headline(results)),
+        "machine" => machine(results),
+        _ => results.benches.get(name).map(bench),
+    }
+}
+
+fn headline(results: &Results) -> String {
+    let mut out = String::new();
+    for o in results.benches.values() {
+        for (label, value) in &o.headline {
+            out.push_str(&format!("- {label}: **{value}**\n"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("- (no benchmark has been run yet: `cargo xtask bench`)\n");
+    }
+    out
+}
+
+fn machine(results: &Results) -> Option<String> {
+    let mut out = String::from(
+        "| benchmark | run | kernel | CPU | cores | memory | guardian | load (1 min) |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for o in results.benches.values() {
+        let m = &o.machine;
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {} GiB | `{}` | {:.2} |\n",
+            o.name, o.command, m.kernel, m.cpu, m.cores, m.memory_gib, m.guardian_rev, m.loadavg_1m
+        ));
+    }
+    (!results.benches.is_empty()).then_some(out)
+}
+
+fn bench(o: &Outcome) -> String {
+    let mut out = format!(
+        "_Generated from `target/bench/results.json`: `{}`{}, {:.0} s, guardian `{}`, load {:.2}._\n\n",
+        o.command,
+        if o.quick { " (quick)" } else { "" },
+        o.duration_s,
+        o.machine.guardian_rev,
+        o.machine.loadavg_1m
+    );
+    for t in &o.tables {
+        out.push_str(&t.markdown());
+        out.push('\n');
+    }
+    for (goal, met) in &o.goals {
+        let mark = if *met { "met" } else { "**not met**" };
+        out.push_str(&format!("- Goal {goal}: {mark}\n"));
+    }
+    for n in &o.notes {
+        out.push_str(&format!("- {n}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_block_names_in_order() {
+        let t = "a <!-- bench:begin x -->\n<!-- bench:end x --> <!-- bench:begin y -->z<!-- bench:end y -->";
+        assert_eq!(block_names(t), ["x", "y"]);
+    }
+
+    #[test]
+    fn replaces_only_the_named_block() {
+        let t = "intro\n<!-- bench:begin x -->\nold\n<!-- bench:end x -->\nmiddle\n\
+                 <!-- bench:begin y -->\nkeep\n<!-- bench:end y -->\n";
+        let out = replace_block(t, "x", "new\n").unwrap();
+        assert_eq!(
+            out,
+            "intro\n<!-- bench:begin x -->\nnew\n<!-- bench:end x -->\nmiddle\n\
+             <!-- bench:begin y -->\nkeep\n<!-- bench:end y -->\n"
+        );
+        // Idempotent.
+        assert_eq!(replace_block(&out, "x", "new").unwrap(), out);
+    }
+
+    #[test]
+    fn missing_end_marker_is_an_error() {
+        let err = replace_block("<!-- bench:begin x -->", "x", "b").unwrap_err();
+        assert!(err.to_string().contains("bench:end x"));
+        assert!(replace_block("", "x", "b").is_err());
+    }
+}

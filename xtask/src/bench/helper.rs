@@ -1,0 +1,93 @@
+//! `cargo xtask bench-helper ...`: the pieces of the benchmarks that must run as their own
+//! process inside a namespace (`nsenter --net=... xtask bench-helper ...`). Hidden from help.
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+
+use super::{blast, frames, xdp_prog};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Udp,
+    Syn,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Helper {
+    /// Time xdp_noop and guardian_xdp with BPF_PROG_TEST_RUN; JSON on stdout
+    XdpTestRun {
+        #[arg(long)]
+        object: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        repeat: u32,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
+    /// Attach an XDP program from the object to IFACE until stdin closes
+    XdpAttach {
+        #[arg(long)]
+        object: PathBuf,
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        iface: String,
+        #[arg(long, default_value_t = 120)]
+        max_secs: u64,
+    },
+    /// Send frames out of IFACE with AF_PACKET; JSON on stdout
+    Blast {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        dst_mac: String,
+        #[arg(long)]
+        src: Ipv4Addr,
+        #[arg(long)]
+        dst: Ipv4Addr,
+        #[arg(long, value_enum, default_value_t = Kind::Udp)]
+        kind: Kind,
+        #[arg(long)]
+        max_packets: u64,
+        #[arg(long)]
+        max_secs: f64,
+    },
+}
+
+pub fn run(helper: Helper) -> Result<ExitCode> {
+    match helper {
+        Helper::XdpTestRun {
+            object,
+            repeat,
+            rounds,
+        } => xdp_prog::test_run_all(&object, repeat, rounds)?,
+        Helper::XdpAttach {
+            object,
+            program,
+            iface,
+            max_secs,
+        } => xdp_prog::attach_and_hold(&object, &program, &iface, Duration::from_secs(max_secs))?,
+        Helper::Blast {
+            iface,
+            dst_mac,
+            src,
+            dst,
+            kind,
+            max_packets,
+            max_secs,
+        } => {
+            let mac = frames::parse_mac(&dst_mac).context("--dst-mac is not a MAC address")?;
+            let frame = match kind {
+                Kind::Udp => frames::udp(mac, src, dst, 9),
+                Kind::Syn => frames::syn(mac, src, dst, 8080),
+            };
+            let max = Duration::from_secs_f64(max_secs.clamp(0.1, 120.0));
+            let b = blast::blast(&iface, &frame, max_packets, max)?;
+            println!("{}", serde_json::to_string(&b)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
