@@ -50,6 +50,8 @@ pub enum ProbeError {
     Xdp(#[from] xdp::XdpError),
     #[error(transparent)]
     Tcx(#[from] tcx::TcxError),
+    #[error(transparent)]
+    Batch(#[from] crate::source::batch::BatchError),
 }
 
 pub struct LoadOptions {

@@ -7,7 +7,7 @@ use guardian_common::{
     XDP_IFACE_SLOTS,
 };
 
-use super::{decode, Sampler, TickContext};
+use super::{batch::PerCpuSums, decode, Sampler, TickContext};
 use crate::{
     detect::Input,
     netns,
@@ -28,12 +28,12 @@ const TOP_N: usize = 20;
 
 pub struct Collector {
     ns: PerCpuHashMap<MapData, u32, NsCounters>,
-    fail_dst: PerCpuHashMap<MapData, AddrKey, u64>,
+    fail_dst: PerCpuSums<AddrKey>,
     /// Interface totals by ifindex: below `XDP_IFACE_SLOTS` in the array, others in the hash.
     xdp_iface_lo: PerCpuArray<MapData, XdpIfaceStats>,
     xdp_iface: PerCpuHashMap<MapData, u32, XdpIfaceStats>,
-    syn_src: PerCpuHashMap<MapData, XdpSrcKey, u64>,
-    syn_port: PerCpuHashMap<MapData, XdpPortKey, u64>,
+    syn_src: PerCpuSums<XdpSrcKey>,
+    syn_port: PerCpuSums<XdpPortKey>,
     loss: PerCpuArray<MapData, u64>,
     own_netns: u32,
     xdp_ifaces: Vec<(String, u32)>,
@@ -72,6 +72,14 @@ fn add_xdp(a: &mut XdpIfaceStats, b: &XdpIfaceStats) {
     a.syn += b.syn;
 }
 
+/// A whole per-CPU map, or nothing (logged) when the kernel refuses the batch read.
+fn read_all<K: aya::Pod>(m: &PerCpuSums<K>) -> Vec<(K, u64)> {
+    m.read().unwrap_or_else(|e| {
+        tracing::warn!(map = m.name(), error = %e, "reading a counter map failed");
+        Vec::new()
+    })
+}
+
 fn top<K, T>(mut v: Vec<(K, u64)>, f: impl Fn(K, u64) -> T) -> Vec<T> {
     v.sort_by_key(|e| std::cmp::Reverse(e.1));
     v.into_iter().take(TOP_N).map(|(k, c)| f(k, c)).collect()
@@ -90,13 +98,19 @@ impl Collector {
         ) -> Result<T, ProbeError> {
             T::try_from(p.take_map(name)?).map_err(|_| ProbeError::MissingMap(name))
         }
+        fn sums<K: aya::Pod>(
+            p: &mut Probes,
+            name: &'static str,
+        ) -> Result<PerCpuSums<K>, ProbeError> {
+            Ok(PerCpuSums::new(name, p.take_map(name)?)?)
+        }
         Ok(Self {
             ns: conv(probes, "NS_COUNTERS")?,
-            fail_dst: conv(probes, "CONNECT_FAIL_DST")?,
+            fail_dst: sums(probes, "CONNECT_FAIL_DST")?,
             xdp_iface_lo: conv(probes, "XDP_IFACE_LO")?,
             xdp_iface: conv(probes, "XDP_IFACE")?,
-            syn_src: conv(probes, "XDP_SYN_SRC")?,
-            syn_port: conv(probes, "XDP_SYN_PORT")?,
+            syn_src: sums(probes, "XDP_SYN_SRC")?,
+            syn_port: sums(probes, "XDP_SYN_PORT")?,
             loss: conv(probes, "LOSS")?,
             own_netns,
             xdp_ifaces: probes.xdp_ifaces(),
@@ -234,12 +248,9 @@ impl Collector {
     }
 
     fn failed_dsts(&self, ns: u32) -> Vec<DstCount> {
-        let v = self
-            .fail_dst
-            .iter()
-            .filter_map(Result::ok)
+        let v = read_all(&self.fail_dst)
+            .into_iter()
             .filter(|(k, _)| k.netns == ns)
-            .map(|(k, v)| (k, sum(&v, |a, b| *a += *b)))
             .collect();
         top(v, |k: AddrKey, count| DstCount {
             addr: decode::addr(k.family, &k.addr).map_or_else(String::new, |a| a.to_string()),
@@ -252,18 +263,8 @@ impl Collector {
         if self.xdp_ifaces.is_empty() {
             return Vec::new();
         }
-        let srcs: Vec<(XdpSrcKey, u64)> = self
-            .syn_src
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k, sum(&v, |a, b| *a += *b)))
-            .collect();
-        let ports: Vec<(XdpPortKey, u64)> = self
-            .syn_port
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k, sum(&v, |a, b| *a += *b)))
-            .collect();
+        let srcs = read_all(&self.syn_src);
+        let ports = read_all(&self.syn_port);
         self.xdp_ifaces
             .iter()
             .map(|(name, ifindex)| {

@@ -2,6 +2,7 @@
 //! (`ringbuf`); totals are read from the per-CPU maps on a tick (`counters`); the other
 //! samplers read what detectors need beyond that (MIB counters, socket tables, flows, DNS,
 //! link statistics), each in its own file.
+pub mod batch;
 pub mod counters;
 pub mod decode;
 pub mod dns;

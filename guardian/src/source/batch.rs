@@ -1,0 +1,137 @@
+//! Whole-map reads of per-CPU `u64` counter maps with `BPF_MAP_LOOKUP_BATCH`: one syscall per
+//! few thousand entries instead of two per entry.
+//!
+//! Written by hand because aya 0.14 has no batch operations. It matters: under a spoofed-source
+//! SYN flood the per-source map holds its 65,536-entry maximum, and reading it entry by entry
+//! (131,072 syscalls every tick) stalled the counters tick for seconds (measured before this
+//! change: p99 gap between counters events 4.7 s at a 200 ms interval, tests/adversarial.rs).
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd};
+
+use aya::maps::{Map, MapData};
+
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+/// Entries asked for per call to start with (grown when a hash bucket holds more).
+const FIRST_BATCH: usize = 4096;
+
+/// `union bpf_attr`'s `batch` member.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("map {0} is not a per-CPU hash map")]
+    Type(&'static str),
+    #[error("cannot read possible CPUs: {0}")]
+    Cpus(std::io::Error),
+    #[error("BPF_MAP_LOOKUP_BATCH: {0}")]
+    Lookup(std::io::Error),
+}
+
+/// A per-CPU hash map (plain or LRU) of `K` → per-CPU `u64`, read whole and summed over CPUs.
+pub struct PerCpuSums<K> {
+    name: &'static str,
+    data: MapData,
+    cpus: usize,
+    _key: PhantomData<K>,
+}
+
+impl<K: aya::Pod> PerCpuSums<K> {
+    pub fn new(name: &'static str, map: Map) -> Result<Self, BatchError> {
+        let data = match map {
+            Map::PerCpuHashMap(d) | Map::PerCpuLruHashMap(d) => d,
+            _ => return Err(BatchError::Type(name)),
+        };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| BatchError::Cpus(e))?;
+        Ok(Self {
+            name,
+            data,
+            cpus,
+            _key: PhantomData,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Every (key, sum over CPUs). Entries added or evicted during the read may or may not be
+    /// in it, as with any iteration of a live map.
+    pub fn read(&self) -> Result<Vec<(K, u64)>, BatchError> {
+        let ksize = std::mem::size_of::<K>();
+        // Per-CPU values are laid out per CPU, each rounded up to 8 bytes: a u64 is 8.
+        let stride = 8 * self.cpus;
+        let mut cap = FIRST_BATCH;
+        let mut keys = vec![0u8; cap * ksize];
+        let mut values = vec![0u8; cap * stride];
+        // The hash map's batch token is a bucket index (u32); 8 bytes leave room.
+        let mut token_in = 0u64;
+        let mut token_out = 0u64;
+        let mut first = true;
+        let mut out = Vec::new();
+        loop {
+            let mut attr = BatchAttr {
+                in_batch: if first {
+                    0
+                } else {
+                    &token_in as *const u64 as u64
+                },
+                out_batch: &mut token_out as *mut u64 as u64,
+                keys: keys.as_mut_ptr() as u64,
+                values: values.as_mut_ptr() as u64,
+                count: cap as u32,
+                map_fd: self.data.fd().as_fd().as_raw_fd() as u32,
+                ..Default::default()
+            };
+            // SAFETY: attr points to buffers of `count` keys and values that outlive the call.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    BPF_MAP_LOOKUP_BATCH,
+                    &mut attr as *mut BatchAttr,
+                    std::mem::size_of::<BatchAttr>() as u32,
+                )
+            };
+            let err = (r < 0).then(std::io::Error::last_os_error);
+            let n = attr.count as usize;
+            for i in 0..n.min(cap) {
+                // SAFETY: the kernel wrote `n` keys of `ksize` bytes; K is plain data.
+                let key =
+                    unsafe { std::ptr::read_unaligned(keys[i * ksize..].as_ptr() as *const K) };
+                let sum = values[i * stride..(i + 1) * stride]
+                    .chunks_exact(8)
+                    .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+                    .fold(0u64, u64::wrapping_add);
+                out.push((key, sum));
+            }
+            match err.as_ref().and_then(std::io::Error::raw_os_error) {
+                None => {}
+                Some(libc::ENOENT) => return Ok(out),
+                // One bucket holds more entries than fit: ask again with more room.
+                Some(libc::ENOSPC) if n == 0 && cap < 1 << 20 => {
+                    cap *= 4;
+                    keys.resize(cap * ksize, 0);
+                    values.resize(cap * stride, 0);
+                    continue;
+                }
+                Some(_) => {
+                    return Err(BatchError::Lookup(
+                        err.unwrap_or_else(std::io::Error::last_os_error),
+                    ))
+                }
+            }
+            token_in = token_out;
+            first = false;
+        }
+    }
+}
