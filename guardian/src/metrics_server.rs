@@ -108,3 +108,87 @@ async fn respond(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::R
     stream.write_all(&out).await?;
     stream.shutdown().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(addr: SocketAddr, req: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_the_text_format_on_metrics_only() {
+        let handle = install();
+        crate::output::count::count(&crate::output::Body::Loss(crate::output::Loss {
+            source: "ringbuf".into(),
+            lost: 7,
+            total: 7,
+        }));
+        let cfg = Metrics {
+            listen: "127.0.0.1:0".into(),
+            ..Metrics::default()
+        };
+        let l = bind(&cfg).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(l, handle, stop.clone()));
+        let ok = get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(
+            ok.contains("Content-Type: text/plain; version=0.0.4"),
+            "{ok}"
+        );
+        assert!(
+            ok.contains("# TYPE guardian_loss_events_total counter"),
+            "{ok}"
+        );
+        assert!(ok.contains("guardian_loss_events_total 7"), "{ok}");
+        assert!(ok.contains("guardian_events_total{type=\"loss\""), "{ok}");
+        assert!(
+            ok.contains(&format!(
+                "guardian_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{ok}"
+        );
+        let body_len: usize = ok
+            .split("Content-Length: ")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(ok.split_once("\r\n\r\n").unwrap().1.len(), body_len);
+        assert!(get(addr, "GET / HTTP/1.1\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 404"));
+        assert!(get(addr, "POST /metrics HTTP/1.1\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 405"));
+        let head = get(addr, "HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(head.ends_with("\r\n\r\n"), "no body for HEAD: {head}");
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn remote_addresses_need_allow_remote() {
+        let mut cfg = Metrics {
+            listen: "0.0.0.0:9464".into(),
+            ..Metrics::default()
+        };
+        assert!(bind(&cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("not a loopback address"));
+        cfg.allow_remote = true;
+        assert!(cfg.addr().is_ok());
+    }
+}

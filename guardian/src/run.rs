@@ -19,7 +19,7 @@ use crate::{
 pub fn main(args: RunArgs) -> ExitCode {
     let checked = preflight::check().and_then(|env| {
         let config = crate::config::resolve(&args)?;
-        validate(&config)?;
+        validate(&config, &args)?;
         Ok((env, config))
     });
     let (env, config) = match checked {
@@ -44,6 +44,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     } else {
         None
     };
+    tracing::info!(files = ?config.files, mode = ?config.daemon.mode, "configuration loaded");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -64,10 +65,23 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Everything about the host that can be checked before anything is attached.
-fn validate(config: &Config) -> Result<(), preflight::PreflightError> {
-    preflight::interfaces_exist(&config.interfaces.xdp, "--xdp/interfaces.xdp")?;
-    preflight::interfaces_exist(&config.interfaces.keep_up, "--keep-up/interfaces.keep_up")?;
+/// Everything about the host that can be checked before anything is attached. Interfaces
+/// are named by where they came from: the flag, or the config key.
+fn validate(config: &Config, args: &RunArgs) -> Result<(), preflight::PreflightError> {
+    for (names, given, flag, key) in [
+        (&config.interfaces.xdp, &args.xdp, "--xdp", "interfaces.xdp"),
+        (
+            &config.interfaces.keep_up,
+            &args.keep_up,
+            "--keep-up",
+            "interfaces.keep_up",
+        ),
+    ] {
+        let (from_flag, from_file): (Vec<String>, Vec<String>) =
+            names.iter().cloned().partition(|n| given.contains(n));
+        preflight::interfaces_exist(&from_file, key)?;
+        preflight::interfaces_exist(&from_flag, flag)?;
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Developer tasks for guardian, run as `cargo xtask <command>` (alias in .cargo/config.toml).
 
 mod cmd;
+mod install;
 mod run;
 mod setup;
 mod test;
@@ -34,6 +35,8 @@ enum Task {
     Run(run::RunArgs),
     /// Setup, then fmt, clippy, release build, unit tests and end-to-end tests
     Test(test::TestArgs),
+    /// Setup, build, then install the binary, the systemd unit and (if absent) the config
+    Install(install::InstallArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Task::Build => run::build(),
         Task::Run(args) => run::run(args),
         Task::Test(args) => test::test(args),
+        Task::Install(args) => install::install(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -305,3 +305,22 @@ fn flags_override_the_file() {
         "{e}"
     );
 }
+
+/// docs/deploy/guardian.toml lists every key with its default: it must parse to exactly the
+/// defaults and name every key the defaults serialize to.
+#[test]
+fn the_example_config_is_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy/guardian.toml");
+    let mut c = load(Some(&path), None).unwrap();
+    c.files.clear();
+    assert_eq!(c, Config::default());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let defaults = toml::to_string(&Config::default()).unwrap();
+    for line in defaults.lines().filter(|l| l.contains(" = ")) {
+        let key = line.split(" = ").next().unwrap();
+        assert!(
+            text.contains(&format!("\n{key} = ")),
+            "{key} is not in the example"
+        );
+    }
+}
