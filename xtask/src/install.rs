@@ -65,7 +65,7 @@ pub fn install(args: InstallArgs) -> Result<ExitCode> {
         .trim()
         == "systemd";
     if root == Path::new("/") && systemd {
-        cmd::run(&mut Command::new("systemctl").arg("daemon-reload"))?;
+        cmd::run(Command::new("systemctl").arg("daemon-reload"))?;
         eprintln!("next: systemctl enable --now guardian   (observe mode; see docs/operations.md)");
     }
     Ok(ExitCode::SUCCESS)
