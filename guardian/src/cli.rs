@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::LogFormat;
 use crate::output::Mode;
 
 #[derive(Debug, Parser)]
@@ -57,31 +58,38 @@ pub enum Command {
     Version,
 }
 
+/// `guardian run` flags. Those that also exist in the config file (`[daemon]`, `[sinks]`,
+/// `[log]`, `[interfaces]`) are options here so that only a flag actually given overrides the
+/// file; the effective values are in [`crate::config::Config`] (see `Config::apply_args`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Append events to this file instead of writing them to stdout.
+    /// Append events to this file (`[sinks] file`; rotated by size, reopened on SIGUSR1)
+    /// instead of writing them to stdout.
     #[arg(long, value_name = "PATH")]
     pub events: Option<PathBuf>,
-    /// Attach the XDP counters to this interface (repeatable).
+    /// Attach the XDP counters to this interface (repeatable; adds to `[interfaces] xdp`).
     #[arg(long = "xdp", value_name = "IFACE")]
     pub xdp: Vec<String>,
-    /// Keep this interface up: a link_down on it is healed with link_up (repeatable).
+    /// Keep this interface up: a link_down on it is healed with link_up (repeatable; adds to
+    /// `[interfaces] keep_up`).
     #[arg(long = "keep-up", value_name = "IFACE")]
     pub keep_up: Vec<String>,
-    /// observe: detect and plan, change nothing. enforce: apply, verify, roll back.
-    #[arg(long, value_enum, default_value_t = Mode::Observe)]
-    pub mode: Mode,
-    /// Milliseconds between counters events.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
-    pub interval_ms: u64,
-    /// Where the write-ahead journal lives.
-    #[arg(long, default_value = "/var/lib/guardian", value_name = "DIR")]
-    pub state_dir: PathBuf,
-    /// Host name written in every event (default: the system's).
+    /// observe: detect and plan, change nothing. enforce: apply, verify, roll back
+    /// (`[daemon] mode`, default observe).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Milliseconds between counters events (`[daemon] interval_ms`, default 1000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub interval_ms: Option<u64>,
+    /// Where the write-ahead journal lives (`[daemon] state_dir`, default /var/lib/guardian).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Host name written in every event (`[daemon] host`; default: the system's).
     #[arg(long)]
     pub host: Option<String>,
-    /// Configuration file (TOML): `[detect.<fault>]`, `[remedies]` (modes and one table
-    /// per remedy) and `[safety]`. Unset keys keep their defaults.
+    /// Configuration file (TOML; default /etc/guardian/guardian.toml, which may be missing).
+    /// Drop-ins: `<dir>/<name>.d/*.toml` beside it (default /etc/guardian/guardian.d/), merged
+    /// in name order. See docs/operations.md for every key.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Detector thresholds only (TOML; one table per fault at top level, e.g. `[syn_flood]`);
@@ -91,7 +99,11 @@ pub struct RunArgs {
     /// Also write every detector input to this file, for `guardian replay`.
     #[arg(long, value_name = "PATH")]
     pub record: Option<PathBuf>,
-    /// Milliseconds a remedy has to verify before it is rolled back.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
-    pub verify_timeout_ms: u64,
+    /// Milliseconds a remedy has to verify before it is rolled back (`[daemon]
+    /// verify_timeout_ms`, default 2000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub verify_timeout_ms: Option<u64>,
+    /// Log format on stderr (`[log] format`): human or json. `GUARDIAN_LOG` sets the filter.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }

@@ -5,13 +5,10 @@ use guardian::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GUARDIAN_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    // `run` sets up logging itself, from its config (format and level).
+    if !matches!(cli.command, Command::Run(_)) {
+        guardian::logging::init(Default::default(), "info");
+    }
     match cli.command {
         Command::Version => {
             println!("guardian {}", env!("CARGO_PKG_VERSION"));

@@ -17,8 +17,10 @@ use crate::{
 
 /// Runs the daemon; the exit code follows sysexits.h for operator mistakes.
 pub fn main(args: RunArgs) -> ExitCode {
-    let checked = validate(&args).and_then(|env| {
-        crate::config::load(args.config.as_deref(), args.detect_config.as_deref()).map(|c| (env, c))
+    let checked = preflight::check().and_then(|env| {
+        let config = crate::config::resolve(&args)?;
+        validate(&config, &args)?;
+        Ok((env, config))
     });
     let (env, config) = match checked {
         Ok(v) => v,
@@ -27,6 +29,8 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    crate::logging::init(config.log.format, &config.log.level);
+    crate::config::perms::warn(&config.files, &config.daemon.state_dir);
     // Still single-threaded: the reduced sets are inherited by every thread created later.
     match crate::privileges::reduce() {
         Ok(dropped) => {
@@ -37,6 +41,20 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(77);
         }
     }
+    // Bound before anything is attached: a taken port is a config error (78), not a failure
+    // after the probes are loaded.
+    let metrics = if config.metrics.enabled {
+        match crate::metrics_server::bind(&config.metrics) {
+            Ok(l) => Some((l, crate::metrics_server::install())),
+            Err(e) => {
+                eprintln!("guardian: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+        }
+    } else {
+        None
+    };
+    tracing::info!(files = ?config.files, mode = ?config.daemon.mode, "configuration loaded");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -48,7 +66,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, env, config)) {
+    match runtime.block_on(run(args, env, config, metrics)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("guardian: {}", crate::errors::sentence(&e));
@@ -57,36 +75,74 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Everything that can be checked before anything is attached.
-fn validate(args: &RunArgs) -> Result<preflight::Environment, preflight::PreflightError> {
-    let env = preflight::check()?;
-    preflight::interfaces_exist(&args.xdp, "--xdp")?;
-    preflight::interfaces_exist(&args.keep_up, "--keep-up")?;
-    Ok(env)
+/// Everything about the host that can be checked before anything is attached. Interfaces
+/// are named by where they came from: the flag, or the config key.
+fn validate(config: &Config, args: &RunArgs) -> Result<(), preflight::PreflightError> {
+    for (names, given, flag, key) in [
+        (&config.interfaces.xdp, &args.xdp, "--xdp", "interfaces.xdp"),
+        (
+            &config.interfaces.keep_up,
+            &args.keep_up,
+            "--keep-up",
+            "interfaces.keep_up",
+        ),
+    ] {
+        let (from_flag, from_file): (Vec<String>, Vec<String>) =
+            names.iter().cloned().partition(|n| given.contains(n));
+        preflight::interfaces_exist(&from_file, key)?;
+        preflight::interfaces_exist(&from_flag, flag)?;
+    }
+    Ok(())
 }
 
-fn lifecycle(e: &Emitter, phase: Phase, netns: u32, args: &RunArgs, detail: serde_json::Value) {
+fn lifecycle(e: &Emitter, phase: Phase, netns: u32, mode: output::Mode, detail: serde_json::Value) {
     e.emit(Body::Lifecycle(Lifecycle {
         phase,
         netns,
         version: env!("CARGO_PKG_VERSION"),
-        mode: args.mode,
+        mode,
         detail: Some(detail),
     }));
 }
 
-async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyhow::Result<()> {
+async fn run(
+    args: RunArgs,
+    env: preflight::Environment,
+    config: Config,
+    metrics: Option<(
+        std::net::TcpListener,
+        metrics_exporter_prometheus::PrometheusHandle,
+    )>,
+) -> anyhow::Result<()> {
     let own_netns = netns::current().context("reading /proc/self/ns/net")?;
-    let host = match &args.host {
+    let mode = config.daemon.mode;
+    let host = match &config.daemon.host {
         Some(h) => h.clone(),
         None => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into()),
     };
-    let (emitter, writer) = output::open(args.events.as_deref(), host)
-        .await
-        .with_context(|| format!("opening the events sink {:?}", args.events))?;
+    let (emitter, writer) =
+        output::open_sinks(&config.sinks, host).context("opening the events file")?;
     let writer = tokio::spawn(writer.run());
+    // --- sinks, metrics, service manager (operator surface) ---
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let surface = CancellationToken::new();
+    if let Some((listener, handle)) = metrics {
+        let stop = surface.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics_server::serve(listener, handle, stop).await {
+                tracing::error!(error = %e, "the metrics endpoint stopped");
+            }
+        });
+    }
+    let mut watchdog = crate::notify::watchdog_interval().map(|every| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    crate::notify::status("loading the eBPF programs");
+    // --- end operator surface ---
     // Installed before loading: a stop requested while the probes load is honoured right after,
     // through the normal drain and detach path.
     use tokio::signal::unix::{signal, SignalKind};
@@ -96,14 +152,14 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         &emitter,
         Phase::Started,
         own_netns,
-        &args,
-        serde_json::json!({"pid": std::process::id(), "xdp": args.xdp, "keep_up": args.keep_up}),
+        mode,
+        serde_json::json!({"pid": std::process::id(), "xdp": config.interfaces.xdp, "keep_up": config.interfaces.keep_up}),
     );
 
     let opts = probes::LoadOptions {
         tracefs: env.tracefs,
         btf: env.btf,
-        xdp_ifaces: args.xdp.clone(),
+        xdp_ifaces: config.interfaces.xdp.clone(),
         cgroup: config.remedies.sockopt_failfast.cgroup.clone(),
     };
     let mut probes = tokio::task::spawn_blocking(move || Probes::load(&opts))
@@ -112,7 +168,8 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
     let ring = probes.take_ringbuf()?;
     let samplers = source::samplers(&mut probes)?;
     let maps = probes.remedy_maps()?;
-    let mut collector = Collector::new(&mut probes, own_netns, args.interval_ms, samplers)?;
+    let mut collector =
+        Collector::new(&mut probes, own_netns, config.daemon.interval_ms, samplers)?;
     let shutdown = CancellationToken::new();
     let (inputs, inputs_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -124,11 +181,11 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
     ));
     let engine_task = tokio::spawn(engine::run(
         EngineConfig {
-            mode: args.mode,
-            keep_up: args.keep_up.clone(),
-            state_dir: args.state_dir.clone(),
+            mode,
+            keep_up: config.interfaces.keep_up.clone(),
+            state_dir: config.daemon.state_dir.clone(),
             netns: own_netns,
-            verify_timeout: Duration::from_millis(args.verify_timeout_ms),
+            verify_timeout: Duration::from_millis(config.daemon.verify_timeout_ms),
             detect: config.detect,
             record: args.record.clone(),
             remedies: config.remedies,
@@ -147,12 +204,13 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
             &emitter,
             Phase::Attached,
             own_netns,
-            &args,
+            mode,
             probes.attached(),
         );
+        crate::notify::ready(&format!("attached; {mode:?} mode").to_lowercase());
     }
 
-    let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms));
+    let mut ticker = tokio::time::interval(Duration::from_millis(config.daemon.interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut engine_task = Some(engine_task);
@@ -160,6 +218,10 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         tokio::select! {
             _ = int.recv() => break "SIGINT",
             _ = term.recv() => break "SIGTERM",
+            _ = usr1.recv() => emitter.reopen_sinks(),
+            _ = async { watchdog.as_mut().expect("watchdog set").tick().await }, if watchdog.is_some() => {
+                crate::notify::watchdog();
+            }
             _ = ticker.tick() => {
                 let tick = tokio::task::block_in_place(|| collector.tick(false));
                 for body in tick.events {
@@ -184,9 +246,11 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         &emitter,
         Phase::Stopping,
         own_netns,
-        &args,
+        mode,
         serde_json::json!({ "reason": reason }),
     );
+    crate::notify::stopping(reason);
+    surface.cancel();
     shutdown.cancel();
     if let Some(t) = engine_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -200,7 +264,7 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         &emitter,
         Phase::Detached,
         own_netns,
-        &args,
+        mode,
         serde_json::json!({ "detached": detached }),
     );
     drop(emitter);

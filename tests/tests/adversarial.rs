@@ -72,7 +72,7 @@ fn flapping_interface_budget_holds_and_every_refusal_is_an_event() {
         a.link_set(&v.a_if, true);
         std::thread::sleep(Duration::from_millis(50));
         flaps += 1;
-        if flaps % 10 == 0 {
+        if flaps.is_multiple_of(10) {
             peak = peak.max(rss_kib(pid));
             if d.exited().is_some() {
                 d.fail("the daemon died while the link flapped");

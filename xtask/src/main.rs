@@ -3,6 +3,7 @@
 mod bench;
 mod cmd;
 mod fuzz;
+mod install;
 mod run;
 mod setup;
 mod test;
@@ -43,6 +44,8 @@ enum Task {
     /// Pieces of `bench` that run inside a namespace (internal)
     #[command(subcommand, hide = true)]
     BenchHelper(bench::helper::Helper),
+    /// Setup, build, then install the binary, the systemd unit and (if absent) the config
+    Install(install::InstallArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Task::Fuzz(args) => fuzz::fuzz(args),
         Task::Bench(args) => bench::bench(args),
         Task::BenchHelper(h) => bench::helper::run(h),
+        Task::Install(args) => install::install(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -49,7 +49,7 @@ pub struct Lifecycle {
     pub detail: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Detect and plan; change nothing.

@@ -1,16 +1,19 @@
 //! Output: every observation, detection and action becomes one NDJSON line.
 //!
 //! Producers hold a cheap [`Emitter`] and never block on I/O: lines are stamped with the time
-//! of the event, serialized on the caller's task, and written by one writer task.
+//! of the event, serialized on the caller's task, and written by one writer thread to the
+//! sinks of `[sinks]`: stdout, a rotated file, or both ([`sink`]). Live subscribers (the
+//! control socket's event stream) tap the same lines.
+pub mod count;
 pub mod event;
-
-use std::path::Path;
+pub mod rotate;
+pub mod sink;
 
 use chrono::{SecondsFormat, Utc};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 pub use event::*;
+pub use sink::{open, open_sinks, Writer};
 
 /// Formats a time as RFC 3339 UTC with nanoseconds, e.g. `2026-11-22T08:20:07.123456789Z`.
 pub fn rfc3339(t: chrono::DateTime<Utc>) -> String {
@@ -37,19 +40,25 @@ const TAP_CAPACITY: usize = 4096;
 #[derive(Clone)]
 pub struct Emitter {
     host: std::sync::Arc<str>,
-    tx: mpsc::UnboundedSender<String>,
+    tx: mpsc::UnboundedSender<sink::Msg>,
     tap: tokio::sync::broadcast::Sender<std::sync::Arc<str>>,
 }
 
 impl Emitter {
     /// Emits an event stamped now.
     pub fn emit(&self, body: Body) {
+        count::count(&body);
         let line = to_line(&self.host, Utc::now(), &body);
         if self.tap.receiver_count() > 0 {
             let _ = self.tap.send(line.as_str().into());
         }
         // The writer only goes away at shutdown, after every producer stopped.
-        let _ = self.tx.send(line);
+        let _ = self.tx.send(sink::Msg::Line(line));
+    }
+
+    /// Closes and reopens the event file (SIGUSR1), after the lines emitted before this call.
+    pub fn reopen_sinks(&self) {
+        let _ = self.tx.send(sink::Msg::Reopen);
     }
 
     /// Every line emitted from now on, for live subscribers. A subscriber that falls more than
@@ -60,58 +69,6 @@ impl Emitter {
 
     pub fn host(&self) -> &str {
         &self.host
-    }
-}
-
-/// The writer side: owns the sink. `run` ends when every [`Emitter`] has been dropped.
-pub struct Writer {
-    rx: mpsc::UnboundedReceiver<String>,
-    sink: Box<dyn AsyncWrite + Unpin + Send>,
-}
-
-/// Where events go: stdout, or appended to a file.
-pub async fn open(path: Option<&Path>, host: String) -> std::io::Result<(Emitter, Writer)> {
-    let sink: Box<dyn AsyncWrite + Unpin + Send> = match path {
-        None => Box::new(tokio::io::stdout()),
-        Some(p) => Box::new(
-            tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .await?,
-        ),
-    };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (tap, _) = tokio::sync::broadcast::channel(TAP_CAPACITY);
-    Ok((
-        Emitter {
-            host: host.into(),
-            tx,
-            tap,
-        },
-        Writer { rx, sink },
-    ))
-}
-
-impl Writer {
-    pub async fn run(mut self) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(64 * 1024);
-        while let Some(line) = self.rx.recv().await {
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
-            // Batch whatever else is already queued into one write.
-            while let Ok(line) = self.rx.try_recv() {
-                buf.extend_from_slice(line.as_bytes());
-                buf.push(b'\n');
-                if buf.len() > 1 << 20 {
-                    break;
-                }
-            }
-            self.sink.write_all(&buf).await?;
-            self.sink.flush().await?;
-            buf.clear();
-        }
-        self.sink.flush().await
     }
 }
 
@@ -154,7 +111,11 @@ mod tests {
     async fn subscribers_see_every_line_the_sink_gets() {
         let path = std::env::temp_dir().join(format!("guardian-tap-{}.ndjson", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let (e, w) = open(Some(&path), "h".into()).await.unwrap();
+        let sinks = crate::config::Sinks {
+            file: Some(path.clone()),
+            ..Default::default()
+        };
+        let (e, w) = open_sinks(&sinks, "h".into()).unwrap();
         let writer = tokio::spawn(w.run());
         e.emit(Body::Loss(Loss {
             source: "ringbuf".into(),

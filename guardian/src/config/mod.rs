@@ -1,0 +1,147 @@
+//! The configuration: `/etc/guardian/guardian.toml` and its drop-ins (see [`source`] for
+//! which files are read and [`merge`] for how), then `guardian run` flags over them.
+//!
+//! Sections: `[detect.<fault>]` thresholds, `[remedies]` modes and per-remedy tables,
+//! `[safety]`, `[sinks]`, `[log]`, `[metrics]`, `[interfaces]`, `[control]`, `[daemon]`.
+//! Every key is checked (unknown keys are errors) and every value validated before anything
+//! is attached; an error names the file, line, key path and what was expected (exit 78).
+//! docs/operations.md has the reference.
+pub mod error;
+pub mod merge;
+pub mod perms;
+pub mod sections;
+pub mod source;
+#[cfg(test)]
+mod tests;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use error::ConfigError;
+pub use sections::{Control, Daemon, Interfaces, Log, LogFormat, Metrics, Sinks};
+
+use crate::cli::RunArgs;
+use crate::detect::DetectConfig;
+use crate::engine::SafetyConfig;
+use crate::preflight::PreflightError;
+use crate::remedy::RemedyConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub detect: DetectConfig,
+    pub remedies: RemedyConfig,
+    pub safety: SafetyConfig,
+    pub sinks: Sinks,
+    pub log: Log,
+    pub metrics: Metrics,
+    pub interfaces: Interfaces,
+    pub control: Control,
+    pub daemon: Daemon,
+    /// The files this was read from, in merge order (main file first).
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Checks what the types cannot: value ranges, remedy names, addresses, interface names.
+    pub fn validate(&self) -> Result<(), String> {
+        validate::validate(self).map_err(|i| format!("{}: {}", i.key, i.what))
+    }
+
+    /// `guardian run` flags over the files: a flag that was given wins; `--xdp` and
+    /// `--keep-up` add to `[interfaces]`; `--events` sets `[sinks] file` (and so turns stdout
+    /// off unless `[sinks] stdout = true`).
+    pub fn apply_args(&mut self, args: &RunArgs) {
+        let d = &mut self.daemon;
+        if let Some(m) = args.mode {
+            d.mode = m;
+        }
+        if let Some(v) = args.interval_ms {
+            d.interval_ms = v;
+        }
+        if let Some(v) = args.verify_timeout_ms {
+            d.verify_timeout_ms = v;
+        }
+        if let Some(v) = &args.state_dir {
+            d.state_dir = v.clone();
+        }
+        if let Some(v) = &args.host {
+            d.host = Some(v.clone());
+        }
+        if let Some(v) = &args.events {
+            self.sinks.file = Some(v.clone());
+        }
+        if let Some(v) = args.log_format {
+            self.log.format = v;
+        }
+        for (list, add) in [
+            (&mut self.interfaces.xdp, &args.xdp),
+            (&mut self.interfaces.keep_up, &args.keep_up),
+        ] {
+            for name in add {
+                if !list.contains(name) {
+                    list.push(name.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Reads and validates the config files: the main file (`config`, default
+/// `/etc/guardian/guardian.toml`) and its drop-ins, and, for compatibility, `detect` (a file
+/// with only the `[detect]` tables at top level, replacing `[detect]`). No flags applied:
+/// call it again to reload (SIGHUP), then [`Config::apply_args`].
+pub fn load(config: Option<&Path>, detect: Option<&Path>) -> Result<Config, PreflightError> {
+    load_files(config, detect).map_err(PreflightError::from)
+}
+
+/// [`load`] with `guardian run`'s flags applied and checked: what the daemon runs with.
+pub fn resolve(args: &RunArgs) -> Result<Config, PreflightError> {
+    let mut cfg = load(args.config.as_deref(), args.detect_config.as_deref())?;
+    cfg.apply_args(args);
+    // The files were valid on their own: what fails now came from a flag.
+    validate::validate(&cfg).map_err(|i| {
+        PreflightError::from(ConfigError {
+            file: None,
+            at: None,
+            key: Some(i.key),
+            what: i.what,
+        })
+    })?;
+    Ok(cfg)
+}
+
+pub fn load_files(config: Option<&Path>, detect: Option<&Path>) -> Result<Config, ConfigError> {
+    let paths = source::discover(config)?;
+    let mut files = Vec::with_capacity(paths.len());
+    let mut merged = toml::Table::new();
+    for p in &paths {
+        let (file, _) = source::read::<Config>(p)?;
+        merge::merge(&mut merged, file.table.clone());
+        files.push(file);
+    }
+    let mut cfg: Config = merged.try_into().map_err(|e: toml::de::Error| {
+        // Each file was valid alone; a merge of valid tables stays valid. Defensive only.
+        ConfigError::new(paths.last().map(PathBuf::as_path), e.message().to_string())
+    })?;
+    if let Some(p) = detect {
+        // Detector thresholds have no cross-checks beyond their types: nothing to locate.
+        cfg.detect = source::read::<DetectConfig>(p)?.1;
+    }
+    validate::validate(&cfg).map_err(|i| {
+        let (f, at) = source::locate(&files, &i.key);
+        ConfigError {
+            // Nothing set it: a default is invalid only if the code is wrong; name the main file.
+            file: f.or_else(|| paths.first().cloned()),
+            at,
+            key: Some(i.key),
+            what: i.what,
+        }
+    })?;
+    cfg.files = paths;
+    cfg.files.extend(detect.map(Path::to_path_buf));
+    Ok(cfg)
+}
