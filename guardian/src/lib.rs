@@ -6,10 +6,12 @@
 //! verify, roll back) → `journal` (write-ahead) and `output` (NDJSON).
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod detect;
 pub mod doctor;
 pub mod engine;
 pub mod errors;
+pub mod health;
 pub mod journal;
 pub mod netlink;
 pub mod netns;
@@ -20,5 +22,6 @@ pub mod remedy;
 pub mod replay;
 pub mod rollback;
 pub mod run;
+pub mod scan;
 pub mod source;
 pub mod sysctl;

@@ -77,6 +77,24 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         .await
         .with_context(|| format!("opening the events sink {:?}", args.events))?;
     let writer = tokio::spawn(writer.run());
+
+    // ---- control socket (crate::control, docs/control.md) ----
+    let tally = crate::control::Tally::default();
+    let _tally_task = tally.spawn(&emitter);
+    let (control_handle, control_wiring) = engine::control::Wiring::channel(tally.clone());
+    let control_stop = CancellationToken::new();
+    let _control_socket = crate::control::server::start(
+        args.socket.as_deref(),
+        crate::control::handlers::Ctx::new(
+            control_handle.clone(),
+            tally,
+            &emitter,
+            args.state_dir.clone(),
+        ),
+        control_stop.clone(),
+    )?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // ---- end control socket ----
     // Installed before loading: a stop requested while the probes load is honoured right after,
     // through the normal drain and detach path.
     use tokio::signal::unix::{signal, SignalKind};
@@ -129,6 +147,7 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         maps,
         ready_tx,
         shutdown.clone(),
+        control_wiring,
     ));
     // `attached` means everything runs: probes attached, the engine subscribed to netlink,
     // its baseline taken and the journal settled.
@@ -150,6 +169,9 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         tokio::select! {
             _ = int.recv() => break "SIGINT",
             _ = term.recv() => break "SIGTERM",
+            _ = hup.recv() => {
+                crate::control::reload::on_sighup(&control_handle, args.config.as_deref(), args.detect_config.as_deref()).await;
+            }
             _ = ticker.tick() => {
                 let tick = tokio::task::block_in_place(|| collector.tick(false));
                 for body in tick.events {
@@ -178,6 +200,7 @@ async fn run(args: RunArgs, env: preflight::Environment, config: Config) -> anyh
         serde_json::json!({ "reason": reason }),
     );
     shutdown.cancel();
+    control_stop.cancel();
     if let Some(t) = engine_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
