@@ -58,7 +58,7 @@ pub enum Command {
     },
     /// One screen: health per layer, mode, open incidents, active mitigations with their TTL,
     /// budgets left, success rates (from the running daemon).
-    #[command(after_help = "Examples:\n  guardian status\n  guardian status --json | jq .status.health")]
+    #[command(after_help = "Examples:\n  guardian status\n  guardian status --json | jq .health")]
     Status {
         /// Print the daemon's JSON answer.
         #[arg(long)]
@@ -68,7 +68,9 @@ pub enum Command {
     },
     /// Recent remedy actions (from the journal; readable with the daemon stopped) and recent
     /// incidents (from the running daemon).
-    #[command(after_help = "Examples:\n  guardian history --limit 20\n  guardian history --since 2h --json")]
+    #[command(
+        after_help = "Examples:\n  guardian history --limit 20\n  guardian history --since 2h --json"
+    )]
     History {
         /// At most this many changes and incidents.
         #[arg(long, value_name = "N")]
@@ -94,7 +96,9 @@ pub enum Command {
     },
     /// Switch the running daemon: observe | enforce (in memory, until restart), pause |
     /// resume (the pause file in the state directory: survives restarts).
-    #[command(after_help = "Examples:\n  guardian mode enforce\n  guardian mode pause    # enforce mode only plans until resume")]
+    #[command(
+        after_help = "Examples:\n  guardian mode enforce\n  guardian mode pause    # enforce mode only plans until resume"
+    )]
     Mode {
         #[arg(value_enum)]
         mode: crate::control::protocol::ModeChange,
@@ -103,7 +107,9 @@ pub enum Command {
     },
     /// Heal an open incident now, even in observe mode (every safety rule, the journal and
     /// verification still apply). SUBJECT as `guardian status` prints it.
-    #[command(after_help = "Examples:\n  guardian heal link_down eth1\n  guardian heal route_lost 10.9.0.0/24")]
+    #[command(
+        after_help = "Examples:\n  guardian heal link_down eth1\n  guardian heal route_lost 10.9.0.0/24"
+    )]
     Heal {
         /// The fault, e.g. link_down.
         fault: String,
@@ -115,7 +121,9 @@ pub enum Command {
         socket: SocketArg,
     },
     /// Print the live event stream (NDJSON), filtered by the daemon.
-    #[command(after_help = "Examples:\n  guardian events --follow --type fault --type remedy\n  guardian events --follow --fault syn_flood --severity warning")]
+    #[command(
+        after_help = "Examples:\n  guardian events --follow --type fault --type remedy\n  guardian events --follow --fault syn_flood --severity warning"
+    )]
     Events {
         /// Keep following (the only mode: the stream is live).
         #[arg(long, short = 'f')]
@@ -134,7 +142,9 @@ pub enum Command {
     },
     /// Diagnose this host's network now, without the daemon: interfaces, routes, listeners,
     /// port usage, TIME_WAIT, the ephemeral range, sysctls. Exits 1 when something is bad.
-    #[command(after_help = "Examples:\n  guardian scan\n  nsenter --net=/run/netns/web guardian scan --json")]
+    #[command(
+        after_help = "Examples:\n  guardian scan\n  nsenter --net=/run/netns/web guardian scan --json"
+    )]
     Scan {
         #[arg(long)]
         json: bool,

@@ -88,16 +88,26 @@ mod tests {
     use super::*;
     use Severity::*;
 
+    /// (open incidents, losses in the last minute) -> (l2, l3, l4, overall)
+    type Case = (&'static [(u8, Severity)], u64, (u8, u8, u8, u8));
+
     #[test]
     fn table() {
-        // (open incidents, losses in the last minute) -> (l2, l3, l4, overall)
-        let cases: &[(&[(u8, Severity)], u64, (u8, u8, u8, u8))] = &[
+        let cases: &[Case] = &[
             (&[], 0, (100, 100, 100, 100)),
             (&[(2, Error)], 0, (70, 100, 100, 70)),
             (&[(2, Error), (2, Error)], 0, (40, 100, 100, 40)),
             (&[(3, Critical)], 0, (100, 50, 100, 50)),
-            (&[(4, Warning), (4, Notice), (4, Info)], 0, (100, 100, 78, 78)),
-            (&[(4, Critical), (4, Critical), (4, Critical)], 0, (100, 100, 0, 0)),
+            (
+                &[(4, Warning), (4, Notice), (4, Info)],
+                0,
+                (100, 100, 78, 78),
+            ),
+            (
+                &[(4, Critical), (4, Critical), (4, Critical)],
+                0,
+                (100, 100, 0, 0),
+            ),
             (&[], 1, (90, 90, 90, 90)),
             (&[], 5000, (80, 80, 80, 80)),
             (&[(2, Error)], 10, (60, 90, 90, 60)),

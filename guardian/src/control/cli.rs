@@ -51,14 +51,18 @@ fn show<T: serde::de::DeserializeOwned>(
 /// Runs one client subcommand.
 pub fn main(cmd: Command) -> ExitCode {
     match cmd {
-        Command::Status { json, socket } => match client::request(&socket.path, &Request::Status {}) {
-            Ok(a) => show(&a, "status", json, render::status),
-            Err(e) => fail(&e),
-        },
-        Command::Stats { json, socket } => match client::request(&socket.path, &Request::Stats {}) {
-            Ok(a) => show(&a, "stats", json, render::stats),
-            Err(e) => fail(&e),
-        },
+        Command::Status { json, socket } => {
+            match client::request(&socket.path, &Request::Status {}) {
+                Ok(a) => show(&a, "status", json, render::status),
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Stats { json, socket } => {
+            match client::request(&socket.path, &Request::Stats {}) {
+                Ok(a) => show(&a, "stats", json, render::stats),
+                Err(e) => fail(&e),
+            }
+        }
         Command::History {
             limit,
             since,
@@ -128,7 +132,10 @@ fn history(
             match super::history::from_journal(state_dir, limit, since) {
                 Ok(h) if json => print(&pretty(&serde_json::json!(h))),
                 Ok(h) => {
-                    eprintln!("guardian: not running; changes from the journal in {} only", state_dir.display());
+                    eprintln!(
+                        "guardian: not running; changes from the journal in {} only",
+                        state_dir.display()
+                    );
                     print(&render::history(&h))
                 }
                 Err(e) => {
@@ -156,8 +163,14 @@ fn heal(socket: &Path, fault: String, subject: String, json: bool) -> ExitCode {
             "{} {}{}{}\n",
             s("remedy"),
             s("result"),
-            e["rollback_id"].as_str().map(|i| format!(" (rollback id {i})")).unwrap_or_default(),
-            e["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+            e["rollback_id"]
+                .as_str()
+                .map(|i| format!(" (rollback id {i})"))
+                .unwrap_or_default(),
+            e["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         ));
     }
     let code = print(&out);
@@ -206,7 +219,11 @@ fn rollback(socket: &Path, state_dir: &Path, id: Option<String>, all: bool) -> E
             for c in &changes {
                 let s = |k: &str| c[k].as_str().unwrap_or("");
                 failed |= s("result") != "reverted";
-                let shown = if s("result") == "reverted" { "reverted" } else { "FAILED" };
+                let shown = if s("result") == "reverted" {
+                    "reverted"
+                } else {
+                    "FAILED"
+                };
                 out.push_str(&format!(
                     "{} {} {}: {}\n",
                     s("rollback_id"),
@@ -226,4 +243,3 @@ fn rollback(socket: &Path, state_dir: &Path, id: Option<String>, all: bool) -> E
         Err(e) => fail(&e),
     }
 }
-

@@ -51,13 +51,15 @@ fn connect(path: &Path) -> Result<UnixStream, ClientError> {
 
 /// Interprets one response line: the fields of an ok answer, or the daemon's sentence.
 pub fn parse_answer(path: &Path, line: &str) -> Result<Value, ClientError> {
-    let v: Value = serde_json::from_str(line).map_err(|e| {
-        ClientError::Io(path.to_path_buf(), format!("unreadable answer ({e})"))
-    })?;
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| ClientError::Io(path.to_path_buf(), format!("unreadable answer ({e})")))?;
     if v["ok"] == true {
         return Ok(v);
     }
-    let e = v["error"].as_str().unwrap_or("the daemon refused the request").to_string();
+    let e = v["error"]
+        .as_str()
+        .unwrap_or("the daemon refused the request")
+        .to_string();
     Err(if e.starts_with("permission denied") {
         ClientError::PermissionDenied(e)
     } else {
@@ -129,12 +131,21 @@ mod tests {
     fn answers_and_exit_codes() {
         let p = Path::new("/x.sock");
         assert!(parse_answer(p, "{\"v\":1,\"ok\":true}").is_ok());
-        let e = parse_answer(p, "{\"ok\":false,\"error\":\"permission denied: uid 7 is not allowed\"}")
-            .unwrap_err();
+        let e = parse_answer(
+            p,
+            "{\"ok\":false,\"error\":\"permission denied: uid 7 is not allowed\"}",
+        )
+        .unwrap_err();
         assert_eq!(e.exit_code(), 77);
-        let e = parse_answer(p, "{\"v\":1,\"ok\":false,\"error\":\"no open link_down incident on x\"}")
-            .unwrap_err();
-        assert_eq!((e.exit_code(), e.to_string().as_str()), (65, "no open link_down incident on x"));
+        let e = parse_answer(
+            p,
+            "{\"v\":1,\"ok\":false,\"error\":\"no open link_down incident on x\"}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.exit_code(), e.to_string().as_str()),
+            (65, "no open link_down incident on x")
+        );
         let e = connect(Path::new("/nonexistent/guardian.sock")).unwrap_err();
         assert_eq!(e.exit_code(), 69);
         assert_eq!(

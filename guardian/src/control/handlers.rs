@@ -9,7 +9,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
 
 use super::history;
 use super::protocol::{self, EventFilter, Request};
@@ -119,13 +118,13 @@ async fn history(ctx: &Ctx, limit: Option<usize>, since_s: Option<u64>) -> Resul
 }
 
 /// `events`: an ok line, then every matching event line until the client hangs up or the
-/// daemon stops; `{"v":1,"missed":N}` when this client fell N lines behind.
+/// daemon's last event (`detached`) was sent; `{"v":1,"missed":N}` when this client fell N
+/// lines behind.
 pub async fn events(
     ctx: &Ctx,
     filter: EventFilter,
     mut rd: tokio::io::BufReader<OwnedReadHalf>,
     mut wr: OwnedWriteHalf,
-    stop: &CancellationToken,
 ) {
     let mut rx = ctx.tap.resubscribe();
     if wr
@@ -138,7 +137,6 @@ pub async fn events(
     let mut sink = [0u8; 64];
     loop {
         let out = tokio::select! {
-            _ = stop.cancelled() => break,
             // Anything the client sends, or its hang-up, ends the stream.
             _ = rd.read(&mut sink) => break,
             r = rx.recv() => match r {

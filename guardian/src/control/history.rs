@@ -135,7 +135,10 @@ mod tests {
             .iter()
             .map(|c| (c.rollback_id.as_str(), c.phase.as_str(), c.subject.as_str()))
             .collect();
-        assert_eq!(rows, [("a-0002", "intent", "eth1"), ("a-0001", "verified", "eth1")]);
+        assert_eq!(
+            rows,
+            [("a-0002", "intent", "eth1"), ("a-0001", "verified", "eth1")]
+        );
         assert_eq!(from_journal(&dir, Some(1), None).unwrap().changes.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

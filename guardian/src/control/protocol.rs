@@ -98,8 +98,8 @@ pub fn decode(line: &[u8]) -> Result<Request, String> {
     if line.len() > MAX_REQUEST {
         return Err(format!("request larger than {MAX_REQUEST} bytes"));
     }
-    let v: Value = serde_json::from_slice(line)
-        .map_err(|e| format!("the request is not valid JSON ({e})"))?;
+    let v: Value =
+        serde_json::from_slice(line).map_err(|e| format!("the request is not valid JSON ({e})"))?;
     let Value::Object(mut obj) = v else {
         return Err("the request must be a JSON object".into());
     };
@@ -110,7 +110,11 @@ pub fn decode(line: &[u8]) -> Result<Request, String> {
                 "unsupported protocol version {other} (this guardian speaks {VERSION})"
             ))
         }
-        None => return Err(format!("the request has no \"v\" field (expected {VERSION})")),
+        None => {
+            return Err(format!(
+                "the request has no \"v\" field (expected {VERSION})"
+            ))
+        }
     }
     let cmd = match obj.get("cmd") {
         Some(Value::String(c)) => c.clone(),
@@ -118,7 +122,9 @@ pub fn decode(line: &[u8]) -> Result<Request, String> {
         None => return Err(format!("the request has no \"cmd\" (one of {COMMANDS})")),
     };
     if !COMMANDS.split(", ").any(|c| c == cmd) {
-        return Err(format!("unknown command {cmd:?} (expected one of {COMMANDS})"));
+        return Err(format!(
+            "unknown command {cmd:?} (expected one of {COMMANDS})"
+        ));
     }
     let req: Request = serde_json::from_value(Value::Object(obj))
         .map_err(|e| format!("bad arguments for {cmd}: {e}"))?;
@@ -130,7 +136,9 @@ pub fn decode(line: &[u8]) -> Result<Request, String> {
     if let Request::Events(filter) = &req {
         if let Some(s) = &filter.min_severity {
             if !SEVERITIES.contains(&s.as_str()) {
-                return Err(format!("unknown severity {s:?} (expected one of {SEVERITIES:?})"));
+                return Err(format!(
+                    "unknown severity {s:?} (expected one of {SEVERITIES:?})"
+                ));
             }
         }
     }
@@ -160,7 +168,10 @@ pub fn ok(fields: Value) -> String {
 
 /// `{"v":1,"ok":false,"error":"..."}` as one line.
 pub fn error(sentence: &str) -> String {
-    format!("{{\"v\":{VERSION},\"ok\":false,\"error\":{}}}\n", json!(sentence))
+    format!(
+        "{{\"v\":{VERSION},\"ok\":false,\"error\":{}}}\n",
+        json!(sentence)
+    )
 }
 
 /// The line telling an `events` client it fell behind and `n` lines were dropped for it.
@@ -175,7 +186,10 @@ mod tests {
     #[test]
     fn good_requests_decode() {
         assert_eq!(decode(br#"{"v":1,"cmd":"status"}"#), Ok(Request::Status {}));
-        assert_eq!(decode(b"{\"v\":1,\"cmd\":\"stats\"}\n"), Ok(Request::Stats {}));
+        assert_eq!(
+            decode(b"{\"v\":1,\"cmd\":\"stats\"}\n"),
+            Ok(Request::Stats {})
+        );
         assert_eq!(
             decode(br#"{"cmd":"history","v":1,"limit":5,"since_s":60}"#),
             Ok(Request::History {
@@ -198,7 +212,10 @@ mod tests {
         );
         assert_eq!(
             decode(br#"{"v":1,"cmd":"rollback","all":true}"#),
-            Ok(Request::Rollback { id: None, all: true })
+            Ok(Request::Rollback {
+                id: None,
+                all: true
+            })
         );
         let ev = decode(br#"{"v":1,"cmd":"events","types":["fault"],"min_severity":"error"}"#);
         let Ok(Request::Events(filter)) = ev else {
@@ -233,13 +250,25 @@ mod tests {
             (b"status", "the request is not valid JSON"),
             (b"[1,2]", "the request must be a JSON object"),
             (br#"{"cmd":"status"}"#, "the request has no \"v\" field"),
-            (br#"{"v":2,"cmd":"status"}"#, "unsupported protocol version 2"),
+            (
+                br#"{"v":2,"cmd":"status"}"#,
+                "unsupported protocol version 2",
+            ),
             (br#"{"v":1}"#, "the request has no \"cmd\""),
             (br#"{"v":1,"cmd":7}"#, "\"cmd\" must be a string"),
             (br#"{"v":1,"cmd":"reboot"}"#, "unknown command \"reboot\""),
-            (br#"{"v":1,"cmd":"mode","mode":"chaos"}"#, "bad arguments for mode"),
-            (br#"{"v":1,"cmd":"heal","fault":"x"}"#, "bad arguments for heal"),
-            (br#"{"v":1,"cmd":"status","extra":1}"#, "bad arguments for status"),
+            (
+                br#"{"v":1,"cmd":"mode","mode":"chaos"}"#,
+                "bad arguments for mode",
+            ),
+            (
+                br#"{"v":1,"cmd":"heal","fault":"x"}"#,
+                "bad arguments for heal",
+            ),
+            (
+                br#"{"v":1,"cmd":"status","extra":1}"#,
+                "bad arguments for status",
+            ),
             (br#"{"v":1,"cmd":"rollback"}"#, "rollback needs either"),
             (
                 br#"{"v":1,"cmd":"rollback","id":"a","all":true}"#,
@@ -253,7 +282,11 @@ mod tests {
         ];
         for (bytes, want) in cases {
             let e = decode(bytes).unwrap_err();
-            assert!(e.starts_with(want), "{:?}: {e}", String::from_utf8_lossy(bytes));
+            assert!(
+                e.starts_with(want),
+                "{:?}: {e}",
+                String::from_utf8_lossy(bytes)
+            );
             assert!(!e.contains('\n'), "{e}");
         }
     }

@@ -95,7 +95,11 @@ pub fn status(s: &Status) -> String {
             r.successes,
             r.attempts,
             r.rate,
-            if r.confident { "confident" } else { "plan only" }
+            if r.confident {
+                "confident"
+            } else {
+                "plan only"
+            }
         );
     }
     let e = &s.events;

@@ -95,8 +95,14 @@ fn empty_status_screen_says_so() {
         health: Health::default(),
         ..Default::default()
     });
-    assert!(s.contains("health   L2 100  L3 100  L4 100  overall 100\n"), "{s}");
-    assert!(s.contains("incidents (0 open)\nmitigations (0 active)\n"), "{s}");
+    assert!(
+        s.contains("health   L2 100  L3 100  L4 100  overall 100\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("incidents (0 open)\nmitigations (0 active)\n"),
+        "{s}"
+    );
 }
 
 #[test]

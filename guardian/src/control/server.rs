@@ -148,9 +148,9 @@ pub async fn serve(listener: UnixListener, ctx: Ctx, stop: CancellationToken) {
             let _ = tokio::time::timeout(READ_TIMEOUT, s.write_all(line.as_bytes())).await;
             continue;
         };
-        let (ctx, stop) = (ctx.clone(), stop.clone());
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            connection(stream, &ctx, &stop).await;
+            connection(stream, &ctx).await;
             drop(permit);
         });
     }
@@ -161,7 +161,7 @@ pub fn allowed(peer_uid: u32, own_euid: u32) -> bool {
     peer_uid == 0 || peer_uid == own_euid
 }
 
-async fn connection(mut stream: UnixStream, ctx: &Ctx, stop: &CancellationToken) {
+async fn connection(mut stream: UnixStream, ctx: &Ctx) {
     let uid = match stream.peer_cred() {
         Ok(c) => c.uid(),
         Err(e) => {
@@ -194,7 +194,7 @@ async fn connection(mut stream: UnixStream, ctx: &Ctx, stop: &CancellationToken)
             let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
             match protocol::decode(line) {
                 Ok(protocol::Request::Events(filter)) => {
-                    handlers::events(ctx, filter, rd, wr, stop).await;
+                    handlers::events(ctx, filter, rd, wr).await;
                     return;
                 }
                 Ok(req) => handlers::answer(ctx, req).await,

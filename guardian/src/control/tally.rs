@@ -69,7 +69,11 @@ impl Tally {
         c.events.total += 1;
         bump(&mut c.events.by_type, s("type"), 1);
         match s("type") {
-            "fault" => bump(c.faults.entry(s("fault").into()).or_default(), s("state"), 1),
+            "fault" => bump(
+                c.faults.entry(s("fault").into()).or_default(),
+                s("state"),
+                1,
+            ),
             "remedy" => bump(
                 c.remedies.entry(s("remedy").into()).or_default(),
                 s("result"),
@@ -134,10 +138,22 @@ mod tests {
     fn counts_types_faults_remedies_and_recent_losses() {
         let t = Tally::default();
         let t0 = Instant::now();
-        t.count(&json!({"type":"fault","fault":"link_down","state":"opened"}), t0);
-        t.count(&json!({"type":"fault","fault":"link_down","state":"cleared"}), t0);
-        t.count(&json!({"type":"remedy","remedy":"link_up","result":"verified"}), t0);
-        t.count(&json!({"type":"loss","source":"ringbuf","lost":7,"total":7}), t0);
+        t.count(
+            &json!({"type":"fault","fault":"link_down","state":"opened"}),
+            t0,
+        );
+        t.count(
+            &json!({"type":"fault","fault":"link_down","state":"cleared"}),
+            t0,
+        );
+        t.count(
+            &json!({"type":"remedy","remedy":"link_up","result":"verified"}),
+            t0,
+        );
+        t.count(
+            &json!({"type":"loss","source":"ringbuf","lost":7,"total":7}),
+            t0,
+        );
         t.count(&json!({"type":"counters"}), t0);
         let s = t.stats(t0);
         assert_eq!(s.events.total, 5);

@@ -236,7 +236,9 @@ impl Engine {
                 let dir = &self.cfg.state_dir;
                 std::fs::create_dir_all(dir)
                     .and_then(|()| std::fs::write(dir.join(super::act::PAUSE_FILE), b""))
-                    .map_err(|e| format!("cannot create the pause file in {}: {e}", dir.display()))?;
+                    .map_err(|e| {
+                        format!("cannot create the pause file in {}: {e}", dir.display())
+                    })?;
             }
             ModeChange::Resume => {
                 let p = self.cfg.state_dir.join(super::act::PAUSE_FILE);
@@ -249,7 +251,12 @@ impl Engine {
         }
         let after = self.mode_label();
         let paused = self.paused();
-        tracing::info!(from = before, to = after, paused, "mode changed through the control socket");
+        tracing::info!(
+            from = before,
+            to = after,
+            paused,
+            "mode changed through the control socket"
+        );
         self.lifecycle(
             Phase::ModeChanged,
             json!({"from": before, "to": after, "paused": paused}),

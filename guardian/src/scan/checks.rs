@@ -23,7 +23,13 @@ pub struct Check {
     pub threshold: String,
 }
 
-fn check(section: &'static str, name: String, value: String, level: Level, threshold: &str) -> Check {
+fn check(
+    section: &'static str,
+    name: String,
+    value: String,
+    level: Level,
+    threshold: &str,
+) -> Check {
     Check {
         section,
         name,
@@ -216,22 +222,38 @@ fn sysctls(f: &Facts, out: &mut Vec<Check>) {
                 "warn: 0 (no SYN flood protection)",
             ),
             "net.core.somaxconn" => (
-                if n.is_some_and(|n| n < 1024) { Level::Warn } else { Level::Ok },
+                if n.is_some_and(|n| n < 1024) {
+                    Level::Warn
+                } else {
+                    Level::Ok
+                },
                 "warn: < 1024",
             ),
             "net.ipv4.tcp_max_syn_backlog" => (
-                if n.is_some_and(|n| n < 256) { Level::Warn } else { Level::Ok },
+                if n.is_some_and(|n| n < 256) {
+                    Level::Warn
+                } else {
+                    Level::Ok
+                },
                 "warn: < 256",
             ),
             "net.ipv4.ip_local_port_range" => {
                 let (lo, hi) = f.ephemeral_range;
                 (
-                    if hi.saturating_sub(lo) < 10_000 { Level::Warn } else { Level::Ok },
+                    if hi.saturating_sub(lo) < 10_000 {
+                        Level::Warn
+                    } else {
+                        Level::Ok
+                    },
                     "warn: fewer than 10000 ports",
                 )
             }
             "net.ipv4.tcp_fin_timeout" => (
-                if n.is_some_and(|n| n > 60) { Level::Warn } else { Level::Ok },
+                if n.is_some_and(|n| n > 60) {
+                    Level::Warn
+                } else {
+                    Level::Ok
+                },
                 "warn: > 60 s",
             ),
             _ => (Level::Ok, "informational"),

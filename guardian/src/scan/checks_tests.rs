@@ -13,7 +13,11 @@ fn facts() -> Facts {
         mtu: 1500,
     };
     Facts {
-        links: vec![link(1, "lo", true), link(2, "eth0", true), link(3, "eth1", false)],
+        links: vec![
+            link(1, "lo", true),
+            link(2, "eth0", true),
+            link(3, "eth1", false),
+        ],
         stats: BTreeMap::from([(
             "eth0".to_string(),
             IfaceStats {
@@ -50,8 +54,14 @@ fn facts() -> Facts {
         ephemeral_range: (60000, 60999),
         sysctls: BTreeMap::from([
             ("net.ipv4.tcp_syncookies".to_string(), "0".to_string()),
-            ("net.ipv4.tcp_max_tw_buckets".to_string(), "1000".to_string()),
-            ("net.ipv4.ip_local_port_range".to_string(), "60000 60999".to_string()),
+            (
+                "net.ipv4.tcp_max_tw_buckets".to_string(),
+                "1000".to_string(),
+            ),
+            (
+                "net.ipv4.ip_local_port_range".to_string(),
+                "60000 60999".to_string(),
+            ),
         ]),
     }
 }

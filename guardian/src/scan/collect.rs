@@ -64,7 +64,10 @@ pub fn parse_net_dev(text: &str) -> BTreeMap<String, IfaceStats> {
         .skip(2)
         .filter_map(|l| {
             let (name, rest) = l.split_once(':')?;
-            let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             (f.len() >= 12).then(|| {
                 (
                     name.trim().to_string(),

@@ -43,7 +43,10 @@ pub fn render(checks: &[Check]) -> String {
 
 /// Scans the caller's namespace; exits 1 when a line is bad.
 pub fn main(json: bool) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("guardian: cannot start the async runtime: {e}");

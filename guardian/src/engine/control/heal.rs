@@ -70,7 +70,10 @@ impl Engine {
 
     /// Reverts one change or every open one, newest first, as `guardian rollback` does
     /// offline; a reverted temporary mitigation is forgotten by the engine.
-    pub(super) async fn rollback_by_request(&mut self, id: Option<String>) -> Result<Value, String> {
+    pub(super) async fn rollback_by_request(
+        &mut self,
+        id: Option<String>,
+    ) -> Result<Value, String> {
         let Some(j) = &self.journal else {
             return Err(
                 "this guardian keeps no journal (it started in observe mode and changed nothing): nothing to roll back"

@@ -19,12 +19,15 @@ use serde_json::{json, Value};
 
 use super::super::Engine;
 use super::Reload;
-use crate::detect::{self, Baseline};
 use crate::detect::incidents::fault_body;
+use crate::detect::{self, Baseline};
 use crate::output::FaultState;
 
 /// The `[detect.<fault>]` tables that differ.
-pub(super) fn changed_tables(old: &detect::DetectConfig, new: &detect::DetectConfig) -> Vec<String> {
+pub(super) fn changed_tables(
+    old: &detect::DetectConfig,
+    new: &detect::DetectConfig,
+) -> Vec<String> {
     let (Ok(Value::Object(a)), Ok(Value::Object(b))) =
         (serde_json::to_value(old), serde_json::to_value(new))
     else {

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::super::active::{Active, Waiting};
 use super::super::Engine;
-use crate::control::status::{subject_label, BudgetUse, BudgetView, MitigationView, RemedyRate, Status};
+use crate::control::status::{
+    subject_label, BudgetUse, BudgetView, MitigationView, RemedyRate, Status,
+};
 use crate::engine::SafetyConfig;
 
 impl Engine {
@@ -24,9 +26,15 @@ impl Engine {
             health: self.health(now),
             incidents,
             mitigations: self.active.iter().map(|a| mitigation(a, now)).collect(),
-            budgets: budget_view(s, self.budgets.taken(), self.budgets.global_left(s, now), now),
+            budgets: budget_view(
+                s,
+                self.budgets.taken(),
+                self.budgets.global_left(s, now),
+                now,
+            ),
             remedies: rates(&self.ladder.snapshot(), |f, r| {
-                self.ladder.confident(f, r, s.min_confidence, s.min_attempts)
+                self.ladder
+                    .confident(f, r, s.min_confidence, s.min_attempts)
             }),
             events: self.ctl.tally.totals(now),
         }
@@ -39,7 +47,9 @@ fn mitigation(a: &Active, now: Instant) -> MitigationView {
         remedy: a.at.remedy.clone(),
         fault: a.at.fault.clone(),
         subject: subject_label(&a.at.subject, &a.at.key),
-        ttl_s: a.expires.map(|e| e.saturating_duration_since(now).as_secs()),
+        ttl_s: a
+            .expires
+            .map(|e| e.saturating_duration_since(now).as_secs()),
         until_clear: a.until_clear,
         waiting_for_effect: matches!(a.waiting, Waiting::Effect { .. }),
     }
@@ -130,7 +140,14 @@ mod tests {
         let rows: Vec<(&str, &str, u32, u32)> = v
             .used
             .iter()
-            .map(|u| (u.remedy.as_str(), u.subject.as_str(), u.remedy_left, u.subject_left))
+            .map(|u| {
+                (
+                    u.remedy.as_str(),
+                    u.subject.as_str(),
+                    u.remedy_left,
+                    u.subject_left,
+                )
+            })
             .collect();
         assert_eq!(
             rows,
@@ -151,7 +168,12 @@ mod tests {
         let r = rates(&l.snapshot(), |_, r| r == "link_up");
         assert_eq!(r.len(), 2);
         assert_eq!(
-            (r[0].fault.as_str(), r[0].remedy.as_str(), r[0].attempts, r[0].successes),
+            (
+                r[0].fault.as_str(),
+                r[0].remedy.as_str(),
+                r[0].attempts,
+                r[0].successes
+            ),
             ("link_down", "link_up", 2, 2)
         );
         assert!((r[0].rate - 0.75).abs() < 1e-9 && r[0].confident);
