@@ -39,7 +39,8 @@ pub enum Command {
         file: PathBuf,
     },
     /// Revert changes guardian made, as recorded in its journal: through the running daemon
-    /// when it answers on the control socket, otherwise directly.
+    /// when it answers on the control socket and keeps this state directory, otherwise
+    /// directly (the daemon must then be stopped).
     #[command(
         after_help = "Examples:\n  guardian rollback 187a3f0c2b9d4e10-0001\n  guardian rollback --all --state-dir /var/lib/guardian"
     )]

@@ -121,7 +121,7 @@ fn status_health_heal_history_and_rollback_through_the_daemon() {
     assert_eq!(h["changes"][0]["phase"], "verified", "{h}");
 
     // Rollback through the running daemon (it holds the journal lock) restores the state.
-    let o = cli(&sock, &["rollback", &id]);
+    let o = cli(&sock, &["rollback", &id, "--state-dir", &st]);
     assert!(o.status.success(), "{o:?} {}", stderr_of(&mut d));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("reverted"),

@@ -208,6 +208,22 @@ fn rollback(socket: &Path, state_dir: &Path, id: Option<String>, all: bool) -> E
         id: id.filter(|_| !all),
         all,
     };
+    // The daemon answering must be the one keeping this state directory; otherwise (another
+    // daemon, or none) the journal is reverted offline.
+    let same_dir = client::request(socket, &Request::Status {}).map(|a| {
+        let theirs = a["status"]["state_dir"]
+            .as_str()
+            .map(std::path::PathBuf::from);
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        theirs.is_some_and(|t| canon(&t) == canon(state_dir))
+    });
+    match same_dir {
+        Ok(true) => {}
+        Ok(false) | Err(ClientError::NotRunning(_)) => {
+            return crate::rollback::main(state_dir, which)
+        }
+        Err(e) => return fail(&e),
+    }
     match client::request(socket, &req) {
         Ok(a) => {
             let changes = a["changes"].as_array().cloned().unwrap_or_default();

@@ -21,9 +21,9 @@ fn facts() -> Facts {
         stats: BTreeMap::from([(
             "eth0".to_string(),
             IfaceStats {
-                rx_packets: 1000,
-                tx_packets: 1000,
-                rx_dropped: 30,
+                tx_packets: 10_000,
+                rx_dropped: 300,
+                rx_packets: 10_000,
                 ..Default::default()
             },
         )]),
@@ -79,7 +79,7 @@ fn thresholds() {
     assert!(cs.iter().all(|c| c.name != "lo"));
     assert_eq!(level_of(&cs, "eth0"), Level::Ok);
     assert_eq!(level_of(&cs, "eth1"), Level::Warn);
-    assert_eq!(level_of(&cs, "eth0 errors/drops"), Level::Warn); // 1.5% drops
+    assert_eq!(level_of(&cs, "eth0 errors/drops"), Level::Warn); // 300 drops, 1.5% of packets
     assert_eq!(level_of(&cs, "default route"), Level::Ok);
     assert_eq!(level_of(&cs, "route 10.9.0.0/24"), Level::Bad);
     assert_eq!(level_of(&cs, "0.0.0.0:80"), Level::Bad); // 95% full
