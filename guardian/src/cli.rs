@@ -39,7 +39,9 @@ pub enum Command {
         /// The record file.
         file: PathBuf,
     },
-    /// Revert changes guardian made, as recorded in its journal (the daemon must be stopped).
+    /// Revert changes guardian made, as recorded in its journal: through the running daemon
+    /// when it answers on the control socket and keeps this state directory, otherwise
+    /// directly (the daemon must then be stopped).
     #[command(
         after_help = "Examples:\n  guardian rollback 187a3f0c2b9d4e10-0001\n  guardian rollback --all --state-dir /var/lib/guardian"
     )]
@@ -53,9 +55,112 @@ pub enum Command {
         /// Where the journal lives.
         #[arg(long, default_value = "/var/lib/guardian", value_name = "DIR")]
         state_dir: PathBuf,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// One screen: health per layer, mode, open incidents, active mitigations with their TTL,
+    /// budgets left, success rates (from the running daemon).
+    #[command(after_help = "Examples:\n  guardian status\n  guardian status --json | jq .health")]
+    Status {
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Recent remedy actions (from the journal; readable with the daemon stopped) and recent
+    /// incidents (from the running daemon).
+    #[command(
+        after_help = "Examples:\n  guardian history --limit 20\n  guardian history --since 2h --json"
+    )]
+    History {
+        /// At most this many changes and incidents.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Only the last DURATION: 90, 30s, 15m, 2h, 1d.
+        #[arg(long, value_name = "DURATION", value_parser = crate::control::history::parse_duration)]
+        since: Option<std::time::Duration>,
+        #[arg(long)]
+        json: bool,
+        /// Where the journal lives (read directly when no daemon answers).
+        #[arg(long, default_value = "/var/lib/guardian", value_name = "DIR")]
+        state_dir: PathBuf,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Counts of events by type and fault, remedy results, success rates, losses.
+    #[command(after_help = "Example:\n  guardian stats --json")]
+    Stats {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Switch the running daemon: observe | enforce (in memory, until restart), pause |
+    /// resume (the pause file in the state directory: survives restarts).
+    #[command(
+        after_help = "Examples:\n  guardian mode enforce\n  guardian mode pause    # enforce mode only plans until resume"
+    )]
+    Mode {
+        #[arg(value_enum)]
+        mode: crate::control::protocol::ModeChange,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Heal an open incident now, even in observe mode (every safety rule, the journal and
+    /// verification still apply). SUBJECT as `guardian status` prints it.
+    #[command(
+        after_help = "Examples:\n  guardian heal link_down eth1\n  guardian heal route_lost 10.9.0.0/24"
+    )]
+    Heal {
+        /// The fault, e.g. link_down.
+        fault: String,
+        /// Its subject: interface, route prefix, addr:port.
+        subject: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Print the live event stream (NDJSON), filtered by the daemon.
+    #[command(
+        after_help = "Examples:\n  guardian events --follow --type fault --type remedy\n  guardian events --follow --fault syn_flood --severity warning"
+    )]
+    Events {
+        /// Keep following (the only mode: the stream is live).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only events of this type (repeatable): lifecycle, counters, observation, fault, remedy, loss.
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// Only fault and remedy events of this fault (repeatable).
+        #[arg(long = "fault", value_name = "FAULT")]
+        faults: Vec<String>,
+        /// Only fault events of this severity or worse: critical, error, warning, notice, info.
+        #[arg(long, value_name = "SEVERITY")]
+        severity: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Diagnose this host's network now, without the daemon: interfaces, routes, listeners,
+    /// port usage, TIME_WAIT, the ephemeral range, sysctls. Exits 1 when something is bad.
+    #[command(
+        after_help = "Examples:\n  guardian scan\n  nsenter --net=/run/netns/web guardian scan --json"
+    )]
+    Scan {
+        #[arg(long)]
+        json: bool,
     },
     /// Print the version.
     Version,
+}
+
+/// `--socket PATH` of the client subcommands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SocketArg {
+    /// The daemon's control socket.
+    #[arg(long = "socket", default_value = crate::control::DEFAULT_SOCKET, value_name = "PATH")]
+    pub path: PathBuf,
 }
 
 /// `guardian run` flags. Those that also exist in the config file (`[daemon]`, `[sinks]`,
@@ -106,4 +211,8 @@ pub struct RunArgs {
     /// Log format on stderr (`[log] format`): human or json. `GUARDIAN_LOG` sets the filter.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// The control socket (default /run/guardian/guardian.sock; when another guardian already
+    /// answers there, this one runs without a socket unless the path was given explicitly).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }

@@ -6,10 +6,12 @@
 //! verify, roll back) → `journal` (write-ahead) and `output` (NDJSON).
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod detect;
 pub mod doctor;
 pub mod engine;
 pub mod errors;
+pub mod health;
 pub mod journal;
 pub mod logging;
 pub mod metrics_server;
@@ -24,5 +26,6 @@ pub mod remedy;
 pub mod replay;
 pub mod rollback;
 pub mod run;
+pub mod scan;
 pub mod source;
 pub mod sysctl;

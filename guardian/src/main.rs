@@ -26,13 +26,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Rollback { id, all, state_dir } => {
-            let which = match id {
-                Some(id) if !all => guardian::rollback::Which::One(id),
-                _ => guardian::rollback::Which::All,
-            };
-            guardian::rollback::main(&state_dir, which)
-        }
         Command::Replay { file } => {
             let stdout = std::io::stdout();
             match guardian::replay::replay(&file, &mut stdout.lock()) {
@@ -43,5 +36,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        // status, history, stats, mode, heal, events, rollback, scan
+        client => guardian::control::cli::main(client),
     }
 }

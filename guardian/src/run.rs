@@ -143,6 +143,30 @@ async fn run(
     });
     crate::notify::status("loading the eBPF programs");
     // --- end operator surface ---
+
+    // ---- control socket (crate::control, docs/control.md) ----
+    let tally = crate::control::Tally::default();
+    let _tally_task = tally.spawn(&emitter);
+    let (control_handle, control_wiring) = engine::control::Wiring::channel(tally.clone());
+    let control_stop = CancellationToken::new();
+    // The flag, else the config file's `[control] socket` when it is not the default; the
+    // default path is shared (another guardian there: run without a socket, with a warning).
+    let socket = args.socket.clone().or_else(|| {
+        (config.control.socket != std::path::Path::new(crate::control::DEFAULT_SOCKET))
+            .then(|| config.control.socket.clone())
+    });
+    let _control_socket = crate::control::server::start(
+        socket.as_deref(),
+        crate::control::handlers::Ctx::new(
+            control_handle.clone(),
+            tally,
+            &emitter,
+            config.daemon.state_dir.clone(),
+        ),
+        control_stop.clone(),
+    )?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // ---- end control socket ----
     // Installed before loading: a stop requested while the probes load is honoured right after,
     // through the normal drain and detach path.
     use tokio::signal::unix::{signal, SignalKind};
@@ -196,6 +220,7 @@ async fn run(
         maps,
         ready_tx,
         shutdown.clone(),
+        control_wiring,
     ));
     // `attached` means everything runs: probes attached, the engine subscribed to netlink,
     // its baseline taken and the journal settled.
@@ -221,6 +246,9 @@ async fn run(
             _ = usr1.recv() => emitter.reopen_sinks(),
             _ = async { watchdog.as_mut().expect("watchdog set").tick().await }, if watchdog.is_some() => {
                 crate::notify::watchdog();
+            }
+            _ = hup.recv() => {
+                crate::control::reload::on_sighup(&control_handle, args.config.as_deref(), args.detect_config.as_deref()).await;
             }
             _ = ticker.tick() => {
                 let tick = tokio::task::block_in_place(|| collector.tick(false));
@@ -252,6 +280,7 @@ async fn run(
     crate::notify::stopping(reason);
     surface.cancel();
     shutdown.cancel();
+    control_stop.cancel();
     if let Some(t) = engine_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }

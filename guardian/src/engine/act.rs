@@ -152,11 +152,13 @@ impl Engine {
         if self.cfg.mode == Mode::Observe {
             return Some("observe mode".into());
         }
+        // A manual heal (control socket) is the operator's approval: pause and per-remedy
+        // observe modes do not hold it back.
         let pause = self.cfg.state_dir.join(PAUSE_FILE);
-        if pause.exists() {
+        if !self.ctl.manual && pause.exists() {
             return Some(format!("paused: {} exists", pause.display()));
         }
-        if self.cfg.remedies.mode_of(remedy) == RemedyMode::Observe {
+        if !self.ctl.manual && self.cfg.remedies.mode_of(remedy) == RemedyMode::Observe {
             return Some(format!("remedies.modes.{remedy} = \"observe\""));
         }
         let s = &self.cfg.safety;

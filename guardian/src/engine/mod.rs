@@ -9,6 +9,7 @@
 //! milliseconds, not at the next tick.
 mod act;
 mod active;
+pub mod control;
 pub mod ladder;
 pub mod recover;
 pub mod safety;
@@ -112,7 +113,12 @@ pub async fn run(
     maps: Maps,
     ready: tokio::sync::oneshot::Sender<()>,
     shutdown: CancellationToken,
+    control: control::Wiring,
 ) -> anyhow::Result<()> {
+    let control::Wiring {
+        rx: mut requests,
+        tally,
+    } = control;
     let mut sub = netlink::subscribe().context("subscribing to link and route changes")?;
     let nl = Netlink::connect().context("opening the netlink request socket")?;
     let links = nl.dump_links().await.context("dumping links")?;
@@ -172,6 +178,8 @@ pub async fn run(
         shutdown.clone(),
     );
     engine.ladder = ladder;
+    engine.ctl = control::State::new(tally);
+    engine.ctl.lock = lock;
     engine.recover().await;
     let _ = ready.send(());
     loop {
@@ -191,11 +199,13 @@ pub async fn run(
                 None => anyhow::bail!("the netlink subscription closed"),
             },
             Some(input) = inputs.recv() => engine.observe(input).await,
+            Some(req) = requests.recv() => engine.on_control(req).await,
         }
+        engine.publish_gauges();
     }
     tracing::debug!("engine stopping");
     engine.revert_temporary().await;
-    drop(lock);
+    drop(engine);
     Ok(())
 }
 
@@ -218,6 +228,8 @@ struct Engine {
     tries: HashMap<IncidentKey, Tries>,
     /// How often a remedy acted on a fault's subject (hold-time doubling).
     recurrences: HashMap<(&'static str, String), u32>,
+    /// Open incidents, recent ones, the lock taken at runtime: what the control socket needs.
+    ctl: control::State,
 }
 
 impl Engine {
@@ -249,6 +261,7 @@ impl Engine {
             active: Vec::new(),
             tries: HashMap::new(),
             recurrences: HashMap::new(),
+            ctl: control::State::new(Default::default()),
         }
     }
 
@@ -375,6 +388,7 @@ impl Engine {
         };
         tracing::info!(fault = f.fault, key = %f.key, incident = %id, state = ?f.state, "fault");
         self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
+        self.ctl_track(&f, &id);
         let key: IncidentKey = (f.fault, f.key.clone());
         if f.state == FaultState::Cleared {
             self.tries.remove(&key);
@@ -426,6 +440,7 @@ mod tests {
                 Maps::default(),
                 tokio::sync::oneshot::channel().0,
                 CancellationToken::new(),
+                control::Wiring::detached(),
             )
             .await
         };

@@ -314,6 +314,11 @@ impl Budgets {
         self.taken.push_back((now, remedy, subject.to_string()));
     }
 
+    /// Every action still remembered: when, which remedy, which subject (for status).
+    pub fn taken(&self) -> impl Iterator<Item = (Instant, &'static str, &str)> + '_ {
+        self.taken.iter().map(|(t, r, s)| (*t, *r, s.as_str()))
+    }
+
     /// How many actions the global budget still allows this hour.
     pub fn global_left(&self, cfg: &SafetyConfig, now: Instant) -> u32 {
         let used = self

@@ -35,6 +35,11 @@ pub enum Phase {
     Attached,
     Stopping,
     Detached,
+    /// The mode changed at runtime (`guardian mode`): `detail.from`, `detail.to`, `detail.paused`.
+    ModeChanged,
+    /// SIGHUP: the configuration was re-read; `detail.ok`, and `detail.error` when the new
+    /// configuration was refused (the old one stays).
+    Reloaded,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,0 +1,169 @@
+//! Counts of every emitted event, kept by a task on the emitter's live tap: totals by type,
+//! fault states, remedy results, losses (and those of the last minute, for the health score).
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::status::{EventTotals, Stats};
+use crate::output::Emitter;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+struct Counts {
+    events: EventTotals,
+    faults: BTreeMap<String, BTreeMap<String, u64>>,
+    remedies: BTreeMap<String, BTreeMap<String, u64>>,
+    losses: BTreeMap<String, u64>,
+    recent: VecDeque<(Instant, u64)>,
+}
+
+/// Shared counts; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    inner: Arc<Mutex<Counts>>,
+    started: Instant,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            inner: Arc::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+fn bump(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
+    *m.entry(k.to_string()).or_default() += n;
+}
+
+impl Tally {
+    /// Subscribes to the emitter now and counts until it closes.
+    pub fn spawn(&self, emitter: &Emitter) -> tokio::task::JoinHandle<()> {
+        let mut rx = emitter.subscribe();
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(line) => match serde_json::from_str::<Value>(&line) {
+                        Ok(v) => me.count(&v, Instant::now()),
+                        Err(e) => tracing::debug!("tally: unreadable event line: {e}"),
+                    },
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!("the event tally fell {n} lines behind; stats undercount")
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+
+    /// Counts one event.
+    pub fn count(&self, v: &Value, now: Instant) {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        c.events.total += 1;
+        bump(&mut c.events.by_type, s("type"), 1);
+        match s("type") {
+            "fault" => bump(
+                c.faults.entry(s("fault").into()).or_default(),
+                s("state"),
+                1,
+            ),
+            "remedy" => bump(
+                c.remedies.entry(s("remedy").into()).or_default(),
+                s("result"),
+                1,
+            ),
+            "loss" => {
+                let n = v.get("lost").and_then(Value::as_u64).unwrap_or(0);
+                c.events.lost += n;
+                bump(&mut c.losses, s("source"), n);
+                c.recent.push_back((now, n));
+            }
+            _ => {}
+        }
+    }
+
+    /// Events lost within the last minute.
+    pub fn recent_losses(&self, now: Instant) -> u64 {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        while c
+            .recent
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > MINUTE)
+        {
+            c.recent.pop_front();
+        }
+        c.recent.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn totals(&self, now: Instant) -> EventTotals {
+        let lost_last_minute = self.recent_losses(now);
+        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        EventTotals {
+            lost_last_minute,
+            ..c.events.clone()
+        }
+    }
+
+    pub fn stats(&self, now: Instant) -> Stats {
+        let events = self.totals(now);
+        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Stats {
+            uptime_s: now.saturating_duration_since(self.started).as_secs(),
+            events,
+            faults: c.faults.clone(),
+            remedies: c.remedies.clone(),
+            rates: Vec::new(),
+            losses: c.losses.clone(),
+        }
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counts_types_faults_remedies_and_recent_losses() {
+        let t = Tally::default();
+        let t0 = Instant::now();
+        t.count(
+            &json!({"type":"fault","fault":"link_down","state":"opened"}),
+            t0,
+        );
+        t.count(
+            &json!({"type":"fault","fault":"link_down","state":"cleared"}),
+            t0,
+        );
+        t.count(
+            &json!({"type":"remedy","remedy":"link_up","result":"verified"}),
+            t0,
+        );
+        t.count(
+            &json!({"type":"loss","source":"ringbuf","lost":7,"total":7}),
+            t0,
+        );
+        t.count(&json!({"type":"counters"}), t0);
+        let s = t.stats(t0);
+        assert_eq!(s.events.total, 5);
+        assert_eq!(s.events.by_type["fault"], 2);
+        assert_eq!(s.faults["link_down"]["opened"], 1);
+        assert_eq!(s.remedies["link_up"]["verified"], 1);
+        assert_eq!(s.losses["ringbuf"], 7);
+        assert_eq!(s.events.lost, 7);
+        assert_eq!(t.recent_losses(t0 + Duration::from_secs(30)), 7);
+        assert_eq!(t.recent_losses(t0 + Duration::from_secs(61)), 0);
+        assert_eq!(t.totals(t0).lost, 7);
+    }
+}

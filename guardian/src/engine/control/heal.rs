@@ -1,0 +1,134 @@
+//! `heal FAULT SUBJECT` and `rollback ID|--all` through the running daemon.
+use serde_json::{json, Value};
+
+use super::super::Engine;
+use crate::engine::recover;
+use crate::journal::{self, JournalPhase};
+use crate::output::Mode;
+use crate::rollback::RollbackError;
+
+impl Engine {
+    /// A manual heal of an open incident: the operator's explicit approval, so it acts even in
+    /// observe mode, while paused and for remedies in observe mode; every safety rule, the
+    /// journal and verification apply as in enforce mode. Answers with the remedy events.
+    pub(super) async fn heal(&mut self, fault: &str, subject: &str) -> Result<Value, String> {
+        let Some((key, t)) = self
+            .ctl
+            .open
+            .iter()
+            .find(|((f, k), t)| *f == fault && (t.view.subject == subject || k == subject))
+        else {
+            let open: Vec<String> = self
+                .ctl
+                .open
+                .values()
+                .map(|t| format!("{} {}", t.view.fault, t.view.subject))
+                .collect();
+            return Err(if open.is_empty() {
+                format!("no open {fault} incident on {subject}: nothing is open")
+            } else {
+                format!(
+                    "no open {fault} incident on {subject} (open: {})",
+                    open.join(", ")
+                )
+            });
+        };
+        let (key, finding, incident) = (key.clone(), t.finding.clone(), t.view.incident.clone());
+        if self.tries.get(&key).is_some_and(|t| t.busy) {
+            return Err(format!(
+                "a change for incident {incident} is already in place or waiting for its effect"
+            ));
+        }
+        self.ensure_journal()?;
+        if let Some(t) = self.tries.get_mut(&key) {
+            t.tried.clear();
+        }
+        let mut tap = self.emitter.subscribe();
+        let saved = self.cfg.mode;
+        self.cfg.mode = Mode::Enforce;
+        self.ctl.manual = true;
+        tracing::info!(fault, subject, %incident, "manual heal requested through the control socket");
+        self.try_remedy(&finding, &key).await;
+        self.cfg.mode = saved;
+        self.ctl.manual = false;
+        let mut events = Vec::new();
+        while let Ok(line) = tap.try_recv() {
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v["type"] == "remedy" && v["incident"] == incident.as_str() {
+                events.push(v);
+            }
+        }
+        let Some(last) = events.last() else {
+            return Err(format!(
+                "no remedy on the {fault} ladder has anything to do for {subject}"
+            ));
+        };
+        Ok(json!({"incident": incident, "outcome": last["result"].clone(), "events": events}))
+    }
+
+    /// Reverts one change or every open one, newest first, as `guardian rollback` does
+    /// offline; a reverted temporary mitigation is forgotten by the engine.
+    pub(super) async fn rollback_by_request(
+        &mut self,
+        id: Option<String>,
+    ) -> Result<Value, String> {
+        let Some(j) = &self.journal else {
+            return Err(
+                "this guardian keeps no journal (it started in observe mode and changed nothing): nothing to roll back"
+                    .into(),
+            );
+        };
+        let records = journal::read_all(j.path()).map_err(|e| e.to_string())?;
+        let changes = journal::fold(&records);
+        let chosen: Vec<_> = match &id {
+            None => changes.into_iter().filter(|c| c.is_open()).rev().collect(),
+            Some(id) => {
+                let c = changes
+                    .into_iter()
+                    .find(|c| &c.first.id == id)
+                    .ok_or_else(|| RollbackError::UnknownId(id.clone()).to_string())?;
+                if !c.is_open() {
+                    return Err(RollbackError::NotOpen {
+                        id: id.clone(),
+                        phase: c.last,
+                    }
+                    .to_string());
+                }
+                vec![c]
+            }
+        };
+        if let Some(c) = chosen
+            .iter()
+            .find(|c| c.first.netns != 0 && c.first.netns != self.cfg.netns)
+        {
+            return Err(RollbackError::OtherNamespace {
+                id: c.first.id.clone(),
+                netns: c.first.netns,
+            }
+            .to_string());
+        }
+        let mut out = Vec::new();
+        for c in chosen {
+            let s = recover::revert(&mut self.kernel, &c).await;
+            let mut r = c.first.clone();
+            r.phase = s.phase;
+            r.ts = crate::output::rfc3339(chrono::Utc::now());
+            r.error = Some(s.reason.clone());
+            if let Some(j) = self.journal.as_mut() {
+                j.append(&r).map_err(|e| e.to_string())?;
+            }
+            self.active.retain(|a| a.id != c.first.id);
+            let ok = s.phase == JournalPhase::Reverted;
+            tracing::info!(id = %c.first.id, remedy = %c.first.remedy, ok, "{}", s.reason);
+            out.push(json!({
+                "rollback_id": c.first.id,
+                "remedy": c.first.remedy,
+                "result": if ok { "reverted" } else { "failed" },
+                "reason": s.reason,
+            }));
+        }
+        Ok(json!({"changes": out}))
+    }
+}
