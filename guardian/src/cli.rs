@@ -53,6 +53,8 @@ pub enum Command {
         #[arg(long, default_value = "/var/lib/guardian", value_name = "DIR")]
         state_dir: PathBuf,
     },
+    /// Fault lab: inject every fault in namespaces it creates, measure detection and heal.
+    Lab(crate::lab::LabArgs),
     /// Print the version.
     Version,
 }

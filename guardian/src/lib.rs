@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod engine;
 pub mod errors;
 pub mod journal;
+pub mod lab;
 pub mod netlink;
 pub mod netns;
 pub mod output;
