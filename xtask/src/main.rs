@@ -1,6 +1,7 @@
 //! Developer tasks for guardian, run as `cargo xtask <command>` (alias in .cargo/config.toml).
 
 mod cmd;
+mod lab;
 mod run;
 mod setup;
 mod test;
@@ -34,6 +35,8 @@ enum Task {
     Run(run::RunArgs),
     /// Setup, then fmt, clippy, release build, unit tests and end-to-end tests
     Test(test::TestArgs),
+    /// Setup, build, then run the fault lab (`guardian lab`) with the arguments after `--`
+    Lab(lab::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Task::Build => run::build(),
         Task::Run(args) => run::run(args),
         Task::Test(args) => test::test(args),
+        Task::Lab(args) => lab::lab(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -31,7 +31,10 @@ fn draw(rows: &[Summary], out: &mut String, height: u32) -> Result<(), Box<dyn s
     let n = rows.len().max(1);
     let names: Vec<&str> = rows.iter().map(|r| r.fault).collect();
     let mut chart = ChartBuilder::on(&root)
-        .caption("guardian lab: time to verified heal per fault (median, whisker = p95)", ("sans-serif", 18))
+        .caption(
+            "guardian lab: time to verified heal per fault (median, whisker = p95)",
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(190)
@@ -99,7 +102,12 @@ mod tests {
     use crate::lab::report::Stats;
 
     fn row(fault: &'static str, det: f64, heal: Option<f64>) -> Summary {
-        let s = |v: f64| Stats { median: v, p95: v * 1.5, worst: v * 2.0, n: 5 };
+        let s = |v: f64| Stats {
+            median: v,
+            p95: v * 1.5,
+            worst: v * 2.0,
+            n: 5,
+        };
         Summary {
             fault,
             remedy: heal.map(|_| "r"),
@@ -116,16 +124,30 @@ mod tests {
 
     #[test]
     fn renders_every_fault_as_valid_svg() {
-        let rows = [row("link_down", 2.0, Some(40.0)), row("dns_failure", 300.0, None)];
+        let rows = [
+            row("link_down", 2.0, Some(40.0)),
+            row("dns_failure", 300.0, None),
+        ];
         let svg = svg(&rows);
-        assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{}", &svg[..80.min(svg.len())]);
+        assert!(
+            svg.starts_with("<svg") || svg.starts_with("<?xml"),
+            "{}",
+            &svg[..80.min(svg.len())]
+        );
         let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
         let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
         for name in ["link_down", "dns_failure", "detection (median)"] {
-            assert!(texts.iter().any(|t| t.contains(name)), "{name} not in {texts:?}");
+            assert!(
+                texts.iter().any(|t| t.contains(name)),
+                "{name} not in {texts:?}"
+            );
         }
         // Two detection bars and one heal bar (besides legend swatches and the background).
-        let fills = |c: &str| doc.descendants().filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some(c)).count();
+        let fills = |c: &str| {
+            doc.descendants()
+                .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some(c))
+                .count()
+        };
         assert!(fills("#4C78A8") >= 2, "{svg}");
         assert!(fills("#F58518") >= 1);
         assert_eq!(svg, super::svg(&rows), "deterministic");

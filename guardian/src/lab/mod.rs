@@ -21,7 +21,9 @@ pub mod scenario;
 pub mod topology;
 
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "Examples:\n  guardian lab                      # every scenario, 5 runs each\n  guardian lab link_down route_lost --runs 1 --json lab.json --svg mttr.svg\n  guardian lab --list")]
+#[command(
+    after_help = "Examples:\n  guardian lab                      # every scenario, 5 runs each\n  guardian lab link_down route_lost --runs 1 --json lab.json --svg mttr.svg\n  guardian lab --list"
+)]
 pub struct LabArgs {
     /// Scenarios to run (fault names; default: all). See --list.
     #[arg(value_name = "SCENARIO")]
@@ -74,7 +76,9 @@ pub fn main(args: LabArgs) -> ExitCode {
         match scenario::find(name) {
             Some(s) => specs.push(s),
             None => {
-                eprintln!("guardian: no scenario named {name:?} (`guardian lab --list` lists them).");
+                eprintln!(
+                    "guardian: no scenario named {name:?} (`guardian lab --list` lists them)."
+                );
                 return ExitCode::from(2);
             }
         }
@@ -83,7 +87,9 @@ pub fn main(args: LabArgs) -> ExitCode {
         specs = scenario::ALL.iter().collect();
     }
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("guardian: the lab creates network namespaces and loads eBPF programs: run it as root.");
+        eprintln!(
+            "guardian: the lab creates network namespaces and loads eBPF programs: run it as root."
+        );
         return ExitCode::from(77);
     }
     for name in topology::sweep_stale() {
@@ -94,11 +100,7 @@ pub fn main(args: LabArgs) -> ExitCode {
     let wall = started.elapsed();
     let summary = report::summarize(&specs, &results);
     print!("{}", report::table(&summary));
-    println!(
-        "{} runs in {:.1} s",
-        results.len(),
-        wall.as_secs_f64()
-    );
+    println!("{} runs in {:.1} s", results.len(), wall.as_secs_f64());
     let mut code = if results.iter().all(|r| r.ok()) { 0 } else { 1 };
     if let Some(p) = &args.json {
         let doc = report::json(&results, &summary, args.runs, wall);
@@ -116,7 +118,10 @@ pub fn main(args: LabArgs) -> ExitCode {
     }
     let left = topology::existing();
     if !left.is_empty() {
-        eprintln!("guardian: lab namespaces were left behind: {}.", left.join(", "));
+        eprintln!(
+            "guardian: lab namespaces were left behind: {}.",
+            left.join(", ")
+        );
         code = 1;
     }
     ExitCode::from(code)

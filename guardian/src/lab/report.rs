@@ -95,8 +95,16 @@ pub fn table(rows: &[Summary]) -> String {
     let _ = writeln!(
         out,
         "{:<26} {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
-        "fault", "remedy", "det med", "det p95", "det max", "heal med", "heal p95", "heal max",
-        "healed", "rollbacks"
+        "fault",
+        "remedy",
+        "det med",
+        "det p95",
+        "det max",
+        "heal med",
+        "heal p95",
+        "heal max",
+        "healed",
+        "rollbacks"
     );
     for r in rows {
         let healed = match r.remedy {
@@ -191,9 +199,22 @@ mod tests {
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(
             cols,
-            ["link_down", "link_up", "2.0", "3.0", "3.0", "20.0", "30.0", "30.0", "2/3", "1"]
+            [
+                "link_down",
+                "link_up",
+                "2.0",
+                "3.0",
+                "3.0",
+                "20.0",
+                "30.0",
+                "30.0",
+                "2/3",
+                "1"
+            ]
         );
-        assert!(t.lines().any(|l| l.starts_with("route_lost") && l.contains(" - ")));
+        assert!(t
+            .lines()
+            .any(|l| l.starts_with("route_lost") && l.contains(" - ")));
         let j = json(&results, &sum, 3, Duration::from_millis(1500));
         assert_eq!(j["results"].as_array().unwrap().len(), 3);
         assert_eq!(j["results"][1]["detection_ms"], 3.0);

@@ -103,9 +103,10 @@ fn measure(spec: &'static Spec, r: &mut RunResult) -> Result<(), LabError> {
     let incident = opened["incident"].clone();
     if let Some(remedy) = spec.remedy {
         let inc = incident.clone();
-        let (_, verified) = d.wait_for(n, &format!("{remedy} verified"), spec.heal_timeout, |e| {
-            is_remedy(e, remedy, "verified") && e["incident"] == inc
-        })?;
+        let (_, verified) =
+            d.wait_for(n, &format!("{remedy} verified"), spec.heal_timeout, |e| {
+                is_remedy(e, remedy, "verified") && e["incident"] == inc
+            })?;
         r.heal_ms = Some(millis(t_open, ts(&verified)?));
         r.healed = true;
     }

@@ -218,7 +218,8 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let children = std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
+        let children =
+            std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
         for mut c in children {
             let _ = c.kill();
             let _ = c.wait();
@@ -247,8 +248,18 @@ pub fn pair(a: &Netns, b: &Netns, subnet: u8) -> Result<Veth, TopoError> {
         b_addr: Ipv4Addr::new(10, 77, subnet, 2),
     };
     host_ip(&[
-        "link", "add", &v.a_if, "netns", a.name(), "type", "veth", "peer", "name", &v.b_if,
-        "netns", b.name(),
+        "link",
+        "add",
+        &v.a_if,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &v.b_if,
+        "netns",
+        b.name(),
     ])?;
     for (ns, ifname, addr) in [(a, &v.a_if, v.a_addr), (b, &v.b_if, v.b_addr)] {
         ns.run(&["ip", "addr", "add", &format!("{addr}/24"), "dev", ifname])?;

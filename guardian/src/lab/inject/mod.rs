@@ -74,11 +74,7 @@ fn load() -> Result<Ebpf, InjectError> {
     Ok(Ebpf::load(OBJECT)?)
 }
 
-fn attach_tc(
-    program: &'static str,
-    iface: &str,
-    dir: Direction,
-) -> Result<Injector, InjectError> {
+fn attach_tc(program: &'static str, iface: &str, dir: Direction) -> Result<Injector, InjectError> {
     let mut ebpf = load()?;
     let err = |source| InjectError::Attach {
         program,

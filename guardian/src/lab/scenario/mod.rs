@@ -9,7 +9,13 @@ use super::daemon::DaemonPlan;
 use super::topology::Netns;
 use super::LabError;
 
+mod common;
+mod connect_timeout_cascade;
+mod ephemeral_port_exhaustion;
 mod link_down;
+mod link_flapping;
+mod mtu_blackhole;
+mod retransmit_storm;
 mod route_lost;
 
 /// What the lab needs to know about a scenario before building it.
@@ -45,7 +51,15 @@ pub trait Scenario {
 }
 
 /// Every scenario, in the catalogue's order.
-pub const ALL: &[Spec] = &[link_down::SPEC, route_lost::SPEC];
+pub const ALL: &[Spec] = &[
+    link_down::SPEC,
+    link_flapping::SPEC,
+    route_lost::SPEC,
+    mtu_blackhole::SPEC,
+    retransmit_storm::SPEC,
+    ephemeral_port_exhaustion::SPEC,
+    connect_timeout_cascade::SPEC,
+];
 
 pub fn find(name: &str) -> Option<&'static Spec> {
     ALL.iter().find(|s| s.fault == name)
