@@ -87,14 +87,19 @@ fn ts(e: &Value) -> Result<SystemTime, LabError> {
 }
 
 fn measure(spec: &'static Spec, r: &mut RunResult) -> Result<(), LabError> {
+    let t = std::time::Instant::now();
+    let phase = |what: &str| tracing::debug!(scenario = spec.fault, "{what} at {:?}", t.elapsed());
     let mut sc = (spec.build)()?;
+    phase("built");
     let mut d = LabDaemon::start(sc.daemon_ns(), &sc.plan())?;
     d.wait_for(0, "`attached` event", Duration::from_secs(60), |e| {
         e["type"] == "lifecycle" && e["phase"] == "attached"
     })?;
+    phase("attached");
     let n = d.count();
     let fault = spec.fault;
     let t0 = sc.inject()?;
+    phase("injected");
     let (_, opened) = d.wait_for(n, &format!("{fault} opened"), spec.detect_timeout, |e| {
         is_fault(e, fault, "opened")
     })?;
@@ -110,13 +115,16 @@ fn measure(spec: &'static Spec, r: &mut RunResult) -> Result<(), LabError> {
         r.heal_ms = Some(millis(t_open, ts(&verified)?));
         r.healed = true;
     }
+    phase("healed");
     sc.stop()?;
     let inc = incident.clone();
     let cleared = d.wait_for(n, &format!("{fault} cleared"), spec.clear_timeout, |e| {
         is_fault(e, fault, "cleared") && e["incident"] == inc
     });
     r.cleared = cleared.is_ok();
+    phase("cleared");
     let events = d.stop()?;
+    phase("stopped");
     r.rollbacks = events
         .iter()
         .skip(n)
@@ -124,5 +132,8 @@ fn measure(spec: &'static Spec, r: &mut RunResult) -> Result<(), LabError> {
         .count() as u32;
     drop(d);
     cleared?;
-    sc.check_end()
+    sc.check_end()?;
+    drop(sc);
+    phase("removed");
+    Ok(())
 }
