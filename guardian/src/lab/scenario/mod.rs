@@ -9,12 +9,15 @@ use super::daemon::DaemonPlan;
 use super::topology::Netns;
 use super::LabError;
 
+mod bandwidth_saturation;
 mod common;
+mod connection_flood;
 mod connect_timeout_cascade;
 mod ephemeral_port_exhaustion;
 mod link_down;
 mod link_flapping;
 mod mtu_blackhole;
+mod port_conflict;
 mod retransmit_storm;
 mod route_lost;
 
@@ -56,9 +59,12 @@ pub const ALL: &[Spec] = &[
     link_flapping::SPEC,
     route_lost::SPEC,
     mtu_blackhole::SPEC,
-    retransmit_storm::SPEC,
+    port_conflict::SPEC,
     ephemeral_port_exhaustion::SPEC,
+    retransmit_storm::SPEC,
     connect_timeout_cascade::SPEC,
+    connection_flood::SPEC,
+    bandwidth_saturation::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static Spec> {
