@@ -12,6 +12,7 @@ use super::LabError;
 mod bandwidth_saturation;
 mod common;
 mod connection_flood;
+mod dns_failure;
 mod connect_timeout_cascade;
 mod ephemeral_port_exhaustion;
 mod link_down;
@@ -20,6 +21,7 @@ mod mtu_blackhole;
 mod port_conflict;
 mod retransmit_storm;
 mod route_lost;
+mod time_wait_exhaustion;
 
 /// What the lab needs to know about a scenario before building it.
 #[derive(Debug, Clone, Copy)]
@@ -60,11 +62,13 @@ pub const ALL: &[Spec] = &[
     route_lost::SPEC,
     mtu_blackhole::SPEC,
     port_conflict::SPEC,
+    time_wait_exhaustion::SPEC,
     ephemeral_port_exhaustion::SPEC,
     retransmit_storm::SPEC,
     connect_timeout_cascade::SPEC,
     connection_flood::SPEC,
     bandwidth_saturation::SPEC,
+    dns_failure::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static Spec> {
