@@ -1,11 +1,12 @@
-//! `guardian lab` end to end: two fast scenarios, one run each. The command exits 0, its JSON
+//! `guardian lab` end to end: three fast scenarios (one with the lab's eBPF loss injector), one
+//! run each. The command exits 0, its JSON
 //! has every run with detection and heal numbers, its SVG is XML naming the faults, and nothing
 //! is left behind: no `glab-` namespace, no lab eBPF program.
 use std::process::Command;
 
 use guardian_tests::*;
 
-const SCENARIOS: [&str; 2] = ["link_down", "route_lost"];
+const SCENARIOS: [&str; 3] = ["link_down", "route_lost", "connect_timeout_cascade"];
 
 /// Names of the lab's eBPF programs currently loaded (`bpftool prog show`).
 fn lab_programs() -> Vec<String> {
@@ -34,7 +35,7 @@ fn lab_namespaces() -> Vec<String> {
 }
 
 #[test]
-fn lab_runs_two_scenarios_and_leaves_nothing_behind() {
+fn lab_runs_three_scenarios_and_leaves_nothing_behind() {
     require_root();
     let dir = TempDir::new("lab");
     let json = dir.path().join("lab.json");

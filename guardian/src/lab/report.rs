@@ -94,7 +94,7 @@ pub fn table(rows: &[Summary]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<26} {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
+        "{:<26} {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>6}",
         "fault",
         "remedy",
         "det med",
@@ -104,7 +104,8 @@ pub fn table(rows: &[Summary]) -> String {
         "heal p95",
         "heal max",
         "healed",
-        "rollbacks"
+        "rollbacks",
+        "failed"
     );
     for r in rows {
         let healed = match r.remedy {
@@ -113,7 +114,7 @@ pub fn table(rows: &[Summary]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<26} {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
+            "{:<26} {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>6}",
             r.fault,
             r.remedy.unwrap_or("-"),
             ms(r.detection, |s| s.median),
@@ -123,10 +124,11 @@ pub fn table(rows: &[Summary]) -> String {
             ms(r.heal, |s| s.p95),
             ms(r.heal, |s| s.worst),
             healed,
-            r.rollbacks
+            r.rollbacks,
+            r.failed
         );
     }
-    out.push_str("times in ms; det: fault condition holds -> opened; heal: opened -> verified; (n/m): detection-only, detected n of m\n");
+    out.push_str("times in ms; det: fault condition holds -> opened; heal: opened -> verified; (n/m): detection-only, detected n of m; failed: runs not detected, healed, cleared or in the expected end state\n");
     out
 }
 
@@ -195,6 +197,8 @@ mod tests {
         assert_eq!(ld.mttr.unwrap().worst, 33.0);
         assert_eq!(sum[1].runs, 0);
         let t = table(&sum);
+        let header: Vec<&str> = t.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header.last(), Some(&"failed"));
         let line = t.lines().find(|l| l.starts_with("link_down")).unwrap();
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(
@@ -209,6 +213,7 @@ mod tests {
                 "30.0",
                 "30.0",
                 "2/3",
+                "1",
                 "1"
             ]
         );

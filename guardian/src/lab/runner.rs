@@ -53,8 +53,13 @@ pub fn run_all(specs: &[&'static Spec], runs: u32) -> Vec<RunResult> {
         for run in 1..=runs {
             bar.set_message(format!("{} #{run}", spec.fault));
             let r = run_one(spec, run);
-            if let Some(e) = &r.error {
-                bar.println(format!("{} #{run}: {e}", spec.fault));
+            if !r.ok() {
+                let why = r
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the fault did not clear".into());
+                // Printed even when the bar is hidden (stderr not a terminal).
+                bar.suspend(|| eprintln!("{} #{run} failed: {why}", spec.fault));
             }
             out.push(r);
             bar.inc(1);

@@ -36,7 +36,13 @@ fn build() -> Result<Box<dyn Scenario>, LabError> {
     let b = Netns::new("bw-b")?;
     let v = pair(&a, &b, 183)?;
     let server = Discard::start(&b, SocketAddr::from((v.b_addr, 5183)))?;
-    Ok(Box::new(Bandwidth { a, _b: b, v, server, bulk: None }))
+    Ok(Box::new(Bandwidth {
+        a,
+        _b: b,
+        v,
+        server,
+        bulk: None,
+    }))
 }
 
 impl Scenario for Bandwidth {
@@ -51,13 +57,23 @@ impl Scenario for Bandwidth {
                  capacity_mbps = {{ {} = 50.0 }}\n",
                 self.v.a_if
             )),
-            args: vec!["--interval-ms".into(), "200".into(), "--xdp".into(), self.v.a_if.clone()],
+            args: vec![
+                "--interval-ms".into(),
+                "200".into(),
+                "--xdp".into(),
+                self.v.a_if.clone(),
+            ],
         }
     }
 
     fn inject(&mut self) -> Result<SystemTime, LabError> {
         let t = SystemTime::now();
-        self.bulk = Some(Bulk::start(&self.a, self.server.addr(), None, Duration::from_secs(20))?);
+        self.bulk = Some(Bulk::start(
+            &self.a,
+            self.server.addr(),
+            None,
+            Duration::from_secs(20),
+        )?);
         // Far above capacity from the first sample on: the condition holds for the hold.
         Ok(t + Duration::from_millis(HOLD_MS))
     }

@@ -45,7 +45,16 @@ fn build() -> Result<Box<dyn Scenario>, LabError> {
     let va = pair(&a, &s, 184)?;
     let vc = pair(&c, &s, 185)?;
     let server = Discard::start(&s, SocketAddr::from(([0, 0, 0, 0], 5184)))?;
-    Ok(Box::new(Flood { a, c, s, va, vc, _server: server, stop: Arc::new(AtomicBool::new(false)), flood: None }))
+    Ok(Box::new(Flood {
+        a,
+        c,
+        s,
+        va,
+        vc,
+        _server: server,
+        stop: Arc::new(AtomicBool::new(false)),
+        flood: None,
+    }))
 }
 
 impl Scenario for Flood {

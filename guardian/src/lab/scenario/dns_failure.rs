@@ -37,7 +37,13 @@ fn build() -> Result<Box<dyn Scenario>, LabError> {
     let a = Netns::new("dn-a")?;
     let b = Netns::new("dn-b")?;
     let v = pair(&a, &b, 187)?;
-    Ok(Box::new(Dns { a, b, v, stop: Arc::new(AtomicBool::new(false)), threads: Vec::new() }))
+    Ok(Box::new(Dns {
+        a,
+        b,
+        v,
+        stop: Arc::new(AtomicBool::new(false)),
+        threads: Vec::new(),
+    }))
 }
 
 /// A query for `lab.example` (type A, class IN, recursion desired).
@@ -74,7 +80,9 @@ impl Scenario for Dns {
         self.threads.push(std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             while !stop.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
                 if n < 12 || buf[2] & 0x80 != 0 {
                     continue;
                 }
@@ -89,7 +97,9 @@ impl Scenario for Dns {
         let stop = self.stop.clone();
         let t = SystemTime::now();
         self.threads.push(self.a.spawn_within(move || {
-            let Ok(c) = UdpSocket::bind("0.0.0.0:0") else { return };
+            let Ok(c) = UdpSocket::bind("0.0.0.0:0") else {
+                return;
+            };
             let _ = c.set_read_timeout(Some(Duration::from_millis(5)));
             let start = Instant::now();
             for id in 0..600u16 {
@@ -99,7 +109,9 @@ impl Scenario for Dns {
                 let _ = c.send_to(&query(id), server);
                 let mut buf = [0u8; 512];
                 let _ = c.recv_from(&mut buf);
-                if let Some(w) = (start + PACE * (u32::from(id) + 1)).checked_duration_since(Instant::now()) {
+                if let Some(w) =
+                    (start + PACE * (u32::from(id) + 1)).checked_duration_since(Instant::now())
+                {
                     std::thread::sleep(w);
                 }
             }

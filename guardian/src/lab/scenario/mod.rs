@@ -11,9 +11,9 @@ use super::LabError;
 
 mod bandwidth_saturation;
 mod common;
+mod connect_timeout_cascade;
 mod connection_flood;
 mod dns_failure;
-mod connect_timeout_cascade;
 mod ephemeral_port_exhaustion;
 mod link_down;
 mod link_flapping;

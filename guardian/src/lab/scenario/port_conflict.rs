@@ -30,7 +30,12 @@ fn build() -> Result<Box<dyn Scenario>, LabError> {
     let a = Netns::new("pc-a")?;
     let b = Netns::new("pc-b")?;
     let v = pair(&a, &b, 182)?;
-    Ok(Box::new(Conflict { a, _b: b, v, holder: None }))
+    Ok(Box::new(Conflict {
+        a,
+        _b: b,
+        v,
+        holder: None,
+    }))
 }
 
 impl Scenario for Conflict {
@@ -53,8 +58,12 @@ impl Scenario for Conflict {
             .map_err(|e| LabError::Other(format!("bind {addr}: {e}")))?;
         self.holder = Some(holder);
         let t = SystemTime::now();
-        let errno = self.a.within(move || TcpListener::bind(addr).err().and_then(|e| e.raw_os_error()))?;
-        ensure(errno == Some(libc::EADDRINUSE), || format!("the second bind did not fail with EADDRINUSE ({errno:?})"))?;
+        let errno = self
+            .a
+            .within(move || TcpListener::bind(addr).err().and_then(|e| e.raw_os_error()))?;
+        ensure(errno == Some(libc::EADDRINUSE), || {
+            format!("the second bind did not fail with EADDRINUSE ({errno:?})")
+        })?;
         Ok(t)
     }
 
@@ -64,6 +73,8 @@ impl Scenario for Conflict {
 
     fn check_end(&mut self) -> Result<(), LabError> {
         let ss = self.a.run(&["ss", "-Htln", "sport", "= :5182"])?;
-        ensure(self.holder.is_some() && ss.contains("5182"), || "the holder no longer listens".into())
+        ensure(self.holder.is_some() && ss.contains("5182"), || {
+            "the holder no longer listens".into()
+        })
     }
 }

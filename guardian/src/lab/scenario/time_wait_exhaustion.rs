@@ -73,9 +73,12 @@ impl Scenario for TimeWait {
     }
 
     fn check_end(&mut self) -> Result<(), LabError> {
-        let range = self.a.run(&["sysctl", "-n", "net.ipv4.ip_local_port_range"])?;
-        ensure(range.split_whitespace().collect::<Vec<_>>() != ["40000", "40199"], || {
-            "ip_local_port_range was not widened".into()
-        })
+        let range = self
+            .a
+            .run(&["sysctl", "-n", "net.ipv4.ip_local_port_range"])?;
+        ensure(
+            range.split_whitespace().collect::<Vec<_>>() != ["40000", "40199"],
+            || "ip_local_port_range was not widened".into(),
+        )
     }
 }
