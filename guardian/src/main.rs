@@ -15,6 +15,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => guardian::run::main(args),
+        Command::Lab(args) => guardian::lab::main(args),
         Command::Doctor { json, xdp } => {
             let checks = guardian::doctor::run(&xdp);
             match guardian::doctor::report(&checks, json, &mut std::io::stdout().lock()) {

@@ -4,6 +4,7 @@ mod bench;
 mod cmd;
 mod fuzz;
 mod install;
+mod lab;
 mod run;
 mod setup;
 mod test;
@@ -46,6 +47,8 @@ enum Task {
     BenchHelper(bench::helper::Helper),
     /// Setup, build, then install the binary, the systemd unit and (if absent) the config
     Install(install::InstallArgs),
+    /// Setup, build, then run the fault lab (`guardian lab`) with the arguments after `--`
+    Lab(lab::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Task::Bench(args) => bench::bench(args),
         Task::BenchHelper(h) => bench::helper::run(h),
         Task::Install(args) => install::install(args),
+        Task::Lab(args) => lab::lab(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
