@@ -32,6 +32,22 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// One `status` request on the control socket; Ok when the daemon answered `ok`.
+fn status(socket: &std::path::Path) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"{\"v\":1,\"cmd\":\"status\"}\n")?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    let v: Value = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+    if v["ok"] == true {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(line))
+    }
+}
+
 fn count(events: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
     events.iter().filter(|e| pred(e)).count()
 }
@@ -133,6 +149,7 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
     )
     .unwrap();
     let state = dir.path().join("state");
+    let socket = dir.path().join("guardian.sock");
     let interval_ms = 200u64;
     let mut d = Daemon::start(
         &s,
@@ -147,12 +164,33 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
             cfg.to_str().unwrap(),
             "--interval-ms",
             &interval_ms.to_string(),
+            "--socket",
+            socket.to_str().unwrap(),
         ],
     );
     d.wait_attached();
     let pid = d.pid().unwrap();
     let rss0 = rss_kib(pid);
     let from = d.count();
+    // `status` through the control socket every 50 ms while the flood runs.
+    let status_done = Arc::new(AtomicBool::new(false));
+    let asker = {
+        let done = status_done.clone();
+        let socket = socket.clone();
+        std::thread::spawn(move || {
+            let mut took = Vec::new();
+            let mut failed = 0;
+            while !done.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match status(&socket) {
+                    Ok(()) => took.push(t.elapsed()),
+                    Err(_) => failed += 1,
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (took, failed)
+        })
+    };
 
     let dst = v.a_addr.to_string();
     let flood_secs = secs.to_string();
@@ -202,7 +240,15 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
     let flood = t0.elapsed();
     let wall1 = std::time::SystemTime::now();
     done.store(true, Ordering::Relaxed);
+    status_done.store(true, Ordering::Relaxed);
     let peak = watcher.join().unwrap();
+    let (mut took, failed) = asker.join().unwrap();
+    took.sort();
+    let status_p99 = took
+        .get(took.len() * 99 / 100)
+        .copied()
+        .unwrap_or(Duration::MAX);
+    let status_max = took.last().copied().unwrap_or(Duration::MAX);
     assert!(
         flood >= Duration::from_secs(secs.saturating_sub(1)),
         "hping3 ended early ({flood:?}): {}",
@@ -266,9 +312,20 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
     eprintln!(
         "spoofed flood {flood:?}: maps {sizes:?}; counters gaps p99 {p99} ms (interval {interval_ms}); \
          {floods} syn_flood opened, {applied} applied, {skipped} skipped; {lost} events lost (reported); \
-         RSS {rss0} -> peak {peak} KiB"
+         RSS {rss0} -> peak {peak} KiB; status answered {} times (p99 {status_p99:?}, max {status_max:?}), {failed} failed"
+        , took.len()
     );
     assert!(floods >= 1, "the flood was detected");
+    assert_eq!(failed, 0, "status requests failed during the flood");
+    assert!(
+        took.len() as u64 >= secs * 5,
+        "status answered only {} times in {secs} s",
+        took.len()
+    );
+    assert!(
+        status_p99 < Duration::from_millis(100),
+        "status p99 {status_p99:?} during the flood (goal < 100 ms)"
+    );
     assert!(
         gaps.len() as u64 >= secs * 1000 / interval_ms / 2,
         "counters kept coming: {} in {secs} s",
