@@ -5,6 +5,7 @@ mod cmd;
 mod fuzz;
 mod install;
 mod lab;
+mod reliability;
 mod run;
 mod setup;
 mod test;
@@ -49,6 +50,8 @@ enum Task {
     Install(install::InstallArgs),
     /// Setup, build, then run the fault lab (`guardian lab`) with the arguments after `--`
     Lab(lab::LabArgs),
+    /// Setup, build, then the long reliability tests (100 crash cycles, 60 s floods and flapping)
+    Reliability,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Task::BenchHelper(h) => bench::helper::run(h),
         Task::Install(args) => install::install(args),
         Task::Lab(args) => lab::lab(args),
+        Task::Reliability => reliability::reliability(),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -13,7 +13,7 @@ use crate::{cmd, run, setup};
 pub const BIN_ENV: &str = "GUARDIAN_BIN";
 /// Env var telling the end-to-end tests where the event JSON schema is.
 pub const SCHEMA_ENV: &str = "GUARDIAN_SCHEMA";
-const SCHEMA_PATH: &str = "docs/schema/events.schema.json";
+pub const SCHEMA_PATH: &str = "docs/schema/events.schema.json";
 
 #[derive(Debug, Args)]
 pub struct TestArgs {

@@ -1,0 +1,54 @@
+//! `cargo xtask reliability`: the long versions of the reliability tests (docs/reliability.md):
+//! 100 kill -9 cycles, 60 s of interface flapping and of a spoofed SYN flood with `status`
+//! polled throughout, clean detach, capabilities and the control socket's permission checks.
+//! `cargo xtask test` runs the same tests in their short form.
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::{cmd, run, setup, test};
+
+/// (test file, environment that lengthens it).
+const SUITE: &[(&str, &[(&str, &str)])] = &[
+    ("crash_safety", &[("GT_CRASH_CYCLES", "100")]),
+    (
+        "adversarial",
+        &[("GT_FLAP_SECS", "60"), ("GT_FLOOD_SECS", "60")],
+    ),
+    ("clean_detach", &[]),
+    ("privileges", &[]),
+    ("control", &[]),
+    ("operator_errors", &[]),
+    ("config_files", &[]),
+];
+
+pub fn reliability() -> Result<ExitCode> {
+    setup::setup()?;
+    let bin = run::build_guardian()?;
+    let root = cmd::repo_root()?;
+    let start = Instant::now();
+    for (file, env) in SUITE {
+        let mut c = cmd::cargo([
+            "test",
+            "--release",
+            "--package",
+            "guardian-tests",
+            "--test",
+            file,
+            "--",
+            "--test-threads=1",
+            "--nocapture",
+        ]);
+        c.current_dir(&root)
+            .env(test::BIN_ENV, &bin)
+            .env(test::SCHEMA_ENV, root.join(test::SCHEMA_PATH))
+            .envs(env.iter().copied());
+        eprintln!("==> {file}: {}", cmd::display(&c));
+        let t = Instant::now();
+        cmd::run(&mut c)?;
+        eprintln!("ok: {file} ({})", cmd::secs(t.elapsed()));
+    }
+    eprintln!("ok: reliability suite ({})", cmd::secs(start.elapsed()));
+    Ok(ExitCode::SUCCESS)
+}
