@@ -15,6 +15,8 @@ pub enum PreflightError {
     Config { path: String, reason: String },
     #[error("interface {iface} named by {flag} does not exist in this network namespace")]
     UnknownInterface { iface: String, flag: &'static str },
+    #[error("{0}; guardian will not start on a journal it cannot read (it could not settle or roll back what it records): inspect it, move it aside, and start again")]
+    Journal(String),
 }
 
 impl PreflightError {
@@ -22,6 +24,7 @@ impl PreflightError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PreflightError::NotRoot => 77,
+            PreflightError::Journal(_) => 65,
             _ => 78,
         }
     }
@@ -45,6 +48,18 @@ pub fn check() -> Result<Environment, PreflightError> {
         tracefs,
         btf: btf.to_path_buf(),
     })
+}
+
+/// The write-ahead journal in `state_dir`, when there is one, must be readable to the end (a
+/// torn last line from a crash is fine): the engine settles and rolls back from it.
+pub fn journal_readable(state_dir: &std::path::Path) -> Result<(), PreflightError> {
+    let path = state_dir.join(crate::journal::FILE_NAME);
+    if !path.exists() {
+        return Ok(());
+    }
+    crate::journal::read_all(&path)
+        .map(|_| ())
+        .map_err(|e| PreflightError::Journal(e.to_string()))
 }
 
 pub fn interfaces_exist(names: &[String], flag: &'static str) -> Result<(), PreflightError> {

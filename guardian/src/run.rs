@@ -20,6 +20,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     let checked = preflight::check().and_then(|env| {
         let config = crate::config::resolve(&args)?;
         validate(&config, &args)?;
+        preflight::journal_readable(&config.daemon.state_dir)?;
         Ok((env, config))
     });
     let (env, config) = match checked {
@@ -31,16 +32,6 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     crate::logging::init(config.log.format, &config.log.level);
     crate::config::perms::warn(&config.files, &config.daemon.state_dir);
-    // Still single-threaded: the reduced sets are inherited by every thread created later.
-    match crate::privileges::reduce() {
-        Ok(dropped) => {
-            tracing::info!(?dropped, kept = ?crate::privileges::kept_names(), "capabilities reduced")
-        }
-        Err(e) => {
-            eprintln!("guardian: {e}");
-            return ExitCode::from(77);
-        }
-    }
     // Bound before anything is attached: a taken port is a config error (78), not a failure
     // after the probes are loaded.
     let metrics = if config.metrics.enabled {
@@ -55,6 +46,17 @@ pub fn main(args: RunArgs) -> ExitCode {
         None
     };
     tracing::info!(files = ?config.files, mode = ?config.daemon.mode, "configuration loaded");
+    // Still single-threaded: the reduced sets are inherited by every thread created later.
+    match crate::privileges::reduce() {
+        Ok(dropped) => {
+            tracing::debug!(?dropped, "capabilities dropped");
+            tracing::info!(kept = ?crate::privileges::kept_names(), "capabilities reduced")
+        }
+        Err(e) => {
+            eprintln!("guardian: {e}");
+            return ExitCode::from(77);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
