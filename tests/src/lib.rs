@@ -35,8 +35,8 @@ pub mod xdp_raw;
 pub use daemon::{guardian_bin, Daemon};
 pub use events::*;
 pub use net::{
-    bulk_send, connect_n, connect_refused_n, in_netns, in_netns_named, run_in_netns, Bulk,
-    DiscardServer,
+    bulk_send, churn, connect_n, connect_refused_n, in_netns, in_netns_named, run_in_netns, Bulk,
+    Churn, DiscardServer,
 };
 pub use netns::{pair, Netns, Veth};
 pub use schema::{validate_all, validate_event, validate_lines, validate_values};

@@ -252,3 +252,34 @@ pub fn connect_refused_n(addr: SocketAddr, n: usize, timeout: Duration) -> usize
         })
         .count()
 }
+
+/// Refused connects to 127.0.0.1:9 inside `ns` every few ms until the returned guard drops
+/// (at most 120 s): the per-namespace counters change every tick, so counters events flow
+/// whatever else the machine does.
+pub struct Churn(Arc<AtomicBool>, Option<JoinHandle<()>>);
+
+pub fn churn(ns: &Netns) -> Churn {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let h = in_netns(ns, move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+            connect_refused_n(
+                "127.0.0.1:9".parse().unwrap(),
+                1,
+                Duration::from_millis(100),
+            );
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    });
+    Churn(stop, Some(h))
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        if let Some(h) = self.1.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -23,41 +23,6 @@ fn one_sentence(out: &Output, code: i32) -> String {
     stderr
 }
 
-/// Refused connects to 127.0.0.1:9 inside `ns` every few ms until the returned guard drops:
-/// the per-namespace counters change every tick, so counters events flow whatever else the
-/// machine does.
-struct Churn(
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-    Option<std::thread::JoinHandle<()>>,
-);
-
-fn churn(ns: &Netns) -> Churn {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    let h = in_netns(ns, move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while !s.load(std::sync::atomic::Ordering::Relaxed) && std::time::Instant::now() < deadline
-        {
-            connect_refused_n(
-                "127.0.0.1:9".parse().unwrap(),
-                1,
-                Duration::from_millis(100),
-            );
-            std::thread::sleep(Duration::from_millis(3));
-        }
-    });
-    Churn(stop, Some(h))
-}
-
-impl Drop for Churn {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(h) = self.1.take() {
-            let _ = h.join();
-        }
-    }
-}
-
 #[test]
 fn config_mistakes_exit_78_naming_file_line_and_key() {
     require_root();
