@@ -1,7 +1,9 @@
-//! Traffic the scenarios need, run on threads inside their namespaces: a discard server and a
-//! bulk sender that stops on request (both bounded in time).
+//! Traffic the scenarios need, run on threads inside their namespaces: a discard server, a
+//! bulk sender that stops on request (both bounded in time), and a listener that never accepts
+//! with a chosen backlog.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +53,28 @@ impl Discard {
 impl Drop for Discard {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A listener bound to `addr` in `ns` that nobody accepts from, with `listen(2)` backlog
+/// `backlog` (the kernel caps it at the namespace's `somaxconn` at the time of the call).
+pub fn idle_listener(ns: &Netns, addr: SocketAddr, backlog: i32) -> Result<TcpListener, LabError> {
+    let l = ns
+        .within(move || TcpListener::bind(addr))?
+        .map_err(|e| LabError::Other(format!("bind {addr} in {}: {e}", ns.name())))?;
+    relisten(&l, backlog)?;
+    Ok(l)
+}
+
+/// `listen(2)` again on a listening socket: the accept queue limit becomes
+/// `min(backlog, somaxconn)` with the namespace's current `somaxconn`.
+pub fn relisten(l: &TcpListener, backlog: i32) -> Result<(), LabError> {
+    // SAFETY: listen(2) on a descriptor the TcpListener owns and keeps open.
+    if unsafe { libc::listen(l.as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        let e = std::io::Error::last_os_error();
+        Err(LabError::Other(format!("listen(2): {e}")))
     }
 }
 

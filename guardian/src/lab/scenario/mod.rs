@@ -9,6 +9,7 @@ use super::daemon::DaemonPlan;
 use super::topology::Netns;
 use super::LabError;
 
+mod accept_backlog_overflow;
 mod bandwidth_saturation;
 mod common;
 mod connect_timeout_cascade;
@@ -21,6 +22,7 @@ mod mtu_blackhole;
 mod port_conflict;
 mod retransmit_storm;
 mod route_lost;
+mod syn_flood;
 mod time_wait_exhaustion;
 
 /// What the lab needs to know about a scenario before building it.
@@ -66,6 +68,8 @@ pub const ALL: &[Spec] = &[
     ephemeral_port_exhaustion::SPEC,
     retransmit_storm::SPEC,
     connect_timeout_cascade::SPEC,
+    syn_flood::SPEC,
+    accept_backlog_overflow::SPEC,
     connection_flood::SPEC,
     bandwidth_saturation::SPEC,
     dns_failure::SPEC,
@@ -95,5 +99,31 @@ mod tests {
             assert!(find(s.fault).is_some());
         }
         assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn every_fault_of_the_catalogue_has_a_scenario() {
+        use crate::detect::*;
+        let faults = [
+            link_down::FAULT,
+            link_flapping::FAULT,
+            route_lost::FAULT,
+            mtu_blackhole::FAULT,
+            port_conflict::FAULT,
+            time_wait_exhaustion::FAULT,
+            ephemeral_port_exhaustion::FAULT,
+            retransmit_storm::FAULT,
+            connect_timeout_cascade::FAULT,
+            syn_flood::FAULT,
+            accept_backlog_overflow::FAULT,
+            connection_flood::FAULT,
+            bandwidth_saturation::FAULT,
+            dns_failure::FAULT,
+        ];
+        let names: Vec<&str> = ALL.iter().map(|s| s.fault).collect();
+        assert_eq!(
+            names, faults,
+            "one scenario per fault, in the catalogue's order"
+        );
     }
 }
