@@ -92,6 +92,15 @@ pub fn main(args: LabArgs) -> ExitCode {
         );
         return ExitCode::from(77);
     }
+    // One lab at a time: the lab owns every `glab-*` namespace and sweeps stale ones, so a
+    // second run would delete the first one's. The lock goes with the process (flock).
+    let _lock = match lock() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("guardian: {e}");
+            return ExitCode::from(75); // EX_TEMPFAIL
+        }
+    };
     for name in topology::sweep_stale() {
         tracing::warn!("removed a stale lab namespace {name}");
     }
@@ -125,4 +134,25 @@ pub fn main(args: LabArgs) -> ExitCode {
         code = 1;
     }
     ExitCode::from(code)
+}
+
+/// Where the one-lab-at-a-time lock lives.
+const LOCK_PATH: &str = "/run/guardian-lab.lock";
+
+/// Takes the lab lock, or says that another lab runs.
+fn lock() -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK_PATH)
+        .map_err(|e| format!("cannot open the lab lock {LOCK_PATH}: {e}."))?;
+    // SAFETY: flock on an fd we own; released when the file is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "another guardian lab is running (it holds {LOCK_PATH}); wait for it to finish."
+        ));
+    }
+    Ok(f)
 }
