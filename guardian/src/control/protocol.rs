@@ -93,8 +93,33 @@ pub enum Request {
 
 const COMMANDS: &str = "status, history, stats, mode, heal, rollback, events";
 
-/// Decodes one request line (without or with its newline).
+/// Decodes one request line (without or with its newline). The error is one line: parts of
+/// the request it quotes (an unknown field's name, say) have their control characters escaped,
+/// so a client cannot put line breaks into the daemon's log or answer (found by the
+/// `control_request` fuzz target), and it is cut at `MAX_ERROR` characters.
 pub fn decode(line: &[u8]) -> Result<Request, String> {
+    decode_inner(line).map_err(|e| one_line(&e))
+}
+
+const MAX_ERROR: usize = 300;
+
+fn one_line(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        if out.len() >= MAX_ERROR {
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
+fn decode_inner(line: &[u8]) -> Result<Request, String> {
     if line.len() > MAX_REQUEST {
         return Err(format!("request larger than {MAX_REQUEST} bytes"));
     }
@@ -337,5 +362,14 @@ mod tests {
         assert!(sev("error").matches(&fault));
         assert!(!sev("critical").matches(&fault));
         assert!(!sev("info").matches(&counters));
+    }
+
+    #[test]
+    fn errors_quoting_the_request_stay_on_one_line() {
+        let e = decode(b"{\"v\":1,\"cmd\":\"events\",\"e\\nx\\u0007y\":1}").unwrap_err();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.contains("e\\nx"), "{e:?}");
+        let long = format!("{{\"v\":1,\"cmd\":\"events\",\"{}\":1}}", "x".repeat(5000));
+        assert!(decode(long.as_bytes()).unwrap_err().chars().count() <= MAX_ERROR + 1);
     }
 }
