@@ -51,9 +51,13 @@ pub fn reduce() -> Result<Vec<String>, PrivilegeError> {
     let keep: CapsHashSet = KEEP.iter().map(|(c, _)| *c).collect();
     let permitted = caps::read(None, CapSet::Permitted)?;
     // The bounding set first: dropping from it needs CAP_SETPCAP, which goes with the rest.
+    // Without CAP_SETPCAP (a container or unit that did not grant it) the bounding set stays
+    // as the runtime set it, with a warning; the effective and permitted sets are still cut.
     for cap in caps::all() {
         if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap)? {
-            caps::drop(None, CapSet::Bounding, cap)?;
+            if let Err(e) = caps::drop(None, CapSet::Bounding, cap) {
+                tracing::warn!(capability = %cap, error = %e, "cannot drop from the bounding set");
+            }
         }
     }
     caps::clear(None, CapSet::Ambient)?;
