@@ -24,6 +24,11 @@ impl Guardian {
         let dir = TempDir::new("bench-daemon");
         let events = dir.path().join("events.ndjson");
         let state = dir.path().join("state");
+        // Never rotate the events file: a storm writes hundreds of MB, and the benchmarks count
+        // every line of one file (with the default 100 MiB rotation, lines went to .1 … .5
+        // and older ones were deleted: the overload accounting came out 842,257 short).
+        let config = dir.path().join("guardian.toml");
+        std::fs::write(&config, "[sinks]\nmax_bytes = 0\n")?;
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", ns.path().display()))
             .arg("--")
@@ -33,6 +38,8 @@ impl Guardian {
             .arg(&events)
             .arg("--state-dir")
             .arg(&state)
+            .arg("--config")
+            .arg(&config)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
