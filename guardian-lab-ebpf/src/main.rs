@@ -7,16 +7,15 @@
 //!   the path MTU signal whose loss makes a PMTU blackhole.
 //! - `glab_delay` (tcx egress): earliest departure time `now + DELAY[0]` ns in `skb->tstamp`;
 //!   an `fq` qdisc on the device holds the packet until then.
-//! - `glab_xdp_pass` (XDP): returns `XDP_PASS`, nothing else (the benchmarks' no-op baseline).
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC},
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
-    macros::{classifier, map, xdp},
+    macros::{classifier, map},
     maps::Array,
-    programs::{TcContext, XdpContext},
+    programs::TcContext,
 };
 
 /// `LOSS[0]`: drop probability scaled to `u32::MAX` (0 = none, `u32::MAX` = all).
@@ -107,11 +106,6 @@ pub fn glab_delay(ctx: TcContext) -> i32 {
         }
     }
     TC_ACT_UNSPEC
-}
-
-#[xdp]
-pub fn glab_xdp_pass(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
 }
 
 #[cfg(not(test))]

@@ -2,7 +2,7 @@
 //! daemon's object), attached to interfaces of namespaces the lab created. The daemon never
 //! loads this object.
 //!
-//! Every attachment is a bpf_link owned by an [`Injector`] (or [`XdpPass`]) guard: dropping the
+//! Every attachment is a bpf_link owned by an [`Injector`] guard: dropping the
 //! guard drops the `Ebpf` object, which detaches and unloads the program (and a killed lab
 //! leaves nothing either: links die with their file descriptors).
 //!
@@ -10,7 +10,7 @@
 //! that has joined the interface's namespace (see [`crate::lab::topology::Netns::within`]).
 use aya::{
     maps::Array,
-    programs::{tc::TcAttachOptions, LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode},
+    programs::{tc::TcAttachOptions, LinkOrder, SchedClassifier, TcAttachType},
     Ebpf,
 };
 
@@ -21,7 +21,7 @@ pub use qdisc::ensure_fq;
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guardian-lab-ebpf"));
 
 /// Program names, as `bpftool prog show` lists them (cut to 15 bytes by the kernel).
-pub const PROGRAMS: [&str; 4] = ["glab_loss", "glab_icmp_drop", "glab_delay", "glab_xdp_pass"];
+pub const PROGRAMS: [&str; 3] = ["glab_loss", "glab_icmp_drop", "glab_delay"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
@@ -153,34 +153,6 @@ pub fn loss_threshold(p: f64) -> u32 {
     } else {
         (p * f64::from(u32::MAX)) as u32
     }
-}
-
-/// A no-op XDP program (`XDP_PASS`) attached to an interface; detached when dropped.
-pub struct XdpPass {
-    _ebpf: Ebpf,
-}
-
-/// Attaches `glab_xdp_pass` (returns `XDP_PASS`, nothing else) to `iface` in the calling
-/// thread's network namespace, in the kernel's default XDP mode (native where the driver has
-/// it, e.g. veth; generic otherwise), as guardian's own XDP program is. The benchmarks' no-op
-/// baseline. Fails if another XDP program is attached there.
-pub fn attach_xdp_pass(iface: &str) -> Result<XdpPass, InjectError> {
-    let program = "glab_xdp_pass";
-    let mut ebpf = load()?;
-    let err = |source| InjectError::Attach {
-        program,
-        iface: iface.to_string(),
-        source,
-    };
-    let prog: &mut Xdp = ebpf
-        .program_mut(program)
-        .ok_or(aya::programs::ProgramError::NotLoaded)
-        .map_err(err)?
-        .try_into()
-        .map_err(err)?;
-    prog.load().map_err(err)?;
-    prog.attach(iface, XdpMode::default()).map_err(err)?;
-    Ok(XdpPass { _ebpf: ebpf })
 }
 
 #[cfg(test)]
