@@ -28,5 +28,6 @@ pub mod replay;
 pub mod rollback;
 pub mod run;
 pub mod scan;
+pub mod shed;
 pub mod source;
 pub mod sysctl;

@@ -197,7 +197,7 @@ async fn run(
     let mut collector =
         Collector::new(&mut probes, own_netns, config.daemon.interval_ms, samplers)?;
     let shutdown = CancellationToken::new();
-    let (inputs, inputs_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (inputs, inputs_rx) = crate::detect::feed::channel();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let ring_task = tokio::spawn(ringbuf::run(
         ring,
@@ -258,7 +258,7 @@ async fn run(
                     emitter.emit(body);
                 }
                 for input in tick.inputs {
-                    let _ = inputs.send(input);
+                    inputs.send(input);
                 }
             }
             res = async { engine_task.as_mut().expect("engine running").await }, if engine_task.is_some() => {

@@ -239,6 +239,14 @@ impl Daemon {
 
     /// Sends SIGTERM, waits up to 10 s, asserts exit status 0 and returns every event.
     pub fn stop(&mut self) -> Vec<Value> {
+        self.terminate();
+        self.refresh();
+        self.events.clone()
+    }
+
+    /// Sends SIGTERM, waits up to 10 s and asserts exit status 0, without reading the events
+    /// (a storm's millions of lines are streamed from [`Daemon::events_path`] instead).
+    pub fn terminate(&mut self) {
         if let Some(child) = self.child.as_ref() {
             // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -251,11 +259,9 @@ impl Daemon {
             self.kill();
             self.fail("the daemon did not exit within 10 s of SIGTERM");
         };
-        self.refresh();
         if !st.success() {
             self.fail(&format!("the daemon exited with {st} after SIGTERM, not 0"));
         }
-        self.events.clone()
     }
 
     /// The end of every test: SIGTERM and exit 0, every line valid against the schema,
@@ -303,9 +309,26 @@ impl Daemon {
 
     /// The daemon's stderr (last 8 KiB) and last 30 lines of events, for failure messages.
     pub fn diagnostics(&mut self) -> String {
-        self.refresh();
         let stderr = std::fs::read(&self.stderr_path).unwrap_or_default();
         let stderr = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(8192)..]);
+        // A storm's millions of unread lines are not worth parsing for a failure message.
+        let unread =
+            std::fs::metadata(&self.events_path).map_or(0, |m| m.len().saturating_sub(self.offset));
+        if unread > 64 << 20 {
+            let mut tail = Vec::new();
+            if let Ok(mut f) = File::open(&self.events_path) {
+                let _ = f.seek(SeekFrom::End(-8192));
+                let _ = f.read_to_end(&mut tail);
+            }
+            return format!(
+                "--- guardian in {} stderr ({}):\n{stderr}\n--- last 8 KiB of {} ({unread} bytes unread):\n{}",
+                self.netns,
+                self.stderr_path.display(),
+                self.events_path.display(),
+                String::from_utf8_lossy(&tail)
+            );
+        }
+        self.refresh();
         let from = self.lines.len().saturating_sub(30);
         let mut s = format!(
             "--- guardian in {} (status: {}) stderr ({}):\n{stderr}\n--- last {} of {} events ({}):\n",

@@ -8,10 +8,9 @@
 //!   event is reported, blast-radius refusals are events, and nothing crashes.
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use guardian_tests::pressure::{rss_kib, StatusPoller, Watch};
 use guardian_tests::xdp_limits::map_with;
 use guardian_tests::*;
 use serde_json::Value;
@@ -21,31 +20,6 @@ fn secs(var: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// One `status` request on the control socket; Ok when the daemon answered `ok`.
-fn status(socket: &std::path::Path) -> std::io::Result<()> {
-    use std::io::{BufRead, BufReader, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(b"{\"v\":1,\"cmd\":\"status\"}\n")?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    let v: Value = serde_json::from_str(&line).map_err(std::io::Error::other)?;
-    if v["ok"] == true {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(line))
-    }
 }
 
 fn count(events: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
@@ -170,59 +144,12 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
     );
     d.wait_attached();
     let pid = d.pid().unwrap();
-    let rss0 = rss_kib(pid);
     let from = d.count();
     // `status` through the control socket every 50 ms while the flood runs.
-    let status_done = Arc::new(AtomicBool::new(false));
-    let asker = {
-        let done = status_done.clone();
-        let socket = socket.clone();
-        std::thread::spawn(move || {
-            let mut took = Vec::new();
-            let mut failed = 0;
-            while !done.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                match status(&socket) {
-                    Ok(()) => took.push(t.elapsed()),
-                    Err(_) => failed += 1,
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            (took, failed)
-        })
-    };
-
+    let asker = StatusPoller::start(socket.clone(), Duration::from_millis(50));
+    let watch = Watch::start(pid);
     let dst = v.a_addr.to_string();
     let flood_secs = secs.to_string();
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            let cpu = |pid: u32| -> u64 {
-                let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let f: Vec<&str> = st
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .collect();
-                f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-                    + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            };
-            let c0 = cpu(pid);
-            let t0 = Instant::now();
-            while !done.load(Ordering::Relaxed) {
-                peak = peak.max(rss_kib(pid));
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            eprintln!(
-                "daemon CPU during the flood: {:.0} % of one core",
-                (cpu(pid) - c0) as f64 / 100.0 / t0.elapsed().as_secs_f64() * 100.0
-            );
-            peak
-        })
-    };
     let t0 = Instant::now();
     let wall0 = std::time::SystemTime::now();
     let out = c.output(&[
@@ -239,16 +166,10 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
     ]);
     let flood = t0.elapsed();
     let wall1 = std::time::SystemTime::now();
-    done.store(true, Ordering::Relaxed);
-    status_done.store(true, Ordering::Relaxed);
-    let peak = watcher.join().unwrap();
-    let (mut took, failed) = asker.join().unwrap();
-    took.sort();
-    let status_p99 = took
-        .get(took.len() * 99 / 100)
-        .copied()
-        .unwrap_or(Duration::MAX);
-    let status_max = took.last().copied().unwrap_or(Duration::MAX);
+    let usage = watch.stop();
+    let answers = asker.stop();
+    let (status_p99, status_max) = (answers.p99(), answers.max());
+    let (rss0, peak) = (usage.rss_start, usage.rss_peak);
     assert!(
         flood >= Duration::from_secs(secs.saturating_sub(1)),
         "hping3 ended early ({flood:?}): {}",
@@ -312,15 +233,17 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
     eprintln!(
         "spoofed flood {flood:?}: maps {sizes:?}; counters gaps p99 {p99} ms (interval {interval_ms}); \
          {floods} syn_flood opened, {applied} applied, {skipped} skipped; {lost} events lost (reported); \
-         RSS {rss0} -> peak {peak} KiB; status answered {} times (p99 {status_p99:?}, max {status_max:?}), {failed} failed"
-        , took.len()
+         RSS {rss0} -> peak {peak} KiB, CPU {:.0} % of a core; status answered {} times (p99 {status_p99:?}, max {status_max:?}), {} failed",
+        usage.cpu_pct,
+        answers.took.len(),
+        answers.failed
     );
     assert!(floods >= 1, "the flood was detected");
-    assert_eq!(failed, 0, "status requests failed during the flood");
+    assert_eq!(answers.failed, 0, "status requests failed during the flood");
     assert!(
-        took.len() as u64 >= secs * 5,
+        answers.took.len() as u64 >= secs * 5,
         "status answered only {} times in {secs} s",
-        took.len()
+        answers.took.len()
     );
     assert!(
         status_p99 < Duration::from_millis(100),

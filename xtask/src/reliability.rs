@@ -1,6 +1,6 @@
 //! `cargo xtask reliability`: the long versions of the reliability tests (docs/reliability.md):
 //! 100 kill -9 cycles, 60 s of interface flapping and of a spoofed SYN flood with `status`
-//! polled throughout, clean detach, capabilities and the control socket's permission checks.
+//! polled throughout, a 30 s ring-buffer storm (memory bound, loss accounting), clean detach, capabilities and the control socket's permission checks.
 //! `cargo xtask test` runs the same tests in their short form.
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,6 +16,7 @@ const SUITE: &[(&str, &[(&str, &str)])] = &[
         "adversarial",
         &[("GT_FLAP_SECS", "60"), ("GT_FLOOD_SECS", "60")],
     ),
+    ("overload", &[("GT_STORM_SECS", "30")]),
     ("clean_detach", &[]),
     ("privileges", &[]),
     ("control", &[]),

@@ -11,6 +11,33 @@ use super::status::{EventTotals, Stats};
 use crate::output::Emitter;
 
 const MINUTE: Duration = Duration::from_secs(60);
+/// How an observation line starts after its envelope (`"schema":1,"ts":…,"host":…,`).
+const OBSERVATION: &str = "\"type\":\"observation\",";
+
+/// Lines the tally missed because it fell behind the live tap: warned about at most every
+/// 10 s, with the count since the last warning.
+#[derive(Default)]
+struct Behind {
+    missed: u64,
+    warned: Option<Instant>,
+}
+
+impl Behind {
+    fn add(&mut self, n: u64, now: Instant) {
+        self.missed += n;
+        if self
+            .warned
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                missed = self.missed,
+                "the event tally fell behind the event stream; stats undercount"
+            );
+            self.missed = 0;
+            self.warned = Some(now);
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -47,19 +74,28 @@ impl Tally {
         let mut rx = emitter.subscribe();
         let me = self.clone();
         tokio::spawn(async move {
+            let mut behind = Behind::default();
             loop {
                 match rx.recv().await {
+                    // Observations come by the hundred thousand in a storm and are only
+                    // counted by type: no need to parse them.
+                    Ok(line) if line.contains(OBSERVATION) => me.count_observation(),
                     Ok(line) => match serde_json::from_str::<Value>(&line) {
                         Ok(v) => me.count(&v, Instant::now()),
                         Err(e) => tracing::debug!("tally: unreadable event line: {e}"),
                     },
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!("the event tally fell {n} lines behind; stats undercount")
-                    }
+                    Err(RecvError::Lagged(n)) => behind.add(n, Instant::now()),
                     Err(RecvError::Closed) => break,
                 }
             }
         })
+    }
+
+    /// Counts one observation (by type only).
+    fn count_observation(&self) {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        c.events.total += 1;
+        bump(&mut c.events.by_type, "observation", 1);
     }
 
     /// Counts one event.
@@ -165,5 +201,40 @@ mod tests {
         assert_eq!(t.recent_losses(t0 + Duration::from_secs(30)), 7);
         assert_eq!(t.recent_losses(t0 + Duration::from_secs(61)), 0);
         assert_eq!(t.totals(t0).lost, 7);
+    }
+
+    #[tokio::test]
+    async fn counts_observations_from_the_tap_without_parsing_them() {
+        use crate::output::{Body, Loss, Observation};
+        let path =
+            std::env::temp_dir().join(format!("guardian-tally-{}.ndjson", std::process::id()));
+        let (e, w) = crate::output::open(Some(&path), "h".into()).await.unwrap();
+        let writer = tokio::spawn(w.run());
+        let t = Tally::default();
+        let task = t.spawn(&e);
+        e.emit(Body::Observation(Observation {
+            netns: 1,
+            kind: "bind_conflict".into(),
+            error: "EADDRINUSE".into(),
+            pid: 1,
+            tid: 1,
+            comm: "x".into(),
+            family: None,
+            addr: None,
+            port: Some(80),
+        }));
+        e.emit(Body::Loss(Loss {
+            source: "ringbuf".into(),
+            lost: 2,
+            total: 2,
+        }));
+        drop(e);
+        writer.await.unwrap().unwrap();
+        task.await.unwrap();
+        let _ = std::fs::remove_file(&path);
+        let s = t.stats(Instant::now());
+        assert_eq!(s.events.total, 2);
+        assert_eq!(s.events.by_type["observation"], 1);
+        assert_eq!(s.losses["ringbuf"], 2);
     }
 }

@@ -4,6 +4,7 @@
 //! returns findings. That makes every trigger and hysteresis a table in a unit test, and lets
 //! a recorded stream be replayed offline (`guardian replay`). Rate and level faults share the
 //! hysteresis of [`tracker`]; incident ids come from [`incidents`].
+pub mod feed;
 pub mod incidents;
 pub mod input;
 pub mod record;

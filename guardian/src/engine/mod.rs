@@ -109,7 +109,7 @@ pub fn protected(r: &RouteSpec) -> bool {
 pub async fn run(
     cfg: EngineConfig,
     emitter: Emitter,
-    mut inputs: tokio::sync::mpsc::UnboundedReceiver<Input>,
+    mut inputs: detect::feed::FeedRx,
     maps: Maps,
     ready: tokio::sync::oneshot::Sender<()>,
     shutdown: CancellationToken,
@@ -198,8 +198,9 @@ pub async fn run(
                 }
                 None => anyhow::bail!("the netlink subscription closed"),
             },
-            Some(input) = inputs.recv() => engine.observe(input).await,
+            // Before the inputs: an operator's request must not wait behind a storm of them.
             Some(req) = requests.recv() => engine.on_control(req).await,
+            Some(input) = inputs.recv() => engine.observe(input).await,
         }
         engine.publish_gauges();
     }
@@ -432,7 +433,7 @@ mod tests {
         fn is_send<T: Send>(_: &T) {}
         let fut = async {
             let (emitter, _writer) = crate::output::open(None, "h".into()).await.unwrap();
-            let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (_tx, rx) = detect::feed::channel();
             run(
                 EngineConfig::default(),
                 emitter,

@@ -4,6 +4,11 @@
 //! of the event, serialized on the caller's task, and written by one writer thread to the
 //! sinks of `[sinks]`: stdout, a rotated file, or both ([`sink`]). Live subscribers (the
 //! control socket's event stream) tap the same lines.
+//!
+//! The queue to the writer is bounded for the one kind of event whose rate the kernel sets
+//! ([`crate::shed`]): when the writer falls behind by [`SHED_AT`] lines, `observation` lines
+//! are shed and reported as `loss` events with source `queue`; detections, actions and
+//! counters are never shed.
 pub mod count;
 pub mod event;
 pub mod rotate;
@@ -36,17 +41,28 @@ pub fn to_line(host: &str, ts: chrono::DateTime<Utc>, body: &Body) -> String {
 /// before it misses lines (it is told how many; the sinks never wait for it).
 const TAP_CAPACITY: usize = 4096;
 
+/// Lines queued for the writer above which observations are shed. At the writer's rate
+/// (several hundred thousand lines/s to a file) this is well under a second of backlog, and
+/// at a few hundred bytes a line about 10 MiB.
+pub const SHED_AT: usize = 32 * 1024;
+
 /// A handle to the event stream; clone it freely.
 #[derive(Clone)]
 pub struct Emitter {
     host: std::sync::Arc<str>,
     tx: mpsc::UnboundedSender<sink::Msg>,
     tap: tokio::sync::broadcast::Sender<std::sync::Arc<str>>,
+    queue: std::sync::Arc<crate::shed::Depth>,
 }
 
 impl Emitter {
-    /// Emits an event stamped now.
+    /// Emits an event stamped now. An observation is shed (counted, reported later as a
+    /// `loss` event with source `queue`) when the writer is [`SHED_AT`] lines behind.
     pub fn emit(&self, body: Body) {
+        let sheddable = matches!(body, Body::Observation(_));
+        if !self.queue.admit(sheddable) {
+            return;
+        }
         count::count(&body);
         let line = to_line(&self.host, Utc::now(), &body);
         if self.tap.receiver_count() > 0 {

@@ -1,13 +1,18 @@
 //! The writer: one thread that owns the sinks (stdout and/or the rotated file) and writes
 //! what the [`Emitter`]s queue, batched. A thread rather than a task: file writes and
 //! rotation are blocking calls, and a slow disk must not stall the runtime's workers.
+//!
+//! The writer also reports what the bounded queue shed ([`crate::shed`]): after each batch,
+//! a `loss` event with source `queue` when the count grew, written like any other line.
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::rotate::RotatingFile;
-use super::{Emitter, TAP_CAPACITY};
+use super::{Body, Emitter, Loss, TAP_CAPACITY};
 use crate::config::Sinks;
+use crate::shed::Depth;
 
 pub(super) enum Msg {
     Line(String),
@@ -19,6 +24,11 @@ pub struct Writer {
     rx: mpsc::UnboundedReceiver<Msg>,
     stdout: bool,
     file: Option<RotatingFile>,
+    queue: Arc<Depth>,
+    /// Shed lines already reported in a `loss` event.
+    reported: u64,
+    host: Arc<str>,
+    tap: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 /// Stdout (`None`) or only the file, not rotated: the sinks before `[sinks]` existed.
@@ -40,20 +50,41 @@ pub fn open_sinks(sinks: &Sinks, host: String) -> io::Result<(Emitter, Writer)> 
         ),
         None => None,
     };
+    Ok(with_queue(
+        sinks,
+        file,
+        host,
+        Depth::with_limit(super::SHED_AT),
+    ))
+}
+
+fn with_queue(
+    sinks: &Sinks,
+    file: Option<RotatingFile>,
+    host: String,
+    depth: Depth,
+) -> (Emitter, Writer) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (tap, _) = tokio::sync::broadcast::channel(TAP_CAPACITY);
-    Ok((
+    let host: Arc<str> = host.into();
+    let queue = Arc::new(depth);
+    (
         Emitter {
-            host: host.into(),
+            host: host.clone(),
             tx,
-            tap,
+            tap: tap.clone(),
+            queue: queue.clone(),
         },
         Writer {
             rx,
             stdout: sinks.stdout_on(),
             file,
+            queue,
+            reported: 0,
+            host,
+            tap,
         },
-    ))
+    )
 }
 
 impl Writer {
@@ -75,6 +106,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            self.report_shed(&mut buf);
             self.write(&buf)?;
             buf.clear();
             if reopen {
@@ -84,13 +116,37 @@ impl Writer {
                 }
             }
         }
-        Ok(())
+        // Lines shed after the last batch (the queue is empty now, so nothing more will be).
+        self.report_shed(&mut buf);
+        self.write(&buf)
+    }
+
+    /// Appends a `loss` line (source `queue`) to `buf` if more lines were shed since the last.
+    fn report_shed(&mut self, buf: &mut Vec<u8>) {
+        let total = self.queue.shed();
+        if total <= self.reported {
+            return;
+        }
+        let body = Body::Loss(Loss {
+            source: "queue".into(),
+            lost: total - self.reported,
+            total,
+        });
+        self.reported = total;
+        super::count::count(&body);
+        let line = super::to_line(&self.host, chrono::Utc::now(), &body);
+        if self.tap.receiver_count() > 0 {
+            let _ = self.tap.send(line.as_str().into());
+        }
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
     }
 
     /// Appends a line to `buf`; true for a reopen request.
     fn take(&self, msg: Msg, buf: &mut Vec<u8>) -> bool {
         match msg {
             Msg::Line(line) => {
+                self.queue.taken(1);
                 buf.extend_from_slice(line.as_bytes());
                 buf.push(b'\n');
                 false
@@ -112,5 +168,79 @@ impl Writer {
             f.write_lines(buf)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Counters, Observation};
+    use super::*;
+
+    fn observation(i: u32) -> Body {
+        Body::Observation(Observation {
+            netns: 1,
+            kind: "bind_conflict".into(),
+            error: "EADDRINUSE".into(),
+            pid: i,
+            tid: i,
+            comm: "storm".into(),
+            family: None,
+            addr: None,
+            port: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_sheds_observations_only_and_reports_them_as_queue_loss() {
+        let path =
+            std::env::temp_dir().join(format!("guardian-shed-{}.ndjson", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sinks = Sinks {
+            file: Some(path.clone()),
+            max_bytes: 0,
+            ..Default::default()
+        };
+        let file = RotatingFile::open(&path, 0, 1).unwrap();
+        let (e, w) = with_queue(&sinks, Some(file), "h".into(), Depth::with_limit(4));
+        // The writer is not running yet: everything queues.
+        for i in 0..10 {
+            e.emit(observation(i));
+        }
+        e.emit(Body::Counters(Counters {
+            netns: 1,
+            ..Default::default()
+        }));
+        e.emit(observation(10));
+        drop(e);
+        w.run().await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let types: Vec<&str> = lines.iter().map(|v| v["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "observation",
+                "observation",
+                "observation",
+                "observation",
+                "counters",
+                "loss"
+            ]
+        );
+        // The first four, in order; 7 shed (6 before the counters event, 1 after).
+        let pids: Vec<u64> = lines[..4]
+            .iter()
+            .map(|v| v["pid"].as_u64().unwrap())
+            .collect();
+        assert_eq!(pids, [0, 1, 2, 3]);
+        assert_eq!(lines[5]["source"], "queue");
+        assert_eq!(
+            (lines[5]["lost"].as_u64(), lines[5]["total"].as_u64()),
+            (Some(7), Some(7))
+        );
     }
 }

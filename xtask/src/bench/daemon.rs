@@ -157,20 +157,7 @@ impl Drop for Guardian {
 
 /// user + system CPU time of a process so far, in seconds (`/proc/PID/stat`).
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state): utime is field 14, stime field 15.
-    let ticks = |i: usize| {
-        f.get(i - 3)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Ok((ticks(14) + ticks(15)) as f64 / hz)
+    guardian_tests::pressure::cpu_seconds(pid).with_context(|| format!("reading /proc/{pid}/stat"))
 }
 
 /// Resident set size in KiB (`VmRSS` of `/proc/PID/status`).
@@ -180,11 +167,6 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
 
 /// A `kB` field of `/proc/PID/status`, e.g. `VmHWM:` (peak RSS).
 pub fn status_kib(pid: u32, field: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    guardian_tests::pressure::status_kib(pid, field)
         .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
