@@ -21,6 +21,18 @@ where
 }
 
 /// A `cargo` command: the cargo that started us (`$CARGO`) or `cargo` from PATH.
+/// The packages every host-side cargo invocation selects (all but the eBPF crates). Cargo
+/// unifies dependency features over the selected packages, so building `-p guardian` in one
+/// step and testing `--workspace` in the next compiled guardian and part of its dependency
+/// tree twice (about 2 minutes of a fresh-clone CI run); one selection everywhere shares them.
+pub const HOST_PACKAGES: [&str; 5] = [
+    "--workspace",
+    "--exclude",
+    "guardian-ebpf",
+    "--exclude",
+    "guardian-lab-ebpf",
+];
+
 pub fn cargo<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,

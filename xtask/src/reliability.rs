@@ -30,17 +30,9 @@ pub fn reliability() -> Result<ExitCode> {
     let root = cmd::repo_root()?;
     let start = Instant::now();
     for (file, env) in SUITE {
-        let mut c = cmd::cargo([
-            "test",
-            "--release",
-            "--package",
-            "guardian-tests",
-            "--test",
-            file,
-            "--",
-            "--test-threads=1",
-            "--nocapture",
-        ]);
+        let mut c = cmd::cargo(["test", "--release"]);
+        c.args(cmd::HOST_PACKAGES)
+            .args(["--test", file, "--", "--test-threads=1", "--nocapture"]);
         c.current_dir(&root)
             .env(test::BIN_ENV, &bin)
             .env(test::SCHEMA_ENV, root.join(test::SCHEMA_PATH))

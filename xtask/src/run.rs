@@ -28,7 +28,8 @@ pub fn build() -> Result<ExitCode> {
 /// `cargo build --release --package guardian` in the repo root; returns the binary's
 /// absolute path. Expects setup to have run (toolchain env and PATH).
 pub fn build_guardian() -> Result<PathBuf> {
-    let mut build = cmd::cargo(["build", "--release", "--package", "guardian"]);
+    let mut build = cmd::cargo(["build", "--release"]);
+    build.args(cmd::HOST_PACKAGES);
     build.current_dir(cmd::repo_root()?);
     eprintln!("==> build: {}", cmd::display(&build));
     let start = Instant::now();

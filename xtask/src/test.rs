@@ -43,50 +43,33 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
         c.current_dir(&root);
         c
     };
+    // `cargo SUBCOMMAND [--release] <host packages> EXTRA...`
+    let host = |sub: &[&str], extra: &[&str]| {
+        let mut c = cargo(sub);
+        c.args(cmd::HOST_PACKAGES).args(extra);
+        c
+    };
     let mut steps = 0;
 
     if !args.no_lint {
         step("fmt", cargo(&["fmt", "--all", "--", "--check"]))?;
         step(
             "clippy",
-            cargo(&[
-                "clippy",
-                "--workspace",
-                "--exclude",
-                "guardian-ebpf",
-                "--exclude",
-                "guardian-lab-ebpf",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]),
+            host(&["clippy"], &["--all-targets", "--", "-D", "warnings"]),
         )?;
         steps += 2;
     }
     if !args.unit {
-        step(
-            "build",
-            cargo(&["build", "--release", "--package", "guardian"]),
-        )?;
+        step("build", host(&["build", "--release"], &[]))?;
         steps += 1;
     }
     if !args.e2e {
         step(
             "unit tests",
-            cargo(&[
-                "test",
-                // Same profile as the build step: the dependencies and the eBPF object are
-                // compiled once, not again for a debug profile.
-                "--release",
-                "--workspace",
-                "--exclude",
-                "guardian-ebpf",
-                "--exclude",
-                "guardian-lab-ebpf",
-                "--exclude",
-                "guardian-tests",
-            ]),
+            // Same profile and packages as the build step: the dependencies and the eBPF
+            // object are compiled once. `--lib --bins`: the unit tests, not the end-to-end
+            // ones (guardian-tests' integration tests, next step).
+            host(&["test", "--release"], &["--lib", "--bins"]),
         )?;
         steps += 1;
     }
@@ -99,14 +82,10 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
         if !schema.is_file() {
             bail!("the event schema {} does not exist", schema.display());
         }
-        let mut e2e = cargo(&[
-            "test",
-            "--release",
-            "--package",
-            "guardian-tests",
-            "--",
-            "--test-threads=1",
-        ]);
+        let mut e2e = host(
+            &["test", "--release"],
+            &["--test", "*", "--", "--test-threads=1"],
+        );
         e2e.args(&args.filter)
             .env(BIN_ENV, &bin)
             .env(SCHEMA_ENV, &schema);
