@@ -11,6 +11,7 @@ pub mod linkstats;
 pub mod mib;
 pub mod misses;
 pub mod ringbuf;
+pub mod sockagg;
 
 use crate::detect::Input;
 use crate::netns;

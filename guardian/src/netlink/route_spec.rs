@@ -1,0 +1,191 @@
+//! [`RouteSpec`]: a route as plain data, with its identity and how it prints.
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Family, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, TABLE_MAIN};
+
+/// A route, with everything needed to delete it or add it back exactly.
+///
+/// Identity (what [`RouteSpec::same_route`] compares): family, destination, prefix length,
+/// table, gateway, output interface and metric — plus TOS, which the kernel also keys on.
+/// Protocol, scope, kind, preferred source, the onlink flag and the [`RouteMetrics`] guardian
+/// knows are carried to re-add the route as it was; metrics are attributes of a route, not part
+/// of its identity (the kernel does not key on them either).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub family: Family,
+    /// Destination network address (`0.0.0.0` / `::` for the default route).
+    pub dst: IpAddr,
+    pub prefix_len: u8,
+    pub table: u32,
+    /// `RTPROT_*` (e.g. 3 boot for `ip route add`, 4 static).
+    pub protocol: u8,
+    /// `RT_SCOPE_*` (0 universe, 253 link).
+    pub scope: u8,
+    /// `RTN_*` (1 unicast).
+    pub kind: u8,
+    #[serde(default)]
+    pub tos: u8,
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    #[serde(default)]
+    pub oif: Option<u32>,
+    /// Metric; `None` when the kernel reports none (IPv4 metric 0).
+    #[serde(default)]
+    pub priority: Option<u32>,
+    #[serde(default)]
+    pub pref_src: Option<IpAddr>,
+    #[serde(default)]
+    pub onlink: bool,
+    /// Route metrics (RTA_METRICS) guardian sets and re-adds: locked MTU, congestion control.
+    /// Absent from the JSON when empty, so older journals and fixtures read unchanged.
+    #[serde(default, skip_serializing_if = "RouteMetrics::is_empty")]
+    pub metrics: RouteMetrics,
+}
+
+/// The route metrics guardian carries (`ip route ... mtu lock 1400 congctl bbr`). Others the
+/// kernel reports (advmss, hoplimit, ...) are not carried.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RouteMetrics {
+    /// RTAX_MTU: the path MTU of the route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The MTU is locked (RTAX_LOCK bit of RTAX_MTU): ICMP cannot raise or lower it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mtu_lock: bool,
+    /// RTAX_CC_ALGO: the TCP congestion control of connections using the route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cc_algo: Option<String>,
+}
+
+impl RouteMetrics {
+    pub fn is_empty(&self) -> bool {
+        *self == RouteMetrics::default()
+    }
+}
+
+impl RouteSpec {
+    /// A main-table, unicast, universe-scope route with protocol `boot` (like `ip route add`).
+    pub fn new(dst: IpAddr, prefix_len: u8) -> Self {
+        RouteSpec {
+            family: if dst.is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            },
+            dst,
+            prefix_len,
+            table: TABLE_MAIN,
+            protocol: RTPROT_BOOT,
+            scope: RT_SCOPE_UNIVERSE,
+            kind: RTN_UNICAST,
+            tos: 0,
+            gateway: None,
+            oif: None,
+            priority: None,
+            pref_src: None,
+            onlink: false,
+            metrics: RouteMetrics::default(),
+        }
+    }
+
+    pub fn via(mut self, gateway: IpAddr) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    pub fn dev(mut self, oif: u32) -> Self {
+        self.oif = Some(oif);
+        self
+    }
+
+    pub fn metric(mut self, priority: u32) -> Self {
+        self.priority = if priority == 0 { None } else { Some(priority) };
+        self
+    }
+
+    /// With a locked path MTU (`mtu lock N`).
+    pub fn mtu_lock(mut self, mtu: u32) -> Self {
+        self.metrics.mtu = Some(mtu);
+        self.metrics.mtu_lock = true;
+        self
+    }
+
+    /// With a congestion control algorithm (`congctl NAME`).
+    pub fn congctl(mut self, algo: &str) -> Self {
+        self.metrics.cc_algo = Some(algo.to_string());
+        self
+    }
+
+    /// The same destination in the same table (and TOS): routes the kernel chooses between by
+    /// metric.
+    pub fn same_destination(&self, other: &RouteSpec) -> bool {
+        self.family == other.family
+            && self.prefix_len == other.prefix_len
+            && self.dst == other.dst
+            && self.table == other.table
+            && self.tos == other.tos
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.prefix_len == 0
+    }
+
+    /// Main table, unicast: the routes guardian watches.
+    pub fn is_main_unicast(&self) -> bool {
+        self.table == TABLE_MAIN && self.kind == RTN_UNICAST
+    }
+
+    /// The same kernel route (see the type's doc for what identity means).
+    pub fn same_route(&self, other: &RouteSpec) -> bool {
+        self.family == other.family
+            && self.prefix_len == other.prefix_len
+            && self.dst == other.dst
+            && self.table == other.table
+            && self.tos == other.tos
+            && self.gateway == other.gateway
+            && self.oif == other.oif
+            && self.priority.unwrap_or(0) == other.priority.unwrap_or(0)
+    }
+
+    /// A stable key for the route's identity, e.g.
+    /// `ipv4 10.9.0.0/24 table 254 via 10.0.0.2 oif 3 metric 0`.
+    pub fn key(&self) -> String {
+        let mut s = format!(
+            "{} {} table {}",
+            self.family.as_str(),
+            self.cidr(),
+            self.table
+        );
+        if self.tos != 0 {
+            s.push_str(&format!(" tos {}", self.tos));
+        }
+        if let Some(gw) = self.gateway {
+            s.push_str(&format!(" via {gw}"));
+        }
+        if let Some(oif) = self.oif {
+            s.push_str(&format!(" oif {oif}"));
+        }
+        s.push_str(&format!(" metric {}", self.priority.unwrap_or(0)));
+        s
+    }
+
+    /// The destination in CIDR form (`default` does not apply here: `0.0.0.0/0`).
+    fn cidr(&self) -> String {
+        format!("{}/{}", self.dst, self.prefix_len)
+    }
+}
+
+impl fmt::Display for RouteSpec {
+    /// `10.9.0.0/24`, `fd00:1::/64` or `default`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_default() {
+            f.write_str("default")
+        } else {
+            write!(f, "{}/{}", self.dst, self.prefix_len)
+        }
+    }
+}
