@@ -203,6 +203,7 @@ async fn run(
         ring,
         emitter.clone(),
         inputs.clone(),
+        config.sinks.observations_per_sec,
         shutdown.clone(),
     ));
     let engine_task = tokio::spawn(engine::run(

@@ -2,9 +2,12 @@
 //! ring-buffer record) from two threads for `GT_STORM_SECS` (default 3 s; `cargo xtask
 //! reliability` runs 30 s), far faster than the daemon can decode, detect and write. The
 //! daemon must stay responsive (`status` p99 < 100 ms, counters on schedule), keep its memory
-//! bounded whatever the storm's length (its queues shed observations), account for every
-//! conflict the kernel counted (written, or reported lost by source), still detect the
-//! conflict, and write only schema-valid lines.
+//! bounded whatever the storm's length, account for every conflict the kernel counted
+//! (written, or reported in a `loss` event by source), still detect the conflict, and write
+//! only schema-valid lines. Twice: with the per-key observation limit off, so that every
+//! record reaches the decoder, the detectors' queue and the writer (their shedding is what
+//! bounds memory), and with the default limit (100 per second per key), what an operator
+//! runs.
 //!
 //! A storm writes millions of lines, so the events file is streamed once at the end rather
 //! than read through the harness: every non-observation line is parsed and validated, and
@@ -88,19 +91,30 @@ fn read_events(path: &std::path::Path, netns: u64) -> Tally {
     t
 }
 
-#[test]
-fn ring_buffer_storm_keeps_memory_bounded_and_every_conflict_accounted_for() {
+/// What one storm run produced.
+struct Storm {
+    secs: u64,
+    binds: u64,
+    kernel: u64,
+    events: Tally,
+    usage: guardian_tests::pressure::Usage,
+    answers: guardian_tests::pressure::Answers,
+    wall: (SystemTime, SystemTime),
+}
+
+/// Runs the daemon with `sinks` (extra `[sinks]` keys) through a storm on `port`.
+fn storm(tag: &str, port: u16, sinks: &str) -> Storm {
     require_root();
     let secs = std::env::var("GT_STORM_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3u64);
-    let ns = Netns::new("storm");
-    let dir = TempDir::new("storm");
+    let ns = Netns::new(tag);
+    let dir = TempDir::new(tag);
     let socket = dir.path().join("guardian.sock");
     // One events file however long the storm: every line is counted.
     let cfg = dir.path().join("guardian.toml");
-    std::fs::write(&cfg, "[sinks]\nmax_bytes = 0\n").unwrap();
+    std::fs::write(&cfg, format!("[sinks]\nmax_bytes = 0\n{sinks}")).unwrap();
     let mut d = Daemon::start(
         &ns,
         &[
@@ -114,11 +128,11 @@ fn ring_buffer_storm_keeps_memory_bounded_and_every_conflict_accounted_for() {
     );
     d.wait_attached();
     let pid = d.pid().unwrap();
-    let listener = storm::listener(&ns, PORT).expect("the storm's listener");
+    let listener = storm::listener(&ns, port).expect("the storm's listener");
     let asker = StatusPoller::start(socket, Duration::from_millis(50));
     let watch = Watch::start(pid);
     let wall0 = SystemTime::now();
-    let binds = storm::join(storm::start(&ns, PORT, 2, Duration::from_secs(secs), None));
+    let binds = storm::join(storm::start(&ns, port, 2, Duration::from_secs(secs), None));
     let wall1 = SystemTime::now();
     // The daemon drains what is queued; the watch covers that too.
     std::thread::sleep(Duration::from_secs(1));
@@ -129,17 +143,44 @@ fn ring_buffer_storm_keeps_memory_bounded_and_every_conflict_accounted_for() {
         d.fail("the daemon died during the storm");
     }
     d.terminate();
-    let t = read_events(d.events_path(), ns.inode());
-
-    let kernel = t
+    let events = read_events(d.events_path(), ns.inode());
+    let kernel = events
         .kernel_total
         .expect("a final counters event for the storm's namespace");
-    let (ringbuf, queue, detect) = (t.lost("ringbuf"), t.lost("queue"), t.lost("detect"));
-    let accounted = t.observations + ringbuf + queue;
+    Storm {
+        secs,
+        binds,
+        kernel,
+        events,
+        usage,
+        answers,
+        wall: (wall0, wall1),
+    }
+}
+
+/// The assertions both runs share; returns the lines written for the storm's namespace.
+fn check(run: &Storm) -> u64 {
+    let Storm {
+        secs,
+        binds,
+        kernel,
+        events: t,
+        usage,
+        answers,
+        wall: (wall0, wall1),
+    } = run;
+    let (secs, binds, kernel) = (*secs, *binds, *kernel);
+    let (ringbuf, queue, detect, throttle) = (
+        t.lost("ringbuf"),
+        t.lost("queue"),
+        t.lost("detect"),
+        t.lost("throttle"),
+    );
+    let accounted = t.observations + ringbuf + queue + throttle;
     let mut gaps: Vec<u128> = t
         .counters_ts
         .iter()
-        .filter(|ts| **ts >= wall0 && **ts <= wall1)
+        .filter(|ts| *ts >= wall0 && *ts <= wall1)
         .collect::<Vec<_>>()
         .windows(2)
         .filter_map(|w| w[1].duration_since(*w[0]).ok())
@@ -152,7 +193,7 @@ fn ring_buffer_storm_keeps_memory_bounded_and_every_conflict_accounted_for() {
         .unwrap_or(u128::MAX);
     eprintln!(
         "storm {secs} s: {binds} binds, kernel counted {kernel}; written {}, lost ringbuf {ringbuf}, \
-         queue {queue} (not fed to detectors: {detect}); {} lines; RSS {} -> peak {} KiB, CPU {:.0} % \
+         queue {queue}, throttle {throttle} (not fed to detectors: {detect}); {} lines; RSS {} -> peak {} KiB, CPU {:.0} % \
          of a core; status {} answers, p99 {:?}, max {:?}, {} failed; counters gap p99 {gap_p99} ms",
         t.observations,
         t.lines,
@@ -175,7 +216,7 @@ fn ring_buffer_storm_keeps_memory_bounded_and_every_conflict_accounted_for() {
     // so another namespace's records lost in the same storm may add a little.
     assert!(
         accounted >= kernel && accounted <= kernel + kernel / 100,
-        "unaccounted conflicts: written {} + lost {ringbuf} + {queue} vs kernel {kernel}",
+        "unaccounted conflicts: written {} + lost {ringbuf} + {queue} + {throttle} vs kernel {kernel}",
         t.observations
     );
     assert!(
@@ -202,5 +243,35 @@ fn ring_buffer_storm_keeps_memory_bounded_and_every_conflict_accounted_for() {
         "memory grew from {} to {} KiB during the storm",
         usage.rss_start,
         usage.rss_peak
+    );
+    t.observations
+}
+
+#[test]
+fn storm_without_the_observation_limit_is_bounded_by_the_queues() {
+    let run = storm("storm-raw", PORT, "observations_per_sec = 0\n");
+    check(&run);
+    assert_eq!(
+        run.events.lost("throttle"),
+        0,
+        "no limit, nothing held back"
+    );
+}
+
+#[test]
+fn storm_with_the_default_observation_limit_writes_a_hundred_a_second() {
+    let run = storm("storm-lim", PORT + 1, "");
+    let written = check(&run);
+    // One key (namespace, bind_conflict, port): at most 100 per one-second window, over the
+    // storm and the drain (windows start at the first record, so one more may begin).
+    let bound = 100 * (run.secs + 3);
+    assert!(
+        written <= bound,
+        "{written} observations written for one key in {} s (limit 100/s)",
+        run.secs
+    );
+    assert!(
+        run.events.lost("throttle") > 0,
+        "the limit held nothing back"
     );
 }

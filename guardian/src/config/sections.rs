@@ -20,6 +20,9 @@ pub struct Sinks {
     pub max_bytes: u64,
     /// Rotated files kept: `file.1` (newest) … `file.<keep>`.
     pub keep: u32,
+    /// `observation` events written per second per (namespace, kind, port); the rest are
+    /// counted in `loss` events with source `throttle` (0: no limit).
+    pub observations_per_sec: u32,
 }
 
 impl Default for Sinks {
@@ -29,6 +32,7 @@ impl Default for Sinks {
             file: None,
             max_bytes: 100 << 20,
             keep: 5,
+            observations_per_sec: 100,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod mib;
 pub mod misses;
 pub mod ringbuf;
 pub mod sockagg;
+pub mod throttle;
 
 use crate::detect::Input;
 use crate::netns;

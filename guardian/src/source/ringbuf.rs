@@ -1,21 +1,28 @@
-//! The ring buffer consumer: wakes on epoll readiness, drains every record, decodes, emits
-//! the observation and offers it to the detectors. What the detectors' queue shed is reported
-//! at most once a second as a `loss` event with source `detect` ([`crate::detect::feed`]).
-use std::time::Duration;
+//! The ring buffer consumer: wakes on epoll readiness, drains every record, decodes, offers
+//! the observation to the detectors and writes it unless the per-key limit holds it back
+//! ([`super::throttle`]). What the detectors' queue shed and what the limit held back are
+//! reported at most once a second as `loss` events with sources `detect` and `throttle`.
+use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio_util::sync::CancellationToken;
 
 use super::decode;
+use super::throttle::Throttle;
 use crate::detect::feed::Feed;
 use crate::detect::Input;
 use crate::output::{Body, Emitter, Loss};
+
+/// Records handled per round before the task goes back to its `select!` (shutdown, the
+/// report tick, the runtime's other tasks): records keep arriving during a storm.
+const SLICE: usize = 4096;
 
 pub async fn run(
     ring: RingBuf<MapData>,
     emitter: Emitter,
     inputs: Feed,
+    observations_per_sec: u32,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     // SAFETY: the ring buffer map owns its fd for as long as the AsyncFd owns the map.
@@ -23,58 +30,79 @@ pub async fn run(
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut report = tokio::time::interval(Duration::from_secs(1));
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reported = 0;
+    let mut c = Consumer {
+        emitter,
+        inputs,
+        throttle: Throttle::new(observations_per_sec),
+        reported: (0, 0),
+    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = report.tick() => report_shed(&emitter, &inputs, &mut reported),
+            _ = report.tick() => c.report(),
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
                 // Readiness is cleared only once the ring is empty; otherwise the next round
                 // continues where this one stopped.
-                if drain(guard.get_inner_mut(), &emitter, &inputs, SLICE) {
+                if c.drain(guard.get_inner_mut(), SLICE) {
                     guard.clear_ready();
                 }
             }
         }
     }
     // Whatever arrived before the programs were detached.
-    drain(fd.get_mut(), &emitter, &inputs, usize::MAX);
-    report_shed(&emitter, &inputs, &mut reported);
+    c.drain(fd.get_mut(), usize::MAX);
+    c.report();
     Ok(())
 }
 
-/// Records handled per round before the task goes back to its `select!` (shutdown, the
-/// report tick, the runtime's other tasks): records keep arriving during a storm.
-const SLICE: usize = 4096;
-
-/// Handles up to `max` records; true when the ring is empty.
-fn drain(ring: &mut RingBuf<MapData>, emitter: &Emitter, inputs: &Feed, max: usize) -> bool {
-    for _ in 0..max {
-        let Some(item) = ring.next() else {
-            return true;
-        };
-        match decode::syscall_event(&item).and_then(|ev| decode::observation(&ev)) {
-            Ok(obs) => {
-                // Shed when the engine is behind (counted), or refused when it is gone at
-                // shutdown; the event is written either way.
-                inputs.offer(Input::Observation(obs.clone()));
-                emitter.emit(Body::Observation(obs));
-            }
-            Err(e) => tracing::warn!(error = %e, "undecodable ring buffer record"),
-        }
-    }
-    false
+struct Consumer {
+    emitter: Emitter,
+    inputs: Feed,
+    throttle: Throttle,
+    /// (shed by the detectors' queue, held back by the throttle) already reported.
+    reported: (u64, u64),
 }
 
-fn report_shed(emitter: &Emitter, inputs: &Feed, reported: &mut u64) {
-    let total = inputs.shed();
-    if total > *reported {
-        emitter.emit(Body::Loss(Loss {
-            source: "detect".into(),
-            lost: total - *reported,
-            total,
-        }));
-        *reported = total;
+impl Consumer {
+    /// Handles up to `max` records; true when the ring is empty.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>, max: usize) -> bool {
+        for _ in 0..max {
+            let Some(item) = ring.next() else {
+                return true;
+            };
+            match decode::syscall_event(&item).and_then(|ev| decode::observation(&ev)) {
+                Ok(obs) => {
+                    let write = self.throttle.allow(&obs, Instant::now());
+                    if write {
+                        // Shed when the engine is behind (counted), or refused when it is
+                        // gone at shutdown.
+                        self.inputs.offer(Input::Observation(obs.clone()));
+                        self.emitter.emit(Body::Observation(obs));
+                    } else {
+                        self.inputs.offer(Input::Observation(obs));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "undecodable ring buffer record"),
+            }
+        }
+        false
+    }
+
+    fn report(&mut self) {
+        let (detect, throttle) = (self.inputs.shed(), self.throttle.held());
+        for (source, total, prev) in [
+            ("detect", detect, &mut self.reported.0),
+            ("throttle", throttle, &mut self.reported.1),
+        ] {
+            if total > *prev {
+                self.emitter.emit(Body::Loss(Loss {
+                    source: source.into(),
+                    lost: total - *prev,
+                    total,
+                }));
+                *prev = total;
+            }
+        }
     }
 }
