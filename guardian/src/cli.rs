@@ -32,6 +32,10 @@ pub enum Command {
         /// Also check that this interface is free for guardian's XDP program (repeatable).
         #[arg(long = "xdp", value_name = "IFACE")]
         xdp: Vec<String>,
+        /// The config file `run` would read (default /etc/guardian/guardian.toml and its
+        /// drop-ins): checked for errors and for group- or world-writable paths.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Run the detectors over a file written by `run --record` and print the fault events
     /// they would have emitted (deterministic: same file, same output).

@@ -243,6 +243,45 @@ pub fn run(xdp_ifaces: &[String]) -> Vec<Check> {
     out
 }
 
+/// The config `run` would read: whether it is valid (a failure: `run` would exit 78), and a
+/// warning per group- or world-writable file, directory or state directory.
+pub fn config_checks(config: Option<&std::path::Path>) -> Vec<Check> {
+    match crate::config::load(config, None) {
+        Err(e) => vec![check(
+            "config",
+            true,
+            false,
+            crate::errors::sentence(&anyhow::Error::from(e)),
+        )],
+        Ok(cfg) => {
+            let files = if cfg.files.is_empty() {
+                "no config file: the defaults".to_string()
+            } else {
+                let names: Vec<String> =
+                    cfg.files.iter().map(|f| f.display().to_string()).collect();
+                format!("valid: {}", names.join(", "))
+            };
+            let mut out = vec![check("config", true, true, files)];
+            let unsafe_paths: Vec<String> =
+                crate::config::perms::paths(&cfg.files, &cfg.daemon.state_dir)
+                    .iter()
+                    .filter_map(|p| crate::config::perms::insecure(p))
+                    .collect();
+            out.push(if unsafe_paths.is_empty() {
+                check(
+                    "permissions",
+                    false,
+                    true,
+                    "config files, their directories and the state directory are not writable by others",
+                )
+            } else {
+                check("permissions", false, false, unsafe_paths.join("; "))
+            });
+            out
+        }
+    }
+}
+
 /// Prints the table (or JSON) and returns whether guardian can run here.
 pub fn report(
     checks: &[Check],
@@ -328,5 +367,41 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&js).unwrap();
         assert_eq!(v["ok"], false);
         assert_eq!(v["checks"][0]["status"], "fail");
+    }
+
+    #[test]
+    fn config_checks_report_an_invalid_file_and_writable_paths() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("guardian-doctor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[sinks]\nmax_bytes = \"big\"\n").unwrap();
+        let c = config_checks(Some(&bad));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].status, Status::Fail);
+        assert!(c[0].detail.contains("sinks.max_bytes"), "{}", c[0].detail);
+
+        let good = dir.join("good.toml");
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(
+            &good,
+            format!("[daemon]\nstate_dir = \"{}\"\n", state.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let c = config_checks(Some(&good));
+        assert_eq!(
+            c.iter().map(|c| c.status).collect::<Vec<_>>(),
+            [Status::Ok, Status::Ok],
+            "{c:?}"
+        );
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let c = config_checks(Some(&good));
+        assert_eq!(c[1].status, Status::Warn);
+        assert!(c[1].detail.contains("world-writable"), "{}", c[1].detail);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -16,8 +16,9 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => guardian::run::main(args),
         Command::Lab(args) => guardian::lab::main(args),
-        Command::Doctor { json, xdp } => {
-            let checks = guardian::doctor::run(&xdp);
+        Command::Doctor { json, xdp, config } => {
+            let mut checks = guardian::doctor::run(&xdp);
+            checks.extend(guardian::doctor::config_checks(config.as_deref()));
             match guardian::doctor::report(&checks, json, &mut std::io::stdout().lock()) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,

@@ -45,3 +45,59 @@ fn doctor_passes_as_root_and_fails_without_capabilities() {
     assert!(text.contains("FAIL  CAP_BPF"), "{text}");
     assert!(text.contains("guardian cannot run here"), "{text}");
 }
+
+#[test]
+fn doctor_checks_the_config_and_its_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let dir = TempDir::new("doctor-cfg");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let cfg = dir.path().join("guardian.toml");
+    let doctor = |cfg: &std::path::Path| -> (Option<i32>, serde_json::Value) {
+        let out = Command::new(guardian_bin())
+            .args(["doctor", "--json", "--config"])
+            .arg(cfg)
+            .output()
+            .expect("run doctor");
+        let v = serde_json::from_slice(&out.stdout).expect("doctor --json");
+        (out.status.code(), v)
+    };
+    let find = |v: &serde_json::Value, name: &str| -> serde_json::Value {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check: {v}"))
+    };
+
+    // A bad value: the config check fails with run's sentence, and so does doctor.
+    std::fs::write(&cfg, "[safety]\nglobal_max_per_hour = \"many\"\n").unwrap();
+    let (code, v) = doctor(&cfg);
+    let c = find(&v, "config");
+    assert_eq!((code, c["status"].as_str()), (Some(1), Some("fail")), "{v}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("guardian.toml:2"),
+        "{c}"
+    );
+
+    // A valid, world-writable file: a warning naming it; doctor still passes.
+    std::fs::write(
+        &cfg,
+        format!("[daemon]\nstate_dir = \"{}\"\n", state.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, v) = doctor(&cfg);
+    assert_eq!(find(&v, "config")["status"], "ok", "{v}");
+    let p = find(&v, "permissions");
+    assert_eq!(p["status"], "warn", "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("world-writable"),
+        "{p}"
+    );
+    assert_eq!(code, Some(0), "{v}");
+}
