@@ -212,17 +212,7 @@ mod tests {
         let writer = tokio::spawn(w.run());
         let t = Tally::default();
         let task = t.spawn(&e);
-        e.emit(Body::Observation(Observation {
-            netns: 1,
-            kind: "bind_conflict".into(),
-            error: "EADDRINUSE".into(),
-            pid: 1,
-            tid: 1,
-            comm: "x".into(),
-            family: None,
-            addr: None,
-            port: Some(80),
-        }));
+        e.emit(Body::Observation(Observation::bind_conflict(1, 80, 1)));
         e.emit(Body::Loss(Loss {
             source: "ringbuf".into(),
             lost: 2,

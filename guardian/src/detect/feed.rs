@@ -86,17 +86,7 @@ mod tests {
     use crate::output::Observation;
 
     fn obs() -> Input {
-        Input::Observation(Observation {
-            netns: 1,
-            kind: "bind_conflict".into(),
-            error: "EADDRINUSE".into(),
-            pid: 1,
-            tid: 1,
-            comm: "x".into(),
-            family: None,
-            addr: None,
-            port: Some(80),
-        })
+        Input::Observation(Observation::bind_conflict(1, 80, 1))
     }
 
     fn tick() -> Input {

@@ -143,6 +143,24 @@ pub struct Observation {
     pub port: Option<u16>,
 }
 
+#[cfg(test)]
+impl Observation {
+    /// A test fixture: an EADDRINUSE on `port` in `netns`, by pid/tid `pid`.
+    pub fn bind_conflict(netns: u32, port: u16, pid: u32) -> Self {
+        Observation {
+            netns,
+            kind: "bind_conflict".into(),
+            error: "EADDRINUSE".into(),
+            pid,
+            tid: pid,
+            comm: "x".into(),
+            family: None,
+            addr: None,
+            port: Some(port),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {

@@ -177,17 +177,7 @@ mod tests {
     use super::*;
 
     fn observation(i: u32) -> Body {
-        Body::Observation(Observation {
-            netns: 1,
-            kind: "bind_conflict".into(),
-            error: "EADDRINUSE".into(),
-            pid: i,
-            tid: i,
-            comm: "storm".into(),
-            family: None,
-            addr: None,
-            port: None,
-        })
+        Body::Observation(Observation::bind_conflict(1, 80, i))
     }
 
     #[tokio::test]

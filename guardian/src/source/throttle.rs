@@ -80,15 +80,8 @@ mod tests {
 
     fn obs(netns: u32, kind: &str, port: u16) -> Observation {
         Observation {
-            netns,
             kind: kind.into(),
-            error: String::new(),
-            pid: 1,
-            tid: 1,
-            comm: "x".into(),
-            family: None,
-            addr: None,
-            port: Some(port),
+            ..Observation::bind_conflict(netns, port, 1)
         }
     }
 
