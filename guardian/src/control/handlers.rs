@@ -17,6 +17,10 @@ use crate::engine::control::{Handle, Request as EngineRequest};
 
 /// How long a request may wait for the engine (a heal verifies inline).
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `status` waits for the engine before it answers with the engine's last
+/// published state (marked `stale_ms`): an operator's `status` must answer during a storm
+/// even when one of the engine's steps takes seconds.
+const STATUS_WAIT: Duration = Duration::from_millis(50);
 
 /// What every connection shares.
 pub struct Ctx {
@@ -76,10 +80,7 @@ fn line(r: Result<Value, String>) -> String {
 /// Answers every request but `events`.
 pub async fn answer(ctx: &Ctx, req: Request) -> String {
     line(match req {
-        Request::Status {} => ctx
-            .ask(EngineRequest::Status)
-            .await
-            .map(|s| json!({ "status": s })),
+        Request::Status {} => status(ctx).await.map(|s| json!({ "status": s })),
         Request::Stats {} => stats(ctx).await,
         Request::History { limit, since_s } => history(ctx, limit, since_s).await,
         Request::Mode { mode } => ctx
@@ -102,8 +103,20 @@ pub async fn answer(ctx: &Ctx, req: Request) -> String {
     })
 }
 
+/// The engine's answer, or its last published state if it is busy for more than
+/// [`STATUS_WAIT`] (or, before it published one, its answer however long it takes).
+async fn status(ctx: &Ctx) -> Result<crate::control::status::Status, String> {
+    if let Ok(answer) = tokio::time::timeout(STATUS_WAIT, ctx.ask(EngineRequest::Status)).await {
+        return answer;
+    }
+    match ctx.tally.published(Instant::now()) {
+        Some(s) => Ok(s),
+        None => ctx.ask(EngineRequest::Status).await,
+    }
+}
+
 async fn stats(ctx: &Ctx) -> Result<Value, String> {
-    let status = ctx.ask(EngineRequest::Status).await?;
+    let status = status(ctx).await?;
     let mut s = ctx.tally.stats(Instant::now());
     s.rates = status.remedies;
     Ok(json!({ "stats": s }))
@@ -156,4 +169,55 @@ pub async fn events(
         }
     }
     let _ = wr.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::status::Status;
+    use crate::engine::control::{Request as EngineRequest, Wiring};
+
+    #[tokio::test]
+    async fn status_answers_from_the_published_state_while_the_engine_is_busy() {
+        let tally = Tally::default();
+        // An engine that takes its requests but is too busy to answer them.
+        let (handle, wiring) = Wiring::channel(tally.clone());
+        let (emitter, _writer) = crate::output::open(None, "h".into()).await.unwrap();
+        let ctx = Ctx::new(handle, tally.clone(), &emitter, std::env::temp_dir());
+        tally.publish(
+            Instant::now(),
+            Status {
+                mode: "enforce".into(),
+                ..Status::default()
+            },
+        );
+        let t = Instant::now();
+        let s = status(&ctx).await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(s.mode, "enforce");
+        assert!(s.stale_ms.is_some());
+        drop(wiring);
+    }
+
+    #[tokio::test]
+    async fn status_waits_for_a_slow_engine_when_nothing_was_published() {
+        let tally = Tally::default();
+        let (handle, mut wiring) = Wiring::channel(tally.clone());
+        let (emitter, _writer) = crate::output::open(None, "h".into()).await.unwrap();
+        let ctx = Ctx::new(handle, tally, &emitter, std::env::temp_dir());
+        let engine = tokio::spawn(async move {
+            // Answers the second request (the first one timed out) after 100 ms each.
+            while let Some(EngineRequest::Status(tx)) = wiring.rx.recv().await {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = tx.send(Status {
+                    mode: "observe".into(),
+                    ..Status::default()
+                });
+            }
+        });
+        let s = status(&ctx).await.unwrap();
+        assert_eq!((s.mode.as_str(), s.stale_ms), ("observe", None));
+        drop(ctx);
+        engine.await.unwrap();
+    }
 }

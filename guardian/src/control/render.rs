@@ -32,6 +32,9 @@ pub fn status(s: &Status) -> String {
         s.mode,
         s.netns
     );
+    if let Some(ms) = s.stale_ms {
+        let _ = writeln!(o, "(the engine is busy: its state as of {ms} ms ago)");
+    }
     let _ = writeln!(
         o,
         "health   L2 {:>3}  L3 {:>3}  L4 {:>3}  overall {:>3}",

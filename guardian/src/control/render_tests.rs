@@ -65,6 +65,7 @@ fn fixture() -> Status {
             lost: 3,
             lost_last_minute: 0,
         },
+        stale_ms: None,
     }
 }
 

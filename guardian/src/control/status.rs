@@ -22,6 +22,10 @@ pub struct Status {
     pub budgets: BudgetView,
     pub remedies: Vec<RemedyRate>,
     pub events: EventTotals,
+    /// Set when the engine was busy and this is its last published state: how old it is
+    /// (uptime and event totals are current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_ms: Option<u64>,
 }
 
 /// An incident, open or (in history) closed.

@@ -1,5 +1,7 @@
 //! Counts of every emitted event, kept by a task on the emitter's live tap: totals by type,
 //! fault states, remedy results, losses (and those of the last minute, for the health score).
+//! It also holds the engine's last published [`Status`], which `status` answers with when the
+//! engine is too busy to answer itself.
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -7,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::status::{EventTotals, Stats};
+use super::status::{EventTotals, Stats, Status};
 use crate::output::Emitter;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -53,6 +55,7 @@ struct Counts {
 pub struct Tally {
     inner: Arc<Mutex<Counts>>,
     started: Instant,
+    status: Arc<Mutex<Option<(Instant, Status)>>>,
 }
 
 impl Default for Tally {
@@ -60,6 +63,7 @@ impl Default for Tally {
         Tally {
             inner: Arc::default(),
             started: Instant::now(),
+            status: Arc::default(),
         }
     }
 }
@@ -162,6 +166,25 @@ impl Tally {
 
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// The engine's state as of `at` (the engine publishes it as it goes).
+    pub fn publish(&self, at: Instant, status: Status) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, status));
+    }
+
+    /// The last published status, with its uptime and event totals brought up to `now` and
+    /// `stale_ms` saying how old the rest is; None before the engine published one.
+    pub fn published(&self, now: Instant) -> Option<Status> {
+        let (at, mut s) = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        s.uptime_s = self.uptime().as_secs();
+        s.events = self.totals(now);
+        s.stale_ms = Some(now.saturating_duration_since(at).as_millis() as u64);
+        Some(s)
     }
 }
 

@@ -38,6 +38,11 @@ use safety::{Budgets, Host};
 
 /// How long a change has to verify before it is rolled back.
 pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
+/// One step of the engine's loop taking this long is logged (control requests wait for it).
+const SLOW_STEP: Duration = Duration::from_millis(250);
+/// How often, at most, the engine publishes its status for `status` to answer with while the
+/// engine is busy (docs/control.md).
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// How often verification re-queries the kernel.
 const VERIFY_POLL: Duration = Duration::from_millis(5);
 
@@ -183,32 +188,69 @@ pub async fn run(
     engine.ctl.lock = lock;
     engine.recover().await;
     let _ = ready.send(());
+    let mut published: Option<Instant> = None;
     loop {
         let next = engine.next_deadline();
-        tokio::select! {
+        let step = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            _ = async { tokio::time::sleep_until(next.expect("guarded").into()).await }, if next.is_some() => {
-                engine.settle(Instant::now()).await;
-            }
-            n = sub.next() => match n {
-                Some(Notice::Event(ev)) => engine.process(vec![ev]).await,
-                Some(Notice::Overrun) => {
-                    tracing::warn!("netlink notifications were lost; re-reading links and routes");
-                    engine.resync().await;
-                }
-                None => anyhow::bail!("the netlink subscription closed"),
-            },
+            _ = async { tokio::time::sleep_until(next.expect("guarded").into()).await }, if next.is_some() => Step::Settle,
+            n = sub.next() => Step::Net(n.ok_or_else(|| anyhow::anyhow!("the netlink subscription closed"))?),
             // Before the inputs: an operator's request must not wait behind a storm of them.
-            Some(req) = requests.recv() => engine.on_control(req).await,
-            Some(input) = inputs.recv() => engine.observe(input).await,
-        }
+            Some(req) = requests.recv() => Step::Control(req),
+            Some(input) = inputs.recv() => Step::Input(input),
+        };
+        let started = Instant::now();
+        let what = match step {
+            Step::Settle => {
+                engine.settle(Instant::now()).await;
+                "settling changes"
+            }
+            Step::Net(Notice::Event(ev)) => {
+                engine.process(vec![ev]).await;
+                "a netlink event"
+            }
+            Step::Net(Notice::Overrun) => {
+                tracing::warn!("netlink notifications were lost; re-reading links and routes");
+                engine.resync().await;
+                "a netlink resync"
+            }
+            Step::Control(req) => {
+                engine.on_control(req).await;
+                "a control request"
+            }
+            Step::Input(input) => {
+                engine.observe(input).await;
+                "an input"
+            }
+        };
         engine.publish_gauges();
+        if published.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY) {
+            let now = Instant::now();
+            engine.ctl.tally.publish(now, engine.status(now));
+            published = Some(now);
+        }
+        // Everything else (control requests included) waits while the engine works: say so.
+        let took = started.elapsed();
+        if took >= SLOW_STEP {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                "the engine spent long on {what}"
+            );
+        }
     }
     tracing::debug!("engine stopping");
     engine.revert_temporary().await;
     drop(engine);
     Ok(())
+}
+
+/// What woke the engine's loop.
+enum Step {
+    Settle,
+    Net(Notice),
+    Control(control::Request),
+    Input(Input),
 }
 
 struct Engine {

@@ -37,6 +37,7 @@ impl Engine {
                     .confident(f, r, s.min_confidence, s.min_attempts)
             }),
             events: self.ctl.tally.totals(now),
+            stale_ms: None,
         }
     }
 }
