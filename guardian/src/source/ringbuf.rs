@@ -67,13 +67,15 @@ struct Consumer {
 impl Consumer {
     /// Handles up to `max` records; true when the ring is empty.
     fn drain(&mut self, ring: &mut RingBuf<MapData>, max: usize) -> bool {
+        // One clock read per round: a round is milliseconds, the throttle's window a second.
+        let now = Instant::now();
         for _ in 0..max {
             let Some(item) = ring.next() else {
                 return true;
             };
             match decode::syscall_event(&item).and_then(|ev| decode::observation(&ev)) {
                 Ok(obs) => {
-                    let write = self.throttle.allow(&obs, Instant::now());
+                    let write = self.throttle.allow(&obs, now);
                     if write {
                         // Shed when the engine is behind (counted), or refused when it is
                         // gone at shutdown.
