@@ -9,7 +9,8 @@ use anyhow::Result;
 
 use crate::{cmd, run, setup, test};
 
-/// (test file, environment that lengthens it).
+/// (module of the e2e test binary, i.e. the file tests/tests/e2e/MODULE.rs; environment that
+/// lengthens it).
 const SUITE: &[(&str, &[(&str, &str)])] = &[
     ("crash_safety", &[("GT_CRASH_CYCLES", "100")]),
     (
@@ -29,18 +30,26 @@ pub fn reliability() -> Result<ExitCode> {
     let bin = run::build_guardian()?;
     let root = cmd::repo_root()?;
     let start = Instant::now();
-    for (file, env) in SUITE {
+    for (module, env) in SUITE {
+        // `MODULE::` matches exactly that module's tests (no module name ends with another's).
+        let filter = format!("{module}::");
         let mut c = cmd::cargo(["test", "--release"]);
-        c.args(cmd::HOST_PACKAGES)
-            .args(["--test", file, "--", "--test-threads=1", "--nocapture"]);
+        c.args(cmd::HOST_PACKAGES).args([
+            "--test",
+            "e2e",
+            "--",
+            "--test-threads=1",
+            "--nocapture",
+            &filter,
+        ]);
         c.current_dir(&root)
             .env(test::BIN_ENV, &bin)
             .env(test::SCHEMA_ENV, root.join(test::SCHEMA_PATH))
             .envs(env.iter().copied());
-        eprintln!("==> {file}: {}", cmd::display(&c));
+        eprintln!("==> {module}: {}", cmd::display(&c));
         let t = Instant::now();
         cmd::run(&mut c)?;
-        eprintln!("ok: {file} ({})", cmd::secs(t.elapsed()));
+        eprintln!("ok: {module} ({})", cmd::secs(t.elapsed()));
     }
     eprintln!("ok: reliability suite ({})", cmd::secs(start.elapsed()));
     Ok(ExitCode::SUCCESS)

@@ -28,7 +28,7 @@ impl Guardian {
         // every line of one file (with the default 100 MiB rotation, lines went to .1 … .5
         // and older ones were deleted: the overload accounting came out 842,257 short).
         // No per-key observation limit either: the overload benchmark measures what the
-        // event path itself sustains (tests/tests/overload.rs runs both).
+        // event path itself sustains (tests/tests/e2e/overload.rs runs both).
         let config = dir.path().join("guardian.toml");
         std::fs::write(
             &config,

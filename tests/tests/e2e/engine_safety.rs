@@ -135,7 +135,7 @@ fn rollback_by_hand_reverts_exactly_and_is_journaled() {
     assert!(admin_up(&a, &v.a_if));
 
     // While the daemon runs, the state directory is its own (offline: no daemon answers on
-    // this socket; through the daemon's socket see tests/tests/control.rs).
+    // this socket; through the daemon's socket see tests/tests/e2e/control.rs).
     let (code, _, err) = rollback(&[&id, "--state-dir", &dir, "--socket", "/nonexistent/g.sock"]);
     assert_ne!(code, 0);
     assert!(err.contains("stop it first"), "{err}");

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use guardian_tests::*;
 
-mod routes_common;
-use routes_common::*;
+use super::routes_common::*;
 
 // ---------------------------------------------------------------------------------------------
 // link_down → route_failover: client --130-- server (primary, keep-up), client --131-- server

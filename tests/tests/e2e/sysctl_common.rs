@@ -1,6 +1,5 @@
 //! Helpers shared by the heal tests of the `sysctl`, `report_holder` and `socket_destroy`
-//! remedies (included with `mod sysctl_common;`).
-#![allow(dead_code)]
+//! remedies (a module of the e2e binary: `use super::sysctl_common::*;`).
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -18,8 +18,7 @@ use guardian_tests::sockets::*;
 use guardian_tests::*;
 use serde_json::Value;
 
-mod sysctl_common;
-use sysctl_common::*;
+use super::sysctl_common::*;
 
 /// One accept-backlog scenario in subnet `subnet`; returns (fault, final remedy event).
 fn backlog(subnet: u8, port: u16, relisten: bool, cfg: &str) -> (Value, Value) {

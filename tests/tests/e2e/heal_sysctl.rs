@@ -12,8 +12,7 @@ use std::time::Duration;
 use guardian_tests::sockets::*;
 use guardian_tests::*;
 
-mod sysctl_common;
-use sysctl_common::*;
+use super::sysctl_common::*;
 
 /// Ephemeral ports of A exhausted toward B: the range is widened and tw_reuse enabled in A
 /// only, the connects succeed again, the incident clears → verified.

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use guardian_tests::flows::{nft, nft_delete};
 use guardian_tests::*;
 
-mod routes_common;
-use routes_common::*;
+use super::routes_common::*;
 
 // ---------------------------------------------------------------------------------------------
 // mtu_blackhole → route_mtu: client --134-- router --135-- server; the router's far link has

@@ -15,8 +15,7 @@ use std::time::{Duration, SystemTime};
 use guardian_tests::sockets::*;
 use guardian_tests::*;
 
-mod sysctl_common;
-use sysctl_common::*;
+use super::sysctl_common::*;
 
 /// A TCP socket bound to `addr` WITHOUT SO_REUSEADDR (what collides with orphans).
 fn bind_plain(addr: SocketAddrV4) -> std::io::Result<OwnedFd> {

@@ -1,6 +1,5 @@
 //! What the route remedies' e2e files share: modes (enforce, observe, a change that cannot
 //! verify), the daemon with a config file, route dumps, remedy outcomes and heal times.
-#![allow(dead_code)]
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
