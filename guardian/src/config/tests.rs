@@ -252,60 +252,6 @@ fn drop_ins_merge_in_name_order_over_the_main_file() {
     );
 }
 
-#[test]
-fn flags_override_the_file() {
-    use clap::Parser;
-    let d = Dir::new("flags");
-    let main = d.write(
-        "guardian.toml",
-        "[daemon]\nmode = \"enforce\"\ninterval_ms = 100\n[interfaces]\nxdp = [\"eth0\"]\n[log]\nformat = \"json\"\n",
-    );
-    let cli = crate::cli::Cli::parse_from([
-        "guardian",
-        "run",
-        "--config",
-        main.to_str().unwrap(),
-        "--interval-ms",
-        "250",
-        "--xdp",
-        "eth1",
-        "--xdp",
-        "eth0",
-        "--events",
-        "/tmp/e.ndjson",
-    ]);
-    let crate::cli::Command::Run(args) = cli.command else {
-        panic!()
-    };
-    let c = resolve(&args).unwrap();
-    assert_eq!(
-        c.daemon.mode,
-        crate::output::Mode::Enforce,
-        "not given: the file's"
-    );
-    assert_eq!(c.daemon.interval_ms, 250, "given: the flag's");
-    assert_eq!(c.interfaces.xdp, ["eth0", "eth1"], "added, once each");
-    assert_eq!(c.log.format, LogFormat::Json);
-    assert!(!c.sinks.stdout_on(), "--events replaces stdout");
-    // A bad flag value that clap cannot check is named as coming from the command line.
-    let cli = crate::cli::Cli::parse_from([
-        "guardian",
-        "run",
-        "--config",
-        main.to_str().unwrap(),
-        "--keep-up",
-        "a/b",
-    ]);
-    let crate::cli::Command::Run(args) = cli.command else {
-        panic!()
-    };
-    let e = resolve(&args).unwrap_err().to_string();
-    assert!(
-        e.starts_with("command line: interfaces.keep_up: \"a/b\" is not an interface name"),
-        "{e}"
-    );
-}
-
 /// docs/deploy/guardian.toml lists every key with its default: it must parse to exactly the
 /// defaults and name every key the defaults serialize to.
 #[test]

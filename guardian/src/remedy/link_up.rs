@@ -56,7 +56,7 @@ impl Remedy for LinkUp {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: vec![format!("iface:{name}")],
+            targets: vec![crate::model::Target::Iface(name.clone())],
             apply: Action::SetLinkUp {
                 ifindex,
                 name: name.clone(),

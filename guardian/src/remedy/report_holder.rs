@@ -123,7 +123,7 @@ impl Remedy for ReportHolder {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: vec![format!("port:{port}")],
+            targets: vec![crate::model::Target::Port(port)],
             apply: Action::Nothing,
             inverse: Action::Nothing,
             verify: Verify::Nothing,

@@ -37,7 +37,7 @@ impl Remedy for RouteRestore {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: vec![format!("route:{route}")],
+            targets: vec![super::restore_target(&spec)],
             apply: Action::AddRoute(spec.clone()),
             inverse: Action::DelRoute(spec.clone()),
             verify: Verify::RoutePresent(spec),

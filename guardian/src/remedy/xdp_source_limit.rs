@@ -189,7 +189,7 @@ mod tests {
         XdpSourceLimit::new(Config::default(), Some(NS))
     }
 
-    fn targets(f: &Finding) -> Vec<String> {
+    fn targets(f: &Finding) -> Vec<crate::model::Target> {
         change(&r(), f, &ctx(&FakeState::default())).targets
     }
 
