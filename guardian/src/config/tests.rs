@@ -79,7 +79,7 @@ fn every_section_parses() {
     assert_eq!(c.sinks.keep, 3);
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.interfaces.keep_up, ["eth0", "eth1"]);
-    assert_eq!(c.daemon.mode, crate::output::Mode::Enforce);
+    assert_eq!(c.daemon.mode, crate::model::Mode::Enforce);
     assert_eq!(c.daemon.interval_ms, 500);
     assert_eq!(c.files, [main]);
 }

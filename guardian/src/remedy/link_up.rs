@@ -75,8 +75,8 @@ impl Remedy for LinkUp {
 mod tests {
     use super::*;
     use crate::detect::LinkDown;
+    use crate::model::{FaultState, Severity, Subject};
     use crate::netlink::{LinkState, NetEvent};
-    use crate::output::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};
     use std::time::Instant;
 

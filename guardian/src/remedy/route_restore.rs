@@ -53,8 +53,8 @@ impl Remedy for RouteRestore {
 mod tests {
     use super::*;
     use crate::detect::RouteLost;
+    use crate::model::{FaultState, Severity, Subject};
     use crate::netlink::{LinkState, NetEvent};
-    use crate::output::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};
     use std::time::Instant;
 

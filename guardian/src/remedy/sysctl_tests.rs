@@ -2,7 +2,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::output::{FaultState, Severity, Subject};
+use crate::model::{FaultState, Severity, Subject};
 use crate::remedy::testing::{change, ctx, FakeState};
 
 const NS: Option<u32> = Some(4026532000);

@@ -8,7 +8,8 @@ use guardian_common::{
 };
 
 use super::Input;
-use super::{batch::PerCpuSums, decode, Sampler, TickContext};
+use super::{decode, Sampler, TickContext};
+use crate::probes::batch::PerCpuSums;
 use crate::{
     model::{AddrCount, Counters, DstCount, LossSource, PortCount, XdpIface},
     netns,

@@ -3,7 +3,6 @@
 //! samplers read what detectors need beyond that (MIB counters, socket tables, flows, DNS,
 //! link statistics), each in its own file. Everything goes to the engine as [`Input`]s through
 //! the [`feed`].
-pub mod batch;
 pub mod counters;
 pub mod decode;
 pub mod dns;
