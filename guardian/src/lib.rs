@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod engine;
 pub mod errors;
 pub mod health;
+pub mod input;
 pub mod journal;
 pub mod lab;
 pub mod logging;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{Baseline, DetectConfig};
-use crate::source::Input;
+use crate::input::Input;
 
 pub const RECORD_VERSION: u32 = 1;
 

@@ -1,2 +1,2 @@
-//! Moved to `crate::source::input`; this re-export goes once detect/ imports it from there.
-pub use crate::source::input::*;
+//! Moved to `crate::input`; this re-export goes once detect/ imports it from there.
+pub use crate::input::*;

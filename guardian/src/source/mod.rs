@@ -8,7 +8,6 @@ pub mod decode;
 pub mod dns;
 pub mod feed;
 pub mod flows;
-pub mod input;
 pub mod linkstats;
 pub mod mib;
 pub mod misses;
@@ -19,7 +18,7 @@ pub mod throttle;
 use crate::netns;
 use crate::probes::{ProbeError, Probes};
 
-pub use input::Input;
+pub use crate::input::Input;
 
 /// What a sampler gets on every tick.
 pub struct TickContext<'a> {

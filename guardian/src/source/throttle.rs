@@ -15,8 +15,8 @@ use crate::model::{ObsKind, Observation};
 pub const MAX_KEYS: usize = 16 * 1024;
 const WINDOW: Duration = Duration::from_secs(1);
 
-/// (namespace, bind_conflict?, port)
-type Key = (u32, bool, u16);
+/// (namespace, kind, port)
+type Key = (u32, ObsKind, u16);
 
 #[derive(Debug)]
 pub struct Throttle {
@@ -49,11 +49,7 @@ impl Throttle {
             self.counts.clear();
             self.window = Some(now);
         }
-        let key = (
-            obs.netns,
-            obs.kind == ObsKind::BindConflict,
-            obs.port.unwrap_or(0),
-        );
+        let key = (obs.netns, obs.kind, obs.port.unwrap_or(0));
         let full = self.counts.len() >= MAX_KEYS;
         match self.counts.get_mut(&key) {
             Some(n) if *n < self.per_sec => *n += 1,

@@ -1,5 +1,6 @@
-//! What detectors consume, as the sources produce it. Every input is serializable: `guardian run --record FILE` writes
-//! them with their time offset, and `guardian replay FILE` feeds them back, deterministically.
+//! What detectors consume, as the sources produce it; it sits below both `source` and
+//! `detect`. Every input is serializable: `guardian run --record FILE` writes them with their
+//! time offset, and `guardian replay FILE` feeds them back, deterministically.
 use serde::{Deserialize, Serialize};
 
 use crate::model::sample::{DnsSample, FlowSample, LinkStatsSample, MibSample};
