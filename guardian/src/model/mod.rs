@@ -60,3 +60,28 @@ pub struct Subject {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The floor under everything: no file of the model names another module of the daemon.
+    #[test]
+    fn the_model_imports_nothing_of_the_daemon() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/model");
+        // Built, so that this test's own text does not match.
+        let (path_of, own) = (["crate", "::"].concat(), ["crate", "::model"].concat());
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            files += 1;
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                let outside = code
+                    .match_indices(&path_of)
+                    .any(|(i, _)| !code[i..].starts_with(&own));
+                assert!(!outside, "{}:{}: {line}", path.display(), n + 1);
+            }
+        }
+        assert!(files >= 4, "read {files} files of {}", dir.display());
+    }
+}
