@@ -155,14 +155,4 @@ mod tests {
             assert!(!valid_iface_name(bad), "{bad}");
         }
     }
-
-    #[test]
-    fn stdout_defaults_on_only_without_a_file() {
-        let mut s = Sinks::default();
-        assert!(s.stdout_on());
-        s.file = Some("/x".into());
-        assert!(!s.stdout_on());
-        s.stdout = Some(true);
-        assert!(s.stdout_on());
-    }
 }

@@ -211,8 +211,18 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Counters, Observation};
     use super::*;
+    use crate::model::{Counters, Observation};
+
+    #[test]
+    fn stdout_defaults_on_only_without_a_file() {
+        let mut s = Sinks::default();
+        assert!(s.stdout_on());
+        s.file = Some("/x".into());
+        assert!(!s.stdout_on());
+        s.stdout = Some(true);
+        assert!(s.stdout_on());
+    }
 
     fn observation(i: u32) -> Body {
         Body::Observation(Observation::bind_conflict(1, 80, i))
