@@ -3,8 +3,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::LogFormat;
-use crate::output::Mode;
+use crate::config::{LogFormat, Overrides};
+use crate::model::Mode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -171,7 +171,7 @@ pub struct SocketArg {
 
 /// `guardian run` flags. Those that also exist in the config file (`[daemon]`, `[sinks]`,
 /// `[log]`, `[interfaces]`) are options here so that only a flag actually given overrides the
-/// file; the effective values are in [`crate::config::Config`] (see `Config::apply_args`).
+/// file; the effective values are in [`crate::config::Config`] (see [`RunArgs::overrides`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Append events to this file (`[sinks] file`; rotated by size, reopened on SIGUSR1)
@@ -221,4 +221,21 @@ pub struct RunArgs {
     /// answers there, this one runs without a socket unless the path was given explicitly).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The flags that override the config files.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            mode: self.mode,
+            interval_ms: self.interval_ms,
+            verify_timeout_ms: self.verify_timeout_ms,
+            state_dir: self.state_dir.clone(),
+            host: self.host.clone(),
+            events: self.events.clone(),
+            log_format: self.log_format,
+            xdp: self.xdp.clone(),
+            keep_up: self.keep_up.clone(),
+        }
+    }
 }

@@ -125,7 +125,7 @@ mod tests {
     async fn serves_the_text_format_on_metrics_only() {
         let handle = install();
         crate::output::count::count(&crate::output::Body::Loss(crate::output::Loss {
-            source: "ringbuf".into(),
+            source: crate::model::LossSource::Ringbuf,
             lost: 7,
             total: 7,
         }));

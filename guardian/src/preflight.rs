@@ -1,6 +1,7 @@
 //! Checks made before anything is loaded, each failing with one sentence an operator can act on.
 use std::path::PathBuf;
 
+use crate::config::ConfigError;
 use crate::probes;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,15 @@ pub enum PreflightError {
     UnknownInterface { iface: String, flag: &'static str },
     #[error("{0}; guardian will not start on a journal it cannot read (it could not settle or roll back what it records): inspect it, move it aside, and start again")]
     Journal(String),
+}
+
+impl From<ConfigError> for PreflightError {
+    fn from(e: ConfigError) -> Self {
+        PreflightError::Config {
+            path: e.location(),
+            reason: e.reason(),
+        }
+    }
 }
 
 impl PreflightError {
@@ -72,4 +82,25 @@ pub fn interfaces_exist(names: &[String], flag: &'static str) -> Result<(), Pref
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_error_keeps_its_sentence_and_exit_code() {
+        let e = ConfigError {
+            file: Some("/etc/g.toml".into()),
+            at: Some((3, 1)),
+            key: Some("safety.max_targets".into()),
+            what: "expected at least 1".into(),
+        };
+        let p: PreflightError = e.into();
+        assert_eq!(
+            p.to_string(),
+            "/etc/g.toml:3:1: safety.max_targets: expected at least 1"
+        );
+        assert_eq!(p.exit_code(), 78);
+    }
 }

@@ -6,8 +6,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::RunArgs,
-    config::Config,
+    config::{Config, ConfigError},
     engine::{self, EngineConfig},
+    model::Mode,
     netns,
     output::{self, Body, Emitter, Lifecycle, Phase},
     preflight,
@@ -18,7 +19,7 @@ use crate::{
 /// Runs the daemon; the exit code follows sysexits.h for operator mistakes.
 pub fn main(args: RunArgs) -> ExitCode {
     let checked = preflight::check().and_then(|env| {
-        let config = crate::config::resolve(&args)?;
+        let config = resolve(&args)?;
         validate(&config, &args)?;
         preflight::journal_readable(&config.daemon.state_dir)?;
         Ok((env, config))
@@ -77,6 +78,15 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
+/// The configuration `guardian run` runs with: the files, then the flags over them.
+pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
+    crate::config::resolve(
+        args.config.as_deref(),
+        args.detect_config.as_deref(),
+        &args.overrides(),
+    )
+}
+
 /// Everything about the host that can be checked before anything is attached. Interfaces
 /// are named by where they came from: the flag, or the config key.
 fn validate(config: &Config, args: &RunArgs) -> Result<(), preflight::PreflightError> {
@@ -97,7 +107,7 @@ fn validate(config: &Config, args: &RunArgs) -> Result<(), preflight::PreflightE
     Ok(())
 }
 
-fn lifecycle(e: &Emitter, phase: Phase, netns: u32, mode: output::Mode, detail: serde_json::Value) {
+fn lifecycle(e: &Emitter, phase: Phase, netns: u32, mode: Mode, detail: serde_json::Value) {
     e.emit(Body::Lifecycle(Lifecycle {
         phase,
         netns,
@@ -197,7 +207,7 @@ async fn run(
     let mut collector =
         Collector::new(&mut probes, own_netns, config.daemon.interval_ms, samplers)?;
     let shutdown = CancellationToken::new();
-    let (inputs, inputs_rx) = crate::detect::feed::channel();
+    let (inputs, inputs_rx) = crate::source::feed::channel();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let ring_task = tokio::spawn(ringbuf::run(
         ring,
@@ -308,4 +318,67 @@ async fn run(
         anyhow::bail!("the remediation engine stopped; see the log above");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        use clap::Parser;
+        let dir = std::env::temp_dir().join(format!("guardian-run-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let main = dir.join("guardian.toml");
+        std::fs::write(
+            &main,
+            "[daemon]\nmode = \"enforce\"\ninterval_ms = 100\n[interfaces]\nxdp = [\"eth0\"]\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let cli = crate::cli::Cli::parse_from([
+            "guardian",
+            "run",
+            "--config",
+            main.to_str().unwrap(),
+            "--interval-ms",
+            "250",
+            "--xdp",
+            "eth1",
+            "--xdp",
+            "eth0",
+            "--events",
+            "/tmp/e.ndjson",
+        ]);
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!()
+        };
+        let c = resolve(&args).unwrap();
+        assert_eq!(
+            c.daemon.mode,
+            crate::model::Mode::Enforce,
+            "not given: the file's"
+        );
+        assert_eq!(c.daemon.interval_ms, 250, "given: the flag's");
+        assert_eq!(c.interfaces.xdp, ["eth0", "eth1"], "added, once each");
+        assert_eq!(c.log.format, crate::config::LogFormat::Json);
+        assert!(!c.sinks.stdout_on(), "--events replaces stdout");
+        // A bad flag value that clap cannot check is named as coming from the command line.
+        let cli = crate::cli::Cli::parse_from([
+            "guardian",
+            "run",
+            "--config",
+            main.to_str().unwrap(),
+            "--keep-up",
+            "a/b",
+        ]);
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!()
+        };
+        let e = resolve(&args).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            e.starts_with("command line: interfaces.keep_up: \"a/b\" is not an interface name"),
+            "{e}"
+        );
+    }
 }

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::preflight::PreflightError;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The file at fault; `None` when the value came from a command-line flag.
@@ -39,6 +37,19 @@ impl ConfigError {
         }
     }
 
+    /// EX_CONFIG of sysexits.h: what `guardian run` exits with on a config error.
+    pub fn exit_code(&self) -> u8 {
+        78
+    }
+
+    /// What is wrong, with its key path: the sentence after the location.
+    pub fn reason(&self) -> String {
+        match &self.key {
+            Some(k) if !k.is_empty() => format!("{k}: {}", self.what),
+            _ => self.what.clone(),
+        }
+    }
+
     /// `FILE:LINE:COL`, `FILE`, or `command line`.
     pub fn location(&self) -> String {
         match (&self.file, self.at) {
@@ -55,19 +66,6 @@ impl ConfigError {
             at: e.span().map(|s| line_col(text, s.start)),
             key: key.filter(|k| !k.is_empty() && k != "."),
             what: e.message().trim_end().replace('\n', " "),
-        }
-    }
-}
-
-impl From<ConfigError> for PreflightError {
-    fn from(e: ConfigError) -> Self {
-        let reason = match &e.key {
-            Some(k) if !k.is_empty() => format!("{k}: {}", e.what),
-            _ => e.what.clone(),
-        };
-        PreflightError::Config {
-            path: e.location(),
-            reason,
         }
     }
 }
@@ -109,11 +107,6 @@ mod tests {
             e.to_string(),
             "/etc/g.toml:3:1: safety.max_targets: expected at least 1"
         );
-        let p: PreflightError = e.into();
-        assert_eq!(
-            p.to_string(),
-            "/etc/g.toml:3:1: safety.max_targets: expected at least 1"
-        );
-        assert_eq!(p.exit_code(), 78);
+        assert_eq!(e.exit_code(), 78);
     }
 }

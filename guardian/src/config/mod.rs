@@ -1,5 +1,6 @@
 //! The configuration: `/etc/guardian/guardian.toml` and its drop-ins (see [`source`] for
-//! which files are read and [`merge`] for how), then `guardian run` flags over them.
+//! which files are read and [`merge`] for how), then `guardian run` flags over them (as
+//! [`Overrides`]; this module does not know the command line).
 //!
 //! Sections: `[detect.<fault>]` thresholds, `[remedies]` modes and per-remedy tables,
 //! `[safety]`, `[sinks]`, `[log]`, `[metrics]`, `[interfaces]`, `[control]`, `[daemon]`.
@@ -8,6 +9,7 @@
 //! docs/operations.md has the reference.
 pub mod error;
 pub mod merge;
+pub mod overrides;
 pub mod perms;
 pub mod sections;
 pub mod source;
@@ -20,12 +22,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
+pub use overrides::Overrides;
 pub use sections::{Control, Daemon, Interfaces, Log, LogFormat, Metrics, Sinks};
 
-use crate::cli::RunArgs;
 use crate::detect::DetectConfig;
 use crate::engine::SafetyConfig;
-use crate::preflight::PreflightError;
 use crate::remedy::RemedyConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -50,66 +51,30 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         validate::validate(self).map_err(|i| format!("{}: {}", i.key, i.what))
     }
-
-    /// `guardian run` flags over the files: a flag that was given wins; `--xdp` and
-    /// `--keep-up` add to `[interfaces]`; `--events` sets `[sinks] file` (and so turns stdout
-    /// off unless `[sinks] stdout = true`).
-    pub fn apply_args(&mut self, args: &RunArgs) {
-        let d = &mut self.daemon;
-        if let Some(m) = args.mode {
-            d.mode = m;
-        }
-        if let Some(v) = args.interval_ms {
-            d.interval_ms = v;
-        }
-        if let Some(v) = args.verify_timeout_ms {
-            d.verify_timeout_ms = v;
-        }
-        if let Some(v) = &args.state_dir {
-            d.state_dir = v.clone();
-        }
-        if let Some(v) = &args.host {
-            d.host = Some(v.clone());
-        }
-        if let Some(v) = &args.events {
-            self.sinks.file = Some(v.clone());
-        }
-        if let Some(v) = args.log_format {
-            self.log.format = v;
-        }
-        for (list, add) in [
-            (&mut self.interfaces.xdp, &args.xdp),
-            (&mut self.interfaces.keep_up, &args.keep_up),
-        ] {
-            for name in add {
-                if !list.contains(name) {
-                    list.push(name.clone());
-                }
-            }
-        }
-    }
 }
 
 /// Reads and validates the config files: the main file (`config`, default
 /// `/etc/guardian/guardian.toml`) and its drop-ins, and, for compatibility, `detect` (a file
 /// with only the `[detect]` tables at top level, replacing `[detect]`). No flags applied:
-/// call it again to reload (SIGHUP), then [`Config::apply_args`].
-pub fn load(config: Option<&Path>, detect: Option<&Path>) -> Result<Config, PreflightError> {
-    load_files(config, detect).map_err(PreflightError::from)
+/// call it again to reload (SIGHUP), then [`Config::apply`].
+pub fn load(config: Option<&Path>, detect: Option<&Path>) -> Result<Config, ConfigError> {
+    load_files(config, detect)
 }
 
 /// [`load`] with `guardian run`'s flags applied and checked: what the daemon runs with.
-pub fn resolve(args: &RunArgs) -> Result<Config, PreflightError> {
-    let mut cfg = load(args.config.as_deref(), args.detect_config.as_deref())?;
-    cfg.apply_args(args);
+pub fn resolve(
+    config: Option<&Path>,
+    detect: Option<&Path>,
+    flags: &Overrides,
+) -> Result<Config, ConfigError> {
+    let mut cfg = load(config, detect)?;
+    cfg.apply(flags);
     // The files were valid on their own: what fails now came from a flag.
-    validate::validate(&cfg).map_err(|i| {
-        PreflightError::from(ConfigError {
-            file: None,
-            at: None,
-            key: Some(i.key),
-            what: i.what,
-        })
+    validate::validate(&cfg).map_err(|i| ConfigError {
+        file: None,
+        at: None,
+        key: Some(i.key),
+        what: i.what,
     })?;
     Ok(cfg)
 }

@@ -6,43 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::output::Mode;
-
-/// `[sinks]`: where events go. Both sinks may be on at once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Sinks {
-    /// Events on stdout. Unset: on unless `file` is set.
-    pub stdout: Option<bool>,
-    /// Append events to this file (NDJSON), rotated by size; reopened on SIGUSR1.
-    pub file: Option<PathBuf>,
-    /// Rotate `file` before a write would make it larger than this (0: never rotate).
-    pub max_bytes: u64,
-    /// Rotated files kept: `file.1` (newest) … `file.<keep>`.
-    pub keep: u32,
-    /// `observation` events written per second per (namespace, kind, port); the rest are
-    /// counted in `loss` events with source `throttle` (0: no limit).
-    pub observations_per_sec: u32,
-}
-
-impl Default for Sinks {
-    fn default() -> Self {
-        Sinks {
-            stdout: None,
-            file: None,
-            max_bytes: 100 << 20,
-            keep: 5,
-            observations_per_sec: 100,
-        }
-    }
-}
-
-impl Sinks {
-    /// Whether events go to stdout.
-    pub fn stdout_on(&self) -> bool {
-        self.stdout.unwrap_or(self.file.is_none())
-    }
-}
+use crate::model::Mode;
+pub use crate::output::Sinks;
 
 /// `[log]`: the daemon's own diagnostics (tracing), always on stderr.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,15 +154,5 @@ mod tests {
         for bad in ["", ".", "..", "eth0:1", "a/b", "a b", "sixteen_chars_xx"] {
             assert!(!valid_iface_name(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn stdout_defaults_on_only_without_a_file() {
-        let mut s = Sinks::default();
-        assert!(s.stdout_on());
-        s.file = Some("/x".into());
-        assert!(!s.stdout_on());
-        s.stdout = Some(true);
-        assert!(s.stdout_on());
     }
 }

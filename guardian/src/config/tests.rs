@@ -79,7 +79,7 @@ fn every_section_parses() {
     assert_eq!(c.sinks.keep, 3);
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.interfaces.keep_up, ["eth0", "eth1"]);
-    assert_eq!(c.daemon.mode, crate::output::Mode::Enforce);
+    assert_eq!(c.daemon.mode, crate::model::Mode::Enforce);
     assert_eq!(c.daemon.interval_ms, 500);
     assert_eq!(c.files, [main]);
 }
@@ -249,60 +249,6 @@ fn drop_ins_merge_in_name_order_over_the_main_file() {
     assert_eq!(
         source::drop_in_dir(Path::new("/etc/guardian/guardian.toml")),
         Path::new("/etc/guardian/guardian.d")
-    );
-}
-
-#[test]
-fn flags_override_the_file() {
-    use clap::Parser;
-    let d = Dir::new("flags");
-    let main = d.write(
-        "guardian.toml",
-        "[daemon]\nmode = \"enforce\"\ninterval_ms = 100\n[interfaces]\nxdp = [\"eth0\"]\n[log]\nformat = \"json\"\n",
-    );
-    let cli = crate::cli::Cli::parse_from([
-        "guardian",
-        "run",
-        "--config",
-        main.to_str().unwrap(),
-        "--interval-ms",
-        "250",
-        "--xdp",
-        "eth1",
-        "--xdp",
-        "eth0",
-        "--events",
-        "/tmp/e.ndjson",
-    ]);
-    let crate::cli::Command::Run(args) = cli.command else {
-        panic!()
-    };
-    let c = resolve(&args).unwrap();
-    assert_eq!(
-        c.daemon.mode,
-        crate::output::Mode::Enforce,
-        "not given: the file's"
-    );
-    assert_eq!(c.daemon.interval_ms, 250, "given: the flag's");
-    assert_eq!(c.interfaces.xdp, ["eth0", "eth1"], "added, once each");
-    assert_eq!(c.log.format, LogFormat::Json);
-    assert!(!c.sinks.stdout_on(), "--events replaces stdout");
-    // A bad flag value that clap cannot check is named as coming from the command line.
-    let cli = crate::cli::Cli::parse_from([
-        "guardian",
-        "run",
-        "--config",
-        main.to_str().unwrap(),
-        "--keep-up",
-        "a/b",
-    ]);
-    let crate::cli::Command::Run(args) = cli.command else {
-        panic!()
-    };
-    let e = resolve(&args).unwrap_err().to_string();
-    assert!(
-        e.starts_with("command line: interfaces.keep_up: \"a/b\" is not an interface name"),
-        "{e}"
     );
 }
 

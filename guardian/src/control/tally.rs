@@ -237,7 +237,7 @@ mod tests {
         let task = t.spawn(&e);
         e.emit(Body::Observation(Observation::bind_conflict(1, 80, 1)));
         e.emit(Body::Loss(Loss {
-            source: "ringbuf".into(),
+            source: crate::model::LossSource::Ringbuf,
             lost: 2,
             total: 2,
         }));

@@ -114,7 +114,7 @@ impl Engine {
             at.before = plan.before.clone();
             at.after = plan.after.clone();
             let now = Instant::now();
-            let subject = plan.targets.join(",");
+            let subject = plan.target_list();
             if let Err(reason) = safety::check_plan(&self.cfg.safety, &self.host(), &plan)
                 .and_then(|()| self.budgets.check(&self.cfg.safety, name, &subject, now))
             {

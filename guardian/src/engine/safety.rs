@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{RouteDst, Target};
 use crate::remedy::PlannedChange;
 
 /// `[safety]` in the config file.
@@ -173,12 +174,11 @@ pub fn check_plan(cfg: &SafetyConfig, host: &Host, plan: &PlannedChange) -> Resu
     }
     let mut ifaces = 0;
     for t in &plan.targets {
-        let (kind, name) = t.split_once(':').unwrap_or(("", t.as_str()));
-        if is_wildcard(kind, name) {
+        if means_all(t) {
             return Err(format!("refused: target {t} means \"all\""));
         }
-        match kind {
-            "iface" => {
+        match t {
+            Target::Iface(name) => {
                 ifaces += 1;
                 if name == "lo" || cfg.protected_interfaces.iter().any(|p| p == name) {
                     return Err(format!("refused: interface {name} is protected"));
@@ -191,19 +191,20 @@ pub fn check_plan(cfg: &SafetyConfig, host: &Host, plan: &PlannedChange) -> Resu
                     ));
                 }
             }
-            "port" => {
-                if let Ok(p) = name.parse::<u16>() {
-                    if cfg.protected_ports.contains(&p) {
-                        return Err(format!("refused: port {p} is protected"));
-                    }
+            Target::Port(p) => {
+                if cfg.protected_ports.contains(p) {
+                    return Err(format!("refused: port {p} is protected"));
                 }
             }
-            "route" if plan.remedy != crate::remedy::route_restore::NAME => {
-                if let Some(p) = protected_route(cfg, name) {
-                    return Err(format!("refused: route {name} is protected ({p})"));
+            Target::Route(dst) => {
+                if let Some(p) = protected_route(cfg, dst) {
+                    return Err(format!("refused: route {dst} is protected ({p})"));
                 }
             }
-            _ => {}
+            // Adding a lost route back is not a change to a protected route.
+            Target::RestoreRoute { .. } => {}
+            // No rule protects these beyond wildcards and blast radius.
+            Target::Sysctl(_) | Target::Src(_) | Target::Dst(_) => {}
         }
     }
     if ifaces > 1 && host.managed_interfaces > 0 {
@@ -218,24 +219,36 @@ pub fn check_plan(cfg: &SafetyConfig, host: &Host, plan: &PlannedChange) -> Resu
     Ok(())
 }
 
-fn is_wildcard(kind: &str, name: &str) -> bool {
-    matches!(name, "" | "*" | "all" | "any")
-        || (matches!(kind, "route" | "dst" | "src")
-            && (name.ends_with("/0") || name == "0.0.0.0" || name == "::"))
-        || (kind == "port" && name == "0")
+/// The target stands for "everything" of its kind: a wildcard name, an unspecified
+/// address, port 0, or a prefix of length 0.
+fn means_all(t: &Target) -> bool {
+    let any_name = |n: &str| matches!(n, "" | "*" | "all" | "any");
+    let route = |d: &RouteDst| match d {
+        RouteDst::Default => false,
+        RouteDst::Prefix { prefix_len, .. } => *prefix_len == 0,
+    };
+    match t {
+        Target::Iface(name) | Target::Sysctl(name) => any_name(name),
+        Target::Route(dst) => route(dst),
+        Target::RestoreRoute { dst, key } => route(dst) || any_name(key),
+        Target::Src(addr) | Target::Dst(addr) => addr.is_unspecified(),
+        Target::Port(port) => *port == 0,
+    }
 }
 
-/// The protected prefix covering `route`, if any.
-fn protected_route<'a>(cfg: &'a SafetyConfig, route: &str) -> Option<&'a str> {
-    let net = route.parse::<ipnet::IpNet>().ok();
+/// The protected prefix covering `route`, if any. A prefix that is not valid for its family
+/// counts as covered by every protected prefix (refused rather than let through).
+fn protected_route<'a>(cfg: &'a SafetyConfig, route: &RouteDst) -> Option<&'a str> {
+    let net = route.net();
     cfg.protected_routes
         .iter()
         .find(|p| {
             if p.as_str() == "default" {
-                return route == "default" || net.is_some_and(|n| n.prefix_len() == 0);
+                return *route == RouteDst::Default || net.is_some_and(|n| n.prefix_len() == 0);
             }
-            match (p.parse::<ipnet::IpNet>(), net) {
-                (Ok(p), Some(n)) => p.contains(&n),
+            match (p.parse::<ipnet::IpNet>(), route, net) {
+                (Ok(p), _, Some(n)) => p.contains(&n),
+                (_, RouteDst::Prefix { .. }, None) => true,
                 _ => false,
             }
         })

@@ -1,13 +1,15 @@
 //! One test per safety rule; each fails if its rule is removed.
+use std::net::IpAddr;
+
 use super::*;
-use crate::output::Subject;
+use crate::model::Subject;
 use crate::remedy::{Action, Effect, Lifetime, Verify};
 
-fn plan(remedy: &'static str, targets: &[&str]) -> PlannedChange {
+fn plan(remedy: &'static str, targets: &[Target]) -> PlannedChange {
     PlannedChange {
         remedy,
         subject: Subject::default(),
-        targets: targets.iter().map(|t| t.to_string()).collect(),
+        targets: targets.to_vec(),
         apply: Action::Nothing,
         inverse: Action::Nothing,
         verify: Verify::Nothing,
@@ -16,6 +18,22 @@ fn plan(remedy: &'static str, targets: &[&str]) -> PlannedChange {
         before: serde_json::Value::Null,
         after: serde_json::Value::Null,
     }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn iface(name: &str) -> Target {
+    Target::Iface(name.into())
+}
+
+/// `route:addr/len`, kept as written (a length of 0 stays a prefix, not `default`).
+fn route(addr: &str, prefix_len: u8) -> Target {
+    Target::Route(RouteDst::Prefix {
+        addr: ip(addr),
+        prefix_len,
+    })
 }
 
 fn host() -> Host {
@@ -35,17 +53,31 @@ fn empty_target_set_is_refused() {
 fn wildcards_mean_all_and_are_refused() {
     let cfg = SafetyConfig::default();
     for t in [
-        "dst:0.0.0.0/0",
-        "route:::/0",
-        "src:*",
-        "port:0",
-        "iface:all",
-        "dst:",
+        Target::Dst(ip("0.0.0.0")),
+        Target::Dst(ip("::")),
+        route("::", 0),
+        route("0.0.0.0", 0),
+        Target::RestoreRoute {
+            dst: RouteDst::Prefix {
+                addr: ip("0.0.0.0"),
+                prefix_len: 0,
+            },
+            key: "ipv4 0.0.0.0/0 table 254".into(),
+        },
+        Target::Src(ip("0.0.0.0")),
+        Target::Src(ip("::")),
+        Target::Port(0),
+        iface("all"),
+        iface("*"),
+        iface(""),
+        Target::Sysctl("*".into()),
+        Target::Sysctl("".into()),
     ] {
-        let e = check_plan(&cfg, &host(), &plan("x", &[t])).unwrap_err();
+        let e = check_plan(&cfg, &host(), &plan("x", std::slice::from_ref(&t))).unwrap_err();
         assert!(e.contains("means \"all\""), "{t}: {e}");
     }
-    assert!(check_plan(&cfg, &host(), &plan("x", &["dst:10.0.0.0/8"])).is_ok());
+    assert!(check_plan(&cfg, &host(), &plan("x", &[Target::Dst(ip("10.0.0.1"))])).is_ok());
+    assert!(check_plan(&cfg, &host(), &plan("x", &[route("10.0.0.0", 8)])).is_ok());
 }
 
 #[test]
@@ -54,20 +86,24 @@ fn too_many_targets_are_refused() {
         max_targets: 2,
         ..Default::default()
     };
-    let ok = plan("x", &["src:10.0.0.1", "src:10.0.0.2"]);
+    let ok = plan(
+        "x",
+        &[Target::Src(ip("10.0.0.1")), Target::Src(ip("10.0.0.2"))],
+    );
     assert!(check_plan(&cfg, &host(), &ok).is_ok());
-    let e = check_plan(&cfg, &host(), &plan("x", &["src:a", "src:b", "src:c"])).unwrap_err();
+    let three = ["10.0.0.1", "10.0.0.2", "10.0.0.3"].map(|a| Target::Src(ip(a)));
+    let e = check_plan(&cfg, &host(), &plan("x", &three)).unwrap_err();
     assert!(e.contains("max_targets"), "{e}");
 }
 
 #[test]
 fn more_than_the_interface_fraction_is_refused() {
     let cfg = SafetyConfig::default(); // 0.5 of 4 managed
-    assert!(check_plan(&cfg, &host(), &plan("x", &["iface:a", "iface:b"])).is_ok());
+    assert!(check_plan(&cfg, &host(), &plan("x", &[iface("a"), iface("b")])).is_ok());
     let e = check_plan(
         &cfg,
         &host(),
-        &plan("x", &["iface:a", "iface:b", "iface:c"]),
+        &plan("x", &[iface("a"), iface("b"), iface("c")]),
     )
     .unwrap_err();
     assert!(e.contains("max_interface_fraction"), "{e}");
@@ -79,28 +115,28 @@ fn loopback_and_configured_interfaces_are_protected() {
         protected_interfaces: vec!["mgmt0".into()],
         ..Default::default()
     };
-    for i in ["iface:lo", "iface:mgmt0"] {
+    for i in [iface("lo"), iface("mgmt0")] {
         let e = check_plan(&cfg, &host(), &plan("link_up", &[i])).unwrap_err();
         assert!(e.contains("is protected"), "{e}");
     }
-    assert!(check_plan(&cfg, &host(), &plan("link_up", &["iface:va"])).is_ok());
+    assert!(check_plan(&cfg, &host(), &plan("link_up", &[iface("va")])).is_ok());
 }
 
 #[test]
 fn the_default_route_interface_is_protected_unless_allowed() {
     let mut cfg = SafetyConfig::default();
-    let e = check_plan(&cfg, &host(), &plan("x", &["iface:eth0"])).unwrap_err();
+    let e = check_plan(&cfg, &host(), &plan("x", &[iface("eth0")])).unwrap_err();
     assert!(e.contains("default route"), "{e}");
     cfg.protect_default_route_interface = false;
-    assert!(check_plan(&cfg, &host(), &plan("x", &["iface:eth0"])).is_ok());
+    assert!(check_plan(&cfg, &host(), &plan("x", &[iface("eth0")])).is_ok());
 }
 
 #[test]
 fn protected_ports_are_refused() {
     let cfg = SafetyConfig::default(); // 22
-    let e = check_plan(&cfg, &host(), &plan("xdp_port_limit", &["port:22"])).unwrap_err();
+    let e = check_plan(&cfg, &host(), &plan("xdp_port_limit", &[Target::Port(22)])).unwrap_err();
     assert!(e.contains("port 22 is protected"), "{e}");
-    assert!(check_plan(&cfg, &host(), &plan("xdp_port_limit", &["port:80"])).is_ok());
+    assert!(check_plan(&cfg, &host(), &plan("xdp_port_limit", &[Target::Port(80)])).is_ok());
 }
 
 #[test]
@@ -109,22 +145,99 @@ fn protected_routes_are_refused_except_to_restore_them() {
         protected_routes: vec!["10.0.0.0/8".into(), "default".into()],
         ..Default::default()
     };
-    for r in ["route:10.9.0.0/24", "route:default"] {
-        let e = check_plan(&cfg, &host(), &plan("route_dampen", &[r])).unwrap_err();
+    for r in [route("10.9.0.0", 24), Target::Route(RouteDst::Default)] {
+        let e = check_plan(
+            &cfg,
+            &host(),
+            &plan("route_dampen", std::slice::from_ref(&r)),
+        )
+        .unwrap_err();
         assert!(e.contains("is protected"), "{r}: {e}");
     }
     assert!(check_plan(
         &cfg,
         &host(),
-        &plan("route_dampen", &["route:192.168.0.0/24"])
+        &plan("route_dampen", &[route("192.168.0.0", 24)])
     )
     .is_ok());
-    assert!(check_plan(
-        &cfg,
-        &host(),
-        &plan("route_restore", &["route:10.9.0.0/24"])
-    )
-    .is_ok());
+    let restore = Target::RestoreRoute {
+        dst: RouteDst::new(ip("10.9.0.0"), 24),
+        key: "ipv4 10.9.0.0/24 table 254".into(),
+    };
+    assert!(check_plan(&cfg, &host(), &plan("route_restore", &[restore])).is_ok());
+}
+
+/// The old rules parsed `kind:name` strings and skipped every check for a kind they did not
+/// know (`_ => {}`): `ifce:lo` or a route changed by a remedy named `route_restore` went
+/// through. Now every kind has a rule, and a protected subject is refused whichever remedy
+/// plans the change.
+#[test]
+fn every_kind_is_checked_whoever_plans_it() {
+    let cfg = SafetyConfig {
+        protected_interfaces: vec!["mgmt0".into()],
+        protected_routes: vec!["10.0.0.0/8".into()],
+        ..Default::default()
+    };
+    // One refused and one allowed instance per kind. The match has no `_` arm: a new kind
+    // does not compile until it is listed here.
+    let cases = |t: &Target| -> (Target, Target) {
+        match t {
+            Target::Iface(_) => (iface("mgmt0"), iface("va")),
+            Target::Route(_) => (route("10.9.0.0", 24), route("192.168.0.0", 24)),
+            Target::RestoreRoute { .. } => (
+                Target::RestoreRoute {
+                    dst: RouteDst::Prefix {
+                        addr: ip("::"),
+                        prefix_len: 0,
+                    },
+                    key: "ipv6 ::/0 table 254".into(),
+                },
+                Target::RestoreRoute {
+                    dst: RouteDst::new(ip("10.9.0.0"), 24),
+                    key: "ipv4 10.9.0.0/24 table 254".into(),
+                },
+            ),
+            Target::Sysctl(_) => (
+                Target::Sysctl("all".into()),
+                Target::Sysctl("net.ipv4.tcp_tw_reuse".into()),
+            ),
+            Target::Src(_) => (Target::Src(ip("::")), Target::Src(ip("10.0.0.7"))),
+            Target::Port(_) => (Target::Port(22), Target::Port(80)),
+            Target::Dst(_) => (Target::Dst(ip("0.0.0.0")), Target::Dst(ip("10.0.0.7"))),
+        }
+    };
+    let kinds = [
+        iface("x"),
+        Target::Route(RouteDst::Default),
+        Target::RestoreRoute {
+            dst: RouteDst::Default,
+            key: String::new(),
+        },
+        Target::Sysctl(String::new()),
+        Target::Src(ip("10.0.0.1")),
+        Target::Port(1),
+        Target::Dst(ip("10.0.0.1")),
+    ];
+    for kind in &kinds {
+        let (refused, allowed) = cases(kind);
+        for remedy in ["x", "link_up", "route_restore", "route_dampen", "sysctl"] {
+            let e = check_plan(&cfg, &host(), &plan(remedy, std::slice::from_ref(&refused)));
+            assert!(e.is_err(), "{remedy}: {refused} went through");
+            let ok = check_plan(&cfg, &host(), &plan(remedy, std::slice::from_ref(&allowed)));
+            assert!(ok.is_ok(), "{remedy}: {allowed}: {ok:?}");
+        }
+    }
+}
+
+#[test]
+fn an_invalid_route_prefix_is_refused_rather_than_let_through() {
+    let cfg = SafetyConfig {
+        protected_routes: vec!["10.0.0.0/8".into()],
+        ..Default::default()
+    };
+    let bad = route("10.9.0.0", 33);
+    let e = check_plan(&cfg, &host(), &plan("route_dampen", &[bad])).unwrap_err();
+    assert!(e.contains("is protected"), "{e}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use chrono::{SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
 pub use event::*;
-pub use sink::{open, open_sinks, Writer};
+pub use sink::{open, open_sinks, Sinks, Writer};
 
 /// Formats a time as RFC 3339 UTC with nanoseconds, e.g. `2026-11-22T08:20:07.123456789Z`.
 pub fn rfc3339(t: chrono::DateTime<Utc>) -> String {
@@ -97,7 +97,7 @@ mod tests {
     fn envelope_has_schema_ts_host_type_first_class() {
         let ts = Utc.timestamp_opt(1_795_000_000, 123_456_789).unwrap();
         let body = Body::Loss(Loss {
-            source: "ringbuf".into(),
+            source: LossSource::Ringbuf,
             lost: 3,
             total: 10,
         });
@@ -127,20 +127,20 @@ mod tests {
     async fn subscribers_see_every_line_the_sink_gets() {
         let path = std::env::temp_dir().join(format!("guardian-tap-{}.ndjson", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let sinks = crate::config::Sinks {
+        let sinks = Sinks {
             file: Some(path.clone()),
             ..Default::default()
         };
         let (e, w) = open_sinks(&sinks, "h".into()).unwrap();
         let writer = tokio::spawn(w.run());
         e.emit(Body::Loss(Loss {
-            source: "ringbuf".into(),
+            source: LossSource::Ringbuf,
             lost: 1,
             total: 1,
         }));
         let mut rx = e.subscribe();
         e.emit(Body::Loss(Loss {
-            source: "ringbuf".into(),
+            source: LossSource::Ringbuf,
             lost: 2,
             total: 3,
         }));

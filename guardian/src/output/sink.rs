@@ -5,14 +5,52 @@
 //! The writer also reports what the bounded queue shed ([`crate::shed`]): after each batch,
 //! a `loss` event with source `queue` when the count grew, written like any other line.
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::rotate::RotatingFile;
 use super::{Body, Emitter, Loss, TAP_CAPACITY};
-use crate::config::Sinks;
+use crate::model::LossSource;
 use crate::shed::Depth;
+
+/// `[sinks]` in the config file: where events go. Both sinks may be on at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sinks {
+    /// Events on stdout. Unset: on unless `file` is set.
+    pub stdout: Option<bool>,
+    /// Append events to this file (NDJSON), rotated by size; reopened on SIGUSR1.
+    pub file: Option<PathBuf>,
+    /// Rotate `file` before a write would make it larger than this (0: never rotate).
+    pub max_bytes: u64,
+    /// Rotated files kept: `file.1` (newest) … `file.<keep>`.
+    pub keep: u32,
+    /// `observation` events written per second per (namespace, kind, port); the rest are
+    /// counted in `loss` events with source `throttle` (0: no limit).
+    pub observations_per_sec: u32,
+}
+
+impl Default for Sinks {
+    fn default() -> Self {
+        Sinks {
+            stdout: None,
+            file: None,
+            max_bytes: 100 << 20,
+            keep: 5,
+            observations_per_sec: 100,
+        }
+    }
+}
+
+impl Sinks {
+    /// Whether events go to stdout.
+    pub fn stdout_on(&self) -> bool {
+        self.stdout.unwrap_or(self.file.is_none())
+    }
+}
 
 pub(super) enum Msg {
     Line(String),
@@ -128,7 +166,7 @@ impl Writer {
             return;
         }
         let body = Body::Loss(Loss {
-            source: "queue".into(),
+            source: LossSource::Queue,
             lost: total - self.reported,
             total,
         });
@@ -173,8 +211,18 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Counters, Observation};
     use super::*;
+    use crate::model::{Counters, Observation};
+
+    #[test]
+    fn stdout_defaults_on_only_without_a_file() {
+        let mut s = Sinks::default();
+        assert!(s.stdout_on());
+        s.file = Some("/x".into());
+        assert!(!s.stdout_on());
+        s.stdout = Some(true);
+        assert!(s.stdout_on());
+    }
 
     fn observation(i: u32) -> Body {
         Body::Observation(Observation::bind_conflict(1, 80, i))

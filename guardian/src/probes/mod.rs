@@ -1,4 +1,5 @@
 //! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
+pub mod batch;
 pub mod limits;
 pub mod offsets;
 pub mod sockops;
@@ -51,7 +52,7 @@ pub enum ProbeError {
     #[error(transparent)]
     Tcx(#[from] tcx::TcxError),
     #[error(transparent)]
-    Batch(#[from] crate::source::batch::BatchError),
+    Batch(#[from] batch::BatchError),
 }
 
 pub struct LoadOptions {

@@ -56,7 +56,7 @@ impl Remedy for LinkUp {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: vec![format!("iface:{name}")],
+            targets: vec![crate::model::Target::Iface(name.clone())],
             apply: Action::SetLinkUp {
                 ifindex,
                 name: name.clone(),
@@ -75,8 +75,8 @@ impl Remedy for LinkUp {
 mod tests {
     use super::*;
     use crate::detect::LinkDown;
+    use crate::model::{FaultState, Severity, Subject};
     use crate::netlink::{LinkState, NetEvent};
-    use crate::output::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};
     use std::time::Instant;
 

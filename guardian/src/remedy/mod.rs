@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::detect::Finding;
+use crate::model::{RouteDst, Subject, Target};
 use crate::netlink::{LinkState, NetlinkError, RouteSpec};
-use crate::output::Subject;
 
 pub use action::{Action, Verify};
 pub use config::{RemedyConfig, RemedyMode};
@@ -132,11 +132,11 @@ pub struct PlannedChange {
     /// The remedy that planned it, e.g. `link_up`.
     pub remedy: &'static str,
     pub subject: Subject,
-    /// Every concrete thing the change touches, as `kind:name` (`iface:eth0`,
+    /// Every concrete thing the change touches (displayed as `iface:eth0`,
     /// `route:10.9.0.0/24`, `sysctl:net.ipv4.tcp_tw_reuse`, `src:10.0.0.7`, `port:80`,
-    /// `dst:10.9.0.0/24`). The engine refuses an empty set, a wildcard, a protected subject
+    /// `dst:10.77.110.2`). The engine refuses an empty set, a wildcard, a protected subject
     /// or too many at once (blast radius).
-    pub targets: Vec<String>,
+    pub targets: Vec<Target>,
     pub apply: Action,
     pub inverse: Action,
     /// The change is in place (checked right after applying, polled until the deadline).
@@ -148,6 +148,27 @@ pub struct PlannedChange {
     pub before: Value,
     /// The state the change aims for, as reported in `change.after`.
     pub after: Value,
+}
+
+impl PlannedChange {
+    /// The targets as budgets key them: `iface:va,route:default`.
+    pub fn target_list(&self) -> String {
+        let shown: Vec<String> = self.targets.iter().map(Target::to_string).collect();
+        shown.join(",")
+    }
+}
+
+/// The target of a change to the existing route `r`.
+pub(crate) fn route_target(r: &RouteSpec) -> Target {
+    Target::Route(RouteDst::new(r.dst, r.prefix_len))
+}
+
+/// The target of adding the lost route `r` back, named by its full key ([`RouteSpec::key`]).
+pub(crate) fn restore_target(r: &RouteSpec) -> Target {
+    Target::RestoreRoute {
+        dst: RouteDst::new(r.dst, r.prefix_len),
+        key: r.key(),
+    }
 }
 
 /// What a remedy concluded about a finding it is responsible for.

@@ -123,7 +123,7 @@ impl Remedy for ReportHolder {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: vec![format!("port:{port}")],
+            targets: vec![crate::model::Target::Port(port)],
             apply: Action::Nothing,
             inverse: Action::Nothing,
             verify: Verify::Nothing,
@@ -150,7 +150,7 @@ pub(crate) fn finding(
     addr: &str,
     held: &[(&str, u32, u32)],
 ) -> Finding {
-    use crate::output::{FaultState, Severity, Subject};
+    use crate::model::{FaultState, Severity, Subject};
     let holders: Vec<serde_json::Value> = held
         .iter()
         .map(|(a, uid, inode)| json!({"addr": a, "port": port, "uid": uid, "inode": inode, "state": "listen"}))

@@ -139,7 +139,7 @@ impl Remedy for RouteCc {
                 }
             };
             checks.push(Verify::RoutePresent(to.clone()));
-            targets.push(format!("route:{to}"));
+            targets.push(super::route_target(&to));
             before.push(json!({"route": to.to_string(), "cc_algo": from.as_ref().and_then(|r| r.metrics.cc_algo.clone()), "present": from.is_some()}));
             after.push(json!({"route": to.to_string(), "cc_algo": algo, "key": to.key()}));
             pairs.push(match from {

@@ -144,7 +144,7 @@ impl Remedy for RouteDampen {
                 oif: alt.oif?,
                 gateway: alt.gateway,
             });
-            targets.push(format!("route:{r}"));
+            targets.push(super::route_target(r));
             before.push(json!({"route": r.to_string(), "key": r.key()}));
             after.push(json!({
                 "route": r.to_string(),

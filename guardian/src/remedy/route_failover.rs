@@ -147,7 +147,7 @@ impl RouteFailover {
                 oif,
                 gateway: Some(b.via),
             });
-            targets.push(format!("route:{p}"));
+            targets.push(super::route_target(p));
             let was = json!({"route": p.to_string(), "was": p.key(), "present": present.is_some()});
             before.push(was);
             after.push(json!({"route": p.to_string(), "via": b.via, "key": s.key()}));
@@ -208,7 +208,7 @@ impl RouteFailover {
             let Some(b) = self.backup_for(cur) else {
                 continue;
             };
-            if cur.gateway == Some(b.via) || targets.contains(&format!("route:{cur}")) {
+            if cur.gateway == Some(b.via) || targets.contains(&super::route_target(cur)) {
                 skipped.push(format!("{cur} already goes through {}", b.via));
                 continue;
             }
@@ -225,7 +225,7 @@ impl RouteFailover {
             }
             checks.push(Verify::RoutePresent(to.clone()));
             checks.push(Verify::RouteAbsent(cur.clone()));
-            targets.push(format!("route:{cur}"));
+            targets.push(super::route_target(cur));
             before.push(json!({"route": cur.to_string(), "key": cur.key()}));
             after.push(json!({"route": cur.to_string(), "key": to.key()}));
             pairs.push(replace_pair(cur, &to));

@@ -125,7 +125,7 @@ impl Remedy for RouteMtu {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: vec![format!("route:{spec}")],
+            targets: vec![super::route_target(&spec)],
             apply,
             inverse,
             verify: Verify::RoutePresent(spec.clone()),

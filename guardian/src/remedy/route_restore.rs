@@ -37,7 +37,7 @@ impl Remedy for RouteRestore {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: vec![format!("route:{route}")],
+            targets: vec![super::restore_target(&spec)],
             apply: Action::AddRoute(spec.clone()),
             inverse: Action::DelRoute(spec.clone()),
             verify: Verify::RoutePresent(spec),
@@ -53,8 +53,8 @@ impl Remedy for RouteRestore {
 mod tests {
     use super::*;
     use crate::detect::RouteLost;
+    use crate::model::{FaultState, Severity, Subject};
     use crate::netlink::{LinkState, NetEvent};
-    use crate::output::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};
     use std::time::Instant;
 

@@ -135,7 +135,7 @@ impl Remedy for SocketDestroy {
         };
         // One subject: the port (protected ports are refused by the engine); the sockets
         // are bounded by max_sockets and listed in `before`.
-        let targets = vec![format!("port:{port}")];
+        let targets = vec![crate::model::Target::Port(port)];
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),

@@ -166,7 +166,7 @@ impl Remedy for SockoptFailfast {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: vec![format!("dst:{addr}")],
+            targets: vec![crate::model::Target::Dst(addr)],
             apply: Action::FailfastInsert(policy.clone()),
             inverse: Action::FailfastRemove(dst),
             verify: Verify::FailfastPresent(policy),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::output::{FaultState, Severity, Subject};
+use crate::model::{FaultState, Severity, Subject};
 use crate::remedy::testing::{change, ctx, FakeState};
 
 const NS: u32 = 4026532100;

@@ -292,7 +292,10 @@ impl Sysctl {
         PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
-            targets: wants.iter().map(|w| format!("sysctl:{}", w.key)).collect(),
+            targets: wants
+                .iter()
+                .map(|w| crate::model::Target::Sysctl(w.key.into()))
+                .collect(),
             apply,
             inverse,
             verify,

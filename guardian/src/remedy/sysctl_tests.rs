@@ -2,7 +2,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::output::{FaultState, Severity, Subject};
+use crate::model::{FaultState, Severity, Subject};
 use crate::remedy::testing::{change, ctx, FakeState};
 
 const NS: Option<u32> = Some(4026532000);
@@ -229,7 +229,7 @@ fn unreadable_keys_skip_and_other_faults_are_not_ours() {
         if let Some(Plan::Change(c)) = Sysctl::default().plan(&f, &ctx(&st)) {
             for t in &c.targets {
                 assert!(
-                    crate::sysctl::allowed(t.trim_start_matches("sysctl:")),
+                    crate::sysctl::allowed(t.to_string().trim_start_matches("sysctl:")),
                     "{t}"
                 );
             }

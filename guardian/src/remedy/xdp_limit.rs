@@ -21,6 +21,14 @@ pub(crate) fn netns_mismatch(netns: Option<u32>, xdp_netns: Option<u32>) -> Opti
     }
 }
 
+/// What a limit touches: its source address or its port.
+fn limit_target(key: LimitKey) -> crate::model::Target {
+    match key {
+        LimitKey::Src { addr } => crate::model::Target::Src(addr),
+        LimitKey::Port { port } => crate::model::Target::Port(port),
+    }
+}
+
 /// A limit change: one entry per key, applied together, each inverted by deleting it.
 pub(crate) fn limit_change(
     remedy: &'static str,
@@ -29,7 +37,7 @@ pub(crate) fn limit_change(
     ttl_ms: u64,
     effect: Effect,
 ) -> PlannedChange {
-    let targets = specs.iter().map(|s| s.key.target()).collect();
+    let targets = specs.iter().map(|s| limit_target(s.key)).collect();
     let verify = Verify::All {
         checks: specs
             .iter()

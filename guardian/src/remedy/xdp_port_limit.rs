@@ -108,7 +108,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::output::{FaultState, Severity, Subject};
+    use crate::model::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};
     use crate::remedy::{Action, Lifetime, Verify};
 

@@ -144,7 +144,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::output::{FaultState, Severity, Subject};
+    use crate::model::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};
     use crate::remedy::{Action, Lifetime, Verify};
 
@@ -189,7 +189,7 @@ mod tests {
         XdpSourceLimit::new(Config::default(), Some(NS))
     }
 
-    fn targets(f: &Finding) -> Vec<String> {
+    fn targets(f: &Finding) -> Vec<crate::model::Target> {
         change(&r(), f, &ctx(&FakeState::default())).targets
     }
 

@@ -7,11 +7,13 @@ use guardian_common::{
     XDP_IFACE_SLOTS,
 };
 
-use super::{batch::PerCpuSums, decode, Sampler, TickContext};
+use super::Input;
+use super::{decode, Sampler, TickContext};
+use crate::probes::batch::PerCpuSums;
 use crate::{
-    detect::Input,
+    model::{AddrCount, Counters, DstCount, LossSource, PortCount, XdpIface},
     netns,
-    output::{AddrCount, Body, Counters, DstCount, Loss, PortCount, XdpIface},
+    output::{Body, Loss},
     probes::{ProbeError, Probes},
 };
 
@@ -306,7 +308,10 @@ impl Collector {
 
     fn losses(&mut self) -> Vec<Body> {
         let mut out = Vec::new();
-        for (slot, source) in [(LOSS_RINGBUF, "ringbuf"), (LOSS_MAP_FULL, "map_full")] {
+        for (slot, source) in [
+            (LOSS_RINGBUF, LossSource::Ringbuf),
+            (LOSS_MAP_FULL, LossSource::MapFull),
+        ] {
             let total = self
                 .loss
                 .get(&slot, 0)
@@ -315,7 +320,7 @@ impl Collector {
             let prev = &mut self.lost[slot as usize];
             if total > *prev {
                 out.push(Body::Loss(Loss {
-                    source: source.into(),
+                    source,
                     lost: total - *prev,
                     total,
                 }));
@@ -324,7 +329,7 @@ impl Collector {
         }
         for (source, lost, total) in self.misses.poll() {
             out.push(Body::Loss(Loss {
-                source: source.into(),
+                source,
                 lost,
                 total,
             }));

@@ -3,7 +3,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use guardian_common::{SyscallEvent, AF_INET, AF_INET6, EV_BIND_CONFLICT, EV_CONNECT_ADDRNOTAVAIL};
 
-use crate::output::Observation;
+use crate::model::{ObsKind, Observation};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -46,16 +46,16 @@ pub fn comm(raw: &[u8; 16]) -> String {
 }
 
 pub fn observation(ev: &SyscallEvent) -> Result<Observation, DecodeError> {
-    let (kind, error) = match ev.kind {
-        EV_BIND_CONFLICT => ("bind_conflict", "EADDRINUSE"),
-        EV_CONNECT_ADDRNOTAVAIL => ("connect_addrnotavail", "EADDRNOTAVAIL"),
+    let kind = match ev.kind {
+        EV_BIND_CONFLICT => ObsKind::BindConflict,
+        EV_CONNECT_ADDRNOTAVAIL => ObsKind::ConnectAddrnotavail,
         k => return Err(DecodeError::Kind(k)),
     };
     let ip = addr(ev.family, &ev.addr);
     Ok(Observation {
         netns: ev.netns,
-        kind: kind.to_string(),
-        error: error.to_string(),
+        kind,
+        error: kind.error().to_string(),
         pid: ev.tgid,
         tid: ev.pid,
         comm: comm(&ev.comm),

@@ -5,46 +5,13 @@ use std::collections::BTreeMap;
 
 use aya::maps::{MapData, PerCpuHashMap};
 use guardian_common::dns::{DnsKey, DnsStats};
-use serde::{Deserialize, Serialize};
 
-use super::{decode, Sampler, TickContext};
-use crate::detect::Input;
+use super::{decode, Input, Sampler, TickContext};
 
 /// The kernel map's name.
 pub const MAP: &str = "DNS_RESOLVERS";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct DnsSample {
-    pub netns: u32,
-    pub resolvers: Vec<ResolverCounts>,
-}
-
-/// Totals for one resolver seen on one interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct ResolverCounts {
-    /// The resolver's address.
-    pub addr: String,
-    pub ifindex: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iface: Option<String>,
-    pub queries: u64,
-    pub noerror: u64,
-    pub nxdomain: u64,
-    pub servfail: u64,
-    pub refused: u64,
-    /// Other rcodes (FORMERR, NOTIMP, ...).
-    pub other: u64,
-}
-
-impl ResolverCounts {
-    pub fn answers(&self) -> u64 {
-        self.noerror + self.nxdomain + self.servfail + self.refused + self.other
-    }
-    /// Responses that say the resolver failed: SERVFAIL and REFUSED.
-    pub fn failed(&self) -> u64 {
-        self.servfail + self.refused
-    }
-}
+pub use crate::model::sample::{DnsSample, ResolverCounts};
 
 pub struct DnsSampler {
     map: PerCpuHashMap<MapData, DnsKey, DnsStats>,

@@ -8,51 +8,15 @@ use guardian_common::{
     flows::{FlowKey, FlowRtx, PortKey},
     AddrKey,
 };
-use serde::{Deserialize, Serialize};
 
-use super::{decode, Sampler, TickContext};
-use crate::detect::Input;
-use crate::output::{AddrCount, PortCount};
+use super::{decode, Input, Sampler, TickContext};
+use crate::model::{AddrCount, PortCount};
 use crate::probes::{ProbeError, Probes};
 
 /// At most this many ports, peers and flows per sample, the ones that moved most first.
 pub const TOP_N: usize = 64;
 
-/// One flow's retransmit pattern (see `guardian_common::flows::FlowRtx`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct FlowRetrans {
-    pub daddr: String,
-    pub dport: u16,
-    pub sport: u16,
-    /// Retransmitted skbs at least the flow's MSS long / shorter.
-    pub full: u64,
-    pub small: u64,
-    /// Of those, sent by the retransmission timer.
-    pub rto_full: u64,
-    pub rto_small: u64,
-    /// Consecutive timer retransmits of full-size segments without progress (0: none now).
-    pub full_streak: u32,
-    pub mss: u32,
-    /// Length of the last retransmitted skb.
-    pub len: u32,
-    pub backoff: u32,
-    /// Milliseconds since the flow's last retransmit.
-    pub idle_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct FlowSample {
-    pub netns: u32,
-    /// Completed passive handshakes (SYN_RECV -> ESTABLISHED) per local port, cumulative.
-    #[serde(default)]
-    pub handshakes_by_port: Vec<PortCount>,
-    /// Completed passive handshakes per peer address, cumulative.
-    #[serde(default)]
-    pub established_by_source: Vec<AddrCount>,
-    /// Open flows that needed the retransmission timer (`rto_full + rto_small > 0`).
-    #[serde(default)]
-    pub retrans_by_flow: Vec<FlowRetrans>,
-}
+pub use crate::model::sample::{FlowRetrans, FlowSample};
 
 pub struct FlowSampler {
     hs_port: PerCpuHashMap<MapData, PortKey, u64>,

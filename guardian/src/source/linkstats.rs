@@ -8,31 +8,11 @@ use netlink_packet_route::{
     link::{LinkAttribute, LinkMessage},
     RouteNetlinkMessage,
 };
-use serde::{Deserialize, Serialize};
 
-use super::{Sampler, TickContext};
-use crate::detect::Input;
+use super::{Input, Sampler, TickContext};
 use crate::netlink::sync::request;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct LinkStatsSample {
-    pub netns: u32,
-    pub links: Vec<LinkCounters>,
-}
-
-/// One interface's totals since it was created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct LinkCounters {
-    pub iface: String,
-    pub ifindex: u32,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    pub rx_packets: u64,
-    pub tx_packets: u64,
-    /// Link speed in Mbit/s as the driver reports it; absent when it reports none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub speed_mbps: Option<u64>,
-}
+pub use crate::model::sample::{LinkCounters, LinkStatsSample};
 
 pub struct LinkStatsSampler {
     /// Logged once, not every tick.

@@ -19,11 +19,9 @@ use netlink_packet_sock_diag::{
     constants::{AF_INET, AF_INET6},
     inet::StateFlags,
 };
-use serde::{Deserialize, Serialize};
 
 pub use super::sockagg::SocketAgg;
-use super::{Sampler, TickContext};
-use crate::detect::Input;
+use super::{Input, Sampler, TickContext};
 use crate::netns;
 
 /// Destinations kept per list in a sample.
@@ -35,95 +33,7 @@ pub const MAX_LISTENERS: usize = 256;
 pub(super) const TCP_TIME_WAIT: u8 = 6;
 pub(super) const TCP_LISTEN: u8 = 10;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct MibSample {
-    pub netns: u32,
-    /// `TcpOutSegs`: segments sent (retransmissions excluded), since the namespace was made.
-    pub tcp_out_segs: u64,
-    /// `TcpRetransSegs`: segments retransmitted.
-    pub tcp_retrans_segs: u64,
-    /// `TcpExtListenOverflows`: SYNs or handshake ACKs dropped because an accept queue was full.
-    pub listen_overflows: u64,
-    /// `TcpExtListenDrops`: every drop at a listener (overflows included).
-    pub listen_drops: u64,
-    /// `TcpExtTCPTimeWaitOverflow`: TIME_WAIT sockets not created because the table was full.
-    pub tw_overflow: u64,
-    /// `TcpExtTCPReqQFullDrop`: SYNs dropped because the SYN queue was full (no syncookies).
-    pub req_q_full_drop: u64,
-    /// `TcpExtSyncookiesSent`.
-    pub syncookies_sent: u64,
-    /// `net.ipv4.tcp_max_tw_buckets`.
-    pub tcp_max_tw_buckets: Option<u64>,
-    /// `net.ipv4.ip_local_port_range`.
-    pub port_range: Option<PortRange>,
-    /// `net.ipv4.tcp_tw_reuse`.
-    pub tcp_tw_reuse: Option<u64>,
-    /// `net.core.somaxconn`.
-    pub somaxconn: Option<u64>,
-    /// TCP sockets in TIME_WAIT (IPv4 and IPv6); None when the socket table could not be read
-    /// (a dump error must not read as "no TIME_WAIT"). The daemon's `time_wait` gauge uses it.
-    pub time_wait: Option<u64>,
-    /// TIME_WAIT sockets per destination whose local port is in the ephemeral range (each one
-    /// holds a port for that destination), most first, at most [`TOP_N`].
-    pub time_wait_by_dst: Vec<DstSockets>,
-    /// Sockets of any state but LISTEN per destination whose local port is in the ephemeral
-    /// range: the range usage toward that destination. Most first, at most [`TOP_N`].
-    pub ephemeral_by_dst: Vec<DstSockets>,
-    /// Listening sockets with their accept queues, fullest first, at most [`MAX_LISTENERS`].
-    pub listeners: Vec<Listener>,
-    /// TCP sockets seen in the dump.
-    pub sockets: u64,
-}
-
-impl MibSample {
-    /// Ports in the ephemeral range (`hi - lo + 1`), if known.
-    pub fn range_size(&self) -> Option<u64> {
-        self.port_range.map(|r| r.size())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortRange {
-    pub lo: u16,
-    pub hi: u16,
-}
-
-impl PortRange {
-    pub fn size(&self) -> u64 {
-        (self.hi as u64 + 1).saturating_sub(self.lo as u64)
-    }
-    pub fn contains(&self, port: u16) -> bool {
-        (self.lo..=self.hi).contains(&port)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DstSockets {
-    pub addr: String,
-    pub port: u16,
-    pub count: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Listener {
-    /// Local address (`0.0.0.0` / `::` for a wildcard bind).
-    pub addr: String,
-    pub port: u16,
-    /// Connections waiting in the accept queue (`idiag_rqueue`).
-    pub queued: u32,
-    /// The accept queue's limit, `min(backlog, somaxconn)` (`idiag_wqueue`).
-    pub backlog: u32,
-    pub uid: u32,
-    pub inode: u32,
-}
-
-impl Listener {
-    /// The accept queue is full: the next completed handshake overflows.
-    pub fn full(&self) -> bool {
-        self.queued >= self.backlog
-    }
-}
+pub use crate::model::sample::{DstSockets, Listener, MibSample, PortRange};
 
 pub struct MibSampler;
 

@@ -10,6 +10,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use aya::programs::ProgramFd;
 
+use crate::model::LossSource;
+
 pub struct RecursionMisses {
     programs: Vec<(String, ProgramFd, u64)>,
 }
@@ -22,7 +24,7 @@ impl RecursionMisses {
     }
 
     /// (source, lost since the last call, total) for every program whose count grew.
-    pub fn poll(&mut self) -> Vec<(String, u64, u64)> {
+    pub fn poll(&mut self) -> Vec<(LossSource, u64, u64)> {
         let mut out = Vec::new();
         for (name, fd, prev) in &mut self.programs {
             let path = format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd());
@@ -30,7 +32,7 @@ impl RecursionMisses {
                 continue;
             };
             if total > *prev {
-                out.push((format!("recursion:{name}"), total - *prev, total));
+                out.push((LossSource::Recursion(name.clone()), total - *prev, total));
                 *prev = total;
             }
         }

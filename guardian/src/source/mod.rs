@@ -1,11 +1,12 @@
 //! Sources: what the kernel hands over. Individual events arrive through the ring buffer
 //! (`ringbuf`); totals are read from the per-CPU maps on a tick (`counters`); the other
 //! samplers read what detectors need beyond that (MIB counters, socket tables, flows, DNS,
-//! link statistics), each in its own file.
-pub mod batch;
+//! link statistics), each in its own file. Everything goes to the engine as [`Input`]s through
+//! the [`feed`].
 pub mod counters;
 pub mod decode;
 pub mod dns;
+pub mod feed;
 pub mod flows;
 pub mod linkstats;
 pub mod mib;
@@ -14,9 +15,10 @@ pub mod ringbuf;
 pub mod sockagg;
 pub mod throttle;
 
-use crate::detect::Input;
 use crate::netns;
 use crate::probes::{ProbeError, Probes};
+
+pub use crate::input::Input;
 
 /// What a sampler gets on every tick.
 pub struct TickContext<'a> {

@@ -9,9 +9,10 @@ use tokio::io::unix::AsyncFd;
 use tokio_util::sync::CancellationToken;
 
 use super::decode;
+use super::feed::Feed;
 use super::throttle::Throttle;
-use crate::detect::feed::Feed;
-use crate::detect::Input;
+use super::Input;
+use crate::model::LossSource;
 use crate::output::{Body, Emitter, Loss};
 
 /// Records handled per round before the task goes back to its `select!` (shutdown, the
@@ -94,12 +95,12 @@ impl Consumer {
     fn report(&mut self) {
         let (detect, throttle) = (self.inputs.shed(), self.throttle.held());
         for (source, total, prev) in [
-            ("detect", detect, &mut self.reported.0),
-            ("throttle", throttle, &mut self.reported.1),
+            (LossSource::Detect, detect, &mut self.reported.0),
+            (LossSource::Throttle, throttle, &mut self.reported.1),
         ] {
             if total > *prev {
                 self.emitter.emit(Body::Loss(Loss {
-                    source: source.into(),
+                    source,
                     lost: total - *prev,
                     total,
                 }));

@@ -8,15 +8,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::output::Observation;
+use crate::model::{ObsKind, Observation};
 
 /// Distinct keys tracked per window; past it, observations of new keys are held back too
 /// (a storm over every port must not grow the table without bound).
 pub const MAX_KEYS: usize = 16 * 1024;
 const WINDOW: Duration = Duration::from_secs(1);
 
-/// (namespace, bind_conflict?, port)
-type Key = (u32, bool, u16);
+/// (namespace, kind, port)
+type Key = (u32, ObsKind, u16);
 
 #[derive(Debug)]
 pub struct Throttle {
@@ -49,11 +49,7 @@ impl Throttle {
             self.counts.clear();
             self.window = Some(now);
         }
-        let key = (
-            obs.netns,
-            obs.kind == "bind_conflict",
-            obs.port.unwrap_or(0),
-        );
+        let key = (obs.netns, obs.kind, obs.port.unwrap_or(0));
         let full = self.counts.len() >= MAX_KEYS;
         match self.counts.get_mut(&key) {
             Some(n) if *n < self.per_sec => *n += 1,
@@ -78,9 +74,9 @@ impl Throttle {
 mod tests {
     use super::*;
 
-    fn obs(netns: u32, kind: &str, port: u16) -> Observation {
+    fn obs(netns: u32, kind: ObsKind, port: u16) -> Observation {
         Observation {
-            kind: kind.into(),
+            kind,
             ..Observation::bind_conflict(netns, port, 1)
         }
     }
@@ -89,13 +85,13 @@ mod tests {
     fn limits_each_key_per_window_and_counts_what_it_holds_back() {
         let mut t = Throttle::new(3);
         let t0 = Instant::now();
-        let a = obs(1, "bind_conflict", 80);
+        let a = obs(1, ObsKind::BindConflict, 80);
         let allowed = (0..10).filter(|_| t.allow(&a, t0)).count();
         assert_eq!((allowed, t.held()), (3, 7));
         // Other keys have their own allowance: another port, namespace, kind.
-        assert!(t.allow(&obs(1, "bind_conflict", 81), t0));
-        assert!(t.allow(&obs(2, "bind_conflict", 80), t0));
-        assert!(t.allow(&obs(1, "connect_addrnotavail", 80), t0));
+        assert!(t.allow(&obs(1, ObsKind::BindConflict, 81), t0));
+        assert!(t.allow(&obs(2, ObsKind::BindConflict, 80), t0));
+        assert!(t.allow(&obs(1, ObsKind::ConnectAddrnotavail, 80), t0));
         // Within the window the key stays limited; the next window starts afresh.
         assert!(!t.allow(&a, t0 + Duration::from_millis(999)));
         assert!(t.allow(&a, t0 + Duration::from_millis(1000)));
@@ -105,7 +101,7 @@ mod tests {
     #[test]
     fn zero_means_no_limit() {
         let mut t = Throttle::new(0);
-        let a = obs(1, "bind_conflict", 80);
+        let a = obs(1, ObsKind::BindConflict, 80);
         assert!((0..100_000).all(|_| t.allow(&a, Instant::now())));
         assert_eq!(t.held(), 0);
     }
@@ -115,10 +111,10 @@ mod tests {
         let mut t = Throttle::new(1);
         let t0 = Instant::now();
         for i in 0..MAX_KEYS {
-            assert!(t.allow(&obs(i as u32, "bind_conflict", 1), t0));
+            assert!(t.allow(&obs(i as u32, ObsKind::BindConflict, 1), t0));
         }
         // A new key past the bound is held back; known keys keep their allowance rules.
-        assert!(!t.allow(&obs(u32::MAX, "bind_conflict", 1), t0));
+        assert!(!t.allow(&obs(u32::MAX, ObsKind::BindConflict, 1), t0));
         assert_eq!(t.counts.len(), MAX_KEYS);
         assert_eq!(t.held(), 1);
     }
