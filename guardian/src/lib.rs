@@ -31,3 +31,8 @@ pub mod scan;
 pub mod shed;
 pub mod source;
 pub mod sysctl;
+
+#[cfg(test)]
+mod floors_scan;
+#[cfg(test)]
+mod floors_test;
