@@ -9,10 +9,9 @@ pub mod protocol;
 pub mod reload;
 pub mod render;
 pub mod server;
-pub mod status;
-pub mod tally;
 
-pub use tally::Tally;
+/// The engine's event tally, also kept for `stats` (re-exported for run.rs).
+pub use crate::engine::api::Tally;
 
 /// Where the daemon listens unless `--socket PATH` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/guardian/guardian.sock";

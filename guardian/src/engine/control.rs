@@ -1,6 +1,6 @@
-//! The engine's command channel: requests from the control socket (and SIGHUP), each with a
-//! oneshot reply, handled inside the engine's select loop so every answer sees one consistent
-//! state and every change goes through the same journal, safety rules and verification.
+//! The engine's side of its API (`engine::api`): requests handled inside the engine's select
+//! loop, so every answer sees one consistent state and every change goes through the same
+//! journal, safety rules and verification.
 mod heal;
 mod reload;
 mod status;
@@ -9,71 +9,15 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
 
+use super::api::{subject_label, IncidentView, ModeChange, Request, Tally};
 use super::{Engine, IncidentKey};
-use crate::control::protocol::ModeChange;
-use crate::control::status::{subject_label, IncidentView, Status};
-use crate::control::tally::Tally;
-use crate::detect::{DetectConfig, Finding};
-use crate::engine::SafetyConfig;
+use crate::detect::Finding;
 use crate::health::Health;
 use crate::output::{rfc3339, Body, Lifecycle, Mode, Phase};
-use crate::remedy::RemedyConfig;
 
 /// Closed incidents kept for `history`.
 const RECENT_INCIDENTS: usize = 256;
-/// Requests waiting for the engine; more make the sender wait.
-pub const QUEUE: usize = 32;
-
-/// Thresholds and policies a SIGHUP reload replaces.
-#[derive(Debug, Clone)]
-pub struct Reload {
-    pub detect: DetectConfig,
-    pub remedies: RemedyConfig,
-    pub safety: SafetyConfig,
-}
-
-type Reply<T> = oneshot::Sender<Result<T, String>>;
-
-/// One request to the engine.
-#[derive(Debug)]
-pub enum Request {
-    Status(oneshot::Sender<Status>),
-    /// Open and recently closed incidents, newest first.
-    Incidents(oneshot::Sender<Vec<IncidentView>>),
-    Mode(ModeChange, Reply<Value>),
-    Heal {
-        fault: String,
-        subject: String,
-        reply: Reply<Value>,
-    },
-    /// One change (`Some(id)`) or all open ones.
-    Rollback(Option<String>, Reply<Value>),
-    /// SIGHUP: the new configuration, or why it could not be loaded (the old one stays).
-    Reload(Result<Box<Reload>, String>, Reply<Value>),
-}
-
-/// The sending side, held by the control server and run.rs.
-pub type Handle = mpsc::Sender<Request>;
-
-/// What the engine's run loop needs from the control side.
-pub struct Wiring {
-    pub rx: mpsc::Receiver<Request>,
-    pub tally: Tally,
-}
-
-impl Wiring {
-    pub fn channel(tally: Tally) -> (Handle, Wiring) {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        (tx, Wiring { rx, tally })
-    }
-
-    /// No control socket: requests never come.
-    pub fn detached() -> Wiring {
-        Wiring::channel(Tally::default()).1
-    }
-}
 
 /// An open incident as the control side sees it.
 #[derive(Debug, Clone)]

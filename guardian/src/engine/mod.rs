@@ -9,7 +9,8 @@
 //! milliseconds, not at the next tick.
 mod act;
 mod active;
-pub mod control;
+pub mod api;
+mod control;
 pub mod ladder;
 mod net;
 pub mod recover;
@@ -119,9 +120,9 @@ pub async fn run(
     maps: Maps,
     ready: tokio::sync::oneshot::Sender<()>,
     shutdown: CancellationToken,
-    control: control::Wiring,
+    control: api::Wiring,
 ) -> anyhow::Result<()> {
-    let control::Wiring {
+    let api::Wiring {
         rx: mut requests,
         tally,
     } = control;
@@ -249,7 +250,7 @@ pub async fn run(
 enum Step {
     Settle,
     Net(Notice),
-    Control(control::Request),
+    Control(api::Request),
     Input(Input),
 }
 
@@ -400,7 +401,7 @@ mod tests {
                 Maps::default(),
                 tokio::sync::oneshot::channel().0,
                 CancellationToken::new(),
-                control::Wiring::detached(),
+                api::Wiring::detached(),
             )
             .await
         };

@@ -18,9 +18,9 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::super::Engine;
-use super::Reload;
 use crate::detect::incidents::fault_body;
 use crate::detect::{self, Baseline};
+use crate::engine::api::Reload;
 use crate::output::FaultState;
 
 /// The `[detect.<fault>]` tables that differ.

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::super::active::{Active, Waiting};
 use super::super::Engine;
-use crate::control::status::{
+use crate::engine::api::{
     subject_label, BudgetUse, BudgetView, MitigationView, RemedyRate, Status,
 };
 use crate::engine::SafetyConfig;
