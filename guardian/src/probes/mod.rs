@@ -54,6 +54,17 @@ pub enum ProbeError {
     Batch(#[from] crate::source::batch::BatchError),
 }
 
+/// Handles to the maps of guardian's own programs that remedies write (XDP limits, sock_ops
+/// policies). Empty when the programs are not loaded (`guardian rollback` with the daemon
+/// stopped, unit tests).
+#[derive(Default)]
+pub struct Maps {
+    /// `sockopt_failfast` policies (sock_ops); None when that program is not attached.
+    pub failfast: Option<sockops::FailfastMap>,
+    /// The XDP program's SYN limits (`xdp_source_limit`, `xdp_port_limit`).
+    pub limits: Option<limits::Limits>,
+}
+
 pub struct LoadOptions {
     pub tracefs: PathBuf,
     pub btf: PathBuf,
@@ -180,7 +191,7 @@ impl Probes {
     }
 
     /// The maps remedies write (XDP limits, sock_ops policies), taken out of the object.
-    pub fn remedy_maps(&mut self) -> Result<crate::remedy::Maps, ProbeError> {
+    pub fn remedy_maps(&mut self) -> Result<Maps, ProbeError> {
         let failfast = match &self.sockops {
             Ok(_) => Some(
                 sockops::FailfastMap::new(self.take_map(sockops::MAP)?)
@@ -193,7 +204,7 @@ impl Probes {
             true => None,
             false => Some(limits::Limits::take(self)?),
         };
-        Ok(crate::remedy::Maps { failfast, limits })
+        Ok(Maps { failfast, limits })
     }
 
     /// Detaches everything guardian attached, and only that. Returns what was detached.
