@@ -28,7 +28,6 @@ const CYCLE_EDGES: &[(&str, &str)] = &[
     ("probes", "source"),
     ("remedy", "engine"),
     ("source", "detect"),
-    ("sysctl", "remedy"),
 ];
 
 /// The largest group of files that import each other (a strongly connected component of the

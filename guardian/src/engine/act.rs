@@ -9,7 +9,7 @@ use crate::detect::Finding;
 use crate::journal::JournalPhase;
 use crate::output::{Mode, RemedyResult};
 use crate::remedy::{
-    Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, RemedyMode, StateReader, Verify,
+    exec, Effect, Lifetime, Plan, PlanContext, PlannedChange, RemedyMode, StateReader, Verify,
 };
 
 /// While this file exists in the state directory, enforce mode only plans (detection, expiries
@@ -121,7 +121,7 @@ impl Engine {
                 self.skip(&at, reason);
                 continue;
             }
-            if let Some(reason) = self.precondition(&plan.apply).await {
+            if let Some(reason) = exec::precondition(&self.kernel.nl, &plan.apply).await {
                 // Live state changes (a nexthop comes back up): this rung may be asked again
                 // on the fault's next update.
                 if let Some(t) = self.tries.get_mut(key) {
@@ -187,38 +187,6 @@ impl Engine {
             .get(&(remedy, recurrence_key(f)))
             .copied()
             .unwrap_or(0)
-    }
-
-    /// Why the change must not be applied now, if it must not. Checks live kernel state, so a
-    /// change never undoes someone else's fix and its inverse stays exact.
-    async fn precondition(&self, action: &Action) -> Option<String> {
-        let nl = &self.kernel.nl;
-        match action {
-            Action::SetLinkUp { ifindex, name } => match nl.get_link(*ifindex).await {
-                Ok(Some(l)) if !l.admin_up => None,
-                Ok(Some(_)) => Some(format!("interface {name} is already up")),
-                Ok(None) => Some(format!("interface {name} no longer exists")),
-                Err(e) => Some(format!("cannot read interface {name}: {e}")),
-            },
-            Action::AddRoute(r) => {
-                if let Some(oif) = r.oif {
-                    match nl.get_link(oif).await {
-                        Ok(Some(l)) if l.admin_up => {}
-                        Ok(Some(l)) => {
-                            return Some(format!("nexthop interface {} is down", l.name))
-                        }
-                        Ok(None) => return Some(format!("nexthop interface {oif} does not exist")),
-                        Err(e) => return Some(format!("cannot read the nexthop interface: {e}")),
-                    }
-                }
-                match nl.route_present(r).await {
-                    Ok(false) => None,
-                    Ok(true) => Some(format!("route {r} is already present")),
-                    Err(e) => Some(format!("cannot read routes: {e}")),
-                }
-            }
-            _ => None,
-        }
     }
 
     /// Journal, apply, verify in place; then keep (waiting for the effect if there is one) or

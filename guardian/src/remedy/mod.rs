@@ -8,6 +8,7 @@
 //! through [`PlanContext`], so every planning decision is a unit test without a kernel.
 pub mod action;
 pub mod config;
+pub mod exec;
 pub mod holders;
 pub mod kernel;
 pub mod link_up;
