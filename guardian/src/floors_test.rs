@@ -26,7 +26,6 @@ const CYCLE_EDGES: &[(&str, &str)] = &[
     ("control", "cli"),
     ("output", "config"),
     ("probes", "source"),
-    ("remedy", "engine"),
     ("source", "detect"),
 ];
 

@@ -102,16 +102,8 @@ pub enum EngineError {
     MissingKeepUp(String),
 }
 
-/// Routes worth protecting: main-table unicast routes someone configured. Routes the kernel
-/// derives from addresses, learns from router advertisements or from redirects come and go
-/// with their source and are not restored.
-pub fn protected(r: &RouteSpec) -> bool {
-    r.is_main_unicast()
-        && !matches!(
-            r.protocol,
-            netlink::RTPROT_KERNEL | netlink::RTPROT_RA | netlink::RTPROT_REDIRECT
-        )
-}
+/// Routes worth protecting (kept in `remedy::routing`, where route remedies use it too).
+pub use crate::remedy::routing::protected;
 
 /// Runs the engine in the current network namespace until `shutdown` is cancelled.
 pub async fn run(

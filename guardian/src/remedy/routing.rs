@@ -185,6 +185,19 @@ pub fn own_netns() -> Option<u32> {
     crate::netns::current().ok()
 }
 
+/// Routes worth protecting: main-table unicast routes someone configured. Routes the kernel
+/// derives from addresses, learns from router advertisements or from redirects come and go
+/// with their source and are not restored.
+pub fn protected(r: &RouteSpec) -> bool {
+    r.is_main_unicast()
+        && !matches!(
+            r.protocol,
+            crate::netlink::RTPROT_KERNEL
+                | crate::netlink::RTPROT_RA
+                | crate::netlink::RTPROT_REDIRECT
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
