@@ -23,7 +23,6 @@ use super::floors_scan::{scan, Graph};
 const CYCLE_EDGES: &[(&str, &str)] = &[
     ("config", "cli"),
     ("config", "preflight"),
-    ("control", "cli"),
     ("output", "config"),
     ("probes", "source"),
     ("source", "detect"),

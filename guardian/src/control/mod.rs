@@ -1,7 +1,6 @@
 //! The control socket (docs/control.md): a Unix socket, mode 0600, peer credentials
 //! checked, speaking a small versioned JSON protocol behind `guardian status`, `history`,
 //! `stats`, `mode`, `heal`, `rollback` and `events`.
-pub mod cli;
 pub mod client;
 pub mod handlers;
 pub mod history;
