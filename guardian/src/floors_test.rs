@@ -31,7 +31,7 @@ const CYCLE_EDGES: &[(&str, &str)] = &[
 /// The largest group of files that import each other (a strongly connected component of the
 /// file graph). The issue asks for at most 3: the integrator lowers this as branches merge;
 /// until then it may not grow.
-const MAX_FILE_CYCLE: usize = 70;
+const MAX_FILE_CYCLE: usize = 66;
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -188,7 +188,12 @@ fn file_cycles_stay_small() {
     let inner: BTreeMap<PathBuf, BTreeSet<PathBuf>> = graph
         .files
         .iter()
-        .map(|(f, to)| (f.clone(), to.iter().filter(|t| top(t) == top(f)).cloned().collect()))
+        .map(|(f, to)| {
+            (
+                f.clone(),
+                to.iter().filter(|t| top(t) == top(f)).cloned().collect(),
+            )
+        })
         .collect();
     for c in cycles(&inner) {
         let names: Vec<_> = c.iter().map(|p| p.display().to_string()).collect();

@@ -3,8 +3,11 @@
 //! keep it, or roll it back and try the next rung.
 use std::time::{Duration, Instant};
 
-use super::active::{Active, Attempt, Waiting};
-use super::{safety, Engine, IncidentKey, VERIFY_POLL};
+use super::change::{Active, Attempt, Waiting};
+use super::config::VERIFY_POLL;
+use super::core::Engine;
+use super::safety;
+use crate::detect::incidents::IncidentKey;
 use crate::detect::Finding;
 use crate::journal::JournalPhase;
 use crate::output::{Mode, RemedyResult};

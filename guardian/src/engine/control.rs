@@ -5,52 +5,17 @@ mod heal;
 mod reload;
 mod status;
 
-use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::api::{subject_label, IncidentView, ModeChange, Request, Tally};
-use super::{Engine, IncidentKey};
+use super::api::{subject_label, IncidentView, ModeChange, Request};
+use super::core::Engine;
+use super::incidents::{Tracked, RECENT_INCIDENTS};
+use crate::detect::incidents::IncidentKey;
 use crate::detect::Finding;
 use crate::health::Health;
 use crate::output::{rfc3339, Body, Lifecycle, Mode, Phase};
-
-/// Closed incidents kept for `history`.
-const RECENT_INCIDENTS: usize = 256;
-
-/// An open incident as the control side sees it.
-#[derive(Debug, Clone)]
-pub(super) struct Tracked {
-    pub view: IncidentView,
-    pub finding: Finding,
-}
-
-/// The engine's control-side state.
-pub(super) struct State {
-    pub tally: Tally,
-    pub open: BTreeMap<IncidentKey, Tracked>,
-    pub recent: VecDeque<IncidentView>,
-    /// A manual `heal` is being carried out: pause and per-remedy observe modes do not apply.
-    pub manual: bool,
-    /// The state directory's lock, taken at runtime when an observing daemon is asked to
-    /// change something (mode enforce, heal).
-    pub lock: Option<crate::journal::Lock>,
-    gauges: Option<(Health, usize)>,
-}
-
-impl State {
-    pub fn new(tally: Tally) -> State {
-        State {
-            tally,
-            open: BTreeMap::new(),
-            recent: VecDeque::new(),
-            manual: false,
-            lock: None,
-            gauges: None,
-        }
-    }
-}
 
 fn severity_name(f: &Finding) -> String {
     serde_json::to_value(f.severity)

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::act::unix_ms;
-use super::active::{Active, Attempt, Waiting};
-use super::Engine;
+use super::change::{Active, Attempt, Waiting};
+use super::core::Engine;
 use crate::journal::{ChangeState, JournalPhase, Record};
 use crate::output::{RemedyResult, Subject};
 use crate::remedy::{Action, Effect, Kernel, RemedyError, Verify};

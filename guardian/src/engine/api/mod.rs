@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::detect::DetectConfig;
-use crate::engine::SafetyConfig;
+use crate::engine::safety::SafetyConfig;
 use crate::remedy::RemedyConfig;
 pub use tally::Tally;
 pub use view::*;

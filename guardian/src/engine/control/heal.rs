@@ -1,7 +1,7 @@
 //! `heal FAULT SUBJECT` and `rollback ID|--all` through the running daemon.
 use serde_json::{json, Value};
 
-use super::super::Engine;
+use crate::engine::core::Engine;
 use crate::engine::recover;
 use crate::journal::{self, JournalPhase};
 use crate::output::Mode;

@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::super::Engine;
 use crate::detect::incidents::fault_body;
 use crate::detect::{self, Baseline};
 use crate::engine::api::Reload;
+use crate::engine::core::Engine;
 use crate::output::FaultState;
 
 /// The `[detect.<fault>]` tables that differ.

@@ -4,12 +4,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::super::active::{Active, Waiting};
-use super::super::Engine;
 use crate::engine::api::{
     subject_label, BudgetUse, BudgetView, MitigationView, RemedyRate, Status,
 };
-use crate::engine::SafetyConfig;
+use crate::engine::change::{Active, Waiting};
+use crate::engine::core::Engine;
+use crate::engine::safety::SafetyConfig;
 
 impl Engine {
     pub(in crate::engine) fn status(&self, now: Instant) -> Status {
