@@ -338,7 +338,11 @@ pub(crate) fn scan(root: &Path) -> std::io::Result<Graph> {
                         .collect();
                     let relative = ["crate", "super", "self"].contains(&s.as_str())
                         || (inline.is_empty() && kids.contains(s));
-                    if !relative {
+                    // `pub(in crate::x)` restricts visibility: not a dependency.
+                    let visibility = prev == Some(&Tok::Ident("in".into()))
+                        && i >= 2
+                        && toks[i - 2].0 == Tok::Punct('(');
+                    if !relative || visibility {
                         continue;
                     }
                     let mut found = Vec::new();

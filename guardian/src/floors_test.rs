@@ -31,7 +31,7 @@ const CYCLE_EDGES: &[(&str, &str)] = &[
 /// The largest group of files that import each other (a strongly connected component of the
 /// file graph). The issue asks for at most 3: the integrator lowers this as branches merge;
 /// until then it may not grow.
-const MAX_FILE_CYCLE: usize = 66;
+const MAX_FILE_CYCLE: usize = 64;
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -220,7 +220,7 @@ fn scanner_sees_use_trees_super_and_cycles() {
     write("b/mod.rs", "mod inner;\nfn g() { inner::h(); }\n");
     write(
         "b/inner.rs",
-        "pub fn h() { super::super::a::f(); let _ = '\\''; }\n",
+        "pub(in crate::c) fn v() {}\npub fn h() { super::super::a::f(); let _ = '\\''; }\n",
     );
     write(
         "c.rs",
@@ -233,7 +233,7 @@ fn scanner_sees_use_trees_super_and_cycles() {
     assert_eq!(edges, vec![e("a", "b"), e("a", "c"), e("b", "a")]);
     assert_eq!(
         graph.modules[&e("b", "a")][0],
-        (PathBuf::from("b/inner.rs"), 1)
+        (PathBuf::from("b/inner.rs"), 2)
     );
     assert_eq!(
         cycles(&graph.module_adjacency()),

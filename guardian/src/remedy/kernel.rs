@@ -3,7 +3,7 @@
 //! `probes`).
 use std::path::PathBuf;
 
-use super::RemedyError;
+use super::error::RemedyError;
 use crate::netlink::Netlink;
 use crate::netns;
 

@@ -3,7 +3,8 @@
 //! verified by [`Verify::LinkUp`](crate::remedy::Verify::LinkUp). Setting a link up has a
 //! precondition: the link exists and is admin down (someone else's fix is not undone).
 use crate::netlink::Netlink;
-use crate::remedy::{Kernel, RemedyError};
+use crate::remedy::error::RemedyError;
+use crate::remedy::kernel::Kernel;
 
 /// Why [`Action::SetLinkUp`](crate::remedy::Action::SetLinkUp) must not be applied now, if so.
 pub async fn up_precondition(nl: &Netlink, ifindex: u32, name: &str) -> Option<String> {

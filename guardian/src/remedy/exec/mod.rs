@@ -11,7 +11,9 @@ mod xdp;
 
 use futures::future::BoxFuture;
 
-use super::{Action, Kernel, RemedyError, Verify};
+use super::action::{Action, Verify};
+use super::error::RemedyError;
+use super::kernel::Kernel;
 use crate::netlink::Netlink;
 
 /// Why the change must not be applied now, if it must not. Checks live kernel state, so a

@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 
 use crate::netlink::{Netlink, RouteSpec, RTN_UNICAST};
-use crate::remedy::{Kernel, RemedyError};
+use crate::remedy::error::RemedyError;
+use crate::remedy::kernel::Kernel;
 
 /// Why [`Action::AddRoute`](crate::remedy::Action::AddRoute) must not be applied now, if so.
 pub async fn add_precondition(nl: &Netlink, r: &RouteSpec) -> Option<String> {

@@ -10,8 +10,9 @@ use netlink_packet_sock_diag::{
     SockDiagDestroy, SockDiagMessage,
 };
 
+use crate::remedy::error::RemedyError;
 use crate::remedy::holders::{self, SocketRef};
-use crate::remedy::{Kernel, RemedyError};
+use crate::remedy::kernel::Kernel;
 
 /// [`Action::DestroySocket`]: SOCK_DESTROY of exactly this socket (4-tuple, interface and
 /// cookie), from a thread in its namespace. A socket already gone (ENOENT) is not an error.

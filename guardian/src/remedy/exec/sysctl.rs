@@ -2,7 +2,8 @@
 //! action with the value read at planning time) and
 //! [`Verify::Sysctl`](crate::remedy::Verify::Sysctl). No precondition: only keys on
 //! [`crate::sysctl::ALLOWED`] are ever written (checked again by `sysctl::write`).
-use crate::remedy::{Kernel, RemedyError};
+use crate::remedy::error::RemedyError;
+use crate::remedy::kernel::Kernel;
 use crate::sysctl;
 
 /// [`Action::SetSysctl`](crate::remedy::Action::SetSysctl): writes `key = value` in namespace

@@ -5,7 +5,8 @@
 use aya::maps::MapError;
 
 use crate::probes::limits::{LimitKey, LimitSpec, Limits};
-use crate::remedy::{Kernel, RemedyError};
+use crate::remedy::error::RemedyError;
+use crate::remedy::kernel::Kernel;
 
 fn map_err(what: String) -> impl FnOnce(MapError) -> RemedyError {
     move |e| RemedyError::io(what, std::io::Error::other(e))
