@@ -34,6 +34,4 @@ pub mod source;
 pub mod sysctl;
 
 #[cfg(test)]
-mod floors_scan;
-#[cfg(test)]
-mod floors_test;
+mod floors;
