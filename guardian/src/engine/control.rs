@@ -9,56 +9,11 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::api::{subject_label, IncidentView, ModeChange, Request};
+use super::api::{IncidentView, ModeChange, Request};
 use super::core::Engine;
-use super::incidents::{Tracked, RECENT_INCIDENTS};
-use crate::detect::incidents::IncidentKey;
-use crate::detect::Finding;
-use crate::health::Health;
-use crate::output::{rfc3339, Body, Lifecycle, Mode, Phase};
-
-fn severity_name(f: &Finding) -> String {
-    serde_json::to_value(f.severity)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
+use crate::output::{Body, Lifecycle, Mode, Phase};
 
 impl Engine {
-    /// Keeps the open incidents (and the recently closed) for status, heal and history.
-    pub(super) fn ctl_track(&mut self, f: &Finding, incident: &str) {
-        use crate::output::FaultState;
-        let key: IncidentKey = (f.fault, f.key.clone());
-        let now = rfc3339(chrono::Utc::now());
-        match f.state {
-            FaultState::Cleared => {
-                if let Some(mut t) = self.ctl.open.remove(&key) {
-                    t.view.cleared = Some(now);
-                    self.ctl.recent.push_front(t.view);
-                    self.ctl.recent.truncate(RECENT_INCIDENTS);
-                }
-            }
-            _ => {
-                let view = IncidentView {
-                    incident: incident.to_string(),
-                    fault: f.fault.to_string(),
-                    layer: f.layer,
-                    severity: severity_name(f),
-                    subject: subject_label(&f.subject, &f.key),
-                    netns: f.netns.unwrap_or(self.cfg.netns),
-                    since: now,
-                    cleared: None,
-                };
-                let t = self.ctl.open.entry(key).or_insert(Tracked {
-                    view,
-                    finding: f.clone(),
-                });
-                t.finding = f.clone();
-                t.view.severity = severity_name(f);
-            }
-        }
-    }
-
     /// Answers one request.
     pub(super) async fn on_control(&mut self, req: Request) {
         match req {
@@ -185,7 +140,7 @@ impl Engine {
 
     /// Sets the health and active-mitigation gauges when they changed.
     pub(super) fn publish_gauges(&mut self) {
-        let h = self.health(Instant::now());
+        let h = self.ctl.health(Instant::now());
         let n = self.active.len();
         if self.ctl.gauges == Some((h, n)) {
             return;
@@ -195,15 +150,5 @@ impl Engine {
             metrics::gauge!("guardian_health_score", "layer" => layer).set(score as f64);
         }
         metrics::gauge!("guardian_active_mitigations").set(n as f64);
-    }
-
-    pub(super) fn health(&self, now: Instant) -> Health {
-        crate::health::score(
-            self.ctl
-                .open
-                .values()
-                .map(|t| (t.finding.layer, t.finding.severity)),
-            self.ctl.tally.recent_losses(now),
-        )
     }
 }

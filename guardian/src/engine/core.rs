@@ -115,7 +115,7 @@ impl Engine {
         };
         tracing::info!(fault = f.fault, key = %f.key, incident = %id, state = ?f.state, "fault");
         self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
-        self.ctl_track(&f, &id);
+        self.ctl.track(&f, &id, self.cfg.netns);
         let key: IncidentKey = (f.fault, f.key.clone());
         if f.state == FaultState::Cleared {
             self.tries.remove(&key);

@@ -90,7 +90,7 @@ impl Engine {
             f.evidence = json!({"reason": "its detector was reconfigured by a reload"});
             if let Some(id) = self.incidents.track(&f, now) {
                 self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
-                self.ctl_track(&f, &id);
+                self.ctl.track(&f, &id, self.cfg.netns);
             }
             self.tries.remove(&key);
         }

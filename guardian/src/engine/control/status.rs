@@ -23,7 +23,7 @@ impl Engine {
             mode: self.mode_label().into(),
             netns: self.cfg.netns,
             state_dir: self.cfg.state_dir.display().to_string(),
-            health: self.health(now),
+            health: self.ctl.health(now),
             incidents,
             mitigations: self.active.iter().map(|a| mitigation(a, now)).collect(),
             budgets: budget_view(
