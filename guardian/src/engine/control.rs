@@ -61,7 +61,7 @@ impl Engine {
     }
 
     fn paused(&self) -> bool {
-        self.cfg.state_dir.join(super::act::PAUSE_FILE).exists()
+        self.cfg.state_dir.join(super::policy::PAUSE_FILE).exists()
     }
 
     /// `observe`, `enforce` or `paused`.
@@ -99,13 +99,13 @@ impl Engine {
             ModeChange::Pause => {
                 let dir = &self.cfg.state_dir;
                 std::fs::create_dir_all(dir)
-                    .and_then(|()| std::fs::write(dir.join(super::act::PAUSE_FILE), b""))
+                    .and_then(|()| std::fs::write(dir.join(super::policy::PAUSE_FILE), b""))
                     .map_err(|e| {
                         format!("cannot create the pause file in {}: {e}", dir.display())
                     })?;
             }
             ModeChange::Resume => {
-                let p = self.cfg.state_dir.join(super::act::PAUSE_FILE);
+                let p = self.cfg.state_dir.join(super::policy::PAUSE_FILE);
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

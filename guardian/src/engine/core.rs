@@ -1,7 +1,8 @@
 //! The engine's state: configuration, kernel handles, detectors, remedies, incidents, the
 //! changes in flight; and the path of one input (detectors → findings → fault events →
-//! remedies). What it does with changes is in `act.rs` (acting), `active.rs` (changes in
-//! place), `recover.rs` (the journal at start); its API in `control.rs`.
+//! remedies). What it does with faults and changes: `policy.rs` (which rung may act),
+//! `act.rs` (carrying a change out), `active.rs` (changes in place), `recover.rs` (the journal
+//! at start); its API: `control.rs` and `incidents.rs`.
 use std::collections::HashMap;
 use std::time::Instant;
 

@@ -17,6 +17,7 @@ mod core;
 mod incidents;
 pub mod ladder;
 mod net;
+mod policy;
 pub mod recover;
 mod run;
 pub mod safety;
