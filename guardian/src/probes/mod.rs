@@ -243,7 +243,6 @@ impl Probes {
     }
 }
 
-/// Whether this binary carries its eBPF programs (it does not when built with AYA_BUILD_SKIP).
 /// An address as guardian's maps key it: (`AF_INET` or `AF_INET6`, 16 bytes with IPv4 in the
 /// first four).
 pub fn family_addr(addr: std::net::IpAddr) -> (u16, [u8; 16]) {
@@ -257,6 +256,7 @@ pub fn family_addr(addr: std::net::IpAddr) -> (u16, [u8; 16]) {
     }
 }
 
+/// Whether this binary carries its eBPF programs (it does not when built with AYA_BUILD_SKIP).
 pub fn has_object() -> bool {
     !EBPF_OBJECT.is_empty()
 }
