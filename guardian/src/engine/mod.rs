@@ -7,6 +7,14 @@
 //! is handled as soon as it arrives; a remedy is applied and verified inline (re-querying the
 //! kernel every few milliseconds) so a downed link is back up and verified within
 //! milliseconds, not at the next tick.
+//!
+//! Files: `run.rs` (the loop), `core.rs` (the state, an input's path), `policy.rs` (which rung
+//! of a fault's ladder may act), `act.rs` (journal → apply → verify → keep or roll back),
+//! `active.rs` and `change.rs` (changes still in place), `recover.rs` (the journal at start,
+//! rollback by hand), `net.rs` (links and routes), `ladder.rs` and `safety.rs` (success rates,
+//! safety rules and budgets), `api/` (requests and views), `control.rs` and `control/`
+//! (answering them), `incidents.rs` (incidents kept for them), `config.rs`. None of them
+//! imports this file.
 mod act;
 mod active;
 pub mod api;
