@@ -39,7 +39,7 @@ const CYCLE_EDGES: &[(&str, &str)] = &[
 /// The largest group of files that import each other (a strongly connected component of the
 /// file graph). The issue asks for at most 3: the integrator lowers this as branches merge;
 /// until then it may not grow.
-const MAX_FILE_CYCLE: usize = 64;
+const MAX_FILE_CYCLE: usize = 63;
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -191,6 +191,33 @@ fn file_cycles_stay_small() {
         let names: Vec<_> = c.iter().map(|p| p.display().to_string()).collect();
         println!("  {} files: {}", c.len(), names.join(" "));
     }
+    // Without the allow-listed module edges: what is left once those are removed.
+    let module = |p: &PathBuf| {
+        let first = p
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        first
+            .unwrap_or_default()
+            .trim_end_matches(".rs")
+            .to_string()
+    };
+    let allowed: BTreeSet<(String, String)> = CYCLE_EDGES
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let rest: BTreeMap<PathBuf, BTreeSet<PathBuf>> = graph
+        .files
+        .iter()
+        .map(|(f, to)| {
+            let kept = to
+                .iter()
+                .filter(|t| !allowed.contains(&(module(f), module(t))));
+            (f.clone(), kept.cloned().collect())
+        })
+        .collect();
+    let after = cycles(&rest).iter().map(Vec::len).max().unwrap_or(1);
+    println!("largest file-level import cycle without the allow-listed edges: {after} files");
     // The same within each top-level module alone: what is left once the modules point one way.
     let top = |p: &PathBuf| p.components().next().map(|c| c.as_os_str().to_owned());
     let inner: BTreeMap<PathBuf, BTreeSet<PathBuf>> = graph
