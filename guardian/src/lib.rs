@@ -5,6 +5,7 @@
 //! (links, routes) → `detect` (pure detectors) → `remedy` (plans) → `engine` (safety, apply,
 //! verify, roll back) → `journal` (write-ahead) and `output` (NDJSON).
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod detect;
@@ -34,3 +35,6 @@ pub mod scan;
 pub mod shed;
 pub mod source;
 pub mod sysctl;
+
+#[cfg(test)]
+mod floors;

@@ -39,6 +39,6 @@ fn main() -> ExitCode {
             }
         }
         // status, history, stats, mode, heal, events, rollback, scan
-        client => guardian::control::cli::main(client),
+        client => guardian::cmd::client::main(client),
     }
 }

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use crate::engine::recover;
 use crate::journal::{self, JournalPhase};
 use crate::netlink::Netlink;
-use crate::remedy::{Kernel, Maps};
+use crate::probes::Maps;
+use crate::remedy::Kernel;
 
 /// Which changes to revert.
 pub enum Which {
@@ -17,15 +18,7 @@ pub enum Which {
     All,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RollbackError {
-    #[error("no change {0} in the journal")]
-    UnknownId(String),
-    #[error("change {id} is already over ({phase:?}); nothing to revert")]
-    NotOpen { id: String, phase: JournalPhase },
-    #[error("change {id} was made in network namespace {netns}, not this one: run the rollback there (nsenter --net=PATH guardian rollback ...)")]
-    OtherNamespace { id: String, netns: u32 },
-}
+pub use crate::engine::recover::RollbackError;
 
 /// Reverts, appends a `reverted` (or `failed`) record per change, prints one line per change.
 /// Returns how many could not be reverted.
@@ -42,38 +35,17 @@ pub async fn rollback(
         Vec::new()
     };
     let changes = journal::fold(&records);
-    let chosen: Vec<_> = match &which {
-        Which::All => changes.into_iter().filter(|c| c.is_open()).rev().collect(),
-        Which::One(id) => {
-            let c = changes
-                .into_iter()
-                .find(|c| &c.first.id == id)
-                .ok_or_else(|| RollbackError::UnknownId(id.clone()))?;
-            if !c.is_open() {
-                return Err(RollbackError::NotOpen {
-                    id: id.clone(),
-                    phase: c.last,
-                }
-                .into());
-            }
-            vec![c]
-        }
+    let id = match &which {
+        Which::One(id) => Some(id.as_str()),
+        Which::All => None,
     };
+    let chosen = recover::choose(changes, id)?;
     if chosen.is_empty() {
         writeln!(out, "nothing to roll back")?;
         return Ok(0);
     }
     let own = crate::netns::current().context("reading /proc/self/ns/net")?;
-    if let Some(c) = chosen
-        .iter()
-        .find(|c| c.first.netns != 0 && c.first.netns != own)
-    {
-        return Err(RollbackError::OtherNamespace {
-            id: c.first.id.clone(),
-            netns: c.first.netns,
-        }
-        .into());
-    }
+    recover::same_netns(&chosen, own)?;
     let nl = Netlink::connect().context("opening the netlink request socket")?;
     let mut kernel = Kernel::new(nl, own, Maps::default());
     let mut j = journal::Journal::open(state_dir)?;

@@ -157,9 +157,9 @@ async fn run(
     // --- end operator surface ---
 
     // ---- control socket (crate::control, docs/control.md) ----
-    let tally = crate::control::Tally::default();
+    let tally = crate::engine::api::Tally::default();
     let _tally_task = tally.spawn(&emitter);
-    let (control_handle, control_wiring) = engine::control::Wiring::channel(tally.clone());
+    let (control_handle, control_wiring) = engine::api::Wiring::channel(tally.clone());
     let control_stop = CancellationToken::new();
     // The flag, else the config file's `[control] socket` when it is not the default; the
     // default path is shared (another guardian there: run without a socket, with a warning).

@@ -3,10 +3,9 @@
 //!
 //! Writes are restricted to [`ALLOWED`]: the only keys any guardian remedy may ever change.
 //! `net.ipv4.tcp_tw_recycle` is never on it (it broke clients behind NAT and is gone since
-//! Linux 4.12); neither is anything outside `net.*`.
+//! Linux 4.12); neither is anything outside `net.*`. The change kind built on these
+//! (`Action::SetSysctl`) is in `remedy/exec/sysctl.rs`.
 use std::path::{Path, PathBuf};
-
-use crate::remedy::{Kernel, RemedyError};
 
 /// The keys guardian may change, in any namespace.
 pub const ALLOWED: &[&str] = &[
@@ -51,32 +50,6 @@ pub fn write(ns: Option<&Path>, key: &str, value: &str) -> std::io::Result<()> {
     let path = proc_path(key);
     let value = format!("{}\n", normalize(value));
     crate::netns::within(ns, move || std::fs::write(path, value))
-}
-
-/// [`Action::SetSysctl`](crate::remedy::Action::SetSysctl): writes `key = value` in namespace
-/// `netns` (None or the daemon's own: no namespace switch).
-pub async fn apply(
-    k: &mut Kernel,
-    netns: Option<u32>,
-    key: &str,
-    value: &str,
-) -> Result<(), RemedyError> {
-    let ns = k.netns_path(netns)?;
-    write(ns.as_deref(), key, value)
-        .map_err(|e| RemedyError::io(format!("sysctl -w {key}={value}"), e))
-}
-
-/// [`Verify::Sysctl`](crate::remedy::Verify::Sysctl): `key` reads `value` (whitespace-normalized)
-/// in namespace `netns`.
-pub async fn check(
-    k: &mut Kernel,
-    netns: Option<u32>,
-    key: &str,
-    value: &str,
-) -> Result<bool, RemedyError> {
-    let ns = k.netns_path(netns)?;
-    let now = read(ns.as_deref(), key).map_err(|e| RemedyError::io(format!("sysctl {key}"), e))?;
-    Ok(now == normalize(value))
 }
 
 #[cfg(test)]

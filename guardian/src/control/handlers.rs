@@ -12,8 +12,7 @@ use tokio::sync::oneshot;
 
 use super::history;
 use super::protocol::{self, EventFilter, Request};
-use super::tally::Tally;
-use crate::engine::control::{Handle, Request as EngineRequest};
+use crate::engine::api::{Handle, Request as EngineRequest, Tally};
 
 /// How long a request may wait for the engine (a heal verifies inline).
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -105,7 +104,7 @@ pub async fn answer(ctx: &Ctx, req: Request) -> String {
 
 /// The engine's answer, or its last published state if it is busy for more than
 /// [`STATUS_WAIT`] (or, before it published one, its answer however long it takes).
-async fn status(ctx: &Ctx) -> Result<crate::control::status::Status, String> {
+async fn status(ctx: &Ctx) -> Result<crate::engine::api::Status, String> {
     if let Ok(answer) = tokio::time::timeout(STATUS_WAIT, ctx.ask(EngineRequest::Status)).await {
         return answer;
     }
@@ -174,8 +173,8 @@ pub async fn events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::status::Status;
-    use crate::engine::control::{Request as EngineRequest, Wiring};
+    use crate::engine::api::Status;
+    use crate::engine::api::{Request as EngineRequest, Wiring};
 
     #[tokio::test]
     async fn status_answers_from_the_published_state_while_the_engine_is_busy() {

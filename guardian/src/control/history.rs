@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::status::{ChangeView, History, IncidentView};
+use crate::engine::api::{subject_label, ChangeView, History, IncidentView};
 use crate::journal;
 
 fn cutoff(since: Option<Duration>) -> Option<String> {
@@ -34,7 +34,7 @@ pub fn from_journal(
             remedy: c.first.remedy.clone(),
             fault: c.first.fault.clone(),
             subject: serde_json::from_value(c.first.subject.clone())
-                .map(|s| super::status::subject_label(&s, &c.first.key))
+                .map(|s| subject_label(&s, &c.first.key))
                 .unwrap_or_else(|_| c.first.key.clone()),
             phase: serde_json::to_value(c.last)
                 .ok()

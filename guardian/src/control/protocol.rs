@@ -11,19 +11,7 @@ pub const VERSION: u64 = 1;
 /// The longest request line accepted, newline included.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
-/// `mode` request argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum ModeChange {
-    /// Detect and plan only.
-    Observe,
-    /// Apply, verify, roll back.
-    Enforce,
-    /// Create the pause file: enforce mode only plans until `resume`.
-    Pause,
-    /// Remove the pause file.
-    Resume,
-}
+pub use crate::engine::api::ModeChange;
 
 /// Server-side filters of the `events` stream; empty lists match everything.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

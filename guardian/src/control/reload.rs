@@ -4,7 +4,7 @@ use std::path::Path;
 
 use tokio::sync::oneshot;
 
-use crate::engine::control::{Handle, Reload, Request};
+use crate::engine::api::{Handle, Reload, Request};
 
 /// Reloads; returns once the engine has answered (or is gone).
 pub async fn on_sighup(engine: &Handle, config: Option<&Path>, detect: Option<&Path>) {

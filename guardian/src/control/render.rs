@@ -2,7 +2,7 @@
 //! daemon's answer instead.
 use std::fmt::Write as _;
 
-use super::status::{History, Stats, Status};
+use crate::engine::api::{History, Stats, Status};
 
 fn dur(s: u64) -> String {
     match s {

@@ -2,7 +2,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::control::status::*;
+use crate::engine::api::*;
 use crate::health::Health;
 
 fn fixture() -> Status {

@@ -2,97 +2,17 @@
 //! their effect (verified when the fault clears or a counter goes quiet, rolled back at the
 //! deadline) and temporary mitigations (reverted when their time runs out or their fault
 //! clears). Also the reporting every attempt shares: journal records and `remedy` events.
-use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::Utc;
 use serde_json::Value;
 
-use super::Engine;
-use crate::detect::Finding;
+use super::change::{Active, Attempt, Waiting};
+use super::core::Engine;
 use crate::journal::{self, JournalPhase, Record};
-use crate::output::{rfc3339, Body, Change, RemedyEvent, RemedyResult, Subject};
-use crate::remedy::{Action, Effect, MibCounter, Verify};
+use crate::output::{rfc3339, Body, Change, RemedyEvent, RemedyResult};
+use crate::remedy::{Effect, MibCounter};
 use crate::source::mib::MibSample;
-
-/// What is reported about an attempt.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pub fault: String,
-    /// The detector's key of the fault's subject.
-    pub key: String,
-    pub netns: Option<u32>,
-    pub incident: String,
-    pub opened_at: Instant,
-    pub remedy: String,
-    pub subject: Subject,
-    pub before: Value,
-    pub after: Value,
-}
-
-impl Attempt {
-    /// An attempt of `remedy` on a finding, before anything is planned.
-    pub fn of(f: &Finding, incident: &str, opened_at: Instant, remedy: &str) -> Attempt {
-        Attempt {
-            fault: f.fault.to_string(),
-            key: f.key.clone(),
-            netns: f.netns,
-            incident: incident.to_string(),
-            opened_at,
-            remedy: remedy.to_string(),
-            subject: f.subject.clone(),
-            before: Value::Null,
-            after: Value::Null,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Waiting {
-    None,
-    /// For the change's [`Effect`] until `deadline`.
-    Effect {
-        deadline: Instant,
-        counter_last: Option<u64>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct Active {
-    /// The journal id (`rollback_id`).
-    pub id: String,
-    pub at: Attempt,
-    pub apply: Action,
-    pub inverse: Action,
-    pub verify: Verify,
-    pub effect: Effect,
-    /// When a temporary mitigation is reverted.
-    pub expires: Option<Instant>,
-    pub expires_at_ms: Option<u64>,
-    pub until_clear: bool,
-    pub waiting: Waiting,
-}
-
-impl Active {
-    fn deadline(&self) -> Option<Instant> {
-        let effect = match self.waiting {
-            Waiting::Effect { deadline, .. } => Some(deadline),
-            Waiting::None => None,
-        };
-        match (effect, self.expires) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-}
-
-/// Per incident: which rungs were tried, whether a change is in flight, the last finding.
-#[derive(Debug, Default)]
-pub struct Tries {
-    pub tried: HashSet<&'static str>,
-    pub busy: bool,
-    pub last: Option<Finding>,
-}
 
 /// Splits changes into those whose effect deadline or expiry has come, and the rest.
 fn split_due(active: Vec<Active>, now: Instant) -> (Vec<Active>, Vec<Active>) {
@@ -307,6 +227,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::output::Subject;
+    use crate::remedy::{Action, Verify};
 
     fn active(id: &str, expires: Option<Instant>, waiting: Waiting) -> Active {
         Active {

@@ -1,155 +1,19 @@
-//! The engine's command channel: requests from the control socket (and SIGHUP), each with a
-//! oneshot reply, handled inside the engine's select loop so every answer sees one consistent
-//! state and every change goes through the same journal, safety rules and verification.
+//! The engine's side of its API (`engine::api`): requests handled inside the engine's select
+//! loop, so every answer sees one consistent state and every change goes through the same
+//! journal, safety rules and verification.
 mod heal;
 mod reload;
 mod status;
 
-use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
 
-use super::{Engine, IncidentKey};
-use crate::control::protocol::ModeChange;
-use crate::control::status::{subject_label, IncidentView, Status};
-use crate::control::tally::Tally;
-use crate::detect::{DetectConfig, Finding};
-use crate::engine::SafetyConfig;
-use crate::health::Health;
-use crate::output::{rfc3339, Body, Lifecycle, Mode, Phase};
-use crate::remedy::RemedyConfig;
-
-/// Closed incidents kept for `history`.
-const RECENT_INCIDENTS: usize = 256;
-/// Requests waiting for the engine; more make the sender wait.
-pub const QUEUE: usize = 32;
-
-/// Thresholds and policies a SIGHUP reload replaces.
-#[derive(Debug, Clone)]
-pub struct Reload {
-    pub detect: DetectConfig,
-    pub remedies: RemedyConfig,
-    pub safety: SafetyConfig,
-}
-
-type Reply<T> = oneshot::Sender<Result<T, String>>;
-
-/// One request to the engine.
-#[derive(Debug)]
-pub enum Request {
-    Status(oneshot::Sender<Status>),
-    /// Open and recently closed incidents, newest first.
-    Incidents(oneshot::Sender<Vec<IncidentView>>),
-    Mode(ModeChange, Reply<Value>),
-    Heal {
-        fault: String,
-        subject: String,
-        reply: Reply<Value>,
-    },
-    /// One change (`Some(id)`) or all open ones.
-    Rollback(Option<String>, Reply<Value>),
-    /// SIGHUP: the new configuration, or why it could not be loaded (the old one stays).
-    Reload(Result<Box<Reload>, String>, Reply<Value>),
-}
-
-/// The sending side, held by the control server and run.rs.
-pub type Handle = mpsc::Sender<Request>;
-
-/// What the engine's run loop needs from the control side.
-pub struct Wiring {
-    pub rx: mpsc::Receiver<Request>,
-    pub tally: Tally,
-}
-
-impl Wiring {
-    pub fn channel(tally: Tally) -> (Handle, Wiring) {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        (tx, Wiring { rx, tally })
-    }
-
-    /// No control socket: requests never come.
-    pub fn detached() -> Wiring {
-        Wiring::channel(Tally::default()).1
-    }
-}
-
-/// An open incident as the control side sees it.
-#[derive(Debug, Clone)]
-pub(super) struct Tracked {
-    pub view: IncidentView,
-    pub finding: Finding,
-}
-
-/// The engine's control-side state.
-pub(super) struct State {
-    pub tally: Tally,
-    pub open: BTreeMap<IncidentKey, Tracked>,
-    pub recent: VecDeque<IncidentView>,
-    /// A manual `heal` is being carried out: pause and per-remedy observe modes do not apply.
-    pub manual: bool,
-    /// The state directory's lock, taken at runtime when an observing daemon is asked to
-    /// change something (mode enforce, heal).
-    pub lock: Option<crate::journal::Lock>,
-    gauges: Option<(Health, usize)>,
-}
-
-impl State {
-    pub fn new(tally: Tally) -> State {
-        State {
-            tally,
-            open: BTreeMap::new(),
-            recent: VecDeque::new(),
-            manual: false,
-            lock: None,
-            gauges: None,
-        }
-    }
-}
-
-fn severity_name(f: &Finding) -> String {
-    serde_json::to_value(f.severity)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
+use super::api::{IncidentView, ModeChange, Request};
+use super::core::Engine;
+use crate::output::{Body, Lifecycle, Mode, Phase};
 
 impl Engine {
-    /// Keeps the open incidents (and the recently closed) for status, heal and history.
-    pub(super) fn ctl_track(&mut self, f: &Finding, incident: &str) {
-        use crate::output::FaultState;
-        let key: IncidentKey = (f.fault, f.key.clone());
-        let now = rfc3339(chrono::Utc::now());
-        match f.state {
-            FaultState::Cleared => {
-                if let Some(mut t) = self.ctl.open.remove(&key) {
-                    t.view.cleared = Some(now);
-                    self.ctl.recent.push_front(t.view);
-                    self.ctl.recent.truncate(RECENT_INCIDENTS);
-                }
-            }
-            _ => {
-                let view = IncidentView {
-                    incident: incident.to_string(),
-                    fault: f.fault.to_string(),
-                    layer: f.layer,
-                    severity: severity_name(f),
-                    subject: subject_label(&f.subject, &f.key),
-                    netns: f.netns.unwrap_or(self.cfg.netns),
-                    since: now,
-                    cleared: None,
-                };
-                let t = self.ctl.open.entry(key).or_insert(Tracked {
-                    view,
-                    finding: f.clone(),
-                });
-                t.finding = f.clone();
-                t.view.severity = severity_name(f);
-            }
-        }
-    }
-
     /// Answers one request.
     pub(super) async fn on_control(&mut self, req: Request) {
         match req {
@@ -197,7 +61,7 @@ impl Engine {
     }
 
     fn paused(&self) -> bool {
-        self.cfg.state_dir.join(super::act::PAUSE_FILE).exists()
+        self.cfg.state_dir.join(super::policy::PAUSE_FILE).exists()
     }
 
     /// `observe`, `enforce` or `paused`.
@@ -235,13 +99,13 @@ impl Engine {
             ModeChange::Pause => {
                 let dir = &self.cfg.state_dir;
                 std::fs::create_dir_all(dir)
-                    .and_then(|()| std::fs::write(dir.join(super::act::PAUSE_FILE), b""))
+                    .and_then(|()| std::fs::write(dir.join(super::policy::PAUSE_FILE), b""))
                     .map_err(|e| {
                         format!("cannot create the pause file in {}: {e}", dir.display())
                     })?;
             }
             ModeChange::Resume => {
-                let p = self.cfg.state_dir.join(super::act::PAUSE_FILE);
+                let p = self.cfg.state_dir.join(super::policy::PAUSE_FILE);
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -276,7 +140,7 @@ impl Engine {
 
     /// Sets the health and active-mitigation gauges when they changed.
     pub(super) fn publish_gauges(&mut self) {
-        let h = self.health(Instant::now());
+        let h = self.ctl.health(Instant::now());
         let n = self.active.len();
         if self.ctl.gauges == Some((h, n)) {
             return;
@@ -286,15 +150,5 @@ impl Engine {
             metrics::gauge!("guardian_health_score", "layer" => layer).set(score as f64);
         }
         metrics::gauge!("guardian_active_mitigations").set(n as f64);
-    }
-
-    pub(super) fn health(&self, now: Instant) -> Health {
-        crate::health::score(
-            self.ctl
-                .open
-                .values()
-                .map(|t| (t.finding.layer, t.finding.severity)),
-            self.ctl.tally.recent_losses(now),
-        )
     }
 }

@@ -2,7 +2,7 @@
 //! routes reconciled when their link comes back and after lost notifications.
 use std::collections::{HashSet, VecDeque};
 
-use super::Engine;
+use super::core::Engine;
 use crate::detect::Input;
 use crate::netlink::{NetEvent, RouteSpec};
 

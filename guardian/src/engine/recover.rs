@@ -1,5 +1,7 @@
 //! Settling what the journal says is unfinished: at start (a previous daemon died or was
-//! killed mid-change) and by hand (`guardian rollback`).
+//! killed mid-change) and by hand (`guardian rollback`, or `rollback` through the control
+//! socket: both choose the changes with [`choose`] and [`same_netns`], and revert them with
+//! [`revert`]).
 //!
 //! At start, for every change that is not over:
 //! - `intent` only: the change may or may not have reached the kernel. If its verification
@@ -14,11 +16,58 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::act::unix_ms;
-use super::active::{Active, Attempt, Waiting};
-use super::Engine;
+use super::change::{Active, Attempt, Waiting};
+use super::core::Engine;
 use crate::journal::{ChangeState, JournalPhase, Record};
 use crate::output::{RemedyResult, Subject};
 use crate::remedy::{Action, Effect, Kernel, RemedyError, Verify};
+
+/// Why a rollback by hand (`guardian rollback`, or the control socket's `rollback`) refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("no change {0} in the journal")]
+    UnknownId(String),
+    #[error("change {id} is already over ({phase:?}); nothing to revert")]
+    NotOpen { id: String, phase: JournalPhase },
+    #[error("change {id} was made in network namespace {netns}, not this one: run the rollback there (nsenter --net=PATH guardian rollback ...)")]
+    OtherNamespace { id: String, netns: u32 },
+}
+
+/// The changes a rollback by hand reverts: the one `id` (which must still be open), or every
+/// open one, newest first.
+pub fn choose(
+    changes: Vec<ChangeState>,
+    id: Option<&str>,
+) -> Result<Vec<ChangeState>, RollbackError> {
+    let Some(id) = id else {
+        return Ok(changes.into_iter().filter(|c| c.is_open()).rev().collect());
+    };
+    let c = changes
+        .into_iter()
+        .find(|c| c.first.id == id)
+        .ok_or_else(|| RollbackError::UnknownId(id.to_string()))?;
+    if !c.is_open() {
+        return Err(RollbackError::NotOpen {
+            id: id.to_string(),
+            phase: c.last,
+        });
+    }
+    Ok(vec![c])
+}
+
+/// Refuses when a chosen change was made in another network namespace than `own`.
+pub fn same_netns(chosen: &[ChangeState], own: u32) -> Result<(), RollbackError> {
+    match chosen
+        .iter()
+        .find(|c| c.first.netns != 0 && c.first.netns != own)
+    {
+        Some(c) => Err(RollbackError::OtherNamespace {
+            id: c.first.id.clone(),
+            netns: c.first.netns,
+        }),
+        None => Ok(()),
+    }
+}
 
 /// A journaled change, decoded.
 pub struct Decoded {

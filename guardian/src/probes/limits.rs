@@ -4,11 +4,12 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use aya::maps::{Array, HashMap, MapData, MapError};
+use aya::maps::{Array, HashMap, Map, MapData, MapError};
 use guardian_common::limits::{LimitPortKey, LimitSrcKey, TokenBucket, MAX_BURST, MAX_RATE};
 use serde::{Deserialize, Serialize};
 
-use super::{ProbeError, Probes};
+use super::addr::family_addr;
+use super::error::ProbeError;
 
 pub const SRC_MAP: &str = "LIMIT_SRC";
 pub const PORT_MAP: &str = "LIMIT_PORT";
@@ -78,13 +79,16 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn take(p: &mut Probes) -> Result<Self, ProbeError> {
+    /// Takes its maps out of the object with `take_map` ([`super::Probes::take_map`]).
+    pub fn take(
+        mut take_map: impl FnMut(&'static str) -> Result<Map, ProbeError>,
+    ) -> Result<Self, ProbeError> {
         Ok(Limits {
-            src: HashMap::try_from(p.take_map(SRC_MAP)?)
+            src: HashMap::try_from(take_map(SRC_MAP)?)
                 .map_err(|_| ProbeError::MissingMap(SRC_MAP))?,
-            port: HashMap::try_from(p.take_map(PORT_MAP)?)
+            port: HashMap::try_from(take_map(PORT_MAP)?)
                 .map_err(|_| ProbeError::MissingMap(PORT_MAP))?,
-            on: Array::try_from(p.take_map(ON_MAP)?).map_err(|_| ProbeError::MissingMap(ON_MAP))?,
+            on: Array::try_from(take_map(ON_MAP)?).map_err(|_| ProbeError::MissingMap(ON_MAP))?,
         })
     }
 
@@ -147,7 +151,7 @@ fn absent_is_none<T>(r: Result<T, MapError>) -> Result<Option<T>, MapError> {
 }
 
 pub fn src_key(addr: IpAddr) -> LimitSrcKey {
-    let (family, addr) = super::family_addr(addr);
+    let (family, addr) = family_addr(addr);
     LimitSrcKey {
         family,
         addr,

@@ -1,5 +1,7 @@
 //! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
+mod addr;
 pub mod batch;
+mod error;
 pub mod limits;
 pub mod offsets;
 pub mod sockops;
@@ -15,6 +17,9 @@ use aya::{
 };
 use guardian_common::Offsets;
 
+pub use addr::family_addr;
+pub use error::ProbeError;
+
 /// The eBPF object built by `build.rs` (aya-build) from guardian-ebpf.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guardian-ebpf"));
 
@@ -28,31 +33,15 @@ pub const TRACEPOINTS: [(&str, &str, &str); 6] = [
     ("connect_exit", "syscalls", "sys_exit_connect"),
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error("this guardian binary was built without its eBPF programs (AYA_BUILD_SKIP); rebuild with `cargo xtask build`")]
-    NoObject,
-    #[error(transparent)]
-    Offsets(#[from] offsets::OffsetError),
-    #[error("loading the eBPF object failed: {0}")]
-    Load(#[source] aya::EbpfError),
-    #[error("program {0} is missing from the eBPF object")]
-    MissingProgram(&'static str),
-    #[error("map {0} is missing from the eBPF object")]
-    MissingMap(&'static str),
-    #[error("program {program} could not be loaded or attached to {target}: {source}")]
-    Attach {
-        program: &'static str,
-        target: String,
-        #[source]
-        source: aya::programs::ProgramError,
-    },
-    #[error(transparent)]
-    Xdp(#[from] xdp::XdpError),
-    #[error(transparent)]
-    Tcx(#[from] tcx::TcxError),
-    #[error(transparent)]
-    Batch(#[from] batch::BatchError),
+/// Handles to the maps of guardian's own programs that remedies write (XDP limits, sock_ops
+/// policies). Empty when the programs are not loaded (`guardian rollback` with the daemon
+/// stopped, unit tests).
+#[derive(Default)]
+pub struct Maps {
+    /// `sockopt_failfast` policies (sock_ops); None when that program is not attached.
+    pub failfast: Option<sockops::FailfastMap>,
+    /// The XDP program's SYN limits (`xdp_source_limit`, `xdp_port_limit`).
+    pub limits: Option<limits::Limits>,
 }
 
 pub struct LoadOptions {
@@ -181,7 +170,7 @@ impl Probes {
     }
 
     /// The maps remedies write (XDP limits, sock_ops policies), taken out of the object.
-    pub fn remedy_maps(&mut self) -> Result<crate::remedy::Maps, ProbeError> {
+    pub fn remedy_maps(&mut self) -> Result<Maps, ProbeError> {
         let failfast = match &self.sockops {
             Ok(_) => Some(
                 sockops::FailfastMap::new(self.take_map(sockops::MAP)?)
@@ -192,9 +181,9 @@ impl Probes {
         // Without an XDP attachment a limit would be written and never enforced.
         let limits = match self.xdp.is_empty() {
             true => None,
-            false => Some(limits::Limits::take(self)?),
+            false => Some(limits::Limits::take(|name| self.take_map(name))?),
         };
-        Ok(crate::remedy::Maps { failfast, limits })
+        Ok(Maps { failfast, limits })
     }
 
     /// Detaches everything guardian attached, and only that. Returns what was detached.
@@ -234,19 +223,6 @@ impl Probes {
 }
 
 /// Whether this binary carries its eBPF programs (it does not when built with AYA_BUILD_SKIP).
-/// An address as guardian's maps key it: (`AF_INET` or `AF_INET6`, 16 bytes with IPv4 in the
-/// first four).
-pub fn family_addr(addr: std::net::IpAddr) -> (u16, [u8; 16]) {
-    let mut out = [0u8; 16];
-    match addr {
-        std::net::IpAddr::V4(a) => {
-            out[..4].copy_from_slice(&a.octets());
-            (guardian_common::AF_INET, out)
-        }
-        std::net::IpAddr::V6(a) => (guardian_common::AF_INET6, a.octets()),
-    }
-}
-
 pub fn has_object() -> bool {
     !EBPF_OBJECT.is_empty()
 }

@@ -162,7 +162,7 @@ pub fn monotonic_ns() -> u64 {
 
 /// The map key of a destination in a namespace.
 pub fn key(netns_cookie: u64, addr: IpAddr, port: u16) -> FailfastKey {
-    let (family, addr) = super::family_addr(addr);
+    let (family, addr) = super::addr::family_addr(addr);
     FailfastKey {
         netns_cookie,
         port,

@@ -1,16 +1,14 @@
 //! The changes remedies make ([`Action`]) and the checks that they are in place ([`Verify`]).
 //! Both are serializable: the journal stores them, so a restarted daemon or `guardian
-//! rollback` can verify or undo a change without the process that planned it.
+//! rollback` can verify or undo a change without the process that planned it. What each kind
+//! does (precondition, execution, verification) is in `remedy/exec/`.
 use std::fmt;
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::holders::SocketRef;
-use super::{Kernel, RemedyError};
 use crate::netlink::RouteSpec;
 use crate::probes::limits::{LimitKey, LimitSpec};
-use crate::remedy::xdp_limit;
 
 /// One change to the kernel's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,41 +58,6 @@ pub enum Action {
 }
 
 impl Action {
-    /// Applies the action.
-    pub fn execute<'a>(&'a self, k: &'a mut Kernel) -> BoxFuture<'a, Result<(), RemedyError>> {
-        Box::pin(async move {
-            match self {
-                Action::SetLinkUp { ifindex, .. } => Ok(k.nl.set_link_up(*ifindex).await?),
-                Action::SetLinkDown { ifindex, .. } => Ok(k.nl.set_link_down(*ifindex).await?),
-                Action::AddRoute(r) => Ok(k.nl.add_route(r).await?),
-                Action::DelRoute(r) => Ok(k.nl.del_route(r).await?),
-                Action::ReplaceRoute { from, to } => super::routing::replace(k, from, to).await,
-                Action::SetSysctl { netns, key, value } => {
-                    crate::sysctl::apply(k, *netns, key, value).await
-                }
-                Action::DestroySocket(s) => super::socket_destroy::destroy(k, s).await,
-                Action::XdpLimitInsert(s) => xdp_limit::insert(k, s).await,
-                Action::XdpLimitRemove { key } => xdp_limit::remove(k, key).await,
-                Action::All { actions, undo } => {
-                    for (i, a) in actions.iter().enumerate() {
-                        if let Err(e) = a.execute(k).await {
-                            for u in undo[..i].iter().rev() {
-                                if let Err(ue) = u.execute(k).await {
-                                    tracing::error!("undoing a partial change ({u}) failed: {ue}");
-                                }
-                            }
-                            return Err(e);
-                        }
-                    }
-                    Ok(())
-                }
-                Action::FailfastInsert(p) => crate::remedy::sockopt_failfast::insert(k, p).await,
-                Action::FailfastRemove(d) => crate::remedy::sockopt_failfast::remove(k, d).await,
-                Action::Nothing => Ok(()),
-            }
-        })
-    }
-
     /// Builds an [`Action::All`] from (action, inverse) pairs, and its inverse (the inverses
     /// in reverse order).
     pub fn all(pairs: Vec<(Action, Action)>) -> (Action, Action) {
@@ -209,39 +172,6 @@ pub enum Verify {
     All { checks: Vec<Verify> },
     /// Nothing to check (report-only remedies).
     Nothing,
-}
-
-impl Verify {
-    /// Asks the kernel once whether the condition holds.
-    pub fn check<'a>(&'a self, k: &'a mut Kernel) -> BoxFuture<'a, Result<bool, RemedyError>> {
-        Box::pin(async move {
-            match self {
-                Verify::LinkUp { ifindex } => {
-                    Ok(k.nl.get_link(*ifindex).await?.is_some_and(|l| l.is_up()))
-                }
-                Verify::RoutePresent(r) => Ok(k.nl.route_present(r).await?),
-                Verify::RouteAbsent(r) => Ok(!k.nl.route_present(r).await?),
-                Verify::RouteVia { dst, oif, gateway } => {
-                    super::routing::resolves_via(k, *dst, *oif, *gateway).await
-                }
-                Verify::Sysctl { netns, key, value } => {
-                    crate::sysctl::check(k, *netns, key, value).await
-                }
-                Verify::SocketGone(s) => super::socket_destroy::gone(k, s).await,
-                Verify::XdpLimitPresent { key } => xdp_limit::present(k, key).await,
-                Verify::All { checks } => {
-                    for c in checks {
-                        if !c.check(k).await? {
-                            return Ok(false);
-                        }
-                    }
-                    Ok(true)
-                }
-                Verify::FailfastPresent(p) => crate::remedy::sockopt_failfast::present(k, p).await,
-                Verify::Nothing => Ok(true),
-            }
-        })
-    }
 }
 
 #[cfg(test)]

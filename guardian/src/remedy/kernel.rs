@@ -1,21 +1,13 @@
 //! What actions and checks act on: the daemon's rtnetlink socket, the namespaces it knows,
-//! and (when the probes are loaded) the maps of guardian's own programs.
+//! and (when the probes are loaded) the maps of guardian's own programs ([`Maps`], owned by
+//! `probes`).
 use std::path::PathBuf;
 
-use super::RemedyError;
+use super::error::RemedyError;
 use crate::netlink::Netlink;
 use crate::netns;
 
-/// Handles to the maps of guardian's own programs that remedies write (XDP limits, sock_ops
-/// policies). Empty when the programs are not loaded (`guardian rollback` with the daemon
-/// stopped, unit tests).
-#[derive(Default)]
-pub struct Maps {
-    /// `sockopt_failfast` policies (sock_ops); None when that program is not attached.
-    pub failfast: Option<crate::probes::sockops::FailfastMap>,
-    /// The XDP program's SYN limits (`xdp_source_limit`, `xdp_port_limit`).
-    pub limits: Option<crate::probes::limits::Limits>,
-}
+pub use crate::probes::Maps;
 
 pub struct Kernel {
     /// rtnetlink in the daemon's own namespace.

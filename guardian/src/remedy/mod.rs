@@ -8,6 +8,8 @@
 //! through [`PlanContext`], so every planning decision is a unit test without a kernel.
 pub mod action;
 pub mod config;
+mod error;
+pub mod exec;
 pub mod holders;
 pub mod kernel;
 pub mod link_up;
@@ -32,10 +34,11 @@ use serde_json::Value;
 
 use crate::detect::Finding;
 use crate::model::{RouteDst, Subject, Target};
-use crate::netlink::{LinkState, NetlinkError, RouteSpec};
+use crate::netlink::{LinkState, RouteSpec};
 
 pub use action::{Action, Verify};
 pub use config::{RemedyConfig, RemedyMode};
+pub use error::RemedyError;
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
 pub use report_holder::ReportHolder;
@@ -49,32 +52,6 @@ pub use sockopt_failfast::SockoptFailfast;
 pub use sysctl::Sysctl;
 pub use xdp_port_limit::XdpPortLimit;
 pub use xdp_source_limit::XdpSourceLimit;
-
-/// Why an action or a check could not be carried out.
-#[derive(Debug, thiserror::Error)]
-pub enum RemedyError {
-    #[error(transparent)]
-    Netlink(#[from] NetlinkError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The facility the action needs is not there (e.g. the network namespace is gone, or the
-    /// maps of a detached program).
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl RemedyError {
-    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        RemedyError::Io {
-            what: what.into(),
-            source,
-        }
-    }
-}
 
 /// How the engine tells that an applied change actually helped, beyond the change being in
 /// place. Checked until the verification deadline; if it never holds, the change is rolled

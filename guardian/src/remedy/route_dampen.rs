@@ -66,13 +66,13 @@ impl RouteDampen {
     }
 }
 
-/// The routes guardian protects (see [`crate::engine::protected`]) that go out of `ifindex`,
+/// The routes guardian protects (see [`super::routing::protected`]) that go out of `ifindex`,
 /// from the baseline and the current table, once each.
 fn routes_of<'a>(ctx: &PlanContext<'a>, ifindex: u32) -> Vec<&'a RouteSpec> {
     let mut out: Vec<&RouteSpec> = Vec::new();
     for r in ctx.baseline.iter().chain(ctx.routes) {
         if r.oif == Some(ifindex)
-            && crate::engine::protected(r)
+            && super::routing::protected(r)
             && !out.iter().any(|o| o.same_route(r))
         {
             out.push(r);

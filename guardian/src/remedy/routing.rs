@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Kernel, Plan, RemedyError};
+use super::Plan;
 use crate::detect::Finding;
-use crate::netlink::{LinkState, RouteSpec, RTN_UNICAST};
+use crate::netlink::{LinkState, RouteSpec};
 
 /// A destination prefix in configuration: `10.9.0.0/24`, `fd00:9::/64`, or `default` (the
 /// default route of either family).
@@ -185,38 +185,17 @@ pub fn own_netns() -> Option<u32> {
     crate::netns::current().ok()
 }
 
-/// Executes [`Action::ReplaceRoute`](super::Action::ReplaceRoute): one in-place replace when
-/// both routes have the same destination and metric (the kernel's replace key), otherwise add
-/// `to`, then delete `from` (and take `to` away again if that fails).
-pub async fn replace(k: &mut Kernel, from: &RouteSpec, to: &RouteSpec) -> Result<(), RemedyError> {
-    if from.same_destination(to) && from.priority.unwrap_or(0) == to.priority.unwrap_or(0) {
-        return Ok(k.nl.replace_route(to).await?);
-    }
-    k.nl.add_route(to).await?;
-    if let Err(e) = k.nl.del_route(from).await {
-        if let Err(ue) = k.nl.del_route(to).await {
-            tracing::error!("undoing a partial route replace failed: {ue}");
-        }
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-/// Checks [`Verify::RouteVia`](super::Verify::RouteVia): the kernel's lookup for `dst` is a
-/// unicast route out of `oif` (through `gateway`, when given) and that link is up.
-pub async fn resolves_via(
-    k: &mut Kernel,
-    dst: IpAddr,
-    oif: u32,
-    gateway: Option<IpAddr>,
-) -> Result<bool, RemedyError> {
-    let Some(l) = k.nl.route_get(dst).await? else {
-        return Ok(false);
-    };
-    if l.kind != RTN_UNICAST || l.oif != Some(oif) || (gateway.is_some() && l.gateway != gateway) {
-        return Ok(false);
-    }
-    Ok(k.nl.get_link(oif).await?.is_some_and(|l| l.is_up()))
+/// Routes worth protecting: main-table unicast routes someone configured. Routes the kernel
+/// derives from addresses, learns from router advertisements or from redirects come and go
+/// with their source and are not restored.
+pub fn protected(r: &RouteSpec) -> bool {
+    r.is_main_unicast()
+        && !matches!(
+            r.protocol,
+            crate::netlink::RTPROT_KERNEL
+                | crate::netlink::RTPROT_RA
+                | crate::netlink::RTPROT_REDIRECT
+        )
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! `heal FAULT SUBJECT` and `rollback ID|--all` through the running daemon.
 use serde_json::{json, Value};
 
-use super::super::Engine;
+use crate::engine::core::Engine;
 use crate::engine::recover;
 use crate::journal::{self, JournalPhase};
 use crate::output::Mode;
-use crate::rollback::RollbackError;
 
 impl Engine {
     /// A manual heal of an open incident: the operator's explicit approval, so it acts even in
@@ -82,33 +81,8 @@ impl Engine {
         };
         let records = journal::read_all(j.path()).map_err(|e| e.to_string())?;
         let changes = journal::fold(&records);
-        let chosen: Vec<_> = match &id {
-            None => changes.into_iter().filter(|c| c.is_open()).rev().collect(),
-            Some(id) => {
-                let c = changes
-                    .into_iter()
-                    .find(|c| &c.first.id == id)
-                    .ok_or_else(|| RollbackError::UnknownId(id.clone()).to_string())?;
-                if !c.is_open() {
-                    return Err(RollbackError::NotOpen {
-                        id: id.clone(),
-                        phase: c.last,
-                    }
-                    .to_string());
-                }
-                vec![c]
-            }
-        };
-        if let Some(c) = chosen
-            .iter()
-            .find(|c| c.first.netns != 0 && c.first.netns != self.cfg.netns)
-        {
-            return Err(RollbackError::OtherNamespace {
-                id: c.first.id.clone(),
-                netns: c.first.netns,
-            }
-            .to_string());
-        }
+        let chosen = recover::choose(changes, id.as_deref()).map_err(|e| e.to_string())?;
+        recover::same_netns(&chosen, self.cfg.netns).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for c in chosen {
             let s = recover::revert(&mut self.kernel, &c).await;

@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::super::Engine;
-use super::Reload;
 use crate::detect::incidents::fault_body;
 use crate::detect::{self, Baseline};
+use crate::engine::api::Reload;
+use crate::engine::core::Engine;
 use crate::output::FaultState;
 
 /// The `[detect.<fault>]` tables that differ.
@@ -90,7 +90,7 @@ impl Engine {
             f.evidence = json!({"reason": "its detector was reconfigured by a reload"});
             if let Some(id) = self.incidents.track(&f, now) {
                 self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
-                self.ctl_track(&f, &id);
+                self.ctl.track(&f, &id, self.cfg.netns);
             }
             self.tries.remove(&key);
         }

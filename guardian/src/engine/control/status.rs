@@ -4,12 +4,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::super::active::{Active, Waiting};
-use super::super::Engine;
-use crate::control::status::{
+use crate::engine::api::{
     subject_label, BudgetUse, BudgetView, MitigationView, RemedyRate, Status,
 };
-use crate::engine::SafetyConfig;
+use crate::engine::change::{Active, Waiting};
+use crate::engine::core::Engine;
+use crate::engine::safety::SafetyConfig;
 
 impl Engine {
     pub(in crate::engine) fn status(&self, now: Instant) -> Status {
@@ -23,7 +23,7 @@ impl Engine {
             mode: self.mode_label().into(),
             netns: self.cfg.netns,
             state_dir: self.cfg.state_dir.display().to_string(),
-            health: self.health(now),
+            health: self.ctl.health(now),
             incidents,
             mitigations: self.active.iter().map(|a| mitigation(a, now)).collect(),
             budgets: budget_view(

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::client::{self, ClientError};
-use super::protocol::{EventFilter, Request};
-use super::render;
 use crate::cli::Command;
+use crate::control::client::{self, ClientError};
+use crate::control::protocol::{EventFilter, Request};
+use crate::control::render;
 
 fn fail(e: &ClientError) -> ExitCode {
     eprintln!("guardian: {e}");
@@ -129,7 +129,7 @@ fn history(
         Ok(a) => show(&a, "history", json, render::history),
         Err(ClientError::NotRunning(_)) => {
             // Offline: the journal alone.
-            match super::history::from_journal(state_dir, limit, since) {
+            match crate::control::history::from_journal(state_dir, limit, since) {
                 Ok(h) if json => print(&pretty(&serde_json::json!(h))),
                 Ok(h) => {
                     eprintln!(

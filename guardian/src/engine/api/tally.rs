@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::status::{EventTotals, Stats, Status};
+use super::view::{EventTotals, Stats, Status};
 use crate::output::Emitter;
 
 const MINUTE: Duration = Duration::from_secs(60);

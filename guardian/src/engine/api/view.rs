@@ -1,4 +1,4 @@
-//! What `status`, `history` and `stats` answer: plain serde types the daemon fills and the
+//! What `status`, `history` and `stats` answer: plain serde types the engine fills and the
 //! client renders (one definition for both ends of the socket).
 use std::collections::BTreeMap;
 

@@ -1,0 +1,128 @@
+//! The engine's state: configuration, kernel handles, detectors, remedies, incidents, the
+//! changes in flight; and the path of one input (detectors → findings → fault events →
+//! remedies). What it does with faults and changes: `policy.rs` (which rung may act),
+//! `act.rs` (carrying a change out), `active.rs` (changes in place), `recover.rs` (the journal
+//! at start); its API: `control.rs` and `incidents.rs`.
+use std::collections::HashMap;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::change::{Active, Tries};
+use super::config::EngineConfig;
+use super::incidents;
+use super::ladder::Ladder;
+use super::safety::{Budgets, Host};
+use crate::detect::incidents::{fault_body, Ids, IncidentKey, Incidents};
+use crate::detect::record::Recorder;
+use crate::detect::{self, Baseline, Detector, Finding, Input};
+use crate::journal::Journal;
+use crate::netlink::{LinkState, RouteSpec};
+use crate::output::{Emitter, FaultState};
+use crate::remedy::{self, Kernel, Remedy};
+
+pub(super) struct Engine {
+    pub(super) cfg: EngineConfig,
+    pub(super) emitter: Emitter,
+    pub(super) kernel: Kernel,
+    pub(super) detectors: Vec<Box<dyn Detector + Send + Sync>>,
+    pub(super) remedies: Vec<Box<dyn Remedy>>,
+    pub(super) incidents: Incidents,
+    pub(super) recorder: Option<Recorder>,
+    pub(super) links: HashMap<u32, LinkState>,
+    pub(super) baseline: Vec<RouteSpec>,
+    pub(super) journal: Option<Journal>,
+    pub(super) shutdown: CancellationToken,
+    pub(super) budgets: Budgets,
+    pub(super) ladder: Ladder,
+    /// Changes waiting for their effect, and live temporary mitigations.
+    pub(super) active: Vec<Active>,
+    pub(super) tries: HashMap<IncidentKey, Tries>,
+    /// How often a remedy acted on a fault's subject (hold-time doubling).
+    pub(super) recurrences: HashMap<(&'static str, String), u32>,
+    /// Open incidents, recent ones, the lock taken at runtime: what the control socket needs.
+    pub(super) ctl: incidents::State,
+}
+
+impl Engine {
+    pub(super) fn new(
+        cfg: EngineConfig,
+        emitter: Emitter,
+        kernel: Kernel,
+        base: &Baseline,
+        journal: Option<Journal>,
+        recorder: Option<Recorder>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let detectors = detect::all(&cfg.detect, base);
+        let remedies = remedy::all(&cfg.remedies, &cfg.keep_up);
+        Engine {
+            cfg,
+            emitter,
+            kernel,
+            detectors,
+            remedies,
+            incidents: Incidents::new(Ids::Clock),
+            recorder,
+            links: base.links.iter().map(|l| (l.ifindex, l.clone())).collect(),
+            baseline: base.routes.clone(),
+            journal,
+            shutdown,
+            budgets: Budgets::default(),
+            ladder: Ladder::in_memory(),
+            active: Vec::new(),
+            tries: HashMap::new(),
+            recurrences: HashMap::new(),
+            ctl: incidents::State::new(Default::default()),
+        }
+    }
+
+    /// What the safety rules need to know about the host.
+    pub(super) fn host(&self) -> Host {
+        let default_route_interfaces = self
+            .baseline
+            .iter()
+            .filter(|r| r.is_default())
+            .filter_map(|r| r.oif.and_then(|i| self.links.get(&i)))
+            .map(|l| l.name.clone())
+            .collect();
+        Host {
+            default_route_interfaces,
+            managed_interfaces: self.cfg.keep_up.len().max(1),
+        }
+    }
+
+    /// Runs one input through every detector (recording it first) and acts on the findings.
+    pub(super) async fn observe(&mut self, input: Input) {
+        let now = Instant::now();
+        if let Some(r) = &mut self.recorder {
+            if let Err(e) = r.write(now, &input) {
+                tracing::warn!(error = %e, "recording stopped");
+                self.recorder = None;
+            }
+        }
+        if let Input::Mib(m) = &input {
+            self.on_mib(m);
+        }
+        for f in detect::observe_all(&mut self.detectors, &input, now) {
+            self.on_finding(f, now).await;
+        }
+    }
+
+    async fn on_finding(&mut self, f: Finding, now: Instant) {
+        let Some(id) = self.incidents.track(&f, now) else {
+            tracing::debug!(fault = f.fault, key = %f.key, "update or clear of an unknown fault");
+            return;
+        };
+        tracing::info!(fault = f.fault, key = %f.key, incident = %id, state = ?f.state, "fault");
+        self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
+        self.ctl.track(&f, &id, self.cfg.netns);
+        let key: IncidentKey = (f.fault, f.key.clone());
+        if f.state == FaultState::Cleared {
+            self.tries.remove(&key);
+            self.on_cleared(f.fault, &f.key).await;
+        } else {
+            self.try_remedy(&f, &key).await;
+        }
+    }
+}
