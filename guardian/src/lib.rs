@@ -11,6 +11,7 @@ pub mod detect;
 pub mod doctor;
 pub mod engine;
 pub mod errors;
+pub mod faults;
 pub mod health;
 pub mod journal;
 pub mod lab;

@@ -12,29 +12,25 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 use crate::source::mib::Listener;
 
-pub const FAULT: &str = "accept_backlog_overflow";
+pub const FAULT: FaultId = FaultId::AcceptBacklogOverflow;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Overflows (or listen drops) per second that count as "overflowing".
-    pub min_per_s: f64,
-    /// The rate is judged over this trailing window, milliseconds.
-    pub rate_window_ms: u64,
-    /// A listener seen with a full accept queue this recently is a suspect.
-    pub full_memory_ms: u64,
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// Overflows (or listen drops) per second that count as "overflowing".
+        pub min_per_s: f64,
+        /// The rate is judged over this trailing window, milliseconds.
+        pub rate_window_ms: u64,
+        /// A listener seen with a full accept queue this recently is a suspect.
+        pub full_memory_ms: u64,
+    }
 }
 
 impl Default for Config {
@@ -43,9 +39,7 @@ impl Default for Config {
             min_per_s: 1.0,
             rate_window_ms: 1000,
             full_memory_ms: 3000,
-            hold_ms: 3000,
-            clear_after_ms: 5000,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(3000, 5000, 10_000),
         }
     }
 }
@@ -67,10 +61,7 @@ pub struct AcceptBacklogOverflow {
 
 impl AcceptBacklogOverflow {
     pub fn new(cfg: Config) -> Self {
-        let tracker = Tracker::new(
-            META,
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
-        );
+        let tracker = Tracker::new(META, cfg.hysteresis);
         Self {
             cfg,
             tracker,
@@ -80,8 +71,13 @@ impl AcceptBacklogOverflow {
     }
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> AcceptBacklogOverflow {
+    AcceptBacklogOverflow::new(cfg.clone())
+}
+
 impl Detector for AcceptBacklogOverflow {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 

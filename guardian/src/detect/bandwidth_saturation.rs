@@ -10,29 +10,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject, XdpIface};
 use crate::source::linkstats::LinkStatsSample;
 
-pub const FAULT: &str = "bandwidth_saturation";
+pub const FAULT: FaultId = FaultId::BandwidthSaturation;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Fraction of capacity above which an interface is saturated.
-    pub utilization: f64,
-    /// Capacity in Mbit/s per interface name, overriding the driver's speed (veth, tunnels
-    /// and virtual NICs report none or a meaningless one).
-    pub capacity_mbps: BTreeMap<String, f64>,
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
-    /// Top talkers listed in the evidence.
-    pub top_talkers: usize,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// Fraction of capacity above which an interface is saturated.
+        pub utilization: f64,
+        /// Capacity in Mbit/s per interface name, overriding the driver's speed (veth, tunnels
+        /// and virtual NICs report none or a meaningless one).
+        pub capacity_mbps: BTreeMap<String, f64>,
+        /// Top talkers listed in the evidence.
+        pub top_talkers: usize,
+    }
 }
 
 impl Default for Config {
@@ -40,9 +36,7 @@ impl Default for Config {
         Self {
             utilization: 0.9,
             capacity_mbps: BTreeMap::new(),
-            hold_ms: 10_000,
-            clear_after_ms: 5_000,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(10_000, 5_000, 10_000),
             top_talkers: 5,
         }
     }
@@ -70,7 +64,7 @@ impl BandwidthSaturation {
                 layer: 2,
                 severity: Severity::Warning,
             },
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
+            cfg.hysteresis,
         );
         Self {
             cfg,
@@ -138,7 +132,7 @@ impl BandwidthSaturation {
                         "capacity_source": source,
                         "utilization": (bps / cap_bps * 1000.0).round() / 1000.0,
                         "threshold": self.cfg.utilization,
-                        "hold_ms": self.cfg.hold_ms,
+                        "hold_ms": self.cfg.hysteresis.hold_ms,
                         "top_talkers": talkers,
                     }),
                 });
@@ -152,8 +146,13 @@ pub fn key(netns: u32, ifindex: u32, dir: &str) -> String {
     format!("bw:{netns}:{ifindex}:{dir}")
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> BandwidthSaturation {
+    BandwidthSaturation::new(cfg.clone())
+}
+
 impl Detector for BandwidthSaturation {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 
@@ -183,8 +182,11 @@ mod tests {
     fn cfg() -> Config {
         Config {
             capacity_mbps: [("veth0".to_string(), 100.0)].into(),
-            hold_ms: 3_000,
-            clear_after_ms: 2_000,
+            hysteresis: Hysteresis {
+                hold_ms: 3_000,
+                clear_after_ms: 2_000,
+                ..Config::default().hysteresis
+            },
             ..Default::default()
         }
     }
@@ -280,7 +282,10 @@ mod tests {
     #[test]
     fn evidence_has_rate_capacity_direction_and_talkers() {
         let mut d = BandwidthSaturation::new(Config {
-            hold_ms: 0,
+            hysteresis: Hysteresis {
+                hold_ms: 0,
+                ..cfg().hysteresis
+            },
             ..cfg()
         });
         let t0 = Instant::now();

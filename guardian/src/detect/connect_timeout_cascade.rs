@@ -6,25 +6,21 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 
-pub const FAULT: &str = "connect_timeout_cascade";
+pub const FAULT: FaultId = FaultId::ConnectTimeoutCascade;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Failed connects to one destination within the window that open the fault.
-    pub failures: u64,
-    pub window_ms: u64,
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// Failed connects to one destination within the window that open the fault.
+        pub failures: u64,
+        pub window_ms: u64,
+    }
 }
 
 impl Default for Config {
@@ -32,9 +28,7 @@ impl Default for Config {
         Self {
             failures: 20,
             window_ms: 10_000,
-            hold_ms: 0,
-            clear_after_ms: 10_000,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(0, 10_000, 10_000),
         }
     }
 }
@@ -53,7 +47,7 @@ impl ConnectTimeoutCascade {
                 layer: 4,
                 severity: Severity::Error,
             },
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
+            cfg.hysteresis,
         );
         Self {
             cfg,
@@ -67,8 +61,13 @@ pub fn key(netns: u32, addr: &str, port: u16) -> String {
     format!("{netns}/dst:{addr}:{port}")
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> ConnectTimeoutCascade {
+    ConnectTimeoutCascade::new(cfg.clone())
+}
+
 impl Detector for ConnectTimeoutCascade {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 
@@ -136,8 +135,11 @@ mod tests {
 
     fn cfg() -> Config {
         Config {
-            clear_after_ms: 2000,
-            update_every_ms: 60_000,
+            hysteresis: Hysteresis {
+                clear_after_ms: 2000,
+                update_every_ms: 60_000,
+                ..Config::default().hysteresis
+            },
             ..Default::default()
         }
     }

@@ -4,26 +4,22 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 
-pub const FAULT: &str = "connection_flood";
+pub const FAULT: FaultId = FaultId::ConnectionFlood;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// New established connections per second from one source above which it floods.
-    pub per_source_per_sec: f64,
-    /// Rates are averaged over this window.
-    pub window_ms: u64,
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// New established connections per second from one source above which it floods.
+        pub per_source_per_sec: f64,
+        /// Rates are averaged over this window.
+        pub window_ms: u64,
+    }
 }
 
 impl Default for Config {
@@ -31,9 +27,7 @@ impl Default for Config {
         Self {
             per_source_per_sec: 200.0,
             window_ms: 1000,
-            hold_ms: 0,
-            clear_after_ms: 10_000,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(0, 10_000, 10_000),
         }
     }
 }
@@ -52,7 +46,7 @@ impl ConnectionFlood {
                 layer: 4,
                 severity: Severity::Warning,
             },
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
+            cfg.hysteresis,
         );
         Self {
             cfg,
@@ -66,8 +60,13 @@ pub fn key(netns: u32, addr: &str) -> String {
     format!("{netns}/src:{addr}")
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> ConnectionFlood {
+    ConnectionFlood::new(cfg.clone())
+}
+
 impl Detector for ConnectionFlood {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 
@@ -135,8 +134,11 @@ mod tests {
     fn cfg() -> Config {
         Config {
             per_source_per_sec: 100.0,
-            clear_after_ms: 2000,
-            update_every_ms: 60_000,
+            hysteresis: Hysteresis {
+                clear_after_ms: 2000,
+                update_every_ms: 60_000,
+                ..Config::default().hysteresis
+            },
             ..Default::default()
         }
     }

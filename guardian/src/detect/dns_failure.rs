@@ -19,29 +19,24 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 use crate::source::dns::DnsSample;
 
-pub const FAULT: &str = "dns_failure";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Fraction of failing queries above which the resolver is failing.
-    pub failure_ratio: f64,
-    pub window_ms: u64,
-    /// Fewer queries than this in the window: no judgement.
-    pub min_queries: u64,
-    /// A query without a response after this long is unanswered.
-    pub timeout_ms: u64,
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
+pub const FAULT: FaultId = FaultId::DnsFailure;
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// Fraction of failing queries above which the resolver is failing.
+        pub failure_ratio: f64,
+        pub window_ms: u64,
+        /// Fewer queries than this in the window: no judgement.
+        pub min_queries: u64,
+        /// A query without a response after this long is unanswered.
+        pub timeout_ms: u64,
+    }
 }
 
 impl Default for Config {
@@ -51,9 +46,7 @@ impl Default for Config {
             window_ms: 10_000,
             min_queries: 10,
             timeout_ms: 2_000,
-            hold_ms: 0,
-            clear_after_ms: 10_000,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(0, 10_000, 10_000),
         }
     }
 }
@@ -108,7 +101,7 @@ impl DnsFailure {
                 layer: 4,
                 severity: Severity::Warning,
             },
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
+            cfg.hysteresis,
         );
         Self {
             cfg,
@@ -216,8 +209,13 @@ pub fn key(netns: u32, addr: &str) -> String {
     format!("dns:{netns}:{addr}")
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> DnsFailure {
+    DnsFailure::new(cfg.clone())
+}
+
 impl Detector for DnsFailure {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 
@@ -240,7 +238,10 @@ mod tests {
 
     fn cfg() -> Config {
         Config {
-            clear_after_ms: 2_000,
+            hysteresis: Hysteresis {
+                clear_after_ms: 2_000,
+                ..Config::default().hysteresis
+            },
             ..Default::default()
         }
     }

@@ -12,28 +12,23 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Observation, Severity, Subject};
 use crate::source::mib::MibSample;
 
-pub const FAULT: &str = "ephemeral_port_exhaustion";
+pub const FAULT: FaultId = FaultId::EphemeralPortExhaustion;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Failures per second that count as "failing".
-    pub min_per_s: f64,
-    /// The rate is judged over this trailing window, milliseconds.
-    pub rate_window_ms: u64,
-    /// How long the rate must hold before the fault opens.
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// Failures per second that count as "failing".
+        pub min_per_s: f64,
+        /// The rate is judged over this trailing window, milliseconds.
+        pub rate_window_ms: u64,
+    }
 }
 
 impl Default for Config {
@@ -41,9 +36,7 @@ impl Default for Config {
         Self {
             min_per_s: 1.0,
             rate_window_ms: 1000,
-            hold_ms: 3000,
-            clear_after_ms: 5000,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(3000, 5000, 10_000),
         }
     }
 }
@@ -67,10 +60,7 @@ pub struct EphemeralPortExhaustion {
 
 impl EphemeralPortExhaustion {
     pub fn new(cfg: Config) -> Self {
-        let tracker = Tracker::new(
-            META,
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
-        );
+        let tracker = Tracker::new(META, cfg.hysteresis);
         Self {
             cfg,
             tracker,
@@ -94,8 +84,13 @@ impl EphemeralPortExhaustion {
     }
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> EphemeralPortExhaustion {
+    EphemeralPortExhaustion::new(cfg.clone())
+}
+
 impl Detector for EphemeralPortExhaustion {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 

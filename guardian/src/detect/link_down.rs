@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent};
 use crate::output::{FaultState, Severity, Subject};
 
-pub const FAULT: &str = "link_down";
+pub const FAULT: FaultId = FaultId::LinkDown;
+
 pub const LAYER: u8 = 2;
 
 #[derive(Debug)]
@@ -95,9 +96,16 @@ impl LinkDown {
 pub fn key(ifindex: u32) -> String {
     format!("link:{ifindex}")
 }
+/// `link_down` has no thresholds.
+pub type Config = ();
+
+/// The detector as the registry builds it.
+pub fn detector(_cfg: &Config, base: &Baseline) -> LinkDown {
+    LinkDown::new(base.keep_up.iter().cloned(), &base.links)
+}
 
 impl Detector for LinkDown {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 
@@ -204,7 +212,7 @@ mod tests {
                 crate::detect::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
                     .into_iter()
                     .map(|f| {
-                        assert_eq!(f.fault, "link_down");
+                        assert_eq!(f.fault, FAULT);
                         assert_eq!(f.layer, 2);
                         assert_eq!(f.severity, Severity::Error);
                         assert_eq!(f.key, "link:3");

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent};
 use crate::output::{FaultState, Severity, Subject};
 
-pub const FAULT: &str = "link_flapping";
+pub const FAULT: FaultId = FaultId::LinkFlapping;
+
 pub const LAYER: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,8 +181,13 @@ pub fn key(ifindex: u32) -> String {
     format!("link:{ifindex}")
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, base: &Baseline) -> LinkFlapping {
+    LinkFlapping::new(cfg.clone(), &base.links)
+}
+
 impl Detector for LinkFlapping {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 

@@ -13,26 +13,22 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 use crate::source::flows::FlowRetrans;
 
-pub const FAULT: &str = "mtu_blackhole";
+pub const FAULT: FaultId = FaultId::MtuBlackhole;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Consecutive timer retransmits of full-size segments on one flow that open the fault.
-    pub min_rto_retransmits: u32,
-    /// A flow with no retransmit for this long no longer counts (TCP_RTO_MAX is 120 s).
-    pub stale_after_ms: u64,
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// Consecutive timer retransmits of full-size segments on one flow that open the fault.
+        pub min_rto_retransmits: u32,
+        /// A flow with no retransmit for this long no longer counts (TCP_RTO_MAX is 120 s).
+        pub stale_after_ms: u64,
+    }
 }
 
 impl Default for Config {
@@ -40,9 +36,7 @@ impl Default for Config {
         Self {
             min_rto_retransmits: 3,
             stale_after_ms: 150_000,
-            hold_ms: 0,
-            clear_after_ms: 5_000,
-            update_every_ms: 30_000,
+            hysteresis: Hysteresis::new(0, 5_000, 30_000),
         }
     }
 }
@@ -60,7 +54,7 @@ impl MtuBlackhole {
                 layer: 3,
                 severity: Severity::Error,
             },
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
+            cfg.hysteresis,
         );
         Self { cfg, tracker }
     }
@@ -77,8 +71,13 @@ pub fn key(netns: u32, addr: &str, port: u16) -> String {
     format!("{netns}/dst:{addr}:{port}")
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> MtuBlackhole {
+    MtuBlackhole::new(cfg.clone())
+}
+
 impl Detector for MtuBlackhole {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 
@@ -158,7 +157,10 @@ mod tests {
 
     fn cfg() -> Config {
         Config {
-            clear_after_ms: 2000,
+            hysteresis: Hysteresis {
+                clear_after_ms: 2000,
+                ..Config::default().hysteresis
+            },
             ..Default::default()
         }
     }

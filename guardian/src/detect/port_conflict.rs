@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{FaultState, Observation, Severity, Subject};
 use crate::source::mib::Listener;
 
-pub const FAULT: &str = "port_conflict";
+pub const FAULT: FaultId = FaultId::PortConflict;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -112,8 +112,13 @@ fn finding(state: FaultState, ns: u32, port: u16, o: &Open) -> Finding {
     }
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> PortConflict {
+    PortConflict::new(cfg.clone())
+}
+
 impl Detector for PortConflict {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 

@@ -11,30 +11,26 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 
-pub const FAULT: &str = "retransmit_storm";
+pub const FAULT: FaultId = FaultId::RetransmitStorm;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Retransmitted / sent segments over the window above which the fault opens.
-    pub ratio: f64,
-    /// The fault clears when the ratio falls below this.
-    pub clear_ratio: f64,
-    /// Sliding window, milliseconds.
-    pub window_ms: u64,
-    /// Segments sent in the window needed to judge at all.
-    pub min_segs: u64,
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// Retransmitted / sent segments over the window above which the fault opens.
+        pub ratio: f64,
+        /// The fault clears when the ratio falls below this.
+        pub clear_ratio: f64,
+        /// Sliding window, milliseconds.
+        pub window_ms: u64,
+        /// Segments sent in the window needed to judge at all.
+        pub min_segs: u64,
+    }
 }
 
 impl Default for Config {
@@ -44,9 +40,7 @@ impl Default for Config {
             clear_ratio: 0.025,
             window_ms: 10_000,
             min_segs: 1000,
-            hold_ms: 0,
-            clear_after_ms: 0,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(0, 0, 10_000),
         }
     }
 }
@@ -66,10 +60,7 @@ pub struct RetransmitStorm {
 
 impl RetransmitStorm {
     pub fn new(cfg: Config) -> Self {
-        let tracker = Tracker::new(
-            META,
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
-        );
+        let tracker = Tracker::new(META, cfg.hysteresis);
         Self {
             cfg,
             tracker,
@@ -82,8 +73,13 @@ fn key(ns: u32) -> String {
     format!("{ns}")
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> RetransmitStorm {
+    RetransmitStorm::new(cfg.clone())
+}
+
 impl Detector for RetransmitStorm {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 

@@ -13,11 +13,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{Detector, Finding, Input};
+use super::{Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent, RouteSpec};
 use crate::output::{FaultState, Severity, Subject};
 
-pub const FAULT: &str = "route_lost";
+pub const FAULT: FaultId = FaultId::RouteLost;
+
 pub const LAYER: u8 = 3;
 
 #[derive(Debug)]
@@ -93,9 +94,16 @@ impl RouteLost {
 pub fn key(spec: &RouteSpec) -> String {
     format!("route:{}", spec.key())
 }
+/// `route_lost` has no thresholds.
+pub type Config = ();
+
+/// The detector as the registry builds it.
+pub fn detector(_cfg: &Config, base: &crate::faults::Baseline) -> RouteLost {
+    RouteLost::new(base.routes.clone(), &base.links)
+}
 
 impl Detector for RouteLost {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 
@@ -198,7 +206,7 @@ mod tests {
                 crate::detect::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
                     .into_iter()
                     .map(|f| {
-                        assert_eq!((f.fault, f.layer), ("route_lost", 3));
+                        assert_eq!((f.fault, f.layer), (FAULT, 3));
                         f.state
                     })
                     .collect()

@@ -9,33 +9,26 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 
-pub const FAULT: &str = "syn_flood";
+pub const FAULT: FaultId = FaultId::SynFlood;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// SYNs per second to one port above which the port is a flood candidate.
-    pub syn_per_sec: f64,
-    /// ... if fewer than this fraction of those SYNs completed a handshake.
-    pub max_completion_ratio: f64,
-    /// Rates are averaged over this window.
-    pub window_ms: u64,
-    /// Sources listed in the evidence.
-    pub top_sources: usize,
-    /// How long the condition must hold before the fault opens.
-    pub hold_ms: u64,
-    /// How long the condition must be absent before the fault clears.
-    pub clear_after_ms: u64,
-    /// At most one `updated` finding per port this often.
-    pub update_every_ms: u64,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// SYNs per second to one port above which the port is a flood candidate.
+        pub syn_per_sec: f64,
+        /// ... if fewer than this fraction of those SYNs completed a handshake.
+        pub max_completion_ratio: f64,
+        /// Rates are averaged over this window.
+        pub window_ms: u64,
+        /// Sources listed in the evidence.
+        pub top_sources: usize,
+    }
 }
 
 impl Default for Config {
@@ -45,9 +38,7 @@ impl Default for Config {
             max_completion_ratio: 0.2,
             window_ms: 1000,
             top_sources: 5,
-            hold_ms: 0,
-            clear_after_ms: 10_000,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(0, 10_000, 10_000),
         }
     }
 }
@@ -71,7 +62,7 @@ impl SynFlood {
                 layer: 4,
                 severity: Severity::Error,
             },
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
+            cfg.hysteresis,
         );
         Self {
             cfg,
@@ -91,8 +82,13 @@ pub fn key(netns: u32, port: u16) -> String {
     format!("{netns}/port:{port}")
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> SynFlood {
+    SynFlood::new(cfg.clone())
+}
+
 impl Detector for SynFlood {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 
@@ -230,8 +226,11 @@ mod tests {
         Config {
             syn_per_sec: 100.0,
             window_ms: 1000,
-            clear_after_ms: 2000,
-            update_every_ms: 60_000,
+            hysteresis: Hysteresis {
+                clear_after_ms: 2000,
+                update_every_ms: 60_000,
+                ..Config::default().hysteresis
+            },
             ..Default::default()
         }
     }

@@ -15,26 +15,22 @@
 //! A gauge, not a rate: the condition is judged on each sample, with the usual hysteresis.
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
-use super::{Detector, Finding, Input};
+use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 
-pub const FAULT: &str = "time_wait_exhaustion";
+pub const FAULT: FaultId = FaultId::TimeWaitExhaustion;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// TIME_WAIT / tcp_max_tw_buckets above which the bucket fault opens.
-    pub bucket_ratio: f64,
-    /// TIME_WAIT to one destination / ephemeral range size above which that destination's
-    /// fault opens.
-    pub range_ratio: f64,
-    pub hold_ms: u64,
-    pub clear_after_ms: u64,
-    pub update_every_ms: u64,
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// TIME_WAIT / tcp_max_tw_buckets above which the bucket fault opens.
+        pub bucket_ratio: f64,
+        /// TIME_WAIT to one destination / ephemeral range size above which that destination's
+        /// fault opens.
+        pub range_ratio: f64,
+    }
 }
 
 impl Default for Config {
@@ -42,9 +38,7 @@ impl Default for Config {
         Self {
             bucket_ratio: 0.8,
             range_ratio: 0.5,
-            hold_ms: 0,
-            clear_after_ms: 5000,
-            update_every_ms: 10_000,
+            hysteresis: Hysteresis::new(0, 5000, 10_000),
         }
     }
 }
@@ -62,10 +56,7 @@ pub struct TimeWaitExhaustion {
 
 impl TimeWaitExhaustion {
     pub fn new(cfg: Config) -> Self {
-        let tracker = Tracker::new(
-            META,
-            Hysteresis::new(cfg.hold_ms, cfg.clear_after_ms, cfg.update_every_ms),
-        );
+        let tracker = Tracker::new(META, cfg.hysteresis);
         Self { cfg, tracker }
     }
 }
@@ -74,8 +65,13 @@ fn ratio(n: u64, of: u64) -> f64 {
     ((n as f64 / of as f64) * 1e4).round() / 1e4
 }
 
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> TimeWaitExhaustion {
+    TimeWaitExhaustion::new(cfg.clone())
+}
+
 impl Detector for TimeWaitExhaustion {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> FaultId {
         FAULT
     }
 

@@ -54,7 +54,7 @@ impl Engine {
             .collect();
         let order: Vec<&'static str> = self
             .ladder
-            .order(f.fault, &names)
+            .order(f.fault.as_str(), &names)
             .into_iter()
             .map(|i| names[i])
             .filter(|n| !tried.tried.contains(n))
@@ -130,7 +130,7 @@ impl Engine {
                 self.skip(&at, reason);
                 continue;
             }
-            if let Some(reason) = self.observe_only(name, f.fault) {
+            if let Some(reason) = self.observe_only(name, f.fault.as_str()) {
                 tracing::info!(remedy = name, action = %plan.apply, %reason, "remedy planned");
                 self.emit(&at, RemedyResult::Planned, None, Some(reason));
                 return;

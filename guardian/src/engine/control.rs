@@ -119,7 +119,7 @@ impl Engine {
     /// Keeps the open incidents (and the recently closed) for status, heal and history.
     pub(super) fn ctl_track(&mut self, f: &Finding, incident: &str) {
         use crate::output::FaultState;
-        let key: IncidentKey = (f.fault, f.key.clone());
+        let key: IncidentKey = (f.fault.as_str(), f.key.clone());
         let now = rfc3339(chrono::Utc::now());
         match f.state {
             FaultState::Cleared => {

@@ -343,16 +343,16 @@ impl Engine {
 
     async fn on_finding(&mut self, f: Finding, now: Instant) {
         let Some(id) = self.incidents.track(&f, now) else {
-            tracing::debug!(fault = f.fault, key = %f.key, "update or clear of an unknown fault");
+            tracing::debug!(fault = f.fault.as_str(), key = %f.key, "update or clear of an unknown fault");
             return;
         };
-        tracing::info!(fault = f.fault, key = %f.key, incident = %id, state = ?f.state, "fault");
+        tracing::info!(fault = f.fault.as_str(), key = %f.key, incident = %id, state = ?f.state, "fault");
         self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
         self.ctl_track(&f, &id);
-        let key: IncidentKey = (f.fault, f.key.clone());
+        let key: IncidentKey = (f.fault.as_str(), f.key.clone());
         if f.state == FaultState::Cleared {
             self.tries.remove(&key);
-            self.on_cleared(f.fault, &f.key).await;
+            self.on_cleared(f.fault.as_str(), &f.key).await;
         } else {
             self.try_remedy(&f, &key).await;
         }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{link_down, Finding};
+use crate::faults::{link_down, FaultId, Finding};
 
 pub const NAME: &str = "link_up";
 
@@ -31,7 +31,7 @@ impl Remedy for LinkUp {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[link_down::FAULT]
     }
 
@@ -82,7 +82,7 @@ mod tests {
 
     fn finding(iface: &str, admin_up: bool, oper_up: bool) -> Finding {
         Finding {
-            fault: "link_down",
+            fault: link_down::FAULT,
             layer: 2,
             severity: Severity::Error,
             state: FaultState::Opened,
@@ -102,7 +102,7 @@ mod tests {
         let r = LinkUp::new(["va"]);
         // (finding, applies)
         let mut other_fault = finding("va", false, false);
-        other_fault.fault = "route_lost";
+        other_fault.fault = crate::faults::FaultId::RouteLost;
         let mut no_ifindex = finding("va", false, false);
         no_ifindex.subject.ifindex = None;
         let cases = [

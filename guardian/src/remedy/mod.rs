@@ -206,7 +206,7 @@ pub trait Remedy: Send + Sync {
     /// Stable remedy name, e.g. `link_up`.
     fn name(&self) -> &'static str;
     /// The faults whose ladder this remedy is on.
-    fn faults(&self) -> &'static [&'static str];
+    fn faults(&self) -> &'static [crate::faults::FaultId];
     /// `None` when the remedy has nothing to say about this finding (another fault, or a
     /// case it never handles); otherwise a change or the reason it must not act now.
     fn plan(&self, f: &Finding, ctx: &PlanContext<'_>) -> Option<Plan>;
@@ -302,6 +302,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::FakeState;
     use super::*;
+    use crate::faults::FaultId;
 
     #[test]
     fn lifetimes_bound_what_they_should() {
@@ -354,16 +355,19 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.route_dampen.hold_ms, 1000);
         assert_eq!(cfg.route_cc.algo, "reno");
-        let ladder = |fault: &str| -> Vec<&'static str> {
+        let ladder = |fault: FaultId| -> Vec<&'static str> {
             all(&cfg, &[])
                 .iter()
                 .filter(|r| r.faults().contains(&fault))
                 .map(|r| r.name())
                 .collect()
         };
-        assert_eq!(ladder("link_down"), ["link_up", "route_failover"]);
-        assert_eq!(ladder("link_flapping"), ["route_dampen"]);
-        assert_eq!(ladder("mtu_blackhole"), ["route_mtu", "sysctl"]);
-        assert_eq!(ladder("retransmit_storm"), ["route_failover", "route_cc"]);
+        assert_eq!(ladder(FaultId::LinkDown), ["link_up", "route_failover"]);
+        assert_eq!(ladder(FaultId::LinkFlapping), ["route_dampen"]);
+        assert_eq!(ladder(FaultId::MtuBlackhole), ["route_mtu", "sysctl"]);
+        assert_eq!(
+            ladder(FaultId::RetransmitStorm),
+            ["route_failover", "route_cc"]
+        );
     }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::holders::SocketRef;
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{port_conflict, Finding};
+use crate::faults::{port_conflict, FaultId, Finding};
 
 pub const NAME: &str = "report_holder";
 
@@ -55,7 +55,7 @@ impl Remedy for ReportHolder {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[port_conflict::FAULT]
     }
 
@@ -262,7 +262,7 @@ mod tests {
         assert!(matches!(plan(83), Some(Plan::Skip(r)) if r.contains("any more")));
         assert!(matches!(plan(84), Some(Plan::Skip(_))));
         let mut f = finding(Some(9), 82, "10.0.0.1", &[]);
-        f.fault = "syn_flood";
+        f.fault = crate::faults::FaultId::SynFlood;
         assert!(ReportHolder.plan(&f, &ctx(&st)).is_none());
         assert!(overlaps(Some("::"), "10.0.0.1") && overlaps(None, "1.2.3.4"));
         assert!(!overlaps(Some("10.0.0.1"), "10.0.0.2"));

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::route_failover::{one_or_all, replace_pair};
 use super::routing::{self, Prefix};
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{retransmit_storm, Finding};
+use crate::faults::{retransmit_storm, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
 pub const NAME: &str = "route_cc";
@@ -98,7 +98,7 @@ impl Remedy for RouteCc {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[retransmit_storm::FAULT]
     }
 

@@ -23,7 +23,7 @@ use serde_json::json;
 use super::route_failover::one_or_all;
 use super::routing;
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{link_flapping, Finding};
+use crate::faults::{link_flapping, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
 pub const NAME: &str = "route_dampen";
@@ -97,7 +97,7 @@ impl Remedy for RouteDampen {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[link_flapping::FAULT]
     }
 

@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::routing::{self, Prefix};
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{link_down, retransmit_storm, Finding};
+use crate::faults::{link_down, retransmit_storm, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
 pub const NAME: &str = "route_failover";
@@ -276,7 +276,7 @@ impl Remedy for RouteFailover {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[link_down::FAULT, retransmit_storm::FAULT]
     }
 

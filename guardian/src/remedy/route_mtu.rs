@@ -20,7 +20,7 @@ use serde_json::json;
 use super::route_failover::replace_pair;
 use super::routing;
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{mtu_blackhole, Finding};
+use crate::faults::{mtu_blackhole, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
 pub const NAME: &str = "route_mtu";
@@ -70,7 +70,7 @@ impl Remedy for RouteMtu {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[mtu_blackhole::FAULT]
     }
 
@@ -237,7 +237,7 @@ mod tests {
         none.subject.addr = None;
         assert_eq!(r.plan(&none, &ctx(&s, &l, &routes)), None);
         let mut other = f.clone();
-        other.fault = "retransmit_storm";
+        other.fault = crate::faults::FaultId::RetransmitStorm;
         assert_eq!(r.plan(&other, &ctx(&s, &l, &routes)), None);
         // IPv6: 1280 through the v6 route
         let l6 = [link(3, "va", true)];

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{route_lost, Finding};
+use crate::faults::{route_lost, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
 pub const NAME: &str = "route_restore";
@@ -24,7 +24,7 @@ impl Remedy for RouteRestore {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[route_lost::FAULT]
     }
 
@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn does_not_apply_elsewhere() {
         let base = Finding {
-            fault: "route_lost",
+            fault: route_lost::FAULT,
             layer: 3,
             severity: Severity::Error,
             state: FaultState::Opened,
@@ -110,7 +110,7 @@ mod tests {
             .is_none());
         // another fault, even with a route
         let mut other = base.clone();
-        other.fault = "link_down";
+        other.fault = crate::faults::FaultId::LinkDown;
         other.evidence = json!({"route": serde_json::to_value(spec()).unwrap()});
         assert!(RouteRestore
             .plan(&other, &ctx(&FakeState::default()))

@@ -330,9 +330,10 @@ pub(crate) mod fixtures {
         r
     }
 
-    pub fn finding(fault: &'static str, netns: Option<u32>, subject: Subject) -> Finding {
+    /// A finding of `fault` (a name of the catalogue).
+    pub fn finding(fault: &str, netns: Option<u32>, subject: Subject) -> Finding {
         Finding {
-            fault,
+            fault: fault.parse().expect("a fault of the catalogue"),
             layer: 3,
             severity: Severity::Warning,
             state: FaultState::Opened,
@@ -343,7 +344,7 @@ pub(crate) mod fixtures {
         }
     }
 
-    pub fn on_iface(fault: &'static str, name: &str, ifindex: u32) -> Finding {
+    pub fn on_iface(fault: &str, name: &str, ifindex: u32) -> Finding {
         finding(
             fault,
             None,
@@ -355,7 +356,7 @@ pub(crate) mod fixtures {
         )
     }
 
-    pub fn to_addr(fault: &'static str, netns: Option<u32>, addr: &str) -> Finding {
+    pub fn to_addr(fault: &str, netns: Option<u32>, addr: &str) -> Finding {
         finding(
             fault,
             netns,

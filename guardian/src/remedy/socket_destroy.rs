@@ -34,7 +34,7 @@ use super::holders::{self, SocketRef};
 use super::{
     Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError, Verify,
 };
-use crate::detect::{port_conflict, Finding};
+use crate::faults::{port_conflict, FaultId, Finding};
 
 pub const NAME: &str = "socket_destroy";
 
@@ -82,7 +82,7 @@ impl Remedy for SocketDestroy {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[port_conflict::FAULT]
     }
 

@@ -21,7 +21,7 @@ use serde_json::json;
 use super::{
     Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError, Verify,
 };
-use crate::detect::{connect_timeout_cascade, Finding};
+use crate::faults::{connect_timeout_cascade, FaultId, Finding};
 use crate::probes::sockops;
 
 pub const NAME: &str = "sockopt_failfast";
@@ -117,7 +117,7 @@ impl Remedy for SockoptFailfast {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[connect_timeout_cascade::FAULT]
     }
 

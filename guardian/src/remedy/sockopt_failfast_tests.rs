@@ -149,7 +149,7 @@ fn skips_when_the_program_is_not_attached_or_nothing_would_be_set() {
 #[test]
 fn other_faults_are_not_its_business() {
     let mut f = finding(Some("10.0.0.2"), Some(80));
-    f.fault = "syn_flood";
+    f.fault = crate::faults::FaultId::SynFlood;
     assert!(plan(&remedy(Config::default()), &f).is_none());
 }
 

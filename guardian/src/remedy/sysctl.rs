@@ -30,9 +30,9 @@ use serde_json::{json, Map, Value};
 use super::{
     Action, Effect, Lifetime, MibCounter, Plan, PlanContext, PlannedChange, Remedy, Verify,
 };
-use crate::detect::{
+use crate::faults::{
     accept_backlog_overflow, ephemeral_port_exhaustion, mtu_blackhole, syn_flood,
-    time_wait_exhaustion, Finding,
+    time_wait_exhaustion, FaultId, Finding,
 };
 
 pub const NAME: &str = "sysctl";
@@ -153,7 +153,7 @@ impl Remedy for Sysctl {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[
             time_wait_exhaustion::FAULT,
             ephemeral_port_exhaustion::FAULT,

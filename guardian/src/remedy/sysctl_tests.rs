@@ -7,7 +7,7 @@ use crate::remedy::testing::{change, ctx, FakeState};
 
 const NS: Option<u32> = Some(4026532000);
 
-fn finding(fault: &'static str, addr: Option<&str>, evidence: Value) -> Finding {
+fn finding(fault: FaultId, addr: Option<&str>, evidence: Value) -> Finding {
     Finding {
         fault,
         layer: 4,
@@ -216,11 +216,11 @@ fn unreadable_keys_skip_and_other_faults_are_not_ours() {
         r,
         "cannot read net.ipv4.tcp_syncookies in network namespace 4026532000"
     );
-    let other = finding("link_down", None, json!({}));
+    let other = finding(FaultId::LinkDown, None, json!({}));
     assert!(Sysctl::default().plan(&other, &ctx(&state(&[]))).is_none());
     // Only allowed keys are ever planned.
     for fault in Sysctl::default().faults() {
-        let f = finding(fault, Some("10.0.0.2"), json!({}));
+        let f = finding(*fault, Some("10.0.0.2"), json!({}));
         let st = state(&[
             (PORT_RANGE, "40000 40009"),
             (SYNCOOKIES, "0"),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::xdp_limit::{limit_change, netns_mismatch};
 use super::{Effect, Plan, PlanContext, Remedy};
-use crate::detect::{syn_flood, Finding};
+use crate::faults::{syn_flood, FaultId, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 
 pub const NAME: &str = "xdp_port_limit";
@@ -63,7 +63,7 @@ impl Remedy for XdpPortLimit {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[syn_flood::FAULT]
     }
 
@@ -142,7 +142,7 @@ mod tests {
         let r = XdpPortLimit::new(Config::default(), Some(NS));
         let st = FakeState::default();
         let mut other = spread();
-        other.fault = "connection_flood";
+        other.fault = crate::faults::FaultId::ConnectionFlood;
         let skip = |f: &Finding| matches!(r.plan(f, &ctx(&st)), Some(Plan::Skip(_)));
         let applies = |f: &Finding| matches!(r.plan(f, &ctx(&st)), Some(Plan::Change(_)));
         assert!(applies(&spread()), "spoofed flood");

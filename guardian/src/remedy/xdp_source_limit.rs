@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::xdp_limit::{limit_change, netns_mismatch};
 use super::{Effect, Plan, PlanContext, Remedy};
-use crate::detect::{connection_flood, syn_flood, Finding};
+use crate::faults::{connection_flood, syn_flood, FaultId, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 
 pub const NAME: &str = "xdp_source_limit";
@@ -107,7 +107,7 @@ impl Remedy for XdpSourceLimit {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[syn_flood::FAULT, connection_flood::FAULT]
     }
 
@@ -232,7 +232,7 @@ mod tests {
         );
         assert!(skip(&syn_flood(1000, &[])), "no sources");
         let mut other = syn_flood(1000, &[("10.0.0.1", 900)]);
-        other.fault = "link_down";
+        other.fault = crate::faults::FaultId::LinkDown;
         assert!(plan(&other).is_none());
     }
 

@@ -20,23 +20,18 @@ use serde_json::{json, Value};
 use super::super::Engine;
 use super::Reload;
 use crate::detect::incidents::fault_body;
-use crate::detect::{self, Baseline};
+use crate::detect::{self, Baseline, FaultId};
 use crate::output::FaultState;
 
-/// The `[detect.<fault>]` tables that differ.
+/// The faults whose `[detect.<fault>]` table differs (paired by the fault registry), by
+/// name, as the reload answer lists them.
 pub(super) fn changed_tables(
     old: &detect::DetectConfig,
     new: &detect::DetectConfig,
-) -> Vec<String> {
-    let (Ok(Value::Object(a)), Ok(Value::Object(b))) =
-        (serde_json::to_value(old), serde_json::to_value(new))
-    else {
-        return Vec::new();
-    };
-    b.iter()
-        .filter(|(k, v)| a.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
-        .collect()
+) -> Vec<FaultId> {
+    let mut changed = old.changed(new);
+    changed.sort_unstable();
+    changed
 }
 
 impl Engine {
@@ -50,7 +45,7 @@ impl Engine {
             };
             let fresh = detect::all(&new.detect, &base);
             for d in fresh {
-                if !changed.iter().any(|c| c == d.name()) {
+                if !changed.contains(&d.name()) {
                     continue;
                 }
                 if let Some(slot) = self.detectors.iter_mut().find(|o| o.name() == d.name()) {
@@ -72,13 +67,13 @@ impl Engine {
     }
 
     /// Closes the open incidents of rebuilt detectors (a fresh detector knows nothing of them).
-    fn close_reconfigured(&mut self, changed: &[String]) {
+    fn close_reconfigured(&mut self, changed: &[FaultId]) {
         let now = Instant::now();
         let keys: Vec<_> = self
             .ctl
             .open
             .keys()
-            .filter(|(f, _)| changed.iter().any(|c| c == f))
+            .filter(|(f, _)| changed.iter().any(|c| c.as_str() == *f))
             .cloned()
             .collect();
         for key in keys {
@@ -108,6 +103,6 @@ mod tests {
         let mut b = a.clone();
         b.syn_flood.syn_per_sec += 1.0;
         b.dns_failure = a.dns_failure.clone();
-        assert_eq!(changed_tables(&a, &b), ["syn_flood"]);
+        assert_eq!(changed_tables(&a, &b), [FaultId::SynFlood]);
     }
 }

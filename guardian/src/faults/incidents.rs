@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::Finding;
 use crate::output::{Body, Fault, FaultState};
 
+/// An open incident: the fault's name and the finding's key.
 pub type IncidentKey = (&'static str, String);
 
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ impl Incidents {
     /// Records the finding and returns the incident id to report it under, or None when it
     /// must not be reported (an update or clear of a fault that was never opened).
     pub fn track(&mut self, f: &Finding, now: Instant) -> Option<String> {
-        let key: IncidentKey = (f.fault, f.key.clone());
+        let key: IncidentKey = (f.fault.as_str(), f.key.clone());
         match f.state {
             FaultState::Opened => {
                 let id = self.next_id();
@@ -84,7 +85,7 @@ impl Incidents {
 pub fn fault_body(f: &Finding, incident: &str, netns: u32) -> Body {
     Body::Fault(Fault {
         netns: f.netns.unwrap_or(netns),
-        fault: f.fault,
+        fault: f.fault.as_str(),
         layer: f.layer,
         severity: f.severity,
         state: f.state,
@@ -101,7 +102,7 @@ mod tests {
 
     fn f(state: FaultState, key: &str) -> Finding {
         Finding {
-            fault: "x",
+            fault: crate::faults::FaultId::SynFlood,
             layer: 4,
             severity: Severity::Error,
             state,

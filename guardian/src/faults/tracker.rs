@@ -36,7 +36,7 @@ impl Hysteresis {
 /// Which fault a tracker reports.
 #[derive(Debug, Clone, Copy)]
 pub struct FaultMeta {
-    pub fault: &'static str,
+    pub fault: super::FaultId,
     pub layer: u8,
     pub severity: Severity,
 }
@@ -181,7 +181,7 @@ mod tests {
     use serde_json::json;
 
     const META: FaultMeta = FaultMeta {
-        fault: "test_fault",
+        fault: crate::faults::FaultId::SynFlood,
         layer: 4,
         severity: Severity::Warning,
     };

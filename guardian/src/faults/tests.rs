@@ -1,0 +1,48 @@
+//! The registry: ids, names and the `[detect]` tables agree.
+use super::*;
+
+#[test]
+fn ids_serialize_as_their_names_and_parse_back() {
+    for f in FaultId::ALL {
+        let s = serde_json::to_string(f).unwrap();
+        assert_eq!(s, format!("\"{}\"", f.as_str()));
+        assert_eq!(f.as_str().parse::<FaultId>(), Ok(*f));
+        assert_eq!(f.to_string(), f.as_str());
+    }
+    assert_eq!(FaultId::ALL.len(), 14);
+    assert!("nope".parse::<FaultId>().is_err());
+}
+
+#[test]
+fn every_fault_has_one_detector_in_catalogue_order() {
+    let names: Vec<FaultId> = all(&DetectConfig::default(), &Baseline::default())
+        .iter()
+        .map(|d| d.name())
+        .collect();
+    assert_eq!(names, FaultId::ALL);
+}
+
+#[test]
+fn detect_tables_are_the_faults_with_thresholds() {
+    let v = serde_json::to_value(DetectConfig::default()).unwrap();
+    let tables: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut want: Vec<&str> = FaultId::ALL
+        .iter()
+        .map(|f| f.as_str())
+        .filter(|f| !["link_down", "route_lost"].contains(f))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(tables, want);
+    let e = toml::from_str::<DetectConfig>("[link_down]\n").unwrap_err();
+    assert!(e.to_string().contains("unknown field `link_down`"), "{e}");
+}
+
+#[test]
+fn changed_names_only_the_tables_that_differ() {
+    let a = DetectConfig::default();
+    assert!(a.changed(&a).is_empty());
+    let mut b = a.clone();
+    b.syn_flood.syn_per_sec += 1.0;
+    b.link_flapping.transitions += 1;
+    assert_eq!(a.changed(&b), [FaultId::LinkFlapping, FaultId::SynFlood]);
+}
