@@ -7,21 +7,6 @@ pub mod feed;
 pub mod input;
 pub mod record;
 
-pub mod accept_backlog_overflow;
-pub mod bandwidth_saturation;
-pub mod connect_timeout_cascade;
-pub mod connection_flood;
-pub mod dns_failure;
-pub mod ephemeral_port_exhaustion;
-pub mod link_down;
-pub mod link_flapping;
-pub mod mtu_blackhole;
-pub mod port_conflict;
-pub mod retransmit_storm;
-pub mod route_lost;
-pub mod syn_flood;
-pub mod time_wait_exhaustion;
-
 #[cfg(test)]
 pub(crate) use crate::faults::observe_net;
 pub use crate::faults::{
@@ -29,5 +14,3 @@ pub use crate::faults::{
     Finding,
 };
 pub use input::Input;
-pub use link_down::LinkDown;
-pub use route_lost::RouteLost;

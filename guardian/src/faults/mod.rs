@@ -25,17 +25,13 @@ pub use detector::{observe_all, Baseline, Detector, Finding};
 #[cfg(test)]
 pub(crate) use detector::observe_net;
 
-pub use crate::detect::{
-    accept_backlog_overflow, bandwidth_saturation, connect_timeout_cascade, connection_flood,
-    dns_failure, ephemeral_port_exhaustion, link_down, link_flapping, mtu_blackhole, port_conflict,
-    retransmit_storm, route_lost, syn_flood, time_wait_exhaustion,
-};
-
-/// Declares the catalogue from one line per fault: `module => Variant,`. A fault module
-/// provides `Config` (`()` for a fault without thresholds, whose line is `#[serde(skip)]`)
-/// and `detector(&Config, &Baseline)`.
+/// Declares the catalogue from one line per fault: `module => Variant,`. The module is the
+/// folder `faults/<module>/`; it provides `Config` (`()` for a fault without thresholds,
+/// whose line is `#[serde(skip)]`), `detector(&Config, &Baseline)` and `doc.md`.
 macro_rules! registry {
     ($( $(#[$attr:meta])* $fault:ident => $Id:ident, )*) => {
+        $( pub mod $fault; )*
+
         /// Stable fault ids; serialized as the snake_case names of the event schema.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -46,6 +42,13 @@ macro_rules! registry {
         impl FaultId {
             /// Every fault, in the catalogue's order.
             pub const ALL: &'static [FaultId] = &[$( FaultId::$Id, )*];
+
+            /// The fault's section of `docs/faults.md` (`faults/<fault>/doc.md`).
+            pub const fn doc(self) -> &'static str {
+                match self {
+                    $( FaultId::$Id => include_str!(concat!(stringify!($fault), "/doc.md")), )*
+                }
+            }
 
             /// The stable name, e.g. `link_down`.
             pub const fn as_str(self) -> &'static str {
@@ -133,5 +136,7 @@ impl std::str::FromStr for FaultId {
 #[error("unknown fault {0:?}")]
 pub struct UnknownFault(pub String);
 
+#[cfg(test)]
+mod docs;
 #[cfg(test)]
 mod tests;

@@ -74,7 +74,7 @@ impl Remedy for LinkUp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::LinkDown;
+    use crate::faults::link_down::LinkDown;
     use crate::netlink::{LinkState, NetEvent};
     use crate::output::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};

@@ -52,7 +52,7 @@ impl Remedy for RouteRestore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::RouteLost;
+    use crate::faults::route_lost::RouteLost;
     use crate::netlink::{LinkState, NetEvent};
     use crate::output::{FaultState, Severity, Subject};
     use crate::remedy::testing::{change, ctx, FakeState};

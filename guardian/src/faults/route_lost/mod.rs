@@ -203,7 +203,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ev)| {
-                crate::detect::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
+                crate::faults::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
                     .into_iter()
                     .map(|f| {
                         assert_eq!((f.fault, f.layer), (FAULT, 3));
@@ -307,7 +307,7 @@ mod tests {
         let mut d = RouteLost::new(vec![base.clone()], &[link(3, "va", true)]);
         let now = Instant::now();
         // the deletion message may differ in non-identity fields; the baseline's are kept
-        let f = crate::detect::observe_net(&mut d, &Del(v4()), now);
+        let f = crate::faults::observe_net(&mut d, &Del(v4()), now);
         assert_eq!(f.len(), 1);
         let spec: RouteSpec = serde_json::from_value(f[0].evidence["route"].clone()).unwrap();
         assert_eq!(spec, base);
@@ -318,7 +318,7 @@ mod tests {
             f[0].key,
             "route:ipv4 10.250.0.0/24 table 254 via 10.0.0.2 oif 3 metric 0"
         );
-        let c = crate::detect::observe_net(&mut d, &Add(v4()), now + Duration::from_millis(7));
+        let c = crate::faults::observe_net(&mut d, &Add(v4()), now + Duration::from_millis(7));
         assert_eq!(c[0].state, FaultState::Cleared);
         assert_eq!(c[0].evidence["lost_ms"], 7.0);
         assert_eq!(c[0].key, f[0].key);

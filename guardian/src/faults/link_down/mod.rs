@@ -209,7 +209,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ev)| {
-                crate::detect::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
+                crate::faults::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
                     .into_iter()
                     .map(|f| {
                         assert_eq!(f.fault, FAULT);
@@ -319,14 +319,14 @@ mod tests {
         let mut d = LinkDown::new(["va", "vc"], &initial);
         let now = Instant::now();
         assert!(
-            crate::detect::observe_net(&mut d, &L(link(3, "va", false, false)), now).is_empty()
+            crate::faults::observe_net(&mut d, &L(link(3, "va", false, false)), now).is_empty()
         );
         // a managed link created later, down, then up, then down: opens only on the last
         assert!(
-            crate::detect::observe_net(&mut d, &L(link(9, "vc", false, false)), now).is_empty()
+            crate::faults::observe_net(&mut d, &L(link(9, "vc", false, false)), now).is_empty()
         );
-        assert!(crate::detect::observe_net(&mut d, &L(link(9, "vc", true, true)), now).is_empty());
-        let f = crate::detect::observe_net(&mut d, &L(link(9, "vc", false, false)), now);
+        assert!(crate::faults::observe_net(&mut d, &L(link(9, "vc", true, true)), now).is_empty());
+        let f = crate::faults::observe_net(&mut d, &L(link(9, "vc", false, false)), now);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].key, "link:9");
     }
@@ -336,11 +336,11 @@ mod tests {
         let initial = [link(3, "va", true, true)];
         let mut d = LinkDown::new(["va"], &initial);
         let t0 = Instant::now();
-        let open = crate::detect::observe_net(&mut d, &L(link(3, "va", false, false)), t0);
+        let open = crate::faults::observe_net(&mut d, &L(link(3, "va", false, false)), t0);
         assert_eq!(open[0].evidence["reason"], "admin_down");
         assert_eq!(open[0].evidence["admin_up"], false);
         assert_eq!(open[0].subject.ifindex, Some(3));
-        let clear = crate::detect::observe_net(
+        let clear = crate::faults::observe_net(
             &mut d,
             &L(link(3, "va", true, true)),
             t0 + Duration::from_millis(40),
