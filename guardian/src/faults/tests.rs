@@ -46,3 +46,20 @@ fn changed_names_only_the_tables_that_differ() {
     b.link_flapping.transitions += 1;
     assert_eq!(a.changed(&b), [FaultId::LinkFlapping, FaultId::SynFlood]);
 }
+
+#[test]
+fn the_event_schema_lists_exactly_the_catalogue() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/schema/events.schema.json")).unwrap();
+    let listed: Vec<&str> = schema["$defs"]["fault_name"]["enum"]
+        .as_array()
+        .expect("docs/schema/events.schema.json: $defs.fault_name.enum")
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default())
+        .collect();
+    let ids: Vec<&str> = FaultId::ALL.iter().map(|f| f.as_str()).collect();
+    assert_eq!(
+        listed, ids,
+        "docs/schema/events.schema.json's fault_name must list FaultId::ALL, in its order"
+    );
+}
