@@ -6,13 +6,11 @@
 //! hysteresis of [`super::tracker`]; incident ids come from [`super::incidents`].
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use super::FaultId;
+use super::{Evidence, FaultId};
 use crate::detect::Input;
 use crate::netlink::{LinkState, RouteSpec};
 use crate::output::{FaultState, Severity, Subject};
+use serde::{Deserialize, Serialize};
 
 /// Something a detector noticed: a fault opened, updated or cleared on one subject.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +24,7 @@ pub struct Finding {
     pub subject: Subject,
     /// What the detector saw: the numbers that crossed the threshold. Remedies read their
     /// parameters from here.
-    pub evidence: Value,
+    pub evidence: Evidence,
     /// Stable key of the subject within this fault (e.g. `link:3`), used to tie an opened
     /// finding to its updates and its clear.
     pub key: String,

@@ -91,7 +91,7 @@ pub fn fault_body(f: &Finding, incident: &str, netns: u32) -> Body {
         state: f.state,
         incident: incident.to_string(),
         subject: f.subject.clone(),
-        evidence: f.evidence.clone(),
+        evidence: f.evidence.json(),
     })
 }
 
@@ -107,7 +107,7 @@ mod tests {
             severity: Severity::Error,
             state,
             subject: Subject::default(),
-            evidence: serde_json::Value::Null,
+            evidence: crate::faults::Evidence::closed("test"),
             key: key.into(),
             netns: None,
         }

@@ -11,6 +11,7 @@
 //! must live in one top-level module or they would import each other.
 pub(crate) mod config;
 pub mod detector;
+mod evidence;
 pub mod incidents;
 pub mod tracker;
 pub mod window;
@@ -74,6 +75,19 @@ macro_rules! registry {
                 $( if self.$fault != new.$fault { out.push(FaultId::$Id); } )*
                 out
             }
+        }
+
+        /// What a detector saw, typed per fault. Serialized as the inner value only (the
+        /// event's `fault` says which it is).
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum Evidence {
+            $( $Id($fault::Evidence), )*
+            /// Not a detector's: why the engine closed the incident (e.g. a reload).
+            Closed(evidence::Closed),
+            /// Unit tests: evidence no remedy understands (e.g. `{}`).
+            #[cfg(test)]
+            Json(serde_json::Value),
         }
 
         /// Every detector, configured, in the catalogue's order.

@@ -5,11 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use super::Finding;
+use super::{Evidence, Finding};
 use crate::output::{FaultState, Severity, Subject};
+use serde::{Deserialize, Serialize};
 
 /// Durations in milliseconds so that configuration and record files stay plain numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +45,7 @@ pub struct Holding {
     pub key: String,
     pub netns: Option<u32>,
     pub subject: Subject,
-    pub evidence: Value,
+    pub evidence: Evidence,
 }
 
 #[derive(Debug)]
@@ -178,7 +176,6 @@ fn finding(meta: FaultMeta, state: FaultState, h: &Holding) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     const META: FaultMeta = FaultMeta {
         fault: crate::faults::FaultId::SynFlood,
@@ -191,7 +188,7 @@ mod tests {
             key: key.into(),
             netns: Some(1),
             subject: Subject::default(),
-            evidence: json!({}),
+            evidence: Evidence::closed("test"),
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::faults::{link_down, FaultId, Finding};
+use crate::faults::{link_down, Evidence, FaultId, Finding};
 
 pub const NAME: &str = "link_up";
 
@@ -45,14 +45,13 @@ impl Remedy for LinkUp {
             return None;
         }
         // Only an admin-down link is fixed by setting it up.
-        if f.evidence.get("admin_up").and_then(|v| v.as_bool()) != Some(false) {
+        let Evidence::LinkDown(ev) = &f.evidence else {
+            return None;
+        };
+        if ev.admin_up {
             return None;
         }
-        let oper_up = f
-            .evidence
-            .get("oper_up")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+        let oper_up = ev.oper_up;
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
             subject: f.subject.clone(),
@@ -91,7 +90,12 @@ mod tests {
                 ifindex: Some(3),
                 ..Default::default()
             },
-            evidence: json!({"ifindex": 3, "admin_up": admin_up, "oper_up": oper_up}),
+            evidence: Evidence::LinkDown(link_down::Evidence {
+                ifindex: 3,
+                admin_up,
+                oper_up,
+                ..Default::default()
+            }),
             key: "link:3".into(),
             netns: None,
         }

@@ -2,7 +2,7 @@
 //! (RTAX_CC_ALGO, default `bbr`) for the route to the storm's destination — loss-based control
 //! collapses on a lossy path, BBR keeps its rate.
 //!
-//! The destination is the finding's (`subject.addr`, `evidence.dst_prefix`, ...) or, when the
+//! The destination is the finding's (`subject.route` or `subject.addr`) or, when the
 //! finding names none (the detector judges a whole namespace), each of the configured
 //! `prefixes`. A route for exactly the prefix is replaced in place with the metric added
 //! (inverse: the old route exactly); otherwise a route for the prefix is added through the

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::faults::{route_lost, FaultId, Finding};
+use crate::faults::{route_lost, Evidence, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
 pub const NAME: &str = "route_restore";
@@ -32,7 +32,10 @@ impl Remedy for RouteRestore {
         if f.fault != route_lost::FAULT {
             return None;
         }
-        let spec: RouteSpec = serde_json::from_value(f.evidence.get("route")?.clone()).ok()?;
+        let Evidence::RouteLost(ev) = &f.evidence else {
+            return None;
+        };
+        let spec: RouteSpec = ev.route.clone();
         let route = spec.key();
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
@@ -94,7 +97,7 @@ mod tests {
             severity: Severity::Error,
             state: FaultState::Opened,
             subject: Subject::default(),
-            evidence: json!({}),
+            evidence: Evidence::Json(json!({})),
             key: "route:x".into(),
             netns: None,
         };
@@ -104,14 +107,20 @@ mod tests {
             .is_none());
         // garbage route
         let mut bad = base.clone();
-        bad.evidence = json!({"route": {"dst": "nope"}});
+        bad.evidence = Evidence::Json(json!({"route": {"dst": "nope"}}));
         assert!(RouteRestore
             .plan(&bad, &ctx(&FakeState::default()))
             .is_none());
         // another fault, even with a route
         let mut other = base.clone();
         other.fault = crate::faults::FaultId::LinkDown;
-        other.evidence = json!({"route": serde_json::to_value(spec()).unwrap()});
+        other.evidence = Evidence::RouteLost(route_lost::Evidence {
+            lost_ms: None,
+            oif_admin_up: None,
+            oif_oper_up: None,
+            oif_up: None,
+            route: spec(),
+        });
         assert!(RouteRestore
             .plan(&other, &ctx(&FakeState::default()))
             .is_none());

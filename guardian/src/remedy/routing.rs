@@ -152,20 +152,13 @@ pub fn upper_half(a: IpAddr, len: u8) -> IpAddr {
     }
 }
 
-/// Where a finding points: an address (`subject.addr`, `evidence.dst`) or a prefix
-/// (`evidence.dst_prefix`, `evidence.prefix`, `subject.route`).
+/// Where a finding points: a prefix (`subject.route`) or else an address (`subject.addr`).
+/// (No fault's evidence names a destination of its own: the subject says it.)
 pub fn destination(f: &Finding) -> Option<Prefix> {
-    let ev = |k: &str| {
-        f.evidence
-            .get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
-    [ev("dst_prefix"), ev("prefix"), f.subject.route.clone()]
+    [f.subject.route.as_deref(), f.subject.addr.as_deref()]
         .into_iter()
         .flatten()
-        .chain([f.subject.addr.clone(), ev("dst")].into_iter().flatten())
-        .find_map(|s| Prefix::parse(&s).ok())
+        .find_map(|s| Prefix::parse(s).ok())
 }
 
 /// A skip when the finding is in another namespace than the daemon's: the route remedies
@@ -338,7 +331,7 @@ pub(crate) mod fixtures {
             severity: Severity::Warning,
             state: FaultState::Opened,
             subject,
-            evidence: serde_json::json!({}),
+            evidence: crate::faults::Evidence::closed("test"),
             key: "k".into(),
             netns,
         }

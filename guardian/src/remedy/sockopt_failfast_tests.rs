@@ -15,7 +15,12 @@ fn finding(addr: Option<&str>, port: Option<u16>) -> Finding {
             port,
             ..Default::default()
         },
-        evidence: json!({"failed_connects": 25}),
+        evidence: crate::faults::Evidence::ConnectTimeoutCascade(
+            connect_timeout_cascade::Evidence {
+                failed_connects: 25,
+                ..Default::default()
+            },
+        ),
         key: "k".into(),
         netns: Some(NS),
     }

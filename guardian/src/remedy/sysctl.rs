@@ -32,7 +32,7 @@ use super::{
 };
 use crate::faults::{
     accept_backlog_overflow, ephemeral_port_exhaustion, mtu_blackhole, syn_flood,
-    time_wait_exhaustion, FaultId, Finding,
+    time_wait_exhaustion, Evidence, FaultId, Finding,
 };
 
 pub const NAME: &str = "sysctl";
@@ -191,14 +191,17 @@ impl Remedy for Sysctl {
                     Ok(v) => v.parse::<u64>().ok(),
                     Err(e) => return Some(Plan::Skip(e)),
                 };
-                let l = &f.evidence["listener"];
-                if let (Some(b), Some(s)) = (l["backlog"].as_u64(), somaxconn) {
+                let l = match &f.evidence {
+                    Evidence::AcceptBacklogOverflow(e) => e.listener.as_ref(),
+                    _ => None,
+                };
+                if let (Some(l), Some(s)) = (l, somaxconn) {
+                    let b = u64::from(l.backlog);
                     if b < s {
                         return Some(Plan::Skip(format!(
                             "the listener on {}:{} has an accept queue limit of {b}, below \
                              {SOMAXCONN} = {s}: its own listen(2) backlog limits it, not the sysctl",
-                            l["addr"].as_str().unwrap_or("?"),
-                            l["port"]
+                            l.addr, l.port
                         )));
                     }
                 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::xdp_limit::{limit_change, netns_mismatch};
 use super::{Effect, Plan, PlanContext, Remedy};
-use crate::faults::{syn_flood, FaultId, Finding};
+use crate::faults::{syn_flood, Evidence, FaultId, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 
 pub const NAME: &str = "xdp_port_limit";
@@ -75,11 +75,14 @@ impl Remedy for XdpPortLimit {
         if let Some(reason) = netns_mismatch(f.netns, self.xdp_netns) {
             return Some(Plan::Skip(reason));
         }
-        let syns = f.evidence["syns"].as_u64().unwrap_or(0) as f64;
-        let top = f.evidence["top_sources"]
-            .as_array()
-            .and_then(|t| t.first())
-            .and_then(|s| Some((s["addr"].as_str()?, s["syns"].as_u64()?)));
+        let ev = match &f.evidence {
+            Evidence::SynFlood(e) => Some(e),
+            _ => None,
+        };
+        let syns = ev.map_or(0, |e| e.syns) as f64;
+        let top = ev
+            .and_then(|e| e.top_sources.first())
+            .map(|s| (s.addr.as_str(), s.syns));
         if let Some((addr, n)) = top {
             if syns > 0.0 && n as f64 >= self.cfg.concentrated_share * syns {
                 return Some(Plan::Skip(format!(
@@ -124,9 +127,16 @@ mod tests {
                 port: Some(port),
                 ..Default::default()
             },
-            evidence: json!({
-                "syns": syns,
-                "top_sources": top.iter().map(|(a, n)| json!({"addr": a, "syns": n})).collect::<Vec<_>>(),
+            evidence: Evidence::SynFlood(syn_flood::Evidence {
+                syns,
+                top_sources: top
+                    .iter()
+                    .map(|(a, n)| syn_flood::evidence::Source {
+                        addr: a.to_string(),
+                        syns: *n,
+                    })
+                    .collect(),
+                ..Default::default()
             }),
             key: syn_flood::key(NS, port),
             netns,

@@ -21,6 +21,7 @@ use super::super::Engine;
 use super::Reload;
 use crate::detect::incidents::fault_body;
 use crate::detect::{self, Baseline, FaultId};
+use crate::faults::Evidence;
 use crate::output::FaultState;
 
 /// The faults whose `[detect.<fault>]` table differs (paired by the fault registry), by
@@ -82,7 +83,7 @@ impl Engine {
             };
             let mut f = t.finding.clone();
             f.state = FaultState::Cleared;
-            f.evidence = json!({"reason": "its detector was reconfigured by a reload"});
+            f.evidence = Evidence::closed("its detector was reconfigured by a reload");
             if let Some(id) = self.incidents.track(&f, now) {
                 self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
                 self.ctl_track(&f, &id);

@@ -12,13 +12,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 use crate::source::mib::Listener;
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::AcceptBacklogOverflow;
 
@@ -104,13 +106,14 @@ impl Detector for AcceptBacklogOverflow {
             let overflows = m.listen_overflows.saturating_sub(o0);
             let drops = m.listen_drops.saturating_sub(d0);
             let need = (self.cfg.min_per_s * window.as_secs_f64()).max(1.0);
-            let common = json!({
-                "overflows": overflows,
-                "drops": drops,
-                "window_ms": span.as_millis() as u64,
-                "listen_overflows_total": m.listen_overflows,
-                "somaxconn": m.somaxconn,
-            });
+            let common = Evidence {
+                overflows,
+                drops,
+                window_ms: span.as_millis() as u64,
+                listen_overflows_total: m.listen_overflows,
+                somaxconn: m.somaxconn,
+                listener: None,
+            };
             let mut suspects: Vec<&(Instant, Listener)> = self
                 .full
                 .iter()
@@ -121,14 +124,14 @@ impl Detector for AcceptBacklogOverflow {
             if overflows as f64 >= need || drops as f64 >= need {
                 for (seen, l) in &suspects {
                     let mut ev = common.clone();
-                    ev["listener"] = json!({
-                        "addr": l.addr,
-                        "port": l.port,
-                        "queued": l.queued,
-                        "backlog": l.backlog,
-                        "uid": l.uid,
-                        "inode": l.inode,
-                        "seen_full_ms_ago": now.saturating_duration_since(*seen).as_millis() as u64,
+                    ev.listener = Some(evidence::Listener {
+                        addr: l.addr.clone(),
+                        port: l.port,
+                        queued: l.queued,
+                        backlog: l.backlog,
+                        uid: l.uid,
+                        inode: l.inode,
+                        seen_full_ms_ago: now.saturating_duration_since(*seen).as_millis() as u64,
                     });
                     holding.push(Holding {
                         key: format!("{ns}/{}:{}", l.addr, l.port),
@@ -138,7 +141,7 @@ impl Detector for AcceptBacklogOverflow {
                             port: Some(l.port),
                             ..Default::default()
                         },
-                        evidence: ev,
+                        evidence: super::Evidence::AcceptBacklogOverflow(ev),
                     });
                 }
                 if suspects.is_empty() && overflows as f64 >= need {
@@ -146,7 +149,7 @@ impl Detector for AcceptBacklogOverflow {
                         key: format!("{ns}/*"),
                         netns: Some(ns),
                         subject: Subject::default(),
-                        evidence: common,
+                        evidence: super::Evidence::AcceptBacklogOverflow(common),
                     });
                 }
             }
@@ -285,8 +288,8 @@ mod tests {
         assert_eq!((f.state, f.netns), (O, Some(1)));
         assert_eq!(f.subject.port, Some(80));
         assert_eq!(f.subject.addr.as_deref(), Some("10.0.0.1"));
-        assert_eq!(f.evidence["listener"]["backlog"], 1);
-        assert_eq!(f.evidence["listener"]["inode"], 180);
-        assert_eq!(f.evidence["overflows"], 10);
+        assert_eq!(f.evidence.json()["listener"]["backlog"], 1);
+        assert_eq!(f.evidence.json()["listener"]["inode"], 180);
+        assert_eq!(f.evidence.json()["overflows"], 10);
     }
 }

@@ -10,12 +10,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject, XdpIface};
 use crate::source::linkstats::LinkStatsSample;
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::BandwidthSaturation;
 
@@ -113,7 +115,10 @@ impl BandwidthSaturation {
                         x.syn_by_source
                             .iter()
                             .take(self.cfg.top_talkers)
-                            .map(|a| json!({"addr": a.addr, "syns": a.count}))
+                            .map(|a| evidence::Talker {
+                                addr: a.addr.clone(),
+                                syns: a.count,
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -125,15 +130,15 @@ impl BandwidthSaturation {
                         ifindex: Some(l.ifindex),
                         ..Default::default()
                     },
-                    evidence: json!({
-                        "direction": dir,
-                        "rate_bps": bps.round(),
-                        "capacity_bps": cap_bps.round(),
-                        "capacity_source": source,
-                        "utilization": (bps / cap_bps * 1000.0).round() / 1000.0,
-                        "threshold": self.cfg.utilization,
-                        "hold_ms": self.cfg.hysteresis.hold_ms,
-                        "top_talkers": talkers,
+                    evidence: super::Evidence::BandwidthSaturation(Evidence {
+                        direction: dir,
+                        rate_bps: bps.round(),
+                        capacity_bps: cap_bps.round(),
+                        capacity_source: source,
+                        utilization: (bps / cap_bps * 1000.0).round() / 1000.0,
+                        threshold: self.cfg.utilization,
+                        hold_ms: self.cfg.hysteresis.hold_ms,
+                        top_talkers: talkers,
                     }),
                 });
             }
@@ -317,7 +322,7 @@ mod tests {
         d.observe(&s(0), t0);
         let f = d.observe(&s(99 * MBIT), t0 + Duration::from_secs(1));
         assert_eq!(f.len(), 1);
-        let e = &f[0].evidence;
+        let e = &f[0].evidence.json();
         assert_eq!(e["direction"], "rx");
         assert_eq!(e["rate_bps"], 99e6);
         assert_eq!(e["capacity_bps"], 100e6);

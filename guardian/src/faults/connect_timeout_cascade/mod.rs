@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::ConnectTimeoutCascade;
 
@@ -98,11 +100,11 @@ impl Detector for ConnectTimeoutCascade {
                         port: Some(k.1),
                         ..Default::default()
                     },
-                    evidence: json!({
-                        "failed_connects": n,
-                        "span_ms": span.as_millis() as u64,
-                        "threshold": self.cfg.failures,
-                        "syn_retrans_total": c.syn_retrans,
+                    evidence: super::Evidence::ConnectTimeoutCascade(Evidence {
+                        failed_connects: n,
+                        span_ms: span.as_millis() as u64,
+                        threshold: self.cfg.failures,
+                        syn_retrans_total: c.syn_retrans,
                     }),
                 })
             })
@@ -218,6 +220,6 @@ mod tests {
         assert_eq!(f[0].subject.addr.as_deref(), Some("10.0.0.2"));
         assert_eq!(f[0].subject.port, Some(80));
         assert_eq!(f[0].key, key(NS, "10.0.0.2", 80));
-        assert_eq!(f[0].evidence["failed_connects"], 30);
+        assert_eq!(f[0].evidence.json()["failed_connects"], 30);
     }
 }

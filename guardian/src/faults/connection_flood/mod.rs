@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::ConnectionFlood;
 
@@ -96,11 +98,11 @@ impl Detector for ConnectionFlood {
                         addr: Some(a.clone()),
                         ..Default::default()
                     },
-                    evidence: json!({
-                        "connections_per_sec": (rate * 10.0).round() / 10.0,
-                        "connections": n,
-                        "span_ms": span.as_millis() as u64,
-                        "limit_per_sec": self.cfg.per_source_per_sec,
+                    evidence: super::Evidence::ConnectionFlood(Evidence {
+                        connections_per_sec: (rate * 10.0).round() / 10.0,
+                        connections: n,
+                        span_ms: span.as_millis() as u64,
+                        limit_per_sec: self.cfg.per_source_per_sec,
                     }),
                 })
             })
@@ -193,7 +195,7 @@ mod tests {
         assert_eq!(f[0].subject.addr.as_deref(), Some("10.0.0.1"));
         assert_eq!(f[0].key, key(NS, "10.0.0.1"));
         assert_eq!(f[0].netns, Some(NS));
-        assert_eq!(f[0].evidence["connections"], 500);
+        assert_eq!(f[0].evidence.json()["connections"], 500);
         // A sample of another namespace neither opens nor clears anything here.
         let other = Input::Flows(FlowSample {
             netns: 1,

@@ -19,12 +19,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 use crate::source::dns::DnsSample;
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::DnsFailure;
 crate::faults::config::with_hysteresis! {
@@ -182,19 +184,19 @@ impl DnsFailure {
                     iface: (ifaces.len() == 1).then(|| ifaces[0].clone()),
                     ..Default::default()
                 },
-                evidence: json!({
-                    "resolver": addr,
-                    "window_ms": self.cfg.window_ms,
-                    "queries": queries,
-                    "failed": failed,
-                    "servfail": point.servfail.saturating_sub(start.servfail),
-                    "refused": point.refused.saturating_sub(start.refused),
-                    "unanswered": unanswered,
-                    "nxdomain": point.nxdomain.saturating_sub(start.nxdomain),
-                    "failure_ratio": (ratio * 1000.0).round() / 1000.0,
-                    "threshold": self.cfg.failure_ratio,
-                    "timeout_ms": self.cfg.timeout_ms,
-                    "ifaces": ifaces,
+                evidence: super::Evidence::DnsFailure(Evidence {
+                    resolver: addr.clone(),
+                    window_ms: self.cfg.window_ms,
+                    queries,
+                    failed,
+                    servfail: point.servfail.saturating_sub(start.servfail),
+                    refused: point.refused.saturating_sub(start.refused),
+                    unanswered,
+                    nxdomain: point.nxdomain.saturating_sub(start.nxdomain),
+                    failure_ratio: (ratio * 1000.0).round() / 1000.0,
+                    threshold: self.cfg.failure_ratio,
+                    timeout_ms: self.cfg.timeout_ms,
+                    ifaces: ifaces.clone(),
                 }),
             });
         }
@@ -294,7 +296,7 @@ mod tests {
             };
             for f in d.observe(&Input::Dns(sample), t0 + Duration::from_secs(i as u64 + 1)) {
                 if f.state == FaultState::Opened && ev.is_none() {
-                    ev = Some(f.evidence.clone());
+                    ev = Some(f.evidence.json());
                 }
                 out.push((i + 1, f.state, f.key));
             }

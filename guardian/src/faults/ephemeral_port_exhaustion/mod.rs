@@ -12,13 +12,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Observation, Severity, Subject};
 use crate::source::mib::MibSample;
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::EphemeralPortExhaustion;
 
@@ -157,15 +159,15 @@ impl Detector for EphemeralPortExhaustion {
                     m.ephemeral_by_dst
                         .iter()
                         .take(5)
-                        .map(|d| {
-                            json!({
-                                "addr": d.addr,
-                                "port": d.port,
-                                "in_use": d.count,
-                                "ratio": if size > 0 {
-                                    ((d.count as f64 / size as f64) * 1e3).round() / 1e3
-                                } else { 0.0 },
-                            })
+                        .map(|d| evidence::Usage {
+                            addr: d.addr.clone(),
+                            port: d.port,
+                            in_use: d.count,
+                            ratio: if size > 0 {
+                                ((d.count as f64 / size as f64) * 1e3).round() / 1e3
+                            } else {
+                                0.0
+                            },
                         })
                         .collect::<Vec<_>>()
                 });
@@ -173,17 +175,19 @@ impl Detector for EphemeralPortExhaustion {
                     key: k.clone(),
                     netns: Some(c.netns),
                     subject,
-                    evidence: json!({
-                        "failures": failures,
-                        "window_ms": span.as_millis() as u64,
-                        "rate_per_s": ((failures as f64 / span.as_secs_f64().max(1e-3)) * 10.0).round() / 10.0,
-                        "total": c.connect_eaddrnotavail,
-                        "top_dst_failures": top.as_ref().map(|t| t.2),
-                        "last_pid": last.map(|o| o.pid),
-                        "last_comm": last.map(|o| o.comm.clone()),
-                        "port_range": mib.and_then(|m| m.port_range).map(|r| [r.lo, r.hi]),
-                        "tcp_tw_reuse": mib.and_then(|m| m.tcp_tw_reuse),
-                        "range_usage": usage,
+                    evidence: super::Evidence::EphemeralPortExhaustion(Evidence {
+                        failures,
+                        window_ms: span.as_millis() as u64,
+                        rate_per_s: ((failures as f64 / span.as_secs_f64().max(1e-3)) * 10.0)
+                            .round()
+                            / 10.0,
+                        total: c.connect_eaddrnotavail,
+                        top_dst_failures: top.as_ref().map(|t| t.2),
+                        last_pid: last.map(|o| o.pid),
+                        last_comm: last.map(|o| o.comm.clone()),
+                        port_range: mib.and_then(|m| m.port_range).map(|r| [r.lo, r.hi]),
+                        tcp_tw_reuse: mib.and_then(|m| m.tcp_tw_reuse),
+                        range_usage: usage,
                     }),
                 });
             }
@@ -195,6 +199,7 @@ impl Detector for EphemeralPortExhaustion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use crate::output::{
         Counters,
         FaultState::{self, Cleared as C, Opened as O},
@@ -335,9 +340,9 @@ mod tests {
         assert_eq!(f.netns, Some(1));
         assert_eq!(f.subject.addr.as_deref(), Some("10.0.0.2"));
         assert_eq!(f.subject.port, Some(80));
-        assert_eq!(f.evidence["port_range"], json!([40000, 40009]));
-        assert_eq!(f.evidence["range_usage"][0]["ratio"], 1.0);
-        assert_eq!(f.evidence["last_comm"], "client");
+        assert_eq!(f.evidence.json()["port_range"], json!([40000, 40009]));
+        assert_eq!(f.evidence.json()["range_usage"][0]["ratio"], 1.0);
+        assert_eq!(f.evidence.json()["last_comm"], "client");
         assert_eq!(d.tracker.open_keys(), vec!["1"]);
     }
 

@@ -8,11 +8,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent};
 use crate::output::{FaultState, Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::LinkDown;
 
@@ -57,7 +59,7 @@ impl LinkDown {
         LinkDown { managed, links }
     }
 
-    fn finding(state: FaultState, l: &LinkState, evidence: serde_json::Value) -> Finding {
+    fn finding(state: FaultState, l: &LinkState, evidence: Evidence) -> Finding {
         Finding {
             fault: FAULT,
             layer: LAYER,
@@ -68,7 +70,7 @@ impl LinkDown {
                 ifindex: Some(l.ifindex),
                 ..Default::default()
             },
-            evidence,
+            evidence: super::Evidence::LinkDown(evidence),
             key: key(l.ifindex),
             netns: None,
         }
@@ -78,16 +80,15 @@ impl LinkDown {
         let down_ms = t
             .open_since
             .map(|s| now.saturating_duration_since(s).as_secs_f64() * 1e3);
-        let mut ev = json!({
-            "ifindex": l.ifindex,
-            "admin_up": l.admin_up,
-            "oper_up": l.oper_up,
-            "mtu": l.mtu,
-            "down_ms": down_ms,
-        });
-        if removed {
-            ev["removed"] = json!(true);
-        }
+        let ev = Evidence {
+            ifindex: l.ifindex,
+            admin_up: l.admin_up,
+            oper_up: l.oper_up,
+            mtu: l.mtu,
+            down_ms: Some(down_ms),
+            reason: None,
+            removed,
+        };
         Self::finding(FaultState::Cleared, l, ev)
     }
 }
@@ -130,19 +131,19 @@ impl Detector for LinkDown {
                 let mut out = vec![];
                 let reason = |l: &LinkState| {
                     if !l.admin_up {
-                        "admin_down"
+                        evidence::Reason::AdminDown
                     } else {
-                        "oper_down"
+                        evidence::Reason::OperDown
                     }
                 };
-                let evidence = |l: &LinkState| {
-                    json!({
-                        "ifindex": l.ifindex,
-                        "admin_up": l.admin_up,
-                        "oper_up": l.oper_up,
-                        "mtu": l.mtu,
-                        "reason": reason(l),
-                    })
+                let evidence = |l: &LinkState| Evidence {
+                    ifindex: l.ifindex,
+                    admin_up: l.admin_up,
+                    oper_up: l.oper_up,
+                    mtu: l.mtu,
+                    down_ms: None,
+                    reason: Some(reason(l)),
+                    removed: false,
                 };
                 if t.open_since.is_none() && was_up && !l.is_up() {
                     t.open_since = Some(now);
@@ -337,14 +338,14 @@ mod tests {
         let mut d = LinkDown::new(["va"], &initial);
         let t0 = Instant::now();
         let open = crate::faults::observe_net(&mut d, &L(link(3, "va", false, false)), t0);
-        assert_eq!(open[0].evidence["reason"], "admin_down");
-        assert_eq!(open[0].evidence["admin_up"], false);
+        assert_eq!(open[0].evidence.json()["reason"], "admin_down");
+        assert_eq!(open[0].evidence.json()["admin_up"], false);
         assert_eq!(open[0].subject.ifindex, Some(3));
         let clear = crate::faults::observe_net(
             &mut d,
             &L(link(3, "va", true, true)),
             t0 + Duration::from_millis(40),
         );
-        assert_eq!(clear[0].evidence["down_ms"], 40.0);
+        assert_eq!(clear[0].evidence.json()["down_ms"], 40.0);
     }
 }

@@ -13,11 +13,14 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent};
 use crate::output::{FaultState, Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::LinkFlapping;
 
@@ -90,14 +93,15 @@ impl LinkFlapping {
                 ifindex: Some(ifindex),
                 ..Default::default()
             },
-            evidence: json!({
-                "ifindex": ifindex,
-                "transitions_in_window": t.times.len(),
-                "transitions_total": t.total,
-                "window_ms": self.cfg.window_ms,
-                "threshold": self.cfg.transitions,
-                "up": t.up,
-                "flapping_ms": open_ms,
+            evidence: super::Evidence::LinkFlapping(Evidence {
+                ifindex,
+                transitions_in_window: t.times.len(),
+                transitions_total: t.total,
+                window_ms: self.cfg.window_ms,
+                threshold: self.cfg.transitions,
+                up: t.up,
+                flapping_ms: open_ms,
+                removed: false,
             }),
             key: key(ifindex),
             netns: None,
@@ -199,7 +203,9 @@ impl Detector for LinkFlapping {
                 if let Some(t) = self.links.remove(ifindex) {
                     if t.open.is_some() {
                         let mut f = self.finding(FaultState::Cleared, *ifindex, &t, now);
-                        f.evidence["removed"] = json!(true);
+                        if let super::Evidence::LinkFlapping(e) = &mut f.evidence {
+                            e.removed = true;
+                        }
                         out.push(f);
                     }
                 }

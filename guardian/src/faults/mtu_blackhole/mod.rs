@@ -13,12 +13,14 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
 use crate::source::flows::FlowRetrans;
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::MtuBlackhole;
 
@@ -104,17 +106,17 @@ impl Detector for MtuBlackhole {
                         port: Some(port),
                         ..Default::default()
                     },
-                    evidence: json!({
-                        "rto_retransmits": worst.full_streak,
-                        "threshold": self.cfg.min_rto_retransmits,
-                        "segment_len": worst.len,
-                        "mss": worst.mss,
-                        "backoff": worst.backoff,
-                        "full_retransmits": worst.full,
-                        "small_retransmits": worst.small,
-                        "small_rto_retransmits": worst.rto_small,
-                        "sport": worst.sport,
-                        "flows": flows.len(),
+                    evidence: super::Evidence::MtuBlackhole(Evidence {
+                        rto_retransmits: worst.full_streak,
+                        threshold: self.cfg.min_rto_retransmits,
+                        segment_len: worst.len,
+                        mss: worst.mss,
+                        backoff: worst.backoff,
+                        full_retransmits: worst.full,
+                        small_retransmits: worst.small,
+                        small_rto_retransmits: worst.rto_small,
+                        sport: worst.sport,
+                        flows: flows.len(),
                     }),
                 }
             })
@@ -227,8 +229,8 @@ mod tests {
         assert_eq!(f[0].subject.addr.as_deref(), Some("10.0.0.2"));
         assert_eq!(f[0].subject.port, Some(5001));
         assert_eq!(f[0].key, key(NS, "10.0.0.2", 5001));
-        assert_eq!(f[0].evidence["rto_retransmits"], 4);
-        assert_eq!(f[0].evidence["flows"], 2);
+        assert_eq!(f[0].evidence.json()["rto_retransmits"], 4);
+        assert_eq!(f[0].evidence.json()["flows"], 2);
         assert_eq!(f[0].netns, Some(NS));
     }
 }

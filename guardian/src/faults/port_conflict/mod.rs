@@ -11,11 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{FaultState, Observation, Severity, Subject};
 use crate::source::mib::Listener;
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::PortConflict;
 
@@ -80,10 +83,16 @@ impl PortConflict {
 }
 
 fn finding(state: FaultState, ns: u32, port: u16, o: &Open) -> Finding {
-    let holders: Vec<Value> = o
+    let holders: Vec<evidence::Holder> = o
         .holders
         .iter()
-        .map(|l| json!({"addr": l.addr, "port": l.port, "uid": l.uid, "inode": l.inode, "state": "listen"}))
+        .map(|l| evidence::Holder {
+            addr: l.addr.clone(),
+            port: l.port,
+            uid: l.uid,
+            inode: l.inode,
+            state: "listen",
+        })
         .collect();
     Finding {
         fault: FAULT,
@@ -95,17 +104,17 @@ fn finding(state: FaultState, ns: u32, port: u16, o: &Open) -> Finding {
             port: Some(port),
             ..Default::default()
         },
-        evidence: json!({
-            "binder": {
-                "pid": o.last.pid,
-                "tid": o.last.tid,
-                "comm": o.last.comm,
-                "family": o.last.family,
-                "addr": o.last.addr,
+        evidence: super::Evidence::PortConflict(Evidence {
+            binder: evidence::Binder {
+                pid: o.last.pid,
+                tid: o.last.tid,
+                comm: o.last.comm.clone(),
+                family: o.last.family.clone(),
+                addr: o.last.addr.clone(),
             },
-            "conflicts": o.count,
-            "since_last_report": o.unreported,
-            "holders": holders,
+            conflicts: o.count,
+            since_last_report: o.unreported,
+            holders,
         }),
         key: format!("{ns}/{port}"),
         netns: Some(ns),
@@ -201,6 +210,7 @@ impl Detector for PortConflict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use crate::output::FaultState::{Cleared as C, Opened as O, Updated as U};
     use crate::source::mib::MibSample;
 
@@ -336,11 +346,11 @@ mod tests {
         assert_eq!(f[0].subject.port, Some(80));
         assert_eq!(f[0].subject.addr.as_deref(), Some("10.0.0.1"));
         assert_eq!(f[0].netns, Some(1));
-        assert_eq!(f[0].evidence["binder"]["pid"], 42);
-        assert_eq!(f[0].evidence["binder"]["comm"], "server");
-        assert_eq!(f[0].evidence["holders"][0]["inode"], 4242);
-        assert_eq!(f[0].evidence["holders"][0]["uid"], 1000);
-        assert_eq!(f[0].evidence["holders"].as_array().unwrap().len(), 1);
+        assert_eq!(f[0].evidence.json()["binder"]["pid"], 42);
+        assert_eq!(f[0].evidence.json()["binder"]["comm"], "server");
+        assert_eq!(f[0].evidence.json()["holders"][0]["inode"], 4242);
+        assert_eq!(f[0].evidence.json()["holders"][0]["uid"], 1000);
+        assert_eq!(f[0].evidence.json()["holders"].as_array().unwrap().len(), 1);
     }
 
     #[test]
@@ -348,11 +358,11 @@ mod tests {
         let mut d = PortConflict::new(Config::default());
         let t0 = Instant::now();
         let f = d.observe(&conflict(1, 80), t0);
-        assert_eq!(f[0].evidence["holders"], json!([]));
+        assert_eq!(f[0].evidence.json()["holders"], json!([]));
         let f = d.observe(&tick(1, vec![holder(80)]), t0 + Duration::from_millis(300));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].state, U);
-        assert_eq!(f[0].evidence["holders"][0]["inode"], 4242);
+        assert_eq!(f[0].evidence.json()["holders"][0]["inode"], 4242);
         // known now: no further update from samples
         assert!(d
             .observe(&tick(1, vec![holder(80)]), t0 + Duration::from_secs(1))

@@ -11,12 +11,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::RetransmitStorm;
 
@@ -115,13 +117,13 @@ impl Detector for RetransmitStorm {
                     key: k.clone(),
                     netns: Some(m.netns),
                     subject: Subject::default(),
-                    evidence: json!({
-                        "ratio": (ratio * 1e4).round() / 1e4,
-                        "retrans_segs": retrans,
-                        "sent_segs": sent,
-                        "window_ms": span.as_millis() as u64,
-                        "trigger_ratio": self.cfg.ratio,
-                        "clear_ratio": self.cfg.clear_ratio,
+                    evidence: super::Evidence::RetransmitStorm(Evidence {
+                        ratio: (ratio * 1e4).round() / 1e4,
+                        retrans_segs: retrans,
+                        sent_segs: sent,
+                        window_ms: span.as_millis() as u64,
+                        trigger_ratio: self.cfg.ratio,
+                        clear_ratio: self.cfg.clear_ratio,
                     }),
                 });
             }
@@ -245,8 +247,8 @@ mod tests {
         let s = t0 + Duration::from_secs(1);
         let f = d.observe(&mib(1, 5000, 1000), s);
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].evidence["ratio"], 0.2);
-        assert_eq!(f[0].evidence["sent_segs"], 5000);
+        assert_eq!(f[0].evidence.json()["ratio"], 0.2);
+        assert_eq!(f[0].evidence.json()["sent_segs"], 5000);
         // a clean namespace 2 neither opens nor clears namespace 1
         assert!(d.observe(&mib(2, 5000, 0), s).is_empty());
         assert_eq!(d.tracker.open_keys(), vec!["1"]);

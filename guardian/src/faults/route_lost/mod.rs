@@ -11,11 +11,13 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::{Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent, RouteSpec};
 use crate::output::{FaultState, Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::RouteLost;
 
@@ -65,12 +67,17 @@ impl RouteLost {
         &self,
         state: FaultState,
         spec: &RouteSpec,
-        mut evidence: serde_json::Value,
+        lost_ms: Option<Option<f64>>,
+        oif_up: Option<bool>,
     ) -> Finding {
         let link = spec.oif.and_then(|i| self.links.get(&i));
-        evidence["route"] = serde_json::to_value(spec).unwrap_or_default();
-        evidence["oif_admin_up"] = json!(link.map(|l| l.admin_up));
-        evidence["oif_oper_up"] = json!(link.map(|l| l.oper_up));
+        let evidence = super::Evidence::RouteLost(Evidence {
+            lost_ms,
+            oif_admin_up: link.map(|l| l.admin_up),
+            oif_oper_up: link.map(|l| l.oper_up),
+            oif_up,
+            route: spec.clone(),
+        });
         Finding {
             fault: FAULT,
             layer: LAYER,
@@ -121,7 +128,7 @@ impl Detector for RouteLost {
                 self.routes
                     .iter()
                     .filter(|b| b.open_since.is_some() && b.spec.oif == Some(l.ifindex))
-                    .map(|b| self.finding(FaultState::Updated, &b.spec, json!({"oif_up": true})))
+                    .map(|b| self.finding(FaultState::Updated, &b.spec, None, Some(true)))
                     .collect()
             }
             NetEvent::LinkRemoved { ifindex, .. } => {
@@ -137,7 +144,7 @@ impl Detector for RouteLost {
                 }
                 self.routes[i].open_since = Some(now);
                 let spec = self.routes[i].spec.clone();
-                vec![self.finding(FaultState::Opened, &spec, json!({}))]
+                vec![self.finding(FaultState::Opened, &spec, None, None)]
             }
             NetEvent::RouteAdded(r) => {
                 let Some(i) = self
@@ -150,7 +157,7 @@ impl Detector for RouteLost {
                 let since = self.routes[i].open_since.take();
                 let lost_ms = since.map(|s| now.saturating_duration_since(s).as_secs_f64() * 1e3);
                 let spec = self.routes[i].spec.clone();
-                vec![self.finding(FaultState::Cleared, &spec, json!({ "lost_ms": lost_ms }))]
+                vec![self.finding(FaultState::Cleared, &spec, Some(lost_ms), None)]
             }
         }
     }
@@ -309,7 +316,7 @@ mod tests {
         // the deletion message may differ in non-identity fields; the baseline's are kept
         let f = crate::faults::observe_net(&mut d, &Del(v4()), now);
         assert_eq!(f.len(), 1);
-        let spec: RouteSpec = serde_json::from_value(f[0].evidence["route"].clone()).unwrap();
+        let spec: RouteSpec = serde_json::from_value(f[0].evidence.json()["route"].clone()).unwrap();
         assert_eq!(spec, base);
         assert_eq!(f[0].subject.route.as_deref(), Some("10.250.0.0/24"));
         assert_eq!(f[0].subject.iface.as_deref(), Some("va"));
@@ -320,7 +327,7 @@ mod tests {
         );
         let c = crate::faults::observe_net(&mut d, &Add(v4()), now + Duration::from_millis(7));
         assert_eq!(c[0].state, FaultState::Cleared);
-        assert_eq!(c[0].evidence["lost_ms"], 7.0);
+        assert_eq!(c[0].evidence.json()["lost_ms"], 7.0);
         assert_eq!(c[0].key, f[0].key);
     }
 }

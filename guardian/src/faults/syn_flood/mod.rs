@@ -9,12 +9,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::SynFlood;
 
@@ -161,15 +163,18 @@ impl Detector for SynFlood {
                             port: Some(port),
                             ..Default::default()
                         },
-                        evidence: json!({
-                            "syn_per_sec": (rate * 10.0).round() / 10.0,
-                            "syns": n,
-                            "completed": completed,
-                            "completion_ratio": (ratio * 1000.0).round() / 1000.0,
-                            "span_ms": span.as_millis() as u64,
-                            "limit_per_sec": self.cfg.syn_per_sec,
-                            "max_completion_ratio": self.cfg.max_completion_ratio,
-                            "top_sources": top.iter().map(|(a, c)| json!({"addr": a, "syns": c})).collect::<Vec<_>>(),
+                        evidence: super::Evidence::SynFlood(Evidence {
+                            syn_per_sec: (rate * 10.0).round() / 10.0,
+                            syns: n,
+                            completed,
+                            completion_ratio: (ratio * 1000.0).round() / 1000.0,
+                            span_ms: span.as_millis() as u64,
+                            limit_per_sec: self.cfg.syn_per_sec,
+                            max_completion_ratio: self.cfg.max_completion_ratio,
+                            top_sources: top
+                                .into_iter()
+                                .map(|(addr, syns)| evidence::Source { addr, syns })
+                                .collect(),
                         }),
                     });
                 }
@@ -300,9 +305,9 @@ mod tests {
         assert_eq!(f[0].subject.port, Some(80));
         assert_eq!(f[0].netns, Some(NS));
         assert_eq!(f[0].key, key(NS, 80));
-        assert_eq!(f[0].evidence["top_sources"][0]["addr"], "10.0.0.9");
-        assert_eq!(f[0].evidence["syns"], 5000);
-        assert_eq!(f[0].evidence["completed"], 3);
+        assert_eq!(f[0].evidence.json()["top_sources"][0]["addr"], "10.0.0.9");
+        assert_eq!(f[0].evidence.json()["syns"], 5000);
+        assert_eq!(f[0].evidence.json()["completed"], 3);
     }
 
     #[test]

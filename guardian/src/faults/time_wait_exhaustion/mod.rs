@@ -15,11 +15,13 @@
 //! A gauge, not a rate: the condition is judged on each sample, with the usual hysteresis.
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::output::{Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
 
 pub const FAULT: FaultId = FaultId::TimeWaitExhaustion;
 
@@ -88,15 +90,15 @@ impl Detector for TimeWaitExhaustion {
                     key: format!("{ns}/buckets"),
                     netns: Some(ns),
                     subject: Subject::default(),
-                    evidence: json!({
-                        "time_wait": tw,
-                        "tcp_max_tw_buckets": max,
-                        "ratio": ratio(tw, max),
-                        "trigger_ratio": self.cfg.bucket_ratio,
-                        "tw_overflow_total": m.tw_overflow,
-                        "tcp_tw_reuse": m.tcp_tw_reuse,
-                        "port_range": range,
-                        "top_dst": m.time_wait_by_dst.first(),
+                    evidence: super::Evidence::TimeWaitExhaustion(Evidence::Buckets {
+                        time_wait: tw,
+                        tcp_max_tw_buckets: max,
+                        ratio: ratio(tw, max),
+                        trigger_ratio: self.cfg.bucket_ratio,
+                        tw_overflow_total: m.tw_overflow,
+                        tcp_tw_reuse: m.tcp_tw_reuse,
+                        port_range: range,
+                        top_dst: m.time_wait_by_dst.first().cloned(),
                     }),
                 });
             }
@@ -112,14 +114,14 @@ impl Detector for TimeWaitExhaustion {
                             port: Some(d.port),
                             ..Default::default()
                         },
-                        evidence: json!({
-                            "time_wait_to_dst": d.count,
-                            "range_size": size,
-                            "ratio": ratio(d.count, size),
-                            "trigger_ratio": self.cfg.range_ratio,
-                            "port_range": range,
-                            "time_wait": m.time_wait,
-                            "tcp_tw_reuse": m.tcp_tw_reuse,
+                        evidence: super::Evidence::TimeWaitExhaustion(Evidence::Range {
+                            time_wait_to_dst: d.count,
+                            range_size: size,
+                            ratio: ratio(d.count, size),
+                            trigger_ratio: self.cfg.range_ratio,
+                            port_range: range,
+                            time_wait: m.time_wait,
+                            tcp_tw_reuse: m.tcp_tw_reuse,
                         }),
                     });
                 }
@@ -242,7 +244,7 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].subject.addr.as_deref(), Some("10.0.0.2"));
         assert_eq!(f[0].subject.port, Some(80));
-        assert_eq!(f[0].evidence["ratio"], 0.75);
+        assert_eq!(f[0].evidence.json()["ratio"], 0.75);
         assert_eq!(f[0].netns, Some(1));
         // namespace 2, quiet: nothing opens, and namespace 1's fault stays open
         let later = now + Duration::from_secs(60);
