@@ -50,7 +50,7 @@ impl Engine {
             .remedies
             .iter()
             .filter(|r| r.faults().contains(&f.fault))
-            .map(|r| r.name())
+            .map(|r| r.name().as_str())
             .collect();
         let order: Vec<&'static str> = self
             .ladder
@@ -91,7 +91,7 @@ impl Engine {
                 };
                 self.remedies
                     .iter()
-                    .find(|r| r.name() == name)
+                    .find(|r| r.name().as_str() == name)
                     .and_then(|r| r.plan(f, &ctx))
             };
             let Some(plan) = plan else {

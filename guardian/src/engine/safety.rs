@@ -198,7 +198,7 @@ pub fn check_plan(cfg: &SafetyConfig, host: &Host, plan: &PlannedChange) -> Resu
                     }
                 }
             }
-            "route" if plan.remedy != crate::remedy::route_restore::NAME => {
+            "route" if plan.remedy != crate::remedy::route_restore::NAME.as_str() => {
                 if let Some(p) = protected_route(cfg, name) {
                     return Err(format!("refused: route {name} is protected ({p})"));
                 }

@@ -7,10 +7,10 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{link_down, Evidence, FaultId, Finding};
 
-pub const NAME: &str = "link_up";
+pub const NAME: RemedyId = RemedyId::LinkUp;
 
 #[derive(Debug, Clone, Default)]
 pub struct LinkUp {
@@ -27,7 +27,7 @@ impl LinkUp {
 }
 
 impl Remedy for LinkUp {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -53,7 +53,7 @@ impl Remedy for LinkUp {
         }
         let oper_up = ev.oper_up;
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![format!("iface:{name}")],
             apply: Action::SetLinkUp {

@@ -13,10 +13,10 @@
 use serde_json::json;
 
 use super::holders::SocketRef;
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{port_conflict, Evidence, FaultId, Finding};
 
-pub const NAME: &str = "report_holder";
+pub const NAME: RemedyId = RemedyId::ReportHolder;
 
 /// At most this many holders are listed.
 const MAX_LISTED: usize = 16;
@@ -59,7 +59,7 @@ pub fn holding(f: &Finding, ctx: &PlanContext<'_>) -> Option<(u16, Option<Vec<So
 }
 
 impl Remedy for ReportHolder {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -127,7 +127,7 @@ impl Remedy for ReportHolder {
         listed.truncate(MAX_LISTED);
         unowned.truncate(MAX_LISTED);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![format!("port:{port}")],
             apply: Action::Nothing,

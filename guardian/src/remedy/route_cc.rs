@@ -17,11 +17,11 @@ use serde_json::json;
 
 use super::route_failover::{one_or_all, replace_pair};
 use super::routing::{self, Prefix};
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{retransmit_storm, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
-pub const NAME: &str = "route_cc";
+pub const NAME: RemedyId = RemedyId::RouteCc;
 const AVAILABLE: &str = "net.ipv4.tcp_available_congestion_control";
 
 /// `[remedies.route_cc]`.
@@ -94,7 +94,7 @@ impl RouteCc {
 }
 
 impl Remedy for RouteCc {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -156,7 +156,7 @@ impl Remedy for RouteCc {
             _ => Verify::All { checks },
         };
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets,
             apply,

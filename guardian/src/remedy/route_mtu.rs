@@ -19,11 +19,11 @@ use serde_json::json;
 
 use super::route_failover::replace_pair;
 use super::routing;
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{mtu_blackhole, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
-pub const NAME: &str = "route_mtu";
+pub const NAME: RemedyId = RemedyId::RouteMtu;
 
 /// `[remedies.route_mtu]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ impl RouteMtu {
 }
 
 impl Remedy for RouteMtu {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -123,7 +123,7 @@ impl Remedy for RouteMtu {
             ms => Lifetime::Ttl { ms },
         };
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![format!("route:{spec}")],
             apply,

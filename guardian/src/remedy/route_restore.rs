@@ -4,11 +4,11 @@
 //! [`RouteSpec`]), so a journaled or replayed finding plans the same change.
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{route_lost, Evidence, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
-pub const NAME: &str = "route_restore";
+pub const NAME: RemedyId = RemedyId::RouteRestore;
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteRestore;
@@ -20,7 +20,7 @@ impl RouteRestore {
 }
 
 impl Remedy for RouteRestore {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -38,7 +38,7 @@ impl Remedy for RouteRestore {
         let spec: RouteSpec = ev.route.clone();
         let route = spec.key();
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![format!("route:{route}")],
             apply: Action::AddRoute(spec.clone()),

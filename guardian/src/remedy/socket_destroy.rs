@@ -32,11 +32,12 @@ use serde_json::json;
 
 use super::holders::{self, SocketRef};
 use super::{
-    Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError, Verify,
+    Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError,
+    RemedyId, Verify,
 };
 use crate::faults::{port_conflict, FaultId, Finding};
 
-pub const NAME: &str = "socket_destroy";
+pub const NAME: RemedyId = RemedyId::SocketDestroy;
 
 /// `[remedies.socket_destroy]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +79,7 @@ impl SocketDestroy {
 }
 
 impl Remedy for SocketDestroy {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -137,7 +138,7 @@ impl Remedy for SocketDestroy {
         // are bounded by max_sockets and listed in `before`.
         let targets = vec![format!("port:{port}")];
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets,
             apply,

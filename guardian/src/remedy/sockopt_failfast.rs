@@ -19,12 +19,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError, Verify,
+    Action, Effect, Kernel, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyError,
+    RemedyId, Verify,
 };
 use crate::faults::{connect_timeout_cascade, FaultId, Finding};
 use crate::probes::sockops;
 
-pub const NAME: &str = "sockopt_failfast";
+pub const NAME: RemedyId = RemedyId::SockoptFailfast;
 /// The kernel's limit for TCP_SYNCNT (MAX_TCP_SYNCNT).
 const MAX_SYNCNT: u32 = 127;
 
@@ -113,7 +114,7 @@ impl SockoptFailfast {
 }
 
 impl Remedy for SockoptFailfast {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -164,7 +165,7 @@ impl Remedy for SockoptFailfast {
         };
         let shown = dst_str(&dst);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![format!("dst:{addr}")],
             apply: Action::FailfastInsert(policy.clone()),

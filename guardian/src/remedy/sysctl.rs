@@ -28,14 +28,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{
-    Action, Effect, Lifetime, MibCounter, Plan, PlanContext, PlannedChange, Remedy, Verify,
+    Action, Effect, Lifetime, MibCounter, Plan, PlanContext, PlannedChange, Remedy, RemedyId,
+    Verify,
 };
 use crate::faults::{
     accept_backlog_overflow, ephemeral_port_exhaustion, mtu_blackhole, syn_flood,
     time_wait_exhaustion, Evidence, FaultId, Finding,
 };
 
-pub const NAME: &str = "sysctl";
+pub const NAME: RemedyId = RemedyId::Sysctl;
 
 pub const TW_REUSE: &str = "net.ipv4.tcp_tw_reuse";
 pub const PORT_RANGE: &str = "net.ipv4.ip_local_port_range";
@@ -149,7 +150,7 @@ impl Sysctl {
 }
 
 impl Remedy for Sysctl {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -293,7 +294,7 @@ impl Sysctl {
             after["takes_effect"] = json!(n);
         }
         PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: wants.iter().map(|w| format!("sysctl:{}", w.key)).collect(),
             apply,

@@ -14,11 +14,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::xdp_limit::{limit_change, netns_mismatch};
-use super::{Effect, Plan, PlanContext, Remedy};
+use super::{Effect, Plan, PlanContext, Remedy, RemedyId};
 use crate::faults::{syn_flood, Evidence, FaultId, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 
-pub const NAME: &str = "xdp_port_limit";
+pub const NAME: RemedyId = RemedyId::XdpPortLimit;
 
 /// `[remedies.xdp_port_limit]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ impl XdpPortLimit {
 }
 
 impl Remedy for XdpPortLimit {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -97,7 +97,7 @@ impl Remedy for XdpPortLimit {
             ttl_ms: self.cfg.ttl_ms,
         };
         Some(Plan::Change(Box::new(limit_change(
-            NAME,
+            NAME.as_str(),
             f,
             vec![spec],
             self.cfg.ttl_ms,
@@ -211,7 +211,7 @@ mod tests {
             burst: 7,
             ttl_ms: 3000,
         };
-        assert_eq!(p.remedy, NAME);
+        assert_eq!(p.remedy, NAME.as_str());
         assert_eq!(p.targets, ["port:80"]);
         assert_eq!(
             (p.apply.clone(), p.inverse.clone()),

@@ -17,11 +17,11 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::xdp_limit::{limit_change, netns_mismatch};
-use super::{Effect, Plan, PlanContext, Remedy};
+use super::{Effect, Plan, PlanContext, Remedy, RemedyId};
 use crate::faults::{connection_flood, syn_flood, Evidence, FaultId, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 
-pub const NAME: &str = "xdp_source_limit";
+pub const NAME: RemedyId = RemedyId::XdpSourceLimit;
 
 /// `[remedies.xdp_source_limit]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ pub(crate) fn source_addr(s: &str) -> Option<IpAddr> {
 }
 
 impl Remedy for XdpSourceLimit {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
@@ -134,7 +134,7 @@ impl Remedy for XdpSourceLimit {
             Effect::InPlace
         };
         Some(Plan::Change(Box::new(limit_change(
-            NAME,
+            NAME.as_str(),
             f,
             specs,
             self.cfg.ttl_ms,
@@ -291,7 +291,7 @@ mod tests {
                 Action::XdpLimitRemove { key: key(a) },
             )
         };
-        assert_eq!(p.remedy, NAME);
+        assert_eq!(p.remedy, NAME.as_str());
         assert_eq!(
             (p.apply.clone(), p.inverse.clone()),
             Action::all(vec![pair("10.0.0.1"), pair("10.0.0.2")])
