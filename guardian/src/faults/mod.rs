@@ -1,10 +1,22 @@
 //! The fault catalogue: one registry line per fault, and the plumbing every detector shares.
 //!
 //! A fault lives in one folder, `faults/<fault>/`: its detector and config (`mod.rs`), its
-//! doc section (`doc.md`) and its replay fixtures. The [`registry!`] line below turns the
-//! folder into the fault id ([`FaultId`]), its `[detect.<fault>]` table ([`DetectConfig`]),
-//! its place in the detector list ([`all`]) and its reload pairing
-//! ([`DetectConfig::changed`]).
+//! typed evidence (`evidence.rs`), its doc section (`doc.md`) and its replay fixtures. The
+//! `registry!` line below turns the folder into the fault id ([`FaultId`]), its
+//! `[detect.<fault>]` table ([`DetectConfig`]), its place in the detector list ([`all`]), its
+//! evidence variant ([`Evidence`]) and its reload pairing ([`DetectConfig::changed`]).
+//!
+//! Adding a fault that reuses an existing kernel signal and remedy:
+//! - the folder `faults/<fault>/`: `mod.rs` (the detector, `Config`, `detector()`),
+//!   `evidence.rs`, `doc.md`, `replay.{record,expected}.ndjson` (recorded with
+//!   `guardian run --record`; found by the replay test);
+//! - one line in `registry!` below;
+//! - the remedy it reuses: its `FaultId` in `Remedy::faults()` (the ladder) and the evidence
+//!   it reads;
+//! - its heading in `docs/faults.md` (then `GUARDIAN_BLESS=1 cargo test -p guardian --lib
+//!   faults::docs` copies `doc.md` in) and its name in the schema's `fault_name` enum (both
+//!   checked by unit tests);
+//! - one end-to-end test, and a lab scenario.
 //!
 //! The shared plumbing sits here too ([`detector`], [`tracker`], [`window`], [`incidents`]):
 //! `Finding` names a [`FaultId`], and the fault folders implement `Detector`, so the two

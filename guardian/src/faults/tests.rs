@@ -63,3 +63,23 @@ fn the_event_schema_lists_exactly_the_catalogue() {
         "docs/schema/events.schema.json's fault_name must list FaultId::ALL, in its order"
     );
 }
+
+#[test]
+fn hysteresis_keys_are_flat_keys_of_each_table_and_typos_are_refused() {
+    let c: DetectConfig = toml::from_str("[syn_flood]\nhold_ms = 7\nsyn_per_sec = 9.0\n").unwrap();
+    assert_eq!(c.syn_flood.hysteresis.hold_ms, 7);
+    assert_eq!(c.syn_flood.syn_per_sec, 9.0);
+    let d = DetectConfig::default();
+    assert_eq!(
+        c.syn_flood.hysteresis.clear_after_ms,
+        d.syn_flood.hysteresis.clear_after_ms
+    );
+    let e = toml::from_str::<DetectConfig>("[syn_flood]\nhold_sm = 7\n").unwrap_err();
+    assert!(e.to_string().contains("unknown field `hold_sm`"), "{e}");
+    // Written back as flat keys (the record header), and read back the same.
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["syn_flood"]["hold_ms"], 7);
+    assert!(v["syn_flood"].get("hysteresis").is_none(), "{v}");
+    let back: DetectConfig = serde_json::from_value(v).unwrap();
+    assert_eq!(back, c);
+}

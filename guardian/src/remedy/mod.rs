@@ -338,8 +338,7 @@ mod tests {
     #[test]
     fn the_event_schema_lists_exactly_the_remedies() {
         let schema: serde_json::Value =
-            serde_json::from_str(include_str!("../../../docs/schema/events.schema.json"))
-                .unwrap();
+            serde_json::from_str(include_str!("../../../docs/schema/events.schema.json")).unwrap();
         let listed: Vec<&str> = schema["$defs"]["remedy_name"]["enum"]
             .as_array()
             .expect("docs/schema/events.schema.json: $defs.remedy_name.enum")
