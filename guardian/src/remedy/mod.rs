@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::detect::Finding;
+use crate::faults::Finding;
 use crate::netlink::{LinkState, NetlinkError, RouteSpec};
 use crate::output::Subject;
 

@@ -78,7 +78,7 @@ mod tests {
             mtu: 1500,
         };
         let mut d = RouteLost::new(vec![spec()], &[va]);
-        let f = crate::detect::observe_net(&mut d, &NetEvent::RouteDeleted(spec()), Instant::now());
+        let f = crate::faults::observe_net(&mut d, &NetEvent::RouteDeleted(spec()), Instant::now());
         let p = change(&RouteRestore::new(), &f[0], &ctx(&FakeState::default()));
         assert_eq!(p.remedy, "route_restore");
         assert_eq!(p.apply, Action::AddRoute(spec()));

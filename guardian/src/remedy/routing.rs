@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use super::{Kernel, Plan, RemedyError};
-use crate::detect::Finding;
+use crate::faults::Finding;
 use crate::netlink::{LinkState, RouteSpec, RTN_UNICAST};
 
 /// A destination prefix in configuration: `10.9.0.0/24`, `fd00:9::/64`, or `default` (the

@@ -6,7 +6,7 @@ use aya::maps::MapError;
 use serde_json::json;
 
 use super::{Action, Effect, Kernel, Lifetime, PlannedChange, RemedyError, Verify};
-use crate::detect::Finding;
+use crate::faults::Finding;
 use crate::probes::limits::{LimitKey, LimitSpec, Limits};
 
 /// Why a finding in namespace `netns` cannot be limited by the XDP program of `xdp_netns`.
