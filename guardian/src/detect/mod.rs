@@ -7,8 +7,6 @@ pub mod feed;
 pub mod input;
 pub mod record;
 
-#[cfg(test)]
-pub(crate) use crate::faults::observe_net;
 pub use crate::faults::{
     all, incidents, observe_all, tracker, window, Baseline, DetectConfig, Detector, FaultId,
     Finding,
