@@ -8,10 +8,11 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod control;
-pub mod detect;
+
 pub mod doctor;
 pub mod engine;
 pub mod errors;
+pub mod faults;
 pub mod health;
 pub mod input;
 pub mod journal;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{Baseline, DetectConfig};
+use crate::faults::{Baseline, DetectConfig};
 use crate::input::Input;
 
 pub const RECORD_VERSION: u32 = 1;

@@ -5,9 +5,10 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::detect::incidents::{fault_body, Ids, Incidents};
-use crate::detect::{self, record};
+use crate::faults;
+use crate::faults::incidents::{fault_body, Ids, Incidents};
 use crate::output::to_line;
+use crate::record;
 
 /// Writes the fault events for `path` to `out`; returns how many.
 pub fn replay(path: &Path, out: &mut impl Write) -> anyhow::Result<usize> {
@@ -26,14 +27,14 @@ fn run(
     entries: Vec<record::Entry>,
     out: &mut impl Write,
 ) -> anyhow::Result<usize> {
-    let mut detectors = detect::all(&header.detect, &header.baseline);
+    let mut detectors = faults::all(&header.detect, &header.baseline);
     let mut incidents = Incidents::new(Ids::Sequence(0));
     let t0 = Instant::now();
     let mut n = 0;
     for e in entries {
         let now = t0 + Duration::from_micros(e.t_us);
         let ts = header.start + chrono::Duration::microseconds(e.t_us as i64);
-        for f in detect::observe_all(&mut detectors, &e.input, now) {
+        for f in faults::observe_all(&mut detectors, &e.input, now) {
             if let Some(id) = incidents.track(&f, now) {
                 let body = fault_body(&f, &id, header.netns);
                 writeln!(out, "{}", to_line(&header.host, ts, &body))?;

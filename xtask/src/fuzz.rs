@@ -12,11 +12,12 @@ use crate::{cmd, setup};
 /// cargo-fuzz, installed from crates.io when missing.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
-/// Every target, with extra read-only seed directories and its libFuzzer `-max_len`.
+/// Every target, with extra read-only seed directories (read recursively: the fault folders
+/// hold the replay fixtures) and its libFuzzer `-max_len`.
 const TARGETS: &[(&str, &[&str], usize)] = &[
     ("config", &[], 4096),
     ("ringbuf_record", &[], 256),
-    ("replay", &["tests/fixtures/replay"], 16384),
+    ("replay", &["guardian/src/faults"], 16384),
     ("control_request", &[], 4096),
 ];
 

@@ -25,8 +25,8 @@ pub use error::ConfigError;
 pub use overrides::Overrides;
 pub use sections::{Control, Daemon, Interfaces, Log, LogFormat, Metrics, Sinks};
 
-use crate::detect::DetectConfig;
 use crate::engine::SafetyConfig;
+use crate::faults::DetectConfig;
 use crate::remedy::RemedyConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

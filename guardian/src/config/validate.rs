@@ -2,7 +2,7 @@
 //! what was expected there.
 use super::sections::valid_iface_name;
 use super::Config;
-use crate::remedy::{self, RemedyConfig};
+use crate::remedy;
 
 /// A value that does not make sense: `key` (dotted path) and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +39,7 @@ fn range(key: &str, v: u64, lo: u64, hi: u64, unit: &str) -> Result<(), Invalid>
 
 pub fn validate(c: &Config) -> Result<(), Invalid> {
     c.safety.validate().map_err(split)?;
-    let known: Vec<&str> = remedy::all(&RemedyConfig::default(), &[])
-        .iter()
-        .map(|r| r.name())
-        .collect();
+    let known: Vec<&str> = remedy::RemedyId::ALL.iter().map(|r| r.as_str()).collect();
     for name in c.remedies.modes.keys() {
         if !known.contains(&name.as_str()) {
             return Err(invalid(

@@ -56,7 +56,7 @@ impl Engine {
             // The fault is still open: the next rung (or, after an expiry, the same one
             // again, as a recurrence) may act.
             if let Some(f) = last {
-                let key = (f.fault, f.key.clone());
+                let key = (f.fault.as_str(), f.key.clone());
                 if let Some(t) = self.tries.get_mut(&key) {
                     t.busy = false;
                     if !matches!(a.waiting, Waiting::Effect { .. }) {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::detect::Finding;
+use crate::faults::Finding;
 use crate::output::Subject;
 use crate::remedy::{Action, Effect, Verify};
 

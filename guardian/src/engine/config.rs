@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::safety::SafetyConfig;
-use crate::detect::DetectConfig;
+use crate::faults::DetectConfig;
 use crate::output::Mode;
 use crate::remedy::RemedyConfig;
 

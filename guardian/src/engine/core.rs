@@ -13,12 +13,12 @@ use super::config::EngineConfig;
 use super::incidents;
 use super::ladder::Ladder;
 use super::safety::{Budgets, Host};
-use crate::detect::incidents::{fault_body, Ids, IncidentKey, Incidents};
-use crate::detect::record::Recorder;
-use crate::detect::{self, Baseline, Detector, Finding, Input};
+use crate::faults::incidents::{fault_body, Ids, IncidentKey, Incidents};
+use crate::faults::{self, Baseline, Detector, Finding, Input};
 use crate::journal::Journal;
 use crate::netlink::{LinkState, RouteSpec};
 use crate::output::{Emitter, FaultState};
+use crate::record::Recorder;
 use crate::remedy::{self, Kernel, Remedy};
 
 pub(super) struct Engine {
@@ -54,7 +54,7 @@ impl Engine {
         recorder: Option<Recorder>,
         shutdown: CancellationToken,
     ) -> Self {
-        let detectors = detect::all(&cfg.detect, base);
+        let detectors = faults::all(&cfg.detect, base);
         let remedies = remedy::all(&cfg.remedies, &cfg.keep_up);
         Engine {
             cfg,
@@ -104,23 +104,23 @@ impl Engine {
         if let Input::Mib(m) = &input {
             self.on_mib(m);
         }
-        for f in detect::observe_all(&mut self.detectors, &input, now) {
+        for f in faults::observe_all(&mut self.detectors, &input, now) {
             self.on_finding(f, now).await;
         }
     }
 
     async fn on_finding(&mut self, f: Finding, now: Instant) {
         let Some(id) = self.incidents.track(&f, now) else {
-            tracing::debug!(fault = f.fault, key = %f.key, "update or clear of an unknown fault");
+            tracing::debug!(fault = f.fault.as_str(), key = %f.key, "update or clear of an unknown fault");
             return;
         };
-        tracing::info!(fault = f.fault, key = %f.key, incident = %id, state = ?f.state, "fault");
+        tracing::info!(fault = f.fault.as_str(), key = %f.key, incident = %id, state = ?f.state, "fault");
         self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
         self.ctl.track(&f, &id, self.cfg.netns);
-        let key: IncidentKey = (f.fault, f.key.clone());
+        let key: IncidentKey = (f.fault.as_str(), f.key.clone());
         if f.state == FaultState::Cleared {
             self.tries.remove(&key);
-            self.on_cleared(f.fault, &f.key).await;
+            self.on_cleared(f.fault.as_str(), &f.key).await;
         } else {
             self.try_remedy(&f, &key).await;
         }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use super::api::{subject_label, IncidentView, Tally};
-use crate::detect::incidents::IncidentKey;
-use crate::detect::Finding;
+use crate::faults::incidents::IncidentKey;
+use crate::faults::Finding;
 use crate::health::Health;
 use crate::output::rfc3339;
 
@@ -50,7 +50,7 @@ impl State {
     /// `netns`: the daemon's, for findings that name none.
     pub fn track(&mut self, f: &Finding, incident: &str, netns: u32) {
         use crate::output::FaultState;
-        let key: IncidentKey = (f.fault, f.key.clone());
+        let key: IncidentKey = (f.fault.as_str(), f.key.clone());
         let now = rfc3339(chrono::Utc::now());
         match f.state {
             FaultState::Cleared => {

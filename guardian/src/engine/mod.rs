@@ -30,7 +30,7 @@ pub mod recover;
 mod run;
 pub mod safety;
 
-pub use crate::detect::incidents::IncidentKey;
+pub use crate::faults::incidents::IncidentKey;
 /// Routes worth protecting (kept in `remedy::routing`, where route remedies use it too).
 pub use crate::remedy::routing::protected;
 pub use config::{EngineConfig, EngineError, DEFAULT_VERIFY_TIMEOUT};
@@ -44,7 +44,6 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::detect;
     use crate::netlink::{self, RouteSpec};
     use crate::probes::Maps;
 
@@ -77,7 +76,7 @@ mod tests {
         fn is_send<T: Send>(_: &T) {}
         let fut = async {
             let (emitter, _writer) = crate::output::open(None, "h".into()).await.unwrap();
-            let (_tx, rx) = detect::feed::channel();
+            let (_tx, rx) = crate::source::feed::channel();
             run(
                 EngineConfig::default(),
                 emitter,

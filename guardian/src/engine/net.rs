@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use super::core::Engine;
-use crate::detect::Input;
+use crate::input::Input;
 use crate::netlink::{NetEvent, RouteSpec};
 
 impl Engine {

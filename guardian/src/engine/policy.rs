@@ -7,8 +7,8 @@ use super::act::{KernelState, Outcome};
 use super::change::Attempt;
 use super::core::Engine;
 use super::safety;
-use crate::detect::incidents::IncidentKey;
-use crate::detect::Finding;
+use crate::faults::incidents::IncidentKey;
+use crate::faults::Finding;
 use crate::output::{Mode, RemedyResult};
 use crate::remedy::{exec, Plan, PlanContext, RemedyMode};
 
@@ -36,11 +36,11 @@ impl Engine {
             .remedies
             .iter()
             .filter(|r| r.faults().contains(&f.fault))
-            .map(|r| r.name())
+            .map(|r| r.name().as_str())
             .collect();
         let order: Vec<&'static str> = self
             .ladder
-            .order(f.fault, &names)
+            .order(f.fault.as_str(), &names)
             .into_iter()
             .map(|i| names[i])
             .filter(|n| !tried.tried.contains(n))
@@ -77,7 +77,7 @@ impl Engine {
                 };
                 self.remedies
                     .iter()
-                    .find(|r| r.name() == name)
+                    .find(|r| r.name().as_str() == name)
                     .and_then(|r| r.plan(f, &ctx))
             };
             let Some(plan) = plan else {
@@ -116,7 +116,7 @@ impl Engine {
                 self.skip(&at, reason);
                 continue;
             }
-            if let Some(reason) = self.observe_only(name, f.fault) {
+            if let Some(reason) = self.observe_only(name, f.fault.as_str()) {
                 tracing::info!(remedy = name, action = %plan.apply, %reason, "remedy planned");
                 self.emit(&at, RemedyResult::Planned, None, Some(reason));
                 return;

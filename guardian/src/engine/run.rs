@@ -11,12 +11,12 @@ use super::config::{EngineConfig, EngineError};
 use super::core::Engine;
 use super::incidents;
 use super::ladder::Ladder;
-use crate::detect::record::Recorder;
-use crate::detect::{self, Baseline, Input};
+use crate::faults::{Baseline, Input};
 use crate::journal::Journal;
 use crate::netlink::{self, Netlink, Notice, RouteSpec};
 use crate::output::{Emitter, Mode};
 use crate::probes::Maps;
+use crate::record::Recorder;
 use crate::remedy::routing::protected;
 use crate::remedy::Kernel;
 
@@ -30,7 +30,7 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 pub async fn run(
     cfg: EngineConfig,
     emitter: Emitter,
-    mut inputs: detect::feed::FeedRx,
+    mut inputs: crate::source::feed::FeedRx,
     maps: Maps,
     ready: tokio::sync::oneshot::Sender<()>,
     shutdown: CancellationToken,

@@ -23,23 +23,12 @@ use scan::{scan, Graph};
 
 /// Edges `from → to` between top-level modules that close a cycle and are being removed.
 /// Each is the edge that points up the floors of docs/architecture.md.
-const CYCLE_EDGES: &[(&str, &str)] = &[
-    // `Config::apply_args(cli::RunArgs)`: run applies the flags (or a `config::Overrides`).
-    ("config", "cli"),
-    // `config` returns `preflight::PreflightError`: it returns `ConfigError` only.
-    ("config", "preflight"),
-    // `output/sink.rs` takes `config::Sinks`: `Sinks` belongs in output.
-    ("output", "config"),
-    // `ProbeError::Batch(source::batch::BatchError)`: the batch lookup belongs in probes.
-    ("probes", "source"),
-    // `source/*` produce `detect::Input`: the input and sample types sit below both.
-    ("source", "detect"),
-];
+const CYCLE_EDGES: &[(&str, &str)] = &[];
 
 /// The largest group of files that import each other (a strongly connected component of the
 /// file graph). The issue asks for at most 3: the integrator lowers this as branches merge;
 /// until then it may not grow.
-const MAX_FILE_CYCLE: usize = 63;
+const MAX_FILE_CYCLE: usize = 20;
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -7,10 +7,10 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{link_down, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{link_down, Evidence, FaultId, Finding};
 
-pub const NAME: &str = "link_up";
+pub const NAME: RemedyId = RemedyId::LinkUp;
 
 #[derive(Debug, Clone, Default)]
 pub struct LinkUp {
@@ -27,11 +27,11 @@ impl LinkUp {
 }
 
 impl Remedy for LinkUp {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[link_down::FAULT]
     }
 
@@ -45,16 +45,15 @@ impl Remedy for LinkUp {
             return None;
         }
         // Only an admin-down link is fixed by setting it up.
-        if f.evidence.get("admin_up").and_then(|v| v.as_bool()) != Some(false) {
+        let Evidence::LinkDown(ev) = &f.evidence else {
+            return None;
+        };
+        if ev.admin_up {
             return None;
         }
-        let oper_up = f
-            .evidence
-            .get("oper_up")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+        let oper_up = ev.oper_up;
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![crate::model::Target::Iface(name.clone())],
             apply: Action::SetLinkUp {
@@ -74,7 +73,7 @@ impl Remedy for LinkUp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::LinkDown;
+    use crate::faults::link_down::LinkDown;
     use crate::model::{FaultState, Severity, Subject};
     use crate::netlink::{LinkState, NetEvent};
     use crate::remedy::testing::{change, ctx, FakeState};
@@ -82,7 +81,7 @@ mod tests {
 
     fn finding(iface: &str, admin_up: bool, oper_up: bool) -> Finding {
         Finding {
-            fault: "link_down",
+            fault: link_down::FAULT,
             layer: 2,
             severity: Severity::Error,
             state: FaultState::Opened,
@@ -91,7 +90,12 @@ mod tests {
                 ifindex: Some(3),
                 ..Default::default()
             },
-            evidence: json!({"ifindex": 3, "admin_up": admin_up, "oper_up": oper_up}),
+            evidence: Evidence::LinkDown(link_down::Evidence {
+                ifindex: 3,
+                admin_up,
+                oper_up,
+                ..Default::default()
+            }),
             key: "link:3".into(),
             netns: None,
         }
@@ -102,7 +106,7 @@ mod tests {
         let r = LinkUp::new(["va"]);
         // (finding, applies)
         let mut other_fault = finding("va", false, false);
-        other_fault.fault = "route_lost";
+        other_fault.fault = crate::faults::FaultId::RouteLost;
         let mut no_ifindex = finding("va", false, false);
         no_ifindex.subject.ifindex = None;
         let cases = [
@@ -170,7 +174,7 @@ mod tests {
             oper_up: false,
             ..up
         };
-        let f = crate::detect::observe_net(&mut d, &NetEvent::Link(down), Instant::now());
+        let f = crate::faults::observe_net(&mut d, &NetEvent::Link(down), Instant::now());
         change(&LinkUp::new(["va"]), &f[0], &ctx(&FakeState::default()));
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 mod error;
 pub mod exec;
 pub mod holders;
+pub mod id;
 pub mod kernel;
 pub mod link_up;
 pub mod report_holder;
@@ -32,13 +33,14 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::detect::Finding;
+use crate::faults::Finding;
 use crate::model::{RouteDst, Subject, Target};
 use crate::netlink::{LinkState, RouteSpec};
 
 pub use action::{Action, Verify};
 pub use config::{RemedyConfig, RemedyMode};
 pub use error::RemedyError;
+pub use id::RemedyId;
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
 pub use report_holder::ReportHolder;
@@ -201,10 +203,10 @@ pub struct PlanContext<'a> {
 }
 
 pub trait Remedy: Send + Sync {
-    /// Stable remedy name, e.g. `link_up`.
-    fn name(&self) -> &'static str;
+    /// Stable remedy id, e.g. `link_up`.
+    fn name(&self) -> RemedyId;
     /// The faults whose ladder this remedy is on.
-    fn faults(&self) -> &'static [&'static str];
+    fn faults(&self) -> &'static [crate::faults::FaultId];
     /// `None` when the remedy has nothing to say about this finding (another fault, or a
     /// case it never handles); otherwise a change or the reason it must not act now.
     fn plan(&self, f: &Finding, ctx: &PlanContext<'_>) -> Option<Plan>;
@@ -231,7 +233,7 @@ pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
     ];
     every
         .into_iter()
-        .filter(|r| cfg.mode_of(r.name()) != RemedyMode::Off)
+        .filter(|r| cfg.mode_of(r.name().as_str()) != RemedyMode::Off)
         .collect()
 }
 
@@ -300,6 +302,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::FakeState;
     use super::*;
+    use crate::faults::FaultId;
 
     #[test]
     fn lifetimes_bound_what_they_should() {
@@ -319,11 +322,40 @@ mod tests {
     }
 
     #[test]
+    fn remedy_ids_are_the_remedies_in_ladder_order() {
+        let ids: Vec<RemedyId> = all(&RemedyConfig::default(), &[])
+            .iter()
+            .map(|r| r.name())
+            .collect();
+        assert_eq!(ids, RemedyId::ALL);
+        for id in RemedyId::ALL {
+            assert_eq!(serde_json::to_value(id).unwrap(), id.as_str());
+        }
+    }
+
+    #[test]
+    fn the_event_schema_lists_exactly_the_remedies() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/schema/events.schema.json")).unwrap();
+        let listed: Vec<&str> = schema["$defs"]["remedy_name"]["enum"]
+            .as_array()
+            .expect("docs/schema/events.schema.json: $defs.remedy_name.enum")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default())
+            .collect();
+        let ids: Vec<&str> = RemedyId::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            listed, ids,
+            "docs/schema/events.schema.json's remedy_name must list RemedyId::ALL, in its order"
+        );
+    }
+
+    #[test]
     fn remedies_switched_off_are_not_on_any_ladder() {
         let mut cfg = RemedyConfig::default();
         assert_eq!(all(&cfg, &[]).len(), 12);
         cfg.modes.insert("link_up".into(), RemedyMode::Off);
-        let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name()).collect();
+        let names: Vec<_> = all(&cfg, &[]).iter().map(|r| r.name().as_str()).collect();
         assert_eq!(
             names,
             [
@@ -352,16 +384,19 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.route_dampen.hold_ms, 1000);
         assert_eq!(cfg.route_cc.algo, "reno");
-        let ladder = |fault: &str| -> Vec<&'static str> {
+        let ladder = |fault: FaultId| -> Vec<&'static str> {
             all(&cfg, &[])
                 .iter()
                 .filter(|r| r.faults().contains(&fault))
-                .map(|r| r.name())
+                .map(|r| r.name().as_str())
                 .collect()
         };
-        assert_eq!(ladder("link_down"), ["link_up", "route_failover"]);
-        assert_eq!(ladder("link_flapping"), ["route_dampen"]);
-        assert_eq!(ladder("mtu_blackhole"), ["route_mtu", "sysctl"]);
-        assert_eq!(ladder("retransmit_storm"), ["route_failover", "route_cc"]);
+        assert_eq!(ladder(FaultId::LinkDown), ["link_up", "route_failover"]);
+        assert_eq!(ladder(FaultId::LinkFlapping), ["route_dampen"]);
+        assert_eq!(ladder(FaultId::MtuBlackhole), ["route_mtu", "sysctl"]);
+        assert_eq!(
+            ladder(FaultId::RetransmitStorm),
+            ["route_failover", "route_cc"]
+        );
     }
 }

@@ -13,10 +13,10 @@
 use serde_json::json;
 
 use super::holders::SocketRef;
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{port_conflict, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{port_conflict, Evidence, FaultId, Finding};
 
-pub const NAME: &str = "report_holder";
+pub const NAME: RemedyId = RemedyId::ReportHolder;
 
 /// At most this many holders are listed.
 const MAX_LISTED: usize = 16;
@@ -37,11 +37,19 @@ pub fn overlaps(bind: Option<&str>, local: &str) -> bool {
     bind.is_none_or(|b| wild(b) || wild(local) || b == local)
 }
 
+/// The evidence of a `port_conflict` finding.
+pub fn evidence(f: &Finding) -> Option<&port_conflict::Evidence> {
+    match &f.evidence {
+        Evidence::PortConflict(e) => Some(e),
+        _ => None,
+    }
+}
+
 /// The sockets holding the finding's port: a fresh dump when it can be read, else the
 /// finding's listeners. None when the finding names no port.
 pub fn holding(f: &Finding, ctx: &PlanContext<'_>) -> Option<(u16, Option<Vec<SocketRef>>)> {
     let port = f.subject.port?;
-    let bind = f.evidence["binder"]["addr"].as_str();
+    let bind = evidence(f).and_then(|e| e.binder.addr.as_deref());
     let dumped = ctx.state.tcp_sockets(f.netns, port).map(|v| {
         v.into_iter()
             .filter(|s| overlaps(bind, &s.src.to_string()))
@@ -51,11 +59,11 @@ pub fn holding(f: &Finding, ctx: &PlanContext<'_>) -> Option<(u16, Option<Vec<So
 }
 
 impl Remedy for ReportHolder {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[port_conflict::FAULT]
     }
 
@@ -77,14 +85,12 @@ impl Remedy for ReportHolder {
                     )
                 })
                 .collect(),
-            None => f.evidence["holders"]
-                .as_array()
+            None => evidence(f)
                 .into_iter()
-                .flatten()
-                .filter_map(|h| {
-                    let inode = u32::try_from(h["inode"].as_u64()?).ok()?;
-                    let addr = h["addr"].as_str().unwrap_or_default().to_string();
-                    Some((addr, "listen".to_string(), h["uid"].as_u64(), inode))
+                .flat_map(|e| &e.holders)
+                .map(|h| {
+                    let addr = h.addr.clone();
+                    (addr, "listen".to_string(), Some(u64::from(h.uid)), h.inode)
                 })
                 .collect(),
         };
@@ -121,7 +127,7 @@ impl Remedy for ReportHolder {
         listed.truncate(MAX_LISTED);
         unowned.truncate(MAX_LISTED);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![crate::model::Target::Port(port)],
             apply: Action::Nothing,
@@ -129,7 +135,7 @@ impl Remedy for ReportHolder {
             verify: Verify::Nothing,
             effect: Effect::InPlace,
             lifetime: Lifetime::Permanent,
-            before: json!({"port": port, "binder": f.evidence["binder"].clone()}),
+            before: json!({"port": port, "binder": evidence(f).map(|e| &e.binder)}),
             after: json!({
                 "port": port,
                 "holders": listed,
@@ -151,9 +157,15 @@ pub(crate) fn finding(
     held: &[(&str, u32, u32)],
 ) -> Finding {
     use crate::model::{FaultState, Severity, Subject};
-    let holders: Vec<serde_json::Value> = held
+    let holders: Vec<port_conflict::evidence::Holder> = held
         .iter()
-        .map(|(a, uid, inode)| json!({"addr": a, "port": port, "uid": uid, "inode": inode, "state": "listen"}))
+        .map(|(a, uid, inode)| port_conflict::evidence::Holder {
+            addr: a.to_string(),
+            port,
+            uid: *uid,
+            inode: *inode,
+            state: "listen",
+        })
         .collect();
     Finding {
         fault: port_conflict::FAULT,
@@ -165,11 +177,17 @@ pub(crate) fn finding(
             port: Some(port),
             ..Default::default()
         },
-        evidence: json!({
-            "binder": {"pid": 77, "tid": 77, "comm": "second", "family": 2, "addr": addr},
-            "conflicts": 1,
-            "since_last_report": 1,
-            "holders": holders,
+        evidence: Evidence::PortConflict(port_conflict::Evidence {
+            binder: port_conflict::evidence::Binder {
+                pid: 77,
+                tid: 77,
+                comm: "second".into(),
+                family: Some("2".into()),
+                addr: Some(addr.to_string()),
+            },
+            conflicts: 1,
+            since_last_report: 1,
+            holders,
         }),
         key: format!("{}/{port}", netns.unwrap_or(0)),
         netns,
@@ -262,7 +280,7 @@ mod tests {
         assert!(matches!(plan(83), Some(Plan::Skip(r)) if r.contains("any more")));
         assert!(matches!(plan(84), Some(Plan::Skip(_))));
         let mut f = finding(Some(9), 82, "10.0.0.1", &[]);
-        f.fault = "syn_flood";
+        f.fault = crate::faults::FaultId::SynFlood;
         assert!(ReportHolder.plan(&f, &ctx(&st)).is_none());
         assert!(overlaps(Some("::"), "10.0.0.1") && overlaps(None, "1.2.3.4"));
         assert!(!overlaps(Some("10.0.0.1"), "10.0.0.2"));

@@ -2,7 +2,7 @@
 //! (RTAX_CC_ALGO, default `bbr`) for the route to the storm's destination — loss-based control
 //! collapses on a lossy path, BBR keeps its rate.
 //!
-//! The destination is the finding's (`subject.addr`, `evidence.dst_prefix`, ...) or, when the
+//! The destination is the finding's (`subject.route` or `subject.addr`) or, when the
 //! finding names none (the detector judges a whole namespace), each of the configured
 //! `prefixes`. A route for exactly the prefix is replaced in place with the metric added
 //! (inverse: the old route exactly); otherwise a route for the prefix is added through the
@@ -17,11 +17,11 @@ use serde_json::json;
 
 use super::route_failover::{one_or_all, replace_pair};
 use super::routing::{self, Prefix};
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{retransmit_storm, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{retransmit_storm, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
-pub const NAME: &str = "route_cc";
+pub const NAME: RemedyId = RemedyId::RouteCc;
 const AVAILABLE: &str = "net.ipv4.tcp_available_congestion_control";
 
 /// `[remedies.route_cc]`.
@@ -94,11 +94,11 @@ impl RouteCc {
 }
 
 impl Remedy for RouteCc {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[retransmit_storm::FAULT]
     }
 
@@ -156,7 +156,7 @@ impl Remedy for RouteCc {
             _ => Verify::All { checks },
         };
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets,
             apply,

@@ -114,6 +114,6 @@ fn table_of_skips_and_non_plans() {
     assert!(skip(&cc(""), &s, &other_ns, &routes).contains("namespace 5"));
     // another fault
     let mut other = f.clone();
-    other.fault = "mtu_blackhole";
+    other.fault = crate::faults::FaultId::MtuBlackhole;
     assert_eq!(cc("").plan(&other, &ctx(&s, &l, &routes)), None);
 }

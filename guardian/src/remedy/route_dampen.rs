@@ -22,11 +22,11 @@ use serde_json::json;
 
 use super::route_failover::one_or_all;
 use super::routing;
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{link_flapping, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{link_flapping, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
-pub const NAME: &str = "route_dampen";
+pub const NAME: RemedyId = RemedyId::RouteDampen;
 
 /// `[remedies.route_dampen]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,11 +93,11 @@ fn alternative<'a>(ctx: &PlanContext<'a>, r: &RouteSpec, ifindex: u32) -> Option
 }
 
 impl Remedy for RouteDampen {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[link_flapping::FAULT]
     }
 
@@ -163,7 +163,7 @@ impl Remedy for RouteDampen {
         let hold_ms = self.cfg.hold(ctx.recurrences);
         let (apply, inverse) = one_or_all(pairs);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets,
             apply,

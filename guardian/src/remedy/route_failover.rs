@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::routing::{self, Prefix};
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{link_down, retransmit_storm, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{link_down, retransmit_storm, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
-pub const NAME: &str = "route_failover";
+pub const NAME: RemedyId = RemedyId::RouteFailover;
 
 /// One backup nexthop: `{ prefix = "10.9.0.0/24", via = "10.77.131.2", dev = "vb" }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,7 +161,7 @@ impl RouteFailover {
         }
         let (apply, inverse) = one_or_all(pairs);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets,
             apply,
@@ -235,7 +235,7 @@ impl RouteFailover {
         }
         let (apply, inverse) = one_or_all(pairs);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets,
             apply,
@@ -272,11 +272,11 @@ pub fn one_or_all(mut pairs: Vec<(Action, Action)>) -> (Action, Action) {
 }
 
 impl Remedy for RouteFailover {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[link_down::FAULT, retransmit_storm::FAULT]
     }
 

@@ -19,11 +19,11 @@ use serde_json::json;
 
 use super::route_failover::replace_pair;
 use super::routing;
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{mtu_blackhole, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{mtu_blackhole, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
-pub const NAME: &str = "route_mtu";
+pub const NAME: RemedyId = RemedyId::RouteMtu;
 
 /// `[remedies.route_mtu]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,11 +66,11 @@ impl RouteMtu {
 }
 
 impl Remedy for RouteMtu {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[mtu_blackhole::FAULT]
     }
 
@@ -123,7 +123,7 @@ impl Remedy for RouteMtu {
             ms => Lifetime::Ttl { ms },
         };
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![super::route_target(&spec)],
             apply,
@@ -237,7 +237,7 @@ mod tests {
         none.subject.addr = None;
         assert_eq!(r.plan(&none, &ctx(&s, &l, &routes)), None);
         let mut other = f.clone();
-        other.fault = "retransmit_storm";
+        other.fault = crate::faults::FaultId::RetransmitStorm;
         assert_eq!(r.plan(&other, &ctx(&s, &l, &routes)), None);
         // IPv6: 1280 through the v6 route
         let l6 = [link(3, "va", true)];

@@ -4,11 +4,11 @@
 //! [`RouteSpec`]), so a journaled or replayed finding plans the same change.
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{route_lost, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{route_lost, Evidence, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
-pub const NAME: &str = "route_restore";
+pub const NAME: RemedyId = RemedyId::RouteRestore;
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteRestore;
@@ -20,11 +20,11 @@ impl RouteRestore {
 }
 
 impl Remedy for RouteRestore {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[route_lost::FAULT]
     }
 
@@ -32,10 +32,13 @@ impl Remedy for RouteRestore {
         if f.fault != route_lost::FAULT {
             return None;
         }
-        let spec: RouteSpec = serde_json::from_value(f.evidence.get("route")?.clone()).ok()?;
+        let Evidence::RouteLost(ev) = &f.evidence else {
+            return None;
+        };
+        let spec: RouteSpec = ev.route.clone();
         let route = spec.key();
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![super::restore_target(&spec)],
             apply: Action::AddRoute(spec.clone()),
@@ -52,7 +55,7 @@ impl Remedy for RouteRestore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::RouteLost;
+    use crate::faults::route_lost::RouteLost;
     use crate::model::{FaultState, Severity, Subject};
     use crate::netlink::{LinkState, NetEvent};
     use crate::remedy::testing::{change, ctx, FakeState};
@@ -75,7 +78,7 @@ mod tests {
             mtu: 1500,
         };
         let mut d = RouteLost::new(vec![spec()], &[va]);
-        let f = crate::detect::observe_net(&mut d, &NetEvent::RouteDeleted(spec()), Instant::now());
+        let f = crate::faults::observe_net(&mut d, &NetEvent::RouteDeleted(spec()), Instant::now());
         let p = change(&RouteRestore::new(), &f[0], &ctx(&FakeState::default()));
         assert_eq!(p.remedy, "route_restore");
         assert_eq!(p.apply, Action::AddRoute(spec()));
@@ -89,12 +92,12 @@ mod tests {
     #[test]
     fn does_not_apply_elsewhere() {
         let base = Finding {
-            fault: "route_lost",
+            fault: route_lost::FAULT,
             layer: 3,
             severity: Severity::Error,
             state: FaultState::Opened,
             subject: Subject::default(),
-            evidence: json!({}),
+            evidence: Evidence::Json(json!({})),
             key: "route:x".into(),
             netns: None,
         };
@@ -104,14 +107,20 @@ mod tests {
             .is_none());
         // garbage route
         let mut bad = base.clone();
-        bad.evidence = json!({"route": {"dst": "nope"}});
+        bad.evidence = Evidence::Json(json!({"route": {"dst": "nope"}}));
         assert!(RouteRestore
             .plan(&bad, &ctx(&FakeState::default()))
             .is_none());
         // another fault, even with a route
         let mut other = base.clone();
-        other.fault = "link_down";
-        other.evidence = json!({"route": serde_json::to_value(spec()).unwrap()});
+        other.fault = crate::faults::FaultId::LinkDown;
+        other.evidence = Evidence::RouteLost(route_lost::Evidence {
+            lost_ms: None,
+            oif_admin_up: None,
+            oif_oper_up: None,
+            oif_up: None,
+            route: spec(),
+        });
         assert!(RouteRestore
             .plan(&other, &ctx(&FakeState::default()))
             .is_none());

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use super::Plan;
-use crate::detect::Finding;
+use crate::faults::Finding;
 use crate::netlink::{LinkState, RouteSpec};
 
 /// A destination prefix in configuration: `10.9.0.0/24`, `fd00:9::/64`, or `default` (the
@@ -152,20 +152,13 @@ pub fn upper_half(a: IpAddr, len: u8) -> IpAddr {
     }
 }
 
-/// Where a finding points: an address (`subject.addr`, `evidence.dst`) or a prefix
-/// (`evidence.dst_prefix`, `evidence.prefix`, `subject.route`).
+/// Where a finding points: a prefix (`subject.route`) or else an address (`subject.addr`).
+/// (No fault's evidence names a destination of its own: the subject says it.)
 pub fn destination(f: &Finding) -> Option<Prefix> {
-    let ev = |k: &str| {
-        f.evidence
-            .get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
-    [ev("dst_prefix"), ev("prefix"), f.subject.route.clone()]
+    [f.subject.route.as_deref(), f.subject.addr.as_deref()]
         .into_iter()
         .flatten()
-        .chain([f.subject.addr.clone(), ev("dst")].into_iter().flatten())
-        .find_map(|s| Prefix::parse(&s).ok())
+        .find_map(|s| Prefix::parse(s).ok())
 }
 
 /// A skip when the finding is in another namespace than the daemon's: the route remedies
@@ -309,20 +302,21 @@ pub(crate) mod fixtures {
         r
     }
 
-    pub fn finding(fault: &'static str, netns: Option<u32>, subject: Subject) -> Finding {
+    /// A finding of `fault` (a name of the catalogue).
+    pub fn finding(fault: &str, netns: Option<u32>, subject: Subject) -> Finding {
         Finding {
-            fault,
+            fault: fault.parse().expect("a fault of the catalogue"),
             layer: 3,
             severity: Severity::Warning,
             state: FaultState::Opened,
             subject,
-            evidence: serde_json::json!({}),
+            evidence: crate::faults::Evidence::closed("test"),
             key: "k".into(),
             netns,
         }
     }
 
-    pub fn on_iface(fault: &'static str, name: &str, ifindex: u32) -> Finding {
+    pub fn on_iface(fault: &str, name: &str, ifindex: u32) -> Finding {
         finding(
             fault,
             None,
@@ -334,7 +328,7 @@ pub(crate) mod fixtures {
         )
     }
 
-    pub fn to_addr(fault: &'static str, netns: Option<u32>, addr: &str) -> Finding {
+    pub fn to_addr(fault: &str, netns: Option<u32>, addr: &str) -> Finding {
         finding(
             fault,
             netns,

@@ -22,10 +22,10 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{port_conflict, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{port_conflict, FaultId, Finding};
 
-pub const NAME: &str = "socket_destroy";
+pub const NAME: RemedyId = RemedyId::SocketDestroy;
 
 /// `[remedies.socket_destroy]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,11 +67,11 @@ impl SocketDestroy {
 }
 
 impl Remedy for SocketDestroy {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[port_conflict::FAULT]
     }
 
@@ -126,7 +126,7 @@ impl Remedy for SocketDestroy {
         // are bounded by max_sockets and listed in `before`.
         let targets = vec![crate::model::Target::Port(port)];
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets,
             apply,

@@ -18,11 +18,11 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, Verify};
-use crate::detect::{connect_timeout_cascade, Finding};
+use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use crate::faults::{connect_timeout_cascade, FaultId, Finding};
 use crate::probes::sockops;
 
-pub const NAME: &str = "sockopt_failfast";
+pub const NAME: RemedyId = RemedyId::SockoptFailfast;
 /// The kernel's limit for TCP_SYNCNT (MAX_TCP_SYNCNT).
 const MAX_SYNCNT: u32 = 127;
 
@@ -111,11 +111,11 @@ impl SockoptFailfast {
 }
 
 impl Remedy for SockoptFailfast {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[connect_timeout_cascade::FAULT]
     }
 
@@ -162,7 +162,7 @@ impl Remedy for SockoptFailfast {
         };
         let shown = dst_str(&dst);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: vec![crate::model::Target::Dst(addr)],
             apply: Action::FailfastInsert(policy.clone()),

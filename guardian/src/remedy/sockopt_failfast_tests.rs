@@ -15,7 +15,12 @@ fn finding(addr: Option<&str>, port: Option<u16>) -> Finding {
             port,
             ..Default::default()
         },
-        evidence: json!({"failed_connects": 25}),
+        evidence: crate::faults::Evidence::ConnectTimeoutCascade(
+            connect_timeout_cascade::Evidence {
+                failed_connects: 25,
+                ..Default::default()
+            },
+        ),
         key: "k".into(),
         netns: Some(NS),
     }
@@ -58,7 +63,7 @@ fn plans_a_policy_for_the_destination_in_the_faults_namespace() {
         user_timeout_ms: 2500,
         ttl_ms: 300_000,
     };
-    assert_eq!(p.remedy, NAME);
+    assert_eq!(p.remedy, NAME.as_str());
     assert_eq!(p.targets, ["dst:10.77.110.2"]);
     assert_eq!(p.apply, Action::FailfastInsert(pol.clone()));
     assert_eq!(p.inverse, Action::FailfastRemove(dst));
@@ -149,7 +154,7 @@ fn skips_when_the_program_is_not_attached_or_nothing_would_be_set() {
 #[test]
 fn other_faults_are_not_its_business() {
     let mut f = finding(Some("10.0.0.2"), Some(80));
-    f.fault = "syn_flood";
+    f.fault = crate::faults::FaultId::SynFlood;
     assert!(plan(&remedy(Config::default()), &f).is_none());
 }
 

@@ -28,14 +28,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{
-    Action, Effect, Lifetime, MibCounter, Plan, PlanContext, PlannedChange, Remedy, Verify,
+    Action, Effect, Lifetime, MibCounter, Plan, PlanContext, PlannedChange, Remedy, RemedyId,
+    Verify,
 };
-use crate::detect::{
+use crate::faults::{
     accept_backlog_overflow, ephemeral_port_exhaustion, mtu_blackhole, syn_flood,
-    time_wait_exhaustion, Finding,
+    time_wait_exhaustion, Evidence, FaultId, Finding,
 };
 
-pub const NAME: &str = "sysctl";
+pub const NAME: RemedyId = RemedyId::Sysctl;
 
 pub const TW_REUSE: &str = "net.ipv4.tcp_tw_reuse";
 pub const PORT_RANGE: &str = "net.ipv4.ip_local_port_range";
@@ -149,11 +150,11 @@ impl Sysctl {
 }
 
 impl Remedy for Sysctl {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[
             time_wait_exhaustion::FAULT,
             ephemeral_port_exhaustion::FAULT,
@@ -191,14 +192,17 @@ impl Remedy for Sysctl {
                     Ok(v) => v.parse::<u64>().ok(),
                     Err(e) => return Some(Plan::Skip(e)),
                 };
-                let l = &f.evidence["listener"];
-                if let (Some(b), Some(s)) = (l["backlog"].as_u64(), somaxconn) {
+                let l = match &f.evidence {
+                    Evidence::AcceptBacklogOverflow(e) => e.listener.as_ref(),
+                    _ => None,
+                };
+                if let (Some(l), Some(s)) = (l, somaxconn) {
+                    let b = u64::from(l.backlog);
                     if b < s {
                         return Some(Plan::Skip(format!(
                             "the listener on {}:{} has an accept queue limit of {b}, below \
                              {SOMAXCONN} = {s}: its own listen(2) backlog limits it, not the sysctl",
-                            l["addr"].as_str().unwrap_or("?"),
-                            l["port"]
+                            l.addr, l.port
                         )));
                     }
                 }
@@ -290,7 +294,7 @@ impl Sysctl {
             after["takes_effect"] = json!(n);
         }
         PlannedChange {
-            remedy: NAME,
+            remedy: NAME.as_str(),
             subject: f.subject.clone(),
             targets: wants
                 .iter()

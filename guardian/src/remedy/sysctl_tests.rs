@@ -7,7 +7,7 @@ use crate::remedy::testing::{change, ctx, FakeState};
 
 const NS: Option<u32> = Some(4026532000);
 
-fn finding(fault: &'static str, addr: Option<&str>, evidence: Value) -> Finding {
+fn finding(fault: FaultId, addr: Option<&str>, evidence: Evidence) -> Finding {
     Finding {
         fault,
         layer: 4,
@@ -72,7 +72,7 @@ fn ephemeral_exhaustion_widens_the_range_and_enables_reuse_in_the_faults_namespa
     let f = finding(
         ephemeral_port_exhaustion::FAULT,
         Some("10.0.0.2"),
-        json!({}),
+        Evidence::Json(json!({})),
     );
     let p = change(&Sysctl::default(), &f, &ctx(&st));
     let (apply, inverse) = Action::all(vec![
@@ -113,7 +113,11 @@ fn ephemeral_exhaustion_widens_the_range_and_enables_reuse_in_the_faults_namespa
 fn the_range_only_widens_and_only_changed_keys_are_planned() {
     // Wider than the target at the top already: only the bottom moves; reuse on already.
     let st = state(&[(PORT_RANGE, "20000 65535"), (TW_REUSE, "1")]);
-    let f = finding(time_wait_exhaustion::FAULT, Some("10.0.0.2"), json!({}));
+    let f = finding(
+        time_wait_exhaustion::FAULT,
+        Some("10.0.0.2"),
+        Evidence::Json(json!({})),
+    );
     let p = change(&Sysctl::default(), &f, &ctx(&st));
     assert_eq!(p.apply, set(PORT_RANGE, "10000 65535"));
     assert_eq!(p.inverse, set(PORT_RANGE, "20000 65535"));
@@ -131,9 +135,17 @@ fn the_range_only_widens_and_only_changed_keys_are_planned() {
 #[test]
 fn tw_reuse_2_is_enough_only_toward_loopback() {
     let st = state(&[(PORT_RANGE, "1024 65535")]);
-    let lo = finding(time_wait_exhaustion::FAULT, Some("127.0.0.1"), json!({}));
+    let lo = finding(
+        time_wait_exhaustion::FAULT,
+        Some("127.0.0.1"),
+        Evidence::Json(json!({})),
+    );
     assert!(skip(&lo, &st).contains("net.ipv4.tcp_tw_reuse = 2"));
-    let remote = finding(time_wait_exhaustion::FAULT, Some("10.0.0.2"), json!({}));
+    let remote = finding(
+        time_wait_exhaustion::FAULT,
+        Some("10.0.0.2"),
+        Evidence::Json(json!({})),
+    );
     let p = change(&Sysctl::default(), &remote, &ctx(&st));
     assert_eq!(p.apply, set(TW_REUSE, "1"));
     assert_eq!(p.inverse, set(TW_REUSE, "2"));
@@ -142,7 +154,7 @@ fn tw_reuse_2_is_enough_only_toward_loopback() {
 #[test]
 fn the_bucket_table_gets_reuse_only() {
     let st = state(&[(PORT_RANGE, "40000 40009"), (TW_REUSE, "0")]);
-    let f = finding(time_wait_exhaustion::FAULT, None, json!({}));
+    let f = finding(time_wait_exhaustion::FAULT, None, Evidence::Json(json!({})));
     let p = change(&Sysctl::default(), &f, &ctx(&st));
     assert_eq!(p.apply, set(TW_REUSE, "1"));
     assert_eq!(p.inverse, set(TW_REUSE, "0"));
@@ -151,7 +163,7 @@ fn the_bucket_table_gets_reuse_only() {
 
 #[test]
 fn syn_flood_turns_cookies_on_only_when_off() {
-    let f = finding(syn_flood::FAULT, None, json!({}));
+    let f = finding(syn_flood::FAULT, None, Evidence::Json(json!({})));
     let p = change(&Sysctl::default(), &f, &ctx(&state(&[(SYNCOOKIES, "0")])));
     assert_eq!(p.apply, set(SYNCOOKIES, "1"));
     assert_eq!(p.inverse, set(SYNCOOKIES, "0"));
@@ -169,8 +181,17 @@ fn syn_flood_turns_cookies_on_only_when_off() {
 
 #[test]
 fn accept_backlog_raises_both_limits_when_somaxconn_caps_the_listener() {
-    let ev =
-        |backlog: u32| json!({"listener": {"addr": "10.0.0.1", "port": 80, "backlog": backlog}});
+    let ev = |backlog: u32| {
+        Evidence::AcceptBacklogOverflow(accept_backlog_overflow::Evidence {
+            listener: Some(accept_backlog_overflow::evidence::Listener {
+                addr: "10.0.0.1".into(),
+                port: 80,
+                backlog,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    };
     let st = state(&[(SOMAXCONN, "128")]);
     let f = finding(accept_backlog_overflow::FAULT, Some("10.0.0.1"), ev(128));
     let p = change(&Sysctl::default(), &f, &ctx(&st));
@@ -193,7 +214,11 @@ fn accept_backlog_raises_both_limits_when_somaxconn_caps_the_listener() {
     let small = finding(accept_backlog_overflow::FAULT, Some("10.0.0.1"), ev(1));
     assert!(skip(&small, &st).contains("own listen(2) backlog"));
     // No listener named (namespace-wide overflow): raise what is below target.
-    let any = finding(accept_backlog_overflow::FAULT, None, json!({}));
+    let any = finding(
+        accept_backlog_overflow::FAULT,
+        None,
+        Evidence::Json(json!({})),
+    );
     let st = state(&[(SOMAXCONN, "65535")]);
     let p = change(&Sysctl::default(), &any, &ctx(&st));
     assert_eq!(p.apply, set(SYN_BACKLOG, "16384"));
@@ -201,7 +226,11 @@ fn accept_backlog_raises_both_limits_when_somaxconn_caps_the_listener() {
 
 #[test]
 fn mtu_blackhole_enables_probing() {
-    let f = finding(mtu_blackhole::FAULT, Some("10.0.0.2"), json!({}));
+    let f = finding(
+        mtu_blackhole::FAULT,
+        Some("10.0.0.2"),
+        Evidence::Json(json!({})),
+    );
     let p = change(&Sysctl::default(), &f, &ctx(&state(&[])));
     assert_eq!(p.apply, set(MTU_PROBING, "1"));
     assert_eq!(p.inverse, set(MTU_PROBING, "0"));
@@ -210,17 +239,17 @@ fn mtu_blackhole_enables_probing() {
 
 #[test]
 fn unreadable_keys_skip_and_other_faults_are_not_ours() {
-    let f = finding(syn_flood::FAULT, None, json!({}));
+    let f = finding(syn_flood::FAULT, None, Evidence::Json(json!({})));
     let r = skip(&f, &FakeState::default());
     assert_eq!(
         r,
         "cannot read net.ipv4.tcp_syncookies in network namespace 4026532000"
     );
-    let other = finding("link_down", None, json!({}));
+    let other = finding(FaultId::LinkDown, None, Evidence::Json(json!({})));
     assert!(Sysctl::default().plan(&other, &ctx(&state(&[]))).is_none());
     // Only allowed keys are ever planned.
     for fault in Sysctl::default().faults() {
-        let f = finding(fault, Some("10.0.0.2"), json!({}));
+        let f = finding(*fault, Some("10.0.0.2"), Evidence::Json(json!({})));
         let st = state(&[
             (PORT_RANGE, "40000 40009"),
             (SYNCOOKIES, "0"),

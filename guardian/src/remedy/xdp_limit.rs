@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::{Action, Effect, Lifetime, PlannedChange, Verify};
-use crate::detect::Finding;
+use crate::faults::Finding;
 use crate::probes::limits::{LimitKey, LimitSpec};
 
 /// Why a finding in namespace `netns` cannot be limited by the XDP program of `xdp_netns`.

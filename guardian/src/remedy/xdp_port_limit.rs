@@ -14,11 +14,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::xdp_limit::{limit_change, netns_mismatch};
-use super::{Effect, Plan, PlanContext, Remedy};
-use crate::detect::{syn_flood, Finding};
+use super::{Effect, Plan, PlanContext, Remedy, RemedyId};
+use crate::faults::{syn_flood, Evidence, FaultId, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 
-pub const NAME: &str = "xdp_port_limit";
+pub const NAME: RemedyId = RemedyId::XdpPortLimit;
 
 /// `[remedies.xdp_port_limit]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,11 +59,11 @@ impl XdpPortLimit {
 }
 
 impl Remedy for XdpPortLimit {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[syn_flood::FAULT]
     }
 
@@ -75,11 +75,14 @@ impl Remedy for XdpPortLimit {
         if let Some(reason) = netns_mismatch(f.netns, self.xdp_netns) {
             return Some(Plan::Skip(reason));
         }
-        let syns = f.evidence["syns"].as_u64().unwrap_or(0) as f64;
-        let top = f.evidence["top_sources"]
-            .as_array()
-            .and_then(|t| t.first())
-            .and_then(|s| Some((s["addr"].as_str()?, s["syns"].as_u64()?)));
+        let ev = match &f.evidence {
+            Evidence::SynFlood(e) => Some(e),
+            _ => None,
+        };
+        let syns = ev.map_or(0, |e| e.syns) as f64;
+        let top = ev
+            .and_then(|e| e.top_sources.first())
+            .map(|s| (s.addr.as_str(), s.syns));
         if let Some((addr, n)) = top {
             if syns > 0.0 && n as f64 >= self.cfg.concentrated_share * syns {
                 return Some(Plan::Skip(format!(
@@ -94,7 +97,7 @@ impl Remedy for XdpPortLimit {
             ttl_ms: self.cfg.ttl_ms,
         };
         Some(Plan::Change(Box::new(limit_change(
-            NAME,
+            NAME.as_str(),
             f,
             vec![spec],
             self.cfg.ttl_ms,
@@ -124,9 +127,16 @@ mod tests {
                 port: Some(port),
                 ..Default::default()
             },
-            evidence: json!({
-                "syns": syns,
-                "top_sources": top.iter().map(|(a, n)| json!({"addr": a, "syns": n})).collect::<Vec<_>>(),
+            evidence: Evidence::SynFlood(syn_flood::Evidence {
+                syns,
+                top_sources: top
+                    .iter()
+                    .map(|(a, n)| syn_flood::evidence::Source {
+                        addr: a.to_string(),
+                        syns: *n,
+                    })
+                    .collect(),
+                ..Default::default()
             }),
             key: syn_flood::key(NS, port),
             netns,
@@ -142,7 +152,7 @@ mod tests {
         let r = XdpPortLimit::new(Config::default(), Some(NS));
         let st = FakeState::default();
         let mut other = spread();
-        other.fault = "connection_flood";
+        other.fault = crate::faults::FaultId::ConnectionFlood;
         let skip = |f: &Finding| matches!(r.plan(f, &ctx(&st)), Some(Plan::Skip(_)));
         let applies = |f: &Finding| matches!(r.plan(f, &ctx(&st)), Some(Plan::Change(_)));
         assert!(applies(&spread()), "spoofed flood");
@@ -201,7 +211,7 @@ mod tests {
             burst: 7,
             ttl_ms: 3000,
         };
-        assert_eq!(p.remedy, NAME);
+        assert_eq!(p.remedy, NAME.as_str());
         assert_eq!(p.targets, ["port:80"]);
         assert_eq!(
             (p.apply.clone(), p.inverse.clone()),

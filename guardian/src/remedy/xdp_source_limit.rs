@@ -17,11 +17,11 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::xdp_limit::{limit_change, netns_mismatch};
-use super::{Effect, Plan, PlanContext, Remedy};
-use crate::detect::{connection_flood, syn_flood, Finding};
+use super::{Effect, Plan, PlanContext, Remedy, RemedyId};
+use crate::faults::{connection_flood, syn_flood, Evidence, FaultId, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 
-pub const NAME: &str = "xdp_source_limit";
+pub const NAME: RemedyId = RemedyId::XdpSourceLimit;
 
 /// `[remedies.xdp_source_limit]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,15 +75,19 @@ impl XdpSourceLimit {
 
     /// The concentrated sources of a `syn_flood` finding, or why there are none.
     fn flooding_sources(&self, f: &Finding) -> Result<Vec<IpAddr>, String> {
-        let syns = f.evidence["syns"].as_u64().unwrap_or(0);
-        let top = f.evidence["top_sources"].as_array();
+        let ev = match &f.evidence {
+            Evidence::SynFlood(e) => Some(e),
+            _ => None,
+        };
+        let syns = ev.map_or(0, |e| e.syns);
+        let top = ev.map(|e| &e.top_sources);
         let Some(top) = top.filter(|t| !t.is_empty() && syns > 0) else {
             return Err("the finding names no sources".into());
         };
         let picked: Vec<IpAddr> = top
             .iter()
-            .filter(|s| s["syns"].as_u64().unwrap_or(0) as f64 >= self.cfg.min_share * syns as f64)
-            .filter_map(|s| source_addr(s["addr"].as_str()?))
+            .filter(|s| s.syns as f64 >= self.cfg.min_share * syns as f64)
+            .filter_map(|s| source_addr(&s.addr))
             .take(self.cfg.max_sources)
             .collect();
         if picked.is_empty() {
@@ -103,11 +107,11 @@ pub(crate) fn source_addr(s: &str) -> Option<IpAddr> {
 }
 
 impl Remedy for XdpSourceLimit {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> RemedyId {
         NAME
     }
 
-    fn faults(&self) -> &'static [&'static str] {
+    fn faults(&self) -> &'static [FaultId] {
         &[syn_flood::FAULT, connection_flood::FAULT]
     }
 
@@ -130,7 +134,7 @@ impl Remedy for XdpSourceLimit {
             Effect::InPlace
         };
         Some(Plan::Change(Box::new(limit_change(
-            NAME,
+            NAME.as_str(),
             f,
             specs,
             self.cfg.ttl_ms,
@@ -160,7 +164,10 @@ mod tests {
                 addr: Some(addr.into()),
                 ..Default::default()
             },
-            evidence: json!({"connections_per_sec": 500.0}),
+            evidence: Evidence::ConnectionFlood(connection_flood::Evidence {
+                connections_per_sec: 500.0,
+                ..Default::default()
+            }),
             key: connection_flood::key(NS, addr),
             netns,
         }
@@ -176,9 +183,16 @@ mod tests {
                 port: Some(80),
                 ..Default::default()
             },
-            evidence: json!({
-                "syns": syns,
-                "top_sources": top.iter().map(|(a, n)| json!({"addr": a, "syns": n})).collect::<Vec<_>>(),
+            evidence: Evidence::SynFlood(syn_flood::Evidence {
+                syns,
+                top_sources: top
+                    .iter()
+                    .map(|(a, n)| syn_flood::evidence::Source {
+                        addr: a.to_string(),
+                        syns: *n,
+                    })
+                    .collect(),
+                ..Default::default()
             }),
             key: syn_flood::key(NS, 80),
             netns: Some(NS),
@@ -232,7 +246,7 @@ mod tests {
         );
         assert!(skip(&syn_flood(1000, &[])), "no sources");
         let mut other = syn_flood(1000, &[("10.0.0.1", 900)]);
-        other.fault = "link_down";
+        other.fault = crate::faults::FaultId::LinkDown;
         assert!(plan(&other).is_none());
     }
 
@@ -277,7 +291,7 @@ mod tests {
                 Action::XdpLimitRemove { key: key(a) },
             )
         };
-        assert_eq!(p.remedy, NAME);
+        assert_eq!(p.remedy, NAME.as_str());
         assert_eq!(
             (p.apply.clone(), p.inverse.clone()),
             Action::all(vec![pair("10.0.0.1"), pair("10.0.0.2")])

@@ -1,18 +1,19 @@
-//! `guardian replay`: every recorded fixture under tests/fixtures/replay gives exactly its
-//! expected fault events, byte for byte, every time. The fixtures were recorded from real runs
+//! `guardian replay`: every recorded fixture (guardian/src/faults/<fault>/replay.record.ndjson)
+//! gives exactly its expected fault events, byte for byte, every time. The fixtures were recorded from real runs
 //! (`guardian run --record FILE`) of the fault scenarios.
 use std::path::PathBuf;
 use std::process::Command;
 
 use guardian_tests::*;
 
+/// The fixtures of every fault folder: `replay.record.ndjson` next to `replay.expected.ndjson`.
 fn fixtures() -> Vec<(PathBuf, PathBuf)> {
-    let dir = workspace_root().join("tests/fixtures/replay");
+    let dir = workspace_root().join("guardian/src/faults");
     let mut out: Vec<(PathBuf, PathBuf)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".record.ndjson"))
+        .map(|e| e.path().join("replay.record.ndjson"))
+        .filter(|p| p.is_file())
         .map(|rec| {
             let exp = PathBuf::from(
                 rec.to_string_lossy()

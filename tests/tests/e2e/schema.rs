@@ -208,21 +208,28 @@ fn rejects_contract_violations() {
             "unknown severity",
             with(
                 base("fault"),
-                json!({"netns":1,"fault":"x","layer":2,"severity":"fatal","state":"opened","incident":"i","subject":{},"evidence":{}}),
+                json!({"netns":1,"fault":"link_down","layer":2,"severity":"fatal","state":"opened","incident":"i","subject":{},"evidence":{}}),
             ),
         ),
         (
             "unknown state",
             with(
                 base("fault"),
-                json!({"netns":1,"fault":"x","layer":2,"severity":"info","state":"closed","incident":"i","subject":{},"evidence":{}}),
+                json!({"netns":1,"fault":"link_down","layer":2,"severity":"info","state":"closed","incident":"i","subject":{},"evidence":{}}),
+            ),
+        ),
+        (
+            "fault not in the catalogue",
+            with(
+                base("fault"),
+                json!({"netns":1,"fault":"link_dwon","layer":2,"severity":"info","state":"opened","incident":"i","subject":{},"evidence":{}}),
             ),
         ),
         (
             "missing evidence",
             with(
                 base("fault"),
-                json!({"netns":1,"fault":"x","layer":2,"severity":"info","state":"opened","incident":"i","subject":{}}),
+                json!({"netns":1,"fault":"link_down","layer":2,"severity":"info","state":"opened","incident":"i","subject":{}}),
             ),
         ),
         (

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::detect::DetectConfig;
 use crate::engine::safety::SafetyConfig;
+use crate::faults::DetectConfig;
 use crate::remedy::RemedyConfig;
 pub use tally::Tally;
 pub use view::*;

@@ -17,26 +17,22 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::detect::incidents::fault_body;
-use crate::detect::{self, Baseline};
 use crate::engine::api::Reload;
 use crate::engine::core::Engine;
+use crate::faults::incidents::fault_body;
+use crate::faults::Evidence;
+use crate::faults::{self, Baseline, FaultId};
 use crate::output::FaultState;
 
-/// The `[detect.<fault>]` tables that differ.
+/// The faults whose `[detect.<fault>]` table differs (paired by the fault registry), by
+/// name, as the reload answer lists them.
 pub(super) fn changed_tables(
-    old: &detect::DetectConfig,
-    new: &detect::DetectConfig,
-) -> Vec<String> {
-    let (Ok(Value::Object(a)), Ok(Value::Object(b))) =
-        (serde_json::to_value(old), serde_json::to_value(new))
-    else {
-        return Vec::new();
-    };
-    b.iter()
-        .filter(|(k, v)| a.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
-        .collect()
+    old: &faults::DetectConfig,
+    new: &faults::DetectConfig,
+) -> Vec<FaultId> {
+    let mut changed = old.changed(new);
+    changed.sort_unstable();
+    changed
 }
 
 impl Engine {
@@ -48,9 +44,9 @@ impl Engine {
                 links: self.links.values().cloned().collect(),
                 routes: self.baseline.clone(),
             };
-            let fresh = detect::all(&new.detect, &base);
+            let fresh = faults::all(&new.detect, &base);
             for d in fresh {
-                if !changed.iter().any(|c| c == d.name()) {
+                if !changed.contains(&d.name()) {
                     continue;
                 }
                 if let Some(slot) = self.detectors.iter_mut().find(|o| o.name() == d.name()) {
@@ -72,13 +68,13 @@ impl Engine {
     }
 
     /// Closes the open incidents of rebuilt detectors (a fresh detector knows nothing of them).
-    fn close_reconfigured(&mut self, changed: &[String]) {
+    fn close_reconfigured(&mut self, changed: &[FaultId]) {
         let now = Instant::now();
         let keys: Vec<_> = self
             .ctl
             .open
             .keys()
-            .filter(|(f, _)| changed.iter().any(|c| c == f))
+            .filter(|(f, _)| changed.iter().any(|c| c.as_str() == *f))
             .cloned()
             .collect();
         for key in keys {
@@ -87,7 +83,7 @@ impl Engine {
             };
             let mut f = t.finding.clone();
             f.state = FaultState::Cleared;
-            f.evidence = json!({"reason": "its detector was reconfigured by a reload"});
+            f.evidence = Evidence::closed("its detector was reconfigured by a reload");
             if let Some(id) = self.incidents.track(&f, now) {
                 self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
                 self.ctl.track(&f, &id, self.cfg.netns);
@@ -103,11 +99,11 @@ mod tests {
 
     #[test]
     fn only_changed_tables_are_named() {
-        let a = detect::DetectConfig::default();
+        let a = faults::DetectConfig::default();
         assert!(changed_tables(&a, &a).is_empty());
         let mut b = a.clone();
         b.syn_flood.syn_per_sec += 1.0;
         b.dns_failure = a.dns_failure.clone();
-        assert_eq!(changed_tables(&a, &b), ["syn_flood"]);
+        assert_eq!(changed_tables(&a, &b), [FaultId::SynFlood]);
     }
 }

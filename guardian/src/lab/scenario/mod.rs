@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn every_fault_of_the_catalogue_has_a_scenario() {
-        use crate::detect::*;
+        use crate::faults::*;
         let faults = [
             link_down::FAULT,
             link_flapping::FAULT,
@@ -120,6 +120,7 @@ mod tests {
             bandwidth_saturation::FAULT,
             dns_failure::FAULT,
         ];
+        let faults = faults.map(FaultId::as_str);
         let names: Vec<&str> = ALL.iter().map(|s| s.fault).collect();
         assert_eq!(
             names, faults,

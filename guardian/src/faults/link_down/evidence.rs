@@ -1,0 +1,30 @@
+//! `link_down` evidence: the link's flags, and why it is down or how long it was.
+//!
+//! Serialized into the fault event (keys sorted, as every evidence object) and read by the
+//! remedies as fields.
+use serde::Serialize;
+
+/// Why a link is not up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    AdminDown,
+    OperDown,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Evidence {
+    pub admin_up: bool,
+    /// Cleared only: how long the link was down (null when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_ms: Option<Option<f64>>,
+    pub ifindex: u32,
+    pub mtu: u32,
+    pub oper_up: bool,
+    /// Opened and updated only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// Cleared because the link was deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+}

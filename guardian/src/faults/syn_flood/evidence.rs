@@ -1,0 +1,26 @@
+//! `syn_flood` evidence: the SYN rate to one port, how few completed, and the top sources.
+//!
+//! Serialized into the fault event (keys sorted, as every evidence object) and read by the
+//! remedies as fields.
+use serde::Serialize;
+
+/// A source of SYNs and how many it sent in the window.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Source {
+    pub addr: String,
+    pub syns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Evidence {
+    /// Handshakes completed in the window.
+    pub completed: u64,
+    pub completion_ratio: f64,
+    pub limit_per_sec: f64,
+    pub max_completion_ratio: f64,
+    pub span_ms: u64,
+    pub syn_per_sec: f64,
+    /// SYNs in the window.
+    pub syns: u64,
+    pub top_sources: Vec<Source>,
+}
