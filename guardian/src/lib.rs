@@ -13,7 +13,6 @@ pub mod engine;
 pub mod errors;
 pub mod health;
 pub mod journal;
-pub mod lab;
 pub mod logging;
 pub mod metrics_server;
 pub mod netlink;

@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn every_fault_of_the_catalogue_has_a_scenario() {
-        use crate::detect::*;
+        use guardian::detect::*;
         let faults = [
             link_down::FAULT,
             link_flapping::FAULT,
