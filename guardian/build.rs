@@ -1,6 +1,7 @@
-//! Builds guardian-ebpf (the daemon's programs) and guardian-lab-ebpf (`guardian lab`'s fault
-//! injectors) for the BPF target with aya-build and leaves both objects in OUT_DIR, where
-//! `probes::load` and `lab::inject` embed them with `include_bytes_aligned!`.
+//! Builds guardian-ebpf (the daemon's programs) for the BPF target with aya-build and leaves the
+//! object in OUT_DIR, where `probes::load` embeds it with `include_bytes_aligned!`. The lab's
+//! injectors (guardian-lab-ebpf) are built by guardian-lab/build.rs: the daemon does not carry
+//! them.
 use std::{env, fs, path::PathBuf};
 
 use anyhow::{anyhow, Context as _};
@@ -17,11 +18,9 @@ fn main() -> anyhow::Result<()> {
     if skip {
         // `cargo check`/`clippy`/unit tests without the eBPF toolchain: an empty object that
         // `probes::load` rejects with a clear error if anyone tries to run it.
-        for name in ["guardian-ebpf", "guardian-lab-ebpf"] {
-            let obj = out_dir.join(name);
-            if !obj.exists() {
-                fs::write(&obj, []).context("write placeholder eBPF object")?;
-            }
+        let obj = out_dir.join("guardian-ebpf");
+        if !obj.exists() {
+            fs::write(&obj, []).context("write placeholder eBPF object")?;
         }
         return Ok(());
     }
@@ -32,26 +31,14 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .ok_or_else(|| anyhow!("guardian has no parent directory"))?;
     let daemon = workspace.join("guardian-ebpf");
-    let lab = workspace.join("guardian-lab-ebpf");
     let daemon = daemon.to_str().ok_or_else(|| anyhow!("non UTF-8 path"))?;
-    let lab = lab.to_str().ok_or_else(|| anyhow!("non UTF-8 path"))?;
     aya_build::build_ebpf(
-        [
-            aya_build::Package {
-                name: "guardian-ebpf",
-                root_dir: daemon,
-                ..Default::default()
-            },
-            aya_build::Package {
-                name: "guardian-lab-ebpf",
-                root_dir: lab,
-                ..Default::default()
-            },
-        ],
+        [aya_build::Package {
+            name: "guardian-ebpf",
+            root_dir: daemon,
+            ..Default::default()
+        }],
         aya_build::Toolchain::Custom(&toolchain),
     )
-    .context(
-        "building guardian-ebpf and guardian-lab-ebpf (run `cargo xtask setup` to install the \
-         eBPF toolchain)",
-    )
+    .context("building guardian-ebpf (run `cargo xtask setup` to install the eBPF toolchain)")
 }

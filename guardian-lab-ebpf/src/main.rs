@@ -1,5 +1,6 @@
-//! guardian lab's fault injectors: small tcx/XDP programs that `guardian lab` attaches to the
-//! veths of namespaces it created. The daemon never loads this object.
+//! guardian-lab's fault injectors: small tcx/XDP programs that `guardian-lab` attaches to the
+//! veths of namespaces it created. Built by guardian-lab/build.rs: the daemon neither loads nor
+//! carries this object.
 //!
 //! - `glab_loss` (tcx): drops IPv4/IPv6 packets with the probability in `LOSS[0]`
 //!   (out of `u32::MAX`), decided by `bpf_get_prandom_u32`; ARP and the rest pass.

@@ -155,8 +155,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fault lab: inject every fault in namespaces it creates, measure detection and heal.
-    Lab(crate::lab::LabArgs),
     /// Print the version.
     Version,
 }

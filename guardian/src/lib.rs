@@ -16,7 +16,6 @@ pub mod faults;
 pub mod health;
 pub mod input;
 pub mod journal;
-pub mod lab;
 pub mod logging;
 pub mod metrics_server;
 pub mod model;

@@ -15,7 +15,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => guardian::run::main(args),
-        Command::Lab(args) => guardian::lab::main(args),
         Command::Doctor { json, xdp, config } => {
             let mut checks = guardian::doctor::run(&xdp);
             checks.extend(guardian::doctor::config_checks(config.as_deref()));

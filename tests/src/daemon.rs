@@ -14,16 +14,28 @@ use crate::util::TempDir;
 /// Env var with the path of the guardian binary to test.
 pub const BIN_ENV: &str = "GUARDIAN_BIN";
 
+/// Env var with the path of the guardian-lab binary to test.
+pub const LAB_BIN_ENV: &str = "GUARDIAN_LAB_BIN";
+
 /// The guardian binary: `$GUARDIAN_BIN`, which must be set (no silent fallback to a stale build).
 pub fn guardian_bin() -> PathBuf {
-    let bin = std::env::var_os(BIN_ENV).unwrap_or_else(|| {
+    bin_from_env(BIN_ENV, "guardian")
+}
+
+/// The lab binary: `$GUARDIAN_LAB_BIN`, which must be set, like [`guardian_bin`].
+pub fn guardian_lab_bin() -> PathBuf {
+    bin_from_env(LAB_BIN_ENV, "guardian-lab")
+}
+
+fn bin_from_env(var: &str, name: &str) -> PathBuf {
+    let bin = std::env::var_os(var).unwrap_or_else(|| {
         panic!(
-            "{BIN_ENV} is not set: point it at the daemon binary, e.g. \
-             `{BIN_ENV}=$PWD/target/release/guardian`, or run `cargo xtask test`"
+            "{var} is not set: point it at the {name} binary, e.g. \
+             `{var}=$PWD/target/release/{name}`, or run `cargo xtask test`"
         )
     });
     let bin = PathBuf::from(bin);
-    assert!(bin.is_file(), "{BIN_ENV}={} is not a file", bin.display());
+    assert!(bin.is_file(), "{var}={} is not a file", bin.display());
     bin
 }
 

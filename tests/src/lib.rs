@@ -2,16 +2,19 @@
 //! inside network namespaces made (and removed) by each test.
 //!
 //! - [`Netns`] / [`pair`]: namespaces `gt-<tag>-<pid>` joined by veth pairs in 10.77.<k>.0/24;
-//!   commands run inside through `nsenter --net=/run/netns/NAME`.
+//!   commands run inside through `nsenter --net=/run/netns/NAME` (the guardian-testbed harness,
+//!   shared with guardian-lab).
 //! - [`in_netns`], [`DiscardServer`], [`bulk_send`], [`connect_n`]: real sockets in them.
 //! - [`Daemon`]: `$GUARDIAN_BIN run --events FILE ...` inside a namespace; tails the NDJSON.
 //! - [`validate_all`]: every line against docs/schema/events.schema.json (`$GUARDIAN_SCHEMA`).
 //! - [`nstat`], [`ss_time_wait`], [`truth`]: the kernel's own numbers to compare with.
 //! - [`nft`]: random loss at the receiver's ingress.
 //!
-//! Running: `cargo xtask test` (builds the daemon, sets `GUARDIAN_BIN` and `GUARDIAN_SCHEMA`),
-//! or by hand as root:
-//! `GUARDIAN_BIN=$PWD/target/release/guardian cargo test -p guardian-tests -- --nocapture`.
+//! Running: `cargo xtask test` (builds the daemon with its test-only `crash-points` feature and
+//! the lab, sets `GUARDIAN_BIN`, `GUARDIAN_LAB_BIN` and `GUARDIAN_SCHEMA`), or by hand as root:
+//! `cargo build --release --features guardian/crash-points`, then
+//! `GUARDIAN_BIN=$PWD/target/release/guardian GUARDIAN_LAB_BIN=$PWD/target/release/guardian-lab
+//! cargo test -p guardian-tests -- --nocapture`.
 //! The `harness` and `schema` test files need no daemon; `gt-validate FILE...` checks any NDJSON
 //! file against the schema.
 //!
@@ -34,7 +37,7 @@ pub mod util;
 pub mod xdp_limits;
 pub mod xdp_raw;
 
-pub use daemon::{guardian_bin, Daemon};
+pub use daemon::{guardian_bin, guardian_lab_bin, Daemon};
 pub use events::*;
 pub use net::{
     bulk_send, churn, connect_n, connect_refused_n, in_netns, in_netns_named, run_in_netns, Bulk,

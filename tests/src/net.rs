@@ -1,6 +1,5 @@
 //! Real sockets inside a test's namespaces: [`in_netns`] runs a closure on a thread that has
 //! joined the namespace; the helpers below open connections from such a thread.
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -8,8 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use nix::sched::{setns, CloneFlags};
 
 use crate::netns::Netns;
 use crate::util::poll;
@@ -30,15 +27,11 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let file =
-        File::open(ns.path()).unwrap_or_else(|e| panic!("open {}: {e}", ns.path().display()));
-    let name = ns.name().to_owned();
+    let entry = ns.testbed().entry().unwrap_or_else(|e| panic!("{e}"));
     std::thread::Builder::new()
         .name(thread_name.to_owned())
         .spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET)
-                .unwrap_or_else(|e| panic!("setns into {name}: {e}"));
-            drop(file);
+            entry.enter().unwrap_or_else(|e| panic!("{e}"));
             f()
         })
         .expect("spawn thread")

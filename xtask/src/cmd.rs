@@ -33,6 +33,12 @@ pub const HOST_PACKAGES: [&str; 5] = [
     "guardian-lab-ebpf",
 ];
 
+/// The features of a test build: guardian's `crash-points` hook (`GUARDIAN_CRASH_POINT`, used
+/// by the crash-safety tests). Every cargo step of `cargo xtask test` and `reliability` passes
+/// them, so guardian is compiled once per run; production builds (`build`, `install`, `run`,
+/// `lab`, `bench`) pass none, and their binary has no such hook.
+pub const TEST_FEATURES: [&str; 2] = ["--features", "guardian/crash-points"];
+
 pub fn cargo<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,

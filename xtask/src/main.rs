@@ -48,7 +48,7 @@ enum Task {
     BenchHelper(bench::helper::Helper),
     /// Setup, build, then install the binary, the systemd unit and (if absent) the config
     Install(install::InstallArgs),
-    /// Setup, build, then run the fault lab (`guardian lab`) with the arguments after `--`
+    /// Setup, build, then run the fault lab (`guardian-lab`) with the arguments after `--`
     Lab(lab::LabArgs),
     /// Setup, build, then the long reliability tests (100 crash cycles, 60 s floods and flapping)
     Reliability,

@@ -1,7 +1,8 @@
 //! `cargo xtask reliability`: the long versions of the reliability tests (docs/reliability.md):
 //! 100 kill -9 cycles, 60 s of interface flapping and of a spoofed SYN flood with `status`
 //! polled throughout, a 30 s ring-buffer storm (memory bound, loss accounting), clean detach, capabilities and the control socket's permission checks.
-//! `cargo xtask test` runs the same tests in their short form.
+//! `cargo xtask test` runs the same tests in their short form. Built, like `cargo xtask test`,
+//! with guardian's test-only `crash-points` feature.
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -27,14 +28,14 @@ const SUITE: &[(&str, &[(&str, &str)])] = &[
 
 pub fn reliability() -> Result<ExitCode> {
     setup::setup()?;
-    let bin = run::build_guardian()?;
+    let bin = run::build_release(&cmd::TEST_FEATURES)?;
     let root = cmd::repo_root()?;
     let start = Instant::now();
     for (module, env) in SUITE {
         // `MODULE::` matches exactly that module's tests (no module name ends with another's).
         let filter = format!("{module}::");
         let mut c = cmd::cargo(["test", "--release"]);
-        c.args(cmd::HOST_PACKAGES).args([
+        c.args(cmd::HOST_PACKAGES).args(cmd::TEST_FEATURES).args([
             "--test",
             "e2e",
             "--",

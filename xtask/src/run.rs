@@ -1,4 +1,4 @@
-//! `cargo xtask build` and `cargo xtask run`.
+//! `cargo xtask build` and `cargo xtask run`, and the release build the other tasks share.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -25,11 +25,17 @@ pub fn build() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cargo build --release --package guardian` in the repo root; returns the binary's
-/// absolute path. Expects setup to have run (toolchain env and PATH).
+/// The production release build of the host packages (guardian, guardian-lab, ...) in the repo
+/// root; returns guardian's absolute path. Expects setup to have run (toolchain env and PATH).
 pub fn build_guardian() -> Result<PathBuf> {
+    build_release(&[])
+}
+
+/// `cargo build --release <host packages> FEATURES`; returns guardian's absolute path.
+/// `cargo xtask test` and `reliability` pass [`cmd::TEST_FEATURES`].
+pub fn build_release(features: &[&str]) -> Result<PathBuf> {
     let mut build = cmd::cargo(["build", "--release"]);
-    build.args(cmd::HOST_PACKAGES);
+    build.args(cmd::HOST_PACKAGES).args(features);
     build.current_dir(cmd::repo_root()?);
     eprintln!("==> build: {}", cmd::display(&build));
     let start = Instant::now();
@@ -47,6 +53,11 @@ pub fn guardian_bin() -> Result<PathBuf> {
     Ok(cmd::target_dir()?.join("release/guardian"))
 }
 
+/// Absolute path of the release guardian-lab binary (built with guardian).
+pub fn lab_bin() -> Result<PathBuf> {
+    Ok(cmd::target_dir()?.join("release/guardian-lab"))
+}
+
 /// `cargo xtask run -- ARGS`: setup, build, then replace this process with guardian
 /// so that signals (Ctrl-C, SIGTERM) reach it directly and its exit code is ours.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
@@ -59,7 +70,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 #[cfg(unix)]
-fn exec(mut command: Command) -> Result<ExitCode> {
+pub fn exec(mut command: Command) -> Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     // exec only returns on failure.
     let err = command.exec();
@@ -67,7 +78,7 @@ fn exec(mut command: Command) -> Result<ExitCode> {
 }
 
 #[cfg(not(unix))]
-fn exec(mut command: Command) -> Result<ExitCode> {
+pub fn exec(mut command: Command) -> Result<ExitCode> {
     let status = command.status()?;
     Ok(ExitCode::from(
         status.code().unwrap_or(1).clamp(0, 255) as u8

@@ -11,6 +11,8 @@ use crate::{cmd, run, setup};
 
 /// Env var telling the end-to-end tests which guardian binary to run.
 pub const BIN_ENV: &str = "GUARDIAN_BIN";
+/// Env var telling the end-to-end tests which guardian-lab binary to run.
+pub const LAB_BIN_ENV: &str = "GUARDIAN_LAB_BIN";
 /// Env var telling the end-to-end tests where the event JSON schema is.
 pub const SCHEMA_ENV: &str = "GUARDIAN_SCHEMA";
 pub const SCHEMA_PATH: &str = "docs/schema/events.schema.json";
@@ -43,10 +45,14 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
         c.current_dir(&root);
         c
     };
-    // `cargo SUBCOMMAND [--release] <host packages> EXTRA...`
+    // `cargo SUBCOMMAND [--release] <host packages> <test features> EXTRA...`: the same
+    // packages and features in every step, so that guardian is compiled once (with its
+    // test-only crash-point hook, which the crash-safety tests use).
     let host = |sub: &[&str], extra: &[&str]| {
         let mut c = cargo(sub);
-        c.args(cmd::HOST_PACKAGES).args(extra);
+        c.args(cmd::HOST_PACKAGES)
+            .args(cmd::TEST_FEATURES)
+            .args(extra);
         c
     };
     let mut steps = 0;
@@ -75,9 +81,12 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
     }
     if !args.unit {
         let bin = run::guardian_bin()?;
+        let lab = run::lab_bin()?;
         let schema = root.join(SCHEMA_PATH);
-        if !bin.is_file() {
-            bail!("the build succeeded but {} does not exist", bin.display());
+        for b in [&bin, &lab] {
+            if !b.is_file() {
+                bail!("the build succeeded but {} does not exist", b.display());
+            }
         }
         if !schema.is_file() {
             bail!("the event schema {} does not exist", schema.display());
@@ -89,6 +98,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
         );
         e2e.args(&args.filter)
             .env(BIN_ENV, &bin)
+            .env(LAB_BIN_ENV, &lab)
             .env(SCHEMA_ENV, &schema);
         step("e2e tests", e2e)?;
         steps += 1;

@@ -198,7 +198,9 @@ impl Engine {
 /// Crash-safety testing: `GUARDIAN_CRASH_POINT=intent|apply|applied` aborts the process at
 /// that point of the first enforced change (after the intent is journaled; after the change
 /// reached the kernel but before `applied` is journaled; after `applied` is journaled and
-/// before verification), exactly like a `kill -9` there. Read once; unset in production.
+/// before verification), exactly like a `kill -9` there. Read once. Only in test builds (the
+/// `crash-points` feature); a no-op in production.
+#[cfg(feature = "crash-points")]
 fn crash_point(at: &str) {
     static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let point = POINT.get_or_init(|| std::env::var("GUARDIAN_CRASH_POINT").ok());
@@ -207,6 +209,9 @@ fn crash_point(at: &str) {
         std::process::abort();
     }
 }
+
+#[cfg(not(feature = "crash-points"))]
+fn crash_point(_at: &str) {}
 
 /// What "the same subject" means for recurrences (hold-time doubling): the fault's key.
 fn recurrence_key(f: &Finding) -> String {

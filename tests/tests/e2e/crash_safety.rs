@@ -1,7 +1,8 @@
 //! Crash safety: the daemon dies (kill -9, or an abort at a chosen point of a change) during
 //! enforce cycles; after a restart no change is left half-applied or unrecorded. The link is
 //! up exactly when the journal says a link_up was verified, and down exactly when nothing was
-//! journaled or the change was rolled back.
+//! journaled or the change was rolled back. The aborts need a test build of guardian (its
+//! `crash-points` feature, which `cargo xtask test` turns on).
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -80,7 +81,10 @@ fn kill_during_enforce_cycles_leaves_nothing_half_applied() {
                 d.exited().map(|_| ())
             });
             if died.is_none() {
-                d.fail(&format!("cycle {cycle}: no crash at {point}"));
+                d.fail(&format!(
+                    "cycle {cycle}: no crash at {point} (is $GUARDIAN_BIN a test build, with \
+                     `--features guardian/crash-points`?)"
+                ));
             }
         } else {
             std::thread::sleep(Duration::from_millis(jitter_ms()));

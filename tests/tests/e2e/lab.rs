@@ -1,7 +1,9 @@
-//! `guardian lab` end to end: three fast scenarios (one with the lab's eBPF loss injector), one
-//! run each. The command exits 0, its JSON
+//! `guardian-lab` end to end (`$GUARDIAN_LAB_BIN`, running the daemon `$GUARDIAN_BIN`): three
+//! fast scenarios (one with the lab's eBPF loss injector), one run each. The command exits 0,
+//! its JSON
 //! has every run with detection and heal numbers, its SVG is XML naming the faults, and nothing
-//! is left behind: no `glab-` namespace, no lab eBPF program.
+//! is left behind: no `glab-` namespace, no lab eBPF program. And the daemon binary carries none
+//! of the lab: no injector program, no lab namespace prefix, no progress bar or chart crate.
 use std::process::Command;
 
 use guardian_tests::*;
@@ -40,18 +42,18 @@ fn lab_runs_three_scenarios_and_leaves_nothing_behind() {
     let dir = TempDir::new("lab");
     let json = dir.path().join("lab.json");
     let svg = dir.path().join("mttr.svg");
-    let out = Command::new(guardian_bin())
-        .arg("lab")
+    let out = Command::new(guardian_lab_bin())
+        .env("GUARDIAN_BIN", guardian_bin())
         .args(SCENARIOS)
         .args(["--runs", "1", "--json"])
         .arg(&json)
         .arg("--svg")
         .arg(&svg)
         .output()
-        .expect("run guardian lab");
+        .expect("run guardian-lab");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "guardian lab exited {}", out.status);
+    assert!(out.status.success(), "guardian-lab exited {}", out.status);
     for s in SCENARIOS {
         assert!(
             stdout.lines().any(|l| l.starts_with(s)),
@@ -100,12 +102,41 @@ fn lab_runs_three_scenarios_and_leaves_nothing_behind() {
 #[test]
 fn an_unknown_scenario_is_a_usage_error() {
     require_root();
-    let out = Command::new(guardian_bin())
-        .args(["lab", "no_such_fault"])
+    let out = Command::new(guardian_lab_bin())
+        .env("GUARDIAN_BIN", guardian_bin())
+        .arg("no_such_fault")
         .output()
-        .expect("run guardian lab");
+        .expect("run guardian-lab");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no_such_fault"), "{err}");
+}
+
+/// What only the lab's code and its eBPF object contain: the injectors' program names
+/// (`glab_loss`, `glab_icmp_drop`, `glab_delay`, ...), the lab's namespace prefix, the crates of
+/// its progress bar and chart.
+const LAB_ONLY: [&str; 4] = ["glab_", "glab-", "indicatif", "plotters"];
+
+#[test]
+fn the_daemon_binary_carries_no_lab_code() {
+    let bin = guardian_bin();
+    let bytes = std::fs::read(&bin).unwrap_or_else(|e| panic!("read {}: {e}", bin.display()));
+    let found: Vec<&str> = LAB_ONLY
+        .into_iter()
+        .filter(|s| bytes.windows(s.len()).any(|w| w == s.as_bytes()))
+        .collect();
+    assert_eq!(
+        found,
+        Vec::<&str>::new(),
+        "{} contains lab code (`strings {} | grep glab_`)",
+        bin.display(),
+        bin.display()
+    );
+    // The lab binary does have them: the search finds what is there.
+    let lab = std::fs::read(guardian_lab_bin()).expect("read the lab binary");
+    assert!(
+        lab.windows(9).any(|w| w == b"glab_loss"),
+        "no glab_loss in guardian-lab"
+    );
 }

@@ -178,7 +178,7 @@ mod tests {
     }
 
     fn spec(fault: &'static str) -> &'static Spec {
-        crate::lab::scenario::find(fault).unwrap()
+        crate::scenario::find(fault).unwrap()
     }
 
     #[test]

@@ -3,9 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, wait, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, wait, Netns, Veth};
+use crate::LabError;
 
 pub const SPEC: Spec = Spec {
     fault: "link_down",

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use super::common::{Bulk, Discard};
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::inject::{Direction, Injector};
-use crate::lab::topology::{pair, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::inject::{Direction, Injector};
+use crate::topology::{pair, Netns, Veth};
+use crate::LabError;
 
 pub const SPEC: Spec = Spec {
     fault: "mtu_blackhole",

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::common::Discard;
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, Netns};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, Netns};
+use crate::LabError;
 
 /// The detector's hold, shortened from 3 s (same semantics: ≥ 1 failure/s for the hold).
 const HOLD_MS: u64 = 1000;
@@ -31,7 +31,7 @@ struct Eph {
     _b: Netns,
     server: Discard,
     stop: Arc<AtomicBool>,
-    client: Option<std::thread::JoinHandle<Result<u32, crate::lab::topology::TopoError>>>,
+    client: Option<std::thread::JoinHandle<Result<u32, crate::topology::TopoError>>>,
     ok: u32,
 }
 

@@ -6,12 +6,14 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime};
 
+use socket2::{Domain, SockAddr, Socket, Type};
+
 use super::common::Discard;
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::inject::{Direction, Injector};
-use crate::lab::topology::{pair, wait, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::inject::{Direction, Injector};
+use crate::topology::{pair, wait, Netns, Veth};
+use crate::LabError;
 
 pub const SPEC: Spec = Spec {
     fault: "connect_timeout_cascade",
@@ -52,29 +54,13 @@ fn connect(ns: &Netns, dst: SocketAddr) -> Result<bool, LabError> {
     Ok(ns.within(move || TcpStream::connect_timeout(&dst, Duration::from_secs(2)).is_ok())?)
 }
 
-/// A nonblocking connect left in progress (SYN_SENT); the descriptor is the caller's.
-fn syn_sent(dst: std::net::SocketAddrV4) -> Option<i32> {
-    // SAFETY: plain socket calls on a descriptor this function creates and returns.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
-        if fd < 0 {
-            return None;
-        }
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: dst.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(dst.ip().octets()),
-            },
-            sin_zero: [0; 8],
-        };
-        libc::connect(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            std::mem::size_of_val(&sa) as u32,
-        );
-        Some(fd)
-    }
+/// A nonblocking connect left in progress (SYN_SENT); closed when dropped.
+fn syn_sent(dst: std::net::SocketAddrV4) -> Option<Socket> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+    s.set_nonblocking(true).ok()?;
+    // EINPROGRESS: the SYN is out and the socket waits for an answer that never comes.
+    let _ = s.connect(&SockAddr::from(dst));
+    Some(s)
 }
 
 impl Scenario for Cascade {
@@ -108,12 +94,9 @@ impl Scenario for Cascade {
         );
         let dst = std::net::SocketAddrV4::new(self.v.b_addr, BAD);
         let closed = self.c.within(move || {
-            let fds: Vec<i32> = (0..25).filter_map(|_| syn_sent(dst)).collect();
+            let sockets: Vec<Socket> = (0..25).filter_map(|_| syn_sent(dst)).collect();
             std::thread::sleep(Duration::from_millis(300));
-            for fd in fds {
-                // SAFETY: closing descriptors this thread opened.
-                unsafe { libc::close(fd) };
-            }
+            drop(sockets);
             SystemTime::now()
         })?;
         // The failures are counted as the sockets close.

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use super::common::{Bulk, Discard};
 use super::{Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, Netns, Veth};
+use crate::LabError;
 
 /// The detector's hold, shortened from 10 s (same semantics: above the threshold that long).
 const HOLD_MS: u64 = 1000;

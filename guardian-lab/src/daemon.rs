@@ -1,6 +1,7 @@
-//! A lab daemon: this very binary (`current_exe`), entered into a lab namespace with
-//! `nsenter --net=`, running `guardian run --mode enforce` with the scenario's config; its NDJSON
-//! events tailed from a file; stopped with SIGTERM (SIGKILL if it does not exit).
+//! A lab daemon: the guardian binary (see `guardian_bin` in main.rs), entered into a lab
+//! namespace with `nsenter --net=`, running `guardian run --mode enforce` with the scenario's
+//! config; its NDJSON events tailed from a file; stopped with SIGTERM (SIGKILL if it does not
+//! exit).
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -67,15 +68,13 @@ pub struct LabDaemon {
 }
 
 impl LabDaemon {
-    /// Starts `nsenter --net=/run/netns/NS <this binary> run --mode enforce ...`.
-    pub fn start(ns: &Netns, plan: &DaemonPlan) -> Result<LabDaemon, DaemonError> {
-        let exe = std::env::current_exe()
-            .map_err(|e| DaemonError::Io(format!("finding this program's path: {e}")))?;
+    /// Starts `nsenter --net=/run/netns/NS <guardian> run --mode enforce ...`.
+    pub fn start(exe: &Path, ns: &Netns, plan: &DaemonPlan) -> Result<LabDaemon, DaemonError> {
         let dir = TempDir::new(&format!("daemon-{}", ns.name().trim_start_matches("glab-")))?;
         let io = |what: &str, e: std::io::Error| DaemonError::Io(format!("{what}: {e}"));
         let events_path = dir.path().join("events.ndjson");
         let state = dir.path().join("state");
-        let mut cmd = ns.command(&exe);
+        let mut cmd = ns.command(exe);
         cmd.args(["run", "--mode", "enforce", "--events"])
             .arg(&events_path)
             .arg("--state-dir")

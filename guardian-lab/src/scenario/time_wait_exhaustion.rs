@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use super::common::Discard;
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, Netns};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, Netns};
+use crate::LabError;
 
 pub const SPEC: Spec = Spec {
     fault: "time_wait_exhaustion",

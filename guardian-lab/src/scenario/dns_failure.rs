@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, Netns, Veth};
+use crate::LabError;
 
 /// Queries in the window before it is judged, and the pace of the client.
 const MIN_QUERIES: u32 = 10;
@@ -30,7 +30,7 @@ struct Dns {
     b: Netns,
     v: Veth,
     stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<Result<(), crate::lab::topology::TopoError>>>,
+    threads: Vec<std::thread::JoinHandle<Result<(), crate::topology::TopoError>>>,
 }
 
 fn build() -> Result<Box<dyn Scenario>, LabError> {

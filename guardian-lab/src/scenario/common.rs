@@ -3,13 +3,12 @@
 //! with a chosen backlog.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::lab::topology::Netns;
-use crate::lab::LabError;
+use crate::topology::Netns;
+use crate::LabError;
 
 /// A listener that reads and discards every connection; stops with its guard.
 pub struct Discard {
@@ -69,19 +68,15 @@ pub fn idle_listener(ns: &Netns, addr: SocketAddr, backlog: i32) -> Result<TcpLi
 /// `listen(2)` again on a listening socket: the accept queue limit becomes
 /// `min(backlog, somaxconn)` with the namespace's current `somaxconn`.
 pub fn relisten(l: &TcpListener, backlog: i32) -> Result<(), LabError> {
-    // SAFETY: listen(2) on a descriptor the TcpListener owns and keeps open.
-    if unsafe { libc::listen(l.as_raw_fd(), backlog) } == 0 {
-        Ok(())
-    } else {
-        let e = std::io::Error::last_os_error();
-        Err(LabError::Other(format!("listen(2): {e}")))
-    }
+    socket2::SockRef::from(l)
+        .listen(backlog)
+        .map_err(|e| LabError::Other(format!("listen(2): {e}")))
 }
 
 /// A sender writing to `dst` from a thread in `ns` until stopped (or `limit` passes).
 pub struct Bulk {
     stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<Result<bool, crate::lab::topology::TopoError>>>,
+    handle: Option<std::thread::JoinHandle<Result<bool, crate::topology::TopoError>>>,
 }
 
 impl Bulk {

@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use super::common::idle_listener;
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, wait, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, wait, Netns, Veth};
+use crate::LabError;
 
 /// The trigger (SYNs per second to the port) and the flood's rate.
 const LIMIT: f64 = 50.0;

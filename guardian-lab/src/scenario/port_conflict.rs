@@ -5,9 +5,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, SystemTime};
 
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, Netns, Veth};
+use crate::LabError;
 
 pub const SPEC: Spec = Spec {
     fault: "port_conflict",

@@ -32,7 +32,7 @@ fn draw(rows: &[Summary], out: &mut String, height: u32) -> Result<(), Box<dyn s
     let names: Vec<&str> = rows.iter().map(|r| r.fault).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "guardian lab: time to verified heal per fault (median, whisker = p95)",
+            "guardian-lab: time to verified heal per fault (median, whisker = p95)",
             ("sans-serif", 18),
         )
         .margin(12)
@@ -99,7 +99,7 @@ fn draw(rows: &[Summary], out: &mut String, height: u32) -> Result<(), Box<dyn s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::report::Stats;
+    use crate::report::Stats;
 
     fn row(fault: &'static str, det: f64, heal: Option<f64>) -> Summary {
         let s = |v: f64| Stats {

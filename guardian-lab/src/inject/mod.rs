@@ -7,7 +7,7 @@
 //! leaves nothing either: links die with their file descriptors).
 //!
 //! Interfaces are looked up in the calling thread's network namespace: call these from a thread
-//! that has joined the interface's namespace (see [`crate::lab::topology::Netns::within`]).
+//! that has joined the interface's namespace (see [`crate::topology::Netns::within`]).
 use aya::{
     maps::Array,
     programs::{tc::TcAttachOptions, LinkOrder, SchedClassifier, TcAttachType},
@@ -25,7 +25,7 @@ pub const PROGRAMS: [&str; 3] = ["glab_loss", "glab_icmp_drop", "glab_delay"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
-    #[error("this guardian was built without the lab's eBPF object (AYA_BUILD_SKIP): rebuild it with `cargo build --release -p guardian`")]
+    #[error("this guardian-lab was built without its eBPF object (AYA_BUILD_SKIP): rebuild it with `cargo build --release -p guardian-lab`")]
     NoObject,
     #[error("loading the lab's eBPF object: {0}")]
     Load(#[from] aya::EbpfError),

@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use super::common::{Bulk, Discard};
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::inject::{Direction, Injector};
-use crate::lab::topology::{pair, wait, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::inject::{Direction, Injector};
+use crate::topology::{pair, wait, Netns, Veth};
+use crate::LabError;
 
 pub const SPEC: Spec = Spec {
     fault: "retransmit_storm",

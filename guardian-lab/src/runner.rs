@@ -1,5 +1,6 @@
 //! One run of one scenario: build → daemon attached → inject → `opened` → `verified` →
 //! stop injecting → `cleared` → daemon stopped → end state checked → namespaces removed.
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,7 +42,7 @@ impl RunResult {
 }
 
 /// Runs every spec `runs` times, with a progress bar on stderr.
-pub fn run_all(specs: &[&'static Spec], runs: u32) -> Vec<RunResult> {
+pub fn run_all(bin: &Path, specs: &[&'static Spec], runs: u32) -> Vec<RunResult> {
     let bar = ProgressBar::new(specs.len() as u64 * u64::from(runs));
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -52,7 +53,7 @@ pub fn run_all(specs: &[&'static Spec], runs: u32) -> Vec<RunResult> {
     for spec in specs {
         for run in 1..=runs {
             bar.set_message(format!("{} #{run}", spec.fault));
-            let r = run_one(spec, run);
+            let r = run_one(bin, spec, run);
             if !r.ok() {
                 let why = r
                     .error
@@ -69,7 +70,7 @@ pub fn run_all(specs: &[&'static Spec], runs: u32) -> Vec<RunResult> {
     out
 }
 
-pub fn run_one(spec: &'static Spec, run: u32) -> RunResult {
+pub fn run_one(bin: &Path, spec: &'static Spec, run: u32) -> RunResult {
     let mut r = RunResult {
         scenario: spec.fault,
         remedy: spec.remedy,
@@ -81,8 +82,8 @@ pub fn run_one(spec: &'static Spec, run: u32) -> RunResult {
         cleared: false,
         error: None,
     };
-    if let Err(e) = measure(spec, &mut r) {
-        r.error = Some(crate::errors::sentence(&anyhow::Error::new(e)));
+    if let Err(e) = measure(bin, spec, &mut r) {
+        r.error = Some(guardian::errors::sentence(&anyhow::Error::new(e)));
     }
     r
 }
@@ -91,12 +92,12 @@ fn ts(e: &Value) -> Result<SystemTime, LabError> {
     event_time(e).ok_or_else(|| LabError::Other(format!("an event without a valid ts: {e}")))
 }
 
-fn measure(spec: &'static Spec, r: &mut RunResult) -> Result<(), LabError> {
+fn measure(bin: &Path, spec: &'static Spec, r: &mut RunResult) -> Result<(), LabError> {
     let t = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!(scenario = spec.fault, "{what} at {:?}", t.elapsed());
     let mut sc = (spec.build)()?;
     phase("built");
-    let mut d = LabDaemon::start(sc.daemon_ns(), &sc.plan())?;
+    let mut d = LabDaemon::start(bin, sc.daemon_ns(), &sc.plan())?;
     d.wait_for(0, "`attached` event", Duration::from_secs(60), |e| {
         e["type"] == "lifecycle" && e["phase"] == "attached"
     })?;

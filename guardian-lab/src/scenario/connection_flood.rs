@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::common::Discard;
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, Netns, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, Netns, Veth};
+use crate::LabError;
 
 /// The trigger (per source per second) and the flood's rate.
 const LIMIT: f64 = 100.0;
@@ -35,7 +35,7 @@ struct Flood {
     vc: Veth,
     _server: Discard,
     stop: Arc<AtomicBool>,
-    flood: Option<std::thread::JoinHandle<Result<(), crate::lab::topology::TopoError>>>,
+    flood: Option<std::thread::JoinHandle<Result<(), crate::topology::TopoError>>>,
 }
 
 fn build() -> Result<Box<dyn Scenario>, LabError> {

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::common::{idle_listener, relisten};
 use super::{ensure, Scenario, Spec};
-use crate::lab::daemon::DaemonPlan;
-use crate::lab::topology::{pair, Netns, TopoError, Veth};
-use crate::lab::LabError;
+use crate::daemon::DaemonPlan;
+use crate::topology::{pair, Netns, TopoError, Veth};
+use crate::LabError;
 
 const HOLD_MS: u64 = 1000;
 const PORT: u16 = 5189;
