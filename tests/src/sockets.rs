@@ -1,4 +1,4 @@
-//! Helpers for the socket-group fault scenarios (tests/tests/faults_sockets.rs): repeated runs
+//! Helpers for the socket-group fault scenarios (tests/tests/e2e/faults_sockets.rs): repeated runs
 //! with latency statistics, detector configuration files, and raw sockets the standard library
 //! does not make (a listener with a chosen backlog).
 use std::io::Write as _;

@@ -163,16 +163,7 @@ pub fn port_key(port: u16) -> LimitPortKey {
     LimitPortKey { port, _pad: 0 }
 }
 
-/// `CLOCK_BOOTTIME` in nanoseconds: the XDP program's clock (`bpf_ktime_get_boot_ns`).
-pub fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out pointer; CLOCK_BOOTTIME always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use super::clock::boot_ns;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
 mod addr;
 pub mod batch;
+pub mod clock;
 mod error;
 pub mod limits;
 pub mod offsets;

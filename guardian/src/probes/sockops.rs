@@ -149,16 +149,7 @@ pub fn netns_cookie(ns: Option<&Path>) -> std::io::Result<u64> {
     })
 }
 
-/// `bpf_ktime_get_ns()`'s clock (CLOCK_MONOTONIC), for policy expiry.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use super::clock::monotonic_ns;
 
 /// The map key of a destination in a namespace.
 pub fn key(netns_cookie: u64, addr: IpAddr, port: u16) -> FailfastKey {

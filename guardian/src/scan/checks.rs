@@ -170,7 +170,12 @@ fn listeners(f: &Facts, out: &mut Vec<Check>) {
     }
 }
 
+/// TIME_WAIT over this share of `tcp_max_tw_buckets` is worth a look.
+const TW_WARN: f64 = 0.5;
+
 fn ports(f: &Facts, out: &mut Vec<Check>) {
+    // Bad where the detector opens `time_wait_exhaustion`: one number, the detector's default.
+    let tw_bad = crate::faults::time_wait_exhaustion::Config::default().bucket_ratio;
     let buckets: f64 = f
         .sysctls
         .get("net.ipv4.tcp_max_tw_buckets")
@@ -184,8 +189,12 @@ fn ports(f: &Facts, out: &mut Vec<Check>) {
             f.time_wait,
             pct(f.time_wait as f64 / buckets.max(1.0))
         ),
-        by_fraction(f.time_wait as f64 / buckets.max(1.0), 0.5, 0.9),
-        "warn: >= 50% of net.ipv4.tcp_max_tw_buckets; bad: >= 90%",
+        by_fraction(f.time_wait as f64 / buckets.max(1.0), TW_WARN, tw_bad),
+        &format!(
+            "warn: >= {}% of net.ipv4.tcp_max_tw_buckets; bad: >= {}% (time_wait_exhaustion opens there)",
+            TW_WARN * 100.0,
+            tw_bad * 100.0
+        ),
     ));
     let (lo, hi) = f.ephemeral_range;
     let size = (hi.saturating_sub(lo) as f64 + 1.0).max(1.0);

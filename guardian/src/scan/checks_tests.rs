@@ -35,16 +35,20 @@ fn facts() -> Facts {
         ],
         listeners: vec![
             Listener {
-                addr: "0.0.0.0".parse().unwrap(),
+                addr: "0.0.0.0".into(),
                 port: 80,
                 queued: 95,
                 backlog: 100,
+                uid: 0,
+                inode: 0,
             },
             Listener {
-                addr: "0.0.0.0".parse().unwrap(),
+                addr: "0.0.0.0".into(),
                 port: 22,
                 queued: 0,
                 backlog: 128,
+                uid: 0,
+                inode: 0,
             },
         ],
         time_wait: 600,

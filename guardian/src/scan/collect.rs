@@ -9,6 +9,7 @@ use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6};
 use netlink_packet_sock_diag::inet::StateFlags;
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::sample::Listener;
 use crate::netlink::{LinkState, Netlink, RouteSpec};
 
 /// sysctls read (besides the six guardian may change, `crate::sysctl::ALLOWED`).
@@ -27,16 +28,6 @@ pub struct IfaceStats {
     pub tx_dropped: u64,
     pub rx_packets: u64,
     pub tx_packets: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Listener {
-    pub addr: IpAddr,
-    pub port: u16,
-    /// Connections waiting in the accept queue.
-    pub queued: u32,
-    /// The accept queue's length (min(backlog, somaxconn)).
-    pub backlog: u32,
 }
 
 /// Everything scanned, before any judgement.
@@ -152,10 +143,12 @@ fn sockets(f: &mut Facts) -> std::io::Result<()> {
             let state = state_name(h.state);
             match state {
                 "listen" => f.listeners.push(Listener {
-                    addr: id.source_address,
+                    addr: id.source_address.to_string(),
                     port: id.source_port,
                     queued: h.recv_queue,
                     backlog: h.send_queue,
+                    uid: h.uid,
+                    inode: h.inode,
                 }),
                 _ => {
                     *f.states.entry(state.into()).or_default() += 1;
