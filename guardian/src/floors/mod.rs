@@ -28,7 +28,7 @@ const CYCLE_EDGES: &[(&str, &str)] = &[];
 /// The largest group of files that import each other (a strongly connected component of the
 /// file graph). The issue asks for at most 3: the integrator lowers this as branches merge;
 /// until then it may not grow.
-const MAX_FILE_CYCLE: usize = 17;
+const MAX_FILE_CYCLE: usize = 6;
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

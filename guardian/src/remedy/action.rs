@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::failfast_policy::{Dst, Policy};
 use super::holders::SocketRef;
 use crate::netlink::RouteSpec;
 use crate::probes::limits::{LimitKey, LimitSpec};
@@ -50,9 +51,9 @@ pub enum Action {
         undo: Vec<Action>,
     },
     /// Installs a `sockopt_failfast` policy in the sock_ops map.
-    FailfastInsert(crate::remedy::sockopt_failfast::Policy),
+    FailfastInsert(Policy),
     /// Removes a `sockopt_failfast` policy.
-    FailfastRemove(crate::remedy::sockopt_failfast::Dst),
+    FailfastRemove(Dst),
     /// Changes nothing: report-only remedies, and the inverse of an irreversible action.
     Nothing,
 }
@@ -149,7 +150,7 @@ pub enum Verify {
     /// The route is not in the kernel's table.
     RouteAbsent(RouteSpec),
     /// A live `sockopt_failfast` policy with these settings is in the sock_ops map.
-    FailfastPresent(crate::remedy::sockopt_failfast::Policy),
+    FailfastPresent(Policy),
     /// The kernel's lookup for `dst` answers a unicast route out of `oif` (through `gateway`
     /// when given), and that link is up.
     RouteVia {

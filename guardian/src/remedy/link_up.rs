@@ -7,7 +7,10 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use crate::faults::{link_down, Evidence, FaultId, Finding};
 
 pub const NAME: RemedyId = RemedyId::LinkUp;

@@ -1,4 +1,4 @@
-//! Remedies: data first. A remedy looks at a [`Finding`] and plans a [`PlannedChange`]: the
+//! Remedies: data first. A remedy looks at a [`Finding`](crate::faults::Finding) and plans a [`PlannedChange`]: the
 //! action to apply, its exact inverse, how to tell the change is in place ([`Verify`]), how to
 //! tell it helped ([`Effect`]) and how long it lives ([`Lifetime`]). The engine decides
 //! whether and when to apply it (mode, budgets, blast radius, protected subjects, ladder),
@@ -8,12 +8,15 @@
 //! through [`PlanContext`], so every planning decision is a unit test without a kernel.
 pub mod action;
 pub mod config;
+mod context;
 mod error;
 pub mod exec;
+mod failfast_policy;
 pub mod holders;
 pub mod id;
 pub mod kernel;
 pub mod link_up;
+mod plan;
 pub mod report_holder;
 pub mod route_cc;
 pub mod route_dampen;
@@ -28,21 +31,14 @@ pub mod xdp_limit;
 pub mod xdp_port_limit;
 pub mod xdp_source_limit;
 
-use std::collections::HashMap;
-
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::faults::Finding;
-use crate::model::{RouteDst, Subject, Target};
-use crate::netlink::{LinkState, RouteSpec};
-
 pub use action::{Action, Verify};
 pub use config::{RemedyConfig, RemedyMode};
+pub use context::{PlanContext, Remedy, StateReader};
 pub use error::RemedyError;
 pub use id::RemedyId;
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
+pub use plan::{Effect, Lifetime, MibCounter, Plan, PlannedChange};
 pub use report_holder::ReportHolder;
 pub use route_cc::RouteCc;
 pub use route_dampen::RouteDampen;
@@ -54,163 +50,6 @@ pub use sockopt_failfast::SockoptFailfast;
 pub use sysctl::Sysctl;
 pub use xdp_port_limit::XdpPortLimit;
 pub use xdp_source_limit::XdpSourceLimit;
-
-/// How the engine tells that an applied change actually helped, beyond the change being in
-/// place. Checked until the verification deadline; if it never holds, the change is rolled
-/// back and the next remedy on the fault's ladder is tried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Effect {
-    /// Being in place is enough (link up, route present, mitigation installed).
-    #[default]
-    InPlace,
-    /// The incident clears (its detector's hysteresis says the fault is gone).
-    Clears,
-    /// A MIB counter of the fault's namespace stops growing (e.g. `listen_drops`): two
-    /// consecutive samples after the change carry the same value.
-    CounterQuiet { counter: MibCounter },
-}
-
-/// MIB counters an [`Effect::CounterQuiet`] can watch (fields of `source::mib::MibSample`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MibCounter {
-    ListenOverflows,
-    ListenDrops,
-    ReqQFullDrop,
-    TwOverflow,
-}
-
-/// How long a change stays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Lifetime {
-    /// A fix: stays until an operator reverts it (`guardian rollback ID`).
-    #[default]
-    Permanent,
-    /// A temporary mitigation: reverted (`expired`) after `ms`.
-    Ttl { ms: u64 },
-    /// Reverted when the incident clears, or after `max_ms` at the latest.
-    UntilClear { max_ms: u64 },
-}
-
-impl Lifetime {
-    /// The longest the change may stay, if bounded.
-    pub fn max_ms(&self) -> Option<u64> {
-        match *self {
-            Lifetime::Permanent => None,
-            Lifetime::Ttl { ms } => Some(ms),
-            Lifetime::UntilClear { max_ms } => Some(max_ms),
-        }
-    }
-}
-
-/// A planned change: what to do, how to undo it exactly, how to verify it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedChange {
-    /// The remedy that planned it, e.g. `link_up`.
-    pub remedy: &'static str,
-    pub subject: Subject,
-    /// Every concrete thing the change touches (displayed as `iface:eth0`,
-    /// `route:10.9.0.0/24`, `sysctl:net.ipv4.tcp_tw_reuse`, `src:10.0.0.7`, `port:80`,
-    /// `dst:10.77.110.2`). The engine refuses an empty set, a wildcard, a protected subject
-    /// or too many at once (blast radius).
-    pub targets: Vec<Target>,
-    pub apply: Action,
-    pub inverse: Action,
-    /// The change is in place (checked right after applying, polled until the deadline).
-    pub verify: Verify,
-    /// The change helped.
-    pub effect: Effect,
-    pub lifetime: Lifetime,
-    /// The state before, as reported in `change.before`.
-    pub before: Value,
-    /// The state the change aims for, as reported in `change.after`.
-    pub after: Value,
-}
-
-impl PlannedChange {
-    /// The targets as budgets key them: `iface:va,route:default`.
-    pub fn target_list(&self) -> String {
-        let shown: Vec<String> = self.targets.iter().map(Target::to_string).collect();
-        shown.join(",")
-    }
-}
-
-/// The target of a change to the existing route `r`.
-pub(crate) fn route_target(r: &RouteSpec) -> Target {
-    Target::Route(RouteDst::new(r.dst, r.prefix_len))
-}
-
-/// The target of adding the lost route `r` back, named by its full key ([`RouteSpec::key`]).
-pub(crate) fn restore_target(r: &RouteSpec) -> Target {
-    Target::RestoreRoute {
-        dst: RouteDst::new(r.dst, r.prefix_len),
-        key: r.key(),
-    }
-}
-
-/// What a remedy concluded about a finding it is responsible for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Plan {
-    Change(Box<PlannedChange>),
-    /// The remedy is on this fault's ladder but must not act now; the reason goes into a
-    /// `skipped` event and the next rung is tried.
-    Skip(String),
-}
-
-impl Plan {
-    pub fn change(&self) -> Option<&PlannedChange> {
-        match self {
-            Plan::Change(c) => Some(c),
-            Plan::Skip(_) => None,
-        }
-    }
-}
-
-/// Reads of the kernel's current state that planning needs, behind a trait so that unit
-/// tests plan against a fake.
-pub trait StateReader {
-    /// The value of a sysctl (`net.ipv4.tcp_tw_reuse`) in a namespace (None: the daemon's),
-    /// whitespace-normalized (`32768 60999`); None when it cannot be read.
-    fn sysctl(&self, netns: Option<u32>, key: &str) -> Option<String>;
-
-    /// Every TCP socket (any state, IPv4 and IPv6) whose local port is `port` in a namespace
-    /// (None: the daemon's); None when the table cannot be read. Default: the live kernel
-    /// (INET_DIAG from a thread in that namespace).
-    fn tcp_sockets(&self, netns: Option<u32>, port: u16) -> Option<Vec<holders::SocketRef>> {
-        let ns = holders::live_path(netns).ok()?;
-        holders::tcp_sockets(ns.as_deref(), netns, port).ok()
-    }
-
-    /// The processes that hold each socket inode open. Default: a scan of `/proc/*/fd`.
-    fn socket_owners(&self, inodes: &[u32]) -> HashMap<u32, Vec<holders::Owner>> {
-        holders::owners(inodes)
-    }
-}
-
-/// Planning input besides the finding.
-pub struct PlanContext<'a> {
-    /// Links of the daemon's namespace, as last seen.
-    pub links: &'a [LinkState],
-    /// Routes of the daemon's namespace (all tables), dumped just before planning.
-    pub routes: &'a [RouteSpec],
-    /// Protected routes captured at start (baseline).
-    pub baseline: &'a [RouteSpec],
-    pub state: &'a dyn StateReader,
-    /// How many times this remedy already acted on this subject (for doubling hold times).
-    pub recurrences: u32,
-}
-
-pub trait Remedy: Send + Sync {
-    /// Stable remedy id, e.g. `link_up`.
-    fn name(&self) -> RemedyId;
-    /// The faults whose ladder this remedy is on.
-    fn faults(&self) -> &'static [crate::faults::FaultId];
-    /// `None` when the remedy has nothing to say about this finding (another fault, or a
-    /// case it never handles); otherwise a change or the reason it must not act now.
-    fn plan(&self, f: &Finding, ctx: &PlanContext<'_>) -> Option<Plan>;
-}
 
 /// Every remedy, configured.
 pub fn all(cfg: &RemedyConfig, keep_up: &[String]) -> Vec<Box<dyn Remedy>> {
@@ -243,6 +82,7 @@ pub(crate) mod testing {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::faults::Finding;
 
     /// A fake kernel state for planning tests.
     #[derive(Default)]

@@ -12,8 +12,11 @@
 //! so, and the ladder moves on to `socket_destroy`.
 use serde_json::json;
 
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
 use super::holders::SocketRef;
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use crate::faults::{port_conflict, Evidence, FaultId, Finding};
 
 pub const NAME: RemedyId = RemedyId::ReportHolder;

@@ -15,9 +15,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use super::route_failover::{one_or_all, replace_pair};
 use super::routing::{self, Prefix};
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{retransmit_storm, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
@@ -139,7 +142,7 @@ impl Remedy for RouteCc {
                 }
             };
             checks.push(Verify::RoutePresent(to.clone()));
-            targets.push(super::route_target(&to));
+            targets.push(super::plan::route_target(&to));
             before.push(json!({"route": to.to_string(), "cc_algo": from.as_ref().and_then(|r| r.metrics.cc_algo.clone()), "present": from.is_some()}));
             after.push(json!({"route": to.to_string(), "cc_algo": algo, "key": to.key()}));
             pairs.push(match from {

@@ -20,9 +20,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use super::route_failover::one_or_all;
 use super::routing;
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{link_flapping, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
@@ -144,7 +147,7 @@ impl Remedy for RouteDampen {
                 oif: alt.oif?,
                 gateway: alt.gateway,
             });
-            targets.push(super::route_target(r));
+            targets.push(super::plan::route_target(r));
             before.push(json!({"route": r.to_string(), "key": r.key()}));
             after.push(json!({
                 "route": r.to_string(),

@@ -19,8 +19,11 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use super::routing::{self, Prefix};
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{link_down, retransmit_storm, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
@@ -147,7 +150,7 @@ impl RouteFailover {
                 oif,
                 gateway: Some(b.via),
             });
-            targets.push(super::route_target(p));
+            targets.push(super::plan::route_target(p));
             let was = json!({"route": p.to_string(), "was": p.key(), "present": present.is_some()});
             before.push(was);
             after.push(json!({"route": p.to_string(), "via": b.via, "key": s.key()}));
@@ -208,7 +211,7 @@ impl RouteFailover {
             let Some(b) = self.backup_for(cur) else {
                 continue;
             };
-            if cur.gateway == Some(b.via) || targets.contains(&super::route_target(cur)) {
+            if cur.gateway == Some(b.via) || targets.contains(&super::plan::route_target(cur)) {
                 skipped.push(format!("{cur} already goes through {}", b.via));
                 continue;
             }
@@ -225,7 +228,7 @@ impl RouteFailover {
             }
             checks.push(Verify::RoutePresent(to.clone()));
             checks.push(Verify::RouteAbsent(cur.clone()));
-            targets.push(super::route_target(cur));
+            targets.push(super::plan::route_target(cur));
             before.push(json!({"route": cur.to_string(), "key": cur.key()}));
             after.push(json!({"route": cur.to_string(), "key": to.key()}));
             pairs.push(replace_pair(cur, &to));

@@ -17,9 +17,12 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use super::route_failover::replace_pair;
 use super::routing;
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
 use crate::faults::{mtu_blackhole, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
@@ -125,7 +128,7 @@ impl Remedy for RouteMtu {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME.as_str(),
             subject: f.subject.clone(),
-            targets: vec![super::route_target(&spec)],
+            targets: vec![super::plan::route_target(&spec)],
             apply,
             inverse,
             verify: Verify::RoutePresent(spec.clone()),

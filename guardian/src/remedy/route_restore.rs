@@ -4,7 +4,10 @@
 //! [`RouteSpec`]), so a journaled or replayed finding plans the same change.
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use crate::faults::{route_lost, Evidence, FaultId, Finding};
 use crate::netlink::RouteSpec;
 
@@ -40,7 +43,7 @@ impl Remedy for RouteRestore {
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME.as_str(),
             subject: f.subject.clone(),
-            targets: vec![super::restore_target(&spec)],
+            targets: vec![super::plan::restore_target(&spec)],
             apply: Action::AddRoute(spec.clone()),
             inverse: Action::DelRoute(spec.clone()),
             verify: Verify::RoutePresent(spec),

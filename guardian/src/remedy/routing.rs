@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use super::Plan;
+use super::plan::Plan;
 use crate::faults::Finding;
 use crate::netlink::{LinkState, RouteSpec};
 

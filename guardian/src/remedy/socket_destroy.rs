@@ -22,7 +22,10 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use crate::faults::{port_conflict, FaultId, Finding};
 
 pub const NAME: RemedyId = RemedyId::SocketDestroy;

@@ -12,15 +12,19 @@
 //! with ETIMEDOUT at ~2.5 s. (`syn_count = 2` alone: 7 s; `user_timeout_ms = 2000`: 2.0 s.)
 //! The user timeout applies to the handshake only: once established, the program restores the
 //! socket's previous value. Neither option is ever raised above the application's own.
-use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, Plan, PlanContext, PlannedChange, Remedy, RemedyId, Verify};
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, Plan, PlannedChange};
 use crate::faults::{connect_timeout_cascade, FaultId, Finding};
 use crate::probes::sockops;
+
+pub use super::failfast_policy::{Dst, Policy};
 
 pub const NAME: RemedyId = RemedyId::SockoptFailfast;
 /// The kernel's limit for TCP_SYNCNT (MAX_TCP_SYNCNT).
@@ -52,46 +56,6 @@ impl Default for Config {
             ttl_ms: 300_000,
             cgroup: None,
         }
-    }
-}
-
-/// A destination in a namespace (None: the daemon's own).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dst {
-    pub netns: Option<u32>,
-    pub addr: IpAddr,
-    pub port: u16,
-}
-
-impl fmt::Display for Dst {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.addr {
-            IpAddr::V4(a) => write!(f, "{a}:{}", self.port)?,
-            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port)?,
-        }
-        if let Some(ns) = self.netns {
-            write!(f, " netns {ns}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A policy as planned and journaled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Policy {
-    pub dst: Dst,
-    pub syn_count: u32,
-    pub user_timeout_ms: u32,
-    pub ttl_ms: u64,
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} syncnt {} user_timeout {}ms ttl {}ms",
-            self.dst, self.syn_count, self.user_timeout_ms, self.ttl_ms
-        )
     }
 }
 

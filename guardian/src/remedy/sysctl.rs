@@ -27,10 +27,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{
-    Action, Effect, Lifetime, MibCounter, Plan, PlanContext, PlannedChange, Remedy, RemedyId,
-    Verify,
-};
+use super::action::{Action, Verify};
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Lifetime, MibCounter, Plan, PlannedChange};
 use crate::faults::{
     accept_backlog_overflow, ephemeral_port_exhaustion, mtu_blackhole, syn_flood,
     time_wait_exhaustion, Evidence, FaultId, Finding,

@@ -4,7 +4,8 @@
 //! [`Verify::XdpLimitPresent`].
 use serde_json::json;
 
-use super::{Action, Effect, Lifetime, PlannedChange, Verify};
+use super::action::{Action, Verify};
+use super::plan::{Effect, Lifetime, PlannedChange};
 use crate::faults::Finding;
 use crate::probes::limits::{LimitKey, LimitSpec};
 

@@ -13,8 +13,10 @@
 //! place (see `xdp_source_limit`).
 use serde::{Deserialize, Serialize};
 
+use super::context::{PlanContext, Remedy};
+use super::id::RemedyId;
+use super::plan::{Effect, Plan};
 use super::xdp_limit::{limit_change, netns_mismatch};
-use super::{Effect, Plan, PlanContext, Remedy, RemedyId};
 use crate::faults::{syn_flood, Evidence, FaultId, Finding};
 use crate::probes::limits::{LimitKey, LimitSpec};
 

@@ -4,8 +4,8 @@
 //! [`Verify::FailfastPresent`](crate::remedy::Verify::FailfastPresent). No precondition.
 use crate::probes::sockops;
 use crate::remedy::error::RemedyError;
+use crate::remedy::failfast_policy::{Dst, Policy};
 use crate::remedy::kernel::Kernel;
-use crate::remedy::sockopt_failfast::{Dst, Policy};
 
 /// The map key for `d`: the namespace's netns cookie, read inside it.
 fn resolve(k: &mut Kernel, d: &Dst) -> Result<guardian_common::failfast::FailfastKey, RemedyError> {
