@@ -4,7 +4,8 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
 use netlink_packet_route::AddressFamily;
 use rtnetlink::LinkUnspec;
 
-use super::{LinkState, Netlink, NetlinkError};
+use super::client::{Netlink, NetlinkError};
+use super::events::LinkState;
 
 /// Converts a link message; `None` for messages that are not about a whole link (e.g. the
 /// AF_BRIDGE port messages the kernel also sends on RTNLGRP_LINK).

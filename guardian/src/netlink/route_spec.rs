@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Family, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, TABLE_MAIN};
+use super::consts::{Family, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, TABLE_MAIN};
 
 /// A route, with everything needed to delete it or add it back exactly.
 ///
@@ -187,5 +187,76 @@ impl fmt::Display for RouteSpec {
         } else {
             write!(f, "{}/{}", self.dst, self.prefix_len)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::consts::RTPROT_STATIC;
+    use super::*;
+
+    #[test]
+    fn display_is_cidr_or_default() {
+        let r = RouteSpec::new("10.9.0.0".parse().unwrap(), 24);
+        assert_eq!(r.to_string(), "10.9.0.0/24");
+        let d = RouteSpec::new("0.0.0.0".parse().unwrap(), 0);
+        assert_eq!(d.to_string(), "default");
+        let v6 = RouteSpec::new("fd00:1::".parse().unwrap(), 64);
+        assert_eq!(v6.to_string(), "fd00:1::/64");
+        assert_eq!(v6.family, Family::Ipv6);
+        let d6 = RouteSpec::new(Family::Ipv6.unspecified(), 0);
+        assert_eq!(d6.to_string(), "default");
+    }
+
+    #[test]
+    fn identity_ignores_protocol_but_not_gateway_or_metric() {
+        let a = RouteSpec::new("10.9.0.0".parse().unwrap(), 24)
+            .via("10.0.0.2".parse().unwrap())
+            .dev(3);
+        let mut b = a.clone();
+        b.protocol = RTPROT_STATIC;
+        assert!(a.same_route(&b));
+        assert!(!a.same_route(&a.clone().via("10.0.0.3".parse().unwrap())));
+        assert!(!a.same_route(&a.clone().metric(100)));
+        assert!(a.same_route(&a.clone().metric(0)));
+        assert!(!a.same_route(&a.clone().dev(4)));
+        assert_eq!(
+            a.key(),
+            "ipv4 10.9.0.0/24 table 254 via 10.0.0.2 oif 3 metric 0"
+        );
+    }
+
+    #[test]
+    fn metrics_are_not_identity_and_absent_from_json_when_empty() {
+        let a = RouteSpec::new("10.9.0.0".parse().unwrap(), 24).dev(3);
+        let locked = a.clone().mtu_lock(1400).congctl("bbr");
+        assert!(a.same_route(&locked));
+        assert_eq!(a.key(), locked.key());
+        let v = serde_json::to_value(&a).unwrap();
+        assert!(v.get("metrics").is_none(), "{v}");
+        let v = serde_json::to_value(&locked).unwrap();
+        assert_eq!(
+            v["metrics"],
+            serde_json::json!({"mtu": 1400, "mtu_lock": true, "cc_algo": "bbr"})
+        );
+        assert_eq!(serde_json::from_value::<RouteSpec>(v).unwrap(), locked);
+        // a journal line written before metrics existed
+        let old = serde_json::json!({"family": "ipv4", "dst": "10.9.0.0", "prefix_len": 24,
+            "table": 254, "protocol": 3, "scope": 0, "kind": 1, "oif": 3});
+        assert_eq!(serde_json::from_value::<RouteSpec>(old).unwrap(), a);
+        assert!(a.same_destination(&a.clone().via("10.0.0.9".parse().unwrap()).metric(7)));
+    }
+
+    #[test]
+    fn route_spec_round_trips_through_json() {
+        let a = RouteSpec::new("fd00:9::".parse().unwrap(), 64)
+            .via("fd00::2".parse().unwrap())
+            .dev(7)
+            .metric(1024);
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["family"], "ipv6");
+        assert_eq!(v["dst"], "fd00:9::");
+        let back: RouteSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(a, back);
     }
 }

@@ -8,7 +8,9 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::AddressFamily;
 
-use super::{Family, Netlink, NetlinkError, RouteMetrics, RouteSpec, RTN_UNICAST, TABLE_MAIN};
+use super::client::{Netlink, NetlinkError};
+use super::consts::{Family, RTN_UNICAST, TABLE_MAIN};
+use super::route_spec::{RouteMetrics, RouteSpec};
 
 /// `RTAX_MTU`: its bit in `RTAX_LOCK` locks the MTU.
 const RTAX_MTU: u32 = 2;

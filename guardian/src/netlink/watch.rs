@@ -8,10 +8,11 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{AsyncSocket, SocketAddr};
 
-use super::{
-    link_state_from_message, route_spec_from_message, AbortOnDrop, NetEvent, NetlinkError, Notice,
-    RouteSpec,
-};
+use super::client::{AbortOnDrop, NetlinkError};
+use super::events::{NetEvent, Notice};
+use super::links::link_state_from_message;
+use super::route_spec::RouteSpec;
+use super::routes::route_spec_from_message;
 
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;

@@ -7,8 +7,9 @@ use guardian_common::{
     XDP_IFACE_SLOTS,
 };
 
-use super::Input;
-use super::{decode, Sampler, TickContext};
+use super::decode;
+use super::sampler::{Sampler, TickContext};
+use crate::input::Input;
 use crate::probes::batch::PerCpuSums;
 use crate::{
     model::{AddrCount, Counters, DstCount, LossSource, PortCount, XdpIface},

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use aya::maps::{MapData, PerCpuHashMap};
 use guardian_common::dns::{DnsKey, DnsStats};
 
-use super::{decode, Input, Sampler, TickContext};
+use super::decode;
+use super::sampler::{Sampler, TickContext};
+use crate::input::Input;
 
 /// The kernel map's name.
 pub const MAP: &str = "DNS_RESOLVERS";

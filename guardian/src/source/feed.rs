@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::Input;
+use crate::input::Input;
 use crate::shed::Depth;
 
 /// Inputs queued for the engine above which observations are shed: a fraction of a second

@@ -9,7 +9,9 @@ use guardian_common::{
     AddrKey,
 };
 
-use super::{decode, Input, Sampler, TickContext};
+use super::decode;
+use super::sampler::{Sampler, TickContext};
+use crate::input::Input;
 use crate::model::{AddrCount, PortCount};
 use crate::probes::{ProbeError, Probes};
 

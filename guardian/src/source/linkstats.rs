@@ -9,7 +9,8 @@ use netlink_packet_route::{
     RouteNetlinkMessage,
 };
 
-use super::{Input, Sampler, TickContext};
+use super::sampler::{Sampler, TickContext};
+use crate::input::Input;
 use crate::netlink::sync::request;
 
 pub use crate::model::sample::{LinkCounters, LinkStatsSample};

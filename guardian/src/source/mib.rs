@@ -20,18 +20,10 @@ use netlink_packet_sock_diag::{
     inet::StateFlags,
 };
 
-pub use super::sockagg::SocketAgg;
-use super::{Input, Sampler, TickContext};
+use super::sampler::{Sampler, TickContext};
+pub use super::sockagg::{SocketAgg, MAX_LISTENERS, TOP_N};
+use crate::input::Input;
 use crate::netns;
-
-/// Destinations kept per list in a sample.
-pub const TOP_N: usize = 20;
-/// Listeners kept in a sample (fullest accept queue first).
-pub const MAX_LISTENERS: usize = 256;
-
-/// TCP states as the kernel numbers them (include/net/tcp_states.h).
-pub(super) const TCP_TIME_WAIT: u8 = 6;
-pub(super) const TCP_LISTEN: u8 = 10;
 
 pub use crate::model::sample::{DstSockets, Listener, MibSample, PortRange};
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::decode;
 use super::feed::Feed;
 use super::throttle::Throttle;
-use super::Input;
+use crate::input::Input;
 use crate::model::LossSource;
 use crate::output::{Body, Emitter, Loss};
 

@@ -6,9 +6,16 @@ use std::net::IpAddr;
 
 use netlink_packet_sock_diag::inet::InetResponseHeader;
 
-use super::mib::{
-    DstSockets, Listener, MibSample, PortRange, MAX_LISTENERS, TCP_LISTEN, TCP_TIME_WAIT, TOP_N,
-};
+use crate::model::sample::{DstSockets, Listener, MibSample, PortRange};
+
+/// Destinations kept per list in a sample.
+pub const TOP_N: usize = 20;
+/// Listeners kept in a sample (fullest accept queue first).
+pub const MAX_LISTENERS: usize = 256;
+
+/// TCP states as the kernel numbers them (include/net/tcp_states.h).
+const TCP_TIME_WAIT: u8 = 6;
+const TCP_LISTEN: u8 = 10;
 
 /// Aggregates one socket-table dump.
 pub struct SocketAgg {
