@@ -28,17 +28,6 @@ pub struct FlowSampler {
     last_peer: HashMap<AddrKey, u64>,
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn sum(v: &PerCpuValues<u64>) -> u64 {
     v.iter().sum()
 }
@@ -107,7 +96,7 @@ impl Sampler for FlowSampler {
                 .or_default()
                 .push((k, r, r.full_streak as u64));
         }
-        let mono = monotonic_ns();
+        let mono = crate::probes::clock::monotonic_ns();
         let addr = |family, raw: &[u8; 16]| {
             decode::addr(family, raw).map_or_else(String::new, |a| a.to_string())
         };
