@@ -24,12 +24,24 @@ fn section(text: &str, fault: FaultId) -> Option<(usize, usize)> {
     Some((start, end.min(text.len())))
 }
 
-/// `text` with every fault's section replaced by its `doc.md`.
+/// `text` with every fault's section replaced by its `doc.md`; a fault without a section yet
+/// (a new folder) gets one after the previous fault's, in the registry's order.
 fn regenerated(text: &str) -> Result<String, String> {
     let mut out = text.to_string();
+    let mut after: Option<usize> = None;
     for &f in FaultId::ALL {
-        let (a, b) = section(&out, f).ok_or_else(|| format!("no section for `{f}`"))?;
-        out.replace_range(a..b, f.doc());
+        match section(&out, f) {
+            Some((a, b)) => {
+                out.replace_range(a..b, f.doc());
+                after = Some(a + f.doc().len());
+            }
+            None => {
+                let at = after.ok_or_else(|| format!("no section for `{f}`"))?;
+                let block = format!("\n{}", f.doc());
+                out.insert_str(at, &block);
+                after = Some(at + block.len());
+            }
+        }
     }
     Ok(out)
 }
@@ -66,4 +78,23 @@ fn a_section_ends_at_the_next_heading() {
     let (a, b) = section(text, FaultId::SynFlood).unwrap();
     assert_eq!(&text[a..b], "### `syn_flood` (x)\n\nbody\n");
     assert_eq!(section(text, FaultId::LinkDown), None);
+}
+
+#[test]
+fn a_fault_without_a_section_gets_one_after_the_previous_fault() {
+    // The catalogue without `route_lost` (second in the registry): blessing puts it back
+    // right after `link_down`'s section.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/faults.md");
+    let text = std::fs::read_to_string(&path).expect("read docs/faults.md");
+    let (a, b) = section(&text, FaultId::RouteLost).expect("route_lost's section");
+    let mut without = text.clone();
+    without.replace_range(a..b + 1, "");
+    assert_eq!(section(&without, FaultId::RouteLost), None);
+    let back = regenerated(&without).unwrap();
+    let (la, lb) = section(&back, FaultId::LinkDown).unwrap();
+    let (ra, _) = section(&back, FaultId::RouteLost).expect("route_lost inserted");
+    assert!(
+        la < ra && back[lb..ra].trim().is_empty(),
+        "inserted right after link_down"
+    );
 }

@@ -13,8 +13,8 @@
 //! - one line in `registry!` below;
 //! - the remedy it reuses: its `FaultId` in `Remedy::faults()` (the ladder) and the evidence
 //!   it reads;
-//! - its heading in `docs/faults.md` (then `GUARDIAN_BLESS=1 cargo test -p guardian --lib
-//!   faults::docs` copies `doc.md` in) and its name in the schema's `fault_name` enum (both
+//! - then `GUARDIAN_BLESS=1 cargo test -p guardian --lib faults::` writes its `doc.md` into
+//!   `docs/faults.md` and its name into the schema's `fault_name` enum (both generated files,
 //!   checked by unit tests);
 //! - one end-to-end test, and a lab scenario.
 //!
