@@ -10,7 +10,7 @@
 //!   host).
 use serde::{Deserialize, Serialize};
 
-use crate::output::Severity;
+use crate::model::Severity;
 
 /// Layers guardian scores.
 pub const LAYERS: [u8; 3] = [2, 3, 4];

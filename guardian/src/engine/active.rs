@@ -10,9 +10,9 @@ use serde_json::Value;
 use super::change::{Active, Attempt, Waiting};
 use super::core::Engine;
 use crate::journal::{self, JournalPhase, Record};
+use crate::model::sample::MibSample;
 use crate::output::{rfc3339, Body, Change, RemedyEvent, RemedyResult};
 use crate::remedy::{Effect, MibCounter};
-use crate::source::mib::MibSample;
 
 /// Splits changes into those whose effect deadline or expiry has come, and the rest.
 fn split_due(active: Vec<Active>, now: Instant) -> (Vec<Active>, Vec<Active>) {
@@ -227,7 +227,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::output::Subject;
+    use crate::model::Subject;
     use crate::remedy::{Action, Verify};
 
     fn active(id: &str, expires: Option<Instant>, waiting: Waiting) -> Active {

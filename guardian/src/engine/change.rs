@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::faults::Finding;
-use crate::output::Subject;
+use crate::model::Subject;
 use crate::remedy::{Action, Effect, Verify};
 
 /// What is reported about an attempt.

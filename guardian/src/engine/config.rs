@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::safety::SafetyConfig;
 use crate::faults::DetectConfig;
-use crate::output::Mode;
+use crate::model::Mode;
 use crate::remedy::RemedyConfig;
 
 /// How long a change has to verify before it is rolled back.

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use super::api::{IncidentView, ModeChange, Request};
 use super::core::Engine;
-use crate::output::{Body, Lifecycle, Mode, Phase};
+use crate::model::Mode;
+use crate::output::{Body, Lifecycle, Phase};
 
 impl Engine {
     /// Answers one request.

@@ -16,8 +16,9 @@ use super::safety::{Budgets, Host};
 use crate::faults::incidents::{fault_body, Ids, IncidentKey, Incidents};
 use crate::faults::{self, Baseline, Detector, Finding, Input};
 use crate::journal::Journal;
+use crate::model::FaultState;
 use crate::netlink::{LinkState, RouteSpec};
-use crate::output::{Emitter, FaultState};
+use crate::output::Emitter;
 use crate::record::Recorder;
 use crate::remedy::{self, Kernel, Remedy};
 

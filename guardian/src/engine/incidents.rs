@@ -49,7 +49,7 @@ impl State {
     /// Keeps the open incidents (and the recently closed) for status, heal and history.
     /// `netns`: the daemon's, for findings that name none.
     pub fn track(&mut self, f: &Finding, incident: &str, netns: u32) {
-        use crate::output::FaultState;
+        use crate::model::FaultState;
         let key: IncidentKey = (f.fault.as_str(), f.key.clone());
         let now = rfc3339(chrono::Utc::now());
         match f.state {

@@ -9,7 +9,8 @@ use super::core::Engine;
 use super::safety;
 use crate::faults::incidents::IncidentKey;
 use crate::faults::Finding;
-use crate::output::{Mode, RemedyResult};
+use crate::model::Mode;
+use crate::output::RemedyResult;
 use crate::remedy::{exec, Plan, PlanContext, RemedyMode};
 
 /// While this file exists in the state directory, enforce mode only plans (detection, expiries

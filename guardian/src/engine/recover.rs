@@ -19,7 +19,8 @@ use super::act::unix_ms;
 use super::change::{Active, Attempt, Waiting};
 use super::core::Engine;
 use crate::journal::{ChangeState, JournalPhase, Record};
-use crate::output::{RemedyResult, Subject};
+use crate::model::Subject;
+use crate::output::RemedyResult;
 use crate::remedy::{Action, Effect, Kernel, RemedyError, Verify};
 
 /// Why a rollback by hand (`guardian rollback`, or the control socket's `rollback`) refuses.

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::{Evidence, FaultId};
 use crate::input::Input;
+use crate::model::{FaultState, Severity, Subject};
 use crate::netlink::{LinkState, RouteSpec};
-use crate::output::{FaultState, Severity, Subject};
 use serde::{Deserialize, Serialize};
 
 /// Something a detector noticed: a fault opened, updated or cleared on one subject.

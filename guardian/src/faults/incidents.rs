@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::Finding;
-use crate::output::{Body, Fault, FaultState};
+use crate::model::FaultState;
+use crate::output::{Body, Fault};
 
 /// An open incident: the fault's name and the finding's key.
 pub type IncidentKey = (&'static str, String);
@@ -98,7 +99,7 @@ pub fn fault_body(f: &Finding, incident: &str, netns: u32) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{Severity, Subject};
+    use crate::model::{Severity, Subject};
 
     fn f(state: FaultState, key: &str) -> Finding {
         Finding {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{Evidence, Finding};
-use crate::output::{FaultState, Severity, Subject};
+use crate::model::{FaultState, Severity, Subject};
 use serde::{Deserialize, Serialize};
 
 /// Durations in milliseconds so that configuration and record files stay plain numbers.

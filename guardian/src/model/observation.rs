@@ -97,24 +97,6 @@ impl fmt::Display for ObsKind {
     }
 }
 
-/// Compatibility for code that still compares kinds with their wire names (detect/, until it
-/// matches on [`ObsKind`]).
-impl PartialEq<&str> for ObsKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-/// Test fixtures that still name kinds by their wire names (detect/ tests). Panics on a name
-/// that is no kind, which only a test can pass.
-#[cfg(test)]
-impl From<&str> for ObsKind {
-    fn from(s: &str) -> Self {
-        serde_json::from_value(serde_json::Value::String(s.into()))
-            .unwrap_or_else(|_| panic!("no observation kind {s:?}"))
-    }
-}
-
 /// An individually interesting kernel event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Observation {

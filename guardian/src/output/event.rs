@@ -4,10 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-pub use crate::model::{
-    AddrCount, Counters, DstCount, FaultState, LossSource, Mode, ObsKind, Observation, PortCount,
-    Severity, Subject, XdpIface,
-};
+use crate::model::{Counters, FaultState, LossSource, Mode, Observation, Severity, Subject};
 
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -93,6 +93,8 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    use crate::model::{Counters, LossSource};
+
     #[test]
     fn envelope_has_schema_ts_host_type_first_class() {
         let ts = Utc.timestamp_opt(1_795_000_000, 123_456_789).unwrap();

@@ -277,8 +277,8 @@ mod tests {
 pub(crate) mod fixtures {
     //! Links, routes and findings the route remedies' planning tests share.
     use super::*;
+    use crate::model::{FaultState, Severity, Subject};
     use crate::netlink::{RTPROT_KERNEL, RT_SCOPE_LINK};
-    use crate::output::{FaultState, Severity, Subject};
 
     pub fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

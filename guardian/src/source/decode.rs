@@ -91,7 +91,7 @@ mod tests {
         assert_eq!(bytes.len(), std::mem::size_of::<SyscallEvent>());
         let ev = syscall_event(&bytes).unwrap();
         let o = observation(&ev).unwrap();
-        assert_eq!(o.kind, "bind_conflict");
+        assert_eq!(o.kind, crate::model::ObsKind::BindConflict);
         assert_eq!(o.error, "EADDRINUSE");
         assert_eq!((o.pid, o.tid), (4242, 4243));
         assert_eq!(o.comm, "gt-binder");
@@ -134,7 +134,7 @@ mod tests {
         bytes[0] = 2;
         bytes[20..22].copy_from_slice(&0u16.to_le_bytes());
         let o = observation(&syscall_event(&bytes).unwrap()).unwrap();
-        assert_eq!(o.kind, "connect_addrnotavail");
+        assert_eq!(o.kind, crate::model::ObsKind::ConnectAddrnotavail);
         assert_eq!(o.addr, None);
         assert_eq!(o.port, None);
     }

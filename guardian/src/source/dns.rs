@@ -13,7 +13,7 @@ use crate::input::Input;
 /// The kernel map's name.
 pub const MAP: &str = "DNS_RESOLVERS";
 
-pub use crate::model::sample::{DnsSample, ResolverCounts};
+use crate::model::sample::{DnsSample, ResolverCounts};
 
 pub struct DnsSampler {
     map: PerCpuHashMap<MapData, DnsKey, DnsStats>,

@@ -18,7 +18,7 @@ use crate::probes::{ProbeError, Probes};
 /// At most this many ports, peers and flows per sample, the ones that moved most first.
 pub const TOP_N: usize = 64;
 
-pub use crate::model::sample::{FlowRetrans, FlowSample};
+use crate::model::sample::{FlowRetrans, FlowSample};
 
 pub struct FlowSampler {
     hs_port: PerCpuHashMap<MapData, PortKey, u64>,

@@ -13,7 +13,7 @@ use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
 use crate::netlink::sync::request;
 
-pub use crate::model::sample::{LinkCounters, LinkStatsSample};
+use crate::model::sample::{LinkCounters, LinkStatsSample};
 
 pub struct LinkStatsSampler {
     /// Logged once, not every tick.

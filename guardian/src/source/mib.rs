@@ -25,7 +25,7 @@ pub use super::sockagg::{SocketAgg, MAX_LISTENERS, TOP_N};
 use crate::input::Input;
 use crate::netns;
 
-pub use crate::model::sample::{DstSockets, Listener, MibSample, PortRange};
+use crate::model::sample::{MibSample, PortRange};
 
 pub struct MibSampler;
 
@@ -152,6 +152,7 @@ pub fn parse_port_range(s: &str) -> Option<PortRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::sample::Listener;
 
     #[test]
     fn parses_snmp_and_netstat() {

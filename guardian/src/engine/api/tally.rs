@@ -228,7 +228,8 @@ mod tests {
 
     #[tokio::test]
     async fn counts_observations_from_the_tap_without_parsing_them() {
-        use crate::output::{Body, Loss, Observation};
+        use crate::model::Observation;
+        use crate::output::{Body, Loss};
         let path =
             std::env::temp_dir().join(format!("guardian-tally-{}.ndjson", std::process::id()));
         let (e, w) = crate::output::open(Some(&path), "h".into()).await.unwrap();

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use crate::engine::core::Engine;
 use crate::engine::recover;
 use crate::journal::{self, JournalPhase};
-use crate::output::Mode;
+use crate::model::Mode;
 
 impl Engine {
     /// A manual heal of an open incident: the operator's explicit approval, so it acts even in

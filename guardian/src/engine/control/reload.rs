@@ -22,7 +22,7 @@ use crate::engine::core::Engine;
 use crate::faults::incidents::fault_body;
 use crate::faults::Evidence;
 use crate::faults::{self, Baseline, FaultId};
-use crate::output::FaultState;
+use crate::model::FaultState;
 
 /// The faults whose `[detect.<fault>]` table differs (paired by the fault registry), by
 /// name, as the reload answer lists them.

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject};
-use crate::source::mib::Listener;
+use crate::model::{Severity, Subject};
+use crate::model::sample::Listener;
 
 pub mod evidence;
 
@@ -161,8 +161,8 @@ impl Detector for AcceptBacklogOverflow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::FaultState::{self, Cleared as C, Opened as O};
-    use crate::source::mib::MibSample;
+    use crate::model::FaultState::{self, Cleared as C, Opened as O};
+    use crate::model::sample::MibSample;
 
     fn listener(port: u16, queued: u32, backlog: u32) -> Listener {
         Listener {

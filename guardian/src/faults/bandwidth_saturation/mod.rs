@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject, XdpIface};
-use crate::source::linkstats::LinkStatsSample;
+use crate::model::{Severity, Subject, XdpIface};
+use crate::model::sample::LinkStatsSample;
 
 pub mod evidence;
 
@@ -178,8 +178,8 @@ impl Detector for BandwidthSaturation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{AddrCount, Counters, FaultState};
-    use crate::source::linkstats::LinkCounters;
+    use crate::model::{AddrCount, Counters, FaultState};
+    use crate::model::sample::LinkCounters;
     use std::time::Duration;
 
     const MBIT: u64 = 1_000_000 / 8; // bytes per second at 1 Mbit/s

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject};
+use crate::model::{Severity, Subject};
 
 pub mod evidence;
 
@@ -116,7 +116,7 @@ impl Detector for ConnectTimeoutCascade {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{Counters, DstCount, FaultState};
+    use crate::model::{Counters, DstCount, FaultState};
 
     const NS: u32 = 4026532100;
 

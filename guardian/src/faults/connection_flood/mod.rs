@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject};
+use crate::model::{Severity, Subject};
 
 pub mod evidence;
 
@@ -114,8 +114,8 @@ impl Detector for ConnectionFlood {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{AddrCount, FaultState};
-    use crate::source::flows::FlowSample;
+    use crate::model::{AddrCount, FaultState};
+    use crate::model::sample::FlowSample;
 
     const NS: u32 = 4026532000;
 

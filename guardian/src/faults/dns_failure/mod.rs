@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject};
-use crate::source::dns::DnsSample;
+use crate::model::{Severity, Subject};
+use crate::model::sample::DnsSample;
 
 pub mod evidence;
 
@@ -232,8 +232,8 @@ impl Detector for DnsFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::FaultState;
-    use crate::source::dns::ResolverCounts;
+    use crate::model::FaultState;
+    use crate::model::sample::ResolverCounts;
 
     const R1: &str = "10.0.0.53";
     const R2: &str = "10.0.0.54";

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Observation, Severity, Subject};
-use crate::source::mib::MibSample;
+use crate::model::{ObsKind, Observation, Severity, Subject};
+use crate::model::sample::MibSample;
 
 pub mod evidence;
 
@@ -98,7 +98,7 @@ impl Detector for EphemeralPortExhaustion {
 
     fn observe(&mut self, input: &Input, now: Instant) -> Vec<Finding> {
         let c = match input {
-            Input::Observation(o) if o.kind == "connect_addrnotavail" => {
+            Input::Observation(o) if o.kind == ObsKind::ConnectAddrnotavail => {
                 let v = self.recent.entry(o.netns).or_default();
                 v.push((now, o.clone()));
                 if v.len() > RECENT {
@@ -200,11 +200,11 @@ impl Detector for EphemeralPortExhaustion {
 mod tests {
     use super::*;
     use serde_json::json;
-    use crate::output::{
+    use crate::model::{
         Counters,
         FaultState::{self, Cleared as C, Opened as O},
     };
-    use crate::source::mib::{DstSockets, PortRange};
+    use crate::model::sample::{DstSockets, PortRange};
 
     fn counters(ns: u32, total: u64) -> Input {
         Input::Counters(Counters {
@@ -218,7 +218,7 @@ mod tests {
     fn obs(ns: u32, addr: &str, port: u16) -> Input {
         Input::Observation(Observation {
             netns: ns,
-            kind: "connect_addrnotavail".into(),
+            kind: ObsKind::ConnectAddrnotavail,
             error: "EADDRNOTAVAIL".into(),
             pid: 42,
             tid: 43,

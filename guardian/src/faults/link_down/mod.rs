@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent};
-use crate::output::{FaultState, Severity, Subject};
+use crate::model::{FaultState, Severity, Subject};
 
 pub mod evidence;
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent};
-use crate::output::{FaultState, Severity, Subject};
+use crate::model::{FaultState, Severity, Subject};
 
 pub mod evidence;
 
@@ -219,7 +219,7 @@ impl Detector for LinkFlapping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::Counters;
+    use crate::model::Counters;
 
     fn link(ifindex: u32, up: bool) -> Input {
         Input::Net(NetEvent::Link(LinkState {

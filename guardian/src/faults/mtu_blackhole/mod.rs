@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject};
-use crate::source::flows::FlowRetrans;
+use crate::model::{Severity, Subject};
+use crate::model::sample::FlowRetrans;
 
 pub mod evidence;
 
@@ -128,8 +128,8 @@ impl Detector for MtuBlackhole {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::FaultState;
-    use crate::source::flows::FlowSample;
+    use crate::model::FaultState;
+    use crate::model::sample::FlowSample;
     use std::time::Duration;
 
     const NS: u32 = 4026532200;

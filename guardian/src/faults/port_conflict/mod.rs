@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{FaultState, Observation, Severity, Subject};
-use crate::source::mib::Listener;
+use crate::model::{FaultState, ObsKind, Observation, Severity, Subject};
+use crate::model::sample::Listener;
 
 pub mod evidence;
 
@@ -134,7 +134,7 @@ impl Detector for PortConflict {
     fn observe(&mut self, input: &Input, now: Instant) -> Vec<Finding> {
         let mut out = Vec::new();
         match input {
-            Input::Observation(o) if o.kind == "bind_conflict" => {
+            Input::Observation(o) if o.kind == ObsKind::BindConflict => {
                 let Some(port) = o.port.filter(|&p| p != 0) else {
                     return out;
                 };
@@ -211,13 +211,13 @@ impl Detector for PortConflict {
 mod tests {
     use super::*;
     use serde_json::json;
-    use crate::output::FaultState::{Cleared as C, Opened as O, Updated as U};
-    use crate::source::mib::MibSample;
+    use crate::model::FaultState::{Cleared as C, Opened as O, Updated as U};
+    use crate::model::sample::MibSample;
 
     fn conflict(ns: u32, port: u16) -> Input {
         Input::Observation(Observation {
             netns: ns,
-            kind: "bind_conflict".into(),
+            kind: ObsKind::BindConflict,
             error: "EADDRINUSE".into(),
             pid: 42,
             tid: 43,

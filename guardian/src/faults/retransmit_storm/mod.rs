@@ -1,7 +1,7 @@
 //! `retransmit_storm` (layer 4): retransmitted / sent segments > 5 % over 10 s with ≥ 1,000
 //! segments sent, per namespace.
 //!
-//! Input: [`MibSample`](crate::source::mib::MibSample)s (`TcpRetransSegs` and `TcpOutSegs`, read
+//! Input: [`MibSample`](crate::model::sample::MibSample)s (`TcpRetransSegs` and `TcpOutSegs`, read
 //! together from the namespace's MIB, so they are consistent). The ratio is taken over a
 //! sliding window: the counters now against the latest sample at least `window_ms` old (or the
 //! oldest one while the namespace has been watched for less than the window). A fault opens when
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::History;
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject};
+use crate::model::{Severity, Subject};
 
 pub mod evidence;
 
@@ -135,8 +135,8 @@ impl Detector for RetransmitStorm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::FaultState::{self, Cleared as C, Opened as O};
-    use crate::source::mib::MibSample;
+    use crate::model::FaultState::{self, Cleared as C, Opened as O};
+    use crate::model::sample::MibSample;
 
     fn mib(ns: u32, out: u64, re: u64) -> Input {
         Input::Mib(MibSample {

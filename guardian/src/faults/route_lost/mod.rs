@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::{Detector, FaultId, Finding, Input};
 use crate::netlink::{LinkState, NetEvent, RouteSpec};
-use crate::output::{FaultState, Severity, Subject};
+use crate::model::{FaultState, Severity, Subject};
 
 pub mod evidence;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::window::Windows;
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject};
+use crate::model::{Severity, Subject};
 
 pub mod evidence;
 
@@ -188,8 +188,8 @@ impl Detector for SynFlood {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{AddrCount, Counters, FaultState, PortCount, XdpIface};
-    use crate::source::flows::FlowSample;
+    use crate::model::{AddrCount, Counters, FaultState, PortCount, XdpIface};
+    use crate::model::sample::FlowSample;
 
     const NS: u32 = 4026531840;
 

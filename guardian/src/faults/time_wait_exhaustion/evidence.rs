@@ -4,7 +4,7 @@
 //! remedies as fields.
 use serde::Serialize;
 
-use crate::source::mib::DstSockets;
+use crate::model::sample::DstSockets;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

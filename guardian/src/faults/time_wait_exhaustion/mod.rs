@@ -1,7 +1,7 @@
 //! `time_wait_exhaustion` (layer 4): TIME_WAIT over 80 % of `tcp_max_tw_buckets`, or TIME_WAIT
 //! toward one destination holding over half of the ephemeral port range.
 //!
-//! Input: [`MibSample`](crate::source::mib::MibSample)s (exact TIME_WAIT gauge and TIME_WAIT
+//! Input: [`MibSample`](crate::model::sample::MibSample)s (exact TIME_WAIT gauge and TIME_WAIT
 //! per destination from INET_DIAG, the namespace's sysctls). Two kinds of subject per
 //! namespace, each its own fault:
 //! - the bucket table (key `NS/buckets`, no subject fields): `time_wait > bucket_ratio ×
@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::output::{Severity, Subject};
+use crate::model::{Severity, Subject};
 
 pub mod evidence;
 
@@ -134,8 +134,8 @@ impl Detector for TimeWaitExhaustion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::FaultState::{self, Cleared as C, Opened as O};
-    use crate::source::mib::{DstSockets, MibSample, PortRange};
+    use crate::model::FaultState::{self, Cleared as C, Opened as O};
+    use crate::model::sample::{DstSockets, MibSample, PortRange};
     use std::time::Duration;
 
     /// (time_wait, tcp_max_tw_buckets, TIME_WAIT to 10.0.0.2:80, range size)
