@@ -78,9 +78,10 @@ impl Engine {
         crash_point("apply");
         if let Err(e) = applied {
             let reason = format!("{} failed: {e}", plan.apply);
-            tracing::warn!(remedy = plan.remedy, "{reason}");
+            tracing::warn!(remedy = plan.remedy.as_str(), "{reason}");
             self.finish(&active, JournalPhase::Failed, RemedyResult::Failed, reason);
-            self.ladder.record(&active.at.fault, plan.remedy, false);
+            self.ladder
+                .record(&active.at.fault, plan.remedy.as_str(), false);
             return Outcome::Undone;
         }
         self.journal_best_effort(&active, JournalPhase::Applied, None);
@@ -90,7 +91,7 @@ impl Engine {
             Verdict::Verified => {}
             Verdict::Cancelled => {
                 tracing::warn!(
-                    remedy = plan.remedy,
+                    remedy = plan.remedy.as_str(),
                     rollback_id = %id,
                     "shutting down during verification; the change stays applied and journaled"
                 );
@@ -114,7 +115,7 @@ impl Engine {
                     counter_last: None,
                 };
                 tracing::info!(
-                    remedy = plan.remedy,
+                    remedy = plan.remedy.as_str(),
                     ?effect,
                     "change in place; waiting for its effect"
                 );

@@ -3,11 +3,13 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::model::Subject;
-use crate::remedy::{Action, Effect, Lifetime, Verify};
+use crate::remedy::{Action, Effect, Lifetime, RemedyId, Verify};
 
-fn plan(remedy: &'static str, targets: &[Target]) -> PlannedChange {
+/// A plan of `remedy` (check_plan ignores which; a name that is no remedy, e.g. "x", plans
+/// as `link_up`).
+fn plan(remedy: &str, targets: &[Target]) -> PlannedChange {
     PlannedChange {
-        remedy,
+        remedy: remedy.parse::<RemedyId>().unwrap_or(RemedyId::LinkUp),
         subject: Subject::default(),
         targets: targets.to_vec(),
         apply: Action::Nothing,

@@ -48,3 +48,20 @@ impl fmt::Display for RemedyId {
         f.write_str(self.as_str())
     }
 }
+
+impl std::str::FromStr for RemedyId {
+    type Err = UnknownRemedy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RemedyId::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRemedy(s.to_string()))
+    }
+}
+
+/// A name that is no remedy of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown remedy {0:?}")]
+pub struct UnknownRemedy(pub String);

@@ -56,7 +56,7 @@ impl Remedy for LinkUp {
         }
         let oper_up = ev.oper_up;
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets: vec![crate::model::Target::Iface(name.clone())],
             apply: Action::SetLinkUp {
@@ -140,7 +140,7 @@ mod tests {
             &finding("va", false, false),
             &ctx(&FakeState::default()),
         );
-        assert_eq!(p.remedy, "link_up");
+        assert_eq!(p.remedy.as_str(), "link_up");
         assert_eq!(
             p.apply,
             Action::SetLinkUp {

@@ -35,7 +35,7 @@ pub use action::{Action, Verify};
 pub use config::{RemedyConfig, RemedyMode};
 pub use context::{PlanContext, Remedy, StateReader};
 pub use error::RemedyError;
-pub use id::RemedyId;
+pub use id::{RemedyId, UnknownRemedy};
 pub use kernel::{Kernel, Maps};
 pub use link_up::LinkUp;
 pub use plan::{Effect, Lifetime, MibCounter, Plan, PlannedChange};

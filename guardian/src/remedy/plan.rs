@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::action::{Action, Verify};
+use super::id::RemedyId;
 use crate::model::{RouteDst, Subject, Target};
 use crate::netlink::RouteSpec;
 
@@ -61,7 +62,7 @@ impl Lifetime {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedChange {
     /// The remedy that planned it, e.g. `link_up`.
-    pub remedy: &'static str,
+    pub remedy: RemedyId,
     pub subject: Subject,
     /// Every concrete thing the change touches (displayed as `iface:eth0`,
     /// `route:10.9.0.0/24`, `sysctl:net.ipv4.tcp_tw_reuse`, `src:10.0.0.7`, `port:80`,

@@ -130,7 +130,7 @@ impl Remedy for ReportHolder {
         listed.truncate(MAX_LISTED);
         unowned.truncate(MAX_LISTED);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets: vec![crate::model::Target::Port(port)],
             apply: Action::Nothing,

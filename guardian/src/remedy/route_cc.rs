@@ -159,7 +159,7 @@ impl Remedy for RouteCc {
             _ => Verify::All { checks },
         };
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets,
             apply,

@@ -166,7 +166,7 @@ impl Remedy for RouteDampen {
         let hold_ms = self.cfg.hold(ctx.recurrences);
         let (apply, inverse) = one_or_all(pairs);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets,
             apply,

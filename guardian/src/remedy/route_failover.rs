@@ -164,7 +164,7 @@ impl RouteFailover {
         }
         let (apply, inverse) = one_or_all(pairs);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets,
             apply,
@@ -238,7 +238,7 @@ impl RouteFailover {
         }
         let (apply, inverse) = one_or_all(pairs);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets,
             apply,

@@ -51,7 +51,7 @@ fn link_down_adds_the_backup_with_an_offset_metric_until_clear() {
         .via(ip("10.77.131.2"))
         .dev(4)
         .metric(10);
-    assert_eq!(p.remedy, "route_failover");
+    assert_eq!(p.remedy.as_str(), "route_failover");
     assert_eq!(p.apply, Action::AddRoute(backup.clone()));
     assert_eq!(p.inverse, Action::DelRoute(backup.clone()));
     assert_eq!(

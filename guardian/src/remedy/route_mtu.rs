@@ -126,7 +126,7 @@ impl Remedy for RouteMtu {
             ms => Lifetime::Ttl { ms },
         };
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets: vec![super::plan::route_target(&spec)],
             apply,

@@ -41,7 +41,7 @@ impl Remedy for RouteRestore {
         let spec: RouteSpec = ev.route.clone();
         let route = spec.key();
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets: vec![super::plan::restore_target(&spec)],
             apply: Action::AddRoute(spec.clone()),
@@ -83,7 +83,7 @@ mod tests {
         let mut d = RouteLost::new(vec![spec()], &[va]);
         let f = crate::faults::observe_net(&mut d, &NetEvent::RouteDeleted(spec()), Instant::now());
         let p = change(&RouteRestore::new(), &f[0], &ctx(&FakeState::default()));
-        assert_eq!(p.remedy, "route_restore");
+        assert_eq!(p.remedy.as_str(), "route_restore");
         assert_eq!(p.apply, Action::AddRoute(spec()));
         assert_eq!(p.inverse, Action::DelRoute(spec()));
         assert_eq!(p.verify, Verify::RoutePresent(spec()));

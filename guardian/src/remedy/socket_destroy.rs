@@ -129,7 +129,7 @@ impl Remedy for SocketDestroy {
         // are bounded by max_sockets and listed in `before`.
         let targets = vec![crate::model::Target::Port(port)];
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets,
             apply,

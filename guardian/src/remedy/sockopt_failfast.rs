@@ -126,7 +126,7 @@ impl Remedy for SockoptFailfast {
         };
         let shown = dst_str(&dst);
         Some(Plan::Change(Box::new(PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets: vec![crate::model::Target::Dst(addr)],
             apply: Action::FailfastInsert(policy.clone()),

@@ -63,7 +63,7 @@ fn plans_a_policy_for_the_destination_in_the_faults_namespace() {
         user_timeout_ms: 2500,
         ttl_ms: 300_000,
     };
-    assert_eq!(p.remedy, NAME.as_str());
+    assert_eq!(p.remedy, NAME);
     assert_eq!(p.targets, ["dst:10.77.110.2"]);
     assert_eq!(p.apply, Action::FailfastInsert(pol.clone()));
     assert_eq!(p.inverse, Action::FailfastRemove(dst));

@@ -294,7 +294,7 @@ impl Sysctl {
             after["takes_effect"] = json!(n);
         }
         PlannedChange {
-            remedy: NAME.as_str(),
+            remedy: NAME,
             subject: f.subject.clone(),
             targets: wants
                 .iter()

@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use super::action::{Action, Verify};
+use super::id::RemedyId;
 use super::plan::{Effect, Lifetime, PlannedChange};
 use crate::faults::Finding;
 use crate::probes::limits::{LimitKey, LimitSpec};
@@ -31,7 +32,7 @@ fn limit_target(key: LimitKey) -> crate::model::Target {
 
 /// A limit change: one entry per key, applied together, each inverted by deleting it.
 pub(crate) fn limit_change(
-    remedy: &'static str,
+    remedy: RemedyId,
     f: &Finding,
     specs: Vec<LimitSpec>,
     ttl_ms: u64,

@@ -99,7 +99,7 @@ impl Remedy for XdpPortLimit {
             ttl_ms: self.cfg.ttl_ms,
         };
         Some(Plan::Change(Box::new(limit_change(
-            NAME.as_str(),
+            NAME,
             f,
             vec![spec],
             self.cfg.ttl_ms,
@@ -213,7 +213,7 @@ mod tests {
             burst: 7,
             ttl_ms: 3000,
         };
-        assert_eq!(p.remedy, NAME.as_str());
+        assert_eq!(p.remedy, NAME);
         assert_eq!(p.targets, ["port:80"]);
         assert_eq!(
             (p.apply.clone(), p.inverse.clone()),

@@ -136,7 +136,7 @@ impl Remedy for XdpSourceLimit {
             Effect::InPlace
         };
         Some(Plan::Change(Box::new(limit_change(
-            NAME.as_str(),
+            NAME,
             f,
             specs,
             self.cfg.ttl_ms,
@@ -293,7 +293,7 @@ mod tests {
                 Action::XdpLimitRemove { key: key(a) },
             )
         };
-        assert_eq!(p.remedy, NAME.as_str());
+        assert_eq!(p.remedy, NAME);
         assert_eq!(
             (p.apply.clone(), p.inverse.clone()),
             Action::all(vec![pair("10.0.0.1"), pair("10.0.0.2")])
