@@ -9,7 +9,7 @@ use crate::faults::incidents::IncidentKey;
 use crate::faults::Finding;
 use crate::journal::JournalPhase;
 use crate::output::RemedyResult;
-use crate::remedy::{Effect, Lifetime, PlannedChange, StateReader, Verify};
+use crate::remedy::{Effect, Lifetime, PlannedChange, RemedyId, StateReader, Verify};
 
 /// How an enforced change ended up.
 pub(super) enum Outcome {
@@ -27,14 +27,14 @@ enum Verdict {
 
 impl Engine {
     /// Counts one more action of `remedy` on the fault's subject (hold-time doubling).
-    pub(super) fn count_recurrence(&mut self, remedy: &'static str, f: &Finding) {
+    pub(super) fn count_recurrence(&mut self, remedy: RemedyId, f: &Finding) {
         *self
             .recurrences
             .entry((remedy, recurrence_key(f)))
             .or_default() += 1;
     }
 
-    pub(super) fn recurrences_of(&self, remedy: &'static str, f: &Finding) -> u32 {
+    pub(super) fn recurrences_of(&self, remedy: RemedyId, f: &Finding) -> u32 {
         self.recurrences
             .get(&(remedy, recurrence_key(f)))
             .copied()

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::change::{Active, Attempt, Waiting};
 use super::core::Engine;
+use crate::faults::FaultId;
 use crate::journal::{self, JournalPhase, Record};
 use crate::model::sample::MibSample;
 use crate::output::{rfc3339, Body, Change, RemedyEvent, RemedyResult};
@@ -44,7 +45,7 @@ impl Engine {
             let last = self
                 .tries
                 .iter()
-                .find(|((f, k), _)| *f == a.at.fault && *k == a.at.key)
+                .find(|((f, k), _)| f.as_str() == a.at.fault && *k == a.at.key)
                 .and_then(|(_, t)| t.last.clone());
             if let Waiting::Effect { .. } = a.waiting {
                 let ms = self.cfg.safety.effect_timeout_ms;
@@ -56,7 +57,7 @@ impl Engine {
             // The fault is still open: the next rung (or, after an expiry, the same one
             // again, as a recurrence) may act.
             if let Some(f) = last {
-                let key = (f.fault.as_str(), f.key.clone());
+                let key = (f.fault, f.key.clone());
                 if let Some(t) = self.tries.get_mut(&key) {
                     t.busy = false;
                     if !matches!(a.waiting, Waiting::Effect { .. }) {
@@ -88,10 +89,10 @@ impl Engine {
 
     /// The incident of (fault, key) cleared: changes waiting for that are verified, and
     /// until-clear mitigations are reverted.
-    pub(super) async fn on_cleared(&mut self, fault: &str, key: &str) {
+    pub(super) async fn on_cleared(&mut self, fault: FaultId, key: &str) {
         let (mine, rest): (Vec<Active>, Vec<Active>) = std::mem::take(&mut self.active)
             .into_iter()
-            .partition(|a| a.at.fault == fault && a.at.key == key);
+            .partition(|a| a.at.fault == fault.as_str() && a.at.key == key);
         self.active = rest;
         for mut a in mine {
             if let Waiting::Effect { .. } = a.waiting {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::faults::Finding;
 use crate::model::Subject;
-use crate::remedy::{Action, Effect, Verify};
+use crate::remedy::{Action, Effect, RemedyId, Verify};
 
 /// What is reported about an attempt.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct Attempt {
 
 impl Attempt {
     /// An attempt of `remedy` on a finding, before anything is planned.
-    pub fn of(f: &Finding, incident: &str, opened_at: Instant, remedy: &str) -> Attempt {
+    pub fn of(f: &Finding, incident: &str, opened_at: Instant, remedy: RemedyId) -> Attempt {
         Attempt {
             fault: f.fault.to_string(),
             key: f.key.clone(),
@@ -83,7 +83,7 @@ impl Active {
 /// Per incident: which rungs were tried, whether a change is in flight, the last finding.
 #[derive(Debug, Default)]
 pub struct Tries {
-    pub tried: HashSet<&'static str>,
+    pub tried: HashSet<RemedyId>,
     pub busy: bool,
     pub last: Option<Finding>,
 }

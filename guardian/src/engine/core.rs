@@ -20,7 +20,7 @@ use crate::model::FaultState;
 use crate::netlink::{LinkState, RouteSpec};
 use crate::output::Emitter;
 use crate::record::Recorder;
-use crate::remedy::{self, Kernel, Remedy};
+use crate::remedy::{self, Kernel, Remedy, RemedyId};
 
 pub(super) struct Engine {
     pub(super) cfg: EngineConfig,
@@ -40,7 +40,7 @@ pub(super) struct Engine {
     pub(super) active: Vec<Active>,
     pub(super) tries: HashMap<IncidentKey, Tries>,
     /// How often a remedy acted on a fault's subject (hold-time doubling).
-    pub(super) recurrences: HashMap<(&'static str, String), u32>,
+    pub(super) recurrences: HashMap<(RemedyId, String), u32>,
     /// Open incidents, recent ones, the lock taken at runtime: what the control socket needs.
     pub(super) ctl: incidents::State,
 }
@@ -118,10 +118,10 @@ impl Engine {
         tracing::info!(fault = f.fault.as_str(), key = %f.key, incident = %id, state = ?f.state, "fault");
         self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
         self.ctl.track(&f, &id, self.cfg.netns);
-        let key: IncidentKey = (f.fault.as_str(), f.key.clone());
+        let key: IncidentKey = (f.fault, f.key.clone());
         if f.state == FaultState::Cleared {
             self.tries.remove(&key);
-            self.on_cleared(f.fault.as_str(), &f.key).await;
+            self.on_cleared(f.fault, &f.key).await;
         } else {
             self.try_remedy(&f, &key).await;
         }

@@ -50,7 +50,7 @@ impl State {
     /// `netns`: the daemon's, for findings that name none.
     pub fn track(&mut self, f: &Finding, incident: &str, netns: u32) {
         use crate::model::FaultState;
-        let key: IncidentKey = (f.fault.as_str(), f.key.clone());
+        let key: IncidentKey = (f.fault, f.key.clone());
         let now = rfc3339(chrono::Utc::now());
         match f.state {
             FaultState::Cleared => {

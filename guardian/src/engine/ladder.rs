@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::faults::FaultId;
+use crate::remedy::RemedyId;
+
 /// The ladder file's name in the state directory.
 pub const FILE_NAME: &str = "ladder.json";
 
@@ -70,13 +73,14 @@ impl Ladder {
     }
 
     /// Indices of `remedies` (in catalogue order) ordered for `fault`.
-    pub fn order(&self, fault: &str, remedies: &[&str]) -> Vec<usize> {
+    pub fn order(&self, fault: FaultId, remedies: &[RemedyId]) -> Vec<usize> {
+        let fault = fault.as_str();
         let mut idx: Vec<usize> = (0..remedies.len()).collect();
         // Stable sort: equal rates keep catalogue order.
         idx.sort_by(|&a, &b| {
             let (ra, rb) = (
-                self.stat(fault, remedies[a]).rate(),
-                self.stat(fault, remedies[b]).rate(),
+                self.stat(fault, remedies[a].as_str()).rate(),
+                self.stat(fault, remedies[b].as_str()).rate(),
             );
             rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal)
         });
@@ -147,22 +151,28 @@ impl Ladder {
 mod tests {
     use super::*;
 
+    // Any fault and three distinct remedies.
+    const F: FaultId = FaultId::LinkDown;
+    const A: RemedyId = RemedyId::LinkUp;
+    const B: RemedyId = RemedyId::RouteRestore;
+    const C: RemedyId = RemedyId::RouteFailover;
+
     #[test]
     fn untried_remedies_keep_catalogue_order() {
         let l = Ladder::in_memory();
-        assert_eq!(l.order("syn_flood", &["a", "b", "c"]), [0, 1, 2]);
+        assert_eq!(l.order(FaultId::SynFlood, &[A, B, C]), [0, 1, 2]);
     }
 
     #[test]
     fn measured_success_reorders_the_ladder() {
         let mut l = Ladder::in_memory();
         // a fails twice, c succeeds once: c (0.67) > b (0.5, untried) > a (0.25)
-        l.record("f", "a", false);
-        l.record("f", "a", false);
-        l.record("f", "c", true);
-        assert_eq!(l.order("f", &["a", "b", "c"]), [2, 1, 0]);
+        l.record(F.as_str(), A.as_str(), false);
+        l.record(F.as_str(), A.as_str(), false);
+        l.record(F.as_str(), C.as_str(), true);
+        assert_eq!(l.order(F, &[A, B, C]), [2, 1, 0]);
         // other faults are unaffected
-        assert_eq!(l.order("g", &["a", "b", "c"]), [0, 1, 2]);
+        assert_eq!(l.order(FaultId::LinkFlapping, &[A, B, C]), [0, 1, 2]);
     }
 
     #[test]

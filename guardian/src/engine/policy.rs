@@ -8,10 +8,10 @@ use super::change::Attempt;
 use super::core::Engine;
 use super::safety;
 use crate::faults::incidents::IncidentKey;
-use crate::faults::Finding;
+use crate::faults::{FaultId, Finding};
 use crate::model::Mode;
 use crate::output::RemedyResult;
-use crate::remedy::{exec, Plan, PlanContext, RemedyMode};
+use crate::remedy::{exec, Plan, PlanContext, RemedyId, RemedyMode};
 
 /// While this file exists in the state directory, enforce mode only plans (detection, expiries
 /// and rollbacks go on): `touch /var/lib/guardian/paused` to pause, `rm` to resume. A file, so
@@ -33,15 +33,15 @@ impl Engine {
         if tried.busy {
             return;
         }
-        let names: Vec<&'static str> = self
+        let names: Vec<RemedyId> = self
             .remedies
             .iter()
             .filter(|r| r.faults().contains(&f.fault))
-            .map(|r| r.name().as_str())
+            .map(|r| r.name())
             .collect();
-        let order: Vec<&'static str> = self
+        let order: Vec<RemedyId> = self
             .ladder
-            .order(f.fault.as_str(), &names)
+            .order(f.fault, &names)
             .into_iter()
             .map(|i| names[i])
             .filter(|n| !tried.tried.contains(n))
@@ -78,7 +78,7 @@ impl Engine {
                 };
                 self.remedies
                     .iter()
-                    .find(|r| r.name().as_str() == name)
+                    .find(|r| r.name() == name)
                     .and_then(|r| r.plan(f, &ctx))
             };
             let Some(plan) = plan else {
@@ -112,13 +112,13 @@ impl Engine {
                 // Live state changes (a nexthop comes back up): this rung may be asked again
                 // on the fault's next update.
                 if let Some(t) = self.tries.get_mut(key) {
-                    t.tried.remove(name);
+                    t.tried.remove(&name);
                 }
                 self.skip(&at, reason);
                 continue;
             }
-            if let Some(reason) = self.observe_only(name, f.fault.as_str()) {
-                tracing::info!(remedy = name, action = %plan.apply, %reason, "remedy planned");
+            if let Some(reason) = self.observe_only(name, f.fault) {
+                tracing::info!(remedy = name.as_str(), action = %plan.apply, %reason, "remedy planned");
                 self.emit(&at, RemedyResult::Planned, None, Some(reason));
                 return;
             }
@@ -132,7 +132,7 @@ impl Engine {
 
     /// Why this remedy may only be planned now, if so: global observe mode, the remedy's own
     /// mode, or a success rate below the configured confidence.
-    fn observe_only(&self, remedy: &str, fault: &str) -> Option<String> {
+    fn observe_only(&self, remedy: RemedyId, fault: FaultId) -> Option<String> {
         if self.cfg.mode == Mode::Observe {
             return Some("observe mode".into());
         }
@@ -142,15 +142,17 @@ impl Engine {
         if !self.ctl.manual && pause.exists() {
             return Some(format!("paused: {} exists", pause.display()));
         }
-        if !self.ctl.manual && self.cfg.remedies.mode_of(remedy) == RemedyMode::Observe {
+        if !self.ctl.manual && self.cfg.remedies.mode_of(remedy.as_str()) == RemedyMode::Observe {
             return Some(format!("remedies.modes.{remedy} = \"observe\""));
         }
         let s = &self.cfg.safety;
-        if !self
-            .ladder
-            .confident(fault, remedy, s.min_confidence, s.min_attempts)
-        {
-            let st = self.ladder.stat(fault, remedy);
+        if !self.ladder.confident(
+            fault.as_str(),
+            remedy.as_str(),
+            s.min_confidence,
+            s.min_attempts,
+        ) {
+            let st = self.ladder.stat(fault.as_str(), remedy.as_str());
             return Some(format!(
                 "success rate {:.2} over {} attempts is below safety.min_confidence = {}",
                 st.rate(),

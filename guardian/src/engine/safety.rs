@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{RouteDst, Target};
-use crate::remedy::PlannedChange;
+use crate::remedy::{PlannedChange, RemedyId};
 
 /// `[safety]` in the config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,7 +258,7 @@ fn protected_route<'a>(cfg: &'a SafetyConfig, route: &RouteDst) -> Option<&'a st
 /// Actions taken, for budgets and cooldowns.
 #[derive(Debug, Default)]
 pub struct Budgets {
-    taken: VecDeque<(Instant, &'static str, String)>,
+    taken: VecDeque<(Instant, RemedyId, String)>,
 }
 
 impl Budgets {
@@ -266,7 +266,7 @@ impl Budgets {
     pub fn check(
         &mut self,
         cfg: &SafetyConfig,
-        remedy: &str,
+        remedy: RemedyId,
         subject: &str,
         now: Instant,
     ) -> Result<(), String> {
@@ -323,12 +323,12 @@ impl Budgets {
     }
 
     /// Counts an action.
-    pub fn record(&mut self, remedy: &'static str, subject: &str, now: Instant) {
+    pub fn record(&mut self, remedy: RemedyId, subject: &str, now: Instant) {
         self.taken.push_back((now, remedy, subject.to_string()));
     }
 
     /// Every action still remembered: when, which remedy, which subject (for status).
-    pub fn taken(&self) -> impl Iterator<Item = (Instant, &'static str, &str)> + '_ {
+    pub fn taken(&self) -> impl Iterator<Item = (Instant, RemedyId, &str)> + '_ {
         self.taken.iter().map(|(t, r, s)| (*t, *r, s.as_str()))
     }
 

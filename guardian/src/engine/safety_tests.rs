@@ -276,19 +276,36 @@ fn cooldown_per_subject() {
     let cfg = cfg_budget();
     let mut b = Budgets::default();
     let t0 = Instant::now();
-    assert!(b.check(&cfg, "link_up", "iface:va", t0).is_ok());
-    b.record("link_up", "iface:va", t0);
+    assert!(b.check(&cfg, RemedyId::LinkUp, "iface:va", t0).is_ok());
+    b.record(RemedyId::LinkUp, "iface:va", t0);
     let e = b
-        .check(&cfg, "link_up", "iface:va", t0 + Duration::from_secs(9))
+        .check(
+            &cfg,
+            RemedyId::LinkUp,
+            "iface:va",
+            t0 + Duration::from_secs(9),
+        )
         .unwrap_err();
     assert!(e.starts_with("cooldown"), "{e}");
     // another subject, another remedy: not cooling down
     assert!(b
-        .check(&cfg, "link_up", "iface:vb", t0 + Duration::from_secs(1))
+        .check(
+            &cfg,
+            RemedyId::LinkUp,
+            "iface:vb",
+            t0 + Duration::from_secs(1)
+        )
         .is_ok());
-    assert!(b.check(&cfg, "route_restore", "iface:va", t0).is_ok());
     assert!(b
-        .check(&cfg, "link_up", "iface:va", t0 + Duration::from_secs(11))
+        .check(&cfg, RemedyId::RouteRestore, "iface:va", t0)
+        .is_ok());
+    assert!(b
+        .check(
+            &cfg,
+            RemedyId::LinkUp,
+            "iface:va",
+            t0 + Duration::from_secs(11)
+        )
         .is_ok());
 }
 
@@ -297,15 +314,25 @@ fn per_subject_budget_within_the_window() {
     let cfg = cfg_budget();
     let mut b = Budgets::default();
     let t0 = Instant::now();
-    b.record("link_up", "iface:va", t0);
-    b.record("link_up", "iface:va", t0 + Duration::from_secs(20));
+    b.record(RemedyId::LinkUp, "iface:va", t0);
+    b.record(RemedyId::LinkUp, "iface:va", t0 + Duration::from_secs(20));
     let e = b
-        .check(&cfg, "link_up", "iface:va", t0 + Duration::from_secs(40))
+        .check(
+            &cfg,
+            RemedyId::LinkUp,
+            "iface:va",
+            t0 + Duration::from_secs(40),
+        )
         .unwrap_err();
     assert!(e.contains("per_subject_max"), "{e}");
     // the first action leaves the window
     assert!(b
-        .check(&cfg, "link_up", "iface:va", t0 + Duration::from_secs(101))
+        .check(
+            &cfg,
+            RemedyId::LinkUp,
+            "iface:va",
+            t0 + Duration::from_secs(101)
+        )
         .is_ok());
 }
 
@@ -315,11 +342,11 @@ fn per_remedy_budget_across_subjects() {
     let mut b = Budgets::default();
     let t0 = Instant::now();
     for s in ["a", "b", "c"] {
-        b.record("sysctl", s, t0);
+        b.record(RemedyId::Sysctl, s, t0);
     }
-    let e = b.check(&cfg, "sysctl", "d", t0).unwrap_err();
+    let e = b.check(&cfg, RemedyId::Sysctl, "d", t0).unwrap_err();
     assert!(e.contains("per_remedy_max"), "{e}");
-    assert!(b.check(&cfg, "link_up", "d", t0).is_ok());
+    assert!(b.check(&cfg, RemedyId::LinkUp, "d", t0).is_ok());
 }
 
 #[test]
@@ -327,16 +354,21 @@ fn global_budget_per_hour() {
     let cfg = cfg_budget();
     let mut b = Budgets::default();
     let t0 = Instant::now();
-    for (r, s) in [("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")] {
+    for (r, s) in [
+        (RemedyId::LinkUp, "1"),
+        (RemedyId::RouteRestore, "1"),
+        (RemedyId::RouteFailover, "1"),
+        (RemedyId::RouteDampen, "1"),
+    ] {
         b.record(r, s, t0);
     }
     assert_eq!(b.global_left(&cfg, t0), 0);
     let e = b
-        .check(&cfg, "e", "1", t0 + Duration::from_secs(1))
+        .check(&cfg, RemedyId::RouteCc, "1", t0 + Duration::from_secs(1))
         .unwrap_err();
     assert!(e.contains("global_max_per_hour"), "{e}");
     assert!(b
-        .check(&cfg, "e", "1", t0 + Duration::from_secs(3601))
+        .check(&cfg, RemedyId::RouteCc, "1", t0 + Duration::from_secs(3601))
         .is_ok());
 }
 

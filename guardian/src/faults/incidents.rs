@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::Finding;
+use super::{FaultId, Finding};
 use crate::model::FaultState;
 use crate::output::{Body, Fault};
 
 /// An open incident: the fault's name and the finding's key.
-pub type IncidentKey = (&'static str, String);
+pub type IncidentKey = (FaultId, String);
 
 #[derive(Debug, Clone)]
 pub struct Incident {
@@ -51,7 +51,7 @@ impl Incidents {
     /// Records the finding and returns the incident id to report it under, or None when it
     /// must not be reported (an update or clear of a fault that was never opened).
     pub fn track(&mut self, f: &Finding, now: Instant) -> Option<String> {
-        let key: IncidentKey = (f.fault.as_str(), f.key.clone());
+        let key: IncidentKey = (f.fault, f.key.clone());
         match f.state {
             FaultState::Opened => {
                 let id = self.next_id();

@@ -3,6 +3,7 @@ use serde_json::{json, Value};
 
 use crate::engine::core::Engine;
 use crate::engine::recover;
+use crate::faults::FaultId;
 use crate::journal::{self, JournalPhase};
 use crate::model::Mode;
 
@@ -11,11 +12,13 @@ impl Engine {
     /// observe mode, while paused and for remedies in observe mode; every safety rule, the
     /// journal and verification apply as in enforce mode. Answers with the remedy events.
     pub(super) async fn heal(&mut self, fault: &str, subject: &str) -> Result<Value, String> {
+        // A name that is no fault matches no incident (same answer as an unopened one).
+        let id = fault.parse::<FaultId>().ok();
         let Some((key, t)) = self
             .ctl
             .open
             .iter()
-            .find(|((f, k), t)| *f == fault && (t.view.subject == subject || k == subject))
+            .find(|((f, k), t)| Some(*f) == id && (t.view.subject == subject || k == subject))
         else {
             let open: Vec<String> = self
                 .ctl

@@ -74,7 +74,7 @@ impl Engine {
             .ctl
             .open
             .keys()
-            .filter(|(f, _)| changed.iter().any(|c| c.as_str() == *f))
+            .filter(|(f, _)| changed.contains(f))
             .cloned()
             .collect();
         for key in keys {

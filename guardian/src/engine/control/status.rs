@@ -10,6 +10,7 @@ use crate::engine::api::{
 use crate::engine::change::{Active, Waiting};
 use crate::engine::core::Engine;
 use crate::engine::safety::SafetyConfig;
+use crate::remedy::RemedyId;
 
 impl Engine {
     pub(in crate::engine) fn status(&self, now: Instant) -> Status {
@@ -60,7 +61,7 @@ fn mitigation(a: &Active, now: Instant) -> MitigationView {
 /// for those that acted.
 pub(super) fn budget_view<'a>(
     cfg: &SafetyConfig,
-    taken: impl Iterator<Item = (Instant, &'static str, &'a str)>,
+    taken: impl Iterator<Item = (Instant, RemedyId, &'a str)>,
     global_left: u32,
     now: Instant,
 ) -> BudgetView {
@@ -68,6 +69,7 @@ pub(super) fn budget_view<'a>(
     let mut by_remedy: BTreeMap<&str, u32> = BTreeMap::new();
     let mut by_subject: BTreeMap<(&str, &str), u32> = BTreeMap::new();
     for (t, r, s) in taken {
+        let r = r.as_str();
         if now.saturating_duration_since(t) < window {
             *by_remedy.entry(r).or_default() += 1;
             *by_subject.entry((r, s)).or_default() += 1;
@@ -130,11 +132,11 @@ mod tests {
         let t0 = Instant::now();
         let now = t0 + Duration::from_secs(100);
         let taken = vec![
-            (t0, "link_up", "iface:old"), // outside the window
-            (t0 + Duration::from_secs(50), "link_up", "iface:a"),
-            (t0 + Duration::from_secs(60), "link_up", "iface:a"),
-            (t0 + Duration::from_secs(70), "link_up", "iface:b"),
-            (t0 + Duration::from_secs(80), "sysctl", "sysctl:x"),
+            (t0, RemedyId::LinkUp, "iface:old"), // outside the window
+            (t0 + Duration::from_secs(50), RemedyId::LinkUp, "iface:a"),
+            (t0 + Duration::from_secs(60), RemedyId::LinkUp, "iface:a"),
+            (t0 + Duration::from_secs(70), RemedyId::LinkUp, "iface:b"),
+            (t0 + Duration::from_secs(80), RemedyId::Sysctl, "sysctl:x"),
         ];
         let v = budget_view(&cfg, taken.into_iter(), 26, now);
         assert_eq!(v.global_left, 26);
