@@ -11,7 +11,7 @@ pub struct Invalid {
     pub what: String,
 }
 
-fn invalid(key: impl Into<String>, what: impl Into<String>) -> Invalid {
+pub(crate) fn invalid(key: impl Into<String>, what: impl Into<String>) -> Invalid {
     Invalid {
         key: key.into(),
         what: what.into(),
@@ -26,19 +26,23 @@ fn split(msg: String) -> Invalid {
     }
 }
 
-fn range(key: &str, v: u64, lo: u64, hi: u64, unit: &str) -> Result<(), Invalid> {
+/// `v` within `lo..=hi`, else "`v` is out of range; expected `lo` to `hi` `unit`".
+pub(crate) fn range(key: &str, v: u64, lo: u64, hi: u64, unit: &str) -> Result<(), Invalid> {
     if (lo..=hi).contains(&v) {
         Ok(())
     } else {
+        let expected = format!("{lo} to {hi} {unit}");
         Err(invalid(
             key,
-            format!("{v} is out of range; expected {lo} to {hi} {unit}"),
+            format!("{v} is out of range; expected {}", expected.trim_end()),
         ))
     }
 }
 
 pub fn validate(c: &Config) -> Result<(), Invalid> {
     c.safety.validate().map_err(split)?;
+    c.detect.validate()?;
+    c.remedies.validate()?;
     let known: Vec<&str> = remedy::RemedyId::ALL.iter().map(|r| r.as_str()).collect();
     for name in c.remedies.modes.keys() {
         if !known.contains(&name.as_str()) {

@@ -87,6 +87,12 @@ macro_rules! registry {
                 $( if self.$fault != new.$fault { out.push(FaultId::$Id); } )*
                 out
             }
+
+            /// Range-checks every fault's table (`detect.<fault>.<key>`).
+            pub fn validate(&self) -> Result<(), crate::config::validate::Invalid> {
+                $( config::Validate::validate(&self.$fault, concat!("detect.", stringify!($fault)))?; )*
+                Ok(())
+            }
         }
 
         /// What a detector saw, typed per fault. Serialized as the inner value only (the

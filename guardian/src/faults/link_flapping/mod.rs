@@ -377,3 +377,10 @@ mod tests {
         assert!(run(cfg(), &steps).is_empty());
     }
 }
+
+crate::faults::config::validate_fields!(Config {
+    transitions,
+    window_ms,
+    clear_after_ms,
+    update_every_ms
+});

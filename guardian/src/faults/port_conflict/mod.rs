@@ -369,3 +369,8 @@ mod tests {
             .is_empty());
     }
 }
+
+crate::faults::config::validate_fields!(Config {
+    update_every_ms,
+    clear_after_ms
+});
