@@ -270,3 +270,71 @@ fn the_example_config_is_the_defaults() {
         );
     }
 }
+
+#[test]
+fn ranges_of_detect_and_remedies() {
+    let table = [
+        ("neg-rate", "[detect.syn_flood]\nsyn_per_sec = -5.0\n",
+         "D/guardian.toml:2:15: detect.syn_flood.syn_per_sec: -5 is out of range; expected a finite number greater than 0"),
+        ("big-ratio", "[detect.retransmit_storm]\nratio = 7.5\n",
+         "D/guardian.toml:2:9: detect.retransmit_storm.ratio: 7.5 is out of range; expected a fraction greater than 0 and at most 1"),
+        ("zero-window", "[detect.link_flapping]\nwindow_ms = 0\n",
+         "D/guardian.toml:2:13: detect.link_flapping.window_ms: 0 is out of range; expected 1 to 86400000 ms"),
+        ("zero-update", "[detect.dns_failure]\nupdate_every_ms = 0\n",
+         "D/guardian.toml:2:19: detect.dns_failure.update_every_ms: 0 is out of range; expected 1 to 86400000 ms"),
+        ("capacity", "[detect.bandwidth_saturation]\ncapacity_mbps = { eth0 = 0.0 }\n",
+         "D/guardian.toml:2:26: detect.bandwidth_saturation.capacity_mbps.eth0: 0 is out of range; expected a finite number greater than 0"),
+        ("somaxconn", "[remedies.sysctl]\nsomaxconn = 0\n",
+         "D/guardian.toml:2:13: remedies.sysctl.somaxconn: 0 is out of range; expected 1 to 2147483647"),
+        ("port-range", "[remedies.sysctl]\nip_local_port_range = [60000, 1000]\n",
+         "D/guardian.toml:2:23: remedies.sysctl.ip_local_port_range: [60000, 1000] is out of range; expected [low, high] with 1 <= low < high <= 65535"),
+        ("dampen", "[remedies.route_dampen]\nhold_ms = 5000\nmax_hold_ms = 1000\n",
+         "D/guardian.toml:3:15: remedies.route_dampen.max_hold_ms: 1000 is out of range; expected 5000 to 604800000 ms (at least hold_ms)"),
+        ("share", "[remedies.xdp_port_limit]\nconcentrated_share = 0.0\n",
+         "D/guardian.toml:2:22: remedies.xdp_port_limit.concentrated_share: 0 is out of range; expected a fraction greater than 0 and at most 1"),
+    ];
+    let mut failures = Vec::new();
+    for (tag, text, want) in table {
+        let got = err_of(tag, text);
+        if got != want {
+            failures.push(format!("{tag}:\n  want {want}\n  got  {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn unknown_cc_algo_is_refused() {
+    use crate::remedy::config::cc_algo;
+    let kernel: Vec<String> = ["reno", "cubic"].map(String::from).to_vec();
+    let e = cc_algo("nosuchcc", Some(&kernel)).unwrap_err();
+    assert_eq!(e.key, "remedies.route_cc.algo");
+    assert_eq!(
+        e.what,
+        "\"nosuchcc\" is not a congestion control algorithm of this kernel; expected one of reno, cubic"
+    );
+    assert!(cc_algo("cubic", Some(&kernel)).is_ok());
+    // The kernel's list unreadable: only the name's syntax is checked.
+    assert!(cc_algo("nosuchcc", None).is_ok());
+    let e = cc_algo("Bad Name", None).unwrap_err();
+    assert_eq!(
+        e.what,
+        "\"Bad Name\" is not a congestion control name; expected 1 to 15 bytes of a-z, 0-9 or _"
+    );
+    // Through the file: the sentence names file, line, column and key.
+    let got = err_of("cc", "[remedies.route_cc]\nalgo = \"nosuchcc\"\n");
+    assert!(
+        got.starts_with(
+            "D/guardian.toml:2:8: remedies.route_cc.algo: \"nosuchcc\" is not a congestion control"
+        ),
+        "{got}"
+    );
+}
+
+#[test]
+fn defaults_pass_the_range_checks() {
+    let c = Config::default();
+    assert_eq!(c.detect.validate(), Ok(()));
+    assert_eq!(c.remedies.validate(), Ok(()));
+    assert_eq!(validate::validate(&c), Ok(()));
+}

@@ -2,40 +2,15 @@
 //! what was expected there.
 use super::sections::valid_iface_name;
 use super::Config;
+pub use crate::faults::ranges::Invalid;
+use crate::faults::ranges::{invalid, range};
 use crate::remedy;
-
-/// A value that does not make sense: `key` (dotted path) and what was expected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    pub key: String,
-    pub what: String,
-}
-
-pub(crate) fn invalid(key: impl Into<String>, what: impl Into<String>) -> Invalid {
-    Invalid {
-        key: key.into(),
-        what: what.into(),
-    }
-}
 
 /// Splits the engine's `"safety.window_s: expected …"` messages into key and text.
 fn split(msg: String) -> Invalid {
     match msg.split_once(": ") {
         Some((k, w)) if !k.contains(' ') => invalid(k, w),
         _ => invalid("", msg),
-    }
-}
-
-/// `v` within `lo..=hi`, else "`v` is out of range; expected `lo` to `hi` `unit`".
-pub(crate) fn range(key: &str, v: u64, lo: u64, hi: u64, unit: &str) -> Result<(), Invalid> {
-    if (lo..=hi).contains(&v) {
-        Ok(())
-    } else {
-        let expected = format!("{lo} to {hi} {unit}");
-        Err(invalid(
-            key,
-            format!("{v} is out of range; expected {}", expected.trim_end()),
-        ))
     }
 }
 

@@ -25,6 +25,7 @@ pub(crate) mod config;
 pub mod detector;
 mod evidence;
 pub mod incidents;
+pub(crate) mod ranges;
 pub mod tracker;
 pub mod window;
 
@@ -89,8 +90,8 @@ macro_rules! registry {
             }
 
             /// Range-checks every fault's table (`detect.<fault>.<key>`).
-            pub fn validate(&self) -> Result<(), crate::config::validate::Invalid> {
-                $( config::Validate::validate(&self.$fault, concat!("detect.", stringify!($fault)))?; )*
+            pub fn validate(&self) -> Result<(), ranges::Invalid> {
+                $( ranges::Validate::validate(&self.$fault, concat!("detect.", stringify!($fault)))?; )*
                 Ok(())
             }
         }

@@ -173,6 +173,15 @@ fn finding(meta: FaultMeta, state: FaultState, h: &Holding) -> Finding {
     }
 }
 
+/// `hold_ms`, `clear_after_ms` (both may be 0) and `update_every_ms` of a detector's table.
+impl super::ranges::Field for Hysteresis {
+    fn check(&self, table: &str, _name: &str) -> Result<(), super::ranges::Invalid> {
+        self.hold_ms.check(table, "hold_ms")?;
+        self.clear_after_ms.check(table, "clear_after_ms")?;
+        self.update_every_ms.check(table, "update_every_ms")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::validate::{invalid, range, Invalid};
+use crate::faults::ranges::{invalid, range, Invalid};
 
 /// What one remedy may do. The global mode (`--mode`) is the master switch: in global
 /// observe mode nothing is applied whatever this says.
@@ -116,7 +116,11 @@ impl RemedyConfig {
         let key = "remedies.route_mtu.prefix_len_ipv6";
         range(key, m.prefix_len_ipv6.into(), 1, 128, "bits")?;
         range("remedies.route_mtu.ttl_ms", m.ttl_ms, 0, MAX_MS, "ms")?;
-        cc_algo(&self.route_cc.algo, available_cc().as_deref())?;
+        // The default is always accepted: hosts without `bbr` get route_cc's skip reason
+        // instead of a daemon that refuses its own defaults.
+        if self.route_cc.algo != super::route_cc::Config::default().algo {
+            cc_algo(&self.route_cc.algo, available_cc().as_deref())?;
+        }
         self.validate_sysctl()?;
         let s = &self.socket_destroy;
         for p in &s.allow_ports {

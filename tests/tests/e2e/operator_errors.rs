@@ -90,3 +90,50 @@ fn mistakes_get_one_sentence_and_sysexits_codes() {
     let progs = String::from_utf8_lossy(&progs.stdout);
     assert!(!progs.contains("guardian_xdp"), "{progs}");
 }
+
+/// Out-of-range values: `run` refuses them before attaching anything (exit 78, one sentence
+/// naming file, line, column, key and range); `doctor` fails its config check with the same
+/// sentence.
+#[test]
+fn out_of_range_values_are_refused_by_run_and_doctor() {
+    require_root();
+    let tmp = TempDir::new("operr-ranges");
+    let cases = [
+        (
+            "ratio.toml",
+            "[detect.retransmit_storm]\nratio = 7.5\n",
+            ":2:9: detect.retransmit_storm.ratio: 7.5 is out of range; expected a fraction greater than 0 and at most 1",
+        ),
+        (
+            "ports.toml",
+            "[remedies.sysctl]\nip_local_port_range = [60000, 1000]\n",
+            ":2:23: remedies.sysctl.ip_local_port_range: [60000, 1000] is out of range; expected [low, high] with 1 <= low < high <= 65535",
+        ),
+    ];
+    for (name, text, tail) in cases {
+        let cfg = tmp.path().join(name);
+        std::fs::write(&cfg, text).unwrap();
+        let path = cfg.to_str().unwrap();
+        let sentence = format!("{path}{tail}");
+        let out = guardian(&[], &["run", "--config", path]);
+        expect(&out, 78, &format!("guardian: {sentence}"));
+        let out = guardian(&[], &["doctor", "--json", "--config", path]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json");
+        let check = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "config")
+            .cloned()
+            .unwrap_or_else(|| panic!("no config check: {v}"));
+        assert_eq!(out.status.code(), Some(1), "{v}");
+        assert_eq!(check["status"], "fail", "{check}");
+        assert_eq!(check["detail"], sentence.as_str(), "{check}");
+    }
+    let progs = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .unwrap();
+    let progs = String::from_utf8_lossy(&progs.stdout);
+    assert!(!progs.contains("guardian_xdp"), "{progs}");
+}

@@ -378,7 +378,7 @@ mod tests {
     }
 }
 
-crate::faults::config::validate_fields!(Config {
+crate::faults::ranges::validate_fields!(Config {
     transitions,
     window_ms,
     clear_after_ms,

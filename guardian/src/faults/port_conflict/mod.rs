@@ -370,7 +370,7 @@ mod tests {
     }
 }
 
-crate::faults::config::validate_fields!(Config {
+crate::faults::ranges::validate_fields!(Config {
     update_every_ms,
     clear_after_ms
 });
