@@ -93,8 +93,19 @@ pub fn load_files(config: Option<&Path>, detect: Option<&Path>) -> Result<Config
         ConfigError::new(paths.last().map(PathBuf::as_path), e.message().to_string())
     })?;
     if let Some(p) = detect {
-        // Detector thresholds have no cross-checks beyond their types: nothing to locate.
-        cfg.detect = source::read::<DetectConfig>(p)?.1;
+        // Its keys are written without `detect.` (`[syn_flood]`): named as written.
+        let (file, detect) = source::read::<DetectConfig>(p)?;
+        detect.validate().map_err(|i| {
+            let key = i.key.strip_prefix("detect.").unwrap_or(&i.key).to_string();
+            let (_, at) = source::locate(std::slice::from_ref(&file), &key);
+            ConfigError {
+                file: Some(p.to_path_buf()),
+                at,
+                key: Some(key),
+                what: i.what,
+            }
+        })?;
+        cfg.detect = detect;
     }
     validate::validate(&cfg).map_err(|i| {
         let (f, at) = source::locate(&files, &i.key);

@@ -338,3 +338,15 @@ fn defaults_pass_the_range_checks() {
     assert_eq!(c.remedies.validate(), Ok(()));
     assert_eq!(validate::validate(&c), Ok(()));
 }
+
+#[test]
+fn detect_config_file_ranges_name_the_file_and_key_as_written() {
+    let d = Dir::new("detect-ranges");
+    let detect = d.write("detect.toml", "[syn_flood]\nsyn_per_sec = -5.0\n");
+    let main = d.write("guardian.toml", "");
+    let e = load(Some(&main), Some(&detect)).unwrap_err().to_string();
+    assert_eq!(
+        e.replace(&d.0.display().to_string(), "D"),
+        "D/detect.toml:2:15: syn_flood.syn_per_sec: -5 is out of range; expected a finite number greater than 0"
+    );
+}
