@@ -195,7 +195,9 @@ fn limit(remedy: &str, rate_pps: u64, burst: u64, ttl_ms: u64) -> Result<(), Inv
     let key = |k: &str| format!("remedies.{remedy}.{k}");
     range(&key("rate_pps"), rate_pps, 1, u32::MAX.into(), "SYNs/s")?;
     range(&key("burst"), burst, 1, u32::MAX.into(), "SYNs")?;
-    range(&key("ttl_ms"), ttl_ms, 1, MAX_MS, "ms")
+    // 0 is accepted as before: the entry expires at once, never verifies and is rolled back
+    // (end-to-end test heal_xdp::a_limit_that_cannot_verify_is_rolled_back relies on it).
+    range(&key("ttl_ms"), ttl_ms, 0, MAX_MS, "ms")
 }
 
 fn share(key: &str, v: f64) -> Result<(), Invalid> {
