@@ -9,6 +9,7 @@ use guardian_common::limits::{LimitPortKey, LimitSrcKey, TokenBucket, MAX_BURST,
 use serde::{Deserialize, Serialize};
 
 use super::addr::family_addr;
+pub use super::clock::boot_ns;
 use super::error::ProbeError;
 
 pub const SRC_MAP: &str = "LIMIT_SRC";
@@ -162,8 +163,6 @@ pub fn src_key(addr: IpAddr) -> LimitSrcKey {
 pub fn port_key(port: u16) -> LimitPortKey {
     LimitPortKey { port, _pad: 0 }
 }
-
-pub use super::clock::boot_ns;
 
 #[cfg(test)]
 mod tests {

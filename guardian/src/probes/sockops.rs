@@ -16,6 +16,9 @@ use aya::{
 };
 use guardian_common::failfast::{FailfastKey, FailfastPolicy};
 
+/// The clock policies expire on, re-exported where the policies are.
+pub use super::clock::monotonic_ns;
+
 pub const PROGRAM: &str = "guardian_failfast";
 pub const MAP: &str = "FAILFAST";
 
@@ -148,8 +151,6 @@ pub fn netns_cookie(ns: Option<&Path>) -> std::io::Result<u64> {
         }
     })
 }
-
-pub use super::clock::monotonic_ns;
 
 /// The map key of a destination in a namespace.
 pub fn key(netns_cookie: u64, addr: IpAddr, port: u16) -> FailfastKey {
