@@ -18,6 +18,8 @@ pub enum PreflightError {
     UnknownInterface { iface: String, flag: &'static str },
     #[error("{0}; guardian will not start on a journal it cannot read (it could not settle or roll back what it records): inspect it, move it aside, and start again")]
     Journal(String),
+    #[error("{0}")]
+    UnsafeDir(String),
 }
 
 impl From<ConfigError> for PreflightError {
@@ -70,6 +72,25 @@ pub fn journal_readable(state_dir: &std::path::Path) -> Result<(), PreflightErro
     crate::journal::read_all(&path)
         .map(|_| ())
         .map_err(|e| PreflightError::Journal(e.to_string()))
+}
+
+/// The state directory and the control socket's directory must not be writable by group or
+/// others (nor owned by another user): refused, not just warned about (docs/security.md).
+pub fn dirs_safe(
+    state_dir: &std::path::Path,
+    socket: &std::path::Path,
+) -> Result<(), PreflightError> {
+    crate::journal::check_dir(state_dir).map_err(|e| PreflightError::UnsafeDir(e.to_string()))?;
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::journal::check_dir(dir).map_err(|_| {
+            PreflightError::UnsafeDir(format!(
+                "the control socket's directory {} can be written by others: anyone could put their own socket in guardian's place; run `chmod go-w {}` or pass --socket in a directory only root can write",
+                dir.display(),
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 pub fn interfaces_exist(names: &[String], flag: &'static str) -> Result<(), PreflightError> {

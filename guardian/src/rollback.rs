@@ -28,13 +28,18 @@ pub async fn rollback(
     out: &mut impl Write,
 ) -> anyhow::Result<usize> {
     let _lock = journal::lock(state_dir)?;
+    journal::check_dir(state_dir)?;
     let path = state_dir.join(journal::FILE_NAME);
-    let records = if path.exists() {
-        journal::read_all(&path)?
+    let loaded = if path.exists() {
+        let key = journal::Key::load(state_dir)?;
+        journal::read_checked(&path, key.as_ref())?
     } else {
-        Vec::new()
+        journal::Loaded::default()
     };
-    let changes = journal::fold(&records);
+    for r in &loaded.rejected {
+        writeln!(out, "skipped journal line {}: {}", r.line, r.why)?;
+    }
+    let changes = journal::fold(&loaded.records);
     let id = match &which {
         Which::One(id) => Some(id.as_str()),
         Which::All => None,
@@ -47,17 +52,20 @@ pub async fn rollback(
     let own = crate::netns::current().context("reading /proc/self/ns/net")?;
     recover::same_netns(&chosen, own)?;
     let nl = Netlink::connect().context("opening the netlink request socket")?;
+    let guard = guard(&nl, own).await?;
     let mut kernel = Kernel::new(nl, own, Maps::default());
     let mut j = journal::Journal::open(state_dir)?;
     let mut failed = 0;
     for c in chosen {
-        let s = recover::revert(&mut kernel, &c).await;
+        let s = recover::revert(&mut kernel, &c, &guard).await;
         let mut r = c.first.clone();
         r.phase = s.phase;
         r.ts = crate::output::rfc3339(chrono::Utc::now());
         r.error = Some(s.reason.clone());
-        j.append(&r)?;
-        if s.phase != JournalPhase::Reverted {
+        if s.phase != c.last {
+            j.append(&r)?;
+        }
+        if !matches!(s.phase, JournalPhase::Reverted | JournalPhase::Superseded) {
             failed += 1;
         }
         writeln!(
@@ -75,8 +83,32 @@ pub async fn rollback(
 fn phase_name(p: JournalPhase) -> &'static str {
     match p {
         JournalPhase::Reverted => "reverted",
+        JournalPhase::Superseded => "superseded",
         _ => "FAILED",
     }
+}
+
+/// The undo checks with the default safety rules (the daemon's config is not read here) and
+/// the live links and default routes.
+async fn guard(nl: &Netlink, own: u32) -> anyhow::Result<recover::Guard> {
+    let links = nl.dump_links().await.context("dumping links")?;
+    let routes = nl.dump_routes().await.context("dumping routes")?;
+    let names: std::collections::HashMap<u32, String> =
+        links.iter().map(|l| (l.ifindex, l.name.clone())).collect();
+    let default_route_interfaces = routes
+        .iter()
+        .filter(|r| r.is_default())
+        .filter_map(|r| r.oif.and_then(|i| names.get(&i).cloned()))
+        .collect();
+    Ok(recover::Guard {
+        own_netns: own,
+        safety: crate::engine::SafetyConfig::default(),
+        host: crate::engine::safety::Host {
+            default_route_interfaces,
+            managed_interfaces: links.len().max(1),
+        },
+        links: names,
+    })
 }
 
 /// `guardian rollback`: exit 0 when everything chosen was reverted, 1 when something could

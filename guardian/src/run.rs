@@ -22,6 +22,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         let config = resolve(&args)?;
         validate(&config, &args)?;
         preflight::journal_readable(&config.daemon.state_dir)?;
+        let socket = args.socket.as_ref().unwrap_or(&config.control.socket);
+        preflight::dirs_safe(&config.daemon.state_dir, socket)?;
         Ok((env, config))
     });
     let (env, config) = match checked {

@@ -24,6 +24,8 @@ pub enum ServerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the control socket's directory {} is {why}: anyone could put their own socket in guardian's place; run `chmod go-w {}`", path.display(), path.display())]
+    UnsafeDir { path: PathBuf, why: String },
     #[error("another guardian answers on {}: stop it or pass --socket PATH", path.display())]
     InUse { path: PathBuf },
     #[error("cannot listen on {}: {source}", path.display())]
@@ -53,6 +55,15 @@ impl Drop for SocketFile {
 /// place, so it is never reachable with looser permissions.
 pub fn bind(path: &Path) -> Result<(UnixListener, SocketFile), ServerError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(m) = std::fs::metadata(dir) {
+            let mode = m.mode() & 0o7777;
+            if mode & 0o022 != 0 {
+                return Err(ServerError::UnsafeDir {
+                    path: dir.to_path_buf(),
+                    why: format!("writable by group or others (mode {mode:o})"),
+                });
+            }
+        }
         if !dir.exists() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -116,7 +127,7 @@ pub fn start(
             tokio::spawn(serve(listener, ctx, stop));
             Ok(Some(file))
         }
-        Err(e) if explicit.is_none() => {
+        Err(e) if explicit.is_none() && !matches!(e, ServerError::UnsafeDir { .. }) => {
             tracing::warn!("{e}; running without a control socket");
             Ok(None)
         }

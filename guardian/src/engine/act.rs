@@ -130,6 +130,7 @@ impl Engine {
         tracing::info!(remedy = active.at.remedy, how, "remedy verified");
         active.waiting = Waiting::None;
         self.journal_best_effort(active, JournalPhase::Verified, None);
+        self.backoff.hold(&active.apply);
         self.emit(&active.at, RemedyResult::Verified, Some(&active.id), None);
         self.ladder
             .record(&active.at.fault, &active.at.remedy, true);
@@ -142,6 +143,12 @@ impl Engine {
     pub(super) async fn roll_back(&mut self, active: &Active, why: String) {
         self.ladder
             .record(&active.at.fault, &active.at.remedy, false);
+        // A change that was in place (waiting for its effect) may have been changed by
+        // someone else since: theirs stays.
+        if matches!(active.waiting, Waiting::Effect { .. }) && self.superseded(active, &why).await {
+            return;
+        }
+        self.backoff.release(&active.apply);
         match active.inverse.execute(&mut self.kernel).await {
             Ok(()) => {
                 let reason = format!("{why}; rolled back ({})", active.inverse);
@@ -159,6 +166,28 @@ impl Engine {
                 self.finish(active, JournalPhase::Failed, RemedyResult::Failed, reason);
             }
         }
+    }
+
+    /// Whether someone else changed what `active` set since guardian set it; if so, the
+    /// change is let go (`superseded`, a `skipped` event saying so) instead of reverted over
+    /// theirs, and guardian backs off from its sysctls.
+    pub(super) async fn superseded(&mut self, active: &Active, why: &str) -> bool {
+        let Some(changed) = super::recover::changed_since(&mut self.kernel, &active.verify).await
+        else {
+            return false;
+        };
+        let reason =
+            format!("{why}; not reverted: {changed}; guardian backs off and leaves it to them");
+        tracing::warn!(remedy = active.at.remedy, "{reason}");
+        self.backoff.back_off(&active.apply, &changed);
+        self.active.retain(|a| a.id != active.id);
+        self.finish(
+            active,
+            JournalPhase::Superseded,
+            RemedyResult::Skipped,
+            reason,
+        );
+        true
     }
 
     /// Journals a terminal phase and emits the matching event.

@@ -73,6 +73,10 @@ impl Engine {
 
     /// Reverts a temporary mitigation and reports it as `expired`.
     pub(super) async fn expire(&mut self, a: &Active, why: &str) {
+        if self.superseded(a, why).await {
+            return;
+        }
+        self.backoff.release(&a.apply);
         match a.inverse.execute(&mut self.kernel).await {
             Ok(()) => {
                 let reason = format!("{why}; reverted ({})", a.inverse);

@@ -35,6 +35,8 @@ pub(super) struct Engine {
     pub(super) journal: Option<Journal>,
     pub(super) shutdown: CancellationToken,
     pub(super) budgets: Budgets,
+    /// Sysctls guardian holds, and those it let go of (someone else changed them).
+    pub(super) backoff: super::backoff::Backoff,
     pub(super) ladder: Ladder,
     /// Changes waiting for their effect, and live temporary mitigations.
     pub(super) active: Vec<Active>,
@@ -70,6 +72,7 @@ impl Engine {
             journal,
             shutdown,
             budgets: Budgets::default(),
+            backoff: Default::default(),
             ladder: Ladder::in_memory(),
             active: Vec::new(),
             tries: HashMap::new(),

@@ -11,13 +11,14 @@
 //! Files: `run.rs` (the loop), `core.rs` (the state, an input's path), `policy.rs` (which rung
 //! of a fault's ladder may act), `act.rs` (journal → apply → verify → keep or roll back),
 //! `active.rs` and `change.rs` (changes still in place), `recover.rs` (the journal at start,
-//! rollback by hand), `net.rs` (links and routes), `ladder.rs` and `safety.rs` (success rates,
+//! rollback by hand) and `recheck.rs` (the checks a journaled undo passes again), `net.rs` (links and routes), `ladder.rs` and `safety.rs` (success rates,
 //! safety rules and budgets), `api/` (requests and views), `control.rs` and `control/`
 //! (answering them), `incidents.rs` (incidents kept for them), `config.rs`. None of them
 //! imports this file.
 mod act;
 mod active;
 pub mod api;
+mod backoff;
 mod change;
 mod config;
 mod control;
@@ -26,9 +27,11 @@ mod incidents;
 pub mod ladder;
 mod net;
 mod policy;
+pub mod recheck;
 pub mod recover;
 mod run;
 pub mod safety;
+mod undo;
 
 pub use crate::faults::incidents::IncidentKey;
 /// Routes worth protecting (kept in `remedy::routing`, where route remedies use it too).

@@ -11,7 +11,7 @@ use crate::faults::incidents::IncidentKey;
 use crate::faults::{FaultId, Finding};
 use crate::model::Mode;
 use crate::output::RemedyResult;
-use crate::remedy::{exec, Plan, PlanContext, RemedyId, RemedyMode};
+use crate::remedy::{exec, Plan, PlanContext, RemedyId, RemedyMode, StateReader};
 
 /// While this file exists in the state directory, enforce mode only plans (detection, expiries
 /// and rollbacks go on): `touch /var/lib/guardian/paused` to pause, `rm` to resume. A file, so
@@ -100,6 +100,15 @@ impl Engine {
             at.subject = plan.subject.clone();
             at.before = plan.before.clone();
             at.after = plan.after.clone();
+            let backed_off = {
+                let reader = KernelState::new(self.cfg.netns);
+                self.backoff
+                    .check(&plan.apply, |ns, key| reader.sysctl(ns, key))
+            };
+            if let Err(reason) = backed_off {
+                self.skip(&at, reason);
+                continue;
+            }
             let now = Instant::now();
             let subject = plan.target_list();
             if let Err(reason) = safety::check_plan(&self.cfg.safety, &self.host(), &plan)

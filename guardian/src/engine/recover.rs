@@ -3,6 +3,11 @@
 //! socket: both choose the changes with [`choose`] and [`same_netns`], and revert them with
 //! [`revert`]).
 //!
+//! Only authenticated records count (journal/auth.rs); the lines that are not are skipped and
+//! reported. Every undo is checked again first ([`Guard`]: its remedy's rules, this namespace,
+//! the safety rules) and is not run over someone else's later change ([`changed_since`]).
+//! In observe mode recovery only reports what it would do.
+//!
 //! At start, for every change that is not over:
 //! - `intent` only: the change may or may not have reached the kernel. If its verification
 //!   holds, it did: continue as `applied`. Otherwise its inverse is applied (errors ignored:
@@ -18,10 +23,13 @@ use serde_json::Value;
 use super::act::unix_ms;
 use super::change::{Active, Attempt, Waiting};
 use super::core::Engine;
+pub use super::recheck::Guard;
+pub use super::undo::{changed_since, Settled};
+use super::undo::{undo, Undo};
 use crate::journal::{ChangeState, JournalPhase, Record};
-use crate::model::Subject;
+use crate::model::{Mode, Subject};
 use crate::output::RemedyResult;
-use crate::remedy::{Action, Effect, Kernel, RemedyError, Verify};
+use crate::remedy::{Action, Effect, Kernel, Verify};
 
 /// Why a rollback by hand (`guardian rollback`, or the control socket's `rollback`) refuses.
 #[derive(Debug, thiserror::Error)]
@@ -88,99 +96,104 @@ pub fn decode(r: &Record) -> Result<Decoded, String> {
     })
 }
 
-/// What became of one unfinished change.
-pub struct Settled {
-    pub phase: JournalPhase,
-    pub reason: String,
-}
-
 /// Decides and carries out what an unfinished change needs at start.
-pub async fn settle(k: &mut Kernel, c: &ChangeState, now_ms: u64) -> Settled {
+pub async fn settle(
+    k: &mut Kernel,
+    c: &ChangeState,
+    now_ms: u64,
+    guard: &Guard,
+    observe: bool,
+) -> Settled {
     let d = match decode(&c.first) {
         Ok(d) => d,
-        Err(reason) => {
-            return Settled {
-                phase: JournalPhase::Failed,
-                reason,
-            }
-        }
+        Err(reason) => return Settled::new(JournalPhase::Failed, reason),
     };
     let holds = d.verify.check(k).await.unwrap_or(false);
-    match c.last {
+    let (why, after_verified, done) = match c.last {
         JournalPhase::Intent | JournalPhase::Applied if holds && d.effect == Effect::InPlace => {
-            Settled {
-                phase: JournalPhase::Verified,
-                reason: "verified at start: the change is in place".into(),
-            }
+            return Settled::new(
+                JournalPhase::Verified,
+                "verified at start: the change is in place".into(),
+            );
         }
-        JournalPhase::Intent | JournalPhase::Applied => {
-            let why = if c.last == JournalPhase::Intent {
-                "interrupted before it was verified"
-            } else {
-                "not verified before guardian stopped"
-            };
-            match d.inverse.execute(k).await {
-                Ok(()) | Err(RemedyError::Unavailable(_)) => Settled {
-                    phase: JournalPhase::RolledBack,
-                    reason: format!("{why}; rolled back at start ({})", d.inverse),
-                },
-                // A change interrupted before it reached the kernel has nothing to undo.
-                Err(e) if c.last == JournalPhase::Intent => Settled {
-                    phase: JournalPhase::RolledBack,
-                    reason: format!("{why}; nothing to undo ({e})"),
-                },
-                Err(e) => Settled {
-                    phase: JournalPhase::Failed,
-                    reason: format!("{why}, and rolling back ({}) failed: {e}", d.inverse),
-                },
-            }
-        }
-        _ if c.first.expires_at_ms.is_some_and(|t| t <= now_ms) => {
-            match d.inverse.execute(k).await {
-                Ok(()) | Err(RemedyError::Unavailable(_)) => Settled {
-                    phase: JournalPhase::Expired,
-                    reason: format!(
-                        "expired while guardian was stopped; reverted ({})",
-                        d.inverse
-                    ),
-                },
-                Err(e) => Settled {
-                    phase: JournalPhase::Failed,
-                    reason: format!("expired, but reverting ({}) failed: {e}", d.inverse),
-                },
-            }
-        }
-        _ => Settled {
+        JournalPhase::Intent => (
+            "interrupted before it was verified",
+            false,
+            JournalPhase::RolledBack,
+        ),
+        JournalPhase::Applied => (
+            "not verified before guardian stopped",
+            false,
+            JournalPhase::RolledBack,
+        ),
+        _ if c.first.expires_at_ms.is_some_and(|t| t <= now_ms) => (
+            "expired while guardian was stopped",
+            true,
+            JournalPhase::Expired,
+        ),
+        _ => return Settled::new(c.last, String::new()),
+    };
+    let verb = if done == JournalPhase::Expired {
+        "reverted"
+    } else {
+        "rolled back at start"
+    };
+    match undo(k, &c.first, &d, guard, observe, after_verified).await {
+        Undo::Done => Settled::new(done, format!("{why}; {verb} ({})", d.inverse)),
+        Undo::Refused(r) => Settled {
             phase: c.last,
-            reason: String::new(),
+            reason: format!("{why}, but its undo ({}) is {r}; left as it is", d.inverse),
+            event: Some(RemedyResult::Skipped),
         },
+        Undo::WouldRun(r) => Settled {
+            phase: c.last,
+            reason: format!("{why}; {r}"),
+            event: Some(RemedyResult::Planned),
+        },
+        Undo::Changed(r) => Settled {
+            phase: JournalPhase::Superseded,
+            reason: format!("{why}; not reverted: {r}"),
+            event: Some(RemedyResult::Skipped),
+        },
+        // A change interrupted before it reached the kernel has nothing to undo.
+        Undo::Failed(e) if c.last == JournalPhase::Intent => {
+            Settled::new(done, format!("{why}; nothing to undo ({e})"))
+        }
+        Undo::Failed(e) => Settled::new(
+            JournalPhase::Failed,
+            format!("{why}, and undoing it ({}) failed: {e}", d.inverse),
+        ),
     }
 }
 
-/// Reverts one change by hand: its inverse, then a `reverted` record.
-pub async fn revert(k: &mut Kernel, c: &ChangeState) -> Settled {
+/// Reverts one change by hand: its inverse, then a `reverted` record. Refused by the
+/// [`Guard`] (nothing journaled: phase unchanged), or `superseded` when someone else changed
+/// the state since.
+pub async fn revert(k: &mut Kernel, c: &ChangeState, guard: &Guard) -> Settled {
     let d = match decode(&c.first) {
         Ok(d) => d,
-        Err(reason) => {
-            return Settled {
-                phase: JournalPhase::Failed,
-                reason,
-            }
-        }
+        Err(reason) => return Settled::new(JournalPhase::Failed, reason),
     };
-    match d.inverse.execute(k).await {
-        Ok(()) => Settled {
-            phase: JournalPhase::Reverted,
-            reason: format!("reverted by hand ({})", d.inverse),
+    let verified = c.last == JournalPhase::Verified;
+    match undo(k, &c.first, &d, guard, false, verified).await {
+        Undo::Done => Settled::new(
+            JournalPhase::Reverted,
+            format!("reverted by hand ({})", d.inverse),
+        ),
+        Undo::Refused(r) | Undo::WouldRun(r) => Settled {
+            phase: c.last,
+            reason: format!("not reverted: {} is {r}", d.inverse),
+            event: Some(RemedyResult::Skipped),
         },
-        Err(RemedyError::Unavailable(why)) => Settled {
-            phase: JournalPhase::Reverted,
-            reason: format!("nothing left to revert: {why}"),
+        Undo::Changed(r) => Settled {
+            phase: JournalPhase::Superseded,
+            reason: format!("not reverted: {r}"),
+            event: Some(RemedyResult::Skipped),
         },
-        Err(e) => Settled {
-            phase: JournalPhase::Failed,
-            reason: format!("reverting by hand ({}) failed: {e}", d.inverse),
-        },
+        Undo::Failed(e) => Settled::new(
+            JournalPhase::Failed,
+            format!("reverting by hand ({}) failed: {e}", d.inverse),
+        ),
     }
 }
 
@@ -200,20 +213,58 @@ pub fn attempt_of(r: &Record) -> Attempt {
 }
 
 impl Engine {
+    /// What the undo checks need to know here.
+    pub(super) fn guard(&self) -> Guard {
+        Guard {
+            own_netns: self.cfg.netns,
+            safety: self.cfg.safety.clone(),
+            host: self.host(),
+            links: self
+                .links
+                .iter()
+                .map(|(i, l)| (*i, l.name.clone()))
+                .collect(),
+        }
+    }
+
+    /// Reports journal lines that were skipped (torn, forged, foreign, unauthenticated): a
+    /// `lifecycle` event `journal_rejected` and the `guardian_journal_rejected_total` counter.
+    pub(super) fn report_rejected(&self, rejected: &[crate::journal::Rejected]) {
+        if rejected.is_empty() {
+            return;
+        }
+        metrics::counter!(crate::output::count::JOURNAL_REJECTED).increment(rejected.len() as u64);
+        for r in rejected {
+            tracing::error!(line = r.line, "journal line skipped: {}", r.why);
+        }
+        let lines: Vec<serde_json::Value> = rejected
+            .iter()
+            .take(20)
+            .map(|r| serde_json::json!({"line": r.line, "why": r.why}))
+            .collect();
+        self.lifecycle(
+            crate::output::Phase::JournalRejected,
+            serde_json::json!({"rejected": rejected.len(), "lines": lines}),
+        );
+    }
+
     /// Settles the journal's unfinished changes at start.
     pub(super) async fn recover(&mut self) {
         let Some(j) = &self.journal else {
             return;
         };
-        let records = match crate::journal::read_all(j.path()) {
-            Ok(r) => r,
+        let loaded = match j.read() {
+            Ok(l) => l,
             Err(e) => {
                 tracing::error!("{e}; unfinished changes cannot be settled");
                 return;
             }
         };
+        self.report_rejected(&loaded.rejected);
         let now_ms = unix_ms();
-        for c in crate::journal::fold(&records) {
+        let guard = self.guard();
+        let observe = self.cfg.mode == Mode::Observe;
+        for c in crate::journal::fold(&loaded.records) {
             if !c.is_open() {
                 continue;
             }
@@ -225,7 +276,7 @@ impl Engine {
                 );
                 continue;
             }
-            let s = settle(&mut self.kernel, &c, now_ms).await;
+            let s = settle(&mut self.kernel, &c, now_ms, &guard, observe).await;
             let Ok(d) = decode(&c.first) else {
                 self.record_settled(&c, &s);
                 continue;
@@ -246,14 +297,24 @@ impl Engine {
                 waiting: Waiting::None,
             };
             if s.phase == c.last {
+                if let Some(result) = s.event {
+                    // Refused, or observe mode: reported, nothing changed, nothing armed.
+                    tracing::warn!(id = %c.first.id, remedy = %c.first.remedy, "{}", s.reason);
+                    self.emit(&active.at, result, Some(&active.id), Some(s.reason));
+                    continue;
+                }
                 tracing::info!(id = %c.first.id, remedy = %c.first.remedy, "change still active");
-                if active.expires.is_some() {
+                if c.last == JournalPhase::Verified {
+                    self.backoff.hold(&active.apply);
+                }
+                if active.expires.is_some() && !observe {
                     self.active.push(active);
                 }
                 continue;
             }
             tracing::warn!(id = %c.first.id, remedy = %c.first.remedy, phase = ?s.phase, "{}", s.reason);
             if s.phase == JournalPhase::Verified {
+                self.backoff.hold(&active.apply);
                 active.until_clear = false;
                 self.journal_best_effort(&active, JournalPhase::Verified, Some(s.reason.clone()));
                 self.emit(
@@ -266,6 +327,9 @@ impl Engine {
                     self.active.push(active);
                 }
             } else {
+                if s.phase == JournalPhase::Superseded {
+                    self.backoff.back_off(&active.apply, &s.reason);
+                }
                 self.record_settled(&c, &s);
             }
         }
@@ -282,6 +346,7 @@ impl Engine {
             }
         }
         let result = match s.phase {
+            _ if s.event.is_some() => s.event.unwrap_or(RemedyResult::Skipped),
             JournalPhase::RolledBack => RemedyResult::RolledBack,
             JournalPhase::Expired => RemedyResult::Expired,
             _ => RemedyResult::Failed,

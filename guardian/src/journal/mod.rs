@@ -7,7 +7,7 @@
 //! (`read_all`) finds changes that were applied but never verified.
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,7 +15,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod auth;
+mod read;
 mod state;
+pub use auth::{Key, KeyError, KEY_NAME};
+pub use read::{read_all, read_checked, Loaded, Rejected};
 pub use state::{compact, fold, ChangeState};
 
 /// The journal's file name inside the state directory.
@@ -51,13 +55,10 @@ pub enum JournalError {
         #[source]
         source: io::Error,
     },
-    #[error("{}:{line}: malformed journal record: {source}", path.display())]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{} is {why}: anyone who can write it could forge what guardian rolls back; run `chmod go-w {}` (and make it root's)", path.display(), path.display())]
+    UnsafeDir { path: PathBuf, why: String },
     #[error("cannot encode a journal record: {0}")]
     Encode(#[source] serde_json::Error),
     #[error("another guardian (pid {pid}) is using the state directory {}: stop it first", dir.display())]
@@ -112,6 +113,30 @@ fn create_dir(dir: &Path) -> Result<(), JournalError> {
         })
 }
 
+/// Refuses a state (or socket) directory that someone other than its owner (root, or the
+/// daemon's own user) could write: a forged journal or key, or a socket swapped in, would
+/// steer a root daemon.
+pub fn check_dir(dir: &Path) -> Result<(), JournalError> {
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode() & 0o7777;
+    let why = if mode & 0o002 != 0 {
+        format!("world-writable (mode {mode:o})")
+    } else if mode & 0o020 != 0 {
+        format!("group-writable (mode {mode:o})")
+    } else if meta.uid() != 0 && meta.uid() != euid {
+        format!("owned by uid {}", meta.uid())
+    } else {
+        return Ok(());
+    };
+    Err(JournalError::UnsafeDir {
+        path: dir.to_path_buf(),
+        why,
+    })
+}
+
 /// Where a change is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,6 +153,9 @@ pub enum JournalPhase {
     Expired,
     /// Reverted by hand (`guardian rollback`) or at shutdown.
     Reverted,
+    /// Someone else changed what guardian set after guardian set it: guardian left their
+    /// value in place and let the change go (no rollback over theirs).
+    Superseded,
 }
 
 impl JournalPhase {
@@ -140,6 +168,7 @@ impl JournalPhase {
                 | JournalPhase::RolledBack
                 | JournalPhase::Expired
                 | JournalPhase::Reverted
+                | JournalPhase::Superseded
         )
     }
 }
@@ -185,38 +214,48 @@ pub struct Record {
     pub until_clear: bool,
 }
 
-/// An open journal, appending.
+/// An open journal, appending (every line authenticated with the host's key).
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     file: File,
+    key: Key,
 }
 
 impl Journal {
-    /// Opens (creating if needed) `<dir>/journal.ndjson`; creates `dir` with mode 0700 if it
-    /// is missing.
+    /// Opens (creating if needed) `<dir>/journal.ndjson` (never through a symlink) and the
+    /// host's key (created at first start); creates `dir` with mode 0700 if it is missing and
+    /// refuses it when others can write it.
     pub fn open(dir: &Path) -> Result<Self, JournalError> {
         create_dir(dir)?;
+        check_dir(dir)?;
+        let key = Key::load_or_create(dir)?;
         let path = dir.join(FILE_NAME);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|source| JournalError::Open {
                 path: path.clone(),
                 source,
             })?;
-        Ok(Journal { path, file })
+        Ok(Journal { path, file, key })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Every authenticated record, and the lines that were skipped.
+    pub fn read(&self) -> Result<Loaded, JournalError> {
+        read_checked(&self.path, Some(&self.key))
+    }
+
     /// Appends one record and waits until it is on disk (`fdatasync`).
     pub fn append(&mut self, rec: &Record) -> Result<(), JournalError> {
-        let mut line = serde_json::to_vec(rec).map_err(JournalError::Encode)?;
+        let mut line = signed_line(&self.key, rec)?;
         line.push(b'\n');
         self.file
             .write_all(&line)
@@ -228,35 +267,10 @@ impl Journal {
     }
 }
 
-/// Reads every record of a journal file, oldest first. A torn last line (a crash in the
-/// middle of a write: no trailing newline) is ignored; any other malformed line is an error.
-pub fn read_all(path: &Path) -> Result<Vec<Record>, JournalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| JournalError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let complete = text.ends_with('\n');
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(r) => out.push(r),
-            Err(_) if !complete && i + 1 == lines.len() => {
-                tracing::warn!(path = %path.display(), "ignoring a torn last journal line");
-            }
-            Err(source) => {
-                return Err(JournalError::Parse {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    source,
-                })
-            }
-        }
-    }
-    Ok(out)
+/// A record as one authenticated line (without the newline).
+pub(crate) fn signed_line(key: &Key, rec: &Record) -> Result<Vec<u8>, JournalError> {
+    let body = serde_json::to_vec(rec).map_err(JournalError::Encode)?;
+    Ok(key.sign(&body))
 }
 
 /// A new id, unique within this process and sortable by creation time:
@@ -350,22 +364,6 @@ pub(crate) mod tests {
             .unwrap()
             .contains("\"phase\":\"intent\""));
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
-    }
-
-    #[test]
-    fn torn_last_line_is_ignored_but_corruption_is_not() {
-        let dir = temp_dir("torn");
-        let mut j = Journal::open(&dir).unwrap();
-        j.append(&record("a", JournalPhase::Intent)).unwrap();
-        let path = j.path().to_path_buf();
-        drop(j);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"id\":\"b\",\"ts\":").unwrap();
-        assert_eq!(read_all(&path).unwrap().len(), 1);
-        f.write_all(b"\n").unwrap();
-        let err = read_all(&path).unwrap_err();
-        assert!(matches!(err, JournalError::Parse { line: 2, .. }), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

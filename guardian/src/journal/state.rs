@@ -3,7 +3,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use super::{read_all, JournalError, JournalPhase, Record, FILE_NAME};
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::{read_checked, signed_line, JournalError, JournalPhase, Key, Record, FILE_NAME};
 
 /// One change as the journal tells it: its first record (which carries the action, inverse,
 /// verification and lifetime) and the phase it last reached.
@@ -46,7 +48,8 @@ pub fn fold(records: &[Record]) -> Vec<ChangeState> {
 
 /// Rotates the journal in `dir` when it is larger than `max_bytes`: the records of changes
 /// that are still open are rewritten to a fresh journal (fsynced, then renamed into place)
-/// and the old file is kept as `journal.ndjson.1`. Returns whether it rotated.
+/// and the old file is kept as `journal.ndjson.1`. Lines that are not authenticated are not
+/// carried over (they stay in `journal.ndjson.1`). Returns whether it rotated.
 pub fn compact(dir: &Path, max_bytes: u64) -> Result<bool, JournalError> {
     let path = dir.join(FILE_NAME);
     let len = match std::fs::metadata(&path) {
@@ -56,7 +59,8 @@ pub fn compact(dir: &Path, max_bytes: u64) -> Result<bool, JournalError> {
     if len <= max_bytes {
         return Ok(false);
     }
-    let records = read_all(&path)?;
+    let key = Key::load_or_create(dir)?;
+    let records = read_checked(&path, Some(&key))?.records;
     let open: std::collections::HashSet<String> = fold(&records)
         .into_iter()
         .filter(ChangeState::is_open)
@@ -67,9 +71,16 @@ pub fn compact(dir: &Path, max_bytes: u64) -> Result<bool, JournalError> {
         source,
     };
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(write_err)?;
     for r in records.iter().filter(|r| open.contains(&r.id)) {
-        let mut line = serde_json::to_vec(r).map_err(JournalError::Encode)?;
+        let mut line = signed_line(&key, r)?;
         line.push(b'\n');
         f.write_all(&line).map_err(write_err)?;
     }
@@ -82,7 +93,7 @@ pub fn compact(dir: &Path, max_bytes: u64) -> Result<bool, JournalError> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::record;
-    use super::super::Journal;
+    use super::super::{read_all, Journal};
     use super::*;
 
     #[test]

@@ -42,6 +42,9 @@ pub enum Phase {
     /// SIGHUP: the configuration was re-read; `detail.ok`, and `detail.error` when the new
     /// configuration was refused (the old one stays).
     Reloaded,
+    /// At start: journal lines were skipped (torn, malformed, not authenticated);
+    /// `detail.rejected` (how many) and `detail.lines` (`line`, `why`; the first 20).
+    JournalRejected,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -82,27 +82,44 @@ impl Engine {
                     .into(),
             );
         };
-        let records = journal::read_all(j.path()).map_err(|e| e.to_string())?;
-        let changes = journal::fold(&records);
+        let loaded = j.read().map_err(|e| e.to_string())?;
+        for r in &loaded.rejected {
+            tracing::warn!(line = r.line, "journal line skipped: {}", r.why);
+        }
+        let changes = journal::fold(&loaded.records);
+        let guard = self.guard();
         let chosen = recover::choose(changes, id.as_deref()).map_err(|e| e.to_string())?;
         recover::same_netns(&chosen, self.cfg.netns).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for c in chosen {
-            let s = recover::revert(&mut self.kernel, &c).await;
+            let s = recover::revert(&mut self.kernel, &c, &guard).await;
             let mut r = c.first.clone();
             r.phase = s.phase;
             r.ts = crate::output::rfc3339(chrono::Utc::now());
             r.error = Some(s.reason.clone());
-            if let Some(j) = self.journal.as_mut() {
-                j.append(&r).map_err(|e| e.to_string())?;
+            if s.phase != c.last {
+                if let Some(j) = self.journal.as_mut() {
+                    j.append(&r).map_err(|e| e.to_string())?;
+                }
+                self.active.retain(|a| a.id != c.first.id);
+                if let Ok(d) = recover::decode(&c.first) {
+                    match s.phase {
+                        JournalPhase::Superseded => self.backoff.back_off(&d.apply, &s.reason),
+                        _ => self.backoff.release(&d.apply),
+                    }
+                }
             }
-            self.active.retain(|a| a.id != c.first.id);
-            let ok = s.phase == JournalPhase::Reverted;
+            let ok = matches!(s.phase, JournalPhase::Reverted | JournalPhase::Superseded);
             tracing::info!(id = %c.first.id, remedy = %c.first.remedy, ok, "{}", s.reason);
             out.push(json!({
                 "rollback_id": c.first.id,
                 "remedy": c.first.remedy,
-                "result": if ok { "reverted" } else { "failed" },
+                "result": match s.phase {
+                    JournalPhase::Reverted => "reverted",
+                    JournalPhase::Superseded => "superseded",
+                    _ if s.phase == c.last => "refused",
+                    _ => "failed",
+                },
                 "reason": s.reason,
             }));
         }
