@@ -172,7 +172,7 @@ impl Engine {
     /// change is let go (`superseded`, a `skipped` event saying so) instead of reverted over
     /// theirs, and guardian backs off from its sysctls.
     pub(super) async fn superseded(&mut self, active: &Active, why: &str) -> bool {
-        let Some(changed) = super::recover::changed_since(&mut self.kernel, &active.verify).await
+        let Some(changed) = super::undo::changed_since(&mut self.kernel, &active.verify).await
         else {
             return false;
         };

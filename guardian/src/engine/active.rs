@@ -203,6 +203,17 @@ impl Engine {
         rollback_id: Option<&str>,
         reason: Option<String>,
     ) {
+        self.emit_with(at, result, rollback_id, reason, None);
+    }
+
+    pub(super) fn emit_with(
+        &self,
+        at: &Attempt,
+        result: RemedyResult,
+        rollback_id: Option<&str>,
+        reason: Option<String>,
+        severity: Option<crate::model::Severity>,
+    ) {
         self.emitter.emit(Body::Remedy(RemedyEvent {
             netns: at.netns.unwrap_or(self.cfg.netns),
             remedy: at.remedy.clone(),
@@ -218,6 +229,7 @@ impl Engine {
             rollback_id: rollback_id.map(str::to_string),
             elapsed_ms: at.opened_at.elapsed().as_secs_f64() * 1e3,
             reason,
+            severity,
         }));
     }
 }

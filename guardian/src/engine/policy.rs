@@ -11,7 +11,7 @@ use crate::faults::incidents::IncidentKey;
 use crate::faults::{FaultId, Finding};
 use crate::model::Mode;
 use crate::output::RemedyResult;
-use crate::remedy::{exec, Plan, PlanContext, RemedyId, RemedyMode, StateReader};
+use crate::remedy::{exec, Action, Plan, PlanContext, RemedyId, RemedyMode, StateReader};
 
 /// While this file exists in the state directory, enforce mode only plans (detection, expiries
 /// and rollbacks go on): `touch /var/lib/guardian/paused` to pause, `rm` to resume. A file, so
@@ -111,11 +111,21 @@ impl Engine {
             }
             let now = Instant::now();
             let subject = plan.target_list();
-            if let Err(reason) = safety::check_plan(&self.cfg.safety, &self.host(), &plan)
-                .and_then(|()| self.budgets.check(&self.cfg.safety, name, &subject, now))
-            {
+            // Report-only remedies change nothing: they neither need nor use a budget.
+            let report_only = plan.apply == Action::Nothing;
+            if let Err(reason) = safety::check_plan(&self.cfg.safety, &self.host(), &plan) {
                 self.skip(&at, reason);
                 continue;
+            }
+            if !report_only {
+                if let Err(reason) = self.budgets.check(&self.cfg.safety, name, &subject, now) {
+                    if reason.starts_with("budget exhausted") {
+                        self.budget_exhausted(&at, reason);
+                    } else {
+                        self.skip(&at, reason);
+                    }
+                    continue;
+                }
             }
             if let Some(reason) = exec::precondition(&self.kernel.nl, &plan.apply).await {
                 // Live state changes (a nexthop comes back up): this rung may be asked again
@@ -131,7 +141,9 @@ impl Engine {
                 self.emit(&at, RemedyResult::Planned, None, Some(reason));
                 return;
             }
-            self.budgets.record(name, &subject, now);
+            if !report_only {
+                self.budgets.record(name, &subject, now);
+            }
             self.count_recurrence(name, f);
             if let Outcome::Kept = self.enforce(at, plan, key).await {
                 return;
@@ -163,13 +175,28 @@ impl Engine {
         ) {
             let st = self.ladder.stat(fault.as_str(), remedy.as_str());
             return Some(format!(
-                "success rate {:.2} over {} attempts is below safety.min_confidence = {}",
+                "success rate {:.2} over {:.1} recent attempts is below safety.min_confidence = {}",
                 st.rate(),
                 st.attempts(),
                 s.min_confidence
             ));
         }
         None
+    }
+
+    /// A remedy that would act is held back by an exhausted budget: a `critical` skipped
+    /// event and `guardian_budget_exhausted_total{remedy}`.
+    fn budget_exhausted(&self, at: &Attempt, reason: String) {
+        tracing::error!(remedy = at.remedy, %reason, "remedy skipped");
+        metrics::counter!(crate::output::count::BUDGET_EXHAUSTED, "remedy" => at.remedy.clone())
+            .increment(1);
+        self.emit_with(
+            at,
+            RemedyResult::Skipped,
+            None,
+            Some(reason),
+            Some(crate::model::Severity::Critical),
+        );
     }
 
     fn skip(&self, at: &Attempt, reason: String) {

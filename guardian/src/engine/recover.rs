@@ -18,18 +18,16 @@
 //!   expiry is armed again.
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::act::unix_ms;
 use super::change::{Active, Attempt, Waiting};
 use super::core::Engine;
 pub use super::recheck::Guard;
-pub use super::undo::{changed_since, Settled};
+pub use super::undo::{changed_since, decode, Decoded, Settled};
 use super::undo::{undo, Undo};
 use crate::journal::{ChangeState, JournalPhase, Record};
 use crate::model::{Mode, Subject};
 use crate::output::RemedyResult;
-use crate::remedy::{Action, Effect, Kernel, Verify};
+use crate::remedy::{Effect, Kernel};
 
 /// Why a rollback by hand (`guardian rollback`, or the control socket's `rollback`) refuses.
 #[derive(Debug, thiserror::Error)]
@@ -76,24 +74,6 @@ pub fn same_netns(chosen: &[ChangeState], own: u32) -> Result<(), RollbackError>
         }),
         None => Ok(()),
     }
-}
-
-/// A journaled change, decoded.
-pub struct Decoded {
-    pub apply: Action,
-    pub inverse: Action,
-    pub verify: Verify,
-    pub effect: Effect,
-}
-
-pub fn decode(r: &Record) -> Result<Decoded, String> {
-    let d = |v: &Value, what: &str| format!("cannot decode the {what} of change {}: {v}", r.id);
-    Ok(Decoded {
-        apply: serde_json::from_value(r.action.clone()).map_err(|_| d(&r.action, "action"))?,
-        inverse: serde_json::from_value(r.inverse.clone()).map_err(|_| d(&r.inverse, "inverse"))?,
-        verify: serde_json::from_value(r.verify.clone()).unwrap_or(Verify::Nothing),
-        effect: serde_json::from_value(r.effect.clone()).unwrap_or_default(),
-    })
 }
 
 /// Decides and carries out what an unfinished change needs at start.

@@ -34,8 +34,12 @@ pub struct SafetyConfig {
     pub per_remedy_max: u32,
     /// The budget window, seconds.
     pub window_s: u64,
-    /// Actions of all remedies per hour.
+    /// Actions of all remedies per hour, except the layer 2/3 repairs (below). Report-only
+    /// remedies never count.
     pub global_max_per_hour: u32,
+    /// The reserved pool of the layer 2/3 repairs (`link_up`, `route_restore`) per hour:
+    /// mitigations that an outsider can provoke (floods, failed binds) cannot use it up.
+    pub repair_max_per_hour: u32,
     /// Milliseconds a change has to show its effect (`Clears`, `CounterQuiet`) before it is
     /// rolled back.
     pub effect_timeout_ms: u64,
@@ -113,6 +117,7 @@ impl Default for SafetyConfig {
             per_remedy_max: 10,
             window_s: 3600,
             global_max_per_hour: 30,
+            repair_max_per_hour: 30,
             effect_timeout_ms: 30_000,
             min_confidence: 0.2,
             min_attempts: 5,
@@ -255,6 +260,11 @@ fn protected_route<'a>(cfg: &'a SafetyConfig, route: &RouteDst) -> Option<&'a st
         .map(String::as_str)
 }
 
+/// The layer 2/3 repairs, budgeted in their own pool (`safety.repair_max_per_hour`).
+pub fn is_repair(remedy: RemedyId) -> bool {
+    matches!(remedy, RemedyId::LinkUp | RemedyId::RouteRestore)
+}
+
 /// Actions taken, for budgets and cooldowns.
 #[derive(Debug, Default)]
 pub struct Budgets {
@@ -283,10 +293,18 @@ impl Budgets {
                 .iter()
                 .filter(move |(t, ..)| now.saturating_duration_since(*t) < d)
         };
-        let hour = within(Duration::from_secs(3600)).count() as u32;
-        if hour >= cfg.global_max_per_hour {
+        let pool = is_repair(remedy);
+        let hour = within(Duration::from_secs(3600))
+            .filter(|(_, r, _)| is_repair(*r) == pool)
+            .count() as u32;
+        let (max, key) = if pool {
+            (cfg.repair_max_per_hour, "safety.repair_max_per_hour")
+        } else {
+            (cfg.global_max_per_hour, "safety.global_max_per_hour")
+        };
+        if hour >= max {
             return Err(format!(
-                "budget exhausted: {hour} actions in the last hour (safety.global_max_per_hour)"
+                "budget exhausted: {hour} actions in the last hour ({key})"
             ));
         }
         let window = Duration::from_secs(cfg.window_s);
@@ -332,11 +350,12 @@ impl Budgets {
         self.taken.iter().map(|(t, r, s)| (*t, *r, s.as_str()))
     }
 
-    /// How many actions the global budget still allows this hour.
+    /// How many actions the global budget (not the repairs' pool) still allows this hour.
     pub fn global_left(&self, cfg: &SafetyConfig, now: Instant) -> u32 {
         let used = self
             .taken
             .iter()
+            .filter(|(_, r, _)| !is_repair(*r))
             .filter(|(t, ..)| now.saturating_duration_since(*t) < Duration::from_secs(3600))
             .count() as u32;
         cfg.global_max_per_hour.saturating_sub(used)

@@ -267,6 +267,7 @@ fn cfg_budget() -> SafetyConfig {
         per_remedy_max: 3,
         window_s: 100,
         global_max_per_hour: 4,
+        repair_max_per_hour: 4,
         ..Default::default()
     }
 }
@@ -355,8 +356,8 @@ fn global_budget_per_hour() {
     let mut b = Budgets::default();
     let t0 = Instant::now();
     for (r, s) in [
-        (RemedyId::LinkUp, "1"),
-        (RemedyId::RouteRestore, "1"),
+        (RemedyId::XdpSourceLimit, "1"),
+        (RemedyId::Sysctl, "1"),
         (RemedyId::RouteFailover, "1"),
         (RemedyId::RouteDampen, "1"),
     ] {
@@ -367,6 +368,14 @@ fn global_budget_per_hour() {
         .check(&cfg, RemedyId::RouteCc, "1", t0 + Duration::from_secs(1))
         .unwrap_err();
     assert!(e.contains("global_max_per_hour"), "{e}");
+    // issue 14: the layer 2/3 repairs have their own pool, which mitigations cannot drain
+    assert!(b.check(&cfg, RemedyId::RouteRestore, "1", t0).is_ok());
+    assert!(b.check(&cfg, RemedyId::LinkUp, "1", t0).is_ok());
+    for s in ["a", "b", "c", "d"] {
+        b.record(RemedyId::LinkUp, s, t0);
+    }
+    let e = b.check(&cfg, RemedyId::RouteRestore, "1", t0).unwrap_err();
+    assert!(e.contains("repair_max_per_hour"), "{e}");
     assert!(b
         .check(&cfg, RemedyId::RouteCc, "1", t0 + Duration::from_secs(3601))
         .is_ok());

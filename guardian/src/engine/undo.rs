@@ -2,10 +2,29 @@
 //! ([`Guard`]), never over someone else's later change ([`changed_since`]), only reported in
 //! observe mode.
 use super::recheck::Guard;
-use super::recover::Decoded;
 use crate::journal::{JournalPhase, Record};
 use crate::output::RemedyResult;
-use crate::remedy::{Kernel, RemedyError, Verify};
+use serde_json::Value;
+
+use crate::remedy::{Action, Effect, Kernel, RemedyError, Verify};
+
+/// A journaled change, decoded.
+pub struct Decoded {
+    pub apply: Action,
+    pub inverse: Action,
+    pub verify: Verify,
+    pub effect: Effect,
+}
+
+pub fn decode(r: &Record) -> Result<Decoded, String> {
+    let d = |v: &Value, what: &str| format!("cannot decode the {what} of change {}: {v}", r.id);
+    Ok(Decoded {
+        apply: serde_json::from_value(r.action.clone()).map_err(|_| d(&r.action, "action"))?,
+        inverse: serde_json::from_value(r.inverse.clone()).map_err(|_| d(&r.inverse, "inverse"))?,
+        verify: serde_json::from_value(r.verify.clone()).unwrap_or(Verify::Nothing),
+        effect: serde_json::from_value(r.effect.clone()).unwrap_or_default(),
+    })
+}
 
 /// What became of one unfinished change. `phase` equal to the change's last phase: nothing
 /// is journaled (`event` says what to report, if anything).

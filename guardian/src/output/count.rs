@@ -9,6 +9,8 @@ pub const EVENTS: &str = "guardian_events_total";
 pub const REMEDIES: &str = "guardian_remedies_total";
 pub const ROLLBACKS: &str = "guardian_rollbacks_total";
 pub const LOSS: &str = "guardian_loss_events_total";
+/// Remedies held back by an exhausted budget, by remedy.
+pub const BUDGET_EXHAUSTED: &str = "guardian_budget_exhausted_total";
 /// Journal lines skipped because they were torn, malformed or not authenticated.
 pub const JOURNAL_REJECTED: &str = "guardian_journal_rejected_total";
 
@@ -56,6 +58,10 @@ pub fn describe() {
     metrics::describe_counter!(EVENTS, "Events emitted, by type, fault and severity.");
     metrics::describe_counter!(REMEDIES, "Remedy events, by remedy, mode and result.");
     metrics::describe_counter!(ROLLBACKS, "Changes rolled back after failing to verify.");
+    metrics::describe_counter!(
+        BUDGET_EXHAUSTED,
+        "Remedies that would have acted but were held back by an exhausted budget, by remedy."
+    );
     metrics::describe_counter!(
         JOURNAL_REJECTED,
         "Journal lines skipped: torn, malformed, or not authenticated by this host's key."

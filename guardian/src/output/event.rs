@@ -107,6 +107,10 @@ pub struct RemedyEvent {
     pub elapsed_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set when the event needs attention beyond its result: `critical` when a remedy was
+    /// skipped because a budget is exhausted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
 }
 
 /// Events the kernel could not hand over (ring buffer full).
