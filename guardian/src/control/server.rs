@@ -14,6 +14,10 @@ use super::protocol::{self, MAX_REQUEST};
 
 /// Connections served at once; more get one error line.
 pub const MAX_CONNECTIONS: usize = 16;
+/// `events --follow` clients at once, on their own limit: once its request is read, a
+/// follower gives its connection slot back, so followers never lock out `rollback`, `mode`
+/// or `status`.
+pub const MAX_FOLLOWERS: usize = 16;
 /// How long a client has to send its request line.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -139,6 +143,7 @@ pub fn start(
 pub async fn serve(listener: UnixListener, ctx: Ctx, stop: CancellationToken) {
     let ctx = Arc::new(ctx);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let followers = Arc::new(tokio::sync::Semaphore::new(MAX_FOLLOWERS));
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => break,
@@ -160,9 +165,9 @@ pub async fn serve(listener: UnixListener, ctx: Ctx, stop: CancellationToken) {
             continue;
         };
         let ctx = ctx.clone();
+        let followers = followers.clone();
         tokio::spawn(async move {
-            connection(stream, &ctx).await;
-            drop(permit);
+            connection(stream, &ctx, permit, &followers).await;
         });
     }
 }
@@ -172,7 +177,12 @@ pub fn allowed(peer_uid: u32, own_euid: u32) -> bool {
     peer_uid == 0 || peer_uid == own_euid
 }
 
-async fn connection(mut stream: UnixStream, ctx: &Ctx) {
+async fn connection(
+    mut stream: UnixStream,
+    ctx: &Ctx,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    followers: &Arc<tokio::sync::Semaphore>,
+) {
     let uid = match stream.peer_cred() {
         Ok(c) => c.uid(),
         Err(e) => {
@@ -205,7 +215,16 @@ async fn connection(mut stream: UnixStream, ctx: &Ctx) {
             let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
             match protocol::decode(line) {
                 Ok(protocol::Request::Events(filter)) => {
+                    let Ok(follower) = followers.clone().try_acquire_owned() else {
+                        let line = protocol::error(&format!(
+                            "too many `events --follow` clients ({MAX_FOLLOWERS}); try again later"
+                        ));
+                        let _ = wr.write_all(line.as_bytes()).await;
+                        return;
+                    };
+                    drop(permit);
                     handlers::events(ctx, filter, rd, wr).await;
+                    drop(follower);
                     return;
                 }
                 Ok(req) => handlers::answer(ctx, req).await,

@@ -69,7 +69,7 @@ impl Emitter {
             let _ = self.tap.send(line.as_str().into());
         }
         // The writer only goes away at shutdown, after every producer stopped.
-        let _ = self.tx.send(sink::Msg::Line(line));
+        let _ = self.tx.send(sink::Msg::Line(line, sink::retained(&body)));
     }
 
     /// Closes and reopens the event file (SIGUSR1), after the lines emitted before this call.

@@ -2,6 +2,12 @@
 //! what the [`Emitter`]s queue, batched. A thread rather than a task: file writes and
 //! rotation are blocking calls, and a slow disk must not stall the runtime's workers.
 //!
+//! With a file sink, `lifecycle`, `fault` and `remedy` events are also written to their own
+//! rotated file ([`retained_path`]: `events.ndjson` → `events.remedies.ndjson`), which
+//! observations never fill: a flood of them (anyone can fail binds) rotates the main file
+//! but cannot push guardian's own record of what it did out of retention (docs/security.md,
+//! "Event volume").
+//!
 //! The writer also reports what the bounded queue shed ([`crate::shed`]): after each batch,
 //! a `loss` event with source `queue` when the count grew, written like any other line.
 use std::io::{self, Write};
@@ -53,8 +59,25 @@ impl Sinks {
 }
 
 pub(super) enum Msg {
-    Line(String),
+    /// A line, and whether it also goes to the retained file.
+    Line(String, bool),
     Reopen,
+}
+
+/// Whether an event is one of guardian's own record (kept in the retained file).
+pub(super) fn retained(body: &Body) -> bool {
+    matches!(body, Body::Lifecycle(_) | Body::Fault(_) | Body::Remedy(_))
+}
+
+/// The retained file next to the events file: `events.ndjson` → `events.remedies.ndjson`,
+/// `events` → `events.remedies`.
+pub fn retained_path(file: &std::path::Path) -> PathBuf {
+    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match file.extension() {
+        Some(ext) => format!("{stem}.remedies.{}", ext.to_string_lossy()),
+        None => format!("{stem}.remedies"),
+    };
+    file.with_file_name(name)
 }
 
 /// The writer side: owns the sinks. `run` ends when every [`Emitter`] has been dropped.
@@ -62,6 +85,8 @@ pub struct Writer {
     rx: mpsc::UnboundedReceiver<Msg>,
     stdout: bool,
     file: Option<RotatingFile>,
+    /// Lifecycle, fault and remedy events only.
+    retained: Option<RotatingFile>,
     queue: Arc<Depth>,
     /// Shed lines already reported in a `loss` event.
     reported: u64,
@@ -81,19 +106,17 @@ pub async fn open(path: Option<&std::path::Path>, host: String) -> io::Result<(E
 
 /// Opens the sinks `[sinks]` names (the file is created if missing, appended to otherwise).
 pub fn open_sinks(sinks: &Sinks, host: String) -> io::Result<(Emitter, Writer)> {
-    let file = match &sinks.file {
-        Some(p) => Some(
-            RotatingFile::open(p, sinks.max_bytes, sinks.keep)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
-        ),
-        None => None,
+    let open = |p: &std::path::Path| {
+        RotatingFile::open(p, sinks.max_bytes, sinks.keep)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
     };
-    Ok(with_queue(
-        sinks,
-        file,
-        host,
-        Depth::with_limit(super::SHED_AT),
-    ))
+    let (file, retained) = match &sinks.file {
+        Some(p) => (Some(open(p)?), Some(open(&retained_path(p))?)),
+        None => (None, None),
+    };
+    let (e, mut w) = with_queue(sinks, file, host, Depth::with_limit(super::SHED_AT));
+    w.retained = retained;
+    Ok((e, w))
 }
 
 fn with_queue(
@@ -117,6 +140,7 @@ fn with_queue(
             rx,
             stdout: sinks.stdout_on(),
             file,
+            retained: None,
             queue,
             reported: 0,
             host,
@@ -135,20 +159,25 @@ impl Writer {
 
     fn run_blocking(mut self) -> io::Result<()> {
         let mut buf = Vec::with_capacity(64 * 1024);
+        let mut kept = Vec::new();
         while let Some(msg) = self.rx.blocking_recv() {
-            let mut reopen = self.take(msg, &mut buf);
+            let mut reopen = self.take(msg, &mut buf, &mut kept);
             // Batch whatever else is already queued into one write.
             while !reopen && buf.len() < 1 << 20 {
                 match self.rx.try_recv() {
-                    Ok(msg) => reopen = self.take(msg, &mut buf),
+                    Ok(msg) => reopen = self.take(msg, &mut buf, &mut kept),
                     Err(_) => break,
                 }
             }
             self.report_shed(&mut buf);
             self.write(&buf)?;
             buf.clear();
+            if let Some(f) = self.retained.as_mut().filter(|_| !kept.is_empty()) {
+                f.write_lines(&kept)?;
+            }
+            kept.clear();
             if reopen {
-                if let Some(f) = self.file.as_mut() {
+                for f in self.file.iter_mut().chain(self.retained.iter_mut()) {
                     f.reopen()?;
                     tracing::info!(file = %f.path().display(), "reopened the events file");
                 }
@@ -180,13 +209,17 @@ impl Writer {
         buf.push(b'\n');
     }
 
-    /// Appends a line to `buf`; true for a reopen request.
-    fn take(&self, msg: Msg, buf: &mut Vec<u8>) -> bool {
+    /// Appends a line to `buf` (and to `kept` when it is retained); true for a reopen request.
+    fn take(&self, msg: Msg, buf: &mut Vec<u8>, kept: &mut Vec<u8>) -> bool {
         match msg {
-            Msg::Line(line) => {
+            Msg::Line(line, retained) => {
                 self.queue.taken(1);
                 buf.extend_from_slice(line.as_bytes());
                 buf.push(b'\n');
+                if retained && self.retained.is_some() {
+                    kept.extend_from_slice(line.as_bytes());
+                    kept.push(b'\n');
+                }
                 false
             }
             Msg::Reopen => true,
@@ -222,6 +255,56 @@ mod tests {
         assert!(!s.stdout_on());
         s.stdout = Some(true);
         assert!(s.stdout_on());
+    }
+
+    #[test]
+    fn the_retained_file_sits_next_to_the_events_file() {
+        let p = |s: &str| retained_path(std::path::Path::new(s));
+        assert_eq!(
+            p("/var/log/guardian/events.ndjson"),
+            PathBuf::from("/var/log/guardian/events.remedies.ndjson")
+        );
+        assert_eq!(p("ev"), PathBuf::from("ev.remedies"));
+    }
+
+    #[tokio::test]
+    async fn an_observation_flood_rotates_the_events_file_but_not_the_remedies() {
+        let dir = std::env::temp_dir().join(format!("guardian-keep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.ndjson");
+        let sinks = Sinks {
+            file: Some(path.clone()),
+            max_bytes: 4096,
+            keep: 1,
+            ..Default::default()
+        };
+        let (e, w) = open_sinks(&sinks, "h".into()).unwrap();
+        let writer = tokio::spawn(w.run());
+        e.emit(Body::Lifecycle(super::super::Lifecycle {
+            phase: super::super::Phase::Started,
+            netns: 1,
+            version: "0",
+            mode: crate::model::Mode::Enforce,
+            detail: None,
+        }));
+        for i in 0..2000 {
+            e.emit(observation(i));
+            if i % 100 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(e);
+        writer.await.unwrap().unwrap();
+        let main = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !main.contains("\"lifecycle\""),
+            "rotated out of the events file"
+        );
+        let kept = std::fs::read_to_string(retained_path(&path)).unwrap();
+        assert_eq!(kept.lines().count(), 1, "{kept}");
+        assert!(kept.contains("\"phase\":\"started\""));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn observation(i: u32) -> Body {
