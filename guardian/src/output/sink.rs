@@ -2,11 +2,12 @@
 //! what the [`Emitter`]s queue, batched. A thread rather than a task: file writes and
 //! rotation are blocking calls, and a slow disk must not stall the runtime's workers.
 //!
-//! With a file sink, `lifecycle`, `fault` and `remedy` events are also written to their own
-//! rotated file ([`retained_path`]: `events.ndjson` → `events.remedies.ndjson`), which
-//! observations never fill: a flood of them (anyone can fail binds) rotates the main file
-//! but cannot push guardian's own record of what it did out of retention (docs/security.md,
-//! "Event volume").
+//! With a file sink, guardian's own record of what it did (`lifecycle` events, and `remedy`
+//! events of changes: not those of report-only remedies, nor `planned`, nor `skipped` unless
+//! critical) is also written to its own rotated file ([`retained_path`]: `events.ndjson` →
+//! `events.remedies.ndjson`). Outsiders cannot fill it: observations, fault events and
+//! reports (anyone can fail binds, and open a `port_conflict` per port) rotate the main file
+//! only, and changes are bounded by the budgets (docs/security.md, "Event volume").
 //!
 //! The writer also reports what the bounded queue shed ([`crate::shed`]): after each batch,
 //! a `loss` event with source `queue` when the count grew, written like any other line.
@@ -64,9 +65,20 @@ pub(super) enum Msg {
     Reopen,
 }
 
+/// Remedies that only report (their events follow outsiders' activity, not budgets).
+const REPORT_ONLY: &[&str] = &["report_holder"];
+
 /// Whether an event is one of guardian's own record (kept in the retained file).
 pub(super) fn retained(body: &Body) -> bool {
-    matches!(body, Body::Lifecycle(_) | Body::Fault(_) | Body::Remedy(_))
+    use super::RemedyResult::{Planned, Skipped};
+    match body {
+        Body::Lifecycle(_) => true,
+        Body::Remedy(r) => {
+            !REPORT_ONLY.contains(&r.remedy.as_str())
+                && (!matches!(r.result, Planned | Skipped) || r.severity.is_some())
+        }
+        _ => false,
+    }
 }
 
 /// The retained file next to the events file: `events.ndjson` → `events.remedies.ndjson`,
