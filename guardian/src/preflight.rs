@@ -18,6 +18,11 @@ pub enum PreflightError {
     UnknownInterface { iface: String, flag: &'static str },
     #[error("{0}; guardian will not start on a journal it cannot read (it could not settle or roll back what it records): inspect it, move it aside, and start again")]
     Journal(String),
+    /// Another guardian runs in this network namespace (75), or its lock cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error("cannot identify this network namespace (/proc/self/ns/net): {0}")]
+    Netns(std::io::Error),
 }
 
 impl From<ConfigError> for PreflightError {
@@ -35,6 +40,7 @@ impl PreflightError {
         match self {
             PreflightError::NotRoot => 77,
             PreflightError::Journal(_) => 65,
+            PreflightError::Lock(e) => e.exit_code(),
             _ => 78,
         }
     }
@@ -70,6 +76,16 @@ pub fn journal_readable(state_dir: &std::path::Path) -> Result<(), PreflightErro
     crate::journal::read_all(&path)
         .map(|_| ())
         .map_err(|e| PreflightError::Journal(e.to_string()))
+}
+
+/// One guardian per network namespace ([`crate::lock`]): taken before anything is attached,
+/// held until the returned lock is dropped.
+pub fn netns_lock() -> Result<crate::lock::NetnsLock, PreflightError> {
+    let netns = crate::netns::current().map_err(PreflightError::Netns)?;
+    Ok(crate::lock::lock_netns(
+        std::path::Path::new(crate::lock::DIR),
+        netns,
+    )?)
 }
 
 pub fn interfaces_exist(names: &[String], flag: &'static str) -> Result<(), PreflightError> {

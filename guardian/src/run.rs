@@ -22,9 +22,11 @@ pub fn main(args: RunArgs) -> ExitCode {
         let config = resolve(&args)?;
         validate(&config, &args)?;
         preflight::journal_readable(&config.daemon.state_dir)?;
-        Ok((env, config))
+        // Before anything is bound or attached: a second daemon here stops now (exit 75).
+        let netns_lock = preflight::netns_lock()?;
+        Ok((env, config, netns_lock))
     });
-    let (env, config) = match checked {
+    let (env, config, _netns_lock) = match checked {
         Ok(v) => v,
         Err(e) => {
             eprintln!("guardian: {e}");
