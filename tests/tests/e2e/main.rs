@@ -39,6 +39,7 @@ mod bind_conflict;
 mod clean_detach;
 mod config_cmd;
 mod config_files;
+mod connection_refused;
 mod control;
 mod crash_safety;
 mod deploy;
