@@ -175,11 +175,16 @@ pub fn run(xdp_ifaces: &[String]) -> Vec<Check> {
                 true,
                 true,
                 format!(
-                    "all tracepoint fields and BTF members found (tcp_retransmit_skb {} `err`)",
+                    "all tracepoint fields and BTF members found (tcp_retransmit_skb {} `err`; sock.sk_err {})",
                     if o.rtx_err == guardian_common::Offsets::ABSENT {
                         "without"
                     } else {
                         "with"
+                    },
+                    if o.sk_err == guardian_common::Offsets::ABSENT {
+                        "absent: refused connects count as failures"
+                    } else {
+                        "found: refused connects apart"
                     }
                 ),
             ),

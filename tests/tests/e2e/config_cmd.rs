@@ -101,7 +101,7 @@ fn check_and_dump_run_as_nobody_with_runs_sentences() {
     let dump = text(&out.stdout);
     for line in [
         "mode = \"enforce\"",
-        "syn_per_sec = 900",
+        "syn_per_sec = 900.0",
         "max_targets = 3",
         "verify_timeout_ms = 2000",
         "state_dir = \"/var/lib/guardian\"",

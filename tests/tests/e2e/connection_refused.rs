@@ -1,9 +1,9 @@
 //! No misfires: thirty connects refused by a real peer (nothing listens: the kernel answers the
 //! SYN with a RST, no SYN is retransmitted) open `connection_refused` for that destination and
 //! never `connect_timeout_cascade`, and the fail-fast remedy is neither planned nor applied,
-//! in enforce mode. The kernel's own counts agree: `TcpAttemptFails` = `connect_failures` =
-//! `connect_refused` = 30, no SYN retransmit. (Dropped SYNs still open the cascade:
-//! faults_flows::connect_timeout_cascade_opens_and_clears, heal_failfast.)
+//! in enforce mode. The kernel's own counts agree: `TcpAttemptFails` grows by 30, as
+//! `connect_failures` and `connect_refused` do, with no SYN retransmit. (Dropped SYNs still
+//! open the cascade: faults_flows::connect_timeout_cascade_opens_and_clears, heal_failfast.)
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -42,6 +42,21 @@ fn refused_connects_open_connection_refused_not_a_timeout_cascade() {
     );
     d.wait_attached();
     let netns = c.inode();
+    // The detectors take a namespace's first counters as their baseline: make the client's
+    // namespace known first, with one refusal to another port.
+    let other = SocketAddr::from((v.b_addr, PORT + 1));
+    assert_eq!(
+        run_in_netns(&c, move || connect_refused_n(
+            other,
+            1,
+            Duration::from_secs(2)
+        )),
+        1
+    );
+    d.wait_for(
+        |e| is_counters(e, netns) && u64_field(e, "connect_refused") == 1,
+        Duration::from_secs(5),
+    );
     let before = nstat(&c);
     let dst = SocketAddr::from((v.b_addr, PORT));
     let refused = run_in_netns(&c, move || {
@@ -80,7 +95,7 @@ fn refused_connects_open_connection_refused_not_a_timeout_cascade() {
         0,
         |e| {
             is_counters(e, netns)
-                && u64_field(e, "connect_refused") == N as u64
+                && u64_field(e, "connect_refused") == N as u64 + 1
                 && e["connect_refused_by_dst"][0]["count"] == N as u64
         },
         Duration::from_secs(5),
@@ -109,8 +124,8 @@ fn refused_connects_open_connection_refused_not_a_timeout_cascade() {
         .collect();
     assert!(misfires.is_empty(), "{misfires:?}");
     let last = final_counters(&events, netns).expect("final counters");
-    assert_eq!(u64_field(last, "connect_failures"), N as u64, "{last}");
-    assert_eq!(u64_field(last, "connect_refused"), N as u64, "{last}");
+    assert_eq!(u64_field(last, "connect_failures"), N as u64 + 1, "{last}");
+    assert_eq!(u64_field(last, "connect_refused"), N as u64 + 1, "{last}");
     assert!(
         last.get("connect_failures_by_dst").is_none(),
         "no failure that was not a refusal: {last}"
