@@ -67,12 +67,15 @@ pub struct Offsets {
     pub icsk_retransmits: u16,
     /// `struct inet_connection_sock.icsk_backoff` (u8).
     pub icsk_backoff: u16,
+    /// `struct sock.sk_err` (int): ECONNREFUSED after a RST to a SYN. ABSENT when this
+    /// kernel's BTF lacks it (every failed connect then counts as a failure).
+    pub sk_err: u16,
 }
 
 impl Offsets {
     pub const ABSENT: u16 = u16::MAX;
 }
-const _: () = assert!(core::mem::size_of::<Offsets>() == 64);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 66);
 
 /// Per network namespace counters (per-CPU hash map keyed by the netns inode number).
 /// Userspace sums the CPUs.
@@ -97,8 +100,11 @@ pub struct NsCounters {
     /// `tcp_retransmit_skb` hits that returned before the retransmission was accounted
     /// (-EBUSY, -EINVAL, -ENOMEM, -EHOSTUNREACH, -EAGAIN): not retransmissions.
     pub retrans_failed: u64,
+    /// Of `connect_failures`, those refused: the socket closed with ECONNREFUSED (a RST to
+    /// the SYN, or ICMP port unreachable).
+    pub connect_refused: u64,
 }
-const _: () = assert!(core::mem::size_of::<NsCounters>() == 64);
+const _: () = assert!(core::mem::size_of::<NsCounters>() == 72);
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;

@@ -46,6 +46,7 @@ pub static OFFSETS: Global<Offsets> = Global::new(Offsets {
     tcp_mss_cache: Offsets::ABSENT,
     icsk_retransmits: Offsets::ABSENT,
     icsk_backoff: Offsets::ABSENT,
+    sk_err: Offsets::ABSENT,
 });
 
 /// Per network namespace counters. Not LRU: an evicted namespace would silently lose counts;
@@ -53,9 +54,15 @@ pub static OFFSETS: Global<Offsets> = Global::new(Offsets {
 #[map]
 pub static NS_COUNTERS: PerCpuHashMap<u32, NsCounters> = PerCpuHashMap::with_max_entries(4096, 0);
 
-/// Failed connects (SYN_SENT -> CLOSE) per (netns, destination address, port).
+/// Failed connects (SYN_SENT -> CLOSE) that were not refused (timed out, unreachable) per
+/// (netns, destination address, port).
 #[map]
 pub static CONNECT_FAIL_DST: LruPerCpuHashMap<AddrKey, u64> =
+    LruPerCpuHashMap::with_max_entries(16384, 0);
+
+/// Refused connects (SYN_SENT -> CLOSE with ECONNREFUSED) per (netns, destination, port).
+#[map]
+pub static CONNECT_REFUSED_DST: LruPerCpuHashMap<AddrKey, u64> =
     LruPerCpuHashMap::with_max_entries(16384, 0);
 
 /// Completed passive handshakes (SYN_RECV -> ESTABLISHED) per (netns, local port).

@@ -12,7 +12,9 @@ use crate::{
     kernel::field,
     kernel::{read, sock_netns},
     limits::mark_good,
-    maps::{lru_inc, ns_add, CONNECT_FAIL_DST, FLOW_RTX, HS_PEER, HS_PORT, OFFSETS},
+    maps::{
+        lru_inc, ns_add, CONNECT_FAIL_DST, CONNECT_REFUSED_DST, FLOW_RTX, HS_PEER, HS_PORT, OFFSETS,
+    },
 };
 
 const TCP_ESTABLISHED: i32 = 1;
@@ -29,6 +31,8 @@ const EINVAL: i32 = -22;
 const ENOMEM: i32 = -12;
 const EHOSTUNREACH: i32 = -113;
 const EAGAIN: i32 = -11;
+/// `sk_err` after a RST in SYN_SENT (tcp_reset) or an ICMP port unreachable: a positive errno.
+const ECONNREFUSED: i32 = 111;
 
 /// `tcp:tcp_retransmit_skb`. Counts segments the way the kernel's `TcpRetransSegs` does:
 /// `tcp_skb_pcount(skb)` of every retransmission the kernel accounted.
@@ -180,7 +184,7 @@ pub fn tcp_synack(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// `sock:inet_sock_set_state`: failed connects per destination, hand-offs to TIME_WAIT,
+/// `sock:inet_sock_set_state`: failed connects per destination (refused apart), hand-offs to TIME_WAIT,
 /// completed passive handshakes per local port and per peer, and the end of a flow (its
 /// retransmit pattern is forgotten).
 #[tracepoint]
@@ -229,7 +233,15 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
                 if sport == 0 {
                     return Some(());
                 }
-                ns_add(netns, |c| c.connect_failures += 1);
+                // tcp_reset() sets sk_err before tcp_done() moves the socket to CLOSE; a
+                // timeout leaves ETIMEDOUT (or the last ICMP error) there instead.
+                let refused = read::<i32>(sk, o.sk_err) == Some(ECONNREFUSED);
+                ns_add(netns, |c| {
+                    c.connect_failures += 1;
+                    if refused {
+                        c.connect_refused += 1;
+                    }
+                });
                 let family: u16 = field(ctx, o.st_family)?;
                 let mut key = AddrKey {
                     netns,
@@ -243,7 +255,11 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
                 } else if family == AF_INET6 {
                     key.addr = field(ctx, o.st_daddr_v6)?;
                 }
-                lru_inc(&CONNECT_FAIL_DST, &key);
+                if refused {
+                    lru_inc(&CONNECT_REFUSED_DST, &key);
+                } else {
+                    lru_inc(&CONNECT_FAIL_DST, &key);
+                }
             }
             // A full socket leaves FIN_WAIT2/CLOSING for CLOSE when tcp_time_wait() hands the
             // connection to a timewait socket (and also on a reset in those states): an

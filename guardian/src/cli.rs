@@ -21,6 +21,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the probes, watch, detect and (in enforce mode) heal; NDJSON events on stdout.
+    /// One guardian per network namespace, observe or enforce: a second one exits 75.
+    #[command(
+        after_help = "Exit codes: 0 stopped, 2 usage, 77 not root, 78 configuration, 75 another guardian already runs in this network namespace (its pid is named; lock /run/guardian/netns-<inode>.lock), 65 unreadable journal, 1 runtime failure."
+    )]
     Run(RunArgs),
     /// Check whether guardian can run here: kernel, BTF, tracefs, capabilities, the
     /// tracepoint fields and structure members it reads, program types, XDP conflicts.
@@ -155,8 +159,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the config files without root (`config check [FILE]`: exit 0 and one line, or
+    /// `run`'s sentence and exit 78), or print the effective config with every default
+    /// (`config dump [FILE]`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the version.
     Version,
+}
+
+/// The config subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the whole file and its drop-ins (syntax, unknown keys, types, ranges) with
+    /// the sentences and exit code (78) of `guardian run`; exit 0 and one line when valid.
+    /// Needs no privileges.
+    #[command(
+        after_help = "Examples:\n  guardian config check\n  guardian config check ./guardian.toml && install -m 0644 ./guardian.toml /etc/guardian/"
+    )]
+    Check {
+        /// The main file (default /etc/guardian/guardian.toml; missing default: the defaults).
+        file: Option<std::path::PathBuf>,
+    },
+    /// Print the effective config (the files merged, every default filled in) as TOML.
+    #[command(after_help = "Example:\n  guardian config dump > effective.toml")]
+    Dump {
+        /// The main file (default /etc/guardian/guardian.toml).
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 /// `--socket PATH` of the client subcommands.

@@ -175,11 +175,16 @@ pub fn run(xdp_ifaces: &[String]) -> Vec<Check> {
                 true,
                 true,
                 format!(
-                    "all tracepoint fields and BTF members found (tcp_retransmit_skb {} `err`)",
+                    "all tracepoint fields and BTF members found (tcp_retransmit_skb {} `err`; sock.sk_err {})",
                     if o.rtx_err == guardian_common::Offsets::ABSENT {
                         "without"
                     } else {
                         "with"
+                    },
+                    if o.sk_err == guardian_common::Offsets::ABSENT {
+                        "absent: refused connects count as failures"
+                    } else {
+                        "found: refused connects apart"
                     }
                 ),
             ),
@@ -240,7 +245,32 @@ pub fn run(xdp_ifaces: &[String]) -> Vec<Check> {
             },
         });
     }
+    out.push(lock_check(std::path::Path::new(crate::lock::DIR)));
     out
+}
+
+/// Whether `run` would get this namespace's lock ([`crate::lock`]): a daemon already holding
+/// it is a warning (it is the one running here), an unsafe lock directory a failure.
+pub fn lock_check(dir: &std::path::Path) -> Check {
+    let netns = match crate::netns::current() {
+        Ok(n) => n,
+        Err(e) => return check("netns_lock", true, false, format!("/proc/self/ns/net: {e}")),
+    };
+    match crate::lock::holder(dir, netns) {
+        Ok(None) => check(
+            "netns_lock",
+            true,
+            true,
+            format!("no guardian runs in this network namespace (netns {netns})"),
+        ),
+        Ok(Some(pid)) => check(
+            "netns_lock",
+            false,
+            false,
+            format!("guardian pid {pid} runs in this network namespace (netns {netns}): a second `guardian run` here would exit {}", crate::lock::EXIT_HELD),
+        ),
+        Err(e) => check("netns_lock", true, false, e.to_string()),
+    }
 }
 
 /// The config `run` would read: whether it is valid (a failure: `run` would exit 78), and a

@@ -87,3 +87,26 @@ fn config_checks_report_an_invalid_file_and_writable_paths() {
     assert!(c[1].detail.contains("world-writable"), "{}", c[1].detail);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn lock_check_names_the_holder_and_refuses_an_unsafe_directory() {
+    let dir = std::env::temp_dir().join(format!("guardian-doctor-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let free = lock_check(&dir);
+    assert_eq!(free.status, Status::Ok, "{free:?}");
+    let netns = crate::netns::current().unwrap();
+    let held = crate::lock::lock_netns(&dir, netns).unwrap();
+    let c = lock_check(&dir);
+    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert!(
+        c.detail
+            .starts_with(&format!("guardian pid {} runs", std::process::id())),
+        "{c:?}"
+    );
+    drop(held);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o757)).unwrap();
+    let c = lock_check(&dir);
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

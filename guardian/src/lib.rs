@@ -16,6 +16,7 @@ pub mod faults;
 pub mod health;
 pub mod input;
 pub mod journal;
+pub mod lock;
 pub mod logging;
 pub mod metrics_server;
 pub mod model;

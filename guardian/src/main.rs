@@ -37,6 +37,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Config(c) => guardian::cmd::config::main(c),
         // status, history, stats, mode, heal, events, rollback, scan
         client => guardian::cmd::client::main(client),
     }

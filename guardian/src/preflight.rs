@@ -20,6 +20,11 @@ pub enum PreflightError {
     Journal(String),
     #[error("{0}")]
     UnsafeDir(String),
+    /// Another guardian runs in this network namespace (75), or its lock cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error("cannot identify this network namespace (/proc/self/ns/net): {0}")]
+    Netns(std::io::Error),
 }
 
 impl From<ConfigError> for PreflightError {
@@ -37,6 +42,7 @@ impl PreflightError {
         match self {
             PreflightError::NotRoot => 77,
             PreflightError::Journal(_) => 65,
+            PreflightError::Lock(e) => e.exit_code(),
             _ => 78,
         }
     }
@@ -91,6 +97,14 @@ pub fn dirs_safe(
         })?;
     }
     Ok(())
+/// One guardian per network namespace ([`crate::lock`]): taken before anything is attached,
+/// held until the returned lock is dropped.
+pub fn netns_lock() -> Result<crate::lock::NetnsLock, PreflightError> {
+    let netns = crate::netns::current().map_err(PreflightError::Netns)?;
+    Ok(crate::lock::lock_netns(
+        std::path::Path::new(crate::lock::DIR),
+        netns,
+    )?)
 }
 
 pub fn interfaces_exist(names: &[String], flag: &'static str) -> Result<(), PreflightError> {

@@ -24,9 +24,11 @@ pub fn main(args: RunArgs) -> ExitCode {
         preflight::journal_readable(&config.daemon.state_dir)?;
         let socket = args.socket.as_ref().unwrap_or(&config.control.socket);
         preflight::dirs_safe(&config.daemon.state_dir, socket)?;
-        Ok((env, config))
+        // Before anything is bound or attached: a second daemon here stops now (exit 75).
+        let netns_lock = preflight::netns_lock()?;
+        Ok((env, config, netns_lock))
     });
-    let (env, config) = match checked {
+    let (env, config, _netns_lock) = match checked {
         Ok(v) => v,
         Err(e) => {
             eprintln!("guardian: {e}");

@@ -124,6 +124,8 @@ fn every_error_names_file_line_key_and_expectation() {
          "D/guardian.toml:2:9: log.level: \"info,,=x=\" is not a log filter"),
         ("bad-format", "[log]\nformat = \"xml\"\n",
          "D/guardian.toml:2:10: log.format: unknown variant `xml`, expected `human` or `json`"),
+        ("empty-host", "[daemon]\nhost = \"\"\n",
+         "D/guardian.toml:2:8: daemon.host: \"\" is not a host name; expected 1 to 255 bytes without control characters"),
         ("relative-socket", "[control]\nsocket = \"g.sock\"\n",
          "D/guardian.toml:2:10: control.socket: \"g.sock\" is not usable; expected an absolute path of at most 107 bytes"),
         ("syntax", "[safety\nmax_targets = 1\n",

@@ -94,6 +94,17 @@ pub fn validate(c: &Config) -> Result<(), Invalid> {
         600_000,
         "ms",
     )?;
+    // Written into every event, whose schema wants a non-empty string on one line.
+    if let Some(h) = &c.daemon.host {
+        if h.is_empty() || h.len() > 255 || h.chars().any(char::is_control) {
+            return Err(invalid(
+                "daemon.host",
+                format!(
+                    "{h:?} is not a host name; expected 1 to 255 bytes without control characters"
+                ),
+            ));
+        }
+    }
     if c.daemon.state_dir.as_os_str().is_empty() {
         return Err(invalid(
             "daemon.state_dir",

@@ -126,6 +126,7 @@ registry! {
     ephemeral_port_exhaustion => EphemeralPortExhaustion,
     retransmit_storm => RetransmitStorm,
     connect_timeout_cascade => ConnectTimeoutCascade,
+    connection_refused => ConnectionRefused,
     syn_flood => SynFlood,
     accept_backlog_overflow => AcceptBacklogOverflow,
     connection_flood => ConnectionFlood,

@@ -23,9 +23,16 @@ pub struct Counters {
     pub bind_eaddrinuse: u64,
     /// `tcp_retransmit_skb` hits that returned before the kernel accounted a retransmission.
     pub retrans_failed: u64,
-    /// Destinations with the most failed connects (SYN_SENT -> CLOSE), most first.
+    /// Destinations with the most failed connects (SYN_SENT -> CLOSE) that were not refused
+    /// (timed out, unreachable), most first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect_failures_by_dst: Vec<DstCount>,
+    /// Of `connect_failures`, the connects refused (ECONNREFUSED: a RST to the SYN).
+    #[serde(default)]
+    pub connect_refused: u64,
+    /// Destinations with the most refused connects, most first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect_refused_by_dst: Vec<DstCount>,
     /// Per XDP interface (only in the daemon's own namespace).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xdp: Vec<XdpIface>,

@@ -225,6 +225,8 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
     let mss_cache = btf.offset16("tcp_sock", &["mss_cache"])?;
     let icsk_retransmits = btf.offset16("inet_connection_sock", &["icsk_retransmits"])?;
     let icsk_backoff = btf.offset16("inet_connection_sock", &["icsk_backoff"])?;
+    // Optional: without it refusals are counted as failures, as before.
+    let sk_err = btf.offset16("sock", &["sk_err"]).unwrap_or(Offsets::ABSENT);
     Ok(Offsets {
         rtx_skbaddr: rtx.required("skbaddr")?,
         rtx_skaddr: rtx.required("skaddr")?,
@@ -258,6 +260,7 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
         tcp_mss_cache: mss_cache,
         icsk_retransmits,
         icsk_backoff,
+        sk_err,
     })
 }
 

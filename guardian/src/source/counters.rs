@@ -32,6 +32,7 @@ const TOP_N: usize = 20;
 pub struct Collector {
     ns: PerCpuHashMap<MapData, u32, NsCounters>,
     fail_dst: PerCpuSums<AddrKey>,
+    refused_dst: PerCpuSums<AddrKey>,
     /// Interface totals by ifindex: below `XDP_IFACE_SLOTS` in the array, others in the hash.
     xdp_iface_lo: PerCpuArray<MapData, XdpIfaceStats>,
     xdp_iface: PerCpuHashMap<MapData, u32, XdpIfaceStats>,
@@ -67,6 +68,7 @@ fn add_ns(a: &mut NsCounters, b: &NsCounters) {
     a.bind_eaddrinuse += b.bind_eaddrinuse;
     a.connect_eaddrnotavail += b.connect_eaddrnotavail;
     a.retrans_failed += b.retrans_failed;
+    a.connect_refused += b.connect_refused;
 }
 
 fn add_xdp(a: &mut XdpIfaceStats, b: &XdpIfaceStats) {
@@ -110,6 +112,7 @@ impl Collector {
         Ok(Self {
             ns: conv(probes, "NS_COUNTERS")?,
             fail_dst: sums(probes, "CONNECT_FAIL_DST")?,
+            refused_dst: sums(probes, "CONNECT_REFUSED_DST")?,
             xdp_iface_lo: conv(probes, "XDP_IFACE_LO")?,
             xdp_iface: conv(probes, "XDP_IFACE")?,
             syn_src: sums(probes, "XDP_SYN_SRC")?,
@@ -214,7 +217,9 @@ impl Collector {
                 connect_eaddrnotavail: c.connect_eaddrnotavail,
                 bind_eaddrinuse: c.bind_eaddrinuse,
                 retrans_failed: c.retrans_failed,
-                connect_failures_by_dst: self.failed_dsts(ns),
+                connect_failures_by_dst: self.dsts(&self.fail_dst, ns),
+                connect_refused: c.connect_refused,
+                connect_refused_by_dst: self.dsts(&self.refused_dst, ns),
                 xdp: if ns == self.own_netns {
                     xdp.clone()
                 } else {
@@ -250,8 +255,8 @@ impl Collector {
         }
     }
 
-    fn failed_dsts(&self, ns: u32) -> Vec<DstCount> {
-        let v = read_all(&self.fail_dst)
+    fn dsts(&self, map: &PerCpuSums<AddrKey>, ns: u32) -> Vec<DstCount> {
+        let v = read_all(map)
             .into_iter()
             .filter(|(k, _)| k.netns == ns)
             .collect();
