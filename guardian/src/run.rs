@@ -121,10 +121,7 @@ async fn run(
     args: RunArgs,
     env: preflight::Environment,
     config: Config,
-    metrics: Option<(
-        std::net::TcpListener,
-        metrics_exporter_prometheus::PrometheusHandle,
-    )>,
+    metrics: Option<(std::net::TcpListener, crate::metrics_server::Exporter)>,
 ) -> anyhow::Result<()> {
     let own_netns = netns::current().context("reading /proc/self/ns/net")?;
     let mode = config.daemon.mode;
@@ -140,10 +137,16 @@ async fn run(
     // --- sinks, metrics, service manager (operator surface) ---
     let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let surface = CancellationToken::new();
-    if let Some((listener, handle)) = metrics {
+    let metrics_on = metrics.is_some();
+    if let Some((listener, exporter)) = metrics {
         let stop = surface.clone();
+        let ep = crate::metrics_server::http::Endpoint {
+            exporter,
+            progress: &crate::health::progress::ENGINE,
+            stall_limit: crate::health::progress::stall_limit(config.daemon.interval_ms),
+        };
         tokio::spawn(async move {
-            if let Err(e) = crate::metrics_server::serve(listener, handle, stop).await {
+            if let Err(e) = crate::metrics_server::serve(listener, ep, stop).await {
                 tracing::error!(error = %e, "the metrics endpoint stopped");
             }
         });
@@ -265,6 +268,7 @@ async fn run(
             }
             _ = ticker.tick() => {
                 let tick = tokio::task::block_in_place(|| collector.tick(false));
+                if metrics_on { crate::metrics_server::dst::TRACKER.observe(&tick.inputs); }
                 for body in tick.events {
                     emitter.emit(body);
                 }

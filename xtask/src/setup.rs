@@ -38,6 +38,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "bpftool",
     "jq",
     "ethtool",
+    // promtool (`promtool check/test rules` on docs/deploy/prometheus-rules.yaml) and the
+    // Prometheus server of the three-node fleet check (`cargo xtask fleet`).
+    "prometheus",
 ];
 
 /// Runs every setup step in order and returns the eBPF toolchain in use.
