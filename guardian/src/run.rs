@@ -138,6 +138,8 @@ async fn run(
     let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let surface = CancellationToken::new();
     let metrics_on = metrics.is_some();
+    let dst_only =
+        (config.metrics.destinations == crate::config::DstScope::Own).then_some(own_netns);
     if let Some((listener, exporter)) = metrics {
         let stop = surface.clone();
         let ep = crate::metrics_server::http::Endpoint {
@@ -268,7 +270,7 @@ async fn run(
             }
             _ = ticker.tick() => {
                 let tick = tokio::task::block_in_place(|| collector.tick(false));
-                if metrics_on { crate::metrics_server::dst::TRACKER.observe(&tick.inputs); }
+                if metrics_on { crate::metrics_server::dst::TRACKER.observe(&tick.inputs, dst_only); }
                 for body in tick.events {
                     emitter.emit(body);
                 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cmd;
+mod fleet;
 mod fuzz;
 mod install;
 mod lab;
@@ -52,6 +53,8 @@ enum Task {
     Lab(lab::LabArgs),
     /// Setup, build, then the long reliability tests (100 crash cycles, 60 s floods and flapping)
     Reliability,
+    /// Setup, build, then three guardian nodes scraped by a real Prometheus: one fleet alert
+    Fleet,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Task::Install(args) => install::install(args),
         Task::Lab(args) => lab::lab(args),
         Task::Reliability => reliability::reliability(),
+        Task::Fleet => fleet::fleet(),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

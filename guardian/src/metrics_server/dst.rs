@@ -60,10 +60,25 @@ pub struct Tracker(Mutex<Option<State>>);
 pub static TRACKER: Tracker = Tracker(Mutex::new(None));
 
 impl Tracker {
-    /// Takes the deltas of one collector tick.
-    pub fn observe(&self, inputs: &[Input]) {
+    /// Takes the deltas of one collector tick; `only`: count that namespace's only
+    /// (`[metrics] destinations = "own"`).
+    pub fn observe(&self, inputs: &[Input], only: Option<u32>) {
         if let Ok(mut g) = self.0.lock() {
-            g.get_or_insert_with(State::default).observe(inputs);
+            let s = g.get_or_insert_with(State::default);
+            match only {
+                None => s.observe(inputs),
+                Some(ns) => {
+                    let mine: Vec<Input> = inputs
+                        .iter()
+                        .filter(|i| {
+                            matches!(i, Input::Counters(c) if c.netns == ns)
+                                || matches!(i, Input::Flows(f) if f.netns == ns)
+                        })
+                        .cloned()
+                        .collect();
+                    s.observe(&mine)
+                }
+            }
         }
     }
 

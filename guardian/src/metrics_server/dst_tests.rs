@@ -111,3 +111,21 @@ fn renders_both_families_with_other_always_present() {
     );
     assert!(out.contains("guardian_dst_retransmits_total{dst=\"fd00::7\"} 0\n"));
 }
+
+#[test]
+fn own_scope_counts_the_daemons_namespace_only() {
+    let t = Tracker(Mutex::new(None));
+    t.observe(
+        &[
+            fails(1, &[("10.0.3.7", 80, 5)]),
+            fails(2, &[("10.0.3.7", 80, 7)]),
+        ],
+        Some(2),
+    );
+    let mut out = String::new();
+    t.render(&mut out);
+    assert!(
+        out.contains("guardian_dst_connect_failures_total{dst=\"10.0.3.7\"} 7\n"),
+        "{out}"
+    );
+}

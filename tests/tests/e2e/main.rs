@@ -46,6 +46,7 @@ mod engine_safety;
 mod faults_flows;
 mod faults_links_dns;
 mod faults_sockets;
+mod fleet;
 mod harness;
 mod heal_failfast;
 mod heal_listen;
