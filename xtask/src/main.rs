@@ -6,6 +6,7 @@ mod fleet;
 mod fuzz;
 mod install;
 mod lab;
+mod package;
 mod reliability;
 mod run;
 mod setup;
@@ -55,6 +56,8 @@ enum Task {
     Reliability,
     /// Setup, build, then three guardian nodes scraped by a real Prometheus: one fleet alert
     Fleet,
+    /// Setup, build, then a .deb and an OCI image (FROM scratch) in target/package/
+    Package(package::PackageArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Task::Lab(args) => lab::lab(args),
         Task::Reliability => reliability::reliability(),
         Task::Fleet => fleet::fleet(),
+        Task::Package(args) => package::package(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -41,6 +41,11 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // promtool (`promtool check/test rules` on docs/deploy/prometheus-rules.yaml) and the
     // Prometheus server of the three-node fleet check (`cargo xtask fleet`).
     "prometheus",
+    // `cargo xtask package`: the image (buildah, FROM scratch), its test (podman) and the
+    // fresh Debian root the .deb is installed into (debootstrap).
+    "buildah",
+    "podman",
+    "debootstrap",
 ];
 
 /// Runs every setup step in order and returns the eBPF toolchain in use.

@@ -62,6 +62,7 @@ mod metrics_endpoint;
 mod notify;
 mod operator_errors;
 mod overload;
+mod package;
 mod privileges;
 mod prometheus_rules;
 mod replay;

@@ -163,7 +163,10 @@ fn the_endpoint_answers_after_fd_exhaustion_by_nobody() {
     );
     assert!(!stderr.contains("the metrics endpoint stopped"), "{stderr}");
     // stderr is a file here, as under systemd: plain lines, no ANSI colour codes.
-    assert!(!stderr.contains('\x1b'), "ANSI codes in a non-terminal log: {stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "ANSI codes in a non-terminal log: {stderr}"
+    );
     assert!(d.exited().is_none(), "the daemon is still running");
     let events = d.finish();
     assert!(events.iter().any(|e| is_lifecycle(e, "detached")));
