@@ -73,9 +73,11 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-fn set_nofile(pid: u32, n: usize) {
+/// Sets the daemon's RLIMIT_NOFILE to `soft` (hard 1024: lowered once, never raised, which
+/// needs CAP_SYS_RESOURCE).
+fn set_nofile(pid: u32, soft: usize) {
     let o = Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), &format!("--nofile={n}:{n}")])
+        .args(["--pid", &pid.to_string(), &format!("--nofile={soft}:1024")])
         .output()
         .expect("prlimit");
     assert!(o.status.success(), "{o:?}");
@@ -147,8 +149,10 @@ fn the_endpoint_answers_after_fd_exhaustion_by_nobody() {
     // backs off and keeps accepting.
     let limit = open_fds(pid) + 8;
     set_nofile(pid, limit);
-    let opened = flood_as_nobody(&ns, 1, 300);
-    assert!(opened >= 100, "connects reached the backlog: {opened}");
+    // 100: within the listen backlog, so the connects complete while accept() fails (beyond
+    // it they would wait for SYN retransmits).
+    let opened = flood_as_nobody(&ns, 1, 100);
+    assert!(opened >= 50, "connects reached the backlog: {opened}");
     set_nofile(pid, 1024);
     let body = answers(&ns, &mut d, "after EMFILE");
     let failed = sample(

@@ -86,18 +86,26 @@ fn podman(dir: &Path) -> Command {
     podman_in(dir, None)
 }
 
-/// The same, started inside `ns` (so `--network host` is that namespace).
+/// The same, started inside `ns` (so `--network host` is that namespace). In a mount
+/// namespace of its own where a hybrid cgroup layout (v1 controllers plus a cgroup2 at
+/// /sys/fs/cgroup/unified, as on this CI host) is made plain v1: crun refuses hybrid hosts
+/// ("cgroups in hybrid mode not supported"); the host's mounts are untouched.
 fn podman_in(dir: &Path, ns: Option<&Netns>) -> Command {
     let mut c = match ns {
         Some(ns) => {
             let mut c = Command::new("nsenter");
             c.arg(format!("--net={}", ns.path().display()))
-                .args(["--", "podman"]);
+                .args(["--", "unshare"]);
             c
         }
-        None => Command::new("podman"),
+        None => Command::new("unshare"),
     };
-    c.arg("--root")
+    c.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; exec podman \"$@\"")
+        .arg("podman")
+        .arg("--cgroup-manager")
+        .arg("cgroupfs")
+        .arg("--root")
         .arg(dir.join("storage"))
         .arg("--runroot")
         .arg(dir.join("run"))
