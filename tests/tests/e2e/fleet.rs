@@ -29,7 +29,9 @@ fn http_get(ns: &Netns, addr: &'static str, path: String) -> Option<String> {
         let mut resp = String::new();
         s.read_to_string(&mut resp).ok()?;
         let (head, body) = resp.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.0 200").then(|| body.to_owned())
+        // Prometheus answers in the request's version, guardian always in HTTP/1.1.
+        let status = head.split_whitespace().nth(1)?;
+        (status == "200").then(|| body.to_owned())
     })
 }
 
