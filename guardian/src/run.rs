@@ -125,10 +125,7 @@ async fn run(
     args: RunArgs,
     env: preflight::Environment,
     config: Config,
-    metrics: Option<(
-        std::net::TcpListener,
-        metrics_exporter_prometheus::PrometheusHandle,
-    )>,
+    metrics: Option<(std::net::TcpListener, crate::metrics_server::Exporter)>,
 ) -> anyhow::Result<()> {
     let own_netns = netns::current().context("reading /proc/self/ns/net")?;
     let mode = config.daemon.mode;
@@ -144,10 +141,18 @@ async fn run(
     // --- sinks, metrics, service manager (operator surface) ---
     let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let surface = CancellationToken::new();
-    if let Some((listener, handle)) = metrics {
+    let metrics_on = metrics.is_some();
+    let dst_only =
+        (config.metrics.destinations == crate::config::DstScope::Own).then_some(own_netns);
+    if let Some((listener, exporter)) = metrics {
         let stop = surface.clone();
+        let ep = crate::metrics_server::http::Endpoint {
+            exporter,
+            progress: &crate::health::progress::ENGINE,
+            stall_limit: crate::health::progress::stall_limit(config.daemon.interval_ms),
+        };
         tokio::spawn(async move {
-            if let Err(e) = crate::metrics_server::serve(listener, handle, stop).await {
+            if let Err(e) = crate::metrics_server::serve(listener, ep, stop).await {
                 tracing::error!(error = %e, "the metrics endpoint stopped");
             }
         });
@@ -269,6 +274,7 @@ async fn run(
             }
             _ = ticker.tick() => {
                 let tick = tokio::task::block_in_place(|| collector.tick(false));
+                if metrics_on { crate::metrics_server::dst::TRACKER.observe(&tick.inputs, dst_only); }
                 for body in tick.events {
                     emitter.emit(body);
                 }

@@ -2,9 +2,11 @@
 
 mod bench;
 mod cmd;
+mod fleet;
 mod fuzz;
 mod install;
 mod lab;
+mod package;
 mod reliability;
 mod run;
 mod setup;
@@ -52,6 +54,10 @@ enum Task {
     Lab(lab::LabArgs),
     /// Setup, build, then the long reliability tests (100 crash cycles, 60 s floods and flapping)
     Reliability,
+    /// Setup, build, then three guardian nodes scraped by a real Prometheus: one fleet alert
+    Fleet,
+    /// Setup, build, then a .deb and an OCI image (FROM scratch) in target/package/
+    Package(package::PackageArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +72,8 @@ fn main() -> ExitCode {
         Task::Install(args) => install::install(args),
         Task::Lab(args) => lab::lab(args),
         Task::Reliability => reliability::reliability(),
+        Task::Fleet => fleet::fleet(),
+        Task::Package(args) => package::package(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -38,6 +38,14 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "bpftool",
     "jq",
     "ethtool",
+    // promtool (`promtool check/test rules` on docs/deploy/prometheus-rules.yaml) and the
+    // Prometheus server of the three-node fleet check (`cargo xtask fleet`).
+    "prometheus",
+    // `cargo xtask package`: the image (buildah, FROM scratch), its test (podman) and the
+    // fresh Debian root the .deb is installed into (debootstrap).
+    "buildah",
+    "podman",
+    "debootstrap",
 ];
 
 /// Runs every setup step in order and returns the eBPF toolchain in use.

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
 pub use overrides::Overrides;
-pub use sections::{Control, Daemon, Interfaces, Log, LogFormat, Metrics, Sinks};
+pub use sections::{Control, Daemon, DstScope, Interfaces, Log, LogFormat, Metrics, Sinks};
 
 use crate::engine::SafetyConfig;
 use crate::faults::DetectConfig;

@@ -47,6 +47,18 @@ pub struct Metrics {
     pub listen: String,
     /// Allow a non-loopback `listen` address (the endpoint has no authentication).
     pub allow_remote: bool,
+    /// Which namespaces' traffic the per-destination counters count: `all` (the host and its
+    /// containers and pods, the default) or `own` (the daemon's namespace only).
+    pub destinations: DstScope,
+}
+
+/// `[metrics] destinations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DstScope {
+    #[default]
+    All,
+    Own,
 }
 
 impl Default for Metrics {
@@ -55,6 +67,7 @@ impl Default for Metrics {
             enabled: true,
             listen: "127.0.0.1:9464".into(),
             allow_remote: false,
+            destinations: DstScope::All,
         }
     }
 }

@@ -47,11 +47,13 @@ impl Engine {
                 let out = match r {
                     Ok(new) => {
                         let changed = self.reload(*new);
+                        crate::health::gauges::reloaded(true);
                         self.lifecycle(Phase::Reloaded, json!({"ok": true, "changed": changed}));
                         Ok(changed)
                     }
                     Err(e) => {
                         tracing::warn!("reload refused, the running configuration stays: {e}");
+                        crate::health::gauges::reloaded(false);
                         self.lifecycle(Phase::Reloaded, json!({"ok": false, "error": e}));
                         Err(e)
                     }
@@ -143,10 +145,22 @@ impl Engine {
     pub(super) fn publish_gauges(&mut self) {
         let h = self.ctl.health(Instant::now());
         let n = self.active.len();
-        if self.ctl.gauges == Some((h, n)) {
+        let open: Vec<(&'static str, crate::model::Severity)> = self
+            .ctl
+            .open
+            .values()
+            .map(|t| (t.finding.fault.as_str(), t.finding.severity))
+            .collect();
+        let now = Some((h, n, open.clone()));
+        if self.ctl.gauges == now {
             return;
         }
-        self.ctl.gauges = Some((h, n));
+        self.ctl.gauges = now;
+        let faults: Vec<&'static str> = crate::faults::FaultId::ALL
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        crate::health::gauges::publish_open(&faults, open);
         for (layer, score) in h.labelled() {
             metrics::gauge!("guardian_health_score", "layer" => layer).set(score as f64);
         }

@@ -14,11 +14,16 @@ use crate::output::rfc3339;
 /// Closed incidents kept for `history`.
 const RECENT_INCIDENTS: usize = 256;
 
+/// What [`State::gauges`] remembers.
+pub type Published = (Health, usize, Vec<(&'static str, crate::model::Severity)>);
+
 /// An open incident as the control side sees it.
 #[derive(Debug, Clone)]
 pub struct Tracked {
     pub view: IncidentView,
     pub finding: Finding,
+    /// When it opened (for the heal-time histogram).
+    pub opened: Instant,
 }
 
 /// The engine's control-side state.
@@ -31,7 +36,8 @@ pub struct State {
     /// The state directory's lock, taken at runtime when an observing daemon is asked to
     /// change something (mode enforce, heal).
     pub lock: Option<crate::journal::Lock>,
-    pub gauges: Option<(Health, usize)>,
+    /// The last published gauges: health, active mitigations, open (fault, severity).
+    pub gauges: Option<Published>,
 }
 
 impl State {
@@ -55,6 +61,10 @@ impl State {
         match f.state {
             FaultState::Cleared => {
                 if let Some(mut t) = self.open.remove(&key) {
+                    crate::health::gauges::healed(
+                        f.fault.as_str(),
+                        t.opened.elapsed().as_secs_f64(),
+                    );
                     t.view.cleared = Some(now);
                     self.recent.push_front(t.view);
                     self.recent.truncate(RECENT_INCIDENTS);
@@ -74,6 +84,7 @@ impl State {
                 let t = self.open.entry(key).or_insert(Tracked {
                     view,
                     finding: f.clone(),
+                    opened: Instant::now(),
                 });
                 t.finding = f.clone();
                 t.view.severity = severity_name(f);

@@ -141,9 +141,11 @@ pub async fn run(
             }
         };
         engine.publish_gauges();
+        crate::health::progress::ENGINE.beat();
         if published.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY) {
             let now = Instant::now();
             engine.ctl.tally.publish(now, engine.status(now));
+            crate::health::gauges::publish_mode(engine.mode_label());
             published = Some(now);
         }
         // Everything else (control requests included) waits while the engine works: say so.

@@ -48,7 +48,7 @@ pub fn count(body: &Body) {
                 counter!(ROLLBACKS).increment(1);
             }
         }
-        Body::Loss(l) => counter!(LOSS).increment(l.lost),
+        Body::Loss(l) => counter!(LOSS, "source" => l.source.to_string().split(':').next().unwrap_or_default().to_string()).increment(l.lost),
         _ => {}
     }
 }

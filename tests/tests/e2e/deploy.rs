@@ -98,6 +98,10 @@ fn the_systemd_unit_is_notify_least_privilege_and_keeps_sysctls_writable() {
     assert_eq!(one("RuntimeDirectory"), Some("guardian"));
     assert_eq!(one("RuntimeDirectoryMode"), Some("0700"));
     assert_eq!(one("NoNewPrivileges"), Some("yes"));
+    assert!(
+        one("LimitNOFILE").is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n >= 4096)),
+        "a descriptor limit with room for the metrics endpoint's connections"
+    );
     assert!(one("ExecStart").unwrap().ends_with("guardian run"));
     assert!(one("RestartPreventExitStatus")
         .unwrap()
@@ -223,7 +227,8 @@ fn the_daemonset_has_host_access_capabilities_mounts_and_metrics() {
     );
     assert_eq!(
         c["livenessProbe"]["httpGet"]["path"].as_str(),
-        Some("/metrics")
+        Some("/healthz"),
+        "liveness follows the engine's progress"
     );
     assert!(c["resources"]["limits"]["memory"].as_str().is_some());
     // The ConfigMap's guardian.toml is a valid config: observe mode, events on stdout.

@@ -162,8 +162,8 @@ fn a_link_down_shows_up_in_a_strictly_parsed_scrape() {
             "guardian_events_total",
             &[("type", "fault"), ("fault", "link_down")]
         ),
-        None,
-        "no link_down yet: {body}"
+        Some(0.0),
+        "no link_down yet, but the series exists at 0 from the start: {body}"
     );
     assert_eq!(scrape(&a, "/nope").0, "HTTP/1.1 404 Not Found");
 

@@ -8,6 +8,9 @@
 //!   mean guardian may be missing faults: every layer loses 10, or 20 from 1000 lost events;
 //! - scores never go below 0; `overall` is the lowest layer (one broken layer is a broken
 //!   host).
+pub mod gauges;
+pub mod progress;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::Severity;
