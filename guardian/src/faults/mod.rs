@@ -131,6 +131,8 @@ registry! {
     connection_flood => ConnectionFlood,
     bandwidth_saturation => BandwidthSaturation,
     dns_failure => DnsFailure,
+    http_5xx => Http5xx,
+    http_429 => Http429,
 }
 
 impl fmt::Display for FaultId {
