@@ -39,14 +39,14 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log {d}/access.log st;
     log_format st '$status $server_port $request_uri';
+    access_log {d}/access.log st;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-    limit_req_zone $server_name zone=one:1m rate=1r/s;
+    limit_req_zone $binary_remote_addr zone=one:1m rate=1r/s;
     limit_req_status 429;
     server {{
         listen {listen};
@@ -82,8 +82,8 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log {d}/access.log st;
     log_format st '$status $server_port $request_uri';
+    access_log {d}/access.log st;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;

@@ -18,7 +18,7 @@ pub mod evidence;
 
 pub use evidence::Evidence;
 
-pub const FAULT: FaultId = FaultId::Http429;
+pub const FAULT: FaultId = FaultId::Http_429;
 crate::faults::config::with_hysteresis! {
     pub struct Config {
         /// Fraction of 429 responses above which the service is turning clients away.
@@ -79,7 +79,7 @@ impl Http429 {
                     port: (svc.port != 0).then_some(svc.port),
                     ..Default::default()
                 },
-                evidence: super::Evidence::Http429(Evidence {
+                evidence: super::Evidence::Http_429(Evidence {
                     per_s: round3(per_s),
                     min_per_s: self.cfg.min_per_s,
                     processes: svc.processes.clone(),

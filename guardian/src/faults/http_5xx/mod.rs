@@ -20,7 +20,7 @@ pub mod services;
 pub use evidence::Evidence;
 use services::{Services, RESPONSES, S500, S502, S503, S504, S5XX};
 
-pub const FAULT: FaultId = FaultId::Http5xx;
+pub const FAULT: FaultId = FaultId::Http_5xx;
 crate::faults::config::with_hysteresis! {
     pub struct Config {
         /// Fraction of 5xx responses above which the service is failing.
@@ -82,7 +82,7 @@ impl Http5xx {
                     port: (svc.port != 0).then_some(svc.port),
                     ..Default::default()
                 },
-                evidence: super::Evidence::Http5xx(Evidence {
+                evidence: super::Evidence::Http_5xx(Evidence {
                     other_5xx: d.v[S5XX].saturating_sub(named),
                     per_s: round3(per_s),
                     min_per_s: self.cfg.min_per_s,

@@ -110,12 +110,21 @@ impl Services {
                 *a += b;
             }
         }
-        let w = self.by_ns.entry(s.netns).or_insert_with(Windows::new);
+        let keep = window + Duration::from_secs(1);
+        // The kernel counts since attach, and a namespace's first sample comes with its first
+        // service: everything in it is new. (A detector rebuilt by a reload also counts the
+        // totals since attach as new once; the window forgets them.)
+        let w = self.by_ns.entry(s.netns).or_insert_with(|| {
+            let mut w = Windows::new();
+            let before = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
+            w.observe(before, std::iter::empty(), keep);
+            w
+        });
         w.observe(
             now,
             sums.iter()
                 .flat_map(|(k, (_, v))| (0..N).map(move |i| ((k.clone(), i), v[i]))),
-            window + Duration::from_secs(1),
+            keep,
         );
         let mut out: Vec<(Service, Delta)> = sums
             .into_values()
@@ -166,9 +175,7 @@ mod tests {
             netns: 1,
             services: vec![svc(10, a, b), svc(11, a, b)],
         };
-        assert!(s
-            .observe(&HttpSample { netns: 1, services: vec![] }, t0, w)
-            .is_empty());
+        // The first sample of a namespace already holds counts: all new.
         let out = s.observe(&sample(5, 1), t0 + Duration::from_secs(1), w);
         assert_eq!(out.len(), 1);
         let (svc, d) = &out[0];
