@@ -7,6 +7,7 @@
 pub mod dns;
 pub mod failfast;
 pub mod flows;
+pub mod http;
 pub mod limits;
 
 /// Offsets the eBPF programs need, derived at load time by userspace from tracefs `format` files

@@ -5,6 +5,8 @@
 //! - `sockops.rs`: `sockopt_failfast` policies applied to new connects (sock_ops).
 //! - `xdp.rs`: packets, bytes and SYNs per interface, source and destination port.
 //! - `limits.rs`: SYN token buckets per source and per port, applied by `xdp.rs`.
+//! - `http.rs`: HTTP/1.x responses by status per service, from the syscall tracepoints.
+//! - `tls.rs`: the same over TLS, from uprobes on OpenSSL's `SSL_read`/`SSL_write`.
 //!
 //! Every kernel structure or tracepoint offset comes from userspace at load time (`OFFSETS`),
 //! derived from BTF and tracefs: nothing here is specific to one kernel version.
@@ -17,12 +19,14 @@
 
 mod bench_noop;
 mod dns;
+mod http;
 mod kernel;
 mod limits;
 mod maps;
 mod sockops;
 mod syscalls;
 mod tcp;
+mod tls;
 mod xdp;
 
 #[cfg(not(test))]

@@ -249,6 +249,10 @@ pub struct RunArgs {
     /// answers there, this one runs without a socket unless the path was given explicitly).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Count HTTP/1.x responses by status per service (syscall tracepoints on read, recvfrom,
+    /// write, sendto, writev and sendmsg; off by default: they run on every such syscall).
+    #[arg(long)]
+    pub http: bool,
 }
 
 impl RunArgs {

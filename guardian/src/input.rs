@@ -3,6 +3,7 @@
 //! time offset, and `guardian replay FILE` feeds them back, deterministically.
 use serde::{Deserialize, Serialize};
 
+use crate::model::http::HttpSample;
 use crate::model::sample::{DnsSample, FlowSample, LinkStatsSample, MibSample};
 use crate::model::{Counters, Observation};
 use crate::netlink::NetEvent;
@@ -24,6 +25,8 @@ pub enum Input {
     Dns(DnsSample),
     /// Per-interface byte counters and capacity.
     LinkStats(LinkStatsSample),
+    /// HTTP responses by status per service (syscall tracepoints, `--http`).
+    Http(HttpSample),
 }
 
 impl Input {
@@ -37,6 +40,7 @@ impl Input {
             Input::Flows(f) => Some(f.netns),
             Input::Dns(d) => Some(d.netns),
             Input::LinkStats(l) => Some(l.netns),
+            Input::Http(h) => Some(h.netns),
         }
     }
 }

@@ -206,6 +206,7 @@ async fn run(
         btf: env.btf,
         xdp_ifaces: config.interfaces.xdp.clone(),
         cgroup: config.remedies.sockopt_failfast.cgroup.clone(),
+        http: args.http,
     };
     let mut probes = tokio::task::spawn_blocking(move || Probes::load(&opts))
         .await

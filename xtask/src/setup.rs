@@ -46,6 +46,11 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "buildah",
     "podman",
     "debootstrap",
+    // e2e http: nginx as reverse proxy, curl as client, openssl for test certificates.
+    "nginx",
+    "curl",
+    "openssl",
+    "python3",
 ];
 
 /// Runs every setup step in order and returns the eBPF toolchain in use.

@@ -49,6 +49,7 @@ macro_rules! registry {
         /// Stable fault ids; serialized as the snake_case names of the event schema.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
+        #[allow(non_camel_case_types)] // `Http_5xx`: serde's snake_case of it is `http_5xx`
         pub enum FaultId {
             $( $Id, )*
         }
@@ -100,6 +101,7 @@ macro_rules! registry {
         /// event's `fault` says which it is).
         #[derive(Debug, Clone, PartialEq, Serialize)]
         #[serde(untagged)]
+        #[allow(non_camel_case_types)]
         pub enum Evidence {
             $( $Id($fault::Evidence), )*
             /// Not a detector's: why the engine closed the incident (e.g. a reload).
@@ -132,6 +134,8 @@ registry! {
     connection_flood => ConnectionFlood,
     bandwidth_saturation => BandwidthSaturation,
     dns_failure => DnsFailure,
+    http_5xx => Http_5xx,
+    http_429 => Http_429,
 }
 
 impl fmt::Display for FaultId {

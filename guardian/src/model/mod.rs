@@ -5,6 +5,7 @@
 //! - [`observation`]: kernel observations, their kinds, counter totals and loss sources;
 //! - [`sample`]: the per-tick samples the samplers produce and detectors consume;
 //! - [`target`]: what a planned change touches, checked by the safety rules.
+pub mod http;
 pub mod observation;
 pub mod sample;
 pub mod target;

@@ -3,10 +3,12 @@ mod addr;
 pub mod batch;
 pub mod clock;
 mod error;
+pub mod http;
 pub mod limits;
 pub mod offsets;
 pub mod sockops;
 pub mod tcx;
+pub mod uprobe;
 pub mod xdp;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +53,8 @@ pub struct LoadOptions {
     pub xdp_ifaces: Vec<String>,
     /// cgroup v2 directory for the sock_ops program (None: the cgroup v2 mount).
     pub cgroup: Option<PathBuf>,
+    /// Attach the HTTP status programs (`guardian run --http`).
+    pub http: bool,
 }
 
 /// The loaded object, its attachments, and the maps userspace reads.
@@ -61,6 +65,10 @@ pub struct Probes {
     tcx: Vec<tcx::Attachment>,
     /// The sock_ops program, or why it is not attached (the daemon runs without it).
     sockops: Result<sockops::Attachment, String>,
+    /// The HTTP status programs: attached, not asked for (None), or why not.
+    http: Option<Result<(), String>>,
+    /// The OpenSSL uprobes (with `http`), or why they are not attached.
+    tls: Option<Result<uprobe::Attachment, String>>,
     pub offsets: Offsets,
 }
 
@@ -73,9 +81,17 @@ impl Probes {
         let kbtf = offsets::KernelBtf::open(&opts.btf)?;
         let offsets = offsets::derive(&opts.tracefs, &kbtf)?;
         let btf = Btf::parse_file(&opts.btf, aya::Endianness::default()).ok();
+        let http_offsets = http::derive(&opts.tracefs, &kbtf);
         let ebpf = EbpfLoader::new()
             .btf(btf.as_ref())
             .override_global("OFFSETS", &offsets, true)
+            .override_global(
+                "HTTP_OFFSETS",
+                http_offsets
+                    .as_ref()
+                    .unwrap_or(&guardian_common::http::HttpOffsets::NONE),
+                true,
+            )
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Load)?;
         let mut probes = Probes {
@@ -84,6 +100,8 @@ impl Probes {
             xdp: Vec::new(),
             tcx: Vec::new(),
             sockops: Err("not attached yet".into()),
+            http: None,
+            tls: None,
             offsets,
         };
         for (prog, category, name) in TRACEPOINTS {
@@ -96,6 +114,25 @@ impl Probes {
             tracing::warn!(error = %e, "sockopt_failfast is unavailable");
         }
         sockops::set_status(probes.sockops.as_ref().map(|_| ()).map_err(Clone::clone));
+        if opts.http {
+            let r = match http_offsets {
+                Ok(_) => http::attach(&mut probes.ebpf, &mut probes.tracepoints),
+                Err(e) => Err(e.into()),
+            };
+            let r = r.map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
+            if let Err(e) = &r {
+                tracing::warn!(error = %e, "HTTP status per service is unavailable");
+            }
+            if r.is_ok() {
+                let t = uprobe::attach(&mut probes.ebpf, &uprobe::discover())
+                    .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
+                if let Err(e) = &t {
+                    tracing::warn!(error = %e, "HTTP over TLS (OpenSSL uprobes) is unavailable");
+                }
+                probes.tls = Some(t);
+            }
+            probes.http = Some(r);
+        }
         for iface in &opts.xdp_ifaces {
             let a = xdp::attach(&mut probes.ebpf, iface)?;
             probes.xdp.push(a);
@@ -137,6 +174,16 @@ impl Probes {
                 Ok(a) => serde_json::json!({"program": sockops::PROGRAM, "cgroup": a.cgroup}),
                 Err(e) => serde_json::json!({"program": sockops::PROGRAM, "error": e}),
             },
+            "http": match &self.http {
+                None => serde_json::json!(null),
+                Some(Ok(())) => serde_json::json!({"tracepoints": http::TRACEPOINTS.iter().map(|(p, n)| serde_json::json!({"program": p, "tracepoint": format!("syscalls:{n}")})).collect::<Vec<_>>()}),
+                Some(Err(e)) => serde_json::json!({"error": e}),
+            },
+            "tls": match &self.tls {
+                None => serde_json::json!(null),
+                Some(Ok(a)) => serde_json::json!({"libs": a.libs, "failed": a.failed.iter().map(|(l, e)| serde_json::json!({"lib": l, "error": e})).collect::<Vec<_>>()}),
+                Some(Err(e)) => serde_json::json!({"error": e}),
+            },
             "offsets": {
                 "tcp_retransmit_skb.err": (self.offsets.rtx_err != Offsets::ABSENT),
                 "sock_net": self.offsets.sock_net,
@@ -160,6 +207,11 @@ impl Probes {
             .programs()
             .filter_map(|(name, p)| Some((name.to_string(), p.fd().ok()?.try_clone().ok()?)))
             .collect()
+    }
+
+    /// Whether the HTTP status programs are attached.
+    pub fn http_attached(&self) -> bool {
+        matches!(self.http, Some(Ok(())))
     }
 
     pub fn take_map(&mut self, name: &'static str) -> Result<Map, ProbeError> {
@@ -197,6 +249,9 @@ impl Probes {
                     Err(e) => tracing::warn!(program = prog, error = %e, "detach failed"),
                 }
             }
+        }
+        if let Some(Ok(a)) = self.tls.take() {
+            done.extend(uprobe::detach(&mut self.ebpf, a));
         }
         for a in std::mem::take(&mut self.tcx) {
             let name = format!("tcx:{}:{}", a.direction, a.iface);

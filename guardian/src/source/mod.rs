@@ -8,6 +8,7 @@ pub mod decode;
 pub mod dns;
 pub mod feed;
 pub mod flows;
+pub mod http;
 pub mod linkstats;
 pub mod mib;
 pub mod misses;
@@ -23,10 +24,14 @@ pub use sampler::{Sampler, TickContext};
 
 /// Every sampler besides the counter maps, in the order they run on a tick.
 pub fn samplers(probes: &mut Probes) -> Result<Vec<Box<dyn Sampler>>, ProbeError> {
-    Ok(vec![
+    let mut v: Vec<Box<dyn Sampler>> = vec![
         Box::new(mib::MibSampler::new()),
         Box::new(flows::FlowSampler::new(probes)?),
         Box::new(dns::DnsSampler::new(probes)?),
         Box::new(linkstats::LinkStatsSampler::new()),
-    ])
+    ];
+    if let Some(h) = http::HttpSampler::new(probes)? {
+        v.push(Box::new(h));
+    }
+    Ok(v)
 }

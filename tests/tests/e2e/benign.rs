@@ -1,5 +1,6 @@
 //! The benign run: 30 s of ordinary traffic — bulk transfers, hundreds of short connections,
-//! DNS that answers — with every detector at the catalogue's defaults must open no fault.
+//! DNS that answers, nginx serving a small file (HTTP 200s, `--http`) — with every detector at
+//! the catalogue's defaults must open no fault.
 //! The daemon runs in B (server side) with XDP and the DNS programs on B's veth; the kernel
 //! probes and samplers also see A, the client namespace.
 use std::net::SocketAddr;
@@ -21,8 +22,12 @@ fn thirty_seconds_of_normal_traffic_open_no_fault() {
     let v = pair(&a, &b, SUBNET);
     let server = DiscardServer::start(&b, SocketAddr::from((v.b_addr, PORT)));
     let resolver = Responder::start(&b, SocketAddr::from((v.b_addr, 53)), NOERROR);
-    let mut d = Daemon::start(&b, &["--xdp", &v.b_if]);
+    let mut d = Daemon::start(&b, &["--xdp", &v.b_if, "--http"]);
     d.wait_attached();
+    let www = TempDir::new("benign-nginx");
+    let listen = format!("{}:8081", v.b_addr);
+    let conf = super::http::nginx_static_conf(www.path(), &listen);
+    super::http::start_nginx(&b, www.path(), &conf, 8081);
 
     let start = Instant::now();
     let dst = server.addr();
@@ -55,7 +60,31 @@ fn thirty_seconds_of_normal_traffic_open_no_fault() {
         RUN,
         Duration::from_millis(500),
     );
+    // HTTP: 20 requests per second over keep-alive connections, all 200.
+    let url = format!("http://{listen}/index.html");
+    let a_path = a.path();
+    let web = thread::spawn(move || {
+        let mut codes = Vec::new();
+        while start.elapsed() < RUN {
+            let t = Instant::now();
+            let mut c = std::process::Command::new("nsenter");
+            c.arg(format!("--net={}", a_path.display()))
+                .args(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}\\n"])
+                .args(["--max-time", "5"])
+                .args(std::iter::repeat_n(url.as_str(), 20));
+            if let Ok(out) = c.output() {
+                codes.extend(
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .filter_map(|l| l.trim().parse::<u16>().ok()),
+                );
+            }
+            thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+        }
+        codes
+    });
     let sent = bulk.join().expect("bulk thread");
+    let web = web.join().expect("http thread");
     let conns = churn.join().expect("churn thread");
     let dns = dns.join().expect("dns thread");
     thread::sleep(Duration::from_secs(2));
@@ -75,6 +104,17 @@ fn thirty_seconds_of_normal_traffic_open_no_fault() {
         "DNS: {dns:?}"
     );
     assert!(resolver.queries() >= dns.sent);
+    assert!(
+        web.len() >= 400 && web.iter().all(|c| *c == 200),
+        "HTTP: {} responses, not all 200",
+        web.len()
+    );
+    let logged = super::http::access_counts(www.path(), 8081);
+    assert_eq!(
+        logged.get(&200).copied(),
+        Some(web.len() as u64),
+        "{logged:?}"
+    );
     // The daemon saw the traffic (so silence is not blindness).
     let fin = final_counters(&events, b.inode()).expect("final counters for B");
     let xdp = &fin["xdp"][0];

@@ -58,6 +58,7 @@ mod heal_routes;
 mod heal_routes_flows;
 mod heal_sysctl;
 mod heal_xdp;
+mod http;
 mod lab;
 mod link_heal;
 mod metrics;

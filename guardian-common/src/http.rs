@@ -1,0 +1,247 @@
+//! Types for the HTTP signals (syscall tracepoints): responses by status class per (namespace,
+//! process, local socket address), and their latency, counted in the kernel.
+
+/// Offsets the HTTP programs need: syscall tracepoint fields (tracefs) and the kernel
+/// structures walked from a file descriptor to its socket's local address (BTF). Derived at
+/// load time; `ABSENT` (u16::MAX) where this kernel lacks one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpOffsets {
+    /// `syscalls:sys_enter_read` fd, buf.
+    pub read_fd: u16,
+    pub read_buf: u16,
+    /// `syscalls:sys_enter_recvfrom` fd, ubuf.
+    pub recvfrom_fd: u16,
+    pub recvfrom_buf: u16,
+    /// `syscalls:sys_enter_write` fd, buf.
+    pub write_fd: u16,
+    pub write_buf: u16,
+    /// `syscalls:sys_enter_sendto` fd, buff.
+    pub sendto_fd: u16,
+    pub sendto_buf: u16,
+    /// `syscalls:sys_enter_writev` fd, vec.
+    pub writev_fd: u16,
+    pub writev_vec: u16,
+    /// `syscalls:sys_enter_sendmsg` fd, msg.
+    pub sendmsg_fd: u16,
+    pub sendmsg_msg: u16,
+    /// `syscalls:sys_exit_*` ret.
+    pub exit_ret: u16,
+    /// `struct task_struct.files`, `struct files_struct.fdt`, `struct fdtable.fd` and
+    /// `.max_fds`, `struct file.private_data`.
+    pub task_files: u16,
+    pub files_fdt: u16,
+    pub fdt_fd: u16,
+    pub fdt_max_fds: u16,
+    pub file_private: u16,
+    /// `struct socket.sk` and `.file` (the back pointer that proves the file is a socket).
+    pub socket_sk: u16,
+    pub socket_file: u16,
+    /// `struct sock_common.skc_num` (local port, host order), `.skc_family`,
+    /// `.skc_rcv_saddr` and `.skc_v6_rcv_saddr` (ABSENT without IPv6).
+    pub skc_num: u16,
+    pub skc_family: u16,
+    pub skc_rcv_saddr: u16,
+    pub skc_v6_rcv_saddr: u16,
+}
+const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 48);
+
+impl HttpOffsets {
+    pub const ABSENT: u16 = u16::MAX;
+    pub const NONE: HttpOffsets = HttpOffsets {
+        read_fd: Self::ABSENT,
+        read_buf: Self::ABSENT,
+        recvfrom_fd: Self::ABSENT,
+        recvfrom_buf: Self::ABSENT,
+        write_fd: Self::ABSENT,
+        write_buf: Self::ABSENT,
+        sendto_fd: Self::ABSENT,
+        sendto_buf: Self::ABSENT,
+        writev_fd: Self::ABSENT,
+        writev_vec: Self::ABSENT,
+        sendmsg_fd: Self::ABSENT,
+        sendmsg_msg: Self::ABSENT,
+        exit_ret: Self::ABSENT,
+        task_files: Self::ABSENT,
+        files_fdt: Self::ABSENT,
+        fdt_fd: Self::ABSENT,
+        fdt_max_fds: Self::ABSENT,
+        file_private: Self::ABSENT,
+        socket_sk: Self::ABSENT,
+        socket_file: Self::ABSENT,
+        skc_num: Self::ABSENT,
+        skc_family: Self::ABSENT,
+        skc_rcv_saddr: Self::ABSENT,
+        skc_v6_rcv_saddr: Self::ABSENT,
+    };
+}
+
+/// A read(2)/recvfrom(2) between its enter and exit tracepoints, keyed by pid_tgid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadArgs {
+    pub fd: u64,
+    pub buf: u64,
+}
+const _: () = assert!(core::mem::size_of::<ReadArgs>() == 16);
+
+/// A service: the server process and the local address of the socket it answered on (the
+/// listener's port; the address is the one the connection was accepted on).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HttpKey {
+    pub netns: u32,
+    pub tgid: u32,
+    /// `AF_INET`, `AF_INET6`, or 0 when the socket could not be resolved.
+    pub family: u16,
+    /// Local port, host byte order (0: unresolved).
+    pub port: u16,
+    /// IPv4 in the first 4 bytes, or IPv6.
+    pub addr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<HttpKey>() == 28);
+
+/// Latency buckets: bucket `i` counts responses with latency below `LAT_BOUND_US[i]`
+/// microseconds (and not below the previous bound); the last bucket is everything above.
+pub const LAT_BUCKETS: usize = 16;
+pub const LAT_BOUND_US: [u64; LAT_BUCKETS - 1] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+/// Responses of one service (per-CPU; userspace sums the CPUs). Only final responses
+/// (status 200 to 599) are counted; 1xx interim responses are skipped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    pub s2xx: u64,
+    pub s3xx: u64,
+    pub s4xx: u64,
+    /// Of `s4xx`.
+    pub s429: u64,
+    pub s5xx: u64,
+    /// Of `s5xx`.
+    pub s500: u64,
+    pub s502: u64,
+    pub s503: u64,
+    pub s504: u64,
+    /// Sum of the latencies (request line read to status line written), nanoseconds.
+    pub lat_sum_ns: u64,
+    pub lat: [u64; LAT_BUCKETS],
+}
+const _: () = assert!(core::mem::size_of::<HttpStats>() == 80 + 8 * LAT_BUCKETS);
+
+/// The bucket of a latency in nanoseconds.
+#[inline(always)]
+pub fn lat_bucket(ns: u64) -> usize {
+    let us = ns / 1000;
+    let mut i = 0;
+    while i < LAT_BUCKETS - 1 {
+        if us < LAT_BOUND_US[i] {
+            return i;
+        }
+        i += 1;
+    }
+    LAT_BUCKETS - 1
+}
+
+/// The status code of an HTTP/1.x status line (`HTTP/1.1 502 Bad Gateway`): the first
+/// 12 bytes are enough; None for anything else.
+#[inline(always)]
+pub fn parse_status(b: &[u8; 16]) -> Option<u16> {
+    if b[0] != b'H' || b[1] != b'T' || b[2] != b'T' || b[3] != b'P' || b[4] != b'/' {
+        return None;
+    }
+    if b[5] != b'1' || b[6] != b'.' || b[8] != b' ' {
+        return None;
+    }
+    let d = |c: u8| c.is_ascii_digit().then_some((c - b'0') as u16);
+    let code = d(b[9])? * 100 + d(b[10])? * 10 + d(b[11])?;
+    if b[12] != b' ' && b[12] != b'\r' {
+        return None;
+    }
+    Some(code)
+}
+
+/// Whether a buffer read by a server starts an HTTP/1.x request (a method and a space).
+#[inline(always)]
+pub fn is_request_start(b: &[u8; 8]) -> bool {
+    matches!(
+        &b[..4],
+        b"GET " | b"POST" | b"PUT " | b"HEAD" | b"DELE" | b"PATC" | b"OPTI"
+    )
+}
+
+/// An OpenSSL connection of a process (`SSL *`), for the TLS uprobes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsKey {
+    pub ssl: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<TlsKey>() == 16);
+
+/// An `SSL_read`/`SSL_read_ex` between its uprobe and uretprobe, keyed by pid_tgid. `fd` is
+/// the descriptor of the read(2) OpenSSL made inside it (`u64::MAX`: none seen).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsCall {
+    pub ssl: u64,
+    pub buf: u64,
+    pub fd: u64,
+    /// `SSL_read_ex`'s `size_t *readbytes` (0 for `SSL_read`).
+    pub readbytes: u64,
+}
+const _: () = assert!(core::mem::size_of::<TlsCall>() == 32);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain `#[repr(C)]` integers, no padding beyond explicit fields.
+    unsafe impl aya::Pod for super::HttpOffsets {}
+    unsafe impl aya::Pod for super::HttpKey {}
+    unsafe impl aya::Pod for super::HttpStats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b16(s: &str) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..s.len().min(16)].copy_from_slice(&s.as_bytes()[..s.len().min(16)]);
+        b
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status(&b16("HTTP/1.1 502 Bad G")), Some(502));
+        assert_eq!(parse_status(&b16("HTTP/1.0 200 OK\r\n")), Some(200));
+        assert_eq!(parse_status(&b16("HTTP/1.1 429\r\n")), Some(429));
+        assert_eq!(parse_status(&b16("HTTP/2 200 OK")), None);
+        assert_eq!(parse_status(&b16("HTTP/1.1 2x0 OK")), None);
+        assert_eq!(parse_status(&b16("GET / HTTP/1.1")), None);
+    }
+
+    #[test]
+    fn requests() {
+        let b = |s: &str| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&s.as_bytes()[..8]);
+            b
+        };
+        assert!(is_request_start(&b("GET / HT")));
+        assert!(is_request_start(&b("POST /a ")));
+        assert!(!is_request_start(&b("HTTP/1.1")));
+        assert!(!is_request_start(&b("\x16\x03\x01\x02\x00\x01\x00\x01")));
+    }
+
+    #[test]
+    fn buckets() {
+        assert_eq!(lat_bucket(0), 0);
+        assert_eq!(lat_bucket(499_999), 0);
+        assert_eq!(lat_bucket(500_000), 1);
+        assert_eq!(lat_bucket(1_000_000_000), 11);
+        assert_eq!(lat_bucket(u64::MAX), LAT_BUCKETS - 1);
+    }
+}

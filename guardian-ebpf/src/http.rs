@@ -1,0 +1,300 @@
+//! HTTP/1.x status per service from the syscall tracepoints (server side, plaintext), as
+//! Coroot's node agent does: no kprobes, no payload copies beyond 16 bytes.
+//!
+//! - A read(2)/recvfrom(2) whose data starts with an HTTP method marks a request start on
+//!   (tgid, fd): `HTTP_INFLIGHT` holds its time (the latest one: with pipelining, the latency
+//!   of the earlier requests on a connection is measured from the last request read).
+//! - A write(2)/sendto(2)/writev(2)/sendmsg(2) on an fd with a request in flight reads the
+//!   first 16 bytes of the buffer (first iovec); an `HTTP/1.x NNN` status line >= 200 is
+//!   one response: counted per (netns, tgid, local socket address) by class and code, with
+//!   its latency; the in-flight entry is removed (once per response). 1xx interim responses
+//!   and writes that are not status lines (bodies) leave it.
+//!
+//! The local address comes from walking `current->files->fdt->fd[fd]->private_data` to the
+//! socket (checked through `socket->file`) and its `sock_common`. Attached only when enabled
+//! (`guardian run --http`): with them detached nothing here runs.
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_probe_read_user,
+    },
+    macros::{map, tracepoint},
+    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray},
+    programs::TracePointContext,
+    Global,
+};
+use guardian_common::{
+    http::{is_request_start, lat_bucket, parse_status, HttpKey, HttpOffsets, HttpStats, ReadArgs},
+    AF_INET, AF_INET6,
+};
+
+use crate::kernel::{current_netns, field, read};
+use crate::maps::OFFSETS;
+
+#[unsafe(no_mangle)]
+pub static HTTP_OFFSETS: Global<HttpOffsets> = Global::new(HttpOffsets::NONE);
+
+/// read(2)/recvfrom(2) arguments between enter and exit, keyed by pid_tgid.
+#[map]
+pub static HTTP_READS: HashMap<u64, ReadArgs> = HashMap::with_max_entries(16384, 0);
+
+/// Request start time (ktime ns) per (tgid << 32 | fd).
+#[map]
+pub static HTTP_INFLIGHT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
+
+/// Responses per service. LRU: services of processes long gone make room.
+#[map]
+pub static HTTP_STATS: LruPerCpuHashMap<HttpKey, HttpStats> =
+    LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// A zeroed `HttpStats` to fill before inserting a new service.
+#[map]
+static HTTP_SCRATCH: PerCpuArray<HttpStats> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn save_read(ctx: &TracePointContext, fd_off: u16, buf_off: u16) {
+    let (Some(fd), Some(buf)) = (unsafe { field::<u64>(ctx, fd_off) }, unsafe {
+        field::<u64>(ctx, buf_off)
+    }) else {
+        return;
+    };
+    // 0..2: stdio, never a server's connection.
+    if fd < 3 {
+        return;
+    }
+    let id = bpf_get_current_pid_tgid();
+    // Inside an SSL_read: the connection's socket (tls.rs).
+    crate::tls::note_read_fd(id, fd);
+    let _ = HTTP_READS.insert(id, ReadArgs { fd, buf }, BPF_ANY as u64);
+}
+
+#[tracepoint]
+pub fn http_read_enter(ctx: TracePointContext) -> u32 {
+    let o = HTTP_OFFSETS.load();
+    save_read(&ctx, o.read_fd, o.read_buf);
+    0
+}
+
+#[tracepoint]
+pub fn http_recvfrom_enter(ctx: TracePointContext) -> u32 {
+    let o = HTTP_OFFSETS.load();
+    save_read(&ctx, o.recvfrom_fd, o.recvfrom_buf);
+    0
+}
+
+/// sys_exit_read and sys_exit_recvfrom.
+#[tracepoint]
+pub fn http_read_exit(ctx: TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(args) = (unsafe { HTTP_READS.get(id).copied() }) else {
+        return 0;
+    };
+    let _ = HTTP_READS.remove(id);
+    let o = HTTP_OFFSETS.load();
+    let ret: i64 = match unsafe { field(&ctx, o.exit_ret) } {
+        Some(r) => r,
+        None => return 0,
+    };
+    if ret < 8 {
+        return 0;
+    }
+    let Ok(head) = (unsafe { bpf_probe_read_user(args.buf as *const [u8; 8]) }) else {
+        return 0;
+    };
+    if is_request_start(&head) {
+        let key = (id & 0xffff_ffff_0000_0000) | (args.fd & 0xffff_ffff);
+        let now = unsafe { bpf_ktime_get_ns() };
+        let _ = HTTP_INFLIGHT.insert(key, now, BPF_ANY as u64);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn http_write(ctx: TracePointContext) -> u32 {
+    let o = HTTP_OFFSETS.load();
+    on_write(&ctx, o.write_fd, o.write_buf, Indirection::None);
+    0
+}
+
+#[tracepoint]
+pub fn http_sendto(ctx: TracePointContext) -> u32 {
+    let o = HTTP_OFFSETS.load();
+    on_write(&ctx, o.sendto_fd, o.sendto_buf, Indirection::None);
+    0
+}
+
+#[tracepoint]
+pub fn http_writev(ctx: TracePointContext) -> u32 {
+    let o = HTTP_OFFSETS.load();
+    on_write(&ctx, o.writev_fd, o.writev_vec, Indirection::Iovec);
+    0
+}
+
+#[tracepoint]
+pub fn http_sendmsg(ctx: TracePointContext) -> u32 {
+    let o = HTTP_OFFSETS.load();
+    on_write(&ctx, o.sendmsg_fd, o.sendmsg_msg, Indirection::Msghdr);
+    0
+}
+
+/// How the syscall's buffer argument reaches the bytes (user ABI layouts, not kernel ones).
+#[derive(Clone, Copy)]
+enum Indirection {
+    /// The argument is the buffer.
+    None,
+    /// `struct iovec *`: `iov_base` at 0.
+    Iovec,
+    /// `struct user_msghdr *`: `msg_iov` at 16, then an iovec.
+    Msghdr,
+}
+
+#[inline(always)]
+fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection) {
+    let Some(fd) = (unsafe { field::<u64>(ctx, fd_off) }) else {
+        return;
+    };
+    let id = bpf_get_current_pid_tgid();
+    let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
+    // The cheap check first: no request in flight on this fd, nothing to do.
+    let Some(start) = (unsafe { HTTP_INFLIGHT.get(&key).copied() }) else {
+        return;
+    };
+    let Some(mut buf) = (unsafe { field::<u64>(ctx, buf_off) }) else {
+        return;
+    };
+    unsafe {
+        if let Indirection::Msghdr = ind {
+            match bpf_probe_read_user((buf + 16) as *const u64) {
+                Ok(iov) => buf = iov,
+                Err(_) => return,
+            }
+        }
+        if !matches!(ind, Indirection::None) {
+            match bpf_probe_read_user(buf as *const u64) {
+                Ok(base) => buf = base,
+                Err(_) => return,
+            }
+        }
+    }
+    let Ok(head) = (unsafe { bpf_probe_read_user(buf as *const [u8; 16]) }) else {
+        return;
+    };
+    let Some(code) = parse_status(&head) else {
+        return;
+    };
+    if code < 200 {
+        return;
+    }
+    let _ = HTTP_INFLIGHT.remove(&key);
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut k = HttpKey {
+        netns: current_netns(&OFFSETS.load()),
+        tgid: (id >> 32) as u32,
+        ..Default::default()
+    };
+    local_addr(fd, &mut k);
+    count(&k, code, now.saturating_sub(start));
+}
+
+/// Fills `family`, `port` and `addr` of `k` with the local address of socket `fd` of the
+/// current task; leaves them 0 when the fd is not a socket or a read fails.
+#[inline(always)]
+pub(crate) fn local_addr(fd: u64, k: &mut HttpKey) {
+    let o = HTTP_OFFSETS.load();
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let Some(files) = read::<*const u8>(task, o.task_files) else {
+            return;
+        };
+        let Some(fdt) = read::<*const u8>(files, o.files_fdt) else {
+            return;
+        };
+        let Some(max) = read::<u32>(fdt, o.fdt_max_fds) else {
+            return;
+        };
+        if fd >= max as u64 {
+            return;
+        }
+        let Some(fds) = read::<*const *const u8>(fdt, o.fdt_fd) else {
+            return;
+        };
+        let Ok(file) = bpf_probe_read_kernel(fds.add(fd as usize)) else {
+            return;
+        };
+        if file.is_null() {
+            return;
+        }
+        let Some(sock) = read::<*const u8>(file, o.file_private) else {
+            return;
+        };
+        if sock.is_null() || read::<*const u8>(sock, o.socket_file) != Some(file) {
+            return;
+        }
+        let Some(sk) = read::<*const u8>(sock, o.socket_sk) else {
+            return;
+        };
+        let family: u16 = read(sk, o.skc_family).unwrap_or(0);
+        let port: u16 = read(sk, o.skc_num).unwrap_or(0);
+        if family == AF_INET {
+            if let Some(a) = read::<[u8; 4]>(sk, o.skc_rcv_saddr) {
+                k.addr[..4].copy_from_slice(&a);
+            }
+        } else if family == AF_INET6 {
+            if let Some(a) = read::<[u8; 16]>(sk, o.skc_v6_rcv_saddr) {
+                k.addr = a;
+            }
+        } else {
+            return;
+        }
+        k.family = family;
+        k.port = port;
+    }
+}
+
+#[inline(always)]
+pub(crate) fn count(k: &HttpKey, code: u16, lat_ns: u64) {
+    let add = |s: &mut HttpStats| {
+        match code / 100 {
+            2 => s.s2xx += 1,
+            3 => s.s3xx += 1,
+            4 => {
+                s.s4xx += 1;
+                if code == 429 {
+                    s.s429 += 1;
+                }
+            }
+            5 => {
+                s.s5xx += 1;
+                match code {
+                    500 => s.s500 += 1,
+                    502 => s.s502 += 1,
+                    503 => s.s503 += 1,
+                    504 => s.s504 += 1,
+                    _ => {}
+                }
+            }
+            _ => return,
+        }
+        s.lat_sum_ns += lat_ns;
+        let b = lat_bucket(lat_ns);
+        if let Some(c) = s.lat.get_mut(b) {
+            *c += 1;
+        }
+    };
+    if let Some(p) = HTTP_STATS.get_ptr_mut(k) {
+        // SAFETY: per-CPU value, only this CPU writes it.
+        unsafe { add(&mut *p) };
+        return;
+    }
+    // The first response of a service: built in a per-CPU scratch slot, the value is too big
+    // for the 512-byte BPF stack next to the callers' locals.
+    let Some(s) = HTTP_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    unsafe {
+        core::ptr::write_bytes(s, 0, 1);
+        add(&mut *s);
+        let _ = HTTP_STATS.insert(k, &*s, BPF_ANY as u64);
+    }
+}

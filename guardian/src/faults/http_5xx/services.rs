@@ -1,0 +1,191 @@
+//! Per-service windowed response counts, shared by the `http_*` detectors: the kernel counts
+//! per (namespace, process, local address:port); a service here is one (namespace,
+//! address:port), summed over its processes (nginx's workers are several processes).
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::faults::window::Windows;
+use crate::model::http::{HttpSample, ServiceCounts};
+
+/// The counters tracked per service, in this order.
+pub const RESPONSES: usize = 0;
+pub const S5XX: usize = 1;
+pub const S500: usize = 2;
+pub const S502: usize = 3;
+pub const S503: usize = 4;
+pub const S504: usize = 5;
+pub const S4XX: usize = 6;
+pub const S429: usize = 7;
+const N: usize = 8;
+
+fn values(c: &ServiceCounts) -> [u64; N] {
+    [
+        c.responses(),
+        c.s5xx,
+        c.s500,
+        c.s502,
+        c.s503,
+        c.s504,
+        c.s4xx,
+        c.s429,
+    ]
+}
+
+/// A server process of a service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Process {
+    pub comm: String,
+    pub pid: u32,
+}
+
+/// One service of a sample, its processes and its totals.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// `addr:port`.
+    pub name: String,
+    pub addr: String,
+    pub port: u16,
+    pub processes: Vec<Process>,
+}
+
+/// A service's counts over the window.
+#[derive(Debug, Clone)]
+pub struct Delta {
+    pub v: [u64; N],
+    /// The span the deltas cover (at most the window, shorter right after the start).
+    pub span: Duration,
+}
+
+impl Delta {
+    /// `v[i]` per second over the whole window, even right after the start when the span is
+    /// shorter: a short burst must reach `min_per_s * window` before it counts.
+    pub fn per_s(&self, i: usize, window: Duration) -> f64 {
+        self.v[i] as f64 / window.as_secs_f64().max(0.001)
+    }
+
+    /// `v[i]` / responses (0 without responses).
+    pub fn ratio(&self, i: usize) -> f64 {
+        match self.v[RESPONSES] {
+            0 => 0.0,
+            r => self.v[i] as f64 / r as f64,
+        }
+    }
+}
+
+/// Cumulative counts per namespace and service, for deltas over a window.
+#[derive(Debug, Default)]
+pub struct Services {
+    by_ns: HashMap<u32, Windows<(String, usize)>>,
+}
+
+impl Services {
+    /// Records a sample; returns its services with their counts over `window`.
+    pub fn observe(
+        &mut self,
+        s: &HttpSample,
+        now: Instant,
+        window: Duration,
+    ) -> Vec<(Service, Delta)> {
+        let mut sums: HashMap<String, (Service, [u64; N])> = HashMap::new();
+        for c in &s.services {
+            let name = c.service();
+            let e = sums.entry(name.clone()).or_insert_with(|| {
+                (
+                    Service {
+                        name,
+                        addr: c.addr.clone(),
+                        port: c.port,
+                        processes: Vec::new(),
+                    },
+                    [0; N],
+                )
+            });
+            e.0.processes.push(Process {
+                comm: c.comm.clone(),
+                pid: c.pid,
+            });
+            for (a, b) in e.1.iter_mut().zip(values(c)) {
+                *a += b;
+            }
+        }
+        let keep = window + Duration::from_secs(1);
+        // The kernel counts since attach, and a namespace's first sample comes with its first
+        // service: everything in it is new. (A detector rebuilt by a reload also counts the
+        // totals since attach as new once; the window forgets them.)
+        let w = self.by_ns.entry(s.netns).or_insert_with(|| {
+            let mut w = Windows::new();
+            let before = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
+            w.observe(before, std::iter::empty(), keep);
+            w
+        });
+        w.observe(
+            now,
+            sums.iter()
+                .flat_map(|(k, (_, v))| (0..N).map(move |i| ((k.clone(), i), v[i]))),
+            keep,
+        );
+        let mut out: Vec<(Service, Delta)> = sums
+            .into_values()
+            .map(|(mut svc, _)| {
+                let mut d = Delta {
+                    v: [0; N],
+                    span: Duration::ZERO,
+                };
+                for i in 0..N {
+                    if let Some((v, span)) = w.delta(&(svc.name.clone(), i), now, window) {
+                        d.v[i] = v;
+                        d.span = d.span.max(span);
+                    }
+                }
+                svc.processes.sort();
+                svc.processes.dedup();
+                (svc, d)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(pid: u32, s2xx: u64, s502: u64) -> ServiceCounts {
+        ServiceCounts {
+            addr: "10.0.0.1".into(),
+            port: 80,
+            pid,
+            comm: "nginx".into(),
+            s2xx,
+            s5xx: s502,
+            s502,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sums_processes_and_counts_from_zero_at_first_sight() {
+        let mut s = Services::default();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        let sample = |a, b| HttpSample {
+            netns: 1,
+            services: vec![svc(10, a, b), svc(11, a, b)],
+        };
+        // The first sample of a namespace already holds counts: all new.
+        let out = s.observe(&sample(5, 1), t0 + Duration::from_secs(1), w);
+        assert_eq!(out.len(), 1);
+        let (svc, d) = &out[0];
+        assert_eq!(svc.name, "10.0.0.1:80");
+        assert_eq!(svc.processes.len(), 2);
+        assert_eq!((d.v[RESPONSES], d.v[S502], d.v[S5XX]), (12, 2, 2));
+        // 20 s later the first counts left the window.
+        s.observe(&sample(5, 1), t0 + Duration::from_secs(15), w);
+        let out = s.observe(&sample(6, 1), t0 + Duration::from_secs(21), w);
+        assert_eq!(out[0].1.v[RESPONSES], 2);
+        assert_eq!(out[0].1.v[S502], 0);
+    }
+}
