@@ -97,6 +97,8 @@ pub fn dirs_safe(
         })?;
     }
     Ok(())
+}
+
 /// One guardian per network namespace ([`crate::lock`]): taken before anything is attached,
 /// held until the returned lock is dropped.
 pub fn netns_lock() -> Result<crate::lock::NetnsLock, PreflightError> {
