@@ -25,6 +25,7 @@ mod core;
 mod incidents;
 pub mod ladder;
 mod net;
+mod peers;
 mod policy;
 pub mod recover;
 mod run;
