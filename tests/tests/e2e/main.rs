@@ -33,6 +33,7 @@ mod sysctl_common;
 
 // Test modules, one per former test file.
 mod adversarial;
+mod attacks_peers;
 mod bad_input;
 mod benign;
 mod bind_conflict;
