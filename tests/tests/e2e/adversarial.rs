@@ -192,7 +192,8 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
             "{name} must be an LRU map: {show}"
         );
         assert!(n <= max, "{name} holds {n} entries, more than {max}");
-        if n == max {
+        // An LRU map evicts a little before it is full (per-CPU free lists).
+        if n * 10 >= max * 9 {
             full.push(name);
         }
     }
