@@ -122,13 +122,14 @@ pub struct AddrKey {
 }
 const _: () = assert!(core::mem::size_of::<AddrKey>() == 24);
 
-/// XDP: SYNs per (interface, source address).
+/// XDP: SYNs per (interface, source address, destination port).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct XdpSrcKey {
     pub ifindex: u32,
     pub family: u16,
-    pub _pad: u16,
+    /// Destination port (host byte order): SYNs are counted per (source, port).
+    pub port: u16,
     pub addr: [u8; 16],
 }
 const _: () = assert!(core::mem::size_of::<XdpSrcKey>() == 24);

@@ -4,15 +4,29 @@
 //!
 //! Times are boot-time nanoseconds (`bpf_ktime_get_boot_ns`, `CLOCK_BOOTTIME`).
 
-/// A source address (IPv4 in the first 4 bytes of `addr`, or IPv6).
+/// A source address (IPv4 in the first 4 bytes of `addr`, or IPv6), and for a source limit
+/// the destination port it applies to (0: every port). Good sources and the protected-source
+/// trie (`PROTECTED_SRC`, with `port` 0) use the address alone.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LimitSrcKey {
     /// `AF_INET` or `AF_INET6`.
     pub family: u16,
-    pub _pad: u16,
+    /// Host byte order; 0: any port.
+    pub port: u16,
     pub addr: [u8; 16],
 }
+
+/// Bits of a [`LimitSrcKey`] before the address, for the protected-source LPM trie: an
+/// address prefix of length `n` is a trie prefix of `LPM_ADDR_OFFSET_BITS + n`.
+pub const LPM_ADDR_OFFSET_BITS: u32 = 32;
+
+/// Slots of the `XDP_INSERTS` per-CPU array: new keys created in the maps that traffic from
+/// outside fills. Compared with the entries userspace reads back, they give the LRU evictions.
+pub const INS_SYN_SRC: u32 = 0;
+pub const INS_SYN_PORT: u32 = 1;
+pub const INS_GOOD_SRC: u32 = 2;
+pub const INS_SLOTS: u32 = 3;
 
 /// A destination port (host byte order).
 #[repr(C)]

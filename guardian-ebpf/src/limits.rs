@@ -14,11 +14,16 @@
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::bpf_ktime_get_boot_ns,
     macros::map,
-    maps::{Array, LruHashMap},
+    maps::{lpm_trie::Key, Array, LpmTrie, LruHashMap},
 };
-use guardian_common::limits::{LimitPortKey, LimitSrcKey, TokenBucket, GOOD_SOURCE_NS};
+use guardian_common::limits::{
+    LimitPortKey, LimitSrcKey, TokenBucket, GOOD_SOURCE_NS, INS_GOOD_SRC, LPM_ADDR_OFFSET_BITS,
+};
+
+use crate::maps::count_insert;
 
 /// Slot 0 nonzero: a limit may be installed. Userspace sets it before it installs a limit and
 /// clears it when both limit maps are empty (`guardian/src/probes/limits.rs`), so that while no
@@ -37,18 +42,40 @@ pub static LIMIT_SRC: LruHashMap<LimitSrcKey, TokenBucket> = LruHashMap::with_ma
 pub static LIMIT_PORT: LruHashMap<LimitPortKey, TokenBucket> =
     LruHashMap::with_max_entries(1024, 0);
 
+/// Protected sources (`safety.protected_sources`: gateways, resolvers, local addresses,
+/// operator prefixes), kept in sync by userspace: no limit applies to them. Keys are
+/// [`LimitSrcKey`]s with port 0; an address prefix of length n is a trie prefix of
+/// `LPM_ADDR_OFFSET_BITS + n`.
+#[map]
+pub static PROTECTED_SRC: LpmTrie<LimitSrcKey, u8> = LpmTrie::with_max_entries(1024, 0);
+
 /// Sources that completed a passive handshake, with the boot time (ns) they last did.
 #[map]
 pub static GOOD_SRC: LruHashMap<LimitSrcKey, u64> = LruHashMap::with_max_entries(65536, 0);
 
-/// Whether a SYN from `src` to `port` passes the limits.
+/// Whether a SYN from `src` (port 0) to `port` passes the limits: protected sources always
+/// do; then the source's limit on this port, its limit on every port, the port's limit.
 #[inline(always)]
 pub fn syn_allowed(src: &LimitSrcKey, port: u16) -> bool {
     if !matches!(LIMITS_ON.get(0), Some(&on) if on != 0) {
         return true;
     }
+    if PROTECTED_SRC
+        .get(Key::new(LPM_ADDR_OFFSET_BITS + 128, *src))
+        .is_some()
+    {
+        return true;
+    }
     // One map lookup at a time: the verifier rejects arithmetic on two nullable map pointers,
     // which is what the compiler makes of "both absent".
+    let on_port = LimitSrcKey { port, ..*src };
+    if let Some(b) = LIMIT_SRC.get_ptr_mut(&on_port) {
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        if !admit(&LIMIT_SRC, &on_port, b, now) {
+            return false;
+        }
+    }
     if let Some(b) = LIMIT_SRC.get_ptr_mut(src) {
         // SAFETY: helper without arguments.
         let now = unsafe { bpf_ktime_get_boot_ns() };
@@ -72,7 +99,14 @@ pub fn syn_allowed(src: &LimitSrcKey, port: u16) -> bool {
 pub fn mark_good(src: &LimitSrcKey) {
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    let _ = GOOD_SRC.insert(src, &now, 0);
+    if let Some(t) = GOOD_SRC.get_ptr_mut(src) {
+        // SAFETY: map value; racing writers store nearly the same time.
+        unsafe { *t = now };
+        return;
+    }
+    if GOOD_SRC.insert(src, &now, BPF_NOEXIST as u64).is_ok() {
+        count_insert(INS_GOOD_SRC);
+    }
 }
 
 #[inline(always)]

@@ -7,6 +7,7 @@ use aya_ebpf::{
 };
 use guardian_common::{
     flows::{FlowKey, FlowRtx, PortKey},
+    limits::INS_SLOTS,
     AddrKey, BindArgs, NsCounters, Offsets, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL,
     LOSS_RINGBUF, LOSS_SLOTS, XDP_IFACE_SLOTS,
 };
@@ -140,16 +141,32 @@ pub fn ns_add(netns: u32, f: impl Fn(&mut NsCounters)) {
     }
 }
 
-/// Increments a per-CPU u64 counter keyed by `key` in an LRU map.
+/// New keys created in the maps that traffic from outside fills (`INS_*` slots): userspace
+/// compares them with the entries it reads back to count LRU evictions.
+#[map]
+pub static XDP_INSERTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(INS_SLOTS, 0);
+
 #[inline(always)]
-pub fn lru_inc<K>(map: &LruPerCpuHashMap<K, u64>, key: &K) {
+pub fn count_insert(slot: u32) {
+    if let Some(p) = XDP_INSERTS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Increments a per-CPU u64 counter keyed by `key` in an LRU map; true when it created the
+/// key (an insert that may have evicted another).
+#[inline(always)]
+pub fn lru_inc<K>(map: &LruPerCpuHashMap<K, u64>, key: &K) -> bool {
     if let Some(p) = map.get_ptr_mut(key) {
         unsafe { *p += 1 };
-        return;
+        return false;
     }
     if map.insert(key, 1u64, BPF_NOEXIST as u64).is_err() {
         if let Some(p) = map.get_ptr_mut(key) {
             unsafe { *p += 1 };
         }
+        return false;
     }
+    true
 }

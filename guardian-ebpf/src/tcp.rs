@@ -302,7 +302,7 @@ unsafe fn handshake_completed(ctx: &TracePointContext, o: &Offsets, netns: u32) 
         // namespace: the XDP program cannot tell which namespace a SYN is for.
         mark_good(&LimitSrcKey {
             family,
-            _pad: 0,
+            port: 0,
             addr: peer.addr,
         });
     }

@@ -1,5 +1,7 @@
 //! XDP on the interfaces named on the command line: packets, bytes and SYNs per interface,
-//! SYNs per source address and per destination port. Every SYN is counted, then checked
+//! SYNs per (source address, destination port) and per destination port. IPv6 SYNs behind
+//! extension headers (hop-by-hop, routing, destination options, the first fragment, AH; at
+//! most [`MAX_EXT_HEADERS`]) count like the others. Every SYN is counted, then checked
 //! against the limits remedies installed (`limits.rs`): a SYN over its limit is `XDP_DROP`,
 //! everything else `XDP_PASS`.
 //!
@@ -11,10 +13,12 @@
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use guardian_common::{XdpIfaceStats, XdpPortKey, XdpSrcKey, AF_INET, AF_INET6, XDP_IFACE_SLOTS};
 
-use guardian_common::limits::LimitSrcKey;
+use guardian_common::limits::{LimitSrcKey, INS_SYN_PORT, INS_SYN_SRC};
 
 use crate::limits::syn_allowed;
-use crate::maps::{count_loss, lru_inc, XDP_IFACE, XDP_IFACE_LO, XDP_SYN_PORT, XDP_SYN_SRC};
+use crate::maps::{
+    count_insert, count_loss, lru_inc, XDP_IFACE, XDP_IFACE_LO, XDP_SYN_PORT, XDP_SYN_SRC,
+};
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -24,6 +28,15 @@ const ETH_P_8021AD: u16 = 0x88A8;
 const IPPROTO_TCP: u8 = 6;
 const TCP_FLAG_SYN: u8 = 0x02;
 const TCP_FLAG_ACK: u8 = 0x10;
+/// IPv6 extension headers followed before giving up (a bounded loop for the verifier; a SYN
+/// behind more is not counted, and an attacker who sends one gains nothing a plain SYN
+/// would not give him: it is not limited, but it is not counted as a good source either).
+const MAX_EXT_HEADERS: usize = 6;
+const NEXTHDR_HOP: u8 = 0;
+const NEXTHDR_ROUTING: u8 = 43;
+const NEXTHDR_FRAGMENT: u8 = 44;
+const NEXTHDR_AUTH: u8 = 51;
+const NEXTHDR_DEST: u8 = 60;
 
 #[xdp]
 pub fn guardian_xdp(ctx: XdpContext) -> u32 {
@@ -60,23 +73,27 @@ fn try_xdp(ctx: &XdpContext) -> bool {
     let Some((src, port)) = syn else {
         return true;
     };
-    lru_inc(
+    if lru_inc(
         &XDP_SYN_SRC,
         &XdpSrcKey {
             ifindex,
             family: src.family,
-            _pad: 0,
+            port,
             addr: src.addr,
         },
-    );
-    lru_inc(
+    ) {
+        count_insert(INS_SYN_SRC);
+    }
+    if lru_inc(
         &XDP_SYN_PORT,
         &XdpPortKey {
             ifindex,
             port,
             _pad: 0,
         },
-    );
+    ) {
+        count_insert(INS_SYN_PORT);
+    }
     syn_allowed(&src, port)
 }
 
@@ -142,11 +159,7 @@ fn syn_of(ctx: &XdpContext) -> Option<(LimitSrcKey, u16)> {
         }
         ETH_P_IPV6 => {
             let ip = at(ctx, off, 40)?;
-            // Extension headers before TCP are not followed (rare on SYNs).
-            if unsafe { *ip.add(6) } != IPPROTO_TCP {
-                return None;
-            }
-            let l4 = off + 40;
+            let l4 = ipv6_l4(ctx, off + 40, unsafe { *ip.add(6) })?;
             if !is_syn(ctx, l4)? {
                 return None;
             }
@@ -158,6 +171,30 @@ fn syn_of(ctx: &XdpContext) -> Option<(LimitSrcKey, u16)> {
     };
     let tcp = at(ctx, l4, 4)?;
     Some((src, be16(unsafe { tcp.add(2) })))
+}
+
+/// The offset of the TCP header of an IPv6 packet whose first next-header value is `next`
+/// at `off`, following at most [`MAX_EXT_HEADERS`] extension headers; `None` for another
+/// protocol, a later fragment, or a chain too long.
+#[inline(always)]
+fn ipv6_l4(ctx: &XdpContext, mut off: usize, mut next: u8) -> Option<usize> {
+    for _ in 0..MAX_EXT_HEADERS {
+        if next == IPPROTO_TCP {
+            return Some(off);
+        }
+        let h = at(ctx, off, 4)?;
+        // SAFETY: 4 bytes checked above.
+        let (nh, hlen) = unsafe { (*h, *h.add(1) as usize) };
+        off += match next {
+            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => (hlen + 1) * 8,
+            NEXTHDR_AUTH => (hlen + 2) * 4,
+            // Only the first fragment (offset 0) carries the TCP header.
+            NEXTHDR_FRAGMENT if be16(unsafe { h.add(2) }) & 0xfff8 == 0 => 8,
+            _ => return None,
+        };
+        next = nh;
+    }
+    (next == IPPROTO_TCP).then_some(off)
 }
 
 /// Whether the TCP header at `l4` has SYN set and ACK clear; `None` when it is truncated.

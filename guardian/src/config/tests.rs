@@ -100,6 +100,8 @@ fn every_error_names_file_line_key_and_expectation() {
          "D/guardian.toml:2:8: daemon.mode: unknown variant `sometimes`, expected `observe` or `enforce`"),
         ("out-of-range", "[safety]\nmax_targets = 0\n",
          "D/guardian.toml:2:15: safety.max_targets: expected at least 1"),
+        ("bad-protected-source", "[safety]\nprotected_sources = [\"local\", \"10.0.0.0/33\"]\n",
+         "D/guardian.toml:2:21: safety.protected_sources: \"10.0.0.0/33\" is not an address, a prefix like 10.0.0.0/8, or one of gateways, resolvers, local, handshaking"),
         ("out-of-range-fraction", "[safety]\nmin_confidence = 3.0\n",
          "D/guardian.toml:2:18: safety.min_confidence: expected a fraction between 0 and 1"),
         ("interval", "[daemon]\ninterval_ms = 5\n",

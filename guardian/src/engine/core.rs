@@ -12,6 +12,7 @@ use super::change::{Active, Tries};
 use super::config::EngineConfig;
 use super::incidents;
 use super::ladder::Ladder;
+use super::peers::{self, Live, Peers, Protected};
 use super::safety::{Budgets, Host};
 use crate::faults::incidents::{fault_body, Ids, IncidentKey, Incidents};
 use crate::faults::{self, Baseline, Detector, Finding, Input};
@@ -21,6 +22,9 @@ use crate::netlink::{LinkState, RouteSpec};
 use crate::output::Emitter;
 use crate::record::Recorder;
 use crate::remedy::{self, Kernel, Remedy, RemedyId};
+
+/// How often the protected sources are rebuilt from the live system.
+const PROTECTED_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(super) struct Engine {
     pub(super) cfg: EngineConfig,
@@ -45,6 +49,10 @@ pub(super) struct Engine {
     pub(super) recurrences: HashMap<(RemedyId, String), u32>,
     /// Open incidents, recent ones, the lock taken at runtime: what the control socket needs.
     pub(super) ctl: incidents::State,
+    /// Peers that completed handshakes, and the protected sources built from them and the
+    /// live system (`peers.rs`), refreshed by [`Engine::refresh_protected`].
+    pub(super) peers: Peers,
+    pub(super) protected: (Protected, Option<Instant>),
 }
 
 impl Engine {
@@ -78,6 +86,8 @@ impl Engine {
             tries: HashMap::new(),
             recurrences: HashMap::new(),
             ctl: incidents::State::new(Default::default()),
+            peers: Peers::default(),
+            protected: (Protected::default(), None),
         }
     }
 
@@ -93,7 +103,32 @@ impl Engine {
         Host {
             default_route_interfaces,
             managed_interfaces: self.cfg.keep_up.len().max(1),
+            protected_sources: self.protected.0.clone(),
         }
+    }
+
+    /// Rebuilds the protected sources from the live system at most every
+    /// [`PROTECTED_REFRESH`], and before the first plan.
+    fn refresh_protected(&mut self, now: Instant) {
+        if self
+            .protected
+            .1
+            .is_some_and(|t| now.saturating_duration_since(t) < PROTECTED_REFRESH)
+        {
+            return;
+        }
+        let live = Live {
+            gateways: peers::live_gateways(),
+            resolvers: std::fs::read_to_string("/etc/resolv.conf")
+                .map(|t| peers::resolvers(&t))
+                .unwrap_or_default(),
+            local: peers::live_local(),
+            handshaking: self.peers.recent(now),
+        };
+        self.protected = (
+            Protected::build(&self.cfg.safety.protected_sources, &live),
+            Some(now),
+        );
     }
 
     /// Runs one input through every detector (recording it first) and acts on the findings.
@@ -108,6 +143,12 @@ impl Engine {
         if let Input::Mib(m) = &input {
             self.on_mib(m);
         }
+        if let Input::Flows(f) = &input {
+            if self.peers.observe(&f.established_by_source, now) {
+                self.protected.1 = None;
+            }
+        }
+        self.refresh_protected(now);
         for f in faults::observe_all(&mut self.detectors, &input, now) {
             self.on_finding(f, now).await;
         }

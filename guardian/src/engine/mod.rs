@@ -26,6 +26,7 @@ mod core;
 mod incidents;
 pub mod ladder;
 mod net;
+mod peers;
 mod policy;
 pub mod recheck;
 pub mod recover;

@@ -22,6 +22,11 @@ pub struct SafetyConfig {
     /// Route prefixes no remedy changes (`10.0.0.0/8`, `default`). `route_restore` adding a
     /// lost route back is not a change to a protected route and is allowed.
     pub protected_routes: Vec<String>,
+    /// Sources no XDP limit ever applies to: addresses, prefixes (`192.0.2.0/24`) and the
+    /// keywords `gateways`, `resolvers`, `local`, `handshaking` (see `peers.rs`). Removing
+    /// `handshaking` lets the limits act on sources that complete their handshakes (a load
+    /// balancer, a busy client): a deliberate choice, see docs/security.md.
+    pub protected_sources: Vec<String>,
     /// Most targets one change may touch.
     pub max_targets: usize,
     /// Most of the managed interfaces one change may touch, as a fraction.
@@ -110,6 +115,7 @@ impl Default for SafetyConfig {
             protect_default_route_interface: true,
             protected_ports: vec![22],
             protected_routes: Vec::new(),
+            protected_sources: super::peers::KEYWORDS.map(String::from).to_vec(),
             max_targets: 16,
             max_interface_fraction: 0.5,
             per_subject_max: 3,
@@ -151,6 +157,9 @@ impl SafetyConfig {
                 ));
             }
         }
+        for s in &self.protected_sources {
+            super::peers::parse_entry(s)?;
+        }
         Ok(())
     }
 }
@@ -162,6 +171,8 @@ pub struct Host {
     pub default_route_interfaces: BTreeSet<String>,
     /// Interfaces guardian manages (keep-up, XDP): the base of the fraction rule.
     pub managed_interfaces: usize,
+    /// `safety.protected_sources` as it stands now.
+    pub protected_sources: super::peers::Protected,
 }
 
 /// Refuses a plan that touches nothing, everything, too much, or something protected.
@@ -208,8 +219,15 @@ pub fn check_plan(cfg: &SafetyConfig, host: &Host, plan: &PlannedChange) -> Resu
             }
             // Adding a lost route back is not a change to a protected route.
             Target::RestoreRoute { .. } => {}
+            Target::Src(addr) => {
+                if let Some(why) = host.protected_sources.why(*addr) {
+                    return Err(format!(
+                        "refused: source {addr} is protected ({why}; safety.protected_sources)"
+                    ));
+                }
+            }
             // No rule protects these beyond wildcards and blast radius.
-            Target::Sysctl(_) | Target::Src(_) | Target::Dst(_) => {}
+            Target::Sysctl(_) | Target::Dst(_) => {}
         }
     }
     if ifaces > 1 && host.managed_interfaces > 0 {

@@ -42,7 +42,53 @@ fn host() -> Host {
     Host {
         default_route_interfaces: ["eth0".to_string()].into(),
         managed_interfaces: 4,
+        protected_sources: super::super::peers::Protected::build(
+            &SafetyConfig::default().protected_sources,
+            &super::super::peers::Live {
+                gateways: vec![ip("10.0.0.1")],
+                handshaking: vec![ip("10.9.0.7")],
+                ..Default::default()
+            },
+        ),
     }
+}
+
+#[test]
+fn protected_sources_are_never_limited() {
+    let cfg = SafetyConfig::default();
+    let src = |a: &str| Target::Src(ip(a));
+    let e = check_plan(&cfg, &host(), &plan("x", &[src("10.0.0.1")])).unwrap_err();
+    assert!(
+        e.contains("source 10.0.0.1 is protected") && e.contains("gateway"),
+        "{e}"
+    );
+    let e = check_plan(
+        &cfg,
+        &host(),
+        &plan("x", &[src("198.51.100.1"), src("10.9.0.7")]),
+    )
+    .unwrap_err();
+    assert!(e.contains("10.9.0.7") && e.contains("handshakes"), "{e}");
+    assert!(check_plan(&cfg, &host(), &plan("x", &[src("198.51.100.1")])).is_ok());
+    // Without the rule's input (an empty set), the same source is not protected.
+    let bare = Host {
+        protected_sources: Default::default(),
+        ..host()
+    };
+    assert!(check_plan(&cfg, &bare, &plan("x", &[src("10.0.0.1")])).is_ok());
+}
+
+#[test]
+fn protected_sources_entries_are_validated() {
+    let mut cfg = SafetyConfig::default();
+    cfg.protected_sources.push("192.0.2.0/24".into());
+    assert!(cfg.validate().is_ok());
+    cfg.protected_sources.push("10.0.0.0/40".into());
+    let e = cfg.validate().unwrap_err();
+    assert!(
+        e.starts_with("safety.protected_sources: \"10.0.0.0/40\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -90,10 +136,10 @@ fn too_many_targets_are_refused() {
     };
     let ok = plan(
         "x",
-        &[Target::Src(ip("10.0.0.1")), Target::Src(ip("10.0.0.2"))],
+        &[Target::Src(ip("10.0.0.11")), Target::Src(ip("10.0.0.2"))],
     );
     assert!(check_plan(&cfg, &host(), &ok).is_ok());
-    let three = ["10.0.0.1", "10.0.0.2", "10.0.0.3"].map(|a| Target::Src(ip(a)));
+    let three = ["10.0.0.11", "10.0.0.2", "10.0.0.3"].map(|a| Target::Src(ip(a)));
     let e = check_plan(&cfg, &host(), &plan("x", &three)).unwrap_err();
     assert!(e.contains("max_targets"), "{e}");
 }

@@ -56,6 +56,10 @@ pub struct XdpIface {
     pub syn_by_source: Vec<AddrCount>,
     /// Top destination ports by SYNs, most first.
     pub syn_by_port: Vec<PortCount>,
+    /// Top (source, destination port) pairs by SYNs, most first (`syn_flood` names a port's
+    /// sources from these, not from a source's SYNs to every port).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syn_by_source_port: Vec<DstCount>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -157,6 +161,8 @@ pub enum LossSource {
     Throttle,
     /// Observations shed by the event writer's queue.
     Queue,
+    /// Entries an LRU map that traffic from outside fills evicted (`evicted:<MAP>`).
+    Evicted(String),
 }
 
 impl fmt::Display for LossSource {
@@ -168,6 +174,7 @@ impl fmt::Display for LossSource {
             LossSource::Detect => f.write_str("detect"),
             LossSource::Throttle => f.write_str("throttle"),
             LossSource::Queue => f.write_str("queue"),
+            LossSource::Evicted(map) => write!(f, "evicted:{map}"),
         }
     }
 }
@@ -204,6 +211,10 @@ mod tests {
             (
                 LossSource::Recursion("tp_set_state".into()),
                 "recursion:tp_set_state",
+            ),
+            (
+                LossSource::Evicted("XDP_SYN_SRC".into()),
+                "evicted:XDP_SYN_SRC",
             ),
             (LossSource::Detect, "detect"),
             (LossSource::Throttle, "throttle"),

@@ -23,6 +23,9 @@ pub struct MibSample {
     pub req_q_full_drop: u64,
     /// `TcpExtSyncookiesSent`.
     pub syncookies_sent: u64,
+    /// `TcpExtTCPReqQFullDoCookies`: SYNs answered with a cookie because the SYN queue was
+    /// full (the kernel absorbing a flood).
+    pub req_q_full_do_cookies: u64,
     /// `net.ipv4.tcp_max_tw_buckets`.
     pub tcp_max_tw_buckets: Option<u64>,
     /// `net.ipv4.ip_local_port_range`.

@@ -4,8 +4,11 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, MapError};
-use guardian_common::limits::{LimitPortKey, LimitSrcKey, TokenBucket, MAX_BURST, MAX_RATE};
+use guardian_common::limits::{
+    LimitPortKey, LimitSrcKey, TokenBucket, LPM_ADDR_OFFSET_BITS, MAX_BURST, MAX_RATE,
+};
 use serde::{Deserialize, Serialize};
 
 use super::addr::family_addr;
@@ -15,13 +18,18 @@ use super::error::ProbeError;
 pub const SRC_MAP: &str = "LIMIT_SRC";
 pub const PORT_MAP: &str = "LIMIT_PORT";
 pub const ON_MAP: &str = "LIMITS_ON";
+pub const PROTECTED_MAP: &str = "PROTECTED_SRC";
 
 /// What a limit applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LimitKey {
-    /// SYNs from this source address.
-    Src { addr: IpAddr },
+    /// SYNs from this source address, to `port` only when there is one.
+    Src {
+        addr: IpAddr,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+    },
     /// SYNs to this destination port (from sources that did not recently complete a
     /// handshake).
     Port { port: u16 },
@@ -37,7 +45,11 @@ impl LimitKey {
 impl fmt::Display for LimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LimitKey::Src { addr } => write!(f, "src:{addr}"),
+            LimitKey::Src { addr, port: None } => write!(f, "src:{addr}"),
+            LimitKey::Src {
+                addr,
+                port: Some(p),
+            } => write!(f, "src:{addr},port:{p}"),
             LimitKey::Port { port } => write!(f, "port:{port}"),
         }
     }
@@ -77,6 +89,9 @@ pub struct Limits {
     src: HashMap<MapData, LimitSrcKey, TokenBucket>,
     port: HashMap<MapData, LimitPortKey, TokenBucket>,
     on: Array<MapData, u32>,
+    protected: LpmTrie<MapData, LimitSrcKey, u8>,
+    /// What `protected` holds, to write only the differences.
+    protected_now: Vec<ipnet::IpNet>,
 }
 
 impl Limits {
@@ -90,7 +105,34 @@ impl Limits {
             port: HashMap::try_from(take_map(PORT_MAP)?)
                 .map_err(|_| ProbeError::MissingMap(PORT_MAP))?,
             on: Array::try_from(take_map(ON_MAP)?).map_err(|_| ProbeError::MissingMap(ON_MAP))?,
+            protected: LpmTrie::try_from(take_map(PROTECTED_MAP)?)
+                .map_err(|_| ProbeError::MissingMap(PROTECTED_MAP))?,
+            protected_now: Vec::new(),
         })
+    }
+
+    /// Makes the XDP program's protected sources exactly `nets` (at most the map's 1024; the
+    /// rest are still refused by the safety check, only not bypassed in the kernel).
+    pub fn set_protected(&mut self, nets: &[ipnet::IpNet]) -> Result<(), MapError> {
+        // In the given order (the operator's keywords and prefixes first), without repeats.
+        let mut seen = std::collections::HashSet::new();
+        let mut want: Vec<ipnet::IpNet> = nets
+            .iter()
+            .map(|n| n.trunc())
+            .filter(|n| seen.insert(*n))
+            .collect();
+        want.truncate(1024);
+        if want == self.protected_now {
+            return Ok(());
+        }
+        for n in self.protected_now.iter().filter(|n| !want.contains(n)) {
+            absent_is_none(self.protected.remove(&lpm_key(*n)))?;
+        }
+        for n in want.iter().filter(|n| !self.protected_now.contains(n)) {
+            self.protected.insert(&lpm_key(*n), 1, 0)?;
+        }
+        self.protected_now = want;
+        Ok(())
     }
 
     /// Installs (or replaces, with a full bucket and fresh counters) the limit, expiring
@@ -101,7 +143,7 @@ impl Limits {
         // The flag first: a limit in the map is never skipped.
         self.on.set(0, 1, 0)?;
         match s.key {
-            LimitKey::Src { addr } => self.src.insert(src_key(addr), b, 0),
+            LimitKey::Src { addr, port } => self.src.insert(src_key(addr, port), b, 0),
             LimitKey::Port { port } => self.port.insert(port_key(port), b, 0),
         }
     }
@@ -110,7 +152,7 @@ impl Limits {
     /// program, or never installed).
     pub fn remove(&mut self, key: &LimitKey) -> Result<bool, MapError> {
         let r = match *key {
-            LimitKey::Src { addr } => self.src.remove(&src_key(addr)),
+            LimitKey::Src { addr, port } => self.src.remove(&src_key(addr, port)),
             LimitKey::Port { port } => self.port.remove(&port_key(port)),
         };
         let removed = absent_is_none(r.map(|()| true)).map(|o| o.unwrap_or(false))?;
@@ -123,7 +165,7 @@ impl Limits {
     /// The limit as installed, if it is.
     pub fn get(&self, key: &LimitKey) -> Result<Option<LimitEntry>, MapError> {
         let r = match *key {
-            LimitKey::Src { addr } => self.src.get(&src_key(addr), 0),
+            LimitKey::Src { addr, port } => self.src.get(&src_key(addr, port), 0),
             LimitKey::Port { port } => self.port.get(&port_key(port), 0),
         };
         Ok(absent_is_none(r)?.map(|b| entry(&b, boot_ns())))
@@ -151,13 +193,21 @@ fn absent_is_none<T>(r: Result<T, MapError>) -> Result<Option<T>, MapError> {
     }
 }
 
-pub fn src_key(addr: IpAddr) -> LimitSrcKey {
+pub fn src_key(addr: IpAddr, port: Option<u16>) -> LimitSrcKey {
     let (family, addr) = family_addr(addr);
     LimitSrcKey {
         family,
+        port: port.unwrap_or(0),
         addr,
-        ..Default::default()
     }
+}
+
+/// The trie key of a protected network (see `LPM_ADDR_OFFSET_BITS`).
+pub fn lpm_key(n: ipnet::IpNet) -> LpmKey<LimitSrcKey> {
+    LpmKey::new(
+        LPM_ADDR_OFFSET_BITS + u32::from(n.prefix_len()),
+        src_key(n.network(), None),
+    )
 }
 
 pub fn port_key(port: u16) -> LimitPortKey {
@@ -174,11 +224,16 @@ mod tests {
 
     #[test]
     fn keys_are_laid_out_as_the_xdp_program_reads_them() {
-        let k = src_key("10.77.101.2".parse().unwrap());
+        let k = src_key("10.77.101.2".parse().unwrap(), None);
         assert_eq!(k.family, AF_INET);
+        assert_eq!(k.port, 0, "every port");
+        assert_eq!(src_key("10.0.0.1".parse().unwrap(), Some(80)).port, 80);
+        let l = lpm_key("10.1.0.0/16".parse().unwrap());
+        assert_eq!(l.prefix_len(), LPM_ADDR_OFFSET_BITS + 16);
+        assert_eq!(&l.data().addr[..4], &[10, 1, 0, 0]);
         assert_eq!(&k.addr[..4], &[10, 77, 101, 2]);
         assert!(k.addr[4..].iter().all(|&b| b == 0));
-        let k6 = src_key("fd00::7".parse().unwrap());
+        let k6 = src_key("fd00::7".parse().unwrap(), None);
         assert_eq!(k6.family, AF_INET6);
         assert_eq!(k6.addr[15], 7);
         assert_eq!(port_key(80).port, 80);
@@ -229,12 +284,28 @@ mod tests {
     fn keys_serialize_with_a_kind_and_display_as_targets() {
         let k = LimitKey::Src {
             addr: "10.0.0.7".parse().unwrap(),
+            port: None,
         };
         assert_eq!(
             serde_json::to_value(k).unwrap(),
             serde_json::json!({"kind": "src", "addr": "10.0.0.7"})
         );
         assert_eq!(k.target(), "src:10.0.0.7");
+        let kp = LimitKey::Src {
+            addr: "10.0.0.7".parse().unwrap(),
+            port: Some(8081),
+        };
+        let v = serde_json::to_value(kp).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "src", "addr": "10.0.0.7", "port": 8081})
+        );
+        assert_eq!(serde_json::from_value::<LimitKey>(v).unwrap(), kp);
+        assert_eq!(kp.to_string(), "src:10.0.0.7,port:8081");
+        // A journal written before ports: still reads.
+        let old: LimitKey =
+            serde_json::from_value(serde_json::json!({"kind": "src", "addr": "10.0.0.7"})).unwrap();
+        assert_eq!(old, k);
         assert_eq!(LimitKey::Port { port: 80 }.target(), "port:80");
     }
 }

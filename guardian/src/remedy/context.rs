@@ -23,6 +23,13 @@ pub trait StateReader {
         holders::tcp_sockets(ns.as_deref(), netns, port).ok()
     }
 
+    /// The ports TCP sockets listen on in a namespace (None: the daemon's); None when the
+    /// table cannot be read. Default: the live kernel (INET_DIAG).
+    fn listening_ports(&self, netns: Option<u32>) -> Option<Vec<u16>> {
+        let ns = holders::live_path(netns).ok()?;
+        holders::listening_ports(ns.as_deref()).ok()
+    }
+
     /// The processes that hold each socket inode open. Default: a scan of `/proc/*/fd`.
     fn socket_owners(&self, inodes: &[u32]) -> HashMap<u32, Vec<holders::Owner>> {
         holders::owners(inodes)

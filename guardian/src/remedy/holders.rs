@@ -124,6 +124,23 @@ pub fn tcp_sockets(
     })
 }
 
+/// The local ports of every listening TCP socket (IPv4 and IPv6) in the namespace entered
+/// through `ns` (None: the caller's), sorted, without repeats.
+pub fn listening_ports(ns: Option<&Path>) -> std::io::Result<Vec<u16>> {
+    netns::within(ns, move || {
+        let socket = netns::diag_socket()?;
+        let mut out = Vec::new();
+        for family in [AF_INET, AF_INET6] {
+            netns::dump_tcp(&socket, family, StateFlags::LISTEN, |h| {
+                out.push(h.socket_id.source_port);
+            })?;
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    })
+}
+
 /// The path that enters namespace `netns` from the live system (None: the caller's own).
 pub fn live_path(netns: Option<u32>) -> std::io::Result<Option<PathBuf>> {
     match netns {

@@ -91,6 +91,8 @@ pub(crate) mod testing {
         /// Sockets per (namespace, local port); a port absent here cannot be read.
         pub sockets: HashMap<(Option<u32>, u16), Vec<holders::SocketRef>>,
         pub owners: HashMap<u32, Vec<holders::Owner>>,
+        /// Listening ports per namespace; absent: none.
+        pub listening: HashMap<Option<u32>, Vec<u16>>,
     }
 
     impl FakeState {
@@ -108,6 +110,10 @@ pub(crate) mod testing {
 
         fn tcp_sockets(&self, netns: Option<u32>, port: u16) -> Option<Vec<holders::SocketRef>> {
             self.sockets.get(&(netns, port)).cloned()
+        }
+
+        fn listening_ports(&self, netns: Option<u32>) -> Option<Vec<u16>> {
+            Some(self.listening.get(&netns).cloned().unwrap_or_default())
         }
 
         fn socket_owners(&self, inodes: &[u32]) -> HashMap<u32, Vec<holders::Owner>> {

@@ -96,6 +96,43 @@ struct Want {
 /// Where a key stands: `Err` = unreadable, `Ok((current, None))` = at its target.
 type Step = Result<(String, Option<String>), String>;
 
+/// Ports the kernel never hands out as ephemeral, e.g. `8080,9000-9100`.
+pub const RESERVED_PORTS: &str = "net.ipv4.ip_local_reserved_ports";
+
+/// `ip_local_reserved_ports`' list (empty: none); None when it does not parse.
+pub(crate) fn parse_port_list(s: &str) -> Option<Vec<std::ops::RangeInclusive<u16>>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('-') {
+            Some((a, b)) => Some(a.trim().parse().ok()?..=b.trim().parse().ok()?),
+            None => {
+                let n = p.parse().ok()?;
+                Some(n..=n)
+            }
+        })
+        .collect()
+}
+
+/// `cur` widened toward `target`, each end stopping just before the first port `blocked`
+/// (listened on or reserved) that the extension would cover. Never narrows.
+pub(crate) fn widen(
+    cur: (u16, u16),
+    target: (u16, u16),
+    blocked: impl Fn(u16) -> bool,
+) -> (u16, u16) {
+    let (lo, hi) = cur;
+    let mut nlo = lo;
+    while nlo > target.0 && !blocked(nlo - 1) {
+        nlo -= 1;
+    }
+    let mut nhi = hi;
+    while nhi < target.1 && !blocked(nhi + 1) {
+        nhi += 1;
+    }
+    (nlo, nhi)
+}
+
 impl Sysctl {
     pub fn new(cfg: Config) -> Self {
         Sysctl { cfg }
@@ -121,14 +158,32 @@ impl Sysctl {
         Ok((cur, (!done).then_some(target)))
     }
 
+    /// The configured range, widened only as far as no port that a local service listens on
+    /// or reserves (`ip_local_reserved_ports`) falls into the part added.
     fn port_range(&self, f: &Finding, ctx: &PlanContext<'_>) -> Step {
         let cur = Self::read(f, ctx, PORT_RANGE)?;
         let mut it = cur.split(' ').map(str::parse::<u16>);
         let (Some(Ok(lo)), Some(Ok(hi)), None) = (it.next(), it.next(), it.next()) else {
             return Err(format!("{PORT_RANGE} reads {cur:?}, not two ports"));
         };
-        let [tlo, thi] = self.cfg.ip_local_port_range;
-        let wide = format!("{} {}", lo.min(tlo), hi.max(thi));
+        let listening = ctx.state.listening_ports(f.netns).ok_or_else(|| {
+            "cannot list the listening ports (a widened range must not cover them)".to_string()
+        })?;
+        let reserved = ctx
+            .state
+            .sysctl(f.netns, RESERVED_PORTS)
+            .unwrap_or_default();
+        let reserved = parse_port_list(&reserved)
+            .ok_or_else(|| format!("{RESERVED_PORTS} reads {reserved:?}, not a port list"))?;
+        let (nlo, nhi) = widen(
+            (lo, hi),
+            (
+                self.cfg.ip_local_port_range[0],
+                self.cfg.ip_local_port_range[1],
+            ),
+            |p| listening.binary_search(&p).is_ok() || reserved.iter().any(|r| r.contains(&p)),
+        );
+        let wide = format!("{nlo} {nhi}");
         let new = (wide != cur).then_some(wide);
         Ok((cur, new))
     }

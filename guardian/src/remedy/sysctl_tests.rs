@@ -290,3 +290,59 @@ fn config_defaults_and_tables() {
         check(TW_REUSE, "1")
     );
 }
+
+#[test]
+fn a_widened_range_stops_before_listened_and_reserved_ports() {
+    let f = finding(
+        ephemeral_port_exhaustion::FAULT,
+        Some("10.0.0.2"),
+        Evidence::EphemeralPortExhaustion(Default::default()),
+    );
+    // A service listens on 39000 and 8080; 61000-61010 are reserved: the range grows from
+    // 40000..40009 down to 39001 (not to 10000) and up to 60999 (not to 64999).
+    let mut st = state(&[
+        (PORT_RANGE, "40000 40009"),
+        (RESERVED_PORTS, "61000-61010, 7000"),
+    ]);
+    st.listening.insert(NS, vec![8080, 39000]);
+    let p = change(&Sysctl::default(), &f, &ctx(&st));
+    assert_eq!(
+        p.apply,
+        Action::all(vec![
+            (
+                set(PORT_RANGE, "39001 60999"),
+                set(PORT_RANGE, "40000 40009")
+            ),
+            (set(TW_REUSE, "1"), set(TW_REUSE, "2")),
+        ])
+        .0
+    );
+    // Hemmed in on both sides: nothing to widen, only tw_reuse.
+    let mut st = state(&[(PORT_RANGE, "40000 40009"), (TW_REUSE, "2")]);
+    st.listening.insert(NS, vec![39999, 40010]);
+    let p = change(&Sysctl::default(), &f, &ctx(&st));
+    assert_eq!(p.apply, set(TW_REUSE, "1"));
+    // An unreadable reserved list: refused rather than guessed.
+    let st = state(&[(PORT_RANGE, "40000 40009"), (RESERVED_PORTS, "x-y")]);
+    assert!(skip(&f, &st).contains(RESERVED_PORTS));
+}
+
+#[test]
+fn port_lists_and_widening_rules() {
+    assert_eq!(parse_port_list(""), Some(vec![]));
+    assert_eq!(
+        parse_port_list("80,9000-9002"),
+        Some(vec![80..=80, 9000..=9002])
+    );
+    assert_eq!(parse_port_list("80,x"), None);
+    assert_eq!(widen((100, 200), (50, 300), |_| false), (50, 300));
+    assert_eq!(
+        widen((100, 200), (50, 300), |p| p == 60 || p == 250),
+        (61, 249)
+    );
+    assert_eq!(
+        widen((100, 200), (150, 180), |_| false),
+        (100, 200),
+        "never narrows"
+    );
+}

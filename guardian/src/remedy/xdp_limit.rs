@@ -25,7 +25,7 @@ pub(crate) fn netns_mismatch(netns: Option<u32>, xdp_netns: Option<u32>) -> Opti
 /// What a limit touches: its source address or its port.
 fn limit_target(key: LimitKey) -> crate::model::Target {
     match key {
-        LimitKey::Src { addr } => crate::model::Target::Src(addr),
+        LimitKey::Src { addr, .. } => crate::model::Target::Src(addr),
         LimitKey::Port { port } => crate::model::Target::Port(port),
     }
 }

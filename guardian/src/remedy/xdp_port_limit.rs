@@ -7,6 +7,10 @@
 //! share the bucket with the flood: the rate must stay below what the listener's SYN queue
 //! absorbs (`tcp_max_syn_backlog` / SYN-ACK retry time), which is why it is low by default.
 //!
+//! While SYN cookies absorb the flood (the kernel answered SYNs with cookies,
+//! `TCPReqQFullDoCookies` grew, and handshakes still complete) the port limit is skipped: the
+//! listener is coping, and a bucket shared with the flood would only turn new clients away.
+//!
 //! A flood concentrated on a few sources is `xdp_source_limit`'s case (skipped here, with the
 //! reason). A finding outside the daemon's own namespace is skipped (the XDP program sees
 //! only its interfaces). Verification: the entry is in the map and not expired; effect: in
@@ -81,6 +85,14 @@ impl Remedy for XdpPortLimit {
             Evidence::SynFlood(e) => Some(e),
             _ => None,
         };
+        if let Some(e) = ev.filter(|e| e.cookies.unwrap_or(0) > 0 && e.completed > 0) {
+            return Some(Plan::Skip(format!(
+                "SYN cookies absorb the flood: the kernel answered {} SYNs with cookies \
+                 (TCPReqQFullDoCookies) and {} handshakes completed in the window",
+                e.cookies.unwrap_or(0),
+                e.completed
+            )));
+        }
         let syns = ev.map_or(0, |e| e.syns) as f64;
         let top = ev
             .and_then(|e| e.top_sources.first())
@@ -173,6 +185,28 @@ mod tests {
             "concentrated"
         );
         assert!(skip(&flood(80, 5000, &[], Some(NS + 1))), "other namespace");
+    }
+
+    #[test]
+    fn skipped_while_syn_cookies_absorb_the_flood() {
+        let r = XdpPortLimit::new(Config::default(), Some(NS));
+        let st = FakeState::default();
+        let with = |cookies: Option<u64>, completed: u64| {
+            let mut f = spread();
+            if let Evidence::SynFlood(e) = &mut f.evidence {
+                e.cookies = cookies;
+                e.completed = completed;
+            }
+            r.plan(&f, &ctx(&st))
+        };
+        let Some(Plan::Skip(why)) = with(Some(4000), 20) else {
+            panic!("expected a skip");
+        };
+        assert!(why.contains("SYN cookies") && why.contains("4000"), "{why}");
+        // Cookies but no handshake completes, no cookies, or unknown: the limit applies.
+        assert!(matches!(with(Some(4000), 0), Some(Plan::Change(_))));
+        assert!(matches!(with(Some(0), 20), Some(Plan::Change(_))));
+        assert!(matches!(with(None, 20), Some(Plan::Change(_))));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! - `connection_flood`: the finding's source (`subject.addr`).
 //! - `syn_flood`: the top sources of the finding's evidence that each sent at least
-//!   `min_share` of the port's SYNs in the window (at most `max_sources`). A flood without
+//!   `min_share` of the port's SYNs in the window (at most `max_sources`), each limited on
+//!   that port only (the XDP program keys source limits on (source, port)). A flood without
 //!   such sources (spoofed, spread) is `xdp_port_limit`'s case: skipped with the reason.
 //!
 //! The XDP program sees only the interfaces of the daemon's own namespace, so a finding in
@@ -66,9 +67,9 @@ impl XdpSourceLimit {
         XdpSourceLimit { cfg, xdp_netns }
     }
 
-    fn spec(&self, addr: IpAddr) -> LimitSpec {
+    fn spec(&self, addr: IpAddr, port: Option<u16>) -> LimitSpec {
         LimitSpec {
-            key: LimitKey::Src { addr },
+            key: LimitKey::Src { addr, port },
             rate_pps: self.cfg.rate_pps,
             burst: self.cfg.burst,
             ttl_ms: self.cfg.ttl_ms,
@@ -129,7 +130,12 @@ impl Remedy for XdpSourceLimit {
         if let Some(reason) = netns_mismatch(f.netns, self.xdp_netns) {
             return Some(Plan::Skip(reason));
         }
-        let specs = sources.into_iter().map(|a| self.spec(a)).collect();
+        // A SYN flood is limited on its port only: the source's other traffic is not its case.
+        let port = (f.fault == syn_flood::FAULT)
+            .then_some(f.subject.port)
+            .flatten()
+            .filter(|&p| p != 0);
+        let specs = sources.into_iter().map(|a| self.spec(a, port)).collect();
         let effect = if f.fault == connection_flood::FAULT {
             Effect::Clears
         } else {
@@ -280,6 +286,7 @@ mod tests {
         );
         let key = |a: &str| LimitKey::Src {
             addr: a.parse().unwrap(),
+            port: Some(80),
         };
         let spec = |a: &str| LimitSpec {
             key: key(a),
@@ -318,11 +325,11 @@ mod tests {
             "a limited SYN flood does not clear"
         );
         assert_eq!(p.before, json!({"limits": []}));
-        assert_eq!(p.after["limits"][1]["key"], "src:10.0.0.2");
+        assert_eq!(p.after["limits"][1]["key"], "src:10.0.0.2,port:80");
         assert_eq!(p.after["limits"][1]["rate_pps"], 3);
         assert_eq!(
             p.inverse.to_string(),
-            "xdp unlimit src:10.0.0.2; xdp unlimit src:10.0.0.1"
+            "xdp unlimit src:10.0.0.2,port:80; xdp unlimit src:10.0.0.1,port:80"
         );
         let v = serde_json::to_value(&p.inverse).unwrap();
         assert_eq!(v["actions"][0]["op"], "xdp_limit_remove");
@@ -344,7 +351,8 @@ mod tests {
             Verify::All {
                 checks: vec![Verify::XdpLimitPresent {
                     key: LimitKey::Src {
-                        addr: "10.0.0.7".parse().unwrap()
+                        addr: "10.0.0.7".parse().unwrap(),
+                        port: None,
                     }
                 }]
             }

@@ -3,6 +3,7 @@ use std::collections::HashMap;
 
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use guardian_common::{
+    limits::{LimitSrcKey, INS_GOOD_SRC, INS_SLOTS, INS_SYN_PORT, INS_SYN_SRC},
     AddrKey, NsCounters, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL, LOSS_RINGBUF,
     XDP_IFACE_SLOTS,
 };
@@ -39,6 +40,11 @@ pub struct Collector {
     syn_src: PerCpuSums<XdpSrcKey>,
     syn_port: PerCpuSums<XdpPortKey>,
     loss: PerCpuArray<MapData, u64>,
+    /// New keys the XDP program created per `INS_*` slot, and the good-source map, to count
+    /// LRU evictions (inserts minus entries; nothing else deletes from these maps).
+    inserts: PerCpuArray<MapData, u64>,
+    good_src: aya::maps::HashMap<MapData, LimitSrcKey, u64>,
+    evicted: [u64; INS_SLOTS as usize],
     own_netns: u32,
     xdp_ifaces: Vec<(String, u32)>,
     interval_ms: u64,
@@ -118,6 +124,9 @@ impl Collector {
             syn_src: sums(probes, "XDP_SYN_SRC")?,
             syn_port: sums(probes, "XDP_SYN_PORT")?,
             loss: conv(probes, "LOSS")?,
+            inserts: conv(probes, "XDP_INSERTS")?,
+            good_src: conv(probes, "GOOD_SRC")?,
+            evicted: [0; INS_SLOTS as usize],
             own_netns,
             xdp_ifaces: probes.xdp_ifaces(),
             interval_ms,
@@ -138,7 +147,7 @@ impl Collector {
         let heartbeat = self.ticks.is_multiple_of(HEARTBEAT_TICKS);
         let mut out = self.losses();
         let mut inputs = Vec::new();
-        let xdp = self.xdp();
+        let xdp = self.xdp(&mut out, heartbeat);
         let xdp_changed = xdp
             .iter()
             .any(|x| self.last_xdp.get(&x.ifindex).map(|s| s.packets) != Some(x.packets));
@@ -267,12 +276,40 @@ impl Collector {
         })
     }
 
-    fn xdp(&self) -> Vec<XdpIface> {
+    /// LRU evictions since the last report of the map in `slot` that holds `entries` now, as a
+    /// `loss` event with source `evicted:<map>`.
+    fn evictions(&mut self, slot: u32, map: &str, entries: usize, out: &mut Vec<Body>) {
+        let inserts = self
+            .inserts
+            .get(&slot, 0)
+            .map(|v| sum(&v, |a, b| *a += *b))
+            .unwrap_or(0);
+        let total = evicted_total(inserts, entries as u64, self.evicted[slot as usize]);
+        let prev = std::mem::replace(&mut self.evicted[slot as usize], total);
+        if total > prev {
+            out.push(Body::Loss(Loss {
+                source: LossSource::Evicted(map.to_string()),
+                lost: total - prev,
+                total,
+            }));
+        }
+    }
+
+    fn xdp(&mut self, out: &mut Vec<Body>, heartbeat: bool) -> Vec<XdpIface> {
         if self.xdp_ifaces.is_empty() {
             return Vec::new();
         }
         let srcs = read_all(&self.syn_src);
         let ports = read_all(&self.syn_port);
+        // The entries are read before the inserts: an insert in between counts as an entry,
+        // never as an eviction.
+        self.evictions(INS_SYN_SRC, "XDP_SYN_SRC", srcs.len(), out);
+        self.evictions(INS_SYN_PORT, "XDP_SYN_PORT", ports.len(), out);
+        if heartbeat {
+            // A plain hash walk (no batch read for it): once per heartbeat.
+            let good = self.good_src.keys().filter(Result::is_ok).count();
+            self.evictions(INS_GOOD_SRC, "GOOD_SRC", good, out);
+        }
         self.xdp_ifaces
             .iter()
             .map(|(name, ifindex)| {
@@ -282,11 +319,13 @@ impl Collector {
                 }
                 .map(|v| sum(&v, add_xdp))
                 .unwrap_or_default();
-                let by_src = srcs
-                    .iter()
-                    .filter(|(k, _)| k.ifindex == *ifindex)
-                    .map(|(k, c)| (*k, *c))
-                    .collect();
+                let mut per_addr: HashMap<XdpSrcKey, u64> = HashMap::new();
+                let mut by_src_port = Vec::new();
+                for (k, c) in srcs.iter().filter(|(k, _)| k.ifindex == *ifindex) {
+                    *per_addr.entry(XdpSrcKey { port: 0, ..*k }).or_default() += c;
+                    by_src_port.push((*k, *c));
+                }
+                let by_src = per_addr.into_iter().collect();
                 let by_port = ports
                     .iter()
                     .filter(|(k, _)| k.ifindex == *ifindex)
@@ -307,11 +346,25 @@ impl Collector {
                         port: k.port,
                         count,
                     }),
+                    syn_by_source_port: top(by_src_port, |k: XdpSrcKey, count| DstCount {
+                        addr: decode::addr(k.family, &k.addr)
+                            .map_or_else(String::new, |a| a.to_string()),
+                        port: k.port,
+                        count,
+                    }),
                 }
             })
             .collect()
     }
+}
 
+/// Evictions so far: inserts minus the entries left, never less than reported before (an
+/// entry count read while inserts race can only understate them).
+fn evicted_total(inserts: u64, entries: u64, before: u64) -> u64 {
+    inserts.saturating_sub(entries).max(before)
+}
+
+impl Collector {
     fn losses(&mut self) -> Vec<Body> {
         let mut out = Vec::new();
         for (slot, source) in [
@@ -341,5 +394,19 @@ impl Collector {
             }));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn evictions_are_inserts_minus_entries_and_never_go_back() {
+        assert_eq!(super::evicted_total(10, 10, 0), 0, "nothing evicted yet");
+        assert_eq!(super::evicted_total(70_000, 65_536, 0), 4_464);
+        assert_eq!(
+            super::evicted_total(70_000, 65_537, 4_464),
+            4_464,
+            "racing insert"
+        );
     }
 }

@@ -181,6 +181,7 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
 
     // The maps the flood fills are LRU maps: bounded by their max_entries.
     let mut sizes = Vec::new();
+    let mut full = Vec::new();
     for name in ["XDP_SYN_SRC", "LIMIT_SRC", "GOOD_SRC"] {
         let (show, entries) = map_with(&s, &v.a_if, name);
         let max = show["max_entries"].as_u64().expect("max_entries") as usize;
@@ -191,6 +192,10 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
             "{name} must be an LRU map: {show}"
         );
         assert!(n <= max, "{name} holds {n} entries, more than {max}");
+        // An LRU map evicts a little before it is full (per-CPU free lists).
+        if n * 10 >= max * 9 {
+            full.push(name);
+        }
     }
     let events = d.finish();
     server.stop();
@@ -218,6 +223,17 @@ fn spoofed_syn_flood_keeps_maps_bounded_and_the_daemon_responsive() {
         .filter(|e| is_type(e, "loss"))
         .map(|e| u64_field(e, "lost"))
         .sum();
+    // A full LRU map that the flood cycles reports its evictions.
+    for name in full {
+        let source = format!("evicted:{name}");
+        let evicted: u64 = events
+            .iter()
+            .filter(|e| is_type(e, "loss") && e["source"] == source.as_str())
+            .map(|e| u64_field(e, "lost"))
+            .sum();
+        eprintln!("{name} full: {evicted} evictions reported");
+        assert!(evicted > 0, "{name} is full but no eviction was reported");
+    }
     let skipped = during
         .iter()
         .filter(|e| is_type(e, "remedy") && e["result"] == "skipped")

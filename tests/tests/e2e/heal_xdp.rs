@@ -39,7 +39,9 @@ fn start(
         &config,
         format!(
             "[remedies]\nmodes = {{ sysctl = \"off\" }}\n\n[remedies.xdp_source_limit]\nrate_pps = 2\nburst = 2\nttl_ms = {src_ttl_ms}\n\n\
-             [remedies.xdp_port_limit]\nrate_pps = 10\nburst = 20\nttl_ms = 30000\n"
+             [remedies.xdp_port_limit]\nrate_pps = 10\nburst = 20\nttl_ms = 30000\n\n\
+             # The flooding client completes its handshakes: limiting it is an operator's choice.\n\
+             [safety]\nprotected_sources = [\"gateways\", \"resolvers\", \"local\"]\n"
         ),
     )
     .unwrap();

@@ -34,6 +34,7 @@ mod sysctl_common;
 // Test modules, one per former test file.
 mod adversarial;
 mod attacks_journal;
+mod attacks_peers;
 mod bad_input;
 mod benign;
 mod bind_conflict;

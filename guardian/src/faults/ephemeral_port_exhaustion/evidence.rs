@@ -20,6 +20,8 @@ pub struct Evidence {
     pub last_pid: Option<u32>,
     pub port_range: Option<[u16; 2]>,
     pub range_usage: Option<Vec<Usage>>,
+    /// The largest share of the range one destination holds (socket table).
+    pub range_used: Option<f64>,
     pub rate_per_s: f64,
     pub tcp_tw_reuse: Option<u64>,
     pub top_dst_failures: Option<usize>,

@@ -9,6 +9,12 @@
 //! [`MibSample`] of the namespace gives the range and its usage per destination (evidence for
 //! the remedy: widen the range, tw_reuse) and, failing the observations, the subject: the
 //! destination that holds most of the range.
+//!
+//! EADDRNOTAVAIL alone is cheap to cause without exhausting anything (two SO_REUSEADDR
+//! sockets bound to one port and connecting to one destination get it every time), so the
+//! fault also needs the kernel's own numbers: the socket table must show one destination
+//! (or the unconnected sockets) holding at least `min_range_used_ratio` of the range. Without
+//! a socket-table sample the condition does not hold.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -30,6 +36,9 @@ crate::faults::config::with_hysteresis! {
         pub min_per_s: f64,
         /// The rate is judged over this trailing window, milliseconds.
         pub rate_window_ms: u64,
+        /// ... and the socket table shows one destination holding at least this fraction
+        /// of the ephemeral range.
+        pub min_range_used_ratio: f64,
     }
 }
 
@@ -38,6 +47,7 @@ impl Default for Config {
         Self {
             min_per_s: 1.0,
             rate_window_ms: 1000,
+            min_range_used_ratio: 0.9,
             hysteresis: Hysteresis::new(3000, 5000, 10_000),
         }
     }
@@ -86,6 +96,14 @@ impl EphemeralPortExhaustion {
     }
 }
 
+/// The largest share of the ephemeral range one destination holds, by the socket table;
+/// None when the range or the table is unknown.
+fn range_used(m: &MibSample) -> Option<f64> {
+    let size = m.range_size().filter(|&s| s > 0)?;
+    let most = m.ephemeral_by_dst.iter().map(|d| d.count).max().unwrap_or(0);
+    Some(most as f64 / size as f64)
+}
+
 /// The detector as the registry builds it.
 pub fn detector(cfg: &Config, _base: &Baseline) -> EphemeralPortExhaustion {
     EphemeralPortExhaustion::new(cfg.clone())
@@ -131,7 +149,9 @@ impl Detector for EphemeralPortExhaustion {
         if let Some((span, old)) = base {
             let failures = c.connect_eaddrnotavail.saturating_sub(old);
             let need = (self.cfg.min_per_s * window.as_secs_f64()).max(1.0);
-            if failures as f64 >= need {
+            let used = self.mib.get(&c.netns).and_then(range_used);
+            let exhausted = used.is_some_and(|u| u >= self.cfg.min_range_used_ratio);
+            if failures as f64 >= need && exhausted {
                 let since = now.checked_sub(span).unwrap_or(now);
                 let top = self.top_dst(c.netns, since);
                 let last = self
@@ -188,6 +208,7 @@ impl Detector for EphemeralPortExhaustion {
                         port_range: mib.and_then(|m| m.port_range).map(|r| [r.lo, r.hi]),
                         tcp_tw_reuse: mib.and_then(|m| m.tcp_tw_reuse),
                         range_usage: usage,
+                        range_used: used.map(|u| (u * 1e3).round() / 1e3),
                     }),
                 });
             }
@@ -197,184 +218,4 @@ impl Detector for EphemeralPortExhaustion {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use crate::model::{
-        Counters,
-        FaultState::{self, Cleared as C, Opened as O},
-    };
-    use crate::model::sample::{DstSockets, PortRange};
-
-    fn counters(ns: u32, total: u64) -> Input {
-        Input::Counters(Counters {
-            netns: ns,
-            interval_ms: 500,
-            connect_eaddrnotavail: total,
-            ..Default::default()
-        })
-    }
-
-    fn obs(ns: u32, addr: &str, port: u16) -> Input {
-        Input::Observation(Observation {
-            netns: ns,
-            kind: ObsKind::ConnectAddrnotavail,
-            error: "EADDRNOTAVAIL".into(),
-            pid: 42,
-            tid: 43,
-            comm: "client".into(),
-            family: Some("ipv4".into()),
-            addr: Some(addr.into()),
-            port: Some(port),
-        })
-    }
-
-    /// Ticks every 500 ms; `steps` are failures since the previous tick in namespace 1.
-    fn run(cfg: Config, steps: &[u64]) -> Vec<Vec<FaultState>> {
-        let mut d = EphemeralPortExhaustion::new(cfg);
-        let t0 = Instant::now();
-        let mut total = 0;
-        steps
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                total += n;
-                d.observe(
-                    &counters(1, total),
-                    t0 + Duration::from_millis(500 * i as u64),
-                )
-                .into_iter()
-                .map(|f| {
-                    assert_eq!(f.key, "1");
-                    f.state
-                })
-                .collect()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn table() {
-        let e = Vec::<FaultState>::new;
-        #[allow(clippy::type_complexity)]
-        let cases: Vec<(&str, Vec<u64>, Vec<Vec<FaultState>>)> = vec![
-            (
-                "one failure a second for 3 s opens (held from 0.5 s, opens at 3.5 s)",
-                vec![0, 1, 0, 1, 0, 1, 0, 1],
-                vec![e(), e(), e(), e(), e(), e(), e(), vec![O]],
-            ),
-            (
-                "a namespace first reported with failures holds from that first tick",
-                vec![2, 0, 2, 0, 2, 0, 2],
-                vec![e(), e(), e(), e(), e(), e(), vec![O]],
-            ),
-            (
-                "just below: a failure every 1.5 s never holds for 3 s",
-                vec![0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1],
-                vec![e(); 11],
-            ),
-            (
-                "a burst shorter than the hold does not open",
-                vec![0, 50, 50, 50, 50, 0, 0, 0],
-                vec![e(); 8],
-            ),
-            (
-                "clears 5 s after the failures stop",
-                {
-                    let mut v = vec![0];
-                    v.extend(std::iter::repeat_n(5, 8));
-                    v.extend(std::iter::repeat_n(0, 13));
-                    v
-                },
-                {
-                    // holds from tick 1 (0.5 s) -> opens at tick 7 (3.5 s); the last failures
-                    // at tick 8 stay in the 1-s window through tick 9; absent from tick 10
-                    // (5.0 s), cleared at tick 20 (10.0 s)
-                    let mut v = vec![e(); 22];
-                    v[7] = vec![O];
-                    v[20] = vec![C];
-                    v
-                },
-            ),
-        ];
-        for (name, steps, want) in cases {
-            assert_eq!(run(Config::default(), &steps), want, "{name}");
-        }
-    }
-
-    #[test]
-    fn subject_is_the_destination_and_evidence_has_the_range_usage() {
-        let mut d = EphemeralPortExhaustion::new(Config::default());
-        let t0 = Instant::now();
-        d.observe(
-            &Input::Mib(MibSample {
-                netns: 1,
-                port_range: Some(PortRange {
-                    lo: 40000,
-                    hi: 40009,
-                }),
-                ephemeral_by_dst: vec![DstSockets {
-                    addr: "10.0.0.2".into(),
-                    port: 80,
-                    count: 10,
-                }],
-                ..Default::default()
-            }),
-            t0,
-        );
-        let mut total = 0;
-        let mut open = vec![];
-        for i in 0..10u64 {
-            let now = t0 + Duration::from_millis(500 * i);
-            d.observe(&obs(1, "10.0.0.2", 80), now);
-            d.observe(&obs(1, "10.0.0.2", 80), now);
-            d.observe(&obs(1, "10.0.0.3", 443), now);
-            // another namespace fails too, but only once: its own key, never opened
-            d.observe(&counters(2, i / 5), now);
-            total += 3;
-            open.extend(d.observe(&counters(1, total), now));
-        }
-        assert_eq!(open.len(), 1, "{open:?}");
-        let f = &open[0];
-        assert_eq!(f.state, O);
-        assert_eq!(f.netns, Some(1));
-        assert_eq!(f.subject.addr.as_deref(), Some("10.0.0.2"));
-        assert_eq!(f.subject.port, Some(80));
-        assert_eq!(f.evidence.json()["port_range"], json!([40000, 40009]));
-        assert_eq!(f.evidence.json()["range_usage"][0]["ratio"], 1.0);
-        assert_eq!(f.evidence.json()["last_comm"], "client");
-        assert_eq!(d.tracker.open_keys(), vec!["1"]);
-    }
-
-    #[test]
-    fn without_addresses_the_subject_is_the_destination_using_the_range() {
-        let mut d = EphemeralPortExhaustion::new(Config::default());
-        let t0 = Instant::now();
-        d.observe(
-            &Input::Mib(MibSample {
-                netns: 1,
-                ephemeral_by_dst: vec![DstSockets {
-                    addr: "10.0.0.9".into(),
-                    port: 5022,
-                    count: 10,
-                }],
-                ..Default::default()
-            }),
-            t0,
-        );
-        let mut open = vec![];
-        for i in 0..8u64 {
-            let now = t0 + Duration::from_millis(500 * i);
-            let mut o = obs(1, "x", 0);
-            if let Input::Observation(x) = &mut o {
-                x.addr = None;
-                x.port = None;
-            }
-            d.observe(&o, now);
-            open.extend(d.observe(&counters(1, i * 2), now));
-        }
-        assert_eq!(open.len(), 1);
-        assert_eq!(open[0].subject.addr.as_deref(), Some("10.0.0.9"));
-        assert_eq!(open[0].subject.port, Some(5022));
-    }
-}
+mod tests;

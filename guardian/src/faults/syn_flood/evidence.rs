@@ -15,6 +15,9 @@ pub struct Source {
 pub struct Evidence {
     /// Handshakes completed in the window.
     pub completed: u64,
+    /// SYNs the kernel answered with a cookie because the SYN queue was full
+    /// (`TCPReqQFullDoCookies`) in the window; None before the first MIB sample.
+    pub cookies: Option<u64>,
     pub completion_ratio: f64,
     pub limit_per_sec: f64,
     pub max_completion_ratio: f64,

@@ -50,10 +50,15 @@ pub struct SynFlood {
     tracker: Tracker,
     /// netns -> SYNs per port (XDP).
     syns: HashMap<u32, Windows<u16>>,
-    /// netns -> SYNs per source (XDP).
+    /// netns -> SYNs per source (XDP), all ports: only when the counters have no
+    /// per-(source, port) counts (older recordings).
     sources: HashMap<u32, Windows<String>>,
+    /// netns -> SYNs per (source, port) (XDP).
+    source_ports: HashMap<u32, Windows<(String, u16)>>,
     /// netns -> completed handshakes per port.
     done: HashMap<u32, Windows<u16>>,
+    /// netns -> `TCPReqQFullDoCookies` (one key).
+    cookies: HashMap<u32, Windows<()>>,
 }
 
 impl SynFlood {
@@ -71,7 +76,9 @@ impl SynFlood {
             tracker,
             syns: HashMap::new(),
             sources: HashMap::new(),
+            source_ports: HashMap::new(),
             done: HashMap::new(),
+            cookies: HashMap::new(),
         }
     }
 
@@ -101,7 +108,11 @@ impl Detector for SynFlood {
             Input::Counters(c) if !c.xdp.is_empty() => {
                 let mut ports: HashMap<u16, u64> = HashMap::new();
                 let mut srcs: HashMap<String, u64> = HashMap::new();
+                let mut src_ports: HashMap<(String, u16), u64> = HashMap::new();
                 for x in &c.xdp {
+                    for s in &x.syn_by_source_port {
+                        *src_ports.entry((s.addr.clone(), s.port)).or_default() += s.count;
+                    }
                     for p in &x.syn_by_port {
                         *ports.entry(p.port).or_default() += p.count;
                     }
@@ -117,10 +128,26 @@ impl Detector for SynFlood {
                     .entry(c.netns)
                     .or_insert_with(Windows::new)
                     .observe(now, srcs, keep);
+                self.source_ports
+                    .entry(c.netns)
+                    .or_insert_with(Windows::new)
+                    .observe(now, src_ports, keep);
+                Vec::new()
+            }
+            Input::Mib(m) => {
+                self.cookies
+                    .entry(m.netns)
+                    .or_insert_with(Windows::new)
+                    .observe(now, [((), m.req_q_full_do_cookies)], keep);
                 Vec::new()
             }
             Input::Flows(f) => {
                 let done = self.done.entry(f.netns).or_insert_with(Windows::new);
+                let cookies = self
+                    .cookies
+                    .get(&f.netns)
+                    .and_then(|w| w.delta(&(), now, window))
+                    .map(|d| d.0);
                 done.observe(
                     now,
                     f.handshakes_by_port.iter().map(|p| (p.port, p.count)),
@@ -144,16 +171,30 @@ impl Detector for SynFlood {
                     if ratio >= self.cfg.max_completion_ratio {
                         continue;
                     }
-                    let mut top: Vec<(String, u64)> = self
-                        .sources
+                    // The port's own sources: a heavy sender to another port does not make
+                    // this port's flood look concentrated.
+                    let pairs = self
+                        .source_ports
                         .get(&f.netns)
-                        .map(|w| {
-                            w.keys()
-                                .filter_map(|a| Some((a.clone(), w.delta(a, now, window)?.0)))
-                                .filter(|(_, d)| *d > 0)
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                        .filter(|w| w.keys().next().is_some());
+                    let mut top: Vec<(String, u64)> = match pairs {
+                        Some(w) => w
+                            .keys()
+                            .filter(|(_, p)| *p == port)
+                            .filter_map(|k| Some((k.0.clone(), w.delta(k, now, window)?.0)))
+                            .filter(|(_, d)| *d > 0)
+                            .collect(),
+                        None => self
+                            .sources
+                            .get(&f.netns)
+                            .map(|w| {
+                                w.keys()
+                                    .filter_map(|a| Some((a.clone(), w.delta(a, now, window)?.0)))
+                                    .filter(|(_, d)| *d > 0)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    };
                     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                     top.truncate(self.cfg.top_sources);
                     holding.push(Holding {
@@ -167,6 +208,7 @@ impl Detector for SynFlood {
                             syn_per_sec: (rate * 10.0).round() / 10.0,
                             syns: n,
                             completed,
+                            cookies,
                             completion_ratio: (ratio * 1000.0).round() / 1000.0,
                             span_ms: span.as_millis() as u64,
                             limit_per_sec: self.cfg.syn_per_sec,
@@ -186,161 +228,4 @@ impl Detector for SynFlood {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{AddrCount, Counters, FaultState, PortCount, XdpIface};
-    use crate::model::sample::FlowSample;
-
-    const NS: u32 = 4026531840;
-
-    fn counters(syn_by_port: &[(u16, u64)], src: &[(&str, u64)]) -> Input {
-        Input::Counters(Counters {
-            netns: NS,
-            xdp: vec![XdpIface {
-                iface: "eth0".into(),
-                ifindex: 2,
-                syn_by_port: syn_by_port
-                    .iter()
-                    .map(|&(port, count)| PortCount { port, count })
-                    .collect(),
-                syn_by_source: src
-                    .iter()
-                    .map(|&(a, count)| AddrCount {
-                        addr: a.into(),
-                        count,
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-    }
-
-    fn flows(done: &[(u16, u64)]) -> Input {
-        Input::Flows(FlowSample {
-            netns: NS,
-            handshakes_by_port: done
-                .iter()
-                .map(|&(port, count)| PortCount { port, count })
-                .collect(),
-            ..Default::default()
-        })
-    }
-
-    fn cfg() -> Config {
-        Config {
-            syn_per_sec: 100.0,
-            window_ms: 1000,
-            hysteresis: Hysteresis {
-                clear_after_ms: 2000,
-                update_every_ms: 60_000,
-                ..Config::default().hysteresis
-            },
-            ..Default::default()
-        }
-    }
-
-    /// Feeds (syns to port 80 per second, completions per second) for each 1 s step; returns
-    /// the states found per step.
-    fn run(steps: &[(u64, u64)]) -> Vec<Vec<FaultState>> {
-        let mut d = SynFlood::new(cfg());
-        let t0 = Instant::now();
-        let (mut syn, mut done) = (0, 0);
-        let mut out = Vec::new();
-        d.observe(&counters(&[], &[]), t0);
-        d.observe(&flows(&[]), t0);
-        for (i, &(s, c)) in steps.iter().enumerate() {
-            let now = t0 + Duration::from_secs(i as u64 + 1);
-            syn += s;
-            done += c;
-            d.observe(&counters(&[(80, syn)], &[("10.0.0.9", syn)]), now);
-            out.push(
-                d.observe(&flows(&[(80, done)]), now)
-                    .into_iter()
-                    .map(|f| f.state)
-                    .collect(),
-            );
-        }
-        out
-    }
-
-    use FaultState::{Cleared as C, Opened as O};
-
-    #[test]
-    fn rate_just_below_and_just_above_the_limit() {
-        assert!(run(&[(100, 0), (100, 0)]).iter().all(Vec::is_empty));
-        assert_eq!(run(&[(101, 0)]), vec![vec![O]]);
-    }
-
-    #[test]
-    fn completion_ratio_boundary() {
-        // 1000 SYNs/s, 20 % completed: a busy server, not a flood.
-        assert!(run(&[(1000, 200)]).iter().all(Vec::is_empty));
-        assert_eq!(run(&[(1000, 199)]), vec![vec![O]]);
-    }
-
-    #[test]
-    fn hysteresis_and_clearing() {
-        // Dancing around the limit does not flap; 2 s below clears.
-        let got = run(&[(500, 0), (90, 0), (500, 0), (90, 0), (0, 0), (0, 0)]);
-        assert_eq!(got, vec![vec![O], vec![], vec![], vec![], vec![], vec![C]]);
-    }
-
-    #[test]
-    fn subjects_are_separate_and_evidence_names_sources() {
-        let mut d = SynFlood::new(cfg());
-        let t0 = Instant::now();
-        d.observe(&counters(&[], &[]), t0);
-        d.observe(&flows(&[]), t0);
-        let t1 = t0 + Duration::from_secs(1);
-        d.observe(
-            &counters(
-                &[(80, 5000), (22, 10)],
-                &[("10.0.0.9", 4990), ("10.0.0.7", 20)],
-            ),
-            t1,
-        );
-        let f = d.observe(&flows(&[(80, 3), (22, 10)]), t1);
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].subject.port, Some(80));
-        assert_eq!(f[0].netns, Some(NS));
-        assert_eq!(f[0].key, key(NS, 80));
-        assert_eq!(f[0].evidence.json()["top_sources"][0]["addr"], "10.0.0.9");
-        assert_eq!(f[0].evidence.json()["syns"], 5000);
-        assert_eq!(f[0].evidence.json()["completed"], 3);
-    }
-
-    #[test]
-    fn no_xdp_no_finding() {
-        let mut d = SynFlood::new(cfg());
-        let t0 = Instant::now();
-        assert!(d.observe(&flows(&[(80, 0)]), t0).is_empty());
-        assert!(d
-            .observe(&flows(&[(80, 0)]), t0 + Duration::from_secs(1))
-            .is_empty());
-    }
-
-    #[test]
-    fn windows_delta_uses_baseline_before_window() {
-        let mut w: Windows<u8> = Windows::new();
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        w.observe(t0, [], s(20));
-        w.observe(t0 + s(1), [(1, 10)], s(20));
-        w.observe(t0 + s(2), [(1, 30)], s(20));
-        w.observe(t0 + s(3), [(1, 60)], s(20));
-        // A new key counts from 0 at the previous sample.
-        assert_eq!(w.delta(&1, t0 + s(3), s(10)), Some((60, s(3))));
-        assert_eq!(w.delta(&1, t0 + s(3), s(1)), Some((30, s(1))));
-        assert_eq!(w.delta(&1, t0 + s(3), s(2)), Some((50, s(2))));
-    }
-
-    #[test]
-    fn config_parses_from_toml() {
-        let c: super::super::DetectConfig =
-            toml::from_str("[syn_flood]\nsyn_per_sec = 50.0\n").unwrap();
-        assert_eq!(c.syn_flood.syn_per_sec, 50.0);
-        assert_eq!(c.syn_flood.window_ms, Config::default().window_ms);
-        assert!(toml::from_str::<super::super::DetectConfig>("[syn_flood]\nnope = 1\n").is_err());
-    }
-}
+mod tests;
