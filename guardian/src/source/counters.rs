@@ -1,5 +1,5 @@
 //! Periodic `counters` events from the per-CPU maps, and `loss` events from the loss counters.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use guardian_common::{
@@ -28,6 +28,8 @@ pub struct Tick {
 /// Counters events are written when something changed, and at least this often (in ticks).
 const HEARTBEAT_TICKS: u64 = 10;
 const TOP_N: usize = 20;
+/// A namespace no path has led to for this long is taken as deleted.
+const GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Collector {
     ns: PerCpuHashMap<MapData, u32, NsCounters>,
@@ -158,8 +160,17 @@ impl Collector {
         if !xdp.is_empty() {
             current.entry(self.own_netns).or_default();
         }
+        self.forget_gone(&mut current);
         let mut netnses: Vec<u32> = current.keys().copied().collect();
         netnses.sort_unstable();
+        let eaddrnotavail: HashSet<u32> = current
+            .iter()
+            .filter(|(ns, c)| {
+                let prev = self.last.get(ns).map_or(0, |p| p.0.connect_eaddrnotavail);
+                c.connect_eaddrnotavail > prev
+            })
+            .map(|(ns, _)| *ns)
+            .collect();
         // The samplers run first so that the TIME_WAIT count of their socket-table dump (one
         // namespace entry per tick) also serves the gauge; their inputs still follow the
         // counters inputs, as detectors expect.
@@ -171,6 +182,7 @@ impl Collector {
             active: &active,
             own_netns: self.own_netns,
             index: &mut self.index,
+            eaddrnotavail: &eaddrnotavail,
             last,
         };
         let sampled: Vec<Input> = self
@@ -185,6 +197,7 @@ impl Collector {
                 _ => None,
             })
             .collect();
+        let mut failed = self.failed_dsts();
         for &ns in &netnses {
             let c = current[&ns];
             let prev = self.last.get(&ns).copied();
@@ -214,7 +227,7 @@ impl Collector {
                 connect_eaddrnotavail: c.connect_eaddrnotavail,
                 bind_eaddrinuse: c.bind_eaddrinuse,
                 retrans_failed: c.retrans_failed,
-                connect_failures_by_dst: self.failed_dsts(ns),
+                connect_failures_by_dst: failed.remove(&ns).unwrap_or_default(),
                 xdp: if ns == self.own_netns {
                     xdp.clone()
                 } else {
@@ -229,6 +242,9 @@ impl Collector {
             inputs.push(Input::Counters(counters));
         }
         inputs.extend(sampled);
+        self.last.retain(|ns, _| current.contains_key(ns));
+        let keep: HashSet<u32> = active.iter().copied().collect();
+        self.index.retain(&keep);
         Tick {
             events: out,
             inputs,
@@ -250,16 +266,45 @@ impl Collector {
         }
     }
 
-    fn failed_dsts(&self, ns: u32) -> Vec<DstCount> {
-        let v = read_all(&self.fail_dst)
-            .into_iter()
-            .filter(|(k, _)| k.netns == ns)
+    /// Connect failures per destination, top [`TOP_N`] per namespace: the map is read once per
+    /// tick, whatever the number of namespaces.
+    fn failed_dsts(&self) -> HashMap<u32, Vec<DstCount>> {
+        let mut by: HashMap<u32, Vec<(AddrKey, u64)>> = HashMap::new();
+        for (k, c) in read_all(&self.fail_dst) {
+            by.entry(k.netns).or_default().push((k, c));
+        }
+        by.into_iter()
+            .map(|(ns, v)| {
+                let top = top(v, |k: AddrKey, count| DstCount {
+                    addr: decode::addr(k.family, &k.addr)
+                        .map_or_else(String::new, |a| a.to_string()),
+                    port: k.port,
+                    count,
+                });
+                (ns, top)
+            })
+            .collect()
+    }
+
+    /// Namespaces that no path has led to for [`GONE_AFTER`] are gone: their counters are
+    /// deleted from the kernel map (which would otherwise fill up as namespaces come and go)
+    /// and they are neither sampled nor reported any more.
+    fn forget_gone(&mut self, current: &mut HashMap<u32, NsCounters>) {
+        let own = self.own_netns;
+        let index = &self.index;
+        let gone: Vec<u32> = current
+            .keys()
+            .copied()
+            .filter(|&ns| ns != own && index.absent_for(ns).is_some_and(|d| d >= GONE_AFTER))
             .collect();
-        top(v, |k: AddrKey, count| DstCount {
-            addr: decode::addr(k.family, &k.addr).map_or_else(String::new, |a| a.to_string()),
-            port: k.port,
-            count,
-        })
+        for ns in gone {
+            current.remove(&ns);
+            self.last.remove(&ns);
+            if let Err(e) = self.ns.remove(&ns) {
+                tracing::debug!(netns = ns, error = %e, "removing a gone namespace's counters");
+            }
+            tracing::debug!(netns = ns, "namespace gone; its counters are forgotten");
+        }
     }
 
     fn xdp(&self) -> Vec<XdpIface> {

@@ -11,6 +11,7 @@ pub mod flows;
 pub mod linkstats;
 pub mod mib;
 pub mod misses;
+pub mod procnet;
 pub mod ringbuf;
 mod sampler;
 pub mod sockagg;
