@@ -19,7 +19,11 @@ pub fn regenerate(results: &Results) -> Result<Vec<String>> {
             fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut out = text.clone();
         for name in block_names(&text) {
-            let body = match render(&name, results) {
+            let rendered = match name.as_str() {
+                "headline" => Some(merge_headline(&text, &headline(results))),
+                _ => render(&name, results),
+            };
+            let body = match rendered {
                 Some(b) => b,
                 None => {
                     missing.push(name.clone());
@@ -77,6 +81,46 @@ fn render(name: &str, results: &Results) -> Option<String> {
         "machine" => machine(results),
         _ => results.benches.get(name).map(bench),
     }
+}
+
+/// The label of a headline line (`- LABEL: **VALUE**`).
+fn label(line: &str) -> Option<&str> {
+    line.strip_prefix("- ")?.split_once(": **").map(|x| x.0)
+}
+
+/// The new headline lines, plus the lines of the block in `text` whose benchmarks are not in
+/// this results file (a run of some benchmarks keeps the others' lines), in their place.
+pub fn merge_headline(text: &str, new: &str) -> String {
+    let old = text
+        .find("<!-- bench:begin headline -->")
+        .and_then(|b| {
+            let rest = &text[b..];
+            rest.find("<!-- bench:end headline -->").map(|e| &rest[..e])
+        })
+        .unwrap_or("");
+    let fresh: Vec<&str> = new.lines().filter(|l| label(l).is_some()).collect();
+    let mut out = Vec::new();
+    let mut used = vec![false; fresh.len()];
+    for l in old.lines().filter(|l| label(l).is_some()) {
+        match fresh.iter().position(|f| label(f) == label(l)) {
+            Some(i) => {
+                out.push(fresh[i]);
+                used[i] = true;
+            }
+            None => out.push(l),
+        }
+    }
+    out.extend(
+        fresh
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(f, _)| *f),
+    );
+    if out.is_empty() {
+        return new.to_string();
+    }
+    out.join("\n") + "\n"
 }
 
 fn headline(results: &Results) -> String {
@@ -152,6 +196,16 @@ mod tests {
         );
         // Idempotent.
         assert_eq!(replace_block(&out, "x", "new").unwrap(), out);
+    }
+
+    #[test]
+    fn a_partial_run_keeps_the_other_headline_lines() {
+        let t = "x\n<!-- bench:begin headline -->\n- A: **1**\n- B: **2**\n<!-- bench:end headline -->\n";
+        assert_eq!(
+            merge_headline(t, "- B: **3**\n- C: **4**\n"),
+            "- A: **1**\n- B: **3**\n- C: **4**\n"
+        );
+        assert_eq!(merge_headline("", "- C: **4**\n"), "- C: **4**\n");
     }
 
     #[test]
