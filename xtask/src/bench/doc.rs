@@ -21,6 +21,7 @@ pub fn regenerate(results: &Results) -> Result<Vec<String>> {
         for name in block_names(&text) {
             let rendered = match name.as_str() {
                 "headline" => Some(merge_headline(&text, &headline(results))),
+                "machine" => machine(results).map(|m| merge_machine(&text, &m)),
                 _ => render(&name, results),
             };
             let body = match rendered {
@@ -123,6 +124,36 @@ pub fn merge_headline(text: &str, new: &str) -> String {
     out.join("\n") + "\n"
 }
 
+/// The machine table with the rows of `text`'s block whose benchmark is not in the new table
+/// kept (a run of some benchmarks keeps the others' rows), in name order.
+pub fn merge_machine(text: &str, new: &str) -> String {
+    let name = |l: &str| l.split('|').nth(1).map(|c| c.trim().to_owned());
+    let rows = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(2)
+            .filter(|l| l.starts_with("| "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let old = text
+        .find("<!-- bench:begin machine -->")
+        .and_then(|b| {
+            let rest = &text[b + "<!-- bench:begin machine -->".len()..];
+            rest.find("<!-- bench:end machine -->")
+                .map(|e| rest[..e].trim_start())
+        })
+        .unwrap_or("");
+    let fresh = rows(new);
+    let mut all: Vec<String> = rows(old)
+        .into_iter()
+        .filter(|l| !fresh.iter().any(|f| name(f) == name(l)))
+        .chain(fresh.iter().cloned())
+        .collect();
+    all.sort_by_key(|l| name(l));
+    let head: Vec<&str> = new.lines().take(2).collect();
+    format!("{}\n{}\n", head.join("\n"), all.join("\n"))
+}
+
 fn headline(results: &Results) -> String {
     let mut out = String::new();
     for o in results.benches.values() {
@@ -206,6 +237,16 @@ mod tests {
             "- A: **1**\n- B: **3**\n- C: **4**\n"
         );
         assert_eq!(merge_headline("", "- C: **4**\n"), "- C: **4**\n");
+    }
+
+    #[test]
+    fn a_partial_run_keeps_the_other_machine_rows() {
+        let t = "<!-- bench:begin machine -->\n| benchmark | run |\n| --- | --- |\n| a | x |\n| c | y |\n<!-- bench:end machine -->";
+        let new = "| benchmark | run |\n| --- | --- |\n| b | z |\n| c | w |\n";
+        assert_eq!(
+            merge_machine(t, new),
+            "| benchmark | run |\n| --- | --- |\n| a | x |\n| b | z |\n| c | w |\n"
+        );
     }
 
     #[test]
