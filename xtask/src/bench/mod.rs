@@ -104,7 +104,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         return write_docs(&results).map(|_| ExitCode::SUCCESS);
     }
     setup::setup()?;
-    let guardian = run::build_guardian()?;
+    // BENCH_GUARDIAN=PATH: measure that build of the daemon (an older one, say) and skip the
+    // build.
+    let guardian = match std::env::var_os("BENCH_GUARDIAN") {
+        Some(p) => PathBuf::from(p),
+        None => run::build_guardian()?,
+    };
     let ctx = Ctx {
         quick: args.quick,
         churn: args.churn,

@@ -28,9 +28,7 @@ pub struct Point {
 
 /// The daemon in the namespace of this process (the root one), observe mode.
 pub fn start_daemon(ctx: &Ctx) -> Result<Guardian> {
-    let bin =
-        std::env::var_os("BENCH_SCALE_GUARDIAN").map_or_else(|| ctx.guardian.clone(), Into::into);
-    Guardian::start_at(&bin, Path::new("/proc/self/ns/net"), &[])
+    Guardian::start_at(&ctx.guardian, Path::new("/proc/self/ns/net"), &[])
 }
 
 /// Starts the load, then the daemon; waits until every namespace has made a connection (so
