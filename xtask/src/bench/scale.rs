@@ -36,7 +36,7 @@ pub fn start_daemon(ctx: &Ctx) -> Result<Guardian> {
 fn point(ctx: &Ctx, n: usize, s: usize, warm: Duration, window: Duration) -> Result<Point> {
     eprintln!("    {n} namespace(s) × {s} sockets: setting up");
     let total = warm + window + TRICKLE_EVERY * 2 + Duration::from_secs(5);
-    let load = Load::start("bsc", n, s, total)?;
+    let load = Load::start(&ctx.xtask, "bsc", n, s, total)?;
     let mut g = start_daemon(ctx)?;
     let pid = g.pid();
     std::thread::sleep(TRICKLE_EVERY + warm);
