@@ -31,7 +31,7 @@ use netlink_packet_sock_diag::{
 };
 
 pub use super::procnet::parse_port_range;
-use super::procnet::{self, Reader, SockStat};
+use super::procnet::{self, Reader, SockStat, SysctlFiles};
 use super::sampler::{Sampler, TickContext};
 pub use super::sockagg::{SocketAgg, MAX_LISTENERS, TOP_N};
 use crate::input::Input;
@@ -43,8 +43,10 @@ use crate::netns::{self, Worker};
 pub const LISTENER_REFRESH: u64 = 10;
 
 /// What is remembered of a namespace between ticks.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct NsState {
+    /// The namespace's sysctl files, open (see [`SysctlFiles`]).
+    sysctls: SysctlFiles,
     /// (IPv4 sockets, IPv6 sockets, ListenOverflows, ListenDrops) at the last listener dump.
     listen_key: Option<[u64; 4]>,
     listeners: Vec<Listener>,
@@ -94,6 +96,9 @@ pub struct MibSampler {
     reader: Option<Reader>,
     tw_per_netns: bool,
     ticks: u64,
+    /// Namespaces whose sysctl files may stay open (four descriptors each): an eighth of the
+    /// open-file limit.
+    keep_files: usize,
 }
 
 impl MibSampler {
@@ -104,12 +109,26 @@ impl MibSampler {
             reader: Some(Reader::default()),
             tw_per_netns: procnet::kernel_tw_per_netns(),
             ticks: 0,
+            keep_files: nofile_soft() / 32,
         }
     }
 
     /// Namespaces remembered between ticks (for the churn benchmark's leak check, and tests).
     pub fn remembered(&self) -> usize {
         self.state.len()
+    }
+}
+
+/// The soft open-file limit (0 when unknown).
+fn nofile_soft() -> usize {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) fills the struct it is given.
+    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } {
+        0 => usize::try_from(r.rlim_cur).unwrap_or(usize::MAX),
+        _ => 0,
     }
 }
 
@@ -126,6 +145,8 @@ struct Job {
     state: NsState,
     refresh: bool,
     eaddrnotavail: bool,
+    /// The sysctl files may stay open.
+    keep: bool,
 }
 
 impl Sampler for MibSampler {
@@ -136,6 +157,7 @@ impl Sampler for MibSampler {
     fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
         self.ticks += 1;
         let mut jobs = Vec::with_capacity(ctx.active.len());
+        let mut kept = 0;
         for &ns in ctx.active {
             let path = if ns == ctx.own_netns {
                 None
@@ -145,10 +167,14 @@ impl Sampler for MibSampler {
                     None => continue, // gone, or no path to enter it
                 }
             };
+            let state = self.state.remove(&ns).unwrap_or_default();
+            let keep = kept < self.keep_files;
+            kept += usize::from(keep);
             jobs.push(Job {
                 ns,
                 path,
-                state: self.state.remove(&ns).unwrap_or_default(),
+                keep,
+                state,
                 refresh: (self.ticks + ns as u64).is_multiple_of(LISTENER_REFRESH),
                 eaddrnotavail: ctx.eaddrnotavail.contains(&ns),
             });
@@ -178,7 +204,7 @@ impl Sampler for MibSampler {
                             let s = read(
                                 j.ns,
                                 &mut j.state,
-                                (j.refresh, j.eaddrnotavail),
+                                (j.refresh, j.eaddrnotavail, j.keep),
                                 &mut reader,
                                 tw_per_netns,
                             );
@@ -213,11 +239,12 @@ impl Sampler for MibSampler {
 }
 
 /// Reads one namespace from inside it (the calling thread's).
-/// `hints`: (listener refresh due, EADDRNOTAVAIL since the last tick).
+/// `hints`: (listener refresh due, EADDRNOTAVAIL since the last tick, sysctl files may stay
+/// open).
 fn read(
     netns: u32,
     st: &mut NsState,
-    hints: (bool, bool),
+    hints: (bool, bool, bool),
     r: &mut Reader,
     tw_per_netns: bool,
 ) -> MibSample {
@@ -225,7 +252,10 @@ fn read(
         netns,
         ..Default::default()
     };
-    r.mib(&mut s);
+    if !hints.2 {
+        st.sysctls = SysctlFiles::default();
+    }
+    r.mib(&mut s, &mut st.sysctls, hints.2);
     let sock = r.sockstat();
     let p = plan(&s, sock, tw_per_netns, st.listen_key, hints.0, hints.1);
     if let Some(k) = sock {
@@ -390,7 +420,13 @@ mod tests {
     #[test]
     fn reads_the_own_namespace() {
         let mut st = NsState::default();
-        let s = read(1, &mut st, (true, false), &mut Reader::default(), true);
+        let s = read(
+            1,
+            &mut st,
+            (true, false, false),
+            &mut Reader::default(),
+            true,
+        );
         assert!(s.port_range.is_some());
         assert!(s.tcp_max_tw_buckets.is_some());
         assert!(s.time_wait.is_some());

@@ -18,6 +18,49 @@ pub struct SockStat {
     pub tw: u64,
 }
 
+/// The sysctls a sample carries, in the order of [`SysctlFiles`]' slots.
+const SYSCTLS: [&str; 4] = [
+    "/proc/sys/net/ipv4/tcp_max_tw_buckets",
+    "/proc/sys/net/ipv4/ip_local_port_range",
+    "/proc/sys/net/ipv4/tcp_tw_reuse",
+    "/proc/sys/net/core/somaxconn",
+];
+
+/// One namespace's sysctl files, kept open from one tick to the next. Looking a `/proc/sys`
+/// path up costs time proportional to the number of namespaces on the host (every namespace
+/// has its own dentries on the same dcache chains), so reading four of them per namespace and
+/// tick is quadratic; `pread` on an open file walks nothing. An open sysctl file does not keep
+/// its namespace alive: once the namespace is deleted, reads fail (ENOENT) and the file is
+/// dropped.
+#[derive(Debug, Default)]
+pub struct SysctlFiles {
+    files: [Option<std::fs::File>; 4],
+}
+
+impl SysctlFiles {
+    /// Open descriptors held.
+    pub fn open(&self) -> usize {
+        self.files.iter().flatten().count()
+    }
+
+    fn read(&mut self, i: usize, keep: bool) -> Option<String> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 64];
+        if let Some(f) = &self.files[i] {
+            match f.read_at(&mut buf, 0) {
+                Ok(n) => return String::from_utf8(buf[..n].to_vec()).ok(),
+                Err(_) => self.files[i] = None,
+            }
+        }
+        let f = std::fs::File::open(SYSCTLS[i]).ok()?;
+        let n = f.read_at(&mut buf, 0).ok()?;
+        if keep {
+            self.files[i] = Some(f);
+        }
+        String::from_utf8(buf[..n].to_vec()).ok()
+    }
+}
+
 /// Reusable buffers for reading procfs text.
 #[derive(Default)]
 pub struct Reader {
@@ -45,8 +88,9 @@ impl Reader {
             .is_ok()
     }
 
-    /// The MIB counters and sysctls of the calling thread's namespace into `s`.
-    pub fn mib(&mut self, s: &mut MibSample) {
+    /// The MIB counters and sysctls of the calling thread's namespace into `s`. The sysctl
+    /// files are `files` (that namespace's), kept open for the next tick when `keep`.
+    pub fn mib(&mut self, s: &mut MibSample, files: &mut SysctlFiles, keep: bool) {
         let mut tcp = [0u64; 2];
         if self.read("/proc/thread-self/net/snmp") {
             values(&self.buf, "Tcp", &TCP, &mut tcp);
@@ -63,12 +107,15 @@ impl Reader {
             s.req_q_full_drop,
             s.syncookies_sent,
         ] = ext;
-        s.tcp_max_tw_buckets = self.sysctl("ipv4/tcp_max_tw_buckets");
-        s.port_range = self
-            .sysctl_text("ipv4/ip_local_port_range")
-            .and_then(parse_port_range);
-        s.tcp_tw_reuse = self.sysctl("ipv4/tcp_tw_reuse");
-        s.somaxconn = self.sysctl("core/somaxconn");
+        let mut v: [Option<String>; 4] = Default::default();
+        for (i, slot) in v.iter_mut().enumerate() {
+            *slot = files.read(i, keep);
+        }
+        let num = |x: &Option<String>| x.as_deref().and_then(|t| t.trim().parse().ok());
+        s.tcp_max_tw_buckets = num(&v[0]);
+        s.port_range = v[1].as_deref().and_then(parse_port_range);
+        s.tcp_tw_reuse = num(&v[2]);
+        s.somaxconn = num(&v[3]);
     }
 
     /// `sockstat` and `sockstat6`; None when `sockstat` cannot be read.
@@ -84,17 +131,6 @@ impl Reader {
             s.inuse6 = parse_sockstat(&self.buf, "TCP6:").map_or(0, |x| x.0);
         }
         Some(s)
-    }
-
-    fn sysctl_text(&mut self, key: &str) -> Option<&str> {
-        let mut path = String::with_capacity(48);
-        path.push_str("/proc/sys/net/");
-        path.push_str(key);
-        self.read(&path).then(|| self.buf.trim())
-    }
-
-    fn sysctl(&mut self, key: &str) -> Option<u64> {
-        self.sysctl_text(key).and_then(|v| v.parse().ok())
     }
 }
 
@@ -224,7 +260,15 @@ mod tests {
     fn reads_the_own_namespace() {
         let mut r = Reader::default();
         let mut s = MibSample::default();
-        r.mib(&mut s);
+        let mut files = SysctlFiles::default();
+        r.mib(&mut s, &mut files, true);
+        assert_eq!(files.open(), 4);
+        let mut again = MibSample::default();
+        r.mib(&mut again, &mut files, true);
+        assert_eq!(
+            again.port_range, s.port_range,
+            "read again through the open files"
+        );
         assert!(s.port_range.is_some());
         assert!(s.tcp_max_tw_buckets.is_some());
         assert!(r.sockstat().is_some());
