@@ -106,6 +106,8 @@ async fn guard(nl: &Netlink, own: u32) -> anyhow::Result<recover::Guard> {
         host: crate::engine::safety::Host {
             default_route_interfaces,
             managed_interfaces: links.len().max(1),
+            // Undos only remove limits; protected sources guard new ones.
+            protected_sources: Default::default(),
         },
         links: names,
     })

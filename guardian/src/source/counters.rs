@@ -1,5 +1,5 @@
 //! Periodic `counters` events from the per-CPU maps, and `loss` events from the loss counters.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use guardian_common::{
@@ -29,6 +29,8 @@ pub struct Tick {
 /// Counters events are written when something changed, and at least this often (in ticks).
 const HEARTBEAT_TICKS: u64 = 10;
 const TOP_N: usize = 20;
+/// A namespace no path has led to for this long is taken as deleted.
+const GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Collector {
     ns: PerCpuHashMap<MapData, u32, NsCounters>,
@@ -170,8 +172,17 @@ impl Collector {
         if !xdp.is_empty() {
             current.entry(self.own_netns).or_default();
         }
+        self.forget_gone(&mut current);
         let mut netnses: Vec<u32> = current.keys().copied().collect();
         netnses.sort_unstable();
+        let eaddrnotavail: HashSet<u32> = current
+            .iter()
+            .filter(|(ns, c)| {
+                let prev = self.last.get(ns).map_or(0, |p| p.0.connect_eaddrnotavail);
+                c.connect_eaddrnotavail > prev
+            })
+            .map(|(ns, _)| *ns)
+            .collect();
         // The samplers run first so that the TIME_WAIT count of their socket-table dump (one
         // namespace entry per tick) also serves the gauge; their inputs still follow the
         // counters inputs, as detectors expect.
@@ -183,6 +194,7 @@ impl Collector {
             active: &active,
             own_netns: self.own_netns,
             index: &mut self.index,
+            eaddrnotavail: &eaddrnotavail,
             last,
         };
         let sampled: Vec<Input> = self
@@ -197,6 +209,8 @@ impl Collector {
                 _ => None,
             })
             .collect();
+        let mut failed = self.dsts_by_ns(&self.fail_dst);
+        let mut refused = self.dsts_by_ns(&self.refused_dst);
         for &ns in &netnses {
             let c = current[&ns];
             let prev = self.last.get(&ns).copied();
@@ -226,9 +240,9 @@ impl Collector {
                 connect_eaddrnotavail: c.connect_eaddrnotavail,
                 bind_eaddrinuse: c.bind_eaddrinuse,
                 retrans_failed: c.retrans_failed,
-                connect_failures_by_dst: self.dsts(&self.fail_dst, ns),
+                connect_failures_by_dst: failed.remove(&ns).unwrap_or_default(),
                 connect_refused: c.connect_refused,
-                connect_refused_by_dst: self.dsts(&self.refused_dst, ns),
+                connect_refused_by_dst: refused.remove(&ns).unwrap_or_default(),
                 xdp: if ns == self.own_netns {
                     xdp.clone()
                 } else {
@@ -243,6 +257,9 @@ impl Collector {
             inputs.push(Input::Counters(counters));
         }
         inputs.extend(sampled);
+        self.last.retain(|ns, _| current.contains_key(ns));
+        let keep: HashSet<u32> = active.iter().copied().collect();
+        self.index.retain(&keep);
         Tick {
             events: out,
             inputs,
@@ -264,16 +281,45 @@ impl Collector {
         }
     }
 
-    fn dsts(&self, map: &PerCpuSums<AddrKey>, ns: u32) -> Vec<DstCount> {
-        let v = read_all(map)
-            .into_iter()
-            .filter(|(k, _)| k.netns == ns)
+    /// Connect failures (or refusals) per destination, top [`TOP_N`] per namespace: the map is
+    /// read once per tick, whatever the number of namespaces.
+    fn dsts_by_ns(&self, map: &PerCpuSums<AddrKey>) -> HashMap<u32, Vec<DstCount>> {
+        let mut by: HashMap<u32, Vec<(AddrKey, u64)>> = HashMap::new();
+        for (k, c) in read_all(map) {
+            by.entry(k.netns).or_default().push((k, c));
+        }
+        by.into_iter()
+            .map(|(ns, v)| {
+                let top = top(v, |k: AddrKey, count| DstCount {
+                    addr: decode::addr(k.family, &k.addr)
+                        .map_or_else(String::new, |a| a.to_string()),
+                    port: k.port,
+                    count,
+                });
+                (ns, top)
+            })
+            .collect()
+    }
+
+    /// Namespaces that no path has led to for [`GONE_AFTER`] are gone: their counters are
+    /// deleted from the kernel map (which would otherwise fill up as namespaces come and go)
+    /// and they are neither sampled nor reported any more.
+    fn forget_gone(&mut self, current: &mut HashMap<u32, NsCounters>) {
+        let own = self.own_netns;
+        let index = &self.index;
+        let gone: Vec<u32> = current
+            .keys()
+            .copied()
+            .filter(|&ns| ns != own && index.absent_for(ns).is_some_and(|d| d >= GONE_AFTER))
             .collect();
-        top(v, |k: AddrKey, count| DstCount {
-            addr: decode::addr(k.family, &k.addr).map_or_else(String::new, |a| a.to_string()),
-            port: k.port,
-            count,
-        })
+        for ns in gone {
+            current.remove(&ns);
+            self.last.remove(&ns);
+            if let Err(e) = self.ns.remove(&ns) {
+                tracing::debug!(netns = ns, error = %e, "removing a gone namespace's counters");
+            }
+            tracing::debug!(netns = ns, "namespace gone; its counters are forgotten");
+        }
     }
 
     /// LRU evictions since the last report of the map in `slot` that holds `entries` now, as a

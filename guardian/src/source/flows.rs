@@ -100,6 +100,8 @@ impl Sampler for FlowSampler {
         let addr = |family, raw: &[u8; 16]| {
             decode::addr(family, raw).map_or_else(String::new, |a| a.to_string())
         };
+        // Gone namespaces linger in the LRU maps until evicted: not reported.
+        netnses.retain(|ns| ctx.index.absent_for(*ns).is_none());
         netnses
             .into_iter()
             .map(|ns| {

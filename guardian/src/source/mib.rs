@@ -1,37 +1,134 @@
-//! Per-namespace MIB counters, sysctls and socket-table aggregates.
+//! Per-namespace MIB counters, sysctls and socket-table aggregates, at a cost per tick that
+//! does not grow with the number of sockets on the node.
 //!
-//! On every tick, for every active namespace, one short-lived thread enters the namespace
-//! (`netns::within`) and, from there, reads:
-//! - `/proc/thread-self/net/snmp` and `/proc/thread-self/net/netstat` (the namespace's TCP MIB:
-//!   `TcpOutSegs`, `TcpRetransSegs`, `TcpExtListenOverflows`, `TcpExtListenDrops`, …);
-//! - the namespace's sysctls under `/proc/sys/net` (per-netns for the reading thread):
-//!   `tcp_max_tw_buckets`, `ip_local_port_range`, `tcp_tw_reuse`, `net.core.somaxconn`;
-//! - one INET_DIAG dump of the TCP socket table per address family, aggregated into the
-//!   TIME_WAIT gauge, TIME_WAIT and ephemeral-port usage per destination, and the listeners with
-//!   their accept queues.
+//! On every tick one long-lived worker thread ([`netns::Worker`]) enters each active namespace
+//! in turn and reads there ([`procnet`]):
+//! - the namespace's TCP MIB (`/proc/thread-self/net/snmp`, `netstat`: `TcpOutSegs`,
+//!   `TcpRetransSegs`, `TcpExtListenOverflows`, ...) and its sysctls under `/proc/sys/net`;
+//! - `sockstat` / `sockstat6`: the TCP sockets in use and the TIME_WAIT count of that namespace
+//!   (per namespace since Linux 4.11; on older kernels the TIME_WAIT gauge comes from a dump).
 //!
-//! The cost per tick is bounded: one dump per family, aggregated in memory, and only the top
-//! [`TOP_N`] destinations (and at most [`MAX_LISTENERS`] listeners) go into the sample.
+//! INET_DIAG dumps walk hash tables that all namespaces share, so they are taken only when
+//! they tell something new:
+//! - listeners: a listener-only dump (it walks the listening hash, not the established one),
+//!   per address family with sockets, when that family's socket count or the listen drop
+//!   counters moved since the last dump, and every [`LISTENER_REFRESH`] ticks otherwise;
+//! - TIME_WAIT per destination: only under pressure, when TIME_WAIT reaches a quarter of the
+//!   ephemeral range or half of `tcp_max_tw_buckets`; the count is then the dump's own (what
+//!   `ss` shows), otherwise `sockstat`'s (which also counts orphaned FIN_WAIT2 sockets, like
+//!   the limit `tcp_max_tw_buckets` does);
+//! - ephemeral ports per destination: only when connects failed with EADDRNOTAVAIL since the
+//!   last tick or the namespace's TCP sockets reach half of the range.
+//!
+//! Only the top [`TOP_N`] destinations (and at most [`MAX_LISTENERS`] listeners) go into a
+//! sample.
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use netlink_packet_sock_diag::{
     constants::{AF_INET, AF_INET6},
     inet::StateFlags,
 };
 
+pub use super::procnet::parse_port_range;
+use super::procnet::{self, Reader, SockStat, SysctlFiles};
 use super::sampler::{Sampler, TickContext};
 pub use super::sockagg::{SocketAgg, MAX_LISTENERS, TOP_N};
 use crate::input::Input;
-use crate::netns;
+use crate::model::sample::{Listener, MibSample};
+use crate::netns::{self, Worker};
 
-use crate::model::sample::{MibSample, PortRange};
+/// Listeners are dumped at least this often (in ticks) even when nothing hints at a change
+/// (an accept queue that drains changes no counter). Namespaces are spread over the ticks.
+pub const LISTENER_REFRESH: u64 = 10;
 
-pub struct MibSampler;
+/// What is remembered of a namespace between ticks.
+#[derive(Debug, Default)]
+pub struct NsState {
+    /// The namespace's sysctl files, open (see [`SysctlFiles`]).
+    sysctls: SysctlFiles,
+    /// (IPv4 sockets, IPv6 sockets, ListenOverflows, ListenDrops) at the last listener dump.
+    listen_key: Option<[u64; 4]>,
+    listeners: Vec<Listener>,
+}
+
+/// What was decided to dump in a namespace on this tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub listeners: bool,
+    /// TIME_WAIT per destination (and the exact TIME_WAIT count).
+    pub time_wait: bool,
+    /// Ephemeral ports per destination (every state but LISTEN).
+    pub ephemeral: bool,
+}
+
+/// Decides the dumps of one namespace from its cheap counters. `sock` is None when
+/// `sockstat` could not be read; `tw_per_netns` says whether its `tw` is this namespace's.
+pub fn plan(
+    s: &MibSample,
+    sock: Option<SockStat>,
+    tw_per_netns: bool,
+    prev: Option<[u64; 4]>,
+    refresh: bool,
+    eaddrnotavail: bool,
+) -> Plan {
+    let range = s.range_size().unwrap_or(0);
+    let key = sock.map(|k| [k.inuse4, k.inuse6, s.listen_overflows, s.listen_drops]);
+    let tw = sock.filter(|_| tw_per_netns).map(|k| k.tw);
+    let time_wait = match tw {
+        None => true,
+        Some(tw) => {
+            (range > 0 && tw * 4 >= range)
+                || s.tcp_max_tw_buckets.is_some_and(|m| m > 0 && tw * 2 >= m)
+        }
+    };
+    let in_use = sock.map_or(u64::MAX, |k| k.inuse4 + k.inuse6 + tw.unwrap_or(0));
+    Plan {
+        listeners: refresh || key.is_none() || key != prev,
+        time_wait,
+        ephemeral: eaddrnotavail || (range > 0 && in_use.saturating_mul(2) >= range),
+    }
+}
+
+pub struct MibSampler {
+    worker: Option<Worker>,
+    state: HashMap<u32, NsState>,
+    reader: Option<Reader>,
+    tw_per_netns: bool,
+    ticks: u64,
+    /// Namespaces whose sysctl files may stay open (four descriptors each): an eighth of the
+    /// open-file limit.
+    keep_files: usize,
+}
 
 impl MibSampler {
     pub fn new() -> Self {
-        Self
+        Self {
+            worker: None,
+            state: HashMap::new(),
+            reader: Some(Reader::default()),
+            tw_per_netns: procnet::kernel_tw_per_netns(),
+            ticks: 0,
+            keep_files: nofile_soft() / 32,
+        }
+    }
+
+    /// Namespaces remembered between ticks (for the churn benchmark's leak check, and tests).
+    pub fn remembered(&self) -> usize {
+        self.state.len()
+    }
+}
+
+/// The soft open-file limit (0 when unknown).
+fn nofile_soft() -> usize {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) fills the struct it is given.
+    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } {
+        0 => usize::try_from(r.rlim_cur).unwrap_or(usize::MAX),
+        _ => 0,
     }
 }
 
@@ -41,13 +138,26 @@ impl Default for MibSampler {
     }
 }
 
+/// One namespace's job on the worker.
+struct Job {
+    ns: u32,
+    path: Option<PathBuf>,
+    state: NsState,
+    refresh: bool,
+    eaddrnotavail: bool,
+    /// The sysctl files may stay open.
+    keep: bool,
+}
+
 impl Sampler for MibSampler {
     fn name(&self) -> &'static str {
         "mib"
     }
 
     fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
-        let mut out = Vec::new();
+        self.ticks += 1;
+        let mut jobs = Vec::with_capacity(ctx.active.len());
+        let mut kept = 0;
         for &ns in ctx.active {
             let path = if ns == ctx.own_netns {
                 None
@@ -57,8 +167,70 @@ impl Sampler for MibSampler {
                     None => continue, // gone, or no path to enter it
                 }
             };
-            match netns::within(path.as_deref(), move || Ok(read(ns))) {
-                Ok(s) => out.push(Input::Mib(s)),
+            let state = self.state.remove(&ns).unwrap_or_default();
+            let keep = kept < self.keep_files;
+            kept += usize::from(keep);
+            jobs.push(Job {
+                ns,
+                path,
+                keep,
+                state,
+                refresh: (self.ticks + ns as u64).is_multiple_of(LISTENER_REFRESH),
+                eaddrnotavail: ctx.eaddrnotavail.contains(&ns),
+            });
+        }
+        // What is not sampled any more (gone namespaces) is forgotten.
+        self.state.clear();
+        if self.worker.is_none() {
+            match Worker::new("guardian-netns") {
+                Ok(w) => self.worker = Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the namespace worker");
+                    return Vec::new();
+                }
+            }
+        }
+        let mut reader = self.reader.take().unwrap_or_default();
+        let tw_per_netns = self.tw_per_netns;
+        let run = self
+            .worker
+            .as_ref()
+            .expect("worker started")
+            .run(move |at| {
+                let out: Vec<(u32, std::io::Result<(MibSample, NsState)>)> = jobs
+                    .into_iter()
+                    .map(|mut j| {
+                        let r = at.enter(j.path.as_deref()).map(|()| {
+                            let s = read(
+                                j.ns,
+                                &mut j.state,
+                                (j.refresh, j.eaddrnotavail, j.keep),
+                                &mut reader,
+                                tw_per_netns,
+                            );
+                            (s, j.state)
+                        });
+                        (j.ns, r)
+                    })
+                    .collect();
+                (out, reader)
+            });
+        let (results, reader) = match run {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "namespace worker failed; starting a new one");
+                self.worker = None;
+                return Vec::new();
+            }
+        };
+        self.reader = Some(reader);
+        let mut out = Vec::with_capacity(results.len());
+        for (ns, r) in results {
+            match r {
+                Ok((s, st)) => {
+                    self.state.insert(ns, st);
+                    out.push(Input::Mib(s));
+                }
                 Err(e) => tracing::debug!(netns = ns, error = %e, "MIB sample unavailable"),
             }
         }
@@ -66,151 +238,78 @@ impl Sampler for MibSampler {
     }
 }
 
-/// Reads everything from inside the namespace (the calling thread's).
-fn read(netns: u32) -> MibSample {
-    let mut mib = HashMap::new();
-    for f in [
-        "/proc/thread-self/net/snmp",
-        "/proc/thread-self/net/netstat",
-    ] {
-        if let Ok(text) = std::fs::read_to_string(f) {
-            mib.extend(parse_mib(&text));
-        }
-    }
-    let get = |k: &str| mib.get(k).copied().unwrap_or(0);
-    let sysctl = |k: &str| read_sysctl(Path::new("/proc/sys/net").join(k).as_path());
-    let port_range = sysctl("ipv4/ip_local_port_range").and_then(|s| parse_port_range(&s));
+/// Reads one namespace from inside it (the calling thread's).
+/// `hints`: (listener refresh due, EADDRNOTAVAIL since the last tick, sysctl files may stay
+/// open).
+fn read(
+    netns: u32,
+    st: &mut NsState,
+    hints: (bool, bool, bool),
+    r: &mut Reader,
+    tw_per_netns: bool,
+) -> MibSample {
     let mut s = MibSample {
         netns,
-        tcp_out_segs: get("TcpOutSegs"),
-        tcp_retrans_segs: get("TcpRetransSegs"),
-        listen_overflows: get("TcpExtListenOverflows"),
-        listen_drops: get("TcpExtListenDrops"),
-        tw_overflow: get("TcpExtTCPTimeWaitOverflow"),
-        req_q_full_drop: get("TcpExtTCPReqQFullDrop"),
-        syncookies_sent: get("TcpExtSyncookiesSent"),
-        req_q_full_do_cookies: get("TcpExtTCPReqQFullDoCookies"),
-        tcp_max_tw_buckets: sysctl("ipv4/tcp_max_tw_buckets").and_then(|v| v.parse().ok()),
-        port_range,
-        tcp_tw_reuse: sysctl("ipv4/tcp_tw_reuse").and_then(|v| v.parse().ok()),
-        somaxconn: sysctl("core/somaxconn").and_then(|v| v.parse().ok()),
         ..Default::default()
     };
-    let mut agg = SocketAgg::new(port_range);
-    let dumped = netns::diag_socket().and_then(|sock| {
-        for family in [AF_INET, AF_INET6] {
-            netns::dump_tcp(&sock, family, StateFlags::all(), |h| agg.add(h))?;
+    if !hints.2 {
+        st.sysctls = SysctlFiles::default();
+    }
+    r.mib(&mut s, &mut st.sysctls, hints.2);
+    let sock = r.sockstat();
+    let p = plan(&s, sock, tw_per_netns, st.listen_key, hints.0, hints.1);
+    if let Some(k) = sock {
+        s.sockets = k.inuse4 + k.inuse6 + k.tw;
+        if tw_per_netns {
+            s.time_wait = Some(k.tw);
+        }
+    }
+    if p == Plan::default() {
+        s.listeners = st.listeners.clone();
+        return s;
+    }
+    let mut agg = SocketAgg::new(s.port_range);
+    let families = [
+        (AF_INET, sock.is_none_or(|k| k.inuse4 > 0 || k.tw > 0)),
+        (AF_INET6, sock.is_none_or(|k| k.inuse6 > 0 || k.tw > 0)),
+    ];
+    let dumped = netns::diag_socket().and_then(|sock_fd| {
+        for (family, any) in families {
+            if !any {
+                continue;
+            }
+            let mut states = StateFlags::empty();
+            if p.listeners {
+                states |= StateFlags::LISTEN;
+            }
+            if p.ephemeral {
+                states |= StateFlags::all() & !StateFlags::LISTEN;
+            } else if p.time_wait {
+                states |= StateFlags::TIME_WAIT;
+            }
+            netns::dump_tcp_with(&sock_fd, family, states, &mut r.rx, |h| agg.add(h))?;
         }
         Ok(())
     });
-    agg.finish(&mut s);
     if let Err(e) = dumped {
         tracing::debug!(netns, error = %e, "INET_DIAG dump failed");
-        s.time_wait = None;
+        if p.time_wait && !tw_per_netns {
+            s.time_wait = None;
+        }
+        s.listeners = st.listeners.clone();
+        return s;
     }
+    if p.time_wait || p.ephemeral {
+        agg.breakdown(&mut s, p.ephemeral);
+    }
+    if p.listeners {
+        st.listeners = agg.take_listeners();
+        st.listen_key = sock.map(|k| [k.inuse4, k.inuse6, s.listen_overflows, s.listen_drops]);
+    }
+    s.listeners = st.listeners.clone();
     s
 }
 
-fn read_sysctl(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_owned())
-}
-
-/// `/proc/net/snmp` and `/proc/net/netstat`: pairs of lines `Prefix: names…` / `Prefix: values…`,
-/// turned into nstat's names (`TcpOutSegs`, `TcpExtListenOverflows`). Negative values (e.g.
-/// `TcpMaxConn` -1) are left out.
-pub fn parse_mib(text: &str) -> HashMap<String, u64> {
-    let mut out = HashMap::new();
-    let mut lines = text.lines();
-    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        let (Some((p1, names)), Some((p2, values))) =
-            (names.split_once(':'), values.split_once(':'))
-        else {
-            continue;
-        };
-        if p1 != p2 {
-            continue;
-        }
-        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
-            if let Ok(v) = v.parse::<u64>() {
-                out.insert(format!("{p1}{n}"), v);
-            }
-        }
-    }
-    out
-}
-
-/// `ip_local_port_range`: two numbers separated by whitespace.
-pub fn parse_port_range(s: &str) -> Option<PortRange> {
-    let mut it = s.split_whitespace().map(|x| x.parse::<u16>());
-    match (it.next(), it.next()) {
-        (Some(Ok(lo)), Some(Ok(hi))) if lo <= hi => Some(PortRange { lo, hi }),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::sample::Listener;
-
-    #[test]
-    fn parses_snmp_and_netstat() {
-        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
-                    Tcp: RtoAlgorithm MaxConn OutSegs RetransSegs\nTcp: 1 -1 1234 56\n";
-        let netstat = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 7 9\n\
-                       IpExt: InOctets\nIpExt: 100\n";
-        let m = parse_mib(snmp);
-        assert_eq!(m["TcpOutSegs"], 1234);
-        assert_eq!(m["TcpRetransSegs"], 56);
-        assert!(!m.contains_key("TcpMaxConn"));
-        assert_eq!(m["IpDefaultTTL"], 64);
-        let n = parse_mib(netstat);
-        assert_eq!(n["TcpExtListenOverflows"], 7);
-        assert_eq!(n["TcpExtListenDrops"], 9);
-        assert_eq!(n["IpExtInOctets"], 100);
-    }
-
-    #[test]
-    fn parses_the_port_range() {
-        assert_eq!(
-            parse_port_range("32768\t60999\n"),
-            Some(PortRange {
-                lo: 32768,
-                hi: 60999
-            })
-        );
-        assert_eq!(parse_port_range("40000 40009").unwrap().size(), 10);
-        assert_eq!(parse_port_range("9 1"), None);
-        assert_eq!(parse_port_range("x"), None);
-    }
-
-    #[test]
-    fn a_sample_round_trips_through_json() {
-        let s = MibSample {
-            netns: 7,
-            tcp_out_segs: 10,
-            port_range: Some(PortRange { lo: 1, hi: 2 }),
-            listeners: vec![Listener {
-                addr: "::".into(),
-                port: 1,
-                queued: 0,
-                backlog: 1,
-                uid: 0,
-                inode: 3,
-            }],
-            ..Default::default()
-        };
-        let v = serde_json::to_string(&s).unwrap();
-        assert_eq!(serde_json::from_str::<MibSample>(&v).unwrap(), s);
-    }
-
-    /// The sampler reads the daemon's own namespace (no privileges needed for that).
-    #[test]
-    fn reads_the_own_namespace() {
-        let s = read(1);
-        assert!(s.port_range.is_some());
-        assert!(s.tcp_max_tw_buckets.is_some());
-    }
-}
+#[path = "mib_tests.rs"]
+mod tests;

@@ -12,6 +12,7 @@ pub mod http;
 pub mod linkstats;
 pub mod mib;
 pub mod misses;
+pub mod procnet;
 pub mod ringbuf;
 mod sampler;
 pub mod sockagg;

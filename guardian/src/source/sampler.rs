@@ -10,6 +10,8 @@ pub struct TickContext<'a> {
     pub own_netns: u32,
     /// Finds a path to enter a namespace by inode.
     pub index: &'a mut netns::Index,
+    /// Namespaces whose connects failed with EADDRNOTAVAIL since the last tick.
+    pub eaddrnotavail: &'a std::collections::HashSet<u32>,
     /// True on the last tick, at shutdown.
     pub last: bool,
 }

@@ -1,6 +1,7 @@
-//! Aggregation of one INET_DIAG socket-table dump into a [`MibSample`]'s socket fields: the
+//! Aggregation of INET_DIAG socket-table dumps into a [`MibSample`]'s socket fields: the
 //! TIME_WAIT gauge, TIME_WAIT and ephemeral ports per destination (top [`TOP_N`]), and the
-//! listeners with their accept queues (fullest first, at most [`MAX_LISTENERS`]).
+//! listeners with their accept queues (fullest first, at most [`MAX_LISTENERS`]). The sampler
+//! dumps only the states it needs on a tick (listeners alone, most ticks).
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -86,20 +87,40 @@ impl SocketAgg {
         }
     }
 
-    pub fn finish(self, s: &mut MibSample) {
+    /// Sets the sample's TIME_WAIT gauge and per-destination TIME_WAIT from what was added
+    /// (a dump that included TIME_WAIT), and the ephemeral use per destination when `ephemeral`
+    /// (a dump of every state but LISTEN).
+    pub fn breakdown(&mut self, s: &mut MibSample, ephemeral: bool) {
         s.time_wait = Some(self.time_wait);
-        s.sockets = self.sockets;
-        s.time_wait_by_dst = top(self.tw_by_dst);
-        s.ephemeral_by_dst = top(self.eph_by_dst);
-        let mut l = self.listeners;
-        // Fullest first (queued / backlog, compared without division), then by port.
+        s.time_wait_by_dst = top(std::mem::take(&mut self.tw_by_dst));
+        if ephemeral {
+            s.ephemeral_by_dst = top(std::mem::take(&mut self.eph_by_dst));
+        }
+    }
+
+    /// The listeners added, fullest accept queue first (compared without division), then by
+    /// port; at most [`MAX_LISTENERS`].
+    pub fn take_listeners(&mut self) -> Vec<Listener> {
+        let mut l = std::mem::take(&mut self.listeners);
         l.sort_by(|a, b| {
             let fa = a.queued as u64 * (b.backlog.max(1) as u64);
             let fb = b.queued as u64 * (a.backlog.max(1) as u64);
             fb.cmp(&fa).then(a.port.cmp(&b.port))
         });
         l.truncate(MAX_LISTENERS);
-        s.listeners = l;
+        l
+    }
+
+    /// Sockets added (every state).
+    pub fn sockets(&self) -> u64 {
+        self.sockets
+    }
+
+    /// Everything at once, as one dump of every state gives it.
+    pub fn finish(mut self, s: &mut MibSample) {
+        self.breakdown(s, true);
+        s.sockets = self.sockets;
+        s.listeners = self.take_listeners();
     }
 }
 

@@ -21,6 +21,12 @@ impl Guardian {
     /// `guardian run --events FILE --state-dir DIR ARGS...` in `ns`, waiting until it is
     /// attached (at most 30 s).
     pub fn start(bin: &Path, ns: &Netns, args: &[&str]) -> Result<Guardian> {
+        Self::start_at(bin, &ns.path(), args)
+    }
+
+    /// [`Guardian::start`] in the namespace that `netns` enters (`/proc/self/ns/net`: this
+    /// process's own, the root namespace for `scale`).
+    pub fn start_at(bin: &Path, netns: &Path, args: &[&str]) -> Result<Guardian> {
         let dir = TempDir::new("bench-daemon");
         let events = dir.path().join("events.ndjson");
         let state = dir.path().join("state");
@@ -35,7 +41,7 @@ impl Guardian {
             "[sinks]\nmax_bytes = 0\nobservations_per_sec = 0\n",
         )?;
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", ns.path().display()))
+        cmd.arg(format!("--net={}", netns.display()))
             .arg("--")
             .arg(bin)
             .arg("run")

@@ -19,7 +19,12 @@ pub fn regenerate(results: &Results) -> Result<Vec<String>> {
             fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut out = text.clone();
         for name in block_names(&text) {
-            let body = match render(&name, results) {
+            let rendered = match name.as_str() {
+                "headline" => Some(merge_headline(&text, &headline(results))),
+                "machine" => machine(results).map(|m| merge_machine(&text, &m)),
+                _ => render(&name, results),
+            };
+            let body = match rendered {
                 Some(b) => b,
                 None => {
                     missing.push(name.clone());
@@ -77,6 +82,76 @@ fn render(name: &str, results: &Results) -> Option<String> {
         "machine" => machine(results),
         _ => results.benches.get(name).map(bench),
     }
+}
+
+/// The label of a headline line (`- LABEL: **VALUE**`).
+fn label(line: &str) -> Option<&str> {
+    line.strip_prefix("- ")?.split_once(": **").map(|x| x.0)
+}
+
+/// The new headline lines, plus the lines of the block in `text` whose benchmarks are not in
+/// this results file (a run of some benchmarks keeps the others' lines), in their place.
+pub fn merge_headline(text: &str, new: &str) -> String {
+    let old = text
+        .find("<!-- bench:begin headline -->")
+        .and_then(|b| {
+            let rest = &text[b..];
+            rest.find("<!-- bench:end headline -->").map(|e| &rest[..e])
+        })
+        .unwrap_or("");
+    let fresh: Vec<&str> = new.lines().filter(|l| label(l).is_some()).collect();
+    let mut out = Vec::new();
+    let mut used = vec![false; fresh.len()];
+    for l in old.lines().filter(|l| label(l).is_some()) {
+        match fresh.iter().position(|f| label(f) == label(l)) {
+            Some(i) => {
+                out.push(fresh[i]);
+                used[i] = true;
+            }
+            None => out.push(l),
+        }
+    }
+    out.extend(
+        fresh
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(f, _)| *f),
+    );
+    if out.is_empty() {
+        return new.to_string();
+    }
+    out.join("\n") + "\n"
+}
+
+/// The machine table with the rows of `text`'s block whose benchmark is not in the new table
+/// kept (a run of some benchmarks keeps the others' rows), in name order.
+pub fn merge_machine(text: &str, new: &str) -> String {
+    let name = |l: &str| l.split('|').nth(1).map(|c| c.trim().to_owned());
+    let rows = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(2)
+            .filter(|l| l.starts_with("| "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let old = text
+        .find("<!-- bench:begin machine -->")
+        .and_then(|b| {
+            let rest = &text[b + "<!-- bench:begin machine -->".len()..];
+            rest.find("<!-- bench:end machine -->")
+                .map(|e| rest[..e].trim_start())
+        })
+        .unwrap_or("");
+    let fresh = rows(new);
+    let mut all: Vec<String> = rows(old)
+        .into_iter()
+        .filter(|l| !fresh.iter().any(|f| name(f) == name(l)))
+        .chain(fresh.iter().cloned())
+        .collect();
+    all.sort_by_key(|l| name(l));
+    let head: Vec<&str> = new.lines().take(2).collect();
+    format!("{}\n{}\n", head.join("\n"), all.join("\n"))
 }
 
 fn headline(results: &Results) -> String {
@@ -152,6 +227,26 @@ mod tests {
         );
         // Idempotent.
         assert_eq!(replace_block(&out, "x", "new").unwrap(), out);
+    }
+
+    #[test]
+    fn a_partial_run_keeps_the_other_headline_lines() {
+        let t = "x\n<!-- bench:begin headline -->\n- A: **1**\n- B: **2**\n<!-- bench:end headline -->\n";
+        assert_eq!(
+            merge_headline(t, "- B: **3**\n- C: **4**\n"),
+            "- A: **1**\n- B: **3**\n- C: **4**\n"
+        );
+        assert_eq!(merge_headline("", "- C: **4**\n"), "- C: **4**\n");
+    }
+
+    #[test]
+    fn a_partial_run_keeps_the_other_machine_rows() {
+        let t = "<!-- bench:begin machine -->\n| benchmark | run |\n| --- | --- |\n| a | x |\n| c | y |\n<!-- bench:end machine -->";
+        let new = "| benchmark | run |\n| --- | --- |\n| b | z |\n| c | w |\n";
+        assert_eq!(
+            merge_machine(t, new),
+            "| benchmark | run |\n| --- | --- |\n| a | x |\n| b | z |\n| c | w |\n"
+        );
     }
 
     #[test]

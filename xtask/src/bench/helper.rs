@@ -38,6 +38,16 @@ pub enum Helper {
         #[arg(long, default_value_t = 120)]
         max_secs: u64,
     },
+    /// Hold SOCKETS loopback sockets in each namespace file given until stdin closes (at most
+    /// MAX_SECS); prints `ready` once they are open
+    ScaleHold {
+        #[arg(long)]
+        netns: Vec<PathBuf>,
+        #[arg(long)]
+        sockets: usize,
+        #[arg(long, default_value_t = 600)]
+        max_secs: u64,
+    },
     /// Send frames out of IFACE with AF_PACKET; JSON on stdout
     Blast {
         #[arg(long)]
@@ -70,6 +80,11 @@ pub fn run(helper: Helper) -> Result<ExitCode> {
             iface,
             max_secs,
         } => xdp_prog::attach_and_hold(&object, &program, &iface, Duration::from_secs(max_secs))?,
+        Helper::ScaleHold {
+            netns,
+            sockets,
+            max_secs,
+        } => super::scale_load::hold_until_stdin_closes(&netns, sockets, max_secs)?,
         Helper::Blast {
             iface,
             dst_mac,

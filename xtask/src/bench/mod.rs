@@ -6,6 +6,7 @@
 //! headline figures are regenerated (never typed by hand). All traffic stays inside network
 //! namespaces the benchmark creates (and always removes), in 10.77.200.0/24–10.77.219.0/24.
 mod blast;
+mod churn;
 mod daemon;
 mod decode;
 mod doc;
@@ -17,6 +18,8 @@ mod overload;
 mod peers;
 mod probe;
 mod report;
+mod scale;
+mod scale_load;
 mod stats;
 mod xdp;
 mod xdp_prog;
@@ -34,12 +37,16 @@ use report::{Measured, Outcome, Results};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Benchmarks to run (default: all): xdp, probe, decode, overload, peers, footprint
+    /// Benchmarks to run (default: all): xdp, probe, decode, overload, peers, footprint, scale
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     /// Shorter runs (about 2 minutes in all) for a quick look; noisier
     #[arg(long)]
     pub quick: bool,
+    /// With `scale`: also create and delete one namespace per second for 60 s and report the
+    /// daemon's memory, descriptors and threads before and after
+    #[arg(long)]
+    pub churn: bool,
     /// Only regenerate docs/benchmarks.md and the README's numbers from results.json
     #[arg(long)]
     pub doc: bool,
@@ -48,6 +55,8 @@ pub struct BenchArgs {
 /// What every benchmark gets.
 pub struct Ctx {
     pub quick: bool,
+    /// `scale --churn`.
+    pub churn: bool,
     /// target/release/guardian, freshly built.
     pub guardian: PathBuf,
     /// This xtask binary, for the helpers that run inside namespaces.
@@ -75,6 +84,11 @@ const BENCHES: &[(&str, &str, BenchFn)] = &[
         peers::run,
     ),
     ("footprint", "idle RSS and CPU", footprint::run),
+    (
+        "scale",
+        "CPU and RSS with 1 to 500 namespaces and 10 000 sockets",
+        scale::run,
+    ),
 ];
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -90,9 +104,15 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         return write_docs(&results).map(|_| ExitCode::SUCCESS);
     }
     setup::setup()?;
-    let guardian = run::build_guardian()?;
+    // BENCH_GUARDIAN=PATH: measure that build of the daemon (an older one, say) and skip the
+    // build.
+    let guardian = match std::env::var_os("BENCH_GUARDIAN") {
+        Some(p) => PathBuf::from(p),
+        None => run::build_guardian()?,
+    };
     let ctx = Ctx {
         quick: args.quick,
+        churn: args.churn,
         guardian,
         xtask: std::env::current_exe()?,
     };
@@ -103,7 +123,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         if !args.names.is_empty() && !args.names.iter().any(|n| n == name) {
             continue;
         }
-        let command = format!("cargo xtask bench {name}{quick}");
+        let churn = if args.churn && *name == "scale" {
+            " --churn"
+        } else {
+            ""
+        };
+        let command = format!("cargo xtask bench {name}{quick}{churn}");
         let machine = facts::Machine::read();
         eprintln!(
             "\n==> bench {name} ({title}): {command}\n    {}",

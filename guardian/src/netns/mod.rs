@@ -1,16 +1,17 @@
-//! Network namespaces: identify them by inode, find a path to enter them, and take the exact
-//! TIME_WAIT gauge of one with INET_DIAG (what `ss -tan state time-wait` counts); [`within`]
-//! runs a closure inside a namespace and [`dump_tcp`] walks its TCP socket table.
+//! Network namespaces: identify them by inode, find a path to enter them ([`Index`]), run code
+//! inside one ([`within`] on a short-lived thread, [`Worker`] on a long-lived one), and walk a
+//! namespace's TCP socket table with INET_DIAG ([`dump_tcp`]); [`count_time_wait`] is the exact
+//! TIME_WAIT count that `ss -tan state time-wait` shows.
 //!
 //! `sock:inet_sock_set_state` never reports TIME_WAIT (the full socket goes to CLOSE and a
 //! timewait socket takes its place), so the gauge is read from the kernel's socket tables.
-use std::{
-    collections::HashMap,
-    fs::File,
-    os::unix::fs::MetadataExt,
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
-};
+mod index;
+mod worker;
+
+pub use index::Index;
+pub use worker::{Entered, Worker};
+
+use std::{fs::File, os::unix::fs::MetadataExt, path::Path};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
@@ -30,68 +31,6 @@ pub fn inode(path: &Path) -> std::io::Result<u32> {
 /// The daemon's own network namespace.
 pub fn current() -> std::io::Result<u32> {
     inode(Path::new("/proc/self/ns/net"))
-}
-
-/// Maps namespace inodes to a file that enters them, rescanning at most once a second.
-pub struct Index {
-    paths: HashMap<u32, PathBuf>,
-    scanned: Option<Instant>,
-}
-
-impl Default for Index {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Index {
-    pub fn new() -> Self {
-        Self {
-            paths: HashMap::new(),
-            scanned: None,
-        }
-    }
-
-    pub fn path(&mut self, ino: u32) -> Option<PathBuf> {
-        if let Some(p) = self.paths.get(&ino) {
-            if inode(p).ok() == Some(ino) {
-                return Some(p.clone());
-            }
-        }
-        if self
-            .scanned
-            .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
-        {
-            self.rescan();
-        }
-        self.paths.get(&ino).cloned()
-    }
-
-    fn rescan(&mut self) {
-        self.scanned = Some(Instant::now());
-        self.paths.clear();
-        let named = std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path());
-        let procs = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-            })
-            .map(|e| e.path().join("ns/net"));
-        for p in named.chain(procs) {
-            if let Ok(ino) = inode(&p) {
-                self.paths.entry(ino).or_insert(p);
-            }
-        }
-    }
 }
 
 /// Runs `f` on a short-lived thread that has entered the namespace at `ns` (or stays in the
@@ -130,6 +69,9 @@ pub fn count_time_wait(ns: Option<&Path>) -> std::io::Result<u64> {
     })
 }
 
+/// Receive buffer of one INET_DIAG dump: the kernel fills up to about 32 KiB per message batch.
+const RX_BUF: usize = 64 * 1024;
+
 /// A NETLINK_SOCK_DIAG socket in the calling thread's namespace.
 pub fn diag_socket() -> std::io::Result<Socket> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
@@ -144,6 +86,18 @@ pub fn dump_tcp(
     socket: &Socket,
     family: u8,
     states: StateFlags,
+    each: impl FnMut(&InetResponseHeader),
+) -> std::io::Result<()> {
+    dump_tcp_with(socket, family, states, &mut Vec::new(), each)
+}
+
+/// [`dump_tcp`] with a receive buffer the caller keeps from one dump to the next (a sampler
+/// that dumps every tick reuses it instead of allocating 256 KiB each time).
+pub fn dump_tcp_with(
+    socket: &Socket,
+    family: u8,
+    states: StateFlags,
+    rx: &mut Vec<u8>,
     mut each: impl FnMut(&InetResponseHeader),
 ) -> std::io::Result<()> {
     let mut header = NetlinkHeader::default();
@@ -168,7 +122,9 @@ pub fn dump_tcp(
     let mut buf = vec![0; packet.buffer_len()];
     packet.serialize(&mut buf);
     socket.send(&buf, 0)?;
-    let mut rx = vec![0u8; 256 * 1024];
+    if rx.len() < RX_BUF {
+        rx.resize(RX_BUF, 0);
+    }
     loop {
         let n = socket.recv(&mut &mut rx[..], 0)?;
         let mut off = 0;
