@@ -4,6 +4,7 @@ mod bench;
 mod cmd;
 mod fuzz;
 mod install;
+mod kernel;
 mod lab;
 mod reliability;
 mod run;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::{cmd, run, setup};
+use crate::{cmd, kernel, run, setup};
 
 /// Env var telling the end-to-end tests which guardian binary to run.
 pub const BIN_ENV: &str = "GUARDIAN_BIN";
@@ -28,6 +28,14 @@ pub struct TestArgs {
     /// Skip the lint steps (cargo fmt --check and cargo clippy)
     #[arg(long)]
     pub no_lint: bool,
+    /// Run the end-to-end tests (or the filter) inside a QEMU VM booted with Debian's kernel
+    /// 6.1, 6.12 or 5.10, or each of them (`all`), instead of on this machine; only the
+    /// release build runs on the host (docs/kernels.md)
+    #[arg(long, value_name = "VERSION|all", conflicts_with = "unit")]
+    pub kernel: Option<String>,
+    /// With --kernel: how long one VM may run before it is killed
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub vm_timeout: u64,
     /// Test-name filter (and other libtest options) for the end-to-end runner, after `--`
     #[arg(last = true, value_name = "FILTER")]
     pub filter: Vec<OsString>,
@@ -37,6 +45,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
     if args.unit && !args.filter.is_empty() {
         bail!("a test-name filter applies to the end-to-end tests, which --unit skips");
     }
+    let kernels = args.kernel.as_deref().map(kernel::labels).transpose()?;
     let start = Instant::now();
     setup::setup()?;
     let root = cmd::repo_root()?;
@@ -56,6 +65,21 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
         c
     };
     let mut steps = 0;
+
+    if let Some(kernels) = kernels {
+        step("build", host(&["build", "--release"], &[]))?;
+        let bins = vm_binaries(host(
+            &["test", "--release"],
+            &["--test", "e2e", "--no-run", "--message-format=json"],
+        ))?;
+        let timeout = std::time::Duration::from_secs(args.vm_timeout);
+        kernel::run(&kernels, &bins, &args.filter, timeout)?;
+        eprintln!(
+            "ok: the VM runs passed ({} including setup)",
+            cmd::secs(start.elapsed())
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
 
     if !args.no_lint {
         step("fmt", cargo(&["fmt", "--all", "--", "--check"]))?;
@@ -123,4 +147,23 @@ fn step(name: &str, mut command: Command) -> Result<()> {
         }
         Err(e) => Err(e.context(format!("step `{name}` failed after {elapsed}"))),
     }
+}
+
+/// Compiles the end-to-end test binary (`cargo test --no-run --message-format=json`) and
+/// returns it with the release binaries, for a VM to run.
+fn vm_binaries(mut compile: Command) -> Result<kernel::Binaries> {
+    eprintln!("==> e2e build: {}", cmd::display(&compile));
+    let out = cmd::stdout(&mut compile)?;
+    let e2e = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "e2e")
+        .find_map(|v| v["executable"].as_str().map(std::path::PathBuf::from))
+        .ok_or_else(|| anyhow::anyhow!("cargo built no e2e test executable"))?;
+    Ok(kernel::Binaries {
+        guardian: run::guardian_bin()?,
+        lab: run::lab_bin()?,
+        schema: cmd::repo_root()?.join(SCHEMA_PATH),
+        e2e,
+    })
 }
