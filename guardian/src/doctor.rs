@@ -240,7 +240,34 @@ pub fn run(xdp_ifaces: &[String]) -> Vec<Check> {
             },
         });
     }
+    out.extend(feature_checks());
     out
+}
+
+/// One check per kernel feature (`feature:<name>`), proved by attaching in a throwaway
+/// namespace (probes/prove.rs): ok when available, warn when degraded or unavailable (with
+/// the reason and the faults it leaves undetected), FAIL only for the tracepoints, without
+/// which guardian cannot run.
+pub fn feature_checks() -> Vec<Check> {
+    match probes::prove::prove() {
+        Err(e) => vec![check("features", false, false, e)],
+        Ok(features) => features
+            .into_iter()
+            .map(|f| {
+                let required = f.feature == "tracepoints";
+                let ok = f.state == probes::features::State::Available;
+                let mut detail = match f.state {
+                    probes::features::State::Available => f.reason,
+                    probes::features::State::Degraded => format!("degraded: {}", f.reason),
+                    probes::features::State::Unavailable => format!("unavailable: {}", f.reason),
+                };
+                if !ok && !f.uncovers.is_empty() {
+                    detail.push_str(&format!(" (undetected: {})", f.uncovers.join(", ")));
+                }
+                check(&format!("feature:{}", f.feature), required, ok, detail)
+            })
+            .collect(),
+    }
 }
 
 /// The config `run` would read: whether it is valid (a failure: `run` would exit 78), and a

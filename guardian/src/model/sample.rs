@@ -23,6 +23,9 @@ pub struct MibSample {
     pub req_q_full_drop: u64,
     /// `TcpExtSyncookiesSent`.
     pub syncookies_sent: u64,
+    /// `TcpExtTCPRetransFail`: retransmissions whose transmit failed (counted in
+    /// `TcpRetransSegs`; before Linux 6.17 `tcp_retransmit_skb` does not fire for them).
+    pub tcp_retrans_fail: u64,
     /// `net.ipv4.tcp_max_tw_buckets`.
     pub tcp_max_tw_buckets: Option<u64>,
     /// `net.ipv4.ip_local_port_range`.

@@ -89,6 +89,7 @@ fn read(netns: u32) -> MibSample {
         tw_overflow: get("TcpExtTCPTimeWaitOverflow"),
         req_q_full_drop: get("TcpExtTCPReqQFullDrop"),
         syncookies_sent: get("TcpExtSyncookiesSent"),
+        tcp_retrans_fail: get("TcpExtTCPRetransFail"),
         tcp_max_tw_buckets: sysctl("ipv4/tcp_max_tw_buckets").and_then(|v| v.parse().ok()),
         port_range,
         tcp_tw_reuse: sysctl("ipv4/tcp_tw_reuse").and_then(|v| v.parse().ok()),

@@ -63,6 +63,7 @@ mod overload;
 mod privileges;
 mod replay;
 mod retransmits;
+mod retransmits_failed;
 mod scan;
 mod schema;
 mod security;

@@ -138,7 +138,6 @@ pub fn stage2(
     steps: &[(&str, String)],
 ) -> String {
     let o = quote(&out.display().to_string());
-    let modules = format!("/lib/modules/{}", kernel.release);
     let mut s = String::from("#!/bin/sh\n# guardian kernel matrix: guest stage 2 (generated)\n");
     s.push_str(
         "mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev\n\
@@ -149,17 +148,14 @@ pub fn stage2(
          mount -t bpf bpf /sys/fs/bpf; mount -t tracefs tracefs /sys/kernel/tracing\n\
          mount -t debugfs debugfs /sys/kernel/debug; mount -t cgroup2 cgroup2 /sys/fs/cgroup\n",
     );
+    // The host may have no /lib/modules to mount over, and its root is read-only here: the
+    // kernel's module loader and the tests' `modprobe` go through a wrapper that points kmod
+    // at the unpacked package (`modprobe -d`).
+    let bin = out.join("bin");
     let _ = writeln!(
         s,
-        "mount -t tmpfs tmpfs /lib/modules; mkdir -p {modules}; mount --bind {} {modules}",
-        quote(
-            &kernel
-                .dir
-                .join("lib/modules")
-                .join(&kernel.release)
-                .display()
-                .to_string()
-        )
+        "echo {} > /proc/sys/kernel/modprobe",
+        quote(&bin.join("modprobe").display().to_string())
     );
     let _ = writeln!(
         s,
@@ -167,8 +163,10 @@ pub fn stage2(
     );
     let _ = writeln!(s, "cut -d' ' -f1 /proc/uptime > {o}/boot.secs");
     s.push_str("ip link set lo up; hostname guardian-vm\n");
-    s.push_str(
-        "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root\n",
+    let _ = writeln!(
+        s,
+        "export PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root",
+        quote(&bin.display().to_string())
     );
     for (k, v) in env {
         let _ = writeln!(s, "export {k}={}", quote(v));
@@ -183,6 +181,18 @@ pub fn stage2(
     let _ = writeln!(s, "cut -d' ' -f1 /proc/uptime > {o}/end.secs");
     s.push_str("sync; echo o > /proc/sysrq-trigger; sleep 30\n");
     s
+}
+
+/// Writes `out/bin/modprobe`: kmod's modprobe with the unpacked package as its root.
+pub fn modprobe_wrapper(kernel: &Kernel, out: &Path) -> Result<()> {
+    let bin = out.join("bin");
+    fs::create_dir_all(&bin)?;
+    let script = format!(
+        "#!/bin/sh\nexec /sbin/modprobe -d {} \"$@\"\n",
+        quote(&kernel.dir.display().to_string())
+    );
+    fs::write(bin.join("modprobe"), script)?;
+    set_exec(&bin.join("modprobe"))
 }
 
 /// Boots `kernel` with `initrd`, waits up to `timeout` for it to power off.
