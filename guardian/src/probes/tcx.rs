@@ -29,11 +29,11 @@ pub const PROGRAMS: [(&str, TcAttachType); 2] = [
 #[error("attaching {program} (tcx) to {iface}: {source}{}", .fallback.as_ref().map(|f| format!("; clsact fallback: {f}")).unwrap_or_default())]
 pub struct TcxError {
     pub program: &'static str,
-    pub iface: String,
+    pub iface: Box<str>,
     #[source]
     pub source: aya::programs::ProgramError,
     /// Why the clsact fallback failed too, when it was tried.
-    pub fallback: Option<String>,
+    pub fallback: Option<Box<String>>,
 }
 
 pub struct Attachment {
@@ -59,7 +59,7 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Vec<Attachment>, TcxError>
     for (program, t) in PROGRAMS {
         let err = |source| TcxError {
             program,
-            iface: iface.to_string(),
+            iface: iface.into(),
             source,
             fallback: None,
         };
@@ -84,7 +84,7 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Vec<Attachment>, TcxError>
                 }
                 Err(fallback) => {
                     return Err(TcxError {
-                        fallback: Some(fallback.to_string()),
+                        fallback: Some(Box::new(fallback.to_string())),
                         ..err(tcx)
                     })
                 }

@@ -1,8 +1,8 @@
 //! Retransmissions whose transmit fails: guardian's count must still equal the kernel's MIB.
 //!
-//! nftables drops ~5 % of A's own outgoing data (A's `output` hook), so some retransmissions
-//! fail in `tcp_transmit_skb` (the kernel counts them in TcpRetransSegs and in
-//! TcpExtTCPRetransFail). Since 6.17 tcp_retransmit_skb fires for them with `err`; before, it
+//! nftables drops ~3 % of the data at B's ingress (so A retransmits) and ~5 % of A's own
+//! outgoing data at A's `output` hook, so some retransmissions fail in `tcp_transmit_skb` (the
+//! kernel counts them in TcpRetransSegs and in TcpExtTCPRetransFail). Since 6.17 tcp_retransmit_skb fires for them with `err`; before, it
 //! does not fire at all and guardian adds the namespace's TCPRetransFail (see
 //! docs/kernels.md). Either way `retrans_segs` must equal TcpRetransSegs.
 use std::net::SocketAddr;
@@ -20,10 +20,11 @@ fn retrans_segs_equals_tcp_retrans_segs_when_the_senders_output_drops() {
     let a = Netns::new("rtf-a");
     let b = Netns::new("rtf-b");
     let v = pair(&a, &b, SUBNET);
+    nft::drop_random_tcp(&b, PORT, 3);
     nft::load(
         &a,
         &format!(
-            "table inet t {{\n chain output {{\n  type filter hook output priority 0; policy accept;\n  \
+            "table inet guardian_test {{\n chain output {{\n  type filter hook output priority 0; policy accept;\n  \
              tcp dport {PORT} numgen random mod 100 < 5 counter drop\n }}\n}}\n"
         ),
     );

@@ -169,7 +169,7 @@ fn one(
         ("e2e", e2e),
     ];
     vm::modprobe_wrapper(kernel, &out)?;
-    fs::write(&stage2, vm::stage2(kernel, &out, &env, &steps))?;
+    fs::write(&stage2, vm::stage2(&out, &env, &steps))?;
     let boot = vm::boot(qemu, kernel, &initrd, &out, timeout)?;
     let rc = |name: &str| -> Option<i32> {
         fs::read_to_string(boot.out.join(format!("{name}.rc")))

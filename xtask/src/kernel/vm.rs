@@ -131,12 +131,7 @@ pub fn quote(s: &str) -> String {
 
 /// The guest's second stage: mounts, then `steps` (name, shell command) each with its output
 /// in `out/<name>.txt` and its exit code in `out/<name>.rc`; then power off.
-pub fn stage2(
-    kernel: &Kernel,
-    out: &Path,
-    env: &[(String, String)],
-    steps: &[(&str, String)],
-) -> String {
+pub fn stage2(out: &Path, env: &[(String, String)], steps: &[(&str, String)]) -> String {
     let o = quote(&out.display().to_string());
     let mut s = String::from("#!/bin/sh\n# guardian kernel matrix: guest stage 2 (generated)\n");
     s.push_str(
