@@ -132,8 +132,8 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
         steps += 1;
         // What can differ per kernel, on Debian 12's own kernel (docs/kernels.md): attach
         // (doctor's proof, every test's `attached`), exact retransmits, link heal, route
-        // restore and one XDP fault (tcx is missing there: clsact fallback). Not when a filter
-        // picks tests: the developer is after those.
+        // restore and one XDP fault; doctor proves the clsact fallback for tcx. Not when a
+        // filter picks tests: the developer is after those.
         if !args.no_vm && args.filter.is_empty() {
             let vm = Instant::now();
             let bins = vm_binaries(host(

@@ -63,7 +63,6 @@ mod overload;
 mod privileges;
 mod replay;
 mod retransmits;
-mod retransmits_failed;
 mod scan;
 mod schema;
 mod security;
