@@ -246,6 +246,7 @@ pub fn run(xdp_ifaces: &[String]) -> Vec<Check> {
         });
     }
     out.push(lock_check(std::path::Path::new(crate::lock::DIR)));
+    out.extend(feature_checks());
     out
 }
 
@@ -270,6 +271,32 @@ pub fn lock_check(dir: &std::path::Path) -> Check {
             format!("guardian pid {pid} runs in this network namespace (netns {netns}): a second `guardian run` here would exit {}", crate::lock::EXIT_HELD),
         ),
         Err(e) => check("netns_lock", true, false, e.to_string()),
+    }
+}
+
+/// One check per kernel feature (`feature:<name>`), proved by attaching in a throwaway
+/// namespace (probes/prove.rs): ok when available, warn when degraded or unavailable (with
+/// the reason and the faults it leaves undetected), FAIL only for the tracepoints, without
+/// which guardian cannot run.
+pub fn feature_checks() -> Vec<Check> {
+    match probes::prove::prove() {
+        Err(e) => vec![check("features", false, false, e)],
+        Ok(features) => features
+            .into_iter()
+            .map(|f| {
+                let required = f.feature == "tracepoints";
+                let ok = f.state == probes::features::State::Available;
+                let mut detail = match f.state {
+                    probes::features::State::Available => f.reason,
+                    probes::features::State::Degraded => format!("degraded: {}", f.reason),
+                    probes::features::State::Unavailable => format!("unavailable: {}", f.reason),
+                };
+                if !ok && !f.uncovers.is_empty() {
+                    detail.push_str(&format!(" (undetected: {})", f.uncovers.join(", ")));
+                }
+                check(&format!("feature:{}", f.feature), required, ok, detail)
+            })
+            .collect(),
     }
 }
 

@@ -253,7 +253,12 @@ async fn run(
             Phase::Attached,
             own_netns,
             mode,
-            probes.attached(),
+            probes.attached_with_coverage(
+                &crate::faults::FaultId::ALL
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>(),
+            ),
         );
         crate::notify::ready(&format!("attached; {mode:?} mode").to_lowercase());
     }

@@ -220,7 +220,7 @@ impl Daemon {
         pred: impl Fn(&Value) -> bool,
         timeout: Duration,
     ) -> Option<(usize, Value)> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + crate::util::scaled(timeout);
         let mut next = start;
         loop {
             self.refresh();

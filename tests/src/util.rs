@@ -147,9 +147,25 @@ pub fn millis_between(from: SystemTime, to: SystemTime) -> f64 {
     }
 }
 
-/// Polls `f` every `step` until it returns `Some` or `timeout` passes.
+/// The factor latency bounds and waits are multiplied by: `GUARDIAN_TIME_SCALE` (a number
+/// ≥ 1), set by `cargo xtask test --kernel` because a TCG VM runs several times slower than
+/// the host; 1 when unset or not a number ≥ 1.
+pub fn time_scale() -> f64 {
+    std::env::var("GUARDIAN_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|f| f.is_finite() && *f >= 1.0)
+        .unwrap_or(1.0)
+}
+
+/// `d` times [`time_scale`].
+pub fn scaled(d: Duration) -> Duration {
+    d.mul_f64(time_scale())
+}
+
+/// Polls `f` every `step` until it returns `Some` or `timeout` (times [`time_scale`]) passes.
 pub fn poll<T>(timeout: Duration, step: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + scaled(timeout);
     loop {
         if let Some(v) = f() {
             return Some(v);

@@ -5,6 +5,7 @@ mod cmd;
 mod fleet;
 mod fuzz;
 mod install;
+mod kernel;
 mod lab;
 mod package;
 mod reliability;

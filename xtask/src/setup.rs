@@ -51,6 +51,21 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "curl",
     "openssl",
     "python3",
+    // `cargo xtask test --kernel`: the VM's initramfs (busybox, cpio, the modules' depmod and
+    // modprobe; xz and zstd decompress them) and the shared libraries of QEMU, which the
+    // kernel matrix unpacks from Debian's packages (xtask/src/kernel/apt.rs).
+    "busybox-static",
+    "cpio",
+    "kmod",
+    "xz-utils",
+    "zstd",
+    "libcapstone4",
+    "libfdt1",
+    "libpmem1",
+    "librdmacm1",
+    "libibverbs1",
+    "libslirp0",
+    "libvdeplug2",
 ];
 
 /// Runs every setup step in order and returns the eBPF toolchain in use.

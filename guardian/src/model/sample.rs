@@ -26,6 +26,9 @@ pub struct MibSample {
     /// `TcpExtTCPReqQFullDoCookies`: SYNs answered with a cookie because the SYN queue was
     /// full (the kernel absorbing a flood).
     pub req_q_full_do_cookies: u64,
+    /// `TcpExtTCPRetransFail`: retransmissions whose transmit failed (counted in
+    /// `TcpRetransSegs`; before Linux 6.17 `tcp_retransmit_skb` does not fire for them).
+    pub tcp_retrans_fail: u64,
     /// `net.ipv4.tcp_max_tw_buckets`.
     pub tcp_max_tw_buckets: Option<u64>,
     /// `net.ipv4.ip_local_port_range`.

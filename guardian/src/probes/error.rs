@@ -22,7 +22,5 @@ pub enum ProbeError {
     #[error(transparent)]
     Xdp(#[from] super::xdp::XdpError),
     #[error(transparent)]
-    Tcx(#[from] super::tcx::TcxError),
-    #[error(transparent)]
     Batch(#[from] super::batch::BatchError),
 }

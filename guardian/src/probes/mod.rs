@@ -4,8 +4,10 @@ pub mod batch;
 pub mod clock;
 mod error;
 pub mod http;
+pub mod features;
 pub mod limits;
 pub mod offsets;
+pub mod prove;
 pub mod sockops;
 pub mod tcx;
 pub mod uprobe;
@@ -63,6 +65,9 @@ pub struct Probes {
     tracepoints: Vec<(&'static str, TracePointLinkId)>,
     xdp: Vec<xdp::Attachment>,
     tcx: Vec<tcx::Attachment>,
+    /// Why the DNS programs are not attached (tcx and clsact both refused); the daemon runs
+    /// without them.
+    dns_error: Option<String>,
     /// The sock_ops program, or why it is not attached (the daemon runs without it).
     sockops: Result<sockops::Attachment, String>,
     /// The HTTP status programs: attached, not asked for (None), or why not.
@@ -99,6 +104,7 @@ impl Probes {
             tracepoints: Vec::new(),
             xdp: Vec::new(),
             tcx: Vec::new(),
+            dns_error: None,
             sockops: Err("not attached yet".into()),
             http: None,
             tls: None,
@@ -136,9 +142,15 @@ impl Probes {
         for iface in &opts.xdp_ifaces {
             let a = xdp::attach(&mut probes.ebpf, iface)?;
             probes.xdp.push(a);
-            // DNS per resolver (tcx) on the same interfaces.
-            let t = tcx::attach(&mut probes.ebpf, iface)?;
-            probes.tcx.extend(t);
+            // DNS per resolver (tcx, or clsact before 6.6) on the same interfaces; optional:
+            // without it only dns_failure goes undetected (the `attached` event says why).
+            match tcx::attach(&mut probes.ebpf, iface) {
+                Ok(t) => probes.tcx.extend(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the DNS programs are unavailable");
+                    probes.dns_error = Some(e.to_string());
+                }
+            }
         }
         Ok(probes)
     }
@@ -169,7 +181,7 @@ impl Probes {
         serde_json::json!({
             "tracepoints": TRACEPOINTS.iter().map(|(p, c, n)| serde_json::json!({"program": p, "tracepoint": format!("{c}:{n}")})).collect::<Vec<_>>(),
             "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "replaced_stale": a.replaced_stale})).collect::<Vec<_>>(),
-            "tcx": self.tcx.iter().map(|a| serde_json::json!({"iface": a.iface, "program": a.program, "direction": a.direction})).collect::<Vec<_>>(),
+            "tcx": self.tcx.iter().map(|a| serde_json::json!({"iface": a.iface, "program": a.program, "direction": a.direction, "mode": a.mode})).collect::<Vec<_>>(),
             "sockops": match &self.sockops {
                 Ok(a) => serde_json::json!({"program": sockops::PROGRAM, "cgroup": a.cgroup}),
                 Err(e) => serde_json::json!({"program": sockops::PROGRAM, "error": e}),
@@ -191,6 +203,30 @@ impl Probes {
                 "skb_gso_segs": self.offsets.skb_gso_segs,
             },
         })
+    }
+
+    /// What this kernel and these attachments offer, per feature (see [`features`]).
+    pub fn features(&self) -> Vec<features::Feature> {
+        let mut out = features::from_offsets(&self.offsets, features::running_kernel());
+        out.push(features::xdp(self.xdp.len()));
+        let modes: Vec<&'static str> = self.tcx.iter().map(|a| a.mode).collect();
+        out.push(features::dns(
+            &modes,
+            self.xdp.len(),
+            self.dns_error.as_deref(),
+        ));
+        out.push(match &self.sockops {
+            Ok(_) => features::Feature::new("sock_ops", features::State::Available, "attached"),
+            Err(e) => features::Feature::new("sock_ops", features::State::Unavailable, e.clone()),
+        });
+        out
+    }
+
+    /// [`Probes::attached`] with `coverage`: the features, and which of `faults` are covered.
+    pub fn attached_with_coverage(&self, faults: &[&str]) -> serde_json::Value {
+        let mut v = self.attached();
+        v["coverage"] = features::coverage(&self.features(), faults);
+        v
     }
 
     /// XDP interfaces as (name, ifindex).

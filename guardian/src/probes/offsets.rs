@@ -251,11 +251,14 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
         skb_gso_segs: narrow("sk_buff.cb+tcp_gso_segs", cb + gso)?,
         skb_tcp_flags: narrow("sk_buff.cb+tcp_flags", cb + flags)?,
         st_sport: st.required("sport")?,
-        rtx_sport: rtx.required("sport")?,
-        rtx_dport: rtx.required("dport")?,
-        rtx_family: rtx.required("family")?,
-        rtx_daddr: rtx.required("daddr")?,
-        rtx_daddr_v6: rtx.required("daddr_v6")?,
+        // The flow key of a retransmit (mtu_blackhole's per-flow pattern). 5.10's
+        // tcp_retransmit_skb has no `family`: then the per-flow pattern is off and everything
+        // else still counts (the program skips a flow whose key has an ABSENT field).
+        rtx_sport: rtx.optional("sport")?,
+        rtx_dport: rtx.optional("dport")?,
+        rtx_family: rtx.optional("family")?,
+        rtx_daddr: rtx.optional("daddr")?,
+        rtx_daddr_v6: rtx.optional("daddr_v6")?,
         skb_len: btf.offset16("sk_buff", &["len"])?,
         tcp_mss_cache: mss_cache,
         icsk_retransmits,

@@ -57,6 +57,11 @@ pub struct Collector {
     misses: super::misses::RecursionMisses,
     ticks: u64,
     samplers: Vec<Box<dyn Sampler>>,
+    /// Before Linux 6.17 (`tcp_retransmit_skb` without `err`), the tracepoint does not fire
+    /// for a retransmission whose transmit failed, yet `TcpRetransSegs` counts it: those come
+    /// from the namespace's `TcpExtTCPRetransFail`, as (value when first sampled, latest).
+    /// None on kernels whose tracepoint reports them.
+    retrans_fail_mib: Option<HashMap<u32, (u64, u64)>>,
 }
 
 fn sum<T: aya::Pod + Default>(v: &PerCpuValues<T>, add: impl Fn(&mut T, &T)) -> T {
@@ -139,6 +144,8 @@ impl Collector {
             misses: super::misses::RecursionMisses::new(probes.program_fds()),
             ticks: 0,
             samplers,
+            retrans_fail_mib: (probes.offsets.rtx_err == guardian_common::Offsets::ABSENT)
+                .then(HashMap::new),
         })
     }
 
@@ -211,8 +218,19 @@ impl Collector {
             .collect();
         let mut failed = self.dsts_by_ns(&self.fail_dst);
         let mut refused = self.dsts_by_ns(&self.refused_dst);
+        if let Some(fails) = &mut self.retrans_fail_mib {
+            for i in &sampled {
+                if let Input::Mib(m) = i {
+                    let e = fails.entry(m.netns).or_insert((m.tcp_retrans_fail, 0));
+                    e.1 = m.tcp_retrans_fail.max(e.0);
+                }
+            }
+        }
         for &ns in &netnses {
-            let c = current[&ns];
+            let mut c = current[&ns];
+            if let Some(&(base, now)) = self.retrans_fail_mib.as_ref().and_then(|f| f.get(&ns)) {
+                c.retrans_segs += now - base;
+            }
             let prev = self.last.get(&ns).copied();
             let had_tw = prev.and_then(|p| p.1).unwrap_or(0) > 0;
             let changed = prev.map(|p| p.0) != Some(c);

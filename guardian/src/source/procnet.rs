@@ -72,13 +72,14 @@ pub struct Reader {
 /// Counters wanted from `snmp` (`Tcp:` lines) and `netstat` (`TcpExt:` lines), in the order of
 /// the fields they fill.
 const TCP: [&str; 2] = ["OutSegs", "RetransSegs"];
-const TCP_EXT: [&str; 6] = [
+const TCP_EXT: [&str; 7] = [
     "ListenOverflows",
     "ListenDrops",
     "TCPTimeWaitOverflow",
     "TCPReqQFullDrop",
     "SyncookiesSent",
     "TCPReqQFullDoCookies",
+    "TCPRetransFail",
 ];
 
 impl Reader {
@@ -96,7 +97,7 @@ impl Reader {
         if self.read("/proc/thread-self/net/snmp") {
             values(&self.buf, "Tcp", &TCP, &mut tcp);
         }
-        let mut ext = [0u64; 6];
+        let mut ext = [0u64; 7];
         if self.read("/proc/thread-self/net/netstat") {
             values(&self.buf, "TcpExt", &TCP_EXT, &mut ext);
         }
@@ -108,6 +109,7 @@ impl Reader {
             s.req_q_full_drop,
             s.syncookies_sent,
             s.req_q_full_do_cookies,
+            s.tcp_retrans_fail,
         ] = ext;
         let mut v: [Option<String>; 4] = Default::default();
         for (i, slot) in v.iter_mut().enumerate() {

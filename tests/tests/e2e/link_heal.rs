@@ -89,7 +89,9 @@ fn enforce_brings_a_keep_up_link_back_within_100ms() {
         .unwrap_or_else(|| panic!("an applied change has a journal id: {verified}"));
     assert!(event_time(&fault) <= event_time(&applied));
     assert!(event_time(&applied) <= event_time(&verified));
-    assert!(ms <= 100.0, "healed in {ms:.3} ms, more than 100 ms");
+    // 100 ms on the host; times GUARDIAN_TIME_SCALE inside a TCG VM (cargo xtask test --kernel).
+    let bound = 100.0 * guardian_tests::util::time_scale();
+    assert!(ms <= bound, "healed in {ms:.3} ms, more than {bound} ms");
 
     assert!(admin_up(&a, &v.a_if), "{} is not up", v.a_if);
     let oper = poll(Duration::from_secs(2), Duration::from_millis(10), || {

@@ -1,0 +1,190 @@
+//! What this kernel offers guardian, per feature: available, degraded (works with less, and
+//! why) or unavailable. The daemon reports it in the `attached` event (`coverage`: which faults
+//! are covered and which are not, and why); `doctor` proves each feature by loading and
+//! attaching it (see `prove`). Measured per kernel in docs/kernels.md.
+use guardian_common::Offsets;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Available,
+    Degraded,
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Feature {
+    pub feature: &'static str,
+    pub state: State,
+    /// What works, or what is missing and why.
+    pub reason: String,
+    /// The faults this feature's absence leaves undetected.
+    #[serde(skip)]
+    pub uncovers: &'static [&'static str],
+}
+
+impl Feature {
+    pub fn new(feature: &'static str, state: State, reason: impl Into<String>) -> Self {
+        Feature {
+            feature,
+            state,
+            reason: reason.into(),
+            uncovers: &[],
+        }
+    }
+
+    fn uncovering(mut self, faults: &'static [&'static str]) -> Self {
+        self.uncovers = faults;
+        self
+    }
+}
+
+/// `(major, minor)` of a kernel release such as `6.1.0-57-amd64`.
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The running kernel's `(major, minor)`.
+pub fn running_kernel() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    kernel_version(release.trim())
+}
+
+/// The features that follow from the tracepoint layouts and the kernel version alone.
+pub fn from_offsets(o: &Offsets, kernel: Option<(u32, u32)>) -> Vec<Feature> {
+    let mut out = Vec::new();
+    out.push(if o.rtx_err != Offsets::ABSENT {
+        Feature::new(
+            "exact_retransmits",
+            State::Available,
+            "tcp_retransmit_skb reports failed transmits (`err`, Linux 6.17+)",
+        )
+    } else {
+        Feature::new(
+            "exact_retransmits",
+            State::Degraded,
+            "tcp_retransmit_skb has no `err` (before Linux 6.17) and does not fire for a \
+             retransmission whose transmit failed: those are added from the namespace's \
+             TcpExtTCPRetransFail each tick (exact except failures in a namespace's first tick)",
+        )
+    });
+    let flow_fields = [
+        o.rtx_family,
+        o.rtx_sport,
+        o.rtx_dport,
+        o.rtx_daddr,
+        o.rtx_daddr_v6,
+    ];
+    out.push(if flow_fields.contains(&Offsets::ABSENT) {
+        Feature::new(
+            "retransmit_flows",
+            State::Unavailable,
+            "tcp_retransmit_skb lacks a flow field (`family` is missing before Linux 5.11): \
+             no per-flow retransmit pattern",
+        )
+        .uncovering(&["mtu_blackhole"])
+    } else {
+        Feature::new(
+            "retransmit_flows",
+            State::Available,
+            "per-flow retransmit pattern from tcp_retransmit_skb",
+        )
+    });
+    out.push(recursion_misses(kernel));
+    out
+}
+
+/// Runs the kernel skips when a tracing program is already running on the CPU: the kernel
+/// reports them in the program's fdinfo since 5.12, but counts them for classic tracepoint
+/// programs (`trace_call_bpf`) only since 6.7.
+pub fn recursion_misses(kernel: Option<(u32, u32)>) -> Feature {
+    match kernel {
+        Some(v) if v >= (6, 7) => Feature::new(
+            "recursion_misses",
+            State::Available,
+            "skipped tracepoint runs are counted (loss events, source recursion:<program>)",
+        ),
+        Some(v) if v >= (5, 12) => Feature::new(
+            "recursion_misses",
+            State::Degraded,
+            "before Linux 6.7 the kernel does not count skipped runs of tracepoint programs \
+             (recursion_misses stays 0): such losses go unreported",
+        ),
+        _ => Feature::new(
+            "recursion_misses",
+            State::Degraded,
+            "before Linux 5.12 programs have no recursion_misses: skipped tracepoint runs go \
+             unreported",
+        ),
+    }
+}
+
+/// The DNS programs' attachment: tcx, clsact fallback, or none (with why).
+pub fn dns(modes: &[&'static str], xdp_ifaces: usize, error: Option<&str>) -> Feature {
+    if let Some(e) = error {
+        return Feature::new("dns_tc", State::Unavailable, e.to_string())
+            .uncovering(&["dns_failure"]);
+    }
+    if xdp_ifaces == 0 {
+        return Feature::new(
+            "dns_tc",
+            State::Unavailable,
+            "no --xdp interface: the DNS programs attach to those interfaces",
+        )
+        .uncovering(&["dns_failure"]);
+    }
+    if modes.contains(&"clsact") {
+        Feature::new(
+            "dns_tc",
+            State::Degraded,
+            "no tcx on this kernel (before Linux 6.6): attached as clsact filters, which a \
+             SIGKILLed guardian leaves behind until its next start removes them",
+        )
+    } else {
+        Feature::new("dns_tc", State::Available, "attached through tcx")
+    }
+}
+
+/// The XDP program: attached to the `--xdp` interfaces, or not asked for.
+pub fn xdp(xdp_ifaces: usize) -> Feature {
+    if xdp_ifaces == 0 {
+        Feature::new(
+            "xdp",
+            State::Unavailable,
+            "no --xdp interface: SYNs are not counted per source and port",
+        )
+        .uncovering(&["syn_flood"])
+    } else {
+        Feature::new(
+            "xdp",
+            State::Available,
+            format!("attached to {xdp_ifaces} interface(s)"),
+        )
+    }
+}
+
+/// The `coverage` of the `attached` event: the features, and every registered fault as
+/// covered or not (with the reasons of the features that leave it uncovered).
+pub fn coverage(features: &[Feature], all_faults: &[&str]) -> serde_json::Value {
+    let mut covered = Vec::new();
+    let mut uncovered = Vec::new();
+    for fault in all_faults {
+        let why: Vec<String> = features
+            .iter()
+            .filter(|f| f.uncovers.contains(fault))
+            .map(|f| format!("{}: {}", f.feature, f.reason))
+            .collect();
+        if why.is_empty() {
+            covered.push(serde_json::json!(fault));
+        } else {
+            uncovered.push(serde_json::json!({"fault": fault, "reason": why.join("; ")}));
+        }
+    }
+    serde_json::json!({"features": features, "covered": covered, "uncovered": uncovered})
+}
+
+#[cfg(test)]
+#[path = "features_tests.rs"]
+mod tests;

@@ -1,0 +1,85 @@
+//! Unit tests of the per-feature availability (probes/features.rs).
+use super::*;
+
+fn offsets(err: bool, family: bool) -> Offsets {
+    Offsets {
+        rtx_err: if err { 76 } else { Offsets::ABSENT },
+        rtx_family: if family { 28 } else { Offsets::ABSENT },
+        ..Offsets::default()
+    }
+}
+
+fn get<'a>(f: &'a [Feature], name: &str) -> &'a Feature {
+    f.iter().find(|x| x.feature == name).unwrap()
+}
+
+#[test]
+fn kernel_versions_parse_debian_and_upstream_releases() {
+    assert_eq!(kernel_version("6.1.0-57-amd64"), Some((6, 1)));
+    assert_eq!(kernel_version("6.12.107+deb12-amd64"), Some((6, 12)));
+    assert_eq!(kernel_version("5.10.0-35-amd64"), Some((5, 10)));
+    assert_eq!(kernel_version("garbage"), None);
+}
+
+#[test]
+fn kernel_618_has_everything() {
+    let f = from_offsets(&offsets(true, true), Some((6, 18)));
+    assert!(f.iter().all(|x| x.state == State::Available), "{f:?}");
+}
+
+#[test]
+fn kernel_61_adds_failed_retransmits_from_the_mib_and_misses_go_uncounted() {
+    let f = from_offsets(&offsets(false, true), Some((6, 1)));
+    assert_eq!(get(&f, "exact_retransmits").state, State::Degraded);
+    assert!(get(&f, "exact_retransmits")
+        .reason
+        .contains("TCPRetransFail"));
+    assert_eq!(get(&f, "retransmit_flows").state, State::Available);
+    assert_eq!(get(&f, "recursion_misses").state, State::Degraded);
+    assert!(get(&f, "recursion_misses").reason.contains("6.7"));
+}
+
+#[test]
+fn kernel_510_without_family_uncovers_only_mtu_blackhole() {
+    let f = from_offsets(&offsets(false, false), Some((5, 10)));
+    assert_eq!(get(&f, "retransmit_flows").state, State::Unavailable);
+    let c = coverage(&f, &["link_down", "mtu_blackhole", "retransmit_storm"]);
+    assert_eq!(
+        c["covered"],
+        serde_json::json!(["link_down", "retransmit_storm"])
+    );
+    assert_eq!(c["uncovered"][0]["fault"], "mtu_blackhole");
+    assert!(c["uncovered"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("family"));
+    assert!(get(&f, "recursion_misses").reason.contains("5.12"));
+}
+
+#[test]
+fn dns_falls_back_to_clsact_and_says_so() {
+    assert_eq!(dns(&["tcx", "tcx"], 1, None).state, State::Available);
+    let d = dns(&["clsact", "clsact"], 1, None);
+    assert_eq!(d.state, State::Degraded);
+    assert!(d.reason.contains("clsact"));
+    assert!(d.uncovers.is_empty());
+    let none = dns(&[], 0, None);
+    assert_eq!(none.uncovers, &["dns_failure"]);
+    let failed = dns(
+        &[],
+        1,
+        Some("attaching guardian_dns_egress (tcx) to x: refused"),
+    );
+    assert_eq!(failed.state, State::Unavailable);
+    assert_eq!(failed.uncovers, &["dns_failure"]);
+}
+
+#[test]
+fn without_xdp_syn_flood_is_uncovered() {
+    let c = coverage(&[xdp(0)], &["syn_flood", "link_down"]);
+    assert_eq!(c["uncovered"][0]["fault"], "syn_flood");
+    assert_eq!(
+        coverage(&[xdp(2)], &["syn_flood"])["covered"][0],
+        "syn_flood"
+    );
+}
