@@ -48,6 +48,7 @@ pub fn reduce() -> Result<Vec<String>, PrivilegeError> {
             "reducing capabilities with more than one thread: only this one is reduced"
         );
     }
+    lift_memlock();
     let keep: CapsHashSet = KEEP.iter().map(|(c, _)| *c).collect();
     let permitted = caps::read(None, CapSet::Permitted)?;
     // The bounding set first: dropping from it needs CAP_SETPCAP, which goes with the rest.
@@ -68,6 +69,26 @@ pub fn reduce() -> Result<Vec<String>, PrivilegeError> {
     let mut dropped: Vec<String> = permitted.difference(&keep).map(|c| c.to_string()).collect();
     dropped.sort();
     Ok(dropped)
+}
+
+/// Before Linux 5.11, BPF maps and programs are charged to RLIMIT_MEMLOCK (64 KiB by default),
+/// so map creation fails with EPERM once CAP_SYS_RESOURCE is gone (measured on 5.10,
+/// docs/kernels.md). Raise the limit while the capability is still held; from 5.11 on the
+/// memory cgroup accounts for BPF memory and the limit is unused.
+fn lift_memlock() {
+    use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+    if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut v = release
+            .trim()
+            .split(['.', '-'])
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        if (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (5, 11) {
+            tracing::warn!(error = %e, "cannot lift RLIMIT_MEMLOCK: on this kernel (before 5.11) map creation may fail; grant CAP_SYS_RESOURCE or raise LimitMEMLOCK");
+        } else {
+            tracing::debug!(error = %e, "cannot lift RLIMIT_MEMLOCK (unused from Linux 5.11)");
+        }
+    }
 }
 
 /// Names of the kept capabilities, e.g. for the `attached` event.
