@@ -43,6 +43,8 @@ pub(super) struct Engine {
     pub(super) recurrences: HashMap<(RemedyId, String), u32>,
     /// Open incidents, recent ones, the lock taken at runtime: what the control socket needs.
     pub(super) ctl: incidents::State,
+    /// Resolves the senders of link and route changes to processes.
+    pub(super) senders: crate::netlink::who::Resolver,
 }
 
 impl Engine {
@@ -75,6 +77,7 @@ impl Engine {
             tries: HashMap::new(),
             recurrences: HashMap::new(),
             ctl: incidents::State::new(Default::default()),
+            senders: Default::default(),
         }
     }
 
