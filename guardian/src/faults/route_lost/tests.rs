@@ -178,3 +178,62 @@ fn finding_carries_the_baseline_spec() {
     assert_eq!(c[0].evidence.json()["lost_ms"], 7.0);
     assert_eq!(c[0].key, f[0].key);
 }
+
+#[test]
+fn accepting_a_loss_clears_it_and_stops_protecting_the_route() {
+    let mut d = RouteLost::new(vec![v4()], &[link(3, "va", true)]);
+    let t0 = Instant::now();
+    let ip = Who {
+        portid: 4242,
+        pid: Some(4242),
+        exited: true,
+        ..Who::default()
+    };
+    let del = NetEvent::RouteDeleted(crate::netlink::Change::by(v4(), Some(ip)));
+    let f = crate::faults::observe_net(&mut d, &del, t0);
+    assert_eq!(f[0].severity, Severity::Warning);
+    let ev = f[0].evidence.json();
+    assert_eq!(ev["by"]["pid"], 4242);
+    assert_eq!(ev["by_text"], "pid 4242 (exited)");
+    assert_eq!(ev["protocol"], "boot");
+    assert_eq!(ev["owner"], "configured");
+    let acc = NetEvent::BaselineAccepted {
+        dropped: vec![v4()],
+        added: vec![v6()],
+    };
+    let c = crate::faults::observe_net(&mut d, &acc, t0 + Duration::from_millis(5));
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].state, C);
+    assert_eq!(c[0].evidence.json()["accepted"], true);
+    // no longer protected; the added route is
+    assert!(crate::faults::observe_net(&mut d, &Add(v4()), t0).is_empty());
+    assert!(crate::faults::observe_net(&mut d, &Del(v4()), t0).is_empty());
+    assert_eq!(crate::faults::observe_net(&mut d, &Del(v6()), t0)[0].state, O);
+}
+
+#[test]
+fn a_control_planes_route_is_info_and_names_its_owner() {
+    let mut bird_route = v4();
+    bird_route.protocol = 12;
+    let mut d = RouteLost::new(vec![bird_route.clone()], &[link(3, "va", true)]);
+    let bird = Who {
+        portid: 812,
+        pid: Some(812),
+        comm: Some("bird".into()),
+        ..Who::default()
+    };
+    let del = NetEvent::RouteDeleted(crate::netlink::Change::by(bird_route, Some(bird)));
+    let f = crate::faults::observe_net(&mut d, &del, Instant::now());
+    assert_eq!(f[0].severity, Severity::Info);
+    let ev = f[0].evidence.json();
+    assert_eq!(ev["by_text"], "pid 812 (bird)");
+    assert_eq!(ev["by"]["comm"], "bird");
+    assert_eq!(ev["protocol"], "bird");
+    assert_eq!(ev["owner"], "control_plane");
+    // the kernel dropping a configured route is the error it always was
+    let mut d = RouteLost::new(vec![v4()], &[link(3, "va", true)]);
+    let del = NetEvent::RouteDeleted(crate::netlink::Change::by(v4(), Some(Who::port(0))));
+    let f = crate::faults::observe_net(&mut d, &del, Instant::now());
+    assert_eq!(f[0].severity, Severity::Error);
+    assert_eq!(f[0].evidence.json()["by_text"], "the kernel");
+}
