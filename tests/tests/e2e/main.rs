@@ -39,6 +39,7 @@ mod bind_conflict;
 mod clean_detach;
 mod config_files;
 mod control;
+mod control_planes;
 mod crash_safety;
 mod deploy;
 mod doctor;
