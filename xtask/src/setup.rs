@@ -38,6 +38,11 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "bpftool",
     "jq",
     "ethtool",
+    // e2e control_planes: real route owners beside guardian.
+    "bird2",
+    "dnsmasq",
+    "isc-dhcp-client",
+    "keepalived",
 ];
 
 /// Runs every setup step in order and returns the eBPF toolchain in use.
