@@ -130,6 +130,22 @@ pub enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// The protected routes (`show`), or adopt the kernel's routes as the ones to protect
+    /// (`accept`): a route deleted on purpose stops being reported, a route added since start
+    /// is protected from now on. PREFIX limits either to one destination.
+    #[command(
+        after_help = "Examples:\n  guardian baseline show\n  guardian baseline accept 10.9.0.0/24\n  guardian baseline accept"
+    )]
+    Baseline {
+        /// show or accept.
+        action: BaselineAction,
+        /// Only routes to this destination (10.9.0.0/24, fd00::/64, default).
+        prefix: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// Print the live event stream (NDJSON), filtered by the daemon.
     #[command(
         after_help = "Examples:\n  guardian events --follow --type fault --type remedy\n  guardian events --follow --fault syn_flood --severity warning"
@@ -270,4 +286,13 @@ impl RunArgs {
             keep_up: self.keep_up.clone(),
         }
     }
+}
+
+/// `guardian baseline` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BaselineAction {
+    /// List the protected routes and whether each is in the kernel's table now.
+    Show,
+    /// Adopt the kernel's table: absent routes are protected no more, new ones are.
+    Accept,
 }

@@ -66,6 +66,11 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "libibverbs1",
     "libslirp0",
     "libvdeplug2",
+    // e2e control_planes: real route owners beside guardian.
+    "bird2",
+    "dnsmasq",
+    "isc-dhcp-client",
+    "keepalived",
 ];
 
 /// Runs every setup step in order and returns the eBPF toolchain in use.

@@ -1,5 +1,6 @@
-//! `route_lost`: a route in the daemon's baseline (10.77.198.0/24 via the peer) is deleted;
-//! `route_restore` puts it back. Ends with the route table exactly as before the fault.
+//! `route_lost`: a route in the daemon's baseline (10.77.198.0/24 via the peer) is lost to a
+//! link bounce (the kernel flushes the link's IPv4 routes on down); `route_restore` puts it
+//! back. (An `ip route del` is an operator's decision, which guardian reports and leaves.) Ends with the route table exactly as before the fault.
 use std::time::{Duration, SystemTime};
 
 use super::{ensure, Scenario, Spec};
@@ -10,7 +11,7 @@ use crate::LabError;
 pub const SPEC: Spec = Spec {
     fault: "route_lost",
     remedy: Some("route_restore"),
-    about: "`ip route del` of a baseline route; healed by route_restore",
+    about: "a link bounce flushes a baseline route; healed by route_restore",
     detect_timeout: Duration::from_secs(5),
     heal_timeout: Duration::from_secs(5),
     clear_timeout: Duration::from_secs(5),
@@ -21,6 +22,7 @@ const PREFIX: &str = "10.77.198.0/24";
 
 struct RouteLost {
     a: Netns,
+    iface: String,
     _b: Netns,
     before: String,
 }
@@ -31,7 +33,12 @@ fn build() -> Result<Box<dyn Scenario>, LabError> {
     let v = pair(&a, &b, 171)?;
     a.run(&["ip", "route", "add", PREFIX, "via", &v.b_addr.to_string()])?;
     let before = a.routes()?;
-    Ok(Box::new(RouteLost { a, _b: b, before }))
+    Ok(Box::new(RouteLost {
+        a,
+        iface: v.a_if.clone(),
+        _b: b,
+        before,
+    }))
 }
 
 impl Scenario for RouteLost {
@@ -45,7 +52,10 @@ impl Scenario for RouteLost {
 
     fn inject(&mut self) -> Result<SystemTime, LabError> {
         let t = SystemTime::now();
-        self.a.run(&["ip", "route", "del", PREFIX])?;
+        self.a
+            .run(&["ip", "link", "set", "dev", &self.iface, "down"])?;
+        self.a
+            .run(&["ip", "link", "set", "dev", &self.iface, "up"])?;
         Ok(t)
     }
 

@@ -106,6 +106,12 @@ pub fn main(cmd: Command) -> ExitCode {
             state_dir,
             socket,
         } => rollback(&socket.path, &state_dir, id, all),
+        Command::Baseline {
+            action,
+            prefix,
+            json,
+            socket,
+        } => baseline(&socket.path, action, prefix, json),
         Command::Scan { json } => crate::scan::main(json),
         other => {
             eprintln!("guardian: {other:?} is not a client subcommand");
@@ -146,6 +152,53 @@ fn history(
         }
         Err(e) => fail(&e),
     }
+}
+
+fn baseline(
+    socket: &Path,
+    action: crate::cli::BaselineAction,
+    prefix: Option<String>,
+    json: bool,
+) -> ExitCode {
+    let accept = action == crate::cli::BaselineAction::Accept;
+    let a = match client::request(socket, &Request::Baseline { accept, prefix }) {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    if json {
+        return print(&pretty(&a));
+    }
+    let mut out = String::new();
+    let list = |k: &str| a[k].as_array().cloned().unwrap_or_default();
+    for (key, head) in [
+        ("dropped", "no longer protected (loss accepted)"),
+        ("added", "protected from now on"),
+    ] {
+        for r in list(key) {
+            out.push_str(&format!("{head}: {}\n", r.as_str().unwrap_or("?")));
+        }
+    }
+    for r in list("routes") {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        out.push_str(&format!(
+            "{} proto {} ({}) {}\n",
+            s("route"),
+            s("protocol"),
+            s("owner"),
+            if r["present"] == true {
+                "present"
+            } else {
+                "ABSENT"
+            }
+        ));
+    }
+    for r in list("unprotected") {
+        out.push_str(&format!(
+            "not protected (accept to protect): {}\n",
+            r.as_str().unwrap_or("?")
+        ));
+    }
+    print(&out)
 }
 
 fn heal(socket: &Path, fault: String, subject: String, json: bool) -> ExitCode {

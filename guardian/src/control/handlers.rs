@@ -98,6 +98,14 @@ pub async fn answer(ctx: &Ctx, req: Request) -> String {
             .ask(|tx| EngineRequest::Rollback(id, tx))
             .await
             .and_then(|r| r),
+        Request::Baseline { accept, prefix } => ctx
+            .ask(|reply| EngineRequest::Baseline {
+                accept,
+                prefix,
+                reply,
+            })
+            .await
+            .and_then(|r| r),
         Request::Events(_) => Err("events is a stream; it is served elsewhere".into()),
     })
 }

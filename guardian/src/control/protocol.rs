@@ -77,9 +77,17 @@ pub enum Request {
         all: bool,
     },
     Events(EventFilter),
+    /// `guardian baseline show|accept [PREFIX]`: the protected routes; `accept` adopts the
+    /// kernel's table (for one prefix, or all) as the routes to protect.
+    Baseline {
+        #[serde(default)]
+        accept: bool,
+        #[serde(default)]
+        prefix: Option<String>,
+    },
 }
 
-const COMMANDS: &str = "status, history, stats, mode, heal, rollback, events";
+const COMMANDS: &str = "status, history, stats, mode, heal, rollback, events, baseline";
 
 /// Decodes one request line (without or with its newline). The error is one line: parts of
 /// the request it quotes (an unknown field's name, say) have their control characters escaped,
@@ -221,6 +229,20 @@ mod tests {
             Ok(Request::Heal {
                 fault: "link_down".into(),
                 subject: "eth0".into()
+            })
+        );
+        assert_eq!(
+            decode(br#"{"v":1,"cmd":"baseline","accept":true,"prefix":"10.9.0.0/24"}"#),
+            Ok(Request::Baseline {
+                accept: true,
+                prefix: Some("10.9.0.0/24".into())
+            })
+        );
+        assert_eq!(
+            decode(br#"{"v":1,"cmd":"baseline"}"#),
+            Ok(Request::Baseline {
+                accept: false,
+                prefix: None
             })
         );
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The engine's side of its API (`engine::api`): requests handled inside the engine's select
 //! loop, so every answer sees one consistent state and every change goes through the same
 //! journal, safety rules and verification.
+mod baseline;
 mod heal;
 mod reload;
 mod status;
@@ -37,6 +38,14 @@ impl Engine {
                 reply,
             } => {
                 let r = self.heal(&fault, &subject).await;
+                let _ = reply.send(r);
+            }
+            Request::Baseline {
+                accept,
+                prefix,
+                reply,
+            } => {
+                let r = self.baseline_request(accept, prefix.as_deref()).await;
                 let _ = reply.send(r);
             }
             Request::Rollback(id, tx) => {

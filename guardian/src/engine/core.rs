@@ -53,6 +53,8 @@ pub(super) struct Engine {
     /// live system (`peers.rs`), refreshed by [`Engine::refresh_protected`].
     pub(super) peers: Peers,
     pub(super) protected: (Protected, Option<Instant>),
+    /// Resolves the senders of link and route changes to processes.
+    pub(super) senders: crate::netlink::who::Resolver,
 }
 
 impl Engine {
@@ -88,6 +90,7 @@ impl Engine {
             ctl: incidents::State::new(Default::default()),
             peers: Peers::default(),
             protected: (Protected::default(), None),
+            senders: Default::default(),
         }
     }
 

@@ -4,22 +4,37 @@ use std::collections::{HashSet, VecDeque};
 
 use super::core::Engine;
 use crate::input::Input;
-use crate::netlink::{NetEvent, RouteSpec};
+use crate::netlink::{NetEvent, RouteSpec, Who};
 
 impl Engine {
     /// Feeds events (and whatever they lead to) through the detectors and acts on findings.
     pub(super) async fn process(&mut self, events: Vec<NetEvent>) {
         let mut queue = VecDeque::from(events);
-        while let Some(ev) = queue.pop_front() {
+        while let Some(mut ev) = queue.pop_front() {
             if self.shutdown.is_cancelled() {
                 return;
             }
+            self.resolve_sender(&mut ev);
             tracing::trace!(?ev, "netlink event");
             let came_up = self.track_link(&ev);
             self.observe(Input::Net(ev)).await;
             if let Some(ifindex) = came_up {
                 queue.extend(self.reconcile_routes(Some(ifindex)).await);
             }
+        }
+    }
+
+    /// Says which process made a change guardian may report: link changes and changes of
+    /// baseline routes (a control plane's churn of other routes is not looked up).
+    fn resolve_sender(&mut self, ev: &mut NetEvent) {
+        let wanted = match &*ev {
+            NetEvent::RouteAdded(r) | NetEvent::RouteDeleted(r) => {
+                self.baseline.iter().any(|b| b.same_route(r))
+            }
+            _ => true,
+        };
+        if let (true, Some(who)) = (wanted, ev.by_mut()) {
+            self.senders.resolve(who);
         }
     }
 
@@ -31,7 +46,7 @@ impl Engine {
             NetEvent::Link(l) => {
                 let was_up = self
                     .links
-                    .insert(l.ifindex, l.clone())
+                    .insert(l.ifindex, l.what.clone())
                     .is_some_and(|p| p.is_up());
                 let carries = self.baseline.iter().any(|r| r.oif == Some(l.ifindex));
                 (l.is_up() && !was_up && carries).then_some(l.ifindex)
@@ -45,7 +60,9 @@ impl Engine {
     }
 
     /// Compares the protected routes (of one output interface, or all) with the kernel's
-    /// table and returns the matching `RouteAdded` / `RouteDeleted` events.
+    /// table and returns the matching `RouteAdded` / `RouteDeleted` events. A route missing
+    /// when its link came back up was flushed by the kernel while the link was down (it sends
+    /// no RTM_DELROUTE for those); after lost notifications nobody knows who took it.
     async fn reconcile_routes(&self, oif: Option<u32>) -> Vec<NetEvent> {
         let present = match self.kernel.nl.dump_routes().await {
             Ok(r) => r,
@@ -60,9 +77,10 @@ impl Engine {
             .filter(|b| oif.is_none() || b.oif == oif)
             .map(|b| {
                 if keys.contains(&b.key()) {
-                    NetEvent::RouteAdded(b.clone())
+                    NetEvent::RouteAdded(b.clone().into())
                 } else {
-                    NetEvent::RouteDeleted(b.clone())
+                    let by = oif.map(|_| Who::kernel("flushed while its link was down"));
+                    NetEvent::RouteDeleted(crate::netlink::Change::by(b.clone(), by))
                 }
             })
             .collect()
@@ -84,9 +102,10 @@ impl Engine {
             .map(|old| NetEvent::LinkRemoved {
                 ifindex: old.ifindex,
                 name: old.name.clone(),
+                by: None,
             })
             .collect();
-        events.extend(links.into_iter().map(NetEvent::Link));
+        events.extend(links.into_iter().map(|l| NetEvent::Link(l.into())));
         events.extend(self.reconcile_routes(None).await);
         self.process(events).await;
     }

@@ -2,19 +2,76 @@
 use serde::{Deserialize, Serialize};
 
 use super::route_spec::RouteSpec;
+use super::who::Who;
 
 /// A change the kernel announced on the link or route multicast groups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum NetEvent {
     /// RTM_NEWLINK: a link appeared or changed (flags, operstate, MTU, name...).
-    Link(LinkState),
+    Link(Change<LinkState>),
     /// RTM_DELLINK: the link is gone.
-    LinkRemoved { ifindex: u32, name: String },
-    /// RTM_NEWROUTE of a main-table unicast route.
-    RouteAdded(RouteSpec),
-    /// RTM_DELROUTE of a main-table unicast route.
-    RouteDeleted(RouteSpec),
+    LinkRemoved {
+        ifindex: u32,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Who>,
+    },
+    /// RTM_NEWROUTE of a unicast route of a watched table.
+    RouteAdded(Change<RouteSpec>),
+    /// RTM_DELROUTE of a unicast route of a watched table.
+    RouteDeleted(Change<RouteSpec>),
+    /// `guardian baseline accept`: the operator's decision about protected routes, recorded
+    /// like any other input so replay sees it: `dropped` are protected no more (their loss is
+    /// accepted), `added` are protected from now on.
+    BaselineAccepted {
+        #[serde(default)]
+        dropped: Vec<RouteSpec>,
+        #[serde(default)]
+        added: Vec<RouteSpec>,
+    },
+}
+
+/// A link or route as a notification announced it, with who made the change (`None` in
+/// records written before guardian said who, and for changes it infers from a dump).
+/// Dereferences to the link or route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change<T> {
+    #[serde(flatten)]
+    pub what: T,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Who>,
+}
+
+impl<T> Change<T> {
+    pub fn by(what: T, by: Option<Who>) -> Self {
+        Change { what, by }
+    }
+}
+
+impl<T> From<T> for Change<T> {
+    fn from(what: T) -> Self {
+        Change { what, by: None }
+    }
+}
+
+impl<T> std::ops::Deref for Change<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.what
+    }
+}
+
+impl NetEvent {
+    /// The sender of the change, when the event says.
+    pub fn by_mut(&mut self) -> Option<&mut Who> {
+        match self {
+            NetEvent::Link(c) => c.by.as_mut(),
+            NetEvent::RouteAdded(c) | NetEvent::RouteDeleted(c) => c.by.as_mut(),
+            NetEvent::LinkRemoved { by, .. } => by.as_mut(),
+            NetEvent::BaselineAccepted { .. } => None,
+        }
+    }
 }
 
 /// What the subscription yields: an event, or the news that the kernel dropped some

@@ -13,6 +13,7 @@ use super::events::{NetEvent, Notice};
 use super::links::link_state_from_message;
 use super::route_spec::RouteSpec;
 use super::routes::route_spec_from_message;
+use super::who::Who;
 
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
@@ -72,7 +73,19 @@ impl Stream for Subscription {
 pub fn notice_from_message(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Notice> {
     match msg.payload {
         NetlinkPayload::Overrun(_) => Some(Notice::Overrun),
-        NetlinkPayload::InnerMessage(inner) => net_event_from(inner).map(Notice::Event),
+        NetlinkPayload::InnerMessage(inner) => {
+            let mut ev = net_event_from(inner)?;
+            // nlmsg_pid: the port of the socket whose request caused the change, 0 for the
+            // kernel's own changes.
+            let who = Some(Who::port(msg.header.port_number));
+            match &mut ev {
+                NetEvent::Link(c) => c.by = who,
+                NetEvent::RouteAdded(c) | NetEvent::RouteDeleted(c) => c.by = who,
+                NetEvent::LinkRemoved { by, .. } => *by = who,
+                NetEvent::BaselineAccepted { .. } => {}
+            }
+            Some(Notice::Event(ev))
+        }
         _ => None,
     }
 }
@@ -80,19 +93,22 @@ pub fn notice_from_message(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<N
 /// Converts one rtnetlink message into a [`NetEvent`] when it is one guardian watches.
 pub fn net_event_from(msg: RouteNetlinkMessage) -> Option<NetEvent> {
     match msg {
-        RouteNetlinkMessage::NewLink(m) => link_state_from_message(&m).map(NetEvent::Link),
+        RouteNetlinkMessage::NewLink(m) => {
+            link_state_from_message(&m).map(|l| NetEvent::Link(l.into()))
+        }
         RouteNetlinkMessage::DelLink(m) => {
             link_state_from_message(&m).map(|l| NetEvent::LinkRemoved {
                 ifindex: l.ifindex,
                 name: l.name,
+                by: None,
             })
         }
         RouteNetlinkMessage::NewRoute(m) => route_spec_from_message(&m)
             .filter(RouteSpec::is_main_unicast)
-            .map(NetEvent::RouteAdded),
+            .map(|r| NetEvent::RouteAdded(r.into())),
         RouteNetlinkMessage::DelRoute(m) => route_spec_from_message(&m)
             .filter(RouteSpec::is_main_unicast)
-            .map(NetEvent::RouteDeleted),
+            .map(|r| NetEvent::RouteDeleted(r.into())),
         _ => None,
     }
 }

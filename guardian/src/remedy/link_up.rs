@@ -177,7 +177,7 @@ mod tests {
             oper_up: false,
             ..up
         };
-        let f = crate::faults::observe_net(&mut d, &NetEvent::Link(down), Instant::now());
+        let f = crate::faults::observe_net(&mut d, &NetEvent::Link(down.into()), Instant::now());
         change(&LinkUp::new(["va"]), &f[0], &ctx(&FakeState::default()));
     }
 }

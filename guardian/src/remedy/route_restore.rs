@@ -2,6 +2,12 @@
 //!
 //! Reads the route from the `route_lost` finding's evidence (`route`, a serialized
 //! [`RouteSpec`]), so a journaled or replayed finding plans the same change.
+//!
+//! Only a configured route (protocol `boot`, `static`, `unspec`) that no other process
+//! deleted is restored (see [`route_lost::restorable`]): a route of a control plane (BIRD,
+//! FRR, a DHCP client, keepalived...) is its owner's to withdraw, and a route an operator or a
+//! program deleted on purpose stays deleted until it is added back or the loss is accepted
+//! (`guardian baseline accept PREFIX`). Both are skipped with the owner and the sender named.
 use serde_json::json;
 
 use super::action::{Action, Verify};
@@ -39,6 +45,9 @@ impl Remedy for RouteRestore {
             return None;
         };
         let spec: RouteSpec = ev.route.clone();
+        if !route_lost::restorable(&spec, ev.by.as_ref()) {
+            return Some(Plan::Skip(not_restored(&spec, ev)));
+        }
         let route = spec.key();
         Some(Plan::Change(Box::new(PlannedChange {
             remedy: NAME,
@@ -55,12 +64,29 @@ impl Remedy for RouteRestore {
     }
 }
 
+/// Why a lost route is left to its owner.
+fn not_restored(spec: &RouteSpec, ev: &route_lost::Evidence) -> String {
+    let by = ev.by_text.as_deref().unwrap_or("an unknown sender");
+    if ev.owner == crate::netlink::protos::Owner::ControlPlane {
+        return format!(
+            "route {spec} belongs to a control plane (proto {}); deleted by {by}: its owner \
+             decides, guardian does not restore it",
+            ev.protocol
+        );
+    }
+    format!(
+        "route {spec} (proto {}) was deleted by {by}, a deliberate change: guardian does not \
+         undo it; add it back, or accept its loss with `guardian baseline accept {spec}`",
+        ev.protocol
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::faults::route_lost::RouteLost;
     use crate::model::{FaultState, Severity, Subject};
-    use crate::netlink::{LinkState, NetEvent};
+    use crate::netlink::{Change, LinkState, NetEvent, Who};
     use crate::remedy::testing::{change, ctx, FakeState};
     use std::time::Instant;
 
@@ -81,7 +107,11 @@ mod tests {
             mtu: 1500,
         };
         let mut d = RouteLost::new(vec![spec()], &[va]);
-        let f = crate::faults::observe_net(&mut d, &NetEvent::RouteDeleted(spec()), Instant::now());
+        let f = crate::faults::observe_net(
+            &mut d,
+            &NetEvent::RouteDeleted(Change::by(spec(), Some(Who::port(0)))),
+            Instant::now(),
+        );
         let p = change(&RouteRestore::new(), &f[0], &ctx(&FakeState::default()));
         assert_eq!(p.remedy.as_str(), "route_restore");
         assert_eq!(p.apply, Action::AddRoute(spec()));
@@ -90,6 +120,75 @@ mod tests {
         assert_eq!(p.before["present"], false);
         assert_eq!(p.after["present"], true);
         assert_eq!(p.subject.route.as_deref(), Some("fd99::/64"));
+    }
+
+    fn va() -> LinkState {
+        LinkState {
+            ifindex: 3,
+            name: "va".into(),
+            admin_up: true,
+            oper_up: true,
+            mtu: 1500,
+        }
+    }
+
+    /// The plan for `route` lost through a deletion by `by`.
+    fn plan_for(route: RouteSpec, by: Option<Who>) -> Plan {
+        let mut d = RouteLost::new(vec![route.clone()], &[va()]);
+        let ev = NetEvent::RouteDeleted(Change::by(route, by));
+        let f = crate::faults::observe_net(&mut d, &ev, Instant::now());
+        RouteRestore
+            .plan(&f[0], &ctx(&FakeState::default()))
+            .expect("route_restore has something to say")
+    }
+
+    #[test]
+    fn only_configured_routes_the_kernel_dropped_are_restored() {
+        let bird = Who {
+            portid: 812,
+            pid: Some(812),
+            comm: Some("bird".into()),
+            ..Who::default()
+        };
+        let ip = Who {
+            portid: 4242,
+            pid: Some(4242),
+            exited: true,
+            ..Who::default()
+        };
+        let me = Who {
+            guardian: true,
+            ..bird.clone()
+        };
+        let mut birds = spec();
+        birds.protocol = 12;
+        let mut dhcp = spec();
+        dhcp.protocol = 16;
+        let restored = |p: &Plan| matches!(p, Plan::Change(_));
+        let skip = |p: Plan| match p {
+            Plan::Skip(s) => s,
+            Plan::Change(c) => panic!("restored: {:?}", c.apply),
+        };
+        // configured route: the kernel, guardian itself or an unknown sender -> restored
+        assert!(restored(&plan_for(spec(), Some(Who::kernel("link down")))));
+        assert!(restored(&plan_for(spec(), Some(me.clone()))));
+        assert!(restored(&plan_for(spec(), None)));
+        // configured route deleted by a process -> left deleted, with the accept path
+        let s = skip(plan_for(spec(), Some(ip)));
+        assert_eq!(
+            s,
+            "route fd99::/64 (proto boot) was deleted by pid 4242 (exited), a deliberate \
+             change: guardian does not undo it; add it back, or accept its loss with \
+             `guardian baseline accept fd99::/64`"
+        );
+        // a control plane's route: never, whoever deleted it
+        let s = skip(plan_for(birds, Some(bird)));
+        assert!(
+            s.contains("control plane (proto bird); deleted by pid 812 (bird)"),
+            "{s}"
+        );
+        let s = skip(plan_for(dhcp, Some(Who::port(0))));
+        assert!(s.contains("(proto dhcp); deleted by the kernel"), "{s}");
     }
 
     #[test]
@@ -118,10 +217,15 @@ mod tests {
         let mut other = base.clone();
         other.fault = crate::faults::FaultId::LinkDown;
         other.evidence = Evidence::RouteLost(route_lost::Evidence {
+            accepted: false,
+            by: None,
+            by_text: None,
             lost_ms: None,
             oif_admin_up: None,
             oif_oper_up: None,
             oif_up: None,
+            owner: crate::netlink::protos::Owner::Configured,
+            protocol: "boot".into(),
             route: spec(),
         });
         assert!(RouteRestore

@@ -174,8 +174,12 @@ fn enforce_restores_a_deleted_route() {
     let (state, mut d) = enforcing(&a, "route-state", &[]);
     let n = d.count();
 
+    // A real fault, not a decision: the link bounces and the kernel flushes its IPv4 routes
+    // (an operator's `ip route del` is a deliberate change guardian leaves alone, see
+    // control_planes.rs).
     let injected = SystemTime::now();
-    a.run(&["ip", "route", "del", prefix]);
+    a.link_set(&v.a_if, false);
+    a.link_set(&v.a_if, true);
     let (_, verified) = d.wait_for_after(
         n,
         |e| is_remedy(e, "route_restore", "verified"),
@@ -194,6 +198,9 @@ fn enforce_restores_a_deleted_route() {
         .find(|e| is_fault(e, "route_lost", "opened") && e["incident"] == verified["incident"])
         .unwrap_or_else(|| panic!("no route_lost fault for incident {}", verified["incident"]));
     check_remedy(&verified, a.inode(), "enforce", &fault["incident"]);
+    let by = fault["evidence"]["by_text"].as_str().unwrap_or("");
+    assert!(by.starts_with("the kernel"), "who deleted it: {fault}");
+    assert_eq!(fault["evidence"]["protocol"], "boot", "{fault}");
     eprintln!(
         "heal route_restore: opened -> verified {:.3} ms",
         millis_between(event_time(fault), event_time(&verified))

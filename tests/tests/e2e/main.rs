@@ -43,6 +43,7 @@ mod config_cmd;
 mod config_files;
 mod connection_refused;
 mod control;
+mod control_planes;
 mod crash_safety;
 mod deploy;
 mod doctor;

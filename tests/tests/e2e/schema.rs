@@ -112,6 +112,14 @@ fn accepts_minimal_and_optional_shapes() {
             json!({"netns":1,"fault":"syn_flood","layer":4,"severity":"critical","state":"opened",
                    "incident":"01J","subject":{"port":443},"evidence":null}),
         ),
+        with(
+            base("fault"),
+            json!({"netns":1,"fault":"route_lost","layer":3,"severity":"info","state":"opened",
+                   "incident":"01J","subject":{"route":"10.9.0.0/24"},
+                   "evidence":{"by":{"portid":812,"pid":812,"comm":"bird"},
+                               "by_text":"pid 812 (bird)","protocol":"bird",
+                               "owner":"control_plane"}}),
+        ),
     ] {
         validate_event(&ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
@@ -168,6 +176,15 @@ fn rejects_contract_violations() {
             with(lifecycle(), json!({"phase":"reloading"})),
         ),
         ("unknown mode", with(lifecycle(), json!({"mode":"auto"}))),
+        (
+            "who without its port id",
+            with(
+                base("fault"),
+                json!({"netns":1,"fault":"route_lost","layer":3,"severity":"info",
+                       "state":"opened","incident":"01J","subject":{},
+                       "evidence":{"by":{"pid":812}}}),
+            ),
+        ),
         ("netns as a string", with(lifecycle(), json!({"netns":"1"}))),
         (
             "unknown result",

@@ -55,6 +55,12 @@ pub enum Request {
     },
     /// One change (`Some(id)`) or all open ones.
     Rollback(Option<String>, Reply<Value>),
+    /// `baseline show|accept [PREFIX]`.
+    Baseline {
+        accept: bool,
+        prefix: Option<String>,
+        reply: Reply<Value>,
+    },
     /// SIGHUP: the new configuration, or why it could not be loaded (the old one stays).
     Reload(Result<Box<Reload>, String>, Reply<Value>),
 }

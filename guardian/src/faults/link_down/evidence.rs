@@ -4,6 +4,8 @@
 //! remedies as fields.
 use serde::Serialize;
 
+use crate::netlink::Who;
+
 /// Why a link is not up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -15,6 +17,13 @@ pub enum Reason {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Evidence {
     pub admin_up: bool,
+    /// Who made the change (set the link down, or up again): the kernel for a carrier change.
+    /// Absent when unknown (a change seen in a dump, an old record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<Who>,
+    /// `by` as words: `pid 812 (ip)`, `the kernel`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_text: Option<String>,
     /// Cleared only: how long the link was down (null when unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub down_ms: Option<Option<f64>>,

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use super::{Baseline, Detector, FaultId, Finding, Input};
-use crate::netlink::{LinkState, NetEvent};
+use crate::netlink::{Change, LinkState, NetEvent, Who};
 use crate::model::{FaultState, Severity, Subject};
 
 pub mod evidence;
@@ -76,7 +76,13 @@ impl LinkDown {
         }
     }
 
-    fn cleared(t: &Track, l: &LinkState, now: Instant, removed: bool) -> Finding {
+    fn cleared(
+        t: &Track,
+        l: &LinkState,
+        now: Instant,
+        removed: bool,
+        by: Option<&Who>,
+    ) -> Finding {
         let down_ms = t
             .open_since
             .map(|s| now.saturating_duration_since(s).as_secs_f64() * 1e3);
@@ -88,6 +94,8 @@ impl LinkDown {
             down_ms: Some(down_ms),
             reason: None,
             removed,
+            by_text: by.map(Who::to_string),
+            by: by.cloned(),
         };
         Self::finding(FaultState::Cleared, l, ev)
     }
@@ -121,13 +129,14 @@ impl Detector for LinkDown {
                     self.links.insert(
                         l.ifindex,
                         Track {
-                            last: l.clone(),
+                            last: l.what.clone(),
                             open_since: None,
                         },
                     );
                     return vec![];
                 };
                 let was_up = t.last.is_up();
+                let by = l.by.as_ref();
                 let mut out = vec![];
                 let reason = |l: &LinkState| {
                     if !l.admin_up {
@@ -144,6 +153,8 @@ impl Detector for LinkDown {
                     down_ms: None,
                     reason: Some(reason(l)),
                     removed: false,
+                    by: by.cloned(),
+                    by_text: by.map(Who::to_string),
                 };
                 if t.open_since.is_none() && was_up && !l.is_up() {
                     t.open_since = Some(now);
@@ -153,34 +164,47 @@ impl Detector for LinkDown {
                     // a remedy that did not apply before may apply now.
                     out.push(Self::finding(FaultState::Updated, l, evidence(l)));
                 } else if t.open_since.is_some() && l.is_up() {
-                    out.push(Self::cleared(t, l, now, false));
+                    out.push(Self::cleared(t, l, now, false, by));
                     t.open_since = None;
                 }
-                t.last = l.clone();
+                t.last = l.what.clone();
                 out
             }
             // A managed link renamed to an unmanaged name, or deleted: stop watching it.
-            NetEvent::Link(LinkState { ifindex, .. }) | NetEvent::LinkRemoved { ifindex, .. } => {
+            NetEvent::Link(Change {
+                what: LinkState { ifindex, .. },
+                ..
+            })
+            | NetEvent::LinkRemoved { ifindex, .. } => {
                 let Some(t) = self.links.remove(ifindex) else {
                     return vec![];
                 };
                 if t.open_since.is_none() {
                     return vec![];
                 }
-                let l = match ev {
-                    NetEvent::Link(l) => LinkState {
-                        name: t.last.name.clone(),
-                        ..l.clone()
-                    },
-                    _ => LinkState {
-                        admin_up: false,
-                        oper_up: false,
-                        ..t.last.clone()
-                    },
+                let (l, by) = match ev {
+                    NetEvent::Link(l) => (
+                        LinkState {
+                            name: t.last.name.clone(),
+                            ..l.what.clone()
+                        },
+                        l.by.as_ref(),
+                    ),
+                    NetEvent::LinkRemoved { by, .. } => (
+                        LinkState {
+                            admin_up: false,
+                            oper_up: false,
+                            ..t.last.clone()
+                        },
+                        by.as_ref(),
+                    ),
+                    _ => return vec![],
                 };
-                vec![Self::cleared(&t, &l, now, true)]
+                vec![Self::cleared(&t, &l, now, true, by)]
             }
-            NetEvent::RouteAdded(_) | NetEvent::RouteDeleted(_) => vec![],
+            NetEvent::RouteAdded(_)
+            | NetEvent::RouteDeleted(_)
+            | NetEvent::BaselineAccepted { .. } => vec![],
         }
     }
 }
@@ -226,7 +250,10 @@ mod tests {
     }
 
     use FaultState::{Cleared as C, Opened as O, Updated as U};
-    use NetEvent::Link as L;
+    #[allow(non_snake_case)]
+    fn L(l: LinkState) -> NetEvent {
+        NetEvent::Link(l.into())
+    }
 
     #[test]
     fn table() {
@@ -291,10 +318,10 @@ mod tests {
             ),
             (
                 "route events ignored",
-                vec![NetEvent::RouteDeleted(crate::netlink::RouteSpec::new(
+                vec![NetEvent::RouteDeleted(Change::from(crate::netlink::RouteSpec::new(
                     "10.0.0.0".parse().unwrap(),
                     8,
-                ))],
+                )))],
                 vec![vec![]],
             ),
             (
@@ -304,6 +331,7 @@ mod tests {
                     NetEvent::LinkRemoved {
                         ifindex: 3,
                         name: "va".into(),
+                        by: None,
                     },
                 ],
                 vec![vec![O], vec![C]],

@@ -222,13 +222,16 @@ mod tests {
     use crate::model::Counters;
 
     fn link(ifindex: u32, up: bool) -> Input {
-        Input::Net(NetEvent::Link(LinkState {
-            ifindex,
-            name: format!("veth{ifindex}"),
-            admin_up: up,
-            oper_up: up,
-            mtu: 1500,
-        }))
+        Input::Net(NetEvent::Link(
+            LinkState {
+                ifindex,
+                name: format!("veth{ifindex}"),
+                admin_up: up,
+                oper_up: up,
+                mtu: 1500,
+            }
+            .into(),
+        ))
     }
 
     fn tick() -> Input {
@@ -349,6 +352,7 @@ mod tests {
             Input::Net(NetEvent::LinkRemoved {
                 ifindex: 3,
                 name: "veth3".into(),
+                by: None,
             }),
         ));
         let got = run(cfg(), &steps);
@@ -367,7 +371,7 @@ mod tests {
         let steps: Vec<(u64, Input)> = [true, false, true, false]
             .iter()
             .enumerate()
-            .map(|(i, &up)| (i as u64 * 100, Input::Net(NetEvent::Link(l(up)))))
+            .map(|(i, &up)| (i as u64 * 100, Input::Net(NetEvent::Link(l(up).into()))))
             .collect();
         // Down at start: up, down, up, down are four transitions.
         let got = run_from(cfg(), &[l(false)], &steps);

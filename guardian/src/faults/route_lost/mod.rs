@@ -1,7 +1,14 @@
 //! `route_lost` (layer 3): a route of the baseline was deleted while its nexthop interface
 //! is up.
 //!
-//! The baseline is the route table snapshot handed over at start. A deletion matches a
+//! Every finding says who owns the route (its protocol, see [`crate::netlink::protos`]) and who
+//! deleted it (the notification's sender, see [`crate::netlink::who`]). The severity says what
+//! guardian makes of it: `error` for a configured route the kernel dropped (a fault, restored),
+//! `warning` for a configured route a process deleted (a deliberate change, reported until it
+//! is re-added or accepted) and `info` for a route of a control plane (its decision, reported).
+//!
+//! The baseline is the route table snapshot handed over at start, changed since only by
+//! `guardian baseline accept`. A deletion matches a
 //! baseline route on family, destination, prefix length, table, gateway, output interface and
 //! metric. A deletion while the route's output interface is admin-down (or unknown) is the
 //! link's consequence, not a lost route, and opens nothing: `link_down` covers it. The fault
@@ -12,8 +19,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::{Detector, FaultId, Finding, Input};
-use crate::netlink::{LinkState, NetEvent, RouteSpec};
 use crate::model::{FaultState, Severity, Subject};
+use crate::netlink::protos::{self, Owner};
+use crate::netlink::{LinkState, NetEvent, RouteSpec, Who};
 
 pub mod evidence;
 
@@ -27,6 +35,8 @@ pub const LAYER: u8 = 3;
 struct Baseline {
     spec: RouteSpec,
     open_since: Option<Instant>,
+    /// Who deleted it, while the fault is open.
+    lost_by: Option<Who>,
 }
 
 #[derive(Debug)]
@@ -35,18 +45,35 @@ pub struct RouteLost {
     links: HashMap<u32, LinkState>,
 }
 
+/// What a finding adds to the route and its link: who, and how it ended.
+#[derive(Default)]
+struct Detail {
+    lost_ms: Option<Option<f64>>,
+    oif_up: Option<bool>,
+    by: Option<Who>,
+    accepted: bool,
+}
+
+/// Whether guardian restores a route lost this way: a configured route (not a control
+/// plane's) that no other process deleted (the kernel, guardian itself, or nobody knows).
+pub fn restorable(route: &RouteSpec, by: Option<&Who>) -> bool {
+    protos::owner(route.protocol) == Owner::Configured && !by.is_some_and(Who::is_process)
+}
+
 impl RouteLost {
     /// `baseline`: the routes to protect; `links`: the link dump taken at start.
     pub fn new(baseline: Vec<RouteSpec>, links: &[LinkState]) -> Self {
         RouteLost {
-            routes: baseline
-                .into_iter()
-                .map(|spec| Baseline {
-                    spec,
-                    open_since: None,
-                })
-                .collect(),
+            routes: baseline.into_iter().map(Self::entry).collect(),
             links: links.iter().map(|l| (l.ifindex, l.clone())).collect(),
+        }
+    }
+
+    fn entry(spec: RouteSpec) -> Baseline {
+        Baseline {
+            spec,
+            open_since: None,
+            lost_by: None,
         }
     }
 
@@ -63,25 +90,30 @@ impl RouteLost {
         }
     }
 
-    fn finding(
-        &self,
-        state: FaultState,
-        spec: &RouteSpec,
-        lost_ms: Option<Option<f64>>,
-        oif_up: Option<bool>,
-    ) -> Finding {
+    fn finding(&self, state: FaultState, spec: &RouteSpec, d: Detail) -> Finding {
         let link = spec.oif.and_then(|i| self.links.get(&i));
+        let owner = protos::owner(spec.protocol);
+        let severity = match (owner, &d.by) {
+            (Owner::ControlPlane, _) => Severity::Info,
+            (_, Some(w)) if w.is_process() => Severity::Warning,
+            _ => Severity::Error,
+        };
         let evidence = super::Evidence::RouteLost(Evidence {
-            lost_ms,
+            accepted: d.accepted,
+            by_text: d.by.as_ref().map(Who::to_string),
+            by: d.by,
+            lost_ms: d.lost_ms,
             oif_admin_up: link.map(|l| l.admin_up),
             oif_oper_up: link.map(|l| l.oper_up),
-            oif_up,
+            oif_up: d.oif_up,
+            owner,
+            protocol: protos::protocol_name(spec.protocol),
             route: spec.clone(),
         });
         Finding {
             fault: FAULT,
             layer: LAYER,
-            severity: Severity::Error,
+            severity,
             state,
             subject: Subject {
                 iface: link.map(|l| l.name.clone()),
@@ -94,6 +126,34 @@ impl RouteLost {
             key: key(spec),
             netns: None,
         }
+    }
+
+    /// `guardian baseline accept`: routes no longer protected (an open fault on one clears,
+    /// `accepted`), routes protected from now on.
+    fn accept(&mut self, dropped: &[RouteSpec], added: &[RouteSpec], now: Instant) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for r in dropped {
+            let Some(i) = self.routes.iter().position(|b| b.spec.same_route(r)) else {
+                continue;
+            };
+            let b = self.routes.remove(i);
+            if let Some(since) = b.open_since {
+                let lost = now.saturating_duration_since(since).as_secs_f64() * 1e3;
+                let d = Detail {
+                    lost_ms: Some(Some(lost)),
+                    by: b.lost_by,
+                    accepted: true,
+                    ..Detail::default()
+                };
+                out.push(self.finding(FaultState::Cleared, &b.spec, d));
+            }
+        }
+        for r in added {
+            if !self.routes.iter().any(|b| b.spec.same_route(r)) {
+                self.routes.push(Self::entry(r.clone()));
+            }
+        }
+        out
     }
 }
 
@@ -121,14 +181,21 @@ impl Detector for RouteLost {
         match ev {
             NetEvent::Link(l) => {
                 let came_up = l.admin_up && !self.links.get(&l.ifindex).is_some_and(|p| p.admin_up);
-                self.links.insert(l.ifindex, l.clone());
+                self.links.insert(l.ifindex, l.what.clone());
                 if !came_up {
                     return vec![];
                 }
                 self.routes
                     .iter()
                     .filter(|b| b.open_since.is_some() && b.spec.oif == Some(l.ifindex))
-                    .map(|b| self.finding(FaultState::Updated, &b.spec, None, Some(true)))
+                    .map(|b| {
+                        let d = Detail {
+                            oif_up: Some(true),
+                            by: b.lost_by.clone(),
+                            ..Detail::default()
+                        };
+                        self.finding(FaultState::Updated, &b.spec, d)
+                    })
                     .collect()
             }
             NetEvent::LinkRemoved { ifindex, .. } => {
@@ -143,8 +210,13 @@ impl Detector for RouteLost {
                     return vec![];
                 }
                 self.routes[i].open_since = Some(now);
+                self.routes[i].lost_by = r.by.clone();
                 let spec = self.routes[i].spec.clone();
-                vec![self.finding(FaultState::Opened, &spec, None, None)]
+                let d = Detail {
+                    by: r.by.clone(),
+                    ..Detail::default()
+                };
+                vec![self.finding(FaultState::Opened, &spec, d)]
             }
             NetEvent::RouteAdded(r) => {
                 let Some(i) = self
@@ -155,179 +227,20 @@ impl Detector for RouteLost {
                     return vec![];
                 };
                 let since = self.routes[i].open_since.take();
+                self.routes[i].lost_by = None;
                 let lost_ms = since.map(|s| now.saturating_duration_since(s).as_secs_f64() * 1e3);
                 let spec = self.routes[i].spec.clone();
-                vec![self.finding(FaultState::Cleared, &spec, Some(lost_ms), None)]
+                let d = Detail {
+                    lost_ms: Some(lost_ms),
+                    by: r.by.clone(),
+                    ..Detail::default()
+                };
+                vec![self.finding(FaultState::Cleared, &spec, d)]
             }
+            NetEvent::BaselineAccepted { dropped, added } => self.accept(dropped, added, now),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    use FaultState::{Cleared as C, Opened as O, Updated as U};
-    use NetEvent::{Link as L, RouteAdded as Add, RouteDeleted as Del};
-
-    fn link(ifindex: u32, name: &str, admin_up: bool) -> LinkState {
-        LinkState {
-            ifindex,
-            name: name.into(),
-            admin_up,
-            oper_up: admin_up,
-            mtu: 1500,
-        }
-    }
-
-    fn v4() -> RouteSpec {
-        RouteSpec::new("10.250.0.0".parse().unwrap(), 24)
-            .via("10.0.0.2".parse().unwrap())
-            .dev(3)
-    }
-
-    fn v6() -> RouteSpec {
-        RouteSpec::new("fd99::".parse().unwrap(), 64)
-            .via("fd00::2".parse().unwrap())
-            .dev(3)
-            .metric(1024)
-    }
-
-    fn v4_default_on_down_link() -> RouteSpec {
-        RouteSpec::new("0.0.0.0".parse().unwrap(), 0)
-            .via("10.1.0.1".parse().unwrap())
-            .dev(4)
-    }
-
-    /// Baseline: v4, v6 (both via ifindex 3 `va`, up) and a default route via ifindex 4
-    /// (`vd`, admin down).
-    fn run(steps: &[NetEvent]) -> Vec<Vec<FaultState>> {
-        let links = [link(3, "va", true), link(4, "vd", false)];
-        let mut d = RouteLost::new(vec![v4(), v6(), v4_default_on_down_link()], &links);
-        let t0 = Instant::now();
-        steps
-            .iter()
-            .enumerate()
-            .map(|(i, ev)| {
-                crate::faults::observe_net(&mut d, ev, t0 + Duration::from_millis(i as u64))
-                    .into_iter()
-                    .map(|f| {
-                        assert_eq!((f.fault, f.layer), (FAULT, 3));
-                        f.state
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn table() {
-        let other = RouteSpec::new("10.251.0.0".parse().unwrap(), 24)
-            .via("10.0.0.2".parse().unwrap())
-            .dev(3);
-        let other_metric = v4().metric(50);
-        let other_gw = v4().via("10.0.0.3".parse().unwrap());
-        #[allow(clippy::type_complexity)]
-        let cases: Vec<(&str, Vec<NetEvent>, Vec<Vec<FaultState>>)> = vec![
-            (
-                "baseline route deleted opens, re-added clears",
-                vec![Del(v4()), Add(v4())],
-                vec![vec![O], vec![C]],
-            ),
-            (
-                "IPv6 route",
-                vec![Del(v6()), Add(v6())],
-                vec![vec![O], vec![C]],
-            ),
-            (
-                "route not in baseline ignored",
-                vec![Del(other.clone()), Add(other)],
-                vec![vec![], vec![]],
-            ),
-            (
-                "different metric is another route",
-                vec![Del(other_metric)],
-                vec![vec![]],
-            ),
-            (
-                "different gateway is another route",
-                vec![Del(other_gw)],
-                vec![vec![]],
-            ),
-            (
-                "oif admin-down: ignored",
-                vec![Del(v4_default_on_down_link())],
-                vec![vec![]],
-            ),
-            (
-                "oif went down first: ignored",
-                vec![L(link(3, "va", false)), Del(v4()), Del(v6())],
-                vec![vec![], vec![], vec![]],
-            ),
-            (
-                "repeated delete does not re-open",
-                vec![Del(v4()), Del(v4()), Add(v4()), Del(v4())],
-                vec![vec![O], vec![], vec![C], vec![O]],
-            ),
-            (
-                "add of a present route is quiet",
-                vec![Add(v4())],
-                vec![vec![]],
-            ),
-            (
-                "oif coming back up updates an open fault once",
-                vec![
-                    Del(v4()),
-                    L(link(3, "va", false)),
-                    L(link(3, "va", true)),
-                    L(link(3, "va", true)),
-                ],
-                vec![vec![O], vec![], vec![U], vec![]],
-            ),
-            (
-                "oif unknown (deleted) counts as down",
-                vec![
-                    NetEvent::LinkRemoved {
-                        ifindex: 3,
-                        name: "va".into(),
-                    },
-                    Del(v4()),
-                ],
-                vec![vec![], vec![]],
-            ),
-            (
-                "oif up later, then delete opens",
-                vec![L(link(4, "vd", true)), Del(v4_default_on_down_link())],
-                vec![vec![], vec![O]],
-            ),
-        ];
-        for (name, events, want) in cases {
-            assert_eq!(run(&events), want, "{name}");
-        }
-    }
-
-    #[test]
-    fn finding_carries_the_baseline_spec() {
-        let mut base = v4();
-        base.protocol = crate::netlink::RTPROT_STATIC;
-        let mut d = RouteLost::new(vec![base.clone()], &[link(3, "va", true)]);
-        let now = Instant::now();
-        // the deletion message may differ in non-identity fields; the baseline's are kept
-        let f = crate::faults::observe_net(&mut d, &Del(v4()), now);
-        assert_eq!(f.len(), 1);
-        let spec: RouteSpec = serde_json::from_value(f[0].evidence.json()["route"].clone()).unwrap();
-        assert_eq!(spec, base);
-        assert_eq!(f[0].subject.route.as_deref(), Some("10.250.0.0/24"));
-        assert_eq!(f[0].subject.iface.as_deref(), Some("va"));
-        assert_eq!(f[0].subject.addr.as_deref(), Some("10.0.0.2"));
-        assert_eq!(
-            f[0].key,
-            "route:ipv4 10.250.0.0/24 table 254 via 10.0.0.2 oif 3 metric 0"
-        );
-        let c = crate::faults::observe_net(&mut d, &Add(v4()), now + Duration::from_millis(7));
-        assert_eq!(c[0].state, FaultState::Cleared);
-        assert_eq!(c[0].evidence.json()["lost_ms"], 7.0);
-        assert_eq!(c[0].key, f[0].key);
-    }
-}
+mod tests;
