@@ -14,8 +14,11 @@ mod bandwidth_saturation;
 mod common;
 mod connect_timeout_cascade;
 mod connection_flood;
+mod connection_refused;
 mod dns_failure;
 mod ephemeral_port_exhaustion;
+mod http_5xx;
+mod http_server;
 mod link_down;
 mod link_flapping;
 mod mtu_blackhole;
@@ -73,6 +76,9 @@ pub const ALL: &[Spec] = &[
     connection_flood::SPEC,
     bandwidth_saturation::SPEC,
     dns_failure::SPEC,
+    connection_refused::SPEC,
+    http_5xx::SPEC_5XX,
+    http_5xx::SPEC_429,
 ];
 
 pub fn find(name: &str) -> Option<&'static Spec> {
