@@ -217,13 +217,13 @@ fn stand_in(dir: &Path, exit_code: u8) -> PathBuf {
 ev="$3"
 ns=$(stat -L -c %i /proc/self/ns/net)
 emit() {{ printf '{{"schema":1,"ts":"%s","host":"stand-in","type":%s}}\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$1" >> "$ev"; }}
-life() {{ emit "\"lifecycle\",\"phase\":\"$1\",\"netns\":$ns,\"version\":\"0.0.0\",\"mode\":\"observe\""; }}
+life() {{ emit "\"lifecycle\",\"phase\":\"$1\",\"netns\":$ns,\"version\":\"0.0.0\",\"mode\":\"observe\"$2"; }}
 counters() {{ emit "\"counters\",\"netns\":$ns,\"interval_ms\":100,\"final\":$1,\"retrans_segs\":0,\"syn_retrans\":0,\"synack_retrans\":0,\"time_wait\":0,\"tw_entries\":0,\"connect_failures\":0,\"connect_eaddrnotavail\":0,\"bind_eaddrinuse\":0,\"retrans_failed\":0"; }}
 echo "stand-in started with: $*" >&2
 term=
 trap 'term=1' TERM
 life started
-life attached
+life attached ',"detail":{{"coverage":{{"features":[],"covered":[],"uncovered":[]}}}}'
 while [ -z "$term" ]; do counters false; sleep 0.1; done
 life stopping
 counters true
