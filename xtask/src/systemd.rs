@@ -26,7 +26,8 @@ pub struct SystemdArgs {
 
 /// What guardian needs from the container (its CapabilityBoundingSet; nspawn's default set
 /// lacks CAP_BPF and CAP_PERFMON).
-const CAPS: &str = "CAP_BPF,CAP_PERFMON,CAP_NET_ADMIN,CAP_SYS_ADMIN,CAP_SYS_PTRACE,CAP_DAC_READ_SEARCH";
+const CAPS: &str =
+    "CAP_BPF,CAP_PERFMON,CAP_NET_ADMIN,CAP_SYS_ADMIN,CAP_SYS_PTRACE,CAP_DAC_READ_SEARCH";
 
 pub fn systemd(args: SystemdArgs) -> Result<ExitCode> {
     let total = Instant::now();
@@ -48,7 +49,9 @@ pub fn systemd(args: SystemdArgs) -> Result<ExitCode> {
 /// The minbase root plus systemd as init, made once (apt in the root, about 20 s).
 fn systemd_root() -> Result<PathBuf> {
     let minbase = package::debian_root()?;
-    let dir = minbase.parent().context("the debootstrap root has no parent")?;
+    let dir = minbase
+        .parent()
+        .context("the debootstrap root has no parent")?;
     let root = dir.join("bookworm-systemd");
     let done = dir.join("bookworm-systemd.done");
     if done.exists() {
@@ -69,7 +72,10 @@ fn systemd_root() -> Result<PathBuf> {
 }
 
 fn nspawn(root: &Path) -> Command {
-    let mut c = cmd::new("systemd-nspawn", ["-q", "--register=no", "--keep-unit", "-D"]);
+    let mut c = cmd::new(
+        "systemd-nspawn",
+        ["-q", "--register=no", "--keep-unit", "-D"],
+    );
     c.arg(root);
     c
 }
@@ -94,9 +100,18 @@ impl Container {
         };
         let t = Instant::now();
         std::fs::create_dir_all(c.root.parent().unwrap())?;
-        cmd::run(cmd::new("cp", ["-a", "--reflink=auto"]).arg(base).arg(&c.root))?;
-        std::fs::copy(deb, c.root.join("tmp/guardian.deb"))?;
-        cmd::run(nspawn(&c.root).args(["--pipe", "--", "dpkg", "-i", "/tmp/guardian.deb"]))?;
+        cmd::run(
+            cmd::new("cp", ["-a", "--reflink=auto"])
+                .arg(base)
+                .arg(&c.root),
+        )?;
+        std::fs::copy(deb, c.root.join("root/guardian.deb"))?;
+        // apt, as an operator would: it fetches the dependencies (procps for ExecReload's kill).
+        cmd::run(nspawn(&c.root).args(["--pipe", "-E", "DEBIAN_FRONTEND=noninteractive", "--"]).args([
+            "sh",
+            "-c",
+            "apt-get install -y -q --no-install-recommends /root/guardian.deb && apt-get clean",
+        ]))?;
         // `guardian doctor` as a oneshot under exactly the packaged unit's sandbox.
         let unit = std::fs::read_to_string(c.root.join("lib/systemd/system/guardian.service"))?;
         std::fs::write(
@@ -104,12 +119,18 @@ impl Container {
             doctor_unit(&unit),
         )?;
         cmd::run(&mut cmd::new("ip", ["netns", "add", &c.netns]))?;
-        cmd::run(&mut cmd::new("ip", ["-n", &c.netns, "link", "set", "lo", "up"]))?;
+        cmd::run(&mut cmd::new(
+            "ip",
+            ["-n", &c.netns, "link", "set", "lo", "up"],
+        ))?;
         let log = std::fs::File::create(c.root.with_extension("console.log"))?;
         let child = nspawn(&c.root)
             .arg("--boot")
             .arg(format!("--network-namespace-path=/run/netns/{}", c.netns))
             .arg(format!("--capability={CAPS}"))
+            // nspawn's own seccomp filter refuses these to PID 1 and so to every service
+            // (commands entered with nsenter escape it, services do not).
+            .arg("--system-call-filter=bpf perf_event_open")
             .args(["--bind=/sys/fs/bpf", "--bind=/sys/kernel/tracing"])
             .args(["--bind-ro=/sys/kernel/btf", "--console=read-only"])
             .stdin(Stdio::null())
@@ -172,7 +193,9 @@ impl Drop for Container {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = cmd::new("ip", ["netns", "del", &self.netns]).status();
+        if Path::new("/run/netns").join(&self.netns).exists() {
+            let _ = cmd::new("ip", ["netns", "del", &self.netns]).status();
+        }
         let _ = std::fs::remove_dir_all(&self.root);
         let _ = std::fs::remove_file(self.root.with_extension("console.log"));
     }
@@ -185,7 +208,11 @@ fn doctor_unit(unit: &str) -> String {
         match key {
             "Type" => out.push_str("Type=oneshot\n"),
             "ExecStart" => out.push_str("ExecStart=/usr/sbin/guardian doctor\n"),
-            "ExecReload" | "WatchdogSec" | "Restart" | "RestartSec" | "NotifyAccess"
+            "ExecReload"
+            | "WatchdogSec"
+            | "Restart"
+            | "RestartSec"
+            | "NotifyAccess"
             | "RuntimeDirectoryPreserve" => {}
             _ => {
                 out.push_str(line);
@@ -193,7 +220,10 @@ fn doctor_unit(unit: &str) -> String {
             }
         }
     }
-    out.replace("RuntimeDirectory=guardian", "RuntimeDirectory=guardian-doctor")
+    out.replace(
+        "RuntimeDirectory=guardian",
+        "RuntimeDirectory=guardian-doctor",
+    )
 }
 
 /// Polls `f` every 200 ms until it returns `Some` or `limit` passes.
@@ -231,7 +261,10 @@ fn checks(c: &mut Container) -> Result<()> {
     step("attached (journal)", || {
         wait_for(Duration::from_secs(10), || {
             let log = c.sh(&["journalctl", "-u", U, "--no-pager", "-o", "cat"])?;
-            Ok(log.lines().find(|l| l.contains("attached")).map(str::to_owned))
+            Ok(log
+                .lines()
+                .find(|l| l.contains("attached"))
+                .map(str::to_owned))
         })
     })?;
     step("guardian doctor under the unit's sandbox", || {
@@ -247,11 +280,17 @@ fn checks(c: &mut Container) -> Result<()> {
     step("systemctl reload", || {
         let pid = c.show(U, "MainPID")?;
         let before = c.sh(&["journalctl", "-u", U, "--no-pager", "-o", "cat"])?;
-        c.ok(&["systemctl", "reload", U])?;
+        if let Err(e) = c.ok(&["systemctl", "reload", U]) {
+            let log = c.sh(&["journalctl", "-u", U, "--no-pager", "-n", "20"])?;
+            bail!("{e:#}\njournal:\n{log}");
+        }
         let line = wait_for(Duration::from_secs(20), || {
             let log = c.sh(&["journalctl", "-u", U, "--no-pager", "-o", "cat"])?;
             let new = log.get(before.len().min(log.len())..).unwrap_or("");
-            Ok(new.lines().find(|l| l.contains("reload")).map(str::to_owned))
+            Ok(new
+                .lines()
+                .find(|l| l.contains("reload"))
+                .map(str::to_owned))
         })?;
         wait_for(Duration::from_secs(20), || {
             Ok((c.show(U, "ActiveState")? == "active").then_some(()))
