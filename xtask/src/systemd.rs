@@ -116,7 +116,12 @@ impl Container {
         let unit = std::fs::read_to_string(c.root.join("lib/systemd/system/guardian.service"))?;
         std::fs::write(
             c.root.join("etc/systemd/system/guardian-doctor.service"),
-            doctor_unit(&unit),
+            sandboxed(&unit, "/usr/sbin/guardian doctor", "doctor"),
+        )?;
+        // The sysctl remedy's write (the current value written back) under the same sandbox.
+        std::fs::write(
+            c.root.join("etc/systemd/system/guardian-sysctl.service"),
+            sandboxed(&unit, SYSCTL_WRITE, "sysctl"),
         )?;
         cmd::run(&mut cmd::new("ip", ["netns", "add", &c.netns]))?;
         cmd::run(&mut cmd::new(
@@ -201,13 +206,16 @@ impl Drop for Container {
     }
 }
 
-fn doctor_unit(unit: &str) -> String {
+const SYSCTL_WRITE: &str = "/bin/sh -c 'f=/proc/sys/net/ipv4/tcp_tw_reuse; v=$(cat $f) && echo $v > $f && echo wrote $v to $f'";
+
+/// The packaged unit as a oneshot running `exec` (same sandbox, capabilities and filters).
+fn sandboxed(unit: &str, exec: &str, name: &str) -> String {
     let mut out = String::new();
     for line in unit.lines() {
         let key = line.split('=').next().unwrap_or("");
         match key {
             "Type" => out.push_str("Type=oneshot\n"),
-            "ExecStart" => out.push_str("ExecStart=/usr/sbin/guardian doctor\n"),
+            "ExecStart" => out.push_str(&format!("ExecStart={exec}\n")),
             "ExecReload"
             | "WatchdogSec"
             | "Restart"
@@ -276,6 +284,16 @@ fn checks(c: &mut Container) -> Result<()> {
             bail!("Result={result}; journal:\n{log}");
         }
         Ok(format!("Result=success, {} lines", log.lines().count()))
+    })?;
+    step("net sysctl write under the unit's sandbox", || {
+        let d = "guardian-sysctl.service";
+        c.sh(&["systemctl", "start", d])?;
+        let result = c.show(d, "Result")?;
+        let log = c.sh(&["journalctl", "-u", d, "--no-pager", "-o", "cat"])?;
+        match log.lines().find(|l| l.starts_with("wrote ")) {
+            Some(l) if result == "success" => Ok(l.to_owned()),
+            _ => bail!("Result={result}; journal:\n{log}"),
+        }
     })?;
     step("systemctl reload", || {
         let pid = c.show(U, "MainPID")?;
