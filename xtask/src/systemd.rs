@@ -147,17 +147,26 @@ impl Container {
         c.nspawn = Some(child);
         c.leader = wait_for(Duration::from_secs(30), || {
             let p = format!("/proc/{pid}/task/{pid}/children");
+            // nspawn's first child forks the container's init and exits: wait for systemd.
             Ok(std::fs::read_to_string(p)?
                 .split_whitespace()
-                .next()
-                .and_then(|s| s.parse().ok()))
+                .filter_map(|s| s.parse::<u32>().ok())
+                .find(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == "systemd")
+                }))
         })
         .context("the container's init never started")?;
-        let state = c.sh(&["systemctl", "is-system-running", "--wait"])?;
+        let state = wait_for(Duration::from_secs(60), || {
+            let s = c.sh(&["systemctl", "is-system-running", "--wait"])?;
+            let s = s.trim();
+            Ok((s == "running" || s == "degraded").then(|| s.to_owned()))
+        })
+        .context("the container's systemd never finished booting")?;
         eprintln!(
             "ok: booted ({}, {}): {}",
             cmd::secs(t.elapsed()),
-            state.trim(),
+            state,
             c.root.display()
         );
         Ok(c)
@@ -230,7 +239,7 @@ fn sandboxed(unit: &str, exec: &str, name: &str) -> String {
     }
     out.replace(
         "RuntimeDirectory=guardian",
-        "RuntimeDirectory=guardian-doctor",
+        &format!("RuntimeDirectory=guardian-{name}"),
     )
 }
 
@@ -271,8 +280,15 @@ fn checks(c: &mut Container) -> Result<()> {
             let log = c.sh(&["journalctl", "-u", U, "--no-pager", "-o", "cat"])?;
             Ok(log
                 .lines()
-                .find(|l| l.contains("attached"))
+                .find(|l| l.contains(r#""phase":"attached""#))
                 .map(str::to_owned))
+        })
+        .and_then(|l| {
+            let sockops = r#"{"feature":"sock_ops","reason":"attached","state":"available"}"#;
+            if !l.contains(sockops) || !l.contains(r#""tracepoints":[{"#) {
+                bail!("attached without sock_ops or tracepoints: {l}");
+            }
+            Ok("sock_ops (read-only cgroupfs) and the tracepoints attached".into())
         })
     })?;
     step("guardian doctor under the unit's sandbox", || {
