@@ -291,6 +291,23 @@ fn checks(c: &mut Container) -> Result<()> {
             Ok("sock_ops (read-only cgroupfs) and the tracepoints attached".into())
         })
     })?;
+    step("systemd-analyze security (the loaded unit)", || {
+        let out = c.sh(&["systemd-analyze", "security", "--no-pager", U])?;
+        let line = out
+            .lines()
+            .find(|l| l.contains("Overall exposure level"))
+            .with_context(|| format!("no overall exposure level in:\n{out}"))?;
+        let score: f64 = line
+            .split(':')
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("cannot read the score in {line:?}"))?;
+        if score > 3.0 {
+            bail!("{line} (more than 3.0)");
+        }
+        Ok(line.trim().to_owned())
+    })?;
     step("guardian doctor under the unit's sandbox", || {
         let d = "guardian-doctor.service";
         c.sh(&["systemctl", "start", d])?;
