@@ -273,7 +273,12 @@ fn checks(c: &mut Container) -> Result<()> {
             let log = c.sh(&["journalctl", "-u", U, "--no-pager", "-n", "40"])?;
             bail!("ActiveState={active}; journal:\n{log}");
         }
-        Ok(format!("active, StatusText={:?}", c.show(U, "StatusText")?))
+        Ok(format!(
+            "active, StatusText={:?}, MemoryCurrent={} bytes (MemoryMax={})",
+            c.show(U, "StatusText")?,
+            c.show(U, "MemoryCurrent")?,
+            c.show(U, "MemoryMax")?
+        ))
     })?;
     step("attached (journal)", || {
         wait_for(Duration::from_secs(10), || {
