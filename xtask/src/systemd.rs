@@ -264,6 +264,18 @@ fn step(name: &str, f: impl FnOnce() -> Result<String>) -> Result<()> {
     Ok(())
 }
 
+/// The daemon's resident set (the container's systemd may have no memory controller, so
+/// MemoryCurrent can be unset).
+fn rss(c: &Container) -> Result<String> {
+    let pid = c.show("guardian.service", "MainPID")?;
+    let status = c.sh(&["cat", &format!("/proc/{pid}/status")])?;
+    Ok(status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "VmRSS: unknown".into()))
+}
+
 fn checks(c: &mut Container) -> Result<()> {
     const U: &str = "guardian.service";
     step("start: Type=notify reaches READY", || {
@@ -274,9 +286,9 @@ fn checks(c: &mut Container) -> Result<()> {
             bail!("ActiveState={active}; journal:\n{log}");
         }
         Ok(format!(
-            "active, StatusText={:?}, MemoryCurrent={} bytes (MemoryMax={})",
+            "active, StatusText={:?}, {} (MemoryMax={})",
             c.show(U, "StatusText")?,
-            c.show(U, "MemoryCurrent")?,
+            rss(c)?,
             c.show(U, "MemoryMax")?
         ))
     })?;
