@@ -188,7 +188,7 @@ pub fn build_deb(bin: &Path, out: &Path) -> Result<PathBuf> {
     )?;
     let size_kib = dir_size(&stage)? / 1024;
     let control = format!(
-        "Package: guardian\nVersion: {VERSION}\nArchitecture: {arch}\nMaintainer: guardian developers <guardian@localhost>\nSection: net\nPriority: optional\nInstalled-Size: {size_kib}\nDepends: libc6 (>= {}), libgcc-s1, procps\nDescription: eBPF watch and repair of the kernel network stack (layers 2-4)\n guardian detects link, route and transport faults through eBPF and heals them\n (observe mode by default). Start with: systemctl enable --now guardian\n",
+        "Package: guardian\nVersion: {VERSION}\nArchitecture: {arch}\nMaintainer: guardian developers <guardian@localhost>\nSection: net\nPriority: optional\nInstalled-Size: {size_kib}\nDepends: libc6 (>= {}), libgcc-s1\nDescription: eBPF watch and repair of the kernel network stack (layers 2-4)\n guardian detects link, route and transport faults through eBPF and heals them\n (observe mode by default). Start with: systemctl enable --now guardian\n",
         glibc_needed(bin)?
     );
     write(&stage.join("DEBIAN/control"), &control, 0o644)?;

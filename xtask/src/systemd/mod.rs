@@ -108,7 +108,7 @@ impl Container {
                 .arg(&c.root),
         )?;
         std::fs::copy(deb, c.root.join("root/guardian.deb"))?;
-        // apt, as an operator would: it fetches the dependencies (procps for ExecReload's kill).
+        // apt, as an operator would (it would fetch missing dependencies from the mirror).
         cmd::run(nspawn(&c.root).args(["--pipe", "-E", "DEBIAN_FRONTEND=noninteractive", "--"]).args([
             "sh",
             "-c",
