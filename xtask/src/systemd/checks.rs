@@ -125,7 +125,7 @@ pub(super) fn checks(c: &mut Container) -> Result<()> {
         let pid = c.show(U, "MainPID")?;
         let restarts: u32 = c.show(U, "NRestarts")?.parse()?;
         let wd = c.show(U, "WatchdogUSec")?;
-        c.ok(&["kill", "-STOP", &pid])?;
+        c.ok(&["sh", "-c", &format!("kill -STOP {pid}")])?;
         let t = Instant::now();
         let new = wait_for(Duration::from_secs(180), || {
             let n: u32 = c.show(U, "NRestarts")?.parse()?;
