@@ -1,6 +1,6 @@
 //! systemd service notifications (`Type=notify`): `READY=1` once every probe is attached and
-//! the engine is ready, `STATUS=` lines, `STOPPING=1` at shutdown, and watchdog pings from the
-//! daemon's main loop (so a wedged loop stops pinging and systemd restarts it). Without
+//! the engine is ready, `RELOADING=1` … `READY=1` around a SIGHUP reload, `STATUS=` lines,
+//! `STOPPING=1` at shutdown, and watchdog pings from the daemon's main loop (so a wedged loop stops pinging and systemd restarts it). Without
 //! `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
 use std::time::Duration;
 
@@ -15,6 +15,16 @@ fn send(states: &[NotifyState]) {
 /// Every probe is attached and the engine runs.
 pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// A SIGHUP reload begins: `RELOADING=1` with the monotonic time (what `Type=notify-reload`
+/// requires; plain `Type=notify` accepts it too). [`ready`] ends it.
+pub fn reloading() {
+    let mut states = vec![NotifyState::Reloading];
+    if let Ok(now) = NotifyState::monotonic_usec_now() {
+        states.push(now);
+    }
+    send(&states);
 }
 
 pub fn status(status: &str) {

@@ -276,7 +276,9 @@ async fn run(
                 crate::notify::watchdog();
             }
             _ = hup.recv() => {
+                crate::notify::reloading();
                 crate::control::reload::on_sighup(&control_handle, args.config.as_deref(), args.detect_config.as_deref()).await;
+                crate::notify::ready("attached; reloaded on SIGHUP");
             }
             _ = ticker.tick() => {
                 let tick = tokio::task::block_in_place(|| collector.tick(false));

@@ -11,6 +11,7 @@ mod package;
 mod reliability;
 mod run;
 mod setup;
+mod systemd;
 mod test;
 
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ enum Task {
     Fleet,
     /// Setup, build, then a .deb and an OCI image (FROM scratch) in target/package/
     Package(package::PackageArgs),
+    /// Setup, build, then the .deb under a real systemd (nspawn --boot): ready, reload, watchdog
+    Systemd(systemd::SystemdArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Task::Reliability => reliability::reliability(),
         Task::Fleet => fleet::fleet(),
         Task::Package(args) => package::package(args),
+        Task::Systemd(args) => systemd::systemd(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -46,6 +46,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "buildah",
     "podman",
     "debootstrap",
+    // `cargo xtask systemd`: systemd-nspawn boots the .deb under a real systemd.
+    "systemd-container",
     // e2e http: nginx as reverse proxy, curl as client, openssl for test certificates.
     "nginx",
     "curl",

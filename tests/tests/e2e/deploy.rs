@@ -107,8 +107,11 @@ fn the_systemd_unit_is_notify_least_privilege_and_keeps_sysctls_writable() {
         .unwrap()
         .split(' ')
         .any(|c| c == "78"));
+    // AmbientCapabilities is optional: the daemon runs as root and starts with the bounding set.
+    assert!(one("CapabilityBoundingSet").is_some());
     for key in ["CapabilityBoundingSet", "AmbientCapabilities"] {
-        let caps: Vec<&str> = one(key).unwrap().split_whitespace().collect();
+        let Some(set) = one(key) else { continue };
+        let caps: Vec<&str> = set.split_whitespace().collect();
         for c in &caps {
             let name = c
                 .strip_prefix("CAP_")
@@ -126,17 +129,44 @@ fn the_systemd_unit_is_notify_least_privilege_and_keeps_sysctls_writable() {
             "{key}: no module loading"
         );
     }
-    for breaks in [
-        "ProtectKernelTunables",
-        "ProtectControlGroups",
-        "PrivateNetwork",
-        "SystemCallFilter",
-    ] {
+    assert!(
+        one("PrivateNetwork").is_none_or(|v| v == "no"),
+        "PrivateNetwork breaks remedies"
+    );
+    // Read-only /proc/sys is fine only with the net sysctls (the remedy's) writable again.
+    if one("ProtectKernelTunables") == Some("yes") {
         assert!(
-            one(breaks).is_none_or(|v| v == "no"),
-            "{breaks} breaks remedies"
+            svc["ReadWritePaths"].iter().any(|p| p.split_whitespace().any(|p| p == "/proc/sys/net")),
+            "ProtectKernelTunables=yes without ReadWritePaths=/proc/sys/net breaks the sysctl remedy"
         );
     }
+    // A system call filter must let through what guardian adds to @system-service.
+    let allowed: Vec<&str> = svc
+        .get("SystemCallFilter")
+        .into_iter()
+        .flatten()
+        .filter(|v| !v.starts_with('~'))
+        .flat_map(|v| v.split_whitespace())
+        .collect();
+    let denied: Vec<&str> = svc
+        .get("SystemCallFilter")
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.strip_prefix('~'))
+        .flat_map(|v| v.split_whitespace())
+        .collect();
+    if !allowed.is_empty() {
+        for call in ["@system-service", "bpf", "perf_event_open", "setns"] {
+            assert!(allowed.contains(&call), "SystemCallFilter lacks {call}");
+        }
+    }
+    for call in ["bpf", "perf_event_open", "setns"] {
+        assert!(!denied.contains(&call), "SystemCallFilter denies {call}");
+    }
+    assert!(
+        one("RestrictNamespaces").is_none_or(|v| v == "no" || v.split_whitespace().any(|n| n == "net")),
+        "RestrictNamespaces must allow net (setns into other namespaces, the feature probe's unshare)"
+    );
     assert!(unit["Install"]["WantedBy"].contains(&"multi-user.target".to_owned()));
 }
 

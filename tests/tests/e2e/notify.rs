@@ -1,6 +1,6 @@
 //! sd_notify: the daemon under a stand-in service manager (a unix datagram socket named by
-//! `NOTIFY_SOCKET`): READY=1 only once `attached` was emitted, WATCHDOG=1 pings at half of
-//! `WATCHDOG_USEC`, STOPPING=1 at SIGTERM.
+//! `NOTIFY_SOCKET`): READY=1 only once `attached` was emitted, RELOADING=1 then READY=1 at
+//! SIGHUP, WATCHDOG=1 pings at half of `WATCHDOG_USEC`, STOPPING=1 at SIGTERM.
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -103,6 +103,31 @@ fn ready_after_attached_watchdog_pings_and_stopping_at_sigterm() {
         (3..=10).contains(&pings),
         "{pings} WATCHDOG=1 in 2 s with WATCHDOG_USEC=600000"
     );
+
+    // SIGHUP: RELOADING=1 (with MONOTONIC_USEC), then READY=1 again once the reload is done.
+    let pid = d.pid().expect("daemon pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let after = |needle: &'static str, from: usize| {
+        poll(Duration::from_secs(10), Duration::from_millis(10), || {
+            log.lock().unwrap()[from..]
+                .iter()
+                .position(|(_, m)| m.contains(needle))
+                .map(|i| i + from)
+        })
+    };
+    let reloading = after("RELOADING=1", ready.0 + 1)
+        .unwrap_or_else(|| d.fail("no RELOADING=1 within 10 s of SIGHUP"));
+    assert!(
+        log.lock().unwrap()[reloading].1.contains("MONOTONIC_USEC="),
+        "{:?}",
+        log.lock().unwrap()[reloading]
+    );
+    after("READY=1", reloading + 1)
+        .unwrap_or_else(|| d.fail("no READY=1 after RELOADING=1 within 10 s"));
 
     let events = d.finish();
     let stopping = poll(Duration::from_secs(2), Duration::from_millis(10), || {
