@@ -43,8 +43,17 @@ pub struct HttpOffsets {
     pub skc_family: u16,
     pub skc_rcv_saddr: u16,
     pub skc_v6_rcv_saddr: u16,
+    /// `struct sock_common.skc_daddr` and `.skc_v6_daddr` (the peer, for the TLS handshakes;
+    /// ABSENT without IPv6).
+    pub skc_daddr: u16,
+    pub skc_v6_daddr: u16,
+    /// `struct sock_common.skc_dport` (network order).
+    pub skc_dport: u16,
+    /// `struct inet_sock.inet_sport` (network order): the local port, kept when a socket
+    /// closes (`skc_num` is zeroed when the port is released).
+    pub inet_sport: u16,
 }
-const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 56);
 
 impl HttpOffsets {
     pub const ABSENT: u16 = u16::MAX;
@@ -73,6 +82,10 @@ impl HttpOffsets {
         skc_family: Self::ABSENT,
         skc_rcv_saddr: Self::ABSENT,
         skc_v6_rcv_saddr: Self::ABSENT,
+        skc_daddr: Self::ABSENT,
+        skc_v6_daddr: Self::ABSENT,
+        skc_dport: Self::ABSENT,
+        inet_sport: Self::ABSENT,
     };
 }
 
@@ -195,6 +208,65 @@ pub struct TlsCall {
 }
 const _: () = assert!(core::mem::size_of::<TlsCall>() == 32);
 
+/// A plaintext TLS alert record (RFC 8446 §6, RFC 5246 §7.2): content type 21, record
+/// version 3.1 to 3.4, length 2, level 1 (warning) or 2 (fatal), then the description. Alerts
+/// sent before the keys are set (handshake failures) are cleartext whatever the TLS stack;
+/// later ones are encrypted (type 23) and are not seen. Fixed budget: 7 bytes.
+/// Returns (level, description).
+#[inline(always)]
+pub fn parse_tls_alert(b: &[u8; 7]) -> Option<(u8, u8)> {
+    if b[0] != 21 || b[1] != 3 || !(1..=4).contains(&b[2]) || b[3] != 0 || b[4] != 2 {
+        return None;
+    }
+    if b[5] != 1 && b[5] != 2 {
+        return None;
+    }
+    Some((b[5], b[6]))
+}
+
+/// The IANA name of a TLS alert description (`handshake_failure`, `bad_certificate`...);
+/// `unknown` for a code without one.
+pub fn tls_alert_name(desc: u8) -> &'static str {
+    match desc {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        121 => "ech_required",
+        _ => "unknown",
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain `#[repr(C)]` integers, no padding beyond explicit fields.
@@ -243,5 +315,25 @@ mod tests {
         assert_eq!(lat_bucket(500_000), 1);
         assert_eq!(lat_bucket(1_000_000_000), 11);
         assert_eq!(lat_bucket(u64::MAX), LAT_BUCKETS - 1);
+    }
+
+    #[test]
+    fn tls_alerts() {
+        // A fatal handshake_failure in a TLS 1.2 record, as GnuTLS, Go or OpenSSL write it.
+        assert_eq!(parse_tls_alert(&[21, 3, 3, 0, 2, 2, 40]), Some((2, 40)));
+        // TLS 1.0 record version (a ClientHello-time alert), warning level.
+        assert_eq!(parse_tls_alert(&[21, 3, 1, 0, 2, 1, 112]), Some((1, 112)));
+        // Not an alert: a handshake record, an encrypted record, SSL 3.0, a longer record,
+        // a bad level.
+        assert_eq!(parse_tls_alert(&[22, 3, 1, 0, 2, 2, 40]), None);
+        assert_eq!(parse_tls_alert(&[23, 3, 3, 0, 2, 2, 40]), None);
+        assert_eq!(parse_tls_alert(&[21, 3, 0, 0, 2, 2, 40]), None);
+        assert_eq!(parse_tls_alert(&[21, 3, 3, 0, 19, 2, 40]), None);
+        assert_eq!(parse_tls_alert(&[21, 3, 3, 0, 2, 3, 40]), None);
+        assert_eq!(parse_tls_alert(b"HTTP/1."), None);
+        assert_eq!(tls_alert_name(40), "handshake_failure");
+        assert_eq!(tls_alert_name(48), "unknown_ca");
+        assert_eq!(tls_alert_name(45), "certificate_expired");
+        assert_eq!(tls_alert_name(200), "unknown");
     }
 }

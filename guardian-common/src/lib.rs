@@ -4,11 +4,14 @@
 //! and has its size pinned by a compile-time assertion so that both sides agree byte for byte.
 #![no_std]
 
+pub mod connect;
 pub mod dns;
 pub mod failfast;
 pub mod flows;
 pub mod http;
 pub mod limits;
+pub mod shadows;
+pub mod tls;
 
 /// Offsets the eBPF programs need, derived at load time by userspace from tracefs `format` files
 /// and from kernel BTF. Nothing kernel-version-specific is compiled into the programs.
@@ -71,12 +74,15 @@ pub struct Offsets {
     /// `struct sock.sk_err` (int): ECONNREFUSED after a RST to a SYN. ABSENT when this
     /// kernel's BTF lacks it (every failed connect then counts as a failure).
     pub sk_err: u16,
+    /// `struct sock.sk_uid` (`kuid_t`, its `val` first): the uid that owns the socket, kept
+    /// when a timer closes it. ABSENT when this kernel's BTF lacks it (uid then unknown).
+    pub sk_uid: u16,
 }
 
 impl Offsets {
     pub const ABSENT: u16 = u16::MAX;
 }
-const _: () = assert!(core::mem::size_of::<Offsets>() == 66);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 68);
 
 /// Per network namespace counters (per-CPU hash map keyed by the netns inode number).
 /// Userspace sums the CPUs.

@@ -10,3 +10,10 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 pub fn xdp_noop(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
+
+/// A no-op tc program (`TCX_NEXT`): the baseline for the tcx DNS programs, alone
+/// (BPF_PROG_TEST_RUN) and on a veth (what any tcx program costs a packet).
+#[aya_ebpf::macros::classifier]
+pub fn tc_noop(_ctx: aya_ebpf::programs::TcContext) -> i32 {
+    aya_ebpf::bindings::TC_ACT_UNSPEC
+}

@@ -2,9 +2,13 @@
 //! (destination port 53, QR = 0) and responses per resolver by rcode class on ingress (source
 //! port 53, QR = 1). IPv4 and IPv6 (no extension headers before UDP; fragments skipped).
 //!
-//! Minimal per-packet work: a non-DNS packet costs two or three `bpf_skb_load_bytes` of a few
-//! bytes; a DNS packet adds one per-CPU map update. Always `TCX_NEXT` (observation only: the
-//! next program in the chain, or the default action, decides).
+//! Minimal per-packet work: a packet is first checked by [`maybe_dns`], which reads the
+//! Ethernet type, the IP protocol and the UDP port straight from the packet's linear data (one
+//! bounds check each, no helper call, no map): anything that is not UDP from/to port 53 leaves
+//! there. Only a packet that passes (or whose headers are not in the linear data) takes the
+//! full parse through `bpf_skb_load_bytes`, and only a DNS packet updates a map (one per-CPU
+//! map update, plus `dns_spoof`'s query/answer matching). Always `TCX_NEXT` (observation only:
+//! the next program in the chain, or the default action, decides).
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
     macros::{classifier, map},
@@ -33,14 +37,75 @@ const UDP_HLEN: usize = 8;
 
 #[classifier]
 pub fn guardian_dns_egress(ctx: TcContext) -> i32 {
-    let _ = count(&ctx, false);
+    if maybe_dns(&ctx, false) {
+        let _ = count(&ctx, false);
+    }
     TC_ACT_UNSPEC
 }
 
 #[classifier]
 pub fn guardian_dns_ingress(ctx: TcContext) -> i32 {
-    let _ = count(&ctx, true);
+    if maybe_dns(&ctx, true) {
+        let _ = count(&ctx, true);
+    }
     TC_ACT_UNSPEC
+}
+
+/// Bounds-checked pointer to `len` bytes at `off` in the packet's linear data; `None` when
+/// they are not all there (past the end of the packet, or in its paged part).
+#[inline(always)]
+fn at(ctx: &TcContext, off: usize, len: usize) -> Option<*const u8> {
+    let start = ctx.data();
+    if start + off + len > ctx.data_end() {
+        return None;
+    }
+    Some((start + off) as *const u8)
+}
+
+#[inline(always)]
+fn be16_at(p: *const u8) -> u16 {
+    // SAFETY: callers checked the bounds with `at`.
+    unsafe { u16::from_be_bytes([*p, *p.add(1)]) }
+}
+
+/// The port filter that every packet goes through: false when the packet is certainly not
+/// DNS over UDP with port 53 on the resolver's side (the destination of a query leaving,
+/// the source of an answer arriving), read from the linear data with direct packet access.
+/// True when it may be, including when the headers are not in the linear data: [`count`]
+/// then decides with `bpf_skb_load_bytes`, which also reads paged data.
+#[inline(always)]
+fn maybe_dns(ctx: &TcContext, ingress: bool) -> bool {
+    let Some(eth) = at(ctx, 12, 2) else {
+        return true;
+    };
+    let l4 = match be16_at(eth) {
+        ETH_P_IP => {
+            let Some(ip) = at(ctx, ETH_HLEN, 20) else {
+                return true;
+            };
+            // SAFETY: 20 bytes checked above.
+            let (vihl, proto) = unsafe { (*ip, *ip.add(9)) };
+            if proto != IPPROTO_UDP {
+                return false;
+            }
+            ETH_HLEN + ((vihl & 0x0f) as usize) * 4
+        }
+        ETH_P_IPV6 => {
+            let Some(ip) = at(ctx, ETH_HLEN, 40) else {
+                return true;
+            };
+            // SAFETY: 40 bytes checked above.
+            if unsafe { *ip.add(6) } != IPPROTO_UDP {
+                return false;
+            }
+            ETH_HLEN + 40
+        }
+        _ => return false,
+    };
+    match at(ctx, l4, 4) {
+        Some(udp) => be16_at(unsafe { udp.add(if ingress { 0 } else { 2 }) }) == DNS_PORT,
+        None => true,
+    }
 }
 
 #[inline(always)]
@@ -96,6 +161,7 @@ fn count(ctx: &TcContext, ingress: bool) -> Option<()> {
         return None; // a response leaving or a query arriving: we are the server, not a client
     }
     let rcode = (flags & 0x0f) as u8;
+    crate::dns_spoof::track(ctx, &key, l4, ingress);
     add(&key, |s| {
         if !ingress {
             s.queries += 1;

@@ -64,8 +64,9 @@ fn save_read(ctx: &TracePointContext, fd_off: u16, buf_off: u16) {
         return;
     }
     let id = bpf_get_current_pid_tgid();
-    // Inside an SSL_read: the connection's socket (tls.rs).
+    // Inside an SSL_read or a handshake: the connection's socket (tls.rs, tls_hs.rs).
     crate::tls::note_read_fd(id, fd);
+    crate::tls_hs::note_fd(id, fd);
     let _ = HTTP_READS.insert(id, ReadArgs { fd, buf }, BPF_ANY as u64);
 }
 
@@ -155,6 +156,8 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
         return;
     };
     let id = bpf_get_current_pid_tgid();
+    // Inside a handshake (a client's ClientHello is a write): the connection's socket.
+    crate::tls_hs::note_fd(id, fd);
     let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
     // The cheap check first: no request in flight on this fd, nothing to do.
     let Some(start) = (unsafe { HTTP_INFLIGHT.get(&key).copied() }) else {
@@ -197,43 +200,41 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
     count(&k, code, now.saturating_sub(start));
 }
 
+/// The `struct sock *` of socket `fd` of the current task; None when the fd is not a socket
+/// or a read fails.
+#[inline(always)]
+pub(crate) fn sock_of_fd(fd: u64) -> Option<*const u8> {
+    let o = HTTP_OFFSETS.load();
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let files = read::<*const u8>(task, o.task_files)?;
+        let fdt = read::<*const u8>(files, o.files_fdt)?;
+        let max = read::<u32>(fdt, o.fdt_max_fds)?;
+        if fd >= max as u64 {
+            return None;
+        }
+        let fds = read::<*const *const u8>(fdt, o.fdt_fd)?;
+        let file = bpf_probe_read_kernel(fds.add(fd as usize)).ok()?;
+        if file.is_null() {
+            return None;
+        }
+        let sock = read::<*const u8>(file, o.file_private)?;
+        if sock.is_null() || read::<*const u8>(sock, o.socket_file) != Some(file) {
+            return None;
+        }
+        read::<*const u8>(sock, o.socket_sk).filter(|sk| !sk.is_null())
+    }
+}
+
 /// Fills `family`, `port` and `addr` of `k` with the local address of socket `fd` of the
 /// current task; leaves them 0 when the fd is not a socket or a read fails.
 #[inline(always)]
 pub(crate) fn local_addr(fd: u64, k: &mut HttpKey) {
     let o = HTTP_OFFSETS.load();
+    let Some(sk) = sock_of_fd(fd) else {
+        return;
+    };
     unsafe {
-        let task = bpf_get_current_task() as *const u8;
-        let Some(files) = read::<*const u8>(task, o.task_files) else {
-            return;
-        };
-        let Some(fdt) = read::<*const u8>(files, o.files_fdt) else {
-            return;
-        };
-        let Some(max) = read::<u32>(fdt, o.fdt_max_fds) else {
-            return;
-        };
-        if fd >= max as u64 {
-            return;
-        }
-        let Some(fds) = read::<*const *const u8>(fdt, o.fdt_fd) else {
-            return;
-        };
-        let Ok(file) = bpf_probe_read_kernel(fds.add(fd as usize)) else {
-            return;
-        };
-        if file.is_null() {
-            return;
-        }
-        let Some(sock) = read::<*const u8>(file, o.file_private) else {
-            return;
-        };
-        if sock.is_null() || read::<*const u8>(sock, o.socket_file) != Some(file) {
-            return;
-        }
-        let Some(sk) = read::<*const u8>(sock, o.socket_sk) else {
-            return;
-        };
         let family: u16 = read(sk, o.skc_family).unwrap_or(0);
         let port: u16 = read(sk, o.skc_num).unwrap_or(0);
         if family == AF_INET {

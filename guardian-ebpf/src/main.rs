@@ -7,6 +7,8 @@
 //! - `limits.rs`: SYN token buckets per source and per port, applied by `xdp.rs`.
 //! - `http.rs`: HTTP/1.x responses by status per service, from the syscall tracepoints.
 //! - `tls.rs`: the same over TLS, from uprobes on OpenSSL's `SSL_read`/`SSL_write`.
+//! - `shadows.rs`: TCP resets sent and received per service port (`reset_storm`).
+//! - `tls_hs.rs`: TLS handshake outcomes per (listener, peer), from uprobes on OpenSSL.
 //!
 //! Every kernel structure or tracepoint offset comes from userspace at load time (`OFFSETS`),
 //! derived from BTF and tracefs: nothing here is specific to one kernel version.
@@ -19,14 +21,17 @@
 
 mod bench_noop;
 mod dns;
+mod dns_spoof;
 mod http;
 mod kernel;
 mod limits;
 mod maps;
+mod shadows;
 mod sockops;
 mod syscalls;
 mod tcp;
 mod tls;
+mod tls_hs;
 mod xdp;
 
 #[cfg(not(test))]

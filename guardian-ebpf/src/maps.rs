@@ -6,6 +6,7 @@ use aya_ebpf::{
     Global,
 };
 use guardian_common::{
+    connect::ConnEndKey,
     flows::{FlowKey, FlowRtx, PortKey},
     limits::INS_SLOTS,
     AddrKey, BindArgs, NsCounters, Offsets, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL,
@@ -48,6 +49,7 @@ pub static OFFSETS: Global<Offsets> = Global::new(Offsets {
     icsk_retransmits: Offsets::ABSENT,
     icsk_backoff: Offsets::ABSENT,
     sk_err: Offsets::ABSENT,
+    sk_uid: Offsets::ABSENT,
 });
 
 /// Per network namespace counters. Not LRU: an evicted namespace would silently lose counts;
@@ -59,6 +61,13 @@ pub static NS_COUNTERS: PerCpuHashMap<u32, NsCounters> = PerCpuHashMap::with_max
 /// (netns, destination address, port).
 #[map]
 pub static CONNECT_FAIL_DST: LruPerCpuHashMap<AddrKey, u64> =
+    LruPerCpuHashMap::with_max_entries(16384, 0);
+
+/// How the failed connects that were not refused ended (timeout, abandoned by the
+/// application, other error), per (netns, destination, port, socket uid): the evidence
+/// `sockopt_failfast` requires.
+#[map]
+pub static CONNECT_END: LruPerCpuHashMap<ConnEndKey, u64> =
     LruPerCpuHashMap::with_max_entries(16384, 0);
 
 /// Refused connects (SYN_SENT -> CLOSE with ECONNREFUSED) per (netns, destination, port).

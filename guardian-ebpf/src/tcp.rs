@@ -2,6 +2,7 @@
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use guardian_common::{
+    connect::{ConnEndKey, END_ABANDONED, END_ERROR, END_TIMEOUT, END_UNKNOWN, UID_UNKNOWN},
     flows::{FlowKey, FlowRtx, PortKey},
     AddrKey, Offsets, AF_INET, AF_INET6,
 };
@@ -13,7 +14,8 @@ use crate::{
     kernel::{read, sock_netns},
     limits::mark_good,
     maps::{
-        lru_inc, ns_add, CONNECT_FAIL_DST, CONNECT_REFUSED_DST, FLOW_RTX, HS_PEER, HS_PORT, OFFSETS,
+        lru_inc, ns_add, CONNECT_END, CONNECT_FAIL_DST, CONNECT_REFUSED_DST, FLOW_RTX, HS_PEER,
+        HS_PORT, OFFSETS,
     },
 };
 
@@ -33,6 +35,8 @@ const EHOSTUNREACH: i32 = -113;
 const EAGAIN: i32 = -11;
 /// `sk_err` after a RST in SYN_SENT (tcp_reset) or an ICMP port unreachable: a positive errno.
 const ECONNREFUSED: i32 = 111;
+/// `sk_err` after the SYN retransmissions (or `TCP_USER_TIMEOUT`) ran out: tcp_write_err().
+const ETIMEDOUT: i32 = 110;
 
 /// `tcp:tcp_retransmit_skb`. Counts segments the way the kernel's `TcpRetransSegs` does:
 /// `tcp_skb_pcount(skb)` of every retransmission the kernel accounted.
@@ -235,7 +239,10 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
                 }
                 // tcp_reset() sets sk_err before tcp_done() moves the socket to CLOSE; a
                 // timeout leaves ETIMEDOUT (or the last ICMP error) there instead.
-                let refused = read::<i32>(sk, o.sk_err) == Some(ECONNREFUSED);
+                // A plain integer (-1: unknown) rather than an Option kept across calls: the
+                // verifier refuses the spill of an Option's undefined payload.
+                let err: i32 = read::<i32>(sk, o.sk_err).unwrap_or(-1);
+                let refused = err == ECONNREFUSED;
                 ns_add(netns, |c| {
                     c.connect_failures += 1;
                     if refused {
@@ -259,6 +266,23 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
                     lru_inc(&CONNECT_REFUSED_DST, &key);
                 } else {
                     lru_inc(&CONNECT_FAIL_DST, &key);
+                    // How it ended and whose socket it was: an application that closes its
+                    // own connects (sk_err 0) is not evidence that the network drops SYNs.
+                    // sk_uid is the owner's, also when the retransmit timer closes it.
+                    let end = ConnEndKey {
+                        netns,
+                        family,
+                        port: key.port,
+                        uid: read::<u32>(sk, o.sk_uid).unwrap_or(UID_UNKNOWN),
+                        reason: match err {
+                            -1 => END_UNKNOWN,
+                            0 => END_ABANDONED,
+                            ETIMEDOUT => END_TIMEOUT,
+                            _ => END_ERROR,
+                        },
+                        addr: key.addr,
+                    };
+                    lru_inc(&CONNECT_END, &end);
                 }
             }
             // A full socket leaves FIN_WAIT2/CLOSING for CLOSE when tcp_time_wait() hands the

@@ -6,11 +6,12 @@
 //! records, laid out byte for byte as the kernel writes them, interleaved round by round:
 //! - `memcpy`: copy each 64-byte record out (the baseline: touching the bytes at all);
 //! - `decode`: `decode::syscall_event` + `decode::observation` (what the consumer does);
-//! - `decode_line`: that plus the NDJSON line the daemon writes (`output::to_line`).
+//! - `decode_line`: that plus the NDJSON line the daemon writes, serialized the way its writer
+//!   thread does: `output::LineWriter` appending to one reused buffer (no allocation per line).
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use guardian::output::{to_line, Body};
+use guardian::output::{Body, LineWriter};
 use guardian::source::decode;
 
 const RECORDS: usize = 4096;
@@ -81,6 +82,8 @@ fn main() {
     let ts = chrono::Utc::now();
     let (mut copy, mut dec, mut line) = (Vec::new(), Vec::new(), Vec::new());
     let mut out = [0u8; 64];
+    let lines = LineWriter::new("bench-host");
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     for _ in 0..rounds {
         copy.push(rate(&records, secs, |r| {
             out.copy_from_slice(black_box(r));
@@ -93,7 +96,9 @@ fn main() {
         line.push(rate(&records, secs, |r| {
             let ev = decode::syscall_event(black_box(r)).expect("record");
             let obs = decode::observation(&ev).expect("kind");
-            black_box(to_line("bench-host", ts, &Body::Observation(obs)));
+            buf.clear();
+            lines.write(&mut buf, ts, &Body::Observation(obs), None);
+            black_box(&buf);
         }));
     }
     println!(

@@ -182,6 +182,15 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print the version.
     Version,
+    /// Print a completion script for SHELL on stdout (the package installs bash, zsh and fish).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout (the package installs it as guardian.1).
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// The config subcommands.

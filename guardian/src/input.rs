@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::http::HttpSample;
 use crate::model::sample::{DnsSample, FlowSample, LinkStatsSample, MibSample};
+use crate::model::shadows::{CloseWaitSample, DnsSpoofSample, ResetSample, ZeroWindowSample};
+use crate::model::tls::TlsSample;
 use crate::model::{Counters, Observation};
 use crate::netlink::NetEvent;
 
@@ -27,6 +29,16 @@ pub enum Input {
     LinkStats(LinkStatsSample),
     /// HTTP responses by status per service (syscall tracepoints, `--http`).
     Http(HttpSample),
+    /// TCP resets sent and received per service port (reset tracepoints).
+    Resets(ResetSample),
+    /// CLOSE_WAIT sockets per local port, and who holds them (`close_wait_leak`).
+    CloseWait(CloseWaitSample),
+    /// DNS answers that matched no outstanding query, per source (`dns_spoofing_suspected`).
+    DnsSpoof(DnsSpoofSample),
+    /// TLS handshake outcomes per listener and peer (OpenSSL uprobes, `--http`).
+    Tls(TlsSample),
+    /// Flows stalled on a zero window per local port (`zero_window_stall`).
+    ZeroWindow(ZeroWindowSample),
 }
 
 impl Input {
@@ -41,6 +53,11 @@ impl Input {
             Input::Dns(d) => Some(d.netns),
             Input::LinkStats(l) => Some(l.netns),
             Input::Http(h) => Some(h.netns),
+            Input::Resets(r) => Some(r.netns),
+            Input::CloseWait(c) => Some(c.netns),
+            Input::DnsSpoof(d) => Some(d.netns),
+            Input::Tls(t) => Some(t.netns),
+            Input::ZeroWindow(z) => Some(z.netns),
         }
     }
 }

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `run` sets up logging itself, from its config (format and level).
     if !matches!(cli.command, Command::Run(_)) {
-        guardian::logging::init(Default::default(), "info");
+        guardian::logging::init(false, "info");
     }
     match cli.command {
         Command::Version => {
@@ -38,6 +38,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Config(c) => guardian::cmd::config::main(c),
+        Command::Completions { shell } => guardian::cmd::shell::completions(shell),
+        Command::Manpage => guardian::cmd::shell::manpage(),
         // status, history, stats, mode, heal, events, rollback, scan
         client => guardian::cmd::client::main(client),
     }

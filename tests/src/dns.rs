@@ -141,7 +141,8 @@ pub fn query_paced(
         let mut next = start;
         let mut buf = [0u8; 512];
         let end = start + duration;
-        while Instant::now() < end + linger {
+        // Replies are awaited `linger` times GUARDIAN_TIME_SCALE: a TCG guest answers late.
+        while Instant::now() < end + crate::util::scaled(linger) {
             let now = Instant::now();
             if now >= next && now < end {
                 let id = out.sent as u16;

@@ -156,14 +156,42 @@ fn is_executable(m: &std::fs::Metadata) -> bool {
     m.is_file()
 }
 
-/// The repository root (parent of the xtask crate).
+/// The repository root: the workspace that `cargo xtask` was run in.
+///
+/// `cargo locate-project` answers from the working directory, so one xtask binary shared by
+/// several checkouts (one `CARGO_TARGET_DIR` for git worktrees) still tests the checkout it
+/// was run from, not the one that compiled it last. The compile-time path is the fallback
+/// when cargo cannot answer or the workspace found is not guardian's.
 pub fn repo_root() -> Result<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest
-        .parent()
-        .context("xtask has no parent directory")?
-        .to_path_buf();
-    Ok(root)
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(root) = ROOT.get() {
+        return Ok(root.clone());
+    }
+    let root = match located_workspace() {
+        Some(root) => root,
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("xtask has no parent directory")?
+            .to_path_buf(),
+    };
+    Ok(ROOT.get_or_init(|| root).clone())
+}
+
+/// The workspace root that `cargo locate-project --workspace` reports for the working
+/// directory, when it holds this xtask crate.
+fn located_workspace() -> Option<PathBuf> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let manifest = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    let root = manifest.parent()?.to_path_buf();
+    root.join("xtask/Cargo.toml").is_file().then_some(root)
 }
 
 /// The cargo target directory (`$CARGO_TARGET_DIR` or `<root>/target`), absolute.

@@ -37,6 +37,9 @@ pub struct TestArgs {
     /// run does after the host's end-to-end tests
     #[arg(long)]
     pub no_vm: bool,
+    /// With --kernel and no filter: which end-to-end tests the VM runs
+    #[arg(long, value_enum, default_value_t = kernel::Suite::Kernel, requires = "kernel")]
+    pub suite: kernel::Suite,
     /// With --kernel: how long one VM may run before it is killed
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     pub vm_timeout: u64,
@@ -77,7 +80,12 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
             &["--test", "e2e", "--no-run", "--message-format=json"],
         ))?;
         let timeout = std::time::Duration::from_secs(args.vm_timeout);
-        kernel::run(&kernels, &bins, &args.filter, timeout)?;
+        let filter = if args.filter.is_empty() {
+            args.suite.filters()
+        } else {
+            args.filter.clone()
+        };
+        kernel::run(&kernels, &bins, &filter, timeout)?;
         eprintln!(
             "ok: the VM runs passed ({} including setup)",
             cmd::secs(start.elapsed())

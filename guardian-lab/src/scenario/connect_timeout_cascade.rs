@@ -1,9 +1,11 @@
 //! `connect_timeout_cascade`: the server's namespace drops everything arriving on its link
-//! (the lab's eBPF loss at probability 1) and the client abandons 25 connects left in SYN_SENT
-//! after 300 ms. guardian (running in the server's namespace, acting in the client's) installs
+//! (the lab's eBPF loss at probability 1) and 26 connects time out (`TCP_USER_TIMEOUT` 1.2 s,
+//! one SYN retransmission each), 13 by root and 13 by user nobody: `sockopt_failfast` only
+//! trusts timeouts the network caused, from more than one uid. guardian (running in the server's namespace, acting in the client's) installs
 //! a `sockopt_failfast` policy for the dead destination. Ends with the loss gone and the server
 //! reachable again.
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -18,7 +20,7 @@ use crate::LabError;
 pub const SPEC: Spec = Spec {
     fault: "connect_timeout_cascade",
     remedy: Some("sockopt_failfast"),
-    about: "100 % ingress loss (eBPF) at the server, 25 connects abandoned in SYN_SENT; healed by sockopt_failfast",
+    about: "100 % ingress loss (eBPF) at the server, 26 connects by two uids time out; healed by sockopt_failfast",
     detect_timeout: Duration::from_secs(5),
     heal_timeout: Duration::from_secs(5),
     clear_timeout: Duration::from_secs(10),
@@ -54,13 +56,48 @@ fn connect(ns: &Netns, dst: SocketAddr) -> Result<bool, LabError> {
     Ok(ns.within(move || TcpStream::connect_timeout(&dst, Duration::from_secs(2)).is_ok())?)
 }
 
-/// A nonblocking connect left in progress (SYN_SENT); closed when dropped.
-fn syn_sent(dst: std::net::SocketAddrV4) -> Option<Socket> {
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
-    s.set_nonblocking(true).ok()?;
-    // EINPROGRESS: the SYN is out and the socket waits for an answer that never comes.
-    let _ = s.connect(&SockAddr::from(dst));
-    Some(s)
+/// Connects to `dst` as `uid` (this thread's credentials only) that time out after 1.2 s
+/// (`TCP_USER_TIMEOUT`): how many ended with ETIMEDOUT.
+fn timeouts_as(uid: u32, dst: std::net::SocketAddrV4, n: usize) -> usize {
+    if uid != 0 {
+        // SAFETY: a raw setresuid changes only this thread's credentials.
+        if unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) } != 0 {
+            return 0;
+        }
+    }
+    let sockets: Vec<Socket> = (0..n)
+        .filter_map(|_| {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+            s.set_nonblocking(true).ok()?;
+            let ms: libc::c_int = 1200;
+            // SAFETY: setsockopt from a local int on a socket we own.
+            unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_USER_TIMEOUT,
+                    (&ms as *const libc::c_int).cast(),
+                    4,
+                )
+            };
+            // EINPROGRESS: the SYN is out and the socket waits for an answer that never comes.
+            let _ = s.connect(&SockAddr::from(dst));
+            Some(s)
+        })
+        .collect();
+    sockets
+        .iter()
+        .filter(|s| {
+            let mut p = libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: poll on a descriptor we own.
+            unsafe { libc::poll(&mut p, 1, 5000) };
+            s.take_error().ok().flatten().and_then(|e| e.raw_os_error()) == Some(libc::ETIMEDOUT)
+        })
+        .count()
 }
 
 impl Scenario for Cascade {
@@ -93,13 +130,15 @@ impl Scenario for Cascade {
                 .within(move || Injector::loss(&iface, Direction::Ingress, 1.0))??,
         );
         let dst = std::net::SocketAddrV4::new(self.v.b_addr, BAD);
-        let closed = self.c.within(move || {
-            let sockets: Vec<Socket> = (0..25).filter_map(|_| syn_sent(dst)).collect();
-            std::thread::sleep(Duration::from_millis(300));
-            drop(sockets);
-            SystemTime::now()
+        let (timed_out, closed) = self.c.within(move || {
+            let nobody = std::thread::spawn(move || timeouts_as(65534, dst, 13));
+            let root = timeouts_as(0, dst, 13);
+            (root + nobody.join().unwrap_or(0), SystemTime::now())
         })?;
-        // The failures are counted as the sockets close.
+        ensure(timed_out == 26, || {
+            format!("{timed_out} of 26 connects timed out")
+        })?;
+        // The failures are counted as the sockets time out.
         Ok(closed)
     }
 

@@ -3,17 +3,18 @@
 //! syscall tracepoints parse); the client sends a bounded burst over one keep-alive connection.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::topology::Netns;
 use crate::LabError;
 
-/// Answers each request with `status`; stops with its guard.
+/// Answers each request with `status`, after `delay_ms`; stops with its guard.
 pub struct StatusServer {
     stop: Arc<AtomicBool>,
     pub status: Arc<AtomicU16>,
+    pub delay_ms: Arc<AtomicU64>,
 }
 
 impl StatusServer {
@@ -26,19 +27,24 @@ impl StatusServer {
             .map_err(|e| LabError::Other(format!("listener: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(AtomicU16::new(200));
-        let (stop2, status2) = (stop.clone(), status.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (stop2, status2, delay2) = (stop.clone(), status.clone(), delay_ms.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((c, _)) => {
-                        let status = status2.clone();
-                        std::thread::spawn(move || serve(c, &status));
+                        let (status, delay) = (status2.clone(), delay2.clone());
+                        std::thread::spawn(move || serve(c, &status, &delay));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Ok(StatusServer { stop, status })
+        Ok(StatusServer {
+            stop,
+            status,
+            delay_ms,
+        })
     }
 }
 
@@ -49,7 +55,7 @@ impl Drop for StatusServer {
 }
 
 /// One connection: a response per request (a request ends with an empty line; no bodies).
-fn serve(mut c: TcpStream, status: &AtomicU16) {
+fn serve(mut c: TcpStream, status: &AtomicU16, delay_ms: &AtomicU64) {
     let _ = c.set_nonblocking(false);
     let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
     let mut buf = [0u8; 4096];
@@ -58,6 +64,10 @@ fn serve(mut c: TcpStream, status: &AtomicU16) {
         pending.extend_from_slice(&buf[..n]);
         while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             pending.drain(..end + 4);
+            let delay = delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_millis(delay));
+            }
             let code = status.load(Ordering::SeqCst);
             let reply = format!("HTTP/1.1 {code} lab\r\nContent-Length: 0\r\n\r\n");
             if c.write_all(reply.as_bytes()).is_err() {

@@ -11,22 +11,30 @@ use super::LabError;
 
 mod accept_backlog_overflow;
 mod bandwidth_saturation;
+mod close_wait_leak;
 mod common;
 mod connect_timeout_cascade;
 mod connection_flood;
 mod connection_refused;
 mod dns_failure;
+mod dns_spoofing_suspected;
 mod ephemeral_port_exhaustion;
 mod http_5xx;
+mod http_latency;
 mod http_server;
 mod link_down;
 mod link_flapping;
 mod mtu_blackhole;
 mod port_conflict;
+mod reset_storm;
 mod retransmit_storm;
 mod route_lost;
 mod syn_flood;
 mod time_wait_exhaustion;
+mod tls_cert_expiry;
+mod tls_handshake_failure;
+mod tls_server;
+mod zero_window_stall;
 
 /// What the lab needs to know about a scenario before building it.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +87,13 @@ pub const ALL: &[Spec] = &[
     connection_refused::SPEC,
     http_5xx::SPEC_5XX,
     http_5xx::SPEC_429,
+    http_latency::SPEC,
+    reset_storm::SPEC,
+    close_wait_leak::SPEC,
+    zero_window_stall::SPEC,
+    dns_spoofing_suspected::SPEC,
+    tls_handshake_failure::SPEC,
+    tls_cert_expiry::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static Spec> {

@@ -4,3 +4,4 @@
 //! the modules they call, so nothing below needs to know the command line.
 pub mod client;
 pub mod config;
+pub mod shell;

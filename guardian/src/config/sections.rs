@@ -98,6 +98,18 @@ pub struct Interfaces {
     pub xdp: Vec<String>,
     /// Keep these up: a link_down on one is healed with link_up.
     pub keep_up: Vec<String>,
+    /// Attach the tcx DNS programs (`dns_failure`, `dns_spoofing_suspected`) here. Unset: on
+    /// the `xdp` interfaces; `[]`: nowhere (DNS packets are then not looked at, and no tcx
+    /// program runs on any packet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Vec<String>>,
+}
+
+impl Interfaces {
+    /// The interfaces that get the DNS programs: `dns` when set, else `xdp`.
+    pub fn dns_ifaces(&self) -> &[String] {
+        self.dns.as_deref().unwrap_or(&self.xdp)
+    }
 }
 
 /// `[control]`: the control socket.

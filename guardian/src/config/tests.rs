@@ -354,3 +354,27 @@ fn detect_config_file_ranges_name_the_file_and_key_as_written() {
         "D/detect.toml:2:15: syn_flood.syn_per_sec: -5 is out of range; expected a finite number greater than 0"
     );
 }
+
+#[test]
+fn dns_programs_go_on_the_xdp_interfaces_unless_dns_is_set() {
+    let d = Dir::new("dns-ifaces");
+    let ifaces = |text: &str| {
+        let main = d.write("guardian.toml", text);
+        load(Some(&main), None)
+            .unwrap()
+            .interfaces
+            .dns_ifaces()
+            .to_vec()
+    };
+    assert_eq!(ifaces("[interfaces]\nxdp = [\"eth0\"]\n"), ["eth0"]);
+    assert!(ifaces("[interfaces]\nxdp = [\"eth0\"]\ndns = []\n").is_empty());
+    assert_eq!(
+        ifaces("[interfaces]\nxdp = [\"eth0\"]\ndns = [\"eth1\"]\n"),
+        ["eth1"]
+    );
+    let e = err_of("dns-bad", "[interfaces]\ndns = [\"a/b\"]\n");
+    assert!(
+        e.contains("interfaces.dns: \"a/b\" is not an interface name"),
+        "{e}"
+    );
+}

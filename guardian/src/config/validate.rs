@@ -36,6 +36,10 @@ pub fn validate(c: &Config) -> Result<(), Invalid> {
     for (key, names) in [
         ("interfaces.xdp", &c.interfaces.xdp),
         ("interfaces.keep_up", &c.interfaces.keep_up),
+        (
+            "interfaces.dns",
+            c.interfaces.dns.as_ref().unwrap_or(&Vec::new()),
+        ),
     ] {
         if let Some(bad) = names.iter().find(|n| !valid_iface_name(n)) {
             return Err(invalid(

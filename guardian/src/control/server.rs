@@ -192,7 +192,7 @@ async fn connection(
     };
     if !allowed(uid, ctx.own_uid) {
         let pid = stream.peer_cred().ok().and_then(|c| c.pid());
-        tracing::warn!(uid, ?pid, "control connection refused: permission denied");
+        tracing::warn!(uid, pid = %crate::logging::json(&pid), "control connection refused: permission denied");
         let line = protocol::error(&format!("permission denied: uid {uid} is not allowed"));
         let _ = tokio::time::timeout(READ_TIMEOUT, stream.write_all(line.as_bytes())).await;
         return;

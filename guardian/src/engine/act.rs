@@ -116,7 +116,7 @@ impl Engine {
                 };
                 tracing::info!(
                     remedy = plan.remedy.as_str(),
-                    ?effect,
+                    effect = %crate::logging::json(&effect),
                     "change in place; waiting for its effect"
                 );
                 self.active.push(active);

@@ -214,23 +214,27 @@ impl Engine {
         reason: Option<String>,
         severity: Option<crate::model::Severity>,
     ) {
-        self.emitter.emit(Body::Remedy(RemedyEvent {
-            netns: at.netns.unwrap_or(self.cfg.netns),
-            remedy: at.remedy.clone(),
-            fault: at.fault.clone(),
-            result,
-            mode: self.cfg.mode,
-            incident: at.incident.clone(),
-            subject: at.subject.clone(),
-            change: Change {
-                before: at.before.clone(),
-                after: at.after.clone(),
-            },
-            rollback_id: rollback_id.map(str::to_string),
-            elapsed_ms: at.opened_at.elapsed().as_secs_f64() * 1e3,
-            reason,
-            severity,
-        }));
+        self.emitter.emit(Body::Remedy(
+            RemedyEvent {
+                netns: at.netns.unwrap_or(self.cfg.netns),
+                remedy: at.remedy.clone(),
+                fault: at.fault.clone(),
+                result,
+                message: String::new(),
+                mode: self.cfg.mode,
+                incident: at.incident.clone(),
+                subject: at.subject.clone(),
+                change: Change {
+                    before: at.before.clone(),
+                    after: at.after.clone(),
+                },
+                rollback_id: rollback_id.map(str::to_string),
+                elapsed_ms: at.opened_at.elapsed().as_secs_f64() * 1e3,
+                reason,
+                severity,
+            }
+            .with_message(),
+        ));
     }
 }
 

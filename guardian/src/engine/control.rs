@@ -160,6 +160,7 @@ impl Engine {
             .values()
             .map(|t| (t.finding.fault.as_str(), t.finding.severity))
             .collect();
+        crate::owner::metric::set_open(self.ctl.open.values().filter_map(|t| t.finding.netns));
         let now = Some((h, n, open.clone()));
         if self.ctl.gauges == now {
             return;

@@ -36,6 +36,8 @@ pub(super) struct Engine {
     pub(super) recorder: Option<Recorder>,
     pub(super) links: HashMap<u32, LinkState>,
     pub(super) baseline: Vec<RouteSpec>,
+    /// The routing tables whose routes are protected (main, the rules' and the VRFs').
+    pub(super) tables: std::collections::BTreeSet<u32>,
     pub(super) journal: Option<Journal>,
     pub(super) shutdown: CancellationToken,
     pub(super) budgets: Budgets,
@@ -79,6 +81,7 @@ impl Engine {
             recorder,
             links: base.links.iter().map(|l| (l.ifindex, l.clone())).collect(),
             baseline: base.routes.clone(),
+            tables: std::collections::BTreeSet::from([crate::netlink::TABLE_MAIN]),
             journal,
             shutdown,
             budgets: Budgets::default(),
@@ -162,7 +165,7 @@ impl Engine {
             tracing::debug!(fault = f.fault.as_str(), key = %f.key, "update or clear of an unknown fault");
             return;
         };
-        tracing::info!(fault = f.fault.as_str(), key = %f.key, incident = %id, state = ?f.state, "fault");
+        tracing::info!(fault = f.fault.as_str(), key = %f.key, incident = %id, state = %crate::logging::json(&f.state), "fault");
         self.emitter.emit(fault_body(&f, &id, self.cfg.netns));
         self.ctl.track(&f, &id, self.cfg.netns);
         let key: IncidentKey = (f.fault, f.key.clone());

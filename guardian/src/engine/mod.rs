@@ -17,6 +17,7 @@
 //! imports this file.
 mod act;
 mod active;
+mod addr_loss;
 pub mod api;
 mod backoff;
 mod change;

@@ -15,11 +15,15 @@ impl Engine {
                 return;
             }
             self.resolve_sender(&mut ev);
-            tracing::trace!(?ev, "netlink event");
+            tracing::trace!(ev = %crate::logging::json(&ev), "netlink event");
             let came_up = self.track_link(&ev);
+            let gone_with = super::addr_loss::removal_by_process(&ev);
             self.observe(Input::Net(ev)).await;
             if let Some(ifindex) = came_up {
                 queue.extend(self.reconcile_routes(Some(ifindex)).await);
+            }
+            if let Some((ifindex, by)) = gone_with {
+                queue.extend(self.routes_gone_with_address(ifindex, by).await);
             }
         }
     }
@@ -30,6 +34,9 @@ impl Engine {
         let wanted = match &*ev {
             NetEvent::RouteAdded(r) | NetEvent::RouteDeleted(r) => {
                 self.baseline.iter().any(|b| b.same_route(r))
+            }
+            NetEvent::AddressRemoved { ifindex, .. } => {
+                self.baseline.iter().any(|b| b.oif == Some(*ifindex))
             }
             _ => true,
         };
@@ -48,7 +55,7 @@ impl Engine {
                     .links
                     .insert(l.ifindex, l.what.clone())
                     .is_some_and(|p| p.is_up());
-                let carries = self.baseline.iter().any(|r| r.oif == Some(l.ifindex));
+                let carries = self.baseline.iter().any(|r| r.uses_oif(l.ifindex));
                 (l.is_up() && !was_up && carries).then_some(l.ifindex)
             }
             NetEvent::LinkRemoved { ifindex, .. } => {
@@ -64,7 +71,8 @@ impl Engine {
     /// when its link came back up was flushed by the kernel while the link was down (it sends
     /// no RTM_DELROUTE for those); after lost notifications nobody knows who took it.
     async fn reconcile_routes(&self, oif: Option<u32>) -> Vec<NetEvent> {
-        let present = match self.kernel.nl.dump_routes().await {
+        let tables = self.baseline.iter().map(|b| b.table).collect();
+        let present = match self.kernel.nl.dump_tables(&tables).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("cannot re-read routes: {e}");
@@ -74,7 +82,7 @@ impl Engine {
         let keys: HashSet<String> = present.iter().map(RouteSpec::key).collect();
         self.baseline
             .iter()
-            .filter(|b| oif.is_none() || b.oif == oif)
+            .filter(|b| oif.is_none_or(|i| b.uses_oif(i)))
             .map(|b| {
                 if keys.contains(&b.key()) {
                     NetEvent::RouteAdded(b.clone().into())
@@ -84,6 +92,47 @@ impl Engine {
                 }
             })
             .collect()
+    }
+
+    /// A rule was added or deleted: tables it names that were not protected are from now on,
+    /// with their routes as they are now (a snapshot, as at start), through the recorded input
+    /// `guardian baseline accept` also uses. A table no rule names any more stays protected.
+    pub(super) async fn rules_changed(&mut self) {
+        let tables = match self.kernel.nl.watched_tables().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("cannot re-read the routing rules: {e}");
+                return;
+            }
+        };
+        let new: std::collections::BTreeSet<u32> =
+            tables.difference(&self.tables).copied().collect();
+        if new.is_empty() {
+            return;
+        }
+        let routes = match self.kernel.nl.dump_tables(&new).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("cannot read the routes of tables {new:?}: {e}");
+                return;
+            }
+        };
+        self.tables.extend(new.iter().copied());
+        let added: Vec<RouteSpec> = routes
+            .into_iter()
+            .filter(crate::remedy::routing::protected)
+            .filter(|r| !self.baseline.iter().any(|b| b.same_route(r)))
+            .collect();
+        tracing::info!(tables = ?new, routes = added.len(), "tables named by new rules are protected");
+        if added.is_empty() {
+            return;
+        }
+        self.baseline.extend(added.iter().cloned());
+        let ev = NetEvent::BaselineAccepted {
+            dropped: Vec::new(),
+            added,
+        };
+        self.observe(Input::Net(ev)).await;
     }
 
     /// After lost notifications: re-read links and routes and feed the differences.

@@ -292,7 +292,7 @@ impl Engine {
                 }
                 continue;
             }
-            tracing::warn!(id = %c.first.id, remedy = %c.first.remedy, phase = ?s.phase, "{}", s.reason);
+            tracing::warn!(id = %c.first.id, remedy = %c.first.remedy, phase = %crate::logging::json(&s.phase), "{}", s.reason);
             if s.phase == JournalPhase::Verified {
                 self.backoff.hold(&active.apply);
                 active.until_clear = false;

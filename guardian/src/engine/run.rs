@@ -44,7 +44,11 @@ pub async fn run(
     let mut sub = netlink::subscribe().context("subscribing to link and route changes")?;
     let nl = Netlink::connect().context("opening the netlink request socket")?;
     let links = nl.dump_links().await.context("dumping links")?;
-    let routes = nl.dump_routes().await.context("dumping routes")?;
+    let tables = nl
+        .watched_tables()
+        .await
+        .context("reading the routing rules")?;
+    let routes = nl.dump_tables(&tables).await.context("dumping routes")?;
     for name in &cfg.keep_up {
         if !links.iter().any(|l| &l.name == name) {
             return Err(EngineError::MissingKeepUp(name.clone()).into());
@@ -71,8 +75,8 @@ pub async fn run(
         Mode::Observe => Ladder::in_memory(),
     };
     tracing::info!(
-        mode = ?cfg.mode,
-        keep_up = ?cfg.keep_up,
+        mode = %crate::logging::json(&cfg.mode),
+        keep_up = %crate::logging::json(&cfg.keep_up),
         links = links.len(),
         protected_routes = baseline.len(),
         "engine started"
@@ -100,6 +104,7 @@ pub async fn run(
         shutdown.clone(),
     );
     engine.ladder = ladder;
+    engine.tables = tables;
     engine.ctl = incidents::State::new(tally);
     engine.ctl.lock = lock;
     engine.recover().await;
@@ -125,6 +130,10 @@ pub async fn run(
             Step::Net(Notice::Event(ev)) => {
                 engine.process(vec![ev]).await;
                 "a netlink event"
+            }
+            Step::Net(Notice::Rules) => {
+                engine.rules_changed().await;
+                "a rule change"
             }
             Step::Net(Notice::Overrun) => {
                 tracing::warn!("netlink notifications were lost; re-reading links and routes");

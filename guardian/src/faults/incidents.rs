@@ -90,6 +90,7 @@ pub fn fault_body(f: &Finding, incident: &str, netns: u32) -> Body {
         layer: f.layer,
         severity: f.severity,
         state: f.state,
+        message: f.evidence.message(f.fault, f.state, &f.subject),
         incident: incident.to_string(),
         subject: f.subject.clone(),
         evidence: f.evidence.json(),

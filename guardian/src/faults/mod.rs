@@ -111,6 +111,18 @@ macro_rules! registry {
             Json(serde_json::Value),
         }
 
+        impl Evidence {
+            /// The evidence's own sentence for the event's `message` (its numbers).
+            fn detail(&self) -> String {
+                match self {
+                    $( Evidence::$Id(e) => e.detail(), )*
+                    Evidence::Closed(c) => c.detail(),
+                    #[cfg(test)]
+                    Evidence::Json(v) => v.to_string(),
+                }
+            }
+        }
+
         /// Every detector, configured, in the catalogue's order.
         pub fn all(cfg: &DetectConfig, base: &Baseline) -> Vec<Box<dyn Detector + Send + Sync>> {
             vec![$( Box::new($fault::detector(&cfg.$fault, base)), )*]
@@ -136,6 +148,13 @@ registry! {
     dns_failure => DnsFailure,
     http_5xx => Http_5xx,
     http_429 => Http_429,
+    http_latency => HttpLatency,
+    reset_storm => ResetStorm,
+    close_wait_leak => CloseWaitLeak,
+    zero_window_stall => ZeroWindowStall,
+    dns_spoofing_suspected => DnsSpoofingSuspected,
+    tls_handshake_failure => TlsHandshakeFailure,
+    tls_cert_expiry => TlsCertExpiry,
 }
 
 impl fmt::Display for FaultId {

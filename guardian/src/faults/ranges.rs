@@ -93,6 +93,10 @@ impl Field for u64 {
                     &format!("{lo} to {MAX_MS} ms"),
                 ));
             }
+        } else if name.ends_with("_days") {
+            if !(1..=3650).contains(&v) {
+                return Err(out_of_range(table, name, v, "1 to 3650 days"));
+            }
         } else if v < 1 {
             return Err(out_of_range(table, name, v, "at least 1"));
         }

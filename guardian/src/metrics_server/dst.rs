@@ -33,6 +33,7 @@ type Family = (&'static str, &'static str, fn(&Counts) -> u64);
 enum Kind {
     Retransmits,
     ConnectFailures,
+    ConnectRefused,
 }
 
 /// (kind, netns, address, port, local port): the kernel's key of one cumulative total.
@@ -98,8 +99,20 @@ impl State {
         for input in inputs {
             match input {
                 Input::Counters(c) => {
-                    for d in &c.connect_failures_by_dst {
-                        let k = (Kind::ConnectFailures, c.netns, d.addr.clone(), d.port, 0);
+                    // Refused connects are failed connects too (a dead service): the eBPF
+                    // side keeps them in their own map, so that they never feed
+                    // connect_timeout_cascade, and they are summed back here.
+                    let failed = c
+                        .connect_failures_by_dst
+                        .iter()
+                        .map(|d| (Kind::ConnectFailures, d))
+                        .chain(
+                            c.connect_refused_by_dst
+                                .iter()
+                                .map(|d| (Kind::ConnectRefused, d)),
+                        );
+                    for (kind, d) in failed {
+                        let k = (kind, c.netns, d.addr.clone(), d.port, 0);
                         let n = self.delta(k, d.count);
                         deltas.entry(d.addr.clone()).or_default().connect_failures += n;
                     }

@@ -129,3 +129,29 @@ fn own_scope_counts_the_daemons_namespace_only() {
         "{out}"
     );
 }
+
+#[test]
+fn refused_connects_count_as_failed_connects_on_their_own_series() {
+    let mut s = State::default();
+    let both = |timed_out: u64, refused: u64| {
+        Input::Counters(Counters {
+            netns: 1,
+            connect_failures_by_dst: vec![DstCount {
+                addr: "10.99.0.7".into(),
+                port: 81,
+                count: timed_out,
+            }],
+            connect_refused_by_dst: vec![DstCount {
+                addr: "10.99.0.7".into(),
+                port: 81,
+                count: refused,
+            }],
+            ..Counters::default()
+        })
+    };
+    s.observe(&[both(2, 5)]);
+    assert_eq!(s.get("10.99.0.7").unwrap().connect_failures, 7);
+    // Each cumulative series is differenced on its own: 1 more timeout, 3 more refusals.
+    s.observe(&[both(3, 8)]);
+    assert_eq!(s.get("10.99.0.7").unwrap().connect_failures, 11);
+}

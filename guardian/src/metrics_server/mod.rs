@@ -32,6 +32,7 @@ impl Exporter {
         self.process.collect();
         let mut out = self.prometheus.render();
         dst::TRACKER.render(&mut out);
+        crate::owner::metric::render(&mut out);
         out
     }
 }

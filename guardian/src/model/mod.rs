@@ -8,12 +8,15 @@
 pub mod http;
 pub mod observation;
 pub mod sample;
+pub mod shadows;
 pub mod target;
+pub mod tls;
 
 use serde::{Deserialize, Serialize};
 
 pub use observation::{
-    AddrCount, Counters, DstCount, LossSource, ObsKind, Observation, PortCount, XdpIface,
+    AddrCount, ConnectEnd, ConnectEndReason, Counters, DstCount, LossSource, ObsKind, Observation,
+    PortCount, XdpIface,
 };
 pub use target::{RouteDst, Target};
 

@@ -27,6 +27,10 @@ pub struct Counters {
     /// (timed out, unreachable), most first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect_failures_by_dst: Vec<DstCount>,
+    /// The failed connects of `connect_failures_by_dst` by how they ended and by the uid
+    /// that owned the socket, most first (`sockopt_failfast`'s evidence).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect_ends_by_dst: Vec<ConnectEnd>,
     /// Of `connect_failures`, the connects refused (ECONNREFUSED: a RST to the SYN).
     #[serde(default)]
     pub connect_refused: u64,
@@ -42,6 +46,31 @@ pub struct Counters {
 pub struct DstCount {
     pub addr: String,
     pub port: u16,
+    pub count: u64,
+}
+
+/// How a failed connect that was not refused ended (the socket's `sk_err` when it closed).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectEndReason {
+    /// ETIMEDOUT: the SYN retransmissions ran out; the network dropped the SYNs.
+    Timeout,
+    /// Closed by the application while in SYN_SENT (no error on the socket).
+    Abandoned,
+    /// Another error, e.g. an ICMP host/net unreachable or TTL exceeded.
+    Error,
+    /// The kernel's BTF lacks `sock.sk_err`.
+    Unknown,
+}
+
+/// Failed connects to one destination by one uid that ended one way (cumulative).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectEnd {
+    pub addr: String,
+    pub port: u16,
+    /// The socket owner's uid; null when the kernel's BTF lacks `sock.sk_uid`.
+    pub uid: Option<u32>,
+    pub reason: ConnectEndReason,
     pub count: u64,
 }
 
@@ -113,8 +142,9 @@ impl fmt::Display for ObsKind {
 pub struct Observation {
     pub netns: u32,
     pub kind: ObsKind,
-    /// `EADDRINUSE`, `EADDRNOTAVAIL`.
-    pub error: String,
+    /// `EADDRINUSE`, `EADDRNOTAVAIL`. A `Cow`: decoded records borrow the static name instead
+    /// of allocating one per record (the event path's cost, `cargo xtask bench decode`).
+    pub error: std::borrow::Cow<'static, str>,
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
@@ -155,6 +185,9 @@ pub enum LossSource {
     MapFull,
     /// Runs the kernel skipped because the program was already running on that CPU.
     Recursion(String),
+    /// Runs the kernel skipped without counting them (before Linux 6.7), inferred as a lower
+    /// bound from a gauge they would have moved (`inferred:<program>`).
+    Inferred(String),
     /// Observations shed by the detectors' input queue.
     Detect,
     /// Observations held back by the per-key throttle.
@@ -171,6 +204,7 @@ impl fmt::Display for LossSource {
             LossSource::Ringbuf => f.write_str("ringbuf"),
             LossSource::MapFull => f.write_str("map_full"),
             LossSource::Recursion(program) => write!(f, "recursion:{program}"),
+            LossSource::Inferred(program) => write!(f, "inferred:{program}"),
             LossSource::Detect => f.write_str("detect"),
             LossSource::Throttle => f.write_str("throttle"),
             LossSource::Queue => f.write_str("queue"),

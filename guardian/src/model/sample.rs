@@ -29,6 +29,9 @@ pub struct MibSample {
     /// `TcpExtTCPRetransFail`: retransmissions whose transmit failed (counted in
     /// `TcpRetransSegs`; before Linux 6.17 `tcp_retransmit_skb` does not fire for them).
     pub tcp_retrans_fail: u64,
+    /// `TcpExtTCPWinProbe`: zero-window probes sent (the persist timer fired), since the
+    /// namespace was made. `zero_window_stall` looks for the stalled flows only when it moved.
+    pub tcp_win_probe: u64,
     /// `net.ipv4.tcp_max_tw_buckets`.
     pub tcp_max_tw_buckets: Option<u64>,
     /// `net.ipv4.ip_local_port_range`.

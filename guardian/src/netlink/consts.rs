@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 /// `RT_TABLE_MAIN`.
 pub const TABLE_MAIN: u32 = 254;
+/// `RT_TABLE_LOCAL`: the kernel's local and broadcast routes, never protected.
+pub const TABLE_LOCAL: u32 = 255;
 /// `RTN_UNICAST`.
 pub const RTN_UNICAST: u8 = 1;
 /// `RT_SCOPE_UNIVERSE`.

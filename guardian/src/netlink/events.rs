@@ -30,6 +30,15 @@ pub enum NetEvent {
         #[serde(default)]
         added: Vec<RouteSpec>,
     },
+    /// RTM_DELADDR: an IPv4 or IPv6 address was removed from a link (the kernel removes the
+    /// routes that depended on it without any RTM_DELROUTE).
+    AddressRemoved {
+        ifindex: u32,
+        address: std::net::IpAddr,
+        prefix_len: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Who>,
+    },
 }
 
 /// A link or route as a notification announced it, with who made the change (`None` in
@@ -69,6 +78,7 @@ impl NetEvent {
             NetEvent::Link(c) => c.by.as_mut(),
             NetEvent::RouteAdded(c) | NetEvent::RouteDeleted(c) => c.by.as_mut(),
             NetEvent::LinkRemoved { by, .. } => by.as_mut(),
+            NetEvent::AddressRemoved { by, .. } => by.as_mut(),
             NetEvent::BaselineAccepted { .. } => None,
         }
     }
@@ -77,9 +87,15 @@ impl NetEvent {
 /// What the subscription yields: an event, or the news that the kernel dropped some
 /// (socket buffer overrun); after an overrun, state must be re-read with a dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One notice at a time passes through the subscription: boxing the event would allocate for
+// each of them to save stack space nobody runs short of.
+#[allow(clippy::large_enum_variant)]
 pub enum Notice {
     Event(NetEvent),
     Overrun,
+    /// An `ip rule` was added or deleted (RTM_NEWRULE / RTM_DELRULE): the set of protected
+    /// tables may have changed.
+    Rules,
 }
 
 /// One link as the kernel reports it.

@@ -4,12 +4,13 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::consts::{Family, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, TABLE_MAIN};
+use super::consts::{Family, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, TABLE_LOCAL, TABLE_MAIN};
 
 /// A route, with everything needed to delete it or add it back exactly.
 ///
 /// Identity (what [`RouteSpec::same_route`] compares): family, destination, prefix length,
-/// table, gateway, output interface and metric — plus TOS, which the kernel also keys on.
+/// table, gateway, output interface and metric — plus TOS, which the kernel also keys on — and
+/// the route's shape: the nexthops of a multipath (ECMP) route and the nexthop object id.
 /// Protocol, scope, kind, preferred source, the onlink flag and the [`RouteMetrics`] guardian
 /// knows are carried to re-add the route as it was; metrics are attributes of a route, not part
 /// of its identity (the kernel does not key on them either).
@@ -43,6 +44,27 @@ pub struct RouteSpec {
     /// Absent from the JSON when empty, so older journals and fixtures read unchanged.
     #[serde(default, skip_serializing_if = "RouteMetrics::is_empty")]
     pub metrics: RouteMetrics,
+    /// The nexthops of a multipath (ECMP) route (RTA_MULTIPATH), in the kernel's order; empty
+    /// for a single-path route (then `gateway` and `oif` say where it goes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nexthops: Vec<NextHop>,
+    /// The nexthop object the route uses (`ip route add ... nhid N`, RTA_NH_ID). Such a route
+    /// is added back with this id only (the kernel refuses a gateway or device beside it);
+    /// `oif` is kept as the kernel reports it, to know which link carries the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nhid: Option<u32>,
+}
+
+/// One nexthop of a multipath route (`nexthop via GW dev IF weight W [onlink]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NextHop {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    pub oif: u32,
+    /// 1 to 256, as `ip route` shows it (the kernel stores `weight - 1`).
+    pub weight: u16,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onlink: bool,
 }
 
 /// The route metrics guardian carries (`ip route ... mtu lock 1400 congctl bbr`). Others the
@@ -89,7 +111,28 @@ impl RouteSpec {
             pref_src: None,
             onlink: false,
             metrics: RouteMetrics::default(),
+            nexthops: Vec::new(),
+            nhid: None,
         }
+    }
+
+    /// Multipath: these nexthops instead of one gateway and device.
+    pub fn multipath(mut self, hops: Vec<NextHop>) -> Self {
+        self.gateway = None;
+        self.oif = None;
+        self.nexthops = hops;
+        self
+    }
+
+    /// Through the nexthop object `id`.
+    pub fn nhid(mut self, id: u32) -> Self {
+        self.nhid = Some(id);
+        self
+    }
+
+    /// The route goes out of this interface (its own device or one of its nexthops').
+    pub fn uses_oif(&self, ifindex: u32) -> bool {
+        self.oif == Some(ifindex) || self.nexthops.iter().any(|h| h.oif == ifindex)
     }
 
     pub fn via(mut self, gateway: IpAddr) -> Self {
@@ -134,9 +177,16 @@ impl RouteSpec {
         self.prefix_len == 0
     }
 
-    /// Main table, unicast: the routes guardian watches.
+    /// Main table, unicast: the routes the route remedies consider (lookups, failover...).
     pub fn is_main_unicast(&self) -> bool {
         self.table == TABLE_MAIN && self.kind == RTN_UNICAST
+    }
+
+    /// Unicast, in any table but `local` (255, the kernel's own): the routes the route watch
+    /// reports; which of them are protected depends on the tables the rules and VRFs use
+    /// (see [`super::tables`]).
+    pub fn is_unicast_outside_local(&self) -> bool {
+        self.table != TABLE_LOCAL && self.kind == RTN_UNICAST
     }
 
     /// The same kernel route (see the type's doc for what identity means).
@@ -149,6 +199,8 @@ impl RouteSpec {
             && self.gateway == other.gateway
             && self.oif == other.oif
             && self.priority.unwrap_or(0) == other.priority.unwrap_or(0)
+            && self.nhid == other.nhid
+            && self.nexthops == other.nexthops
     }
 
     /// A stable key for the route's identity, e.g.
@@ -170,6 +222,19 @@ impl RouteSpec {
             s.push_str(&format!(" oif {oif}"));
         }
         s.push_str(&format!(" metric {}", self.priority.unwrap_or(0)));
+        if let Some(id) = self.nhid {
+            s.push_str(&format!(" nhid {id}"));
+        }
+        for h in &self.nexthops {
+            s.push_str(" nexthop");
+            if let Some(gw) = h.gateway {
+                s.push_str(&format!(" via {gw}"));
+            }
+            s.push_str(&format!(" oif {} weight {}", h.oif, h.weight));
+            if h.onlink {
+                s.push_str(" onlink");
+            }
+        }
         s
     }
 
@@ -245,6 +310,58 @@ mod tests {
             "table": 254, "protocol": 3, "scope": 0, "kind": 1, "oif": 3});
         assert_eq!(serde_json::from_value::<RouteSpec>(old).unwrap(), a);
         assert!(a.same_destination(&a.clone().via("10.0.0.9".parse().unwrap()).metric(7)));
+    }
+
+    #[test]
+    fn shapes_are_identity_and_round_trip_through_json() {
+        let hop = |gw: &str, oif, weight| NextHop {
+            gateway: Some(gw.parse().unwrap()),
+            oif,
+            weight,
+            onlink: false,
+        };
+        let ecmp = RouteSpec::new("10.9.0.0".parse().unwrap(), 24)
+            .multipath(vec![hop("10.0.0.2", 3, 1), hop("10.0.0.3", 4, 2)]);
+        assert_eq!(
+            ecmp.key(),
+            "ipv4 10.9.0.0/24 table 254 metric 0 nexthop via 10.0.0.2 oif 3 weight 1 \
+             nexthop via 10.0.0.3 oif 4 weight 2"
+        );
+        assert!(ecmp.uses_oif(4) && !ecmp.uses_oif(5));
+        let reweighted = ecmp
+            .clone()
+            .multipath(vec![hop("10.0.0.2", 3, 1), hop("10.0.0.3", 4, 3)]);
+        assert!(!ecmp.same_route(&reweighted));
+        assert!(ecmp.same_destination(&reweighted));
+        let v = serde_json::to_value(&ecmp).unwrap();
+        assert_eq!(v["nexthops"][1]["weight"], 2);
+        assert!(v["nexthops"][0].get("onlink").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<RouteSpec>(v).unwrap(), ecmp);
+
+        let nh = RouteSpec::new("10.9.1.0".parse().unwrap(), 24)
+            .nhid(10)
+            .dev(3);
+        assert_eq!(
+            nh.key(),
+            "ipv4 10.9.1.0/24 table 254 oif 3 metric 0 nhid 10"
+        );
+        assert!(!nh.same_route(&nh.clone().nhid(11)));
+        let v = serde_json::to_value(&nh).unwrap();
+        assert_eq!(v["nhid"], 10);
+        assert!(v.get("nexthops").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<RouteSpec>(v).unwrap(), nh);
+    }
+
+    #[test]
+    fn the_watch_takes_every_table_but_local() {
+        let mut r = RouteSpec::new("10.9.0.0".parse().unwrap(), 24);
+        r.table = 100;
+        assert!(r.is_unicast_outside_local() && !r.is_main_unicast());
+        r.table = TABLE_LOCAL;
+        assert!(!r.is_unicast_outside_local());
+        r.table = 100;
+        r.kind = 2; // RTN_LOCAL
+        assert!(!r.is_unicast_outside_local());
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub struct Who {
     /// The change is guardian's own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guardian: bool,
-    /// Why the kernel made the change, when guardian knows it (`link down`).
+    /// Why the kernel made the change, when guardian knows it (`link down`); for a process,
+    /// what it did that made the change (`removed address 10.0.0.5/24`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
 }
@@ -65,7 +66,8 @@ impl Who {
 
 impl fmt::Display for Who {
     /// `the kernel`, `the kernel (link down)`, `pid 812 (bird)`, `pid 4242 (exited)`,
-    /// `netlink port 2147483000 (exited)`, `guardian (pid 77)`.
+    /// `netlink port 2147483000 (exited)`, `guardian (pid 77)`,
+    /// `pid 4242 (ip), which removed address 10.0.0.5/24`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_kernel() {
             f.write_str("the kernel")?;
@@ -83,6 +85,11 @@ impl fmt::Display for Who {
             (Some(pid), None) => write!(f, "pid {pid}"),
             (None, _) if self.exited => write!(f, "netlink port {} (exited)", self.portid),
             (None, _) => write!(f, "netlink port {}", self.portid),
+        }?;
+        // What the process did that made the change (`removed address 10.0.0.5/24`).
+        match &self.cause {
+            Some(c) => write!(f, ", which {c}"),
+            None => Ok(()),
         }
     }
 }

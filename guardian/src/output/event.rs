@@ -17,6 +17,10 @@ pub struct Envelope<'a> {
     pub host: &'a str,
     #[serde(flatten)]
     pub body: &'a Body,
+    /// Who owns the event's network namespace (host, systemd unit, container, pod), when
+    /// known: [`crate::owner`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<&'a crate::owner::Owner>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -28,6 +32,20 @@ pub enum Body {
     Fault(Fault),
     Remedy(RemedyEvent),
     Loss(Loss),
+}
+
+impl Body {
+    /// The network namespace the event is about, for the types that name one.
+    pub fn netns(&self) -> Option<u32> {
+        match self {
+            Body::Lifecycle(l) => Some(l.netns),
+            Body::Counters(c) => Some(c.netns),
+            Body::Observation(o) => Some(o.netns),
+            Body::Fault(f) => Some(f.netns),
+            Body::Remedy(r) => Some(r.netns),
+            Body::Loss(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -66,6 +84,9 @@ pub struct Fault {
     pub layer: u8,
     pub severity: Severity,
     pub state: FaultState,
+    /// One line for people: the fault, its subject and the evidence's numbers
+    /// ([`super::message`]).
+    pub message: String,
     pub incident: String,
     pub subject: Subject,
     pub evidence: Value,
@@ -97,6 +118,8 @@ pub struct RemedyEvent {
     pub remedy: String,
     pub fault: String,
     pub result: RemedyResult,
+    /// One line for people, from this event's own fields ([`RemedyEvent::with_message`]).
+    pub message: String,
     pub mode: Mode,
     pub incident: String,
     pub subject: Subject,

@@ -1,7 +1,8 @@
 //! Output: every observation, detection and action becomes one NDJSON line.
 //!
-//! Producers hold a cheap [`Emitter`] and never block on I/O: lines are stamped with the time
-//! of the event, serialized on the caller's task, and written by one writer thread to the
+//! Producers hold a cheap [`Emitter`] and never block on I/O: events are stamped with the time
+//! they are emitted and handed to one writer thread, which serializes each straight into its
+//! batch buffer ([`line::LineWriter`]: no allocation per line) and writes the batch to the
 //! sinks of `[sinks]`: stdout, a rotated file, or both ([`sink`]). Live subscribers (the
 //! control socket's event stream) tap the same lines.
 //!
@@ -11,6 +12,8 @@
 //! counters are never shed.
 pub mod count;
 pub mod event;
+pub mod line;
+pub mod message;
 pub mod rotate;
 pub mod sink;
 
@@ -18,6 +21,7 @@ use chrono::{SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
 pub use event::*;
+pub use line::LineWriter;
 pub use sink::{open, open_sinks, Sinks, Writer};
 
 /// Formats a time as RFC 3339 UTC with nanoseconds, e.g. `2026-11-22T08:20:07.123456789Z`.
@@ -27,14 +31,17 @@ pub fn rfc3339(t: chrono::DateTime<Utc>) -> String {
 
 /// Serializes one event as a line (without the trailing newline).
 pub fn to_line(host: &str, ts: chrono::DateTime<Utc>, body: &Body) -> String {
-    let env = Envelope {
-        schema: SCHEMA_VERSION,
-        ts: rfc3339(ts),
-        host,
-        body,
-    };
-    // Serialization of these plain types cannot fail (no maps with non-string keys).
-    serde_json::to_string(&env).unwrap_or_else(|e| format!("{{\"schema\":1,\"error\":\"{e}\"}}"))
+    to_line_owned(host, ts, body, None)
+}
+
+/// [`to_line`] with the `owner` of the event's namespace.
+pub fn to_line_owned(
+    host: &str,
+    ts: chrono::DateTime<Utc>,
+    body: &Body,
+    owner: Option<&crate::owner::Owner>,
+) -> String {
+    LineWriter::new(host).line(ts, body, owner)
 }
 
 /// How many lines a slow live subscriber (e.g. `guardian events --follow`) may fall behind
@@ -53,6 +60,8 @@ pub struct Emitter {
     tx: mpsc::UnboundedSender<sink::Msg>,
     tap: tokio::sync::broadcast::Sender<std::sync::Arc<str>>,
     queue: std::sync::Arc<crate::shed::Depth>,
+    /// Namespace owners, when the daemon resolves them (`run`); replay and tests do not.
+    owners: Option<std::sync::Arc<crate::owner::Owners>>,
 }
 
 impl Emitter {
@@ -64,12 +73,22 @@ impl Emitter {
             return;
         }
         count::count(&body);
-        let line = to_line(&self.host, Utc::now(), &body);
-        if self.tap.receiver_count() > 0 {
-            let _ = self.tap.send(line.as_str().into());
-        }
+        // A map lookup; a namespace seen for the first time costs one /proc scan (owner/).
+        let owner = match (&self.owners, body.netns()) {
+            (Some(o), Some(ns)) => o.get(ns),
+            _ => None,
+        };
+        // Serialized by the writer, into its batch buffer; tapped there only if a subscriber
+        // was already listening when the event was emitted.
+        let event = sink::Event {
+            ts: Utc::now(),
+            retained: sink::retained(&body),
+            tap: self.tap.receiver_count() > 0,
+            body,
+            owner,
+        };
         // The writer only goes away at shutdown, after every producer stopped.
-        let _ = self.tx.send(sink::Msg::Line(line, sink::retained(&body)));
+        let _ = self.tx.send(sink::Msg::Event(event));
     }
 
     /// Closes and reopens the event file (SIGUSR1), after the lines emitted before this call.
@@ -81,6 +100,12 @@ impl Emitter {
     /// `TAP_CAPACITY` lines behind gets `RecvError::Lagged(n)` and continues.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<str>> {
         self.tap.subscribe()
+    }
+
+    /// Names the owner of each event's namespace from now on.
+    pub fn with_owners(mut self, owners: std::sync::Arc<crate::owner::Owners>) -> Self {
+        self.owners = Some(owners);
+        self
     }
 
     pub fn host(&self) -> &str {
@@ -110,6 +135,36 @@ mod tests {
         assert_eq!(v["type"], "loss");
         assert_eq!(v["lost"], 3);
         assert!(v["ts"].as_str().unwrap().ends_with(".123456789Z"), "{line}");
+    }
+
+    #[test]
+    fn the_owner_follows_the_body_and_only_when_known() {
+        let body = Body::Counters(Counters {
+            netns: 7,
+            ..Default::default()
+        });
+        assert_eq!(body.netns(), Some(7));
+        let owner: crate::owner::Owner =
+            serde_json::from_value(serde_json::json!({"kind": "pod", "pod_name": "web-0"}))
+                .unwrap();
+        let line = to_line_owned("h", Utc::now(), &body, Some(&owner));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v["owner"],
+            serde_json::json!({"kind": "pod", "pod_name": "web-0"})
+        );
+        assert!(
+            line.ends_with(r#""owner":{"kind":"pod","pod_name":"web-0"}}"#),
+            "{line}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&to_line("h", Utc::now(), &body)).unwrap();
+        assert!(v.get("owner").is_none());
+        let loss = Body::Loss(Loss {
+            source: LossSource::Ringbuf,
+            lost: 1,
+            total: 1,
+        });
+        assert_eq!(loss.netns(), None);
     }
 
     #[test]

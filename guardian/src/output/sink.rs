@@ -59,9 +59,22 @@ impl Sinks {
     }
 }
 
+/// An event on its way to the writer, which serializes it.
+pub(super) struct Event {
+    pub ts: chrono::DateTime<chrono::Utc>,
+    pub body: Body,
+    pub owner: Option<Arc<crate::owner::Owner>>,
+    /// Whether it also goes to the retained file.
+    pub retained: bool,
+    /// Whether a live subscriber was listening when it was emitted.
+    pub tap: bool,
+}
+
+// Not boxed: a box is the per-line allocation the writer exists to avoid. The queue's slots
+// are this size (about 340 bytes; the channel allocates them 32 at a time).
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Msg {
-    /// A line, and whether it also goes to the retained file.
-    Line(String, bool),
+    Event(Event),
     Reopen,
 }
 
@@ -102,7 +115,7 @@ pub struct Writer {
     queue: Arc<Depth>,
     /// Shed lines already reported in a `loss` event.
     reported: u64,
-    host: Arc<str>,
+    lines: super::LineWriter,
     tap: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
@@ -147,6 +160,7 @@ fn with_queue(
             tx,
             tap: tap.clone(),
             queue: queue.clone(),
+            owners: None,
         },
         Writer {
             rx,
@@ -155,7 +169,7 @@ fn with_queue(
             retained: None,
             queue,
             reported: 0,
-            host,
+            lines: super::LineWriter::new(&host),
             tap,
         },
     )
@@ -213,25 +227,39 @@ impl Writer {
         });
         self.reported = total;
         super::count::count(&body);
-        let line = super::to_line(&self.host, chrono::Utc::now(), &body);
-        if self.tap.receiver_count() > 0 {
-            let _ = self.tap.send(line.as_str().into());
-        }
-        buf.extend_from_slice(line.as_bytes());
+        let at = buf.len();
+        self.lines.write(buf, chrono::Utc::now(), &body, None);
+        self.tap_line(&buf[at..]);
         buf.push(b'\n');
     }
 
-    /// Appends a line to `buf` (and to `kept` when it is retained); true for a reopen request.
+    /// Hands a line to the live subscribers (the one allocation a line costs, and only while
+    /// someone listens).
+    fn tap_line(&self, line: &[u8]) {
+        if self.tap.receiver_count() > 0 {
+            // Only JSON (UTF-8) is written.
+            if let Ok(s) = std::str::from_utf8(line) {
+                let _ = self.tap.send(s.into());
+            }
+        }
+    }
+
+    /// Serializes an event into `buf` (and copies it to `kept` when it is retained); true for
+    /// a reopen request.
     fn take(&self, msg: Msg, buf: &mut Vec<u8>, kept: &mut Vec<u8>) -> bool {
         match msg {
-            Msg::Line(line, retained) => {
+            Msg::Event(e) => {
                 self.queue.taken(1);
-                buf.extend_from_slice(line.as_bytes());
-                buf.push(b'\n');
-                if retained && self.retained.is_some() {
-                    kept.extend_from_slice(line.as_bytes());
+                let at = buf.len();
+                self.lines.write(buf, e.ts, &e.body, e.owner.as_deref());
+                if e.tap {
+                    self.tap_line(&buf[at..]);
+                }
+                if e.retained && self.retained.is_some() {
+                    kept.extend_from_slice(&buf[at..]);
                     kept.push(b'\n');
                 }
+                buf.push(b'\n');
                 false
             }
             Msg::Reopen => true,

@@ -68,70 +68,82 @@ impl<K: aya::Pod> PerCpuSums<K> {
     /// Every (key, sum over CPUs). Entries added or evicted during the read may or may not be
     /// in it, as with any iteration of a live map.
     pub fn read(&self) -> Result<Vec<(K, u64)>, BatchError> {
-        let ksize = std::mem::size_of::<K>();
-        // Per-CPU values are laid out per CPU, each rounded up to 8 bytes: a u64 is 8.
-        let stride = 8 * self.cpus;
-        let mut cap = FIRST_BATCH;
-        let mut keys = vec![0u8; cap * ksize];
-        let mut values = vec![0u8; cap * stride];
-        // The hash map's batch token is a bucket index (u32); 8 bytes leave room.
-        let mut token_in = 0u64;
-        let mut token_out = 0u64;
-        let mut first = true;
         let mut out = Vec::new();
-        loop {
-            let mut attr = BatchAttr {
-                in_batch: if first {
-                    0
-                } else {
-                    &token_in as *const u64 as u64
-                },
-                out_batch: &mut token_out as *mut u64 as u64,
-                keys: keys.as_mut_ptr() as u64,
-                values: values.as_mut_ptr() as u64,
-                count: cap as u32,
-                map_fd: self.data.fd().as_fd().as_raw_fd() as u32,
-                ..Default::default()
-            };
-            // SAFETY: attr points to buffers of `count` keys and values that outlive the call.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    BPF_MAP_LOOKUP_BATCH,
-                    &mut attr as *mut BatchAttr,
-                    std::mem::size_of::<BatchAttr>() as u32,
-                )
-            };
-            let err = (r < 0).then(std::io::Error::last_os_error);
-            let n = attr.count as usize;
-            for i in 0..n.min(cap) {
-                // SAFETY: the kernel wrote `n` keys of `ksize` bytes; K is plain data.
-                let key =
-                    unsafe { std::ptr::read_unaligned(keys[i * ksize..].as_ptr() as *const K) };
-                let sum = values[i * stride..(i + 1) * stride]
-                    .chunks_exact(8)
-                    .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
-                    .fold(0u64, u64::wrapping_add);
-                out.push((key, sum));
-            }
-            match err.as_ref().and_then(std::io::Error::raw_os_error) {
-                None => {}
-                Some(libc::ENOENT) => return Ok(out),
-                // One bucket holds more entries than fit: ask again with more room.
-                Some(libc::ENOSPC) if n == 0 && cap < 1 << 20 => {
-                    cap *= 4;
-                    keys.resize(cap * ksize, 0);
-                    values.resize(cap * stride, 0);
-                    continue;
-                }
-                Some(_) => {
-                    return Err(BatchError::Lookup(
-                        err.unwrap_or_else(std::io::Error::last_os_error),
-                    ))
-                }
-            }
-            token_in = token_out;
-            first = false;
+        // Per-CPU values are laid out per CPU, each rounded up to 8 bytes: a u64 is 8.
+        lookup_all::<K>(&self.data, 8 * self.cpus, |key, values| {
+            let sum = values
+                .chunks_exact(8)
+                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+                .fold(0u64, u64::wrapping_add);
+            out.push((key, sum));
+        })?;
+        Ok(out)
+    }
+}
+
+/// Every entry of the hash map `data` (keys `K`, values of `stride` bytes: for a per-CPU map,
+/// the number of possible CPUs times the value size rounded up to 8) with
+/// `BPF_MAP_LOOKUP_BATCH`, given to `each` as the key and the raw value bytes.
+pub fn lookup_all<K: aya::Pod>(
+    data: &MapData,
+    stride: usize,
+    mut each: impl FnMut(K, &[u8]),
+) -> Result<(), BatchError> {
+    let ksize = std::mem::size_of::<K>();
+    let mut cap = FIRST_BATCH;
+    let mut keys = vec![0u8; cap * ksize];
+    let mut values = vec![0u8; cap * stride];
+    // The hash map's batch token is a bucket index (u32); 8 bytes leave room.
+    let mut token_in = 0u64;
+    let mut token_out = 0u64;
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                &token_in as *const u64 as u64
+            },
+            out_batch: &mut token_out as *mut u64 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: cap as u32,
+            map_fd: data.fd().as_fd().as_raw_fd() as u32,
+            ..Default::default()
+        };
+        // SAFETY: attr points to buffers of `count` keys and values that outlive the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>() as u32,
+            )
+        };
+        let err = (r < 0).then(std::io::Error::last_os_error);
+        let n = attr.count as usize;
+        for i in 0..n.min(cap) {
+            // SAFETY: the kernel wrote `n` keys of `ksize` bytes; K is plain data.
+            let key = unsafe { std::ptr::read_unaligned(keys[i * ksize..].as_ptr() as *const K) };
+            each(key, &values[i * stride..(i + 1) * stride]);
         }
+        match err.as_ref().and_then(std::io::Error::raw_os_error) {
+            None => {}
+            Some(libc::ENOENT) => return Ok(()),
+            // One bucket holds more entries than fit: ask again with more room.
+            Some(libc::ENOSPC) if n == 0 && cap < 1 << 20 => {
+                cap *= 4;
+                keys.resize(cap * ksize, 0);
+                values.resize(cap * stride, 0);
+                continue;
+            }
+            Some(_) => {
+                return Err(BatchError::Lookup(
+                    err.unwrap_or_else(std::io::Error::last_os_error),
+                ))
+            }
+        }
+        token_in = token_out;
+        first = false;
     }
 }

@@ -122,16 +122,17 @@ pub fn recursion_misses(kernel: Option<(u32, u32)>) -> Feature {
 }
 
 /// The DNS programs' attachment: tcx, clsact fallback, or none (with why).
-pub fn dns(modes: &[&'static str], xdp_ifaces: usize, error: Option<&str>) -> Feature {
+pub fn dns(modes: &[&'static str], dns_ifaces: usize, error: Option<&str>) -> Feature {
     if let Some(e) = error {
         return Feature::new("dns_tc", State::Unavailable, e.to_string())
             .uncovering(&["dns_failure"]);
     }
-    if xdp_ifaces == 0 {
+    if dns_ifaces == 0 {
         return Feature::new(
             "dns_tc",
             State::Unavailable,
-            "no --xdp interface: the DNS programs attach to those interfaces",
+            "no DNS interface: the DNS programs attach to the --xdp interfaces, or to \
+             `[interfaces] dns` when it is set",
         )
         .uncovering(&["dns_failure"]);
     }
@@ -144,6 +145,22 @@ pub fn dns(modes: &[&'static str], xdp_ifaces: usize, error: Option<&str>) -> Fe
         )
     } else {
         Feature::new("dns_tc", State::Available, "attached through tcx")
+    }
+}
+
+/// The fail-fast sock_ops program: attached, or unavailable with why. Before Linux 5.15 a
+/// sock_ops program cannot call `bpf_get_netns_cookie` (the policies are keyed by namespace)
+/// and the verifier refuses it (measured on 5.10): one sentence instead of the verifier's log.
+pub fn sock_ops(result: Result<(), &str>) -> Feature {
+    match result {
+        Ok(()) => Feature::new("sock_ops", State::Available, "attached"),
+        Err(e) if e.contains("bpf_get_netns_cookie") => Feature::new(
+            "sock_ops",
+            State::Unavailable,
+            "sock_ops programs cannot call bpf_get_netns_cookie before Linux 5.15: the \
+             sockopt_failfast remedy is off",
+        ),
+        Err(e) => Feature::new("sock_ops", State::Unavailable, e.to_string()),
     }
 }
 

@@ -83,3 +83,19 @@ fn without_xdp_syn_flood_is_uncovered() {
         "syn_flood"
     );
 }
+
+#[test]
+fn sock_ops_without_netns_cookie_names_the_kernel_limit() {
+    let log = "loading or attaching guardian_failfast (sock_ops) to /sys/fs/cgroup: ... \
+               21: (85) call bpf_get_netns_cookie#122\nunknown func bpf_get_netns_cookie#122";
+    let f = sock_ops(Err(log));
+    assert_eq!(f.state, State::Unavailable);
+    assert!(f.reason.contains("before Linux 5.15"), "{}", f.reason);
+    assert!(
+        !f.reason.contains("#122"),
+        "one sentence, not the verifier's log"
+    );
+    let other = sock_ops(Err("no cgroup v2"));
+    assert_eq!(other.reason, "no cgroup v2");
+    assert_eq!(sock_ops(Ok(())).state, State::Available);
+}

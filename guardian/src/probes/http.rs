@@ -76,6 +76,10 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<HttpOffsets, OffsetErro
         skc_rcv_saddr: off("sock_common", &["skc_rcv_saddr"])?,
         // Kernels without IPv6 have no such member: IPv6 services then show no address.
         skc_v6_rcv_saddr: off("sock_common", &["skc_v6_rcv_saddr"]).unwrap_or(HttpOffsets::ABSENT),
+        skc_daddr: off("sock_common", &["skc_daddr"])?,
+        skc_v6_daddr: off("sock_common", &["skc_v6_daddr"]).unwrap_or(HttpOffsets::ABSENT),
+        skc_dport: off("sock_common", &["skc_dport"])?,
+        inet_sport: off("inet_sock", &["inet_sport"])?,
     })
 }
 

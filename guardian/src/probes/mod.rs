@@ -8,6 +8,7 @@ pub mod http;
 pub mod limits;
 pub mod offsets;
 pub mod prove;
+pub mod shadows;
 pub mod sockops;
 pub mod tcx;
 pub mod uprobe;
@@ -53,6 +54,8 @@ pub struct LoadOptions {
     pub tracefs: PathBuf,
     pub btf: PathBuf,
     pub xdp_ifaces: Vec<String>,
+    /// Where the tcx DNS programs go (`[interfaces] dns`, by default the XDP interfaces).
+    pub dns_ifaces: Vec<String>,
     /// cgroup v2 directory for the sock_ops program (None: the cgroup v2 mount).
     pub cgroup: Option<PathBuf>,
     /// Attach the HTTP status programs (`guardian run --http`).
@@ -68,12 +71,16 @@ pub struct Probes {
     /// Why the DNS programs are not attached (tcx and clsact both refused); the daemon runs
     /// without them.
     dns_error: Option<String>,
+    /// How many interfaces the DNS programs were asked for.
+    dns_ifaces: usize,
     /// The sock_ops program, or why it is not attached (the daemon runs without it).
     sockops: Result<sockops::Attachment, String>,
     /// The HTTP status programs: attached, not asked for (None), or why not.
     http: Option<Result<(), String>>,
     /// The OpenSSL uprobes (with `http`), or why they are not attached.
     tls: Option<Result<uprobe::Attachment, String>>,
+    /// The reset programs (`reset_storm`), or why they are not attached.
+    shadows: Result<(), String>,
     pub offsets: Offsets,
 }
 
@@ -87,6 +94,7 @@ impl Probes {
         let offsets = offsets::derive(&opts.tracefs, &kbtf)?;
         let btf = Btf::parse_file(&opts.btf, aya::Endianness::default()).ok();
         let http_offsets = http::derive(&opts.tracefs, &kbtf);
+        let shadow_offsets = shadows::derive(&opts.tracefs, &kbtf);
         let ebpf = EbpfLoader::new()
             .btf(btf.as_ref())
             .override_global("OFFSETS", &offsets, true)
@@ -97,6 +105,13 @@ impl Probes {
                     .unwrap_or(&guardian_common::http::HttpOffsets::NONE),
                 true,
             )
+            .override_global(
+                "SHADOW_OFFSETS",
+                shadow_offsets
+                    .as_ref()
+                    .unwrap_or(&guardian_common::shadows::ShadowOffsets::NONE),
+                true,
+            )
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Load)?;
         let mut probes = Probes {
@@ -105,14 +120,25 @@ impl Probes {
             xdp: Vec::new(),
             tcx: Vec::new(),
             dns_error: None,
+            dns_ifaces: opts.dns_ifaces.len(),
             sockops: Err("not attached yet".into()),
             http: None,
             tls: None,
+            shadows: Err("not attached yet".into()),
             offsets,
         };
         for (prog, category, name) in TRACEPOINTS {
             let link = probes.attach_tracepoint(prog, category, name)?;
             probes.tracepoints.push((prog, link));
+        }
+        // Optional: without the reset tracepoints only reset_storm goes undetected.
+        probes.shadows = match shadow_offsets {
+            Ok(_) => shadows::attach(&mut probes.ebpf, &mut probes.tracepoints),
+            Err(e) => Err(e.into()),
+        }
+        .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
+        if let Err(e) = &probes.shadows {
+            tracing::warn!(error = %e, "resets per port (reset_storm) are unavailable");
         }
         probes.sockops = sockops::attach(&mut probes.ebpf, opts.cgroup.as_deref())
             .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
@@ -130,7 +156,12 @@ impl Probes {
                 tracing::warn!(error = %e, "HTTP status per service is unavailable");
             }
             if r.is_ok() {
-                let t = uprobe::attach(&mut probes.ebpf, &uprobe::discover())
+                let (libs, seen) = uprobe::discover();
+                let t = uprobe::attach(&mut probes.ebpf, &libs)
+                    .map(|mut a| {
+                        a.seen = seen;
+                        a
+                    })
                     .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
                 if let Err(e) = &t {
                     tracing::warn!(error = %e, "HTTP over TLS (OpenSSL uprobes) is unavailable");
@@ -142,8 +173,12 @@ impl Probes {
         for iface in &opts.xdp_ifaces {
             let a = xdp::attach(&mut probes.ebpf, iface)?;
             probes.xdp.push(a);
-            // DNS per resolver (tcx, or clsact before 6.6) on the same interfaces; optional:
-            // without it only dns_failure goes undetected (the `attached` event says why).
+        }
+        // DNS per resolver (tcx, or clsact before 6.6), only where asked for: a tcx program
+        // costs every packet of its interface the hook's entry even when it returns at once.
+        // Optional: without it only the DNS faults go undetected (the `attached` event says
+        // why).
+        for iface in &opts.dns_ifaces {
             match tcx::attach(&mut probes.ebpf, iface) {
                 Ok(t) => probes.tcx.extend(t),
                 Err(e) => {
@@ -196,6 +231,10 @@ impl Probes {
                 Some(Ok(a)) => serde_json::json!({"libs": a.libs, "failed": a.failed.iter().map(|(l, e)| serde_json::json!({"lib": l, "error": e})).collect::<Vec<_>>()}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
+            "resets": match &self.shadows {
+                Ok(()) => serde_json::json!({"tracepoints": shadows::TRACEPOINTS.iter().map(|(p, c, n)| serde_json::json!({"program": p, "tracepoint": format!("{c}:{n}")})).collect::<Vec<_>>()}),
+                Err(e) => serde_json::json!({"error": e}),
+            },
             "offsets": {
                 "tcp_retransmit_skb.err": (self.offsets.rtx_err != Offsets::ABSENT),
                 "sock_net": self.offsets.sock_net,
@@ -212,13 +251,12 @@ impl Probes {
         let modes: Vec<&'static str> = self.tcx.iter().map(|a| a.mode).collect();
         out.push(features::dns(
             &modes,
-            self.xdp.len(),
+            self.dns_ifaces,
             self.dns_error.as_deref(),
         ));
-        out.push(match &self.sockops {
-            Ok(_) => features::Feature::new("sock_ops", features::State::Available, "attached"),
-            Err(e) => features::Feature::new("sock_ops", features::State::Unavailable, e.clone()),
-        });
+        out.push(features::sock_ops(
+            self.sockops.as_ref().map(|_| ()).map_err(|e| e.as_str()),
+        ));
         out
     }
 
@@ -245,9 +283,41 @@ impl Probes {
             .collect()
     }
 
+    /// Attaches the OpenSSL uprobes to libssl copies that processes started since the last
+    /// call map (new (device, inode) pairs); returns them. Nothing without `--http`.
+    pub fn rescan_tls(&mut self) -> Vec<std::path::PathBuf> {
+        let Some(Ok(a)) = &mut self.tls else {
+            return Vec::new();
+        };
+        let libs = uprobe::rescan(&mut a.seen);
+        if libs.is_empty() {
+            return libs;
+        }
+        match uprobe::attach(&mut self.ebpf, &libs) {
+            Ok(new) => {
+                a.merge(new);
+                libs
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot attach the OpenSSL uprobes to new libraries");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Whether the OpenSSL uprobes are attached (to at least one library).
+    pub fn tls_attached(&self) -> bool {
+        matches!(&self.tls, Some(Ok(_)))
+    }
+
     /// Whether the HTTP status programs are attached.
     pub fn http_attached(&self) -> bool {
         matches!(self.http, Some(Ok(())))
+    }
+
+    /// Whether the reset programs (`reset_storm`) are attached.
+    pub fn shadows_attached(&self) -> bool {
+        self.shadows.is_ok()
     }
 
     pub fn take_map(&mut self, name: &'static str) -> Result<Map, ProbeError> {

@@ -227,6 +227,9 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
     let icsk_backoff = btf.offset16("inet_connection_sock", &["icsk_backoff"])?;
     // Optional: without it refusals are counted as failures, as before.
     let sk_err = btf.offset16("sock", &["sk_err"]).unwrap_or(Offsets::ABSENT);
+    // Optional: without it the uid of a failed connect is unknown (`sockopt_failfast` then
+    // skips, for want of evidence from more than one uid). `kuid_t` starts with its `val`.
+    let sk_uid = btf.offset16("sock", &["sk_uid"]).unwrap_or(Offsets::ABSENT);
     Ok(Offsets {
         rtx_skbaddr: rtx.required("skbaddr")?,
         rtx_skaddr: rtx.required("skaddr")?,
@@ -264,6 +267,7 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
         icsk_retransmits,
         icsk_backoff,
         sk_err,
+        sk_uid,
     })
 }
 

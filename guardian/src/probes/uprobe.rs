@@ -2,9 +2,10 @@
 //! in `/proc/*/maps` (through `/proc/PID/root`, so containers' copies count), plus the
 //! system's own, attached for all processes. One attachment per library file (deduplicated by
 //! device and inode): processes started later from those files are covered too.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use aya::{
     programs::{
@@ -16,14 +17,25 @@ use aya::{
 
 use super::ProbeError;
 
-/// (program, symbol) per library; `tls_read_exit` is the uretprobe of both reads.
-pub const PROBES: [(&str, &str); 6] = [
+/// (program, symbol) per library; `tls_read_exit` is the uretprobe of both reads,
+/// `tls_hs_exit` of the three handshake functions (guardian-ebpf/src/tls_hs.rs).
+pub const PROBES: [(&str, &str); 16] = [
     ("tls_read_enter", "SSL_read"),
     ("tls_read_exit", "SSL_read"),
     ("tls_read_ex_enter", "SSL_read_ex"),
     ("tls_read_exit", "SSL_read_ex"),
     ("tls_write", "SSL_write"),
     ("tls_write", "SSL_write_ex"),
+    ("tls_hs_enter", "SSL_do_handshake"),
+    ("tls_hs_exit", "SSL_do_handshake"),
+    ("tls_accept_enter", "SSL_accept"),
+    ("tls_hs_exit", "SSL_accept"),
+    ("tls_connect_enter", "SSL_connect"),
+    ("tls_hs_exit", "SSL_connect"),
+    ("tls_set_accept", "SSL_set_accept_state"),
+    ("tls_set_connect", "SSL_set_connect_state"),
+    ("tls_get_error_enter", "SSL_get_error"),
+    ("tls_get_error_exit", "SSL_get_error"),
 ];
 
 /// Where Debian and others keep the system's libssl (attached even before a process maps it).
@@ -37,6 +49,8 @@ const SYSTEM: [&str; 3] = [
 #[derive(Debug, Default)]
 pub struct Attachment {
     pub libs: Vec<PathBuf>,
+    /// What discovery saw, for the rescans.
+    pub seen: Seen,
     links: Vec<(&'static str, UProbeLinkId)>,
     /// Libraries that could not be attached, with why.
     pub failed: Vec<(PathBuf, String)>,
@@ -60,36 +74,70 @@ pub fn libs_in_maps(text: &str) -> Vec<String> {
     out
 }
 
+/// What discovery has seen: library files by (device, inode), and the processes whose maps
+/// were read (a process maps its libssl at start, so each one is read once).
+#[derive(Debug, Default)]
+pub struct Seen {
+    libs: HashSet<(u64, u64)>,
+    /// When each process was first listed.
+    pids: HashMap<u32, Instant>,
+}
+
+/// A process is read again on each rescan during this long after it was first listed: it
+/// may load libssl a moment after exec (Python imports `ssl` lazily, dlopen).
+pub const YOUNG: Duration = Duration::from_secs(10);
+
 /// Every distinct libssl file: the system's, then those mapped by running processes.
-pub fn discover() -> Vec<PathBuf> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    let mut add = |p: PathBuf| {
-        if let Ok(m) = std::fs::metadata(&p) {
-            if seen.insert((m.dev(), m.ino())) {
-                out.push(p);
-            }
-        }
-    };
-    for p in SYSTEM {
-        add(PathBuf::from(p));
+pub fn discover() -> (Vec<PathBuf>, Seen) {
+    let mut seen = Seen::default();
+    let mut out: Vec<PathBuf> = SYSTEM
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| seen.add_lib(p))
+        .collect();
+    out.extend(rescan(&mut seen));
+    (out, seen)
+}
+
+impl Seen {
+    /// Records a library file; true when it is new.
+    fn add_lib(&mut self, p: &Path) -> bool {
+        std::fs::metadata(p).is_ok_and(|m| self.libs.insert((m.dev(), m.ino())))
     }
+
+    /// The pids of `listed` to read: not listed before, or first listed less than `YOUNG`
+    /// ago. Pids gone are forgotten (a reused pid is a new process).
+    pub fn new_pids(&mut self, listed: &[u32], now: Instant) -> Vec<u32> {
+        let alive: HashSet<u32> = listed.iter().copied().collect();
+        self.pids.retain(|p, _| alive.contains(p));
+        listed
+            .iter()
+            .copied()
+            .filter(|p| now.saturating_duration_since(*self.pids.entry(*p).or_insert(now)) < YOUNG)
+            .collect()
+    }
+}
+
+/// The libssl files mapped by processes not seen before that are new (device, inode) pairs:
+/// new processes and containers that map another copy. Reads only new processes' maps.
+pub fn rescan(seen: &mut Seen) -> Vec<PathBuf> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
+        return Vec::new();
     };
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
+    let pids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut out = Vec::new();
+    for pid in seen.new_pids(&pids, Instant::now()) {
         let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
             continue;
         };
         for lib in libs_in_maps(&maps) {
-            add(Path::new(&format!("/proc/{pid}/root")).join(lib.trim_start_matches('/')));
+            let p = Path::new(&format!("/proc/{pid}/root")).join(lib.trim_start_matches('/'));
+            if seen.add_lib(&p) {
+                out.push(p);
+            }
         }
     }
     out
@@ -147,6 +195,15 @@ pub fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<Attachment, ProbeErro
     Ok(a)
 }
 
+impl Attachment {
+    /// Adds the libraries and links of a later attachment.
+    pub fn merge(&mut self, other: Attachment) {
+        self.libs.extend(other.libs);
+        self.links.extend(other.links);
+        self.failed.extend(other.failed);
+    }
+}
+
 fn detach_links(ebpf: &mut Ebpf, links: Vec<(&'static str, UProbeLinkId)>) -> usize {
     let mut n = 0;
     for (prog, link) in links {
@@ -172,6 +229,21 @@ pub fn detach(ebpf: &mut Ebpf, a: Attachment) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_each_process_once() {
+        let mut s = Seen::default();
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert_eq!(s.new_pids(&[1, 2, 3], t0), vec![1, 2, 3]);
+        // Still young: read again (a lazy dlopen of libssl).
+        assert_eq!(s.new_pids(&[1, 2, 3], at(5)), vec![1, 2, 3]);
+        assert_eq!(s.new_pids(&[1, 2, 3, 4], at(10)), vec![4]);
+        assert!(s.new_pids(&[1, 2, 3, 4], at(30)).is_empty());
+        // 2 exited; a process that reuses its pid later is read again.
+        assert!(s.new_pids(&[1, 3, 4], at(31)).is_empty());
+        assert_eq!(s.new_pids(&[1, 2, 3, 4], at(32)), vec![2]);
+    }
 
     #[test]
     fn finds_libssl_in_maps() {

@@ -89,6 +89,16 @@ impl fmt::Display for Action {
             if let Some(m) = r.priority {
                 write!(f, " metric {m}")?;
             }
+            if let Some(id) = r.nhid {
+                write!(f, " nhid {id}")?;
+            }
+            for h in &r.nexthops {
+                write!(f, " nexthop")?;
+                if let Some(gw) = h.gateway {
+                    write!(f, " via {gw}")?;
+                }
+                write!(f, " oif {} weight {}", h.oif, h.weight)?;
+            }
             if r.table != crate::netlink::TABLE_MAIN {
                 write!(f, " table {}", r.table)?;
             }

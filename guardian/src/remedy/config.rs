@@ -76,6 +76,10 @@ impl RemedyConfig {
             MAX_MS,
             "ms",
         )?;
+        let key = "remedies.sockopt_failfast.min_timeouts";
+        range(key, f.min_timeouts, 1, 1_000_000, "connects")?;
+        let key = "remedies.sockopt_failfast.min_uids";
+        range(key, f.min_uids.into(), 1, 1024, "uids")?;
         let key = "remedies.route_failover.metric_offset";
         range(
             key,

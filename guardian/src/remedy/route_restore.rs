@@ -1,7 +1,10 @@
 //! `route_restore`: adds a lost baseline route back exactly as it was (inverse: delete it).
 //!
 //! Reads the route from the `route_lost` finding's evidence (`route`, a serialized
-//! [`RouteSpec`]), so a journaled or replayed finding plans the same change.
+//! [`RouteSpec`]), so a journaled or replayed finding plans the same change. The route is
+//! added back in its own table with its own shape: every nexthop and weight of a multipath
+//! route, the same `nhid` for a route through a nexthop object (whose absence the add
+//! precondition reports: guardian never invents a gateway for it).
 //!
 //! Only a configured route (protocol `boot`, `static`, `unspec`) that no other process
 //! deleted is restored (see [`route_lost::restorable`]): a route of a control plane (BIRD,
@@ -189,6 +192,39 @@ mod tests {
         );
         let s = skip(plan_for(dhcp, Some(Who::port(0))));
         assert!(s.contains("(proto dhcp); deleted by the kernel"), "{s}");
+    }
+
+    #[test]
+    fn a_multipath_route_of_table_100_is_planned_exactly() {
+        let hop = |gw: &str, weight| crate::netlink::NextHop {
+            gateway: Some(gw.parse().unwrap()),
+            oif: 3,
+            weight,
+            onlink: false,
+        };
+        let mut ecmp = RouteSpec::new("10.9.0.0".parse().unwrap(), 24)
+            .multipath(vec![hop("10.0.0.2", 1), hop("10.0.0.3", 3)])
+            .metric(7);
+        ecmp.table = 100;
+        ecmp.protocol = 4;
+        let Plan::Change(c) = plan_for(ecmp.clone(), Some(Who::kernel("link down"))) else {
+            panic!("a static ECMP route the kernel dropped is restored");
+        };
+        assert_eq!(c.apply, Action::AddRoute(ecmp.clone()));
+        assert_eq!(c.verify, Verify::RoutePresent(ecmp));
+        assert_eq!(
+            c.apply.to_string(),
+            "route add 10.9.0.0/24 metric 7 nexthop via 10.0.0.2 oif 3 weight 1 \
+             nexthop via 10.0.0.3 oif 3 weight 3 table 100"
+        );
+        let nh = RouteSpec::new("10.9.1.0".parse().unwrap(), 24)
+            .nhid(10)
+            .dev(3);
+        let Plan::Change(c) = plan_for(nh.clone(), None) else {
+            panic!("a nexthop-object route is planned with its id");
+        };
+        assert_eq!(c.apply, Action::AddRoute(nh));
+        assert_eq!(c.apply.to_string(), "route add 10.9.1.0/24 oif 3 nhid 10");
     }
 
     #[test]

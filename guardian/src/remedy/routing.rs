@@ -178,11 +178,12 @@ pub fn own_netns() -> Option<u32> {
     crate::netns::current().ok()
 }
 
-/// Routes worth protecting: main-table unicast routes someone configured. Routes the kernel
-/// derives from addresses, learns from router advertisements or from redirects come and go
-/// with their source and are not restored.
+/// Routes worth protecting: unicast routes someone configured, in any table but `local` (the
+/// caller dumps the tables guardian watches: main, the rules' and the VRFs'). Routes the
+/// kernel derives from addresses, learns from router advertisements or from redirects come and
+/// go with their source and are not restored.
 pub fn protected(r: &RouteSpec) -> bool {
-    r.is_main_unicast()
+    r.is_unicast_outside_local()
         && !matches!(
             r.protocol,
             crate::netlink::RTPROT_KERNEL

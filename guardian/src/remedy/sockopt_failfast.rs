@@ -12,6 +12,12 @@
 //! with ETIMEDOUT at ~2.5 s. (`syn_count = 2` alone: 7 s; `user_timeout_ms = 2000`: 2.0 s.)
 //! The user timeout applies to the handshake only: once established, the program restores the
 //! socket's previous value. Neither option is ever raised above the application's own.
+//!
+//! Evidence rule (#14): the policy shortens everyone's connects to the destination, root's
+//! included, so it is planned only when the network is the cause: at least `min_timeouts` of
+//! the failures in the fault's window ended with ETIMEDOUT after SYN retransmissions, from at
+//! least `min_uids` different uids. Connects the application closed itself (an unprivileged
+//! user's `IP_TTL=1` + close) are not counted, and one uid's timeouts alone are reported only.
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +52,12 @@ pub struct Config {
     /// every cgroup below it are covered. Default: the cgroup v2 mount (`/sys/fs/cgroup`, or
     /// `/sys/fs/cgroup/unified` on hybrid systems).
     pub cgroup: Option<std::path::PathBuf>,
+    /// Failed connects in the fault's window that must have ended with ETIMEDOUT (the network
+    /// dropped the SYNs) before a policy is planned (1..=1000000).
+    pub min_timeouts: u64,
+    /// Different uids whose connects must have timed out (1..=1024). 1 lets one user's
+    /// timeouts shorten every user's connects: a config choice, see docs/security.md.
+    pub min_uids: u32,
 }
 
 impl Default for Config {
@@ -55,6 +67,8 @@ impl Default for Config {
             user_timeout_ms: 2500,
             ttl_ms: 300_000,
             cgroup: None,
+            min_timeouts: 10,
+            min_uids: 2,
         }
     }
 }
@@ -104,6 +118,9 @@ impl Remedy for SockoptFailfast {
             _ => return skip("no destination port in the finding".into()),
         };
         let c = &self.cfg;
+        if let Some(why) = weak_evidence(c, &f.evidence) {
+            return skip(why);
+        }
         if (c.syn_count == 0 && c.user_timeout_ms == 0) || c.syn_count > MAX_SYNCNT {
             return skip(format!(
                 "configuration sets nothing usable (syn_count {}, user_timeout_ms {})",
@@ -140,6 +157,34 @@ impl Remedy for SockoptFailfast {
             }}),
         })))
     }
+}
+
+/// Why the fault's evidence does not show the network timing connects out for more than one
+/// user; None when it does.
+fn weak_evidence(c: &Config, ev: &crate::faults::Evidence) -> Option<String> {
+    let crate::faults::Evidence::ConnectTimeoutCascade(e) = ev else {
+        return Some("no connect_timeout_cascade evidence in the finding".into());
+    };
+    if e.timed_out < c.min_timeouts {
+        return Some(format!(
+            "only {} of the {} failed connects timed out after SYN retransmissions (min_timeouts \
+             {}); {} were abandoned by the application before any timeout: not evidence that \
+             the network drops SYNs",
+            e.timed_out, e.failed_connects, c.min_timeouts, e.abandoned
+        ));
+    }
+    let n = e.timeout_uids.len();
+    if n < c.min_uids as usize {
+        let uids: Vec<String> = e.timeout_uids.iter().map(u32::to_string).collect();
+        return Some(format!(
+            "the {} timeouts came from {n} uid(s) [{}], fewer than min_uids {}: one user's \
+             failures do not shorten other users' connects",
+            e.timed_out,
+            uids.join(", "),
+            c.min_uids
+        ));
+    }
+    None
 }
 
 fn dst_str(d: &Dst) -> String {

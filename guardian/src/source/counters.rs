@@ -36,6 +36,7 @@ pub struct Collector {
     ns: PerCpuHashMap<MapData, u32, NsCounters>,
     fail_dst: PerCpuSums<AddrKey>,
     refused_dst: PerCpuSums<AddrKey>,
+    end_dst: PerCpuSums<guardian_common::connect::ConnEndKey>,
     /// Interface totals by ifindex: below `XDP_IFACE_SLOTS` in the array, others in the hash.
     xdp_iface_lo: PerCpuArray<MapData, XdpIfaceStats>,
     xdp_iface: PerCpuHashMap<MapData, u32, XdpIfaceStats>,
@@ -48,6 +49,8 @@ pub struct Collector {
     good_src: aya::maps::HashMap<MapData, LimitSrcKey, u64>,
     evicted: [u64; INS_SLOTS as usize],
     own_netns: u32,
+    /// Possible CPUs (the per-CPU values' count), None when unknown.
+    cpus: Option<usize>,
     xdp_ifaces: Vec<(String, u32)>,
     interval_ms: u64,
     index: netns::Index,
@@ -55,6 +58,8 @@ pub struct Collector {
     last_xdp: HashMap<u32, XdpIfaceStats>,
     lost: [u64; 2],
     misses: super::misses::RecursionMisses,
+    /// Before Linux 6.7, skipped `sock_state` runs inferred from the TIME_WAIT gauge.
+    inferred: Option<super::misses::InferredTwMisses>,
     ticks: u64,
     samplers: Vec<Box<dyn Sampler>>,
     /// Before Linux 6.17 (`tcp_retransmit_skb` without `err`), the tracepoint does not fire
@@ -126,6 +131,7 @@ impl Collector {
             ns: conv(probes, "NS_COUNTERS")?,
             fail_dst: sums(probes, "CONNECT_FAIL_DST")?,
             refused_dst: sums(probes, "CONNECT_REFUSED_DST")?,
+            end_dst: sums(probes, "CONNECT_END")?,
             xdp_iface_lo: conv(probes, "XDP_IFACE_LO")?,
             xdp_iface: conv(probes, "XDP_IFACE")?,
             syn_src: sums(probes, "XDP_SYN_SRC")?,
@@ -135,6 +141,7 @@ impl Collector {
             good_src: conv(probes, "GOOD_SRC")?,
             evicted: [0; INS_SLOTS as usize],
             own_netns,
+            cpus: aya::util::nr_cpus().ok(),
             xdp_ifaces: probes.xdp_ifaces(),
             interval_ms,
             index: netns::Index::new(),
@@ -142,6 +149,10 @@ impl Collector {
             last_xdp: HashMap::new(),
             lost: [0; 2],
             misses: super::misses::RecursionMisses::new(probes.program_fds()),
+            inferred: (!super::misses::kernel_counts_tracepoint_misses(
+                crate::probes::features::running_kernel(),
+            ))
+            .then(Default::default),
             ticks: 0,
             samplers,
             retrans_fail_mib: (probes.offsets.rtx_err == guardian_common::Offsets::ABSENT)
@@ -170,12 +181,7 @@ impl Collector {
                 },
             );
         }
-        let mut current: HashMap<u32, NsCounters> = self
-            .ns
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k, sum(&v, add_ns)))
-            .collect();
+        let mut current = self.ns_counters();
         if !xdp.is_empty() {
             current.entry(self.own_netns).or_default();
         }
@@ -218,6 +224,7 @@ impl Collector {
             .collect();
         let mut failed = self.dsts_by_ns(&self.fail_dst);
         let mut refused = self.dsts_by_ns(&self.refused_dst);
+        let mut ends = super::connect_ends::by_ns(read_all(&self.end_dst));
         if let Some(fails) = &mut self.retrans_fail_mib {
             for i in &sampled {
                 if let Input::Mib(m) = i {
@@ -237,7 +244,8 @@ impl Collector {
             let own_xdp = ns == self.own_netns && xdp_changed;
             let mut emit = changed || own_xdp || heartbeat || last;
             let mut tw = prev.and_then(|p| p.1);
-            if emit || had_tw {
+            let fresh = emit || had_tw;
+            if fresh {
                 tw = match sampled_tw.get(&ns) {
                     Some(&n) => Some(n),
                     None => self.time_wait(ns),
@@ -245,6 +253,15 @@ impl Collector {
                 emit = emit || prev.map(|p| p.1) != Some(tw);
             }
             self.last.insert(ns, (c, tw));
+            if let (Some(inf), Some(gauge), true) = (&mut self.inferred, tw, fresh) {
+                // The tick's entries were read before the gauge; re-read them after it, so
+                // the inferred skips stay a lower bound.
+                let after = self
+                    .ns
+                    .get(&ns, 0)
+                    .map_or(c.tw_entries, |v| sum(&v, add_ns).tw_entries);
+                inf.observe(ns, gauge, c.tw_entries, after);
+            }
             let counters = Counters {
                 netns: ns,
                 interval_ms: self.interval_ms,
@@ -259,6 +276,7 @@ impl Collector {
                 bind_eaddrinuse: c.bind_eaddrinuse,
                 retrans_failed: c.retrans_failed,
                 connect_failures_by_dst: failed.remove(&ns).unwrap_or_default(),
+                connect_ends_by_dst: ends.remove(&ns).unwrap_or_default(),
                 connect_refused: c.connect_refused,
                 connect_refused_by_dst: refused.remove(&ns).unwrap_or_default(),
                 xdp: if ns == self.own_netns {
@@ -275,6 +293,16 @@ impl Collector {
             inputs.push(Input::Counters(counters));
         }
         inputs.extend(sampled);
+        if let Some(inf) = &mut self.inferred {
+            inf.retain(|ns| current.contains_key(&ns));
+            if let Some((source, lost, total)) = inf.poll() {
+                out.push(Body::Loss(Loss {
+                    source,
+                    lost,
+                    total,
+                }));
+            }
+        }
         self.last.retain(|ns, _| current.contains_key(ns));
         let keep: HashSet<u32> = active.iter().copied().collect();
         self.index.retain(&keep);
@@ -282,6 +310,42 @@ impl Collector {
             events: out,
             inputs,
         }
+    }
+
+    /// Every namespace's counters, summed over CPUs: one batch lookup for the whole map (two
+    /// syscalls per namespace with an iteration), or an iteration where batches fail.
+    fn ns_counters(&self) -> HashMap<u32, NsCounters> {
+        use aya::maps::IterableMap;
+        const SIZE: usize = std::mem::size_of::<NsCounters>();
+        let mut out = HashMap::new();
+        if let Some(cpus) = self.cpus {
+            let read =
+                crate::probes::batch::lookup_all::<u32>(self.ns.map(), SIZE * cpus, |k, v| {
+                    let mut total = NsCounters::default();
+                    for c in v.chunks_exact(SIZE) {
+                        // SAFETY: the kernel wrote one NsCounters (plain data, a multiple of 8
+                        // bytes) per possible CPU.
+                        let x =
+                            unsafe { std::ptr::read_unaligned(c.as_ptr() as *const NsCounters) };
+                        add_ns(&mut total, &x);
+                    }
+                    out.insert(k, total);
+                });
+            match read {
+                Ok(()) => return out,
+                Err(e) => {
+                    tracing::debug!(error = %e, "batch read of NS_COUNTERS failed; iterating");
+                    out.clear();
+                }
+            }
+        }
+        out.extend(
+            self.ns
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(k, v)| (k, sum(&v, add_ns))),
+        );
+        out
     }
 
     fn time_wait(&mut self, ns: u32) -> Option<u64> {

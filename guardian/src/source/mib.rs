@@ -1,12 +1,21 @@
 //! Per-namespace MIB counters, sysctls and socket-table aggregates, at a cost per tick that
 //! does not grow with the number of sockets on the node.
 //!
-//! On every tick one long-lived worker thread ([`netns::Worker`]) enters each active namespace
-//! in turn and reads there ([`procnet`]):
+//! On every tick one long-lived worker thread ([`netns::Worker`]) reads each active namespace
+//! ([`procnet`]):
 //! - the namespace's TCP MIB (`/proc/thread-self/net/snmp`, `netstat`: `TcpOutSegs`,
 //!   `TcpRetransSegs`, `TcpExtListenOverflows`, ...) and its sysctls under `/proc/sys/net`;
 //! - `sockstat` / `sockstat6`: the TCP sockets in use and the TIME_WAIT count of that namespace
 //!   (per namespace since Linux 4.11; on older kernels the TIME_WAIT gauge comes from a dump).
+//!
+//! It enters a namespace (`setns`) only once, when the namespace is first sampled, to open
+//! those files ([`NetFiles`]) and, at its first dump, a NETLINK_SOCK_DIAG socket; both stay
+//! bound to the namespace, so later ticks read every namespace with one `pread` per file and
+//! no `setns` or `open`. They are closed as soon as no path leads to the namespace (an open
+//! one keeps the namespace alive; the kernel destroys a deleted namespace asynchronously
+//! anyway, and this adds at most a tick). Namespaces beyond the descriptor budget
+//! ([`FDS_PER_NS`] each, half of the soft `RLIMIT_NOFILE`, which [`MibSampler::new`] raises to
+//! the hard limit) are entered and their files opened on every tick instead, as before.
 //!
 //! INET_DIAG dumps walk hash tables that all namespaces share, so they are taken only when
 //! they tell something new:
@@ -18,7 +27,10 @@
 //!   `ss` shows), otherwise `sockstat`'s (which also counts orphaned FIN_WAIT2 sockets, like
 //!   the limit `tcp_max_tw_buckets` does);
 //! - ephemeral ports per destination: only when connects failed with EADDRNOTAVAIL since the
-//!   last tick or the namespace's TCP sockets reach half of the range.
+//!   last tick or the namespace's TCP sockets reach half of the range;
+//! - zero-window stalls ([`zero_window`]): only when the namespace's `TcpExtTCPWinProbe` moved
+//!   since the last tick, or stalled flows were found there on the last one (through the
+//!   namespace's same NETLINK_SOCK_DIAG socket).
 //!
 //! Only the top [`TOP_N`] destinations (and at most [`MAX_LISTENERS`] listeners) go into a
 //! sample.
@@ -31,25 +43,34 @@ use netlink_packet_sock_diag::{
 };
 
 pub use super::procnet::parse_port_range;
-use super::procnet::{self, Reader, SockStat, SysctlFiles};
+use super::procnet::{self, NetFiles, Reader, SockStat};
 use super::sampler::{Sampler, TickContext};
 pub use super::sockagg::{SocketAgg, MAX_LISTENERS, TOP_N};
+use super::zero_window;
 use crate::input::Input;
 use crate::model::sample::{Listener, MibSample};
+use crate::model::shadows::ZeroWindowSample;
 use crate::netns::{self, Worker};
 
 /// Listeners are dumped at least this often (in ticks) even when nothing hints at a change
 /// (an accept queue that drains changes no counter). Namespaces are spread over the ticks.
 pub const LISTENER_REFRESH: u64 = 10;
 
+/// Descriptors a namespace's handles hold: its [`NetFiles`] and a NETLINK_SOCK_DIAG socket.
+pub const FDS_PER_NS: usize = procnet::NET_FILES + 1;
+
 /// What is remembered of a namespace between ticks.
 #[derive(Debug, Default)]
 pub struct NsState {
-    /// The namespace's sysctl files, open (see [`SysctlFiles`]).
-    sysctls: SysctlFiles,
+    /// The namespace's procfs files, open (see [`NetFiles`]).
+    files: NetFiles,
+    /// Its NETLINK_SOCK_DIAG socket, made at its first dump and kept with the files.
+    diag: Option<netlink_sys::Socket>,
     /// (IPv4 sockets, IPv6 sockets, ListenOverflows, ListenDrops) at the last listener dump.
     listen_key: Option<[u64; 4]>,
     listeners: Vec<Listener>,
+    /// `zero_window_stall`'s trigger (see [`zero_window`]).
+    zero_window: zero_window::NsState,
 }
 
 /// What was decided to dump in a namespace on this tick.
@@ -96,20 +117,23 @@ pub struct MibSampler {
     reader: Option<Reader>,
     tw_per_netns: bool,
     ticks: u64,
-    /// Namespaces whose sysctl files may stay open (four descriptors each): an eighth of the
-    /// open-file limit.
-    keep_files: usize,
+    /// The budget was reached (logged once).
+    over_budget: bool,
+    /// Who holds the sockets of stalled flows.
+    zero_window: zero_window::Owners,
 }
 
 impl MibSampler {
     pub fn new() -> Self {
+        raise_nofile();
         Self {
             worker: None,
             state: HashMap::new(),
             reader: Some(Reader::default()),
             tw_per_netns: procnet::kernel_tw_per_netns(),
             ticks: 0,
-            keep_files: nofile_soft() / 32,
+            over_budget: false,
+            zero_window: zero_window::Owners::default(),
         }
     }
 
@@ -119,16 +143,45 @@ impl MibSampler {
     }
 }
 
-/// The soft open-file limit (0 when unknown).
-fn nofile_soft() -> usize {
+/// The open-file limit (soft, hard); None when unknown.
+fn nofile() -> Option<libc::rlimit> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit(2) fills the struct it is given.
-    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } {
-        0 => usize::try_from(r.rlim_cur).unwrap_or(usize::MAX),
-        _ => 0,
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0).then_some(r)
+}
+
+/// Namespaces whose handles may stay open: half of the soft open-file limit, read on every
+/// tick (an operator may lower it on a running daemon).
+fn handle_budget() -> usize {
+    nofile().map_or(0, |r| {
+        usize::try_from(r.rlim_cur).unwrap_or(usize::MAX) / 2 / FDS_PER_NS
+    })
+}
+
+/// Raises the soft open-file limit to the hard one (at most 2^20). The namespace handles need
+/// [`FDS_PER_NS`] descriptors per namespace: 500 namespaces take 4 500, over the usual soft
+/// limit of 1 024.
+fn raise_nofile() {
+    let Some(r) = nofile() else {
+        return;
+    };
+    let want = r.rlim_max.min(1 << 20);
+    if r.rlim_cur < want {
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: r.rlim_max,
+        };
+        // SAFETY: setrlimit(2) reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                from = r.rlim_cur,
+                to = want,
+                "raised the soft open-file limit for the namespace handles"
+            );
+        }
     }
 }
 
@@ -145,7 +198,7 @@ struct Job {
     state: NsState,
     refresh: bool,
     eaddrnotavail: bool,
-    /// The sysctl files may stay open.
+    /// The handles may stay open.
     keep: bool,
 }
 
@@ -157,7 +210,11 @@ impl Sampler for MibSampler {
     fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
         self.ticks += 1;
         let mut jobs = Vec::with_capacity(ctx.active.len());
-        let mut kept = 0;
+        // Namespaces that hold handles keep them (all drop them if the limit was lowered under
+        // them); new ones get them while the budget lasts.
+        let budget = handle_budget();
+        let holding = self.state.values().filter(|s| s.files.is_open()).count();
+        let mut room = budget.saturating_sub(holding);
         for &ns in ctx.active {
             let path = if ns == ctx.own_netns {
                 None
@@ -168,8 +225,22 @@ impl Sampler for MibSampler {
                 }
             };
             let state = self.state.remove(&ns).unwrap_or_default();
-            let keep = kept < self.keep_files;
-            kept += usize::from(keep);
+            let keep = match state.files.is_open() {
+                true => holding <= budget,
+                false if room > 0 => {
+                    room -= 1;
+                    true
+                }
+                false => false,
+            };
+            if !keep && !self.over_budget {
+                self.over_budget = true;
+                tracing::info!(
+                    namespaces = budget,
+                    "namespace handles at their descriptor budget: namespaces beyond it are \
+                     entered on every tick"
+                );
+            }
             jobs.push(Job {
                 ns,
                 path,
@@ -197,19 +268,39 @@ impl Sampler for MibSampler {
             .as_ref()
             .expect("worker started")
             .run(move |at| {
-                let out: Vec<(u32, std::io::Result<(MibSample, NsState)>)> = jobs
+                type Sampled = (MibSample, Option<ZeroWindowSample>, NsState);
+                let out: Vec<(u32, std::io::Result<Sampled>)> = jobs
                     .into_iter()
                     .map(|mut j| {
-                        let r = at.enter(j.path.as_deref()).map(|()| {
+                        let path = j.path;
+                        let mut enter = || at.enter(path.as_deref());
+                        let r = (|| {
+                            if !j.state.files.is_open() {
+                                enter()?;
+                                j.state.files = NetFiles::open_here();
+                            }
                             let s = read(
                                 j.ns,
                                 &mut j.state,
-                                (j.refresh, j.eaddrnotavail, j.keep),
+                                (j.refresh, j.eaddrnotavail),
                                 &mut reader,
                                 tw_per_netns,
+                                &mut enter,
                             );
-                            (s, j.state)
-                        });
+                            let z = zero_window::sample(
+                                j.ns,
+                                s.tcp_win_probe,
+                                &mut j.state.zero_window,
+                                &mut j.state.diag,
+                                &mut enter,
+                                &mut reader.rx,
+                            );
+                            if !j.keep {
+                                j.state.files = NetFiles::default();
+                                j.state.diag = None;
+                            }
+                            Ok((s, z, j.state))
+                        })();
                         (j.ns, r)
                     })
                     .collect();
@@ -225,38 +316,44 @@ impl Sampler for MibSampler {
         };
         self.reader = Some(reader);
         let mut out = Vec::with_capacity(results.len());
+        let now = std::time::Instant::now();
         for (ns, r) in results {
             match r {
-                Ok((s, st)) => {
+                Ok((s, z, st)) => {
                     self.state.insert(ns, st);
                     out.push(Input::Mib(s));
+                    if let Some(mut z) = z {
+                        self.zero_window.fill(&mut z, now);
+                        out.push(Input::ZeroWindow(z));
+                    }
                 }
                 Err(e) => tracing::debug!(netns = ns, error = %e, "MIB sample unavailable"),
             }
         }
+        self.zero_window.retain(|ns| self.state.contains_key(&ns));
         out
     }
 }
 
-/// Reads one namespace from inside it (the calling thread's).
-/// `hints`: (listener refresh due, EADDRNOTAVAIL since the last tick, sysctl files may stay
-/// open).
+/// Reads one namespace through its open files (`st.files`); `enter` enters it, for making its
+/// NETLINK_SOCK_DIAG socket at the first dump. `hints`: (listener refresh due, EADDRNOTAVAIL
+/// since the last tick).
 fn read(
     netns: u32,
     st: &mut NsState,
-    hints: (bool, bool, bool),
+    hints: (bool, bool),
     r: &mut Reader,
     tw_per_netns: bool,
+    enter: &mut dyn FnMut() -> std::io::Result<()>,
 ) -> MibSample {
     let mut s = MibSample {
         netns,
         ..Default::default()
     };
-    if !hints.2 {
-        st.sysctls = SysctlFiles::default();
-    }
-    r.mib(&mut s, &mut st.sysctls, hints.2);
-    let sock = r.sockstat();
+    let sock = r.with(&mut st.files, |r| {
+        r.mib(&mut s);
+        r.sockstat()
+    });
     let p = plan(&s, sock, tw_per_netns, st.listen_key, hints.0, hints.1);
     if let Some(k) = sock {
         s.sockets = k.inuse4 + k.inuse6 + k.tw;
@@ -269,30 +366,52 @@ fn read(
         return s;
     }
     let mut agg = SocketAgg::new(s.port_range);
+    // Listeners are counted in `inuse`; TIME_WAIT sockets (in `tw`, both families) matter
+    // only to the TIME_WAIT and ephemeral dumps.
+    let tw = p.time_wait || p.ephemeral;
     let families = [
-        (AF_INET, sock.is_none_or(|k| k.inuse4 > 0 || k.tw > 0)),
-        (AF_INET6, sock.is_none_or(|k| k.inuse6 > 0 || k.tw > 0)),
+        (
+            AF_INET,
+            sock.is_none_or(|k| k.inuse4 > 0 || (tw && k.tw > 0)),
+        ),
+        (
+            AF_INET6,
+            sock.is_none_or(|k| k.inuse6 > 0 || (tw && k.tw > 0)),
+        ),
     ];
-    let dumped = netns::diag_socket().and_then(|sock_fd| {
-        for (family, any) in families {
-            if !any {
-                continue;
+    let any = families.iter().any(|f| f.1);
+    let mut made = Ok(());
+    if st.diag.is_none() && any {
+        made = enter()
+            .and_then(|()| netns::diag_socket())
+            .map(|d| st.diag = Some(d));
+    }
+    let dumped = match (&st.diag, made) {
+        (_, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(()),
+        (Some(sock_fd), Ok(())) => (|| {
+            for (family, any) in families {
+                if !any {
+                    continue;
+                }
+                let mut states = StateFlags::empty();
+                if p.listeners {
+                    states |= StateFlags::LISTEN;
+                }
+                if p.ephemeral {
+                    states |= StateFlags::all() & !StateFlags::LISTEN;
+                } else if p.time_wait {
+                    states |= StateFlags::TIME_WAIT;
+                }
+                netns::dump_tcp_with(sock_fd, family, states, &mut r.rx, |h| agg.add(h))?;
             }
-            let mut states = StateFlags::empty();
-            if p.listeners {
-                states |= StateFlags::LISTEN;
-            }
-            if p.ephemeral {
-                states |= StateFlags::all() & !StateFlags::LISTEN;
-            } else if p.time_wait {
-                states |= StateFlags::TIME_WAIT;
-            }
-            netns::dump_tcp_with(&sock_fd, family, states, &mut r.rx, |h| agg.add(h))?;
-        }
-        Ok(())
-    });
+            Ok(())
+        })(),
+    };
     if let Err(e) = dumped {
         tracing::debug!(netns, error = %e, "INET_DIAG dump failed");
+        // A dump that failed half way may leave messages behind: a new socket next time.
+        st.diag = None;
         if p.time_wait && !tw_per_netns {
             s.time_wait = None;
         }

@@ -103,18 +103,70 @@ fn a_sample_round_trips_through_json() {
     assert_eq!(serde_json::from_str::<MibSample>(&v).unwrap(), s);
 }
 
-/// The sampler reads the daemon's own namespace (no privileges needed for that).
+/// The sampler reads the daemon's own namespace (no privileges needed for that), through
+/// handles it keeps: the second read needs no `enter` and uses the same socket.
 #[test]
 fn reads_the_own_namespace() {
-    let mut st = NsState::default();
-    let s = read(
-        1,
-        &mut st,
-        (true, false, false),
-        &mut Reader::default(),
-        true,
-    );
+    let mut st = NsState {
+        files: NetFiles::open_here(),
+        ..Default::default()
+    };
+    let mut r = Reader::default();
+    let s = read(1, &mut st, (true, false), &mut r, true, &mut || Ok(()));
     assert!(s.port_range.is_some());
     assert!(s.tcp_max_tw_buckets.is_some());
     assert!(s.time_wait.is_some());
+    assert!(st.diag.is_some(), "the dump's socket is kept");
+    let again = read(1, &mut st, (true, false), &mut r, true, &mut || {
+        Err(std::io::Error::other("entered again"))
+    });
+    assert_eq!(again.port_range, s.port_range);
+    assert!(st.diag.is_some());
+}
+
+/// Handles opened inside a namespace read that namespace from a thread outside it. Needs
+/// CAP_SYS_ADMIN to make the namespace (skipped without).
+#[test]
+fn handles_read_their_namespace_from_outside() {
+    let made = std::thread::spawn(
+        || -> std::io::Result<Option<(NsState, std::net::TcpListener)>> {
+            if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+                return Ok(None);
+            }
+            std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "40000 40009")?;
+            let l = std::net::TcpListener::bind("0.0.0.0:0")?;
+            let st = NsState {
+                files: NetFiles::open_here(),
+                diag: Some(netns::diag_socket()?),
+                ..Default::default()
+            };
+            Ok(Some((st, l)))
+        },
+    )
+    .join()
+    .unwrap()
+    .unwrap();
+    let Some((mut st, l)) = made else {
+        eprintln!("skipped: cannot make a network namespace here");
+        return;
+    };
+    let port = l.local_addr().unwrap().port();
+    let s = read(
+        7,
+        &mut st,
+        (true, false),
+        &mut Reader::default(),
+        true,
+        &mut || Err(std::io::Error::other("must not enter")),
+    );
+    assert_eq!(
+        s.port_range,
+        Some(PortRange {
+            lo: 40000,
+            hi: 40009
+        })
+    );
+    assert_eq!(s.sockets, 1, "the namespace's one listener");
+    assert_eq!(s.listeners.len(), 1);
+    assert_eq!(s.listeners[0].port, port);
 }

@@ -1,8 +1,8 @@
-//! What the MIB sampler reads from inside a namespace at a cost independent of how many sockets
-//! the node has: the TCP MIB (`/proc/thread-self/net/snmp`, `netstat`), the socket counts of
-//! `sockstat` / `sockstat6`, and the namespace's sysctls. Buffers are kept from one namespace
-//! to the next; only the counters detectors use are parsed (no map of every counter).
-use std::io::Read;
+//! What the MIB sampler reads of a namespace at a cost independent of how many sockets the node
+//! has: the TCP MIB (`/proc/thread-self/net/snmp`, `netstat`), the socket counts of
+//! `sockstat` / `sockstat6`, and the namespace's sysctls, through files opened once inside it
+//! ([`NetFiles`]). Buffers are kept from one namespace to the next; only the counters detectors
+//! use are parsed (no map of every counter).
 use std::path::Path;
 
 use crate::model::sample::{MibSample, PortRange};
@@ -18,61 +18,100 @@ pub struct SockStat {
     pub tw: u64,
 }
 
-/// The sysctls a sample carries, in the order of [`SysctlFiles`]' slots.
-const SYSCTLS: [&str; 4] = [
+/// What a sample reads, in the order of [`NetFiles`]' slots: the namespace's `/proc/net`
+/// files, then its sysctls ([`SYSCTL_SLOT`] on).
+const FILES: [&str; 8] = [
+    "/proc/thread-self/net/snmp",
+    "/proc/thread-self/net/netstat",
+    "/proc/thread-self/net/sockstat",
+    "/proc/thread-self/net/sockstat6",
     "/proc/sys/net/ipv4/tcp_max_tw_buckets",
     "/proc/sys/net/ipv4/ip_local_port_range",
     "/proc/sys/net/ipv4/tcp_tw_reuse",
     "/proc/sys/net/core/somaxconn",
 ];
+const SYSCTL_SLOT: usize = 4;
+/// Descriptors one namespace's [`NetFiles`] hold when all are open.
+pub const NET_FILES: usize = FILES.len();
 
-/// One namespace's sysctl files, kept open from one tick to the next. Looking a `/proc/sys`
-/// path up costs time proportional to the number of namespaces on the host (every namespace
-/// has its own dentries on the same dcache chains), so reading four of them per namespace and
-/// tick is quadratic; `pread` on an open file walks nothing. An open sysctl file does not keep
-/// its namespace alive: once the namespace is deleted, reads fail (ENOENT) and the file is
-/// dropped.
+/// One namespace's procfs files, opened once from inside it and read with `pread` at offset 0
+/// on every tick, from any thread: a `/proc/net` file is bound to the namespace it was opened
+/// in (its seq_file regenerates from the start on a read at offset 0), and so is a sysctl file.
+/// Opening costs a path walk that grows with the number of namespaces on the host (every
+/// namespace has its own dentries on the same dcache chains) and needs the reading thread to
+/// be in the namespace (`setns`); reading an open file needs neither.
+///
+/// An open `/proc/net` file holds a reference on its namespace: the owner closes the files as
+/// soon as no path leads to the namespace any more (within a tick of its deletion).
 #[derive(Debug, Default)]
-pub struct SysctlFiles {
-    files: [Option<std::fs::File>; 4],
+pub struct NetFiles {
+    files: [Option<std::fs::File>; FILES.len()],
+    opened: bool,
 }
 
-impl SysctlFiles {
+impl NetFiles {
+    /// Opens the files of the calling thread's namespace; a file that cannot be opened (no
+    /// IPv6: no `sockstat6`) stays absent and reads as missing. Out of descriptors, the result
+    /// does not count as open (tried again on the next tick).
+    pub fn open_here() -> Self {
+        let mut full = false;
+        let files = FILES.map(|p| {
+            std::fs::File::open(p)
+                .map_err(|e| full |= matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+                .ok()
+        });
+        Self {
+            files,
+            opened: !full,
+        }
+    }
+
+    /// Whether [`open_here`](Self::open_here) made these (some files may still be absent).
+    pub fn is_open(&self) -> bool {
+        self.opened
+    }
+
     /// Open descriptors held.
     pub fn open(&self) -> usize {
         self.files.iter().flatten().count()
     }
 
-    fn read(&mut self, i: usize, keep: bool) -> Option<String> {
+    /// The whole file in `slot` into `buf`, its length; None when it is absent or the read
+    /// fails. Sysctls are read with a small buffer (the kernel allocates one of the size asked
+    /// for), `/proc/net` files with one they fit in.
+    fn read(&self, slot: usize, buf: &mut Vec<u8>) -> Option<usize> {
         use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 64];
-        if let Some(f) = &self.files[i] {
-            match f.read_at(&mut buf, 0) {
-                Ok(n) => return String::from_utf8(buf[..n].to_vec()).ok(),
-                Err(_) => self.files[i] = None,
+        let f = self.files[slot].as_ref()?;
+        let mut len = if slot >= SYSCTL_SLOT { 64 } else { 8192 };
+        loop {
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            // A seq_file returns all it generated in one read when the buffer is larger.
+            match f.read_at(&mut buf[..len], 0) {
+                Ok(n) if n < len => return Some(n),
+                Ok(_) if len < 1 << 20 => len *= 2,
+                _ => return None,
             }
         }
-        let f = std::fs::File::open(SYSCTLS[i]).ok()?;
-        let n = f.read_at(&mut buf, 0).ok()?;
-        if keep {
-            self.files[i] = Some(f);
-        }
-        String::from_utf8(buf[..n].to_vec()).ok()
     }
 }
 
-/// Reusable buffers for reading procfs text.
+/// Reusable buffers for reading procfs text, and the files of the namespace being read.
 #[derive(Default)]
 pub struct Reader {
     buf: String,
+    raw: Vec<u8>,
     /// The INET_DIAG receive buffer.
     pub rx: Vec<u8>,
+    /// The namespace's files while it is read (swapped in and out by [`with`](Self::with)).
+    files: NetFiles,
 }
 
 /// Counters wanted from `snmp` (`Tcp:` lines) and `netstat` (`TcpExt:` lines), in the order of
 /// the fields they fill.
 const TCP: [&str; 2] = ["OutSegs", "RetransSegs"];
-const TCP_EXT: [&str; 7] = [
+const TCP_EXT: [&str; 8] = [
     "ListenOverflows",
     "ListenDrops",
     "TCPTimeWaitOverflow",
@@ -80,24 +119,44 @@ const TCP_EXT: [&str; 7] = [
     "SyncookiesSent",
     "TCPReqQFullDoCookies",
     "TCPRetransFail",
+    "TCPWinProbe",
 ];
 
 impl Reader {
-    fn read(&mut self, path: &str) -> bool {
-        self.buf.clear();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut self.buf))
-            .is_ok()
+    /// Runs `f` with `files` as the files to read (see [`mib`](Self::mib)).
+    pub fn with<T>(&mut self, files: &mut NetFiles, f: impl FnOnce(&mut Self) -> T) -> T {
+        std::mem::swap(&mut self.files, files);
+        let r = f(self);
+        std::mem::swap(&mut self.files, files);
+        r
     }
 
-    /// The MIB counters and sysctls of the calling thread's namespace into `s`. The sysctl
-    /// files are `files` (that namespace's), kept open for the next tick when `keep`.
-    pub fn mib(&mut self, s: &mut MibSample, files: &mut SysctlFiles, keep: bool) {
+    /// The file at `path` (one of [`FILES`]) into `self.buf`.
+    fn read(&mut self, path: &str) -> bool {
+        self.buf.clear();
+        let Some(slot) = FILES.iter().position(|p| *p == path) else {
+            return false;
+        };
+        let Some(n) = self.files.read(slot, &mut self.raw) else {
+            return false;
+        };
+        match std::str::from_utf8(&self.raw[..n]) {
+            Ok(t) => {
+                self.buf.push_str(t);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The MIB counters and sysctls of the namespace whose files are in use (see
+    /// [`with`](Self::with)) into `s`.
+    pub fn mib(&mut self, s: &mut MibSample) {
         let mut tcp = [0u64; 2];
         if self.read("/proc/thread-self/net/snmp") {
             values(&self.buf, "Tcp", &TCP, &mut tcp);
         }
-        let mut ext = [0u64; 7];
+        let mut ext = [0u64; 8];
         if self.read("/proc/thread-self/net/netstat") {
             values(&self.buf, "TcpExt", &TCP_EXT, &mut ext);
         }
@@ -110,16 +169,20 @@ impl Reader {
             s.syncookies_sent,
             s.req_q_full_do_cookies,
             s.tcp_retrans_fail,
+            s.tcp_win_probe,
         ] = ext;
-        let mut v: [Option<String>; 4] = Default::default();
-        for (i, slot) in v.iter_mut().enumerate() {
-            *slot = files.read(i, keep);
-        }
-        let num = |x: &Option<String>| x.as_deref().and_then(|t| t.trim().parse().ok());
-        s.tcp_max_tw_buckets = num(&v[0]);
-        s.port_range = v[1].as_deref().and_then(parse_port_range);
-        s.tcp_tw_reuse = num(&v[2]);
-        s.somaxconn = num(&v[3]);
+        let num = |r: &mut Self, i: usize| {
+            r.read(FILES[SYSCTL_SLOT + i])
+                .then(|| r.buf.trim().parse().ok())
+                .flatten()
+        };
+        s.tcp_max_tw_buckets = num(self, 0);
+        s.port_range = self
+            .read(FILES[SYSCTL_SLOT + 1])
+            .then(|| parse_port_range(&self.buf))
+            .flatten();
+        s.tcp_tw_reuse = num(self, 2);
+        s.somaxconn = num(self, 3);
     }
 
     /// `sockstat` and `sockstat6`; None when `sockstat` cannot be read.
@@ -151,7 +214,10 @@ pub fn values(text: &str, prefix: &str, names: &[&str], out: &mut [u64]) {
         if p1 != prefix || p2 != prefix {
             continue;
         }
-        for (n, v) in head.split_whitespace().zip(vals.split_whitespace()) {
+        for (n, v) in head
+            .split_ascii_whitespace()
+            .zip(vals.split_ascii_whitespace())
+        {
             if let Some(i) = names.iter().position(|x| *x == n) {
                 out[i] = v.parse().unwrap_or(0);
             }
@@ -264,17 +330,22 @@ mod tests {
     fn reads_the_own_namespace() {
         let mut r = Reader::default();
         let mut s = MibSample::default();
-        let mut files = SysctlFiles::default();
-        r.mib(&mut s, &mut files, true);
-        assert_eq!(files.open(), 4);
+        let mut files = NetFiles::open_here();
+        assert!(files.open() >= 7, "sockstat6 may be absent without IPv6");
+        r.with(&mut files, |r| r.mib(&mut s));
         let mut again = MibSample::default();
-        r.mib(&mut again, &mut files, true);
+        r.with(&mut files, |r| r.mib(&mut again));
         assert_eq!(
             again.port_range, s.port_range,
             "read again through the open files"
         );
         assert!(s.port_range.is_some());
         assert!(s.tcp_max_tw_buckets.is_some());
-        assert!(r.sockstat().is_some());
+        assert!(s.tcp_out_segs <= again.tcp_out_segs);
+        assert!(r.with(&mut files, |r| r.sockstat()).is_some());
+        assert!(
+            Reader::default().sockstat().is_none(),
+            "no files, nothing read"
+        );
     }
 }

@@ -146,7 +146,7 @@ fn file_values_apply_flags_override_and_logs_can_be_json() {
     for l in &logs {
         let v: serde_json::Value =
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
+        assert!(v["level"].is_string() && v["ts"].is_string(), "{l}");
     }
     // The flag wins over the file.
     let mut d = Daemon::start(

@@ -290,6 +290,20 @@ const MB_RTO: u64 = 3;
 #[test]
 fn mtu_blackhole_opens_and_clears() {
     require_root();
+    if !crate::kernel_features::retransmit_tracepoint_has("family") {
+        // Before 5.11 (5.10) tcp_retransmit_skb has no `family`: the per-flow pattern is off,
+        // and the daemon must say so rather than stay silent (docs/kernels.md).
+        let ns = Netns::new("mb-old");
+        let mut d = Daemon::start(&ns, &[]);
+        let attached = d.wait_attached();
+        crate::kernel_features::assert_uncovered(
+            &attached["detail"]["coverage"],
+            "mtu_blackhole",
+            "family",
+        );
+        d.finish();
+        return;
+    }
     repeat("mtu_blackhole", BOUND_RATE_MS, |_| mtu_blackhole_once());
 }
 

@@ -1,7 +1,8 @@
 //! `sockopt_failfast` end to end. A client namespace connects to a server namespace whose
-//! nftables drop SYNs to one port: connects there hang in SYN_SENT (~127 s by default). 25
-//! connects that the client abandons after 300 ms open `connect_timeout_cascade` for that
-//! destination in the client's namespace. The daemon runs in the server's namespace, so the
+//! nftables drop SYNs to one port: connects there hang in SYN_SENT (~127 s by default). 26
+//! connects that time out (13 by root, 13 by nobody, `TCP_USER_TIMEOUT` 1.2 s: the evidence
+//! the remedy requires, timeouts from more than one uid) open `connect_timeout_cascade` for
+//! that destination in the client's namespace. The daemon runs in the server's namespace, so the
 //! policy is installed across namespaces (netns inode -> netns cookie).
 //!
 //! - enforce: the policy is verified; 5 new connects to the destination fail in <= 3 s
@@ -30,6 +31,12 @@ const TABLE: &str = "gtfailfast";
 const REMEDY: &str = "sockopt_failfast";
 /// The policies' lifetime in the enforce scenario (`[remedies.sockopt_failfast] ttl_ms`).
 const TTL_MS: u64 = 8000;
+
+/// The engine's TTL for the policy: [`TTL_MS`], times GUARDIAN_TIME_SCALE capped at 4 in a
+/// TCG VM, where the steps between the apply and the recovery connect took over 8 s (6.12).
+fn ttl_ms() -> u64 {
+    (TTL_MS as f64 * guardian_tests::util::time_scale().min(4.0)) as u64
+}
 
 fn attached_to_cgroup(d: &mut Daemon) {
     let attached = d.wait_attached();
@@ -67,11 +74,17 @@ fn lab(subnet: u8, mode: &str, remedies: &str) -> Lab {
     );
     let dir = state.path().join("state");
     let config = state.path().join("guardian.toml");
-    // The daemon runs in the server's namespace and acts in the client's: only there.
+    // The daemon runs in the server's namespace and acts in the client's: only there. The
+    // fault stays open (clear_after_ms above), so when the policy expires the engine may act
+    // again as a recurrence once the subject's cooldown has passed: the cooldown is set longer
+    // than the (scaled) TTL and its slop, so the expiry test sees the revert alone. With the
+    // default 30 s cooldown a 6.1 VM run (TTL 8 s x 4 = 32 s) re-applied the policy 8 ms
+    // after `expired`, which is the engine's documented behaviour, not a leak.
+    let cooldown_s = ttl_ms() / 1000 * 2 + 60;
     std::fs::write(
         &config,
         format!(
-            "[safety]\nnamespaces = [\"{}\"]\n[remedies.sockopt_failfast]\n{remedies}",
+            "[safety]\nnamespaces = [\"{}\"]\nper_subject_cooldown_s = {cooldown_s}\n[remedies.sockopt_failfast]\n{remedies}",
             c.name()
         ),
     )
@@ -129,6 +142,18 @@ fn stats(v: &mut [f64]) -> (f64, f64) {
 #[test]
 fn enforce_makes_new_connects_to_the_dead_destination_fail_within_3s() {
     require_root();
+    if crate::kernel_features::kernel() < (5, 15) {
+        // 5.10: a sock_ops program cannot call bpf_get_netns_cookie. The daemon runs without
+        // the remedy and must say so in `coverage` (docs/kernels.md).
+        let mut l = lab(110, "enforce", "");
+        let attached = l.d.wait_attached();
+        let f = crate::kernel_features::feature(&attached["detail"]["coverage"], "sock_ops");
+        assert_eq!(f["state"], "unavailable", "{f}");
+        let reason = f["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("bpf_get_netns_cookie"), "{f}");
+        l.d.finish();
+        return;
+    }
     let (mut heal, mut fail) = (Vec::new(), Vec::new());
     for run in 1..=runs() {
         let (h, mut f) = enforce_once();
@@ -149,11 +174,11 @@ fn enforce_makes_new_connects_to_the_dead_destination_fail_within_3s() {
 }
 
 fn enforce_once() -> (f64, Vec<f64>) {
-    let mut l = lab(110, "enforce", &format!("ttl_ms = {TTL_MS}\n"));
+    let mut l = lab(110, "enforce", &format!("ttl_ms = {}\n", ttl_ms()));
     attached_to_cgroup(&mut l.d);
     let (netns, dst) = (l.c.inode(), l.dst);
     let n = l.d.count();
-    abandon_connects(&l.c, dst);
+    timeout_connects(&l.c, dst, &[0, 65534], 13);
     let (_, opened) = l.d.wait_for_after(
         n,
         move |e| {
@@ -220,8 +245,10 @@ fn enforce_once() -> (f64, Vec<f64>) {
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
+    // The policy's 2.5 s user timeout plus 0.5 s of slop (times GUARDIAN_TIME_SCALE in a VM).
+    let bound = 2500.0 + 500.0 * guardian_tests::util::time_scale();
     assert!(
-        fails.iter().all(|&ms| ms <= 3000.0),
+        fails.iter().all(|&ms| ms <= bound),
         "fail-fast connects took {fails:?} ms"
     );
     assert!(u64_at(&ours(map)[0].1, 16) >= 5, "hits counted");
@@ -236,7 +263,7 @@ fn enforce_once() -> (f64, Vec<f64>) {
             .unwrap(),
         3
     );
-    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(t.elapsed() < guardian_tests::util::scaled(Duration::from_secs(1)));
 
     // The destination comes back: the connect gets the policy during the handshake only.
     nft_delete(&l.s, TABLE);
@@ -291,11 +318,14 @@ fn enforce_once() -> (f64, Vec<f64>) {
     let (_, expired) = l.d.wait_for_after(
         n,
         move |e| is_remedy(e, REMEDY, "expired") && on_dst(e, netns, dst),
-        Duration::from_millis(TTL_MS + 5000),
+        Duration::from_millis(ttl_ms() + 5000),
     );
+    // From `verified`, which comes after the apply the TTL counts from: the slop is scaled
+    // both ways in a VM (6.1 under TCG: verified 537 ms after the apply).
     let lived = millis_between(event_time(&verified), event_time(&expired));
+    let scale = guardian_tests::util::time_scale();
     assert!(
-        lived >= TTL_MS as f64 - 500.0 && lived < TTL_MS as f64 + 3000.0,
+        lived >= ttl_ms() as f64 - 500.0 * scale && lived < ttl_ms() as f64 + 3000.0 * scale,
         "lived {lived} ms"
     );
     assert!(ours(map).is_empty());
@@ -324,7 +354,7 @@ fn observe_plans_only_and_connects_still_hang() {
     attached_to_cgroup(&mut l.d);
     let (netns, dst) = (l.c.inode(), l.dst);
     let n = l.d.count();
-    abandon_connects(&l.c, dst);
+    timeout_connects(&l.c, dst, &[0, 65534], 13);
     let (_, planned) = l.d.wait_for_after(
         n,
         move |e| is_remedy(e, REMEDY, "planned") && on_dst(e, netns, dst),
@@ -378,7 +408,7 @@ fn without_the_sock_ops_program_the_daemon_runs_and_the_remedy_skips() {
     assert!(err.contains("guardian_failfast"), "{attached}");
     let (netns, dst) = (l.c.inode(), l.dst);
     let n = l.d.count();
-    abandon_connects(&l.c, dst);
+    timeout_connects(&l.c, dst, &[0, 65534], 13);
     let (_, skipped) = l.d.wait_for_after(
         n,
         move |e| {

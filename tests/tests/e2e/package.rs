@@ -58,6 +58,10 @@ fn the_deb_installs_runs_and_removes_in_a_fresh_debian_root() {
         "etc/guardian/guardian.toml",
         "usr/share/doc/guardian/prometheus-rules.yaml",
         "usr/share/doc/guardian/grafana-dashboard.json",
+        "usr/share/bash-completion/completions/guardian",
+        "usr/share/zsh/vendor-completions/_guardian",
+        "usr/share/fish/vendor_completions.d/guardian.fish",
+        "usr/share/man/man1/guardian.1.gz",
     ] {
         assert!(root.join(f).is_file(), "{f} installed");
     }

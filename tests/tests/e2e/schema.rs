@@ -74,7 +74,8 @@ fn remedy() -> Value {
         json!({"netns":1,"remedy":"route_restore","fault":"route_lost","result":"planned",
                "mode":"observe","incident":"01J","subject":{"route":"10.250.5.0/24"},
                "change":{"before":null,"after":{"via":"10.77.5.2"}},"rollback_id":null,
-               "elapsed_ms":0.25}),
+               "elapsed_ms":0.25,
+               "message":"route_restore planned for route lost on 10.250.5.0/24"}),
     )
 }
 
@@ -110,7 +111,8 @@ fn accepts_minimal_and_optional_shapes() {
         with(
             base("fault"),
             json!({"netns":1,"fault":"syn_flood","layer":4,"severity":"critical","state":"opened",
-                   "incident":"01J","subject":{"port":443},"evidence":null}),
+                   "incident":"01J","subject":{"port":443},"evidence":null,
+                   "message":"syn flood on port 443: 9000 SYNs in 1000 ms"}),
         ),
         with(
             base("fault"),
@@ -118,7 +120,8 @@ fn accepts_minimal_and_optional_shapes() {
                    "incident":"01J","subject":{"route":"10.9.0.0/24"},
                    "evidence":{"by":{"portid":812,"pid":812,"comm":"bird"},
                                "by_text":"pid 812 (bird)","protocol":"bird",
-                               "owner":"control_plane"}}),
+                               "owner":"control_plane"},
+                   "message":"route lost on 10.9.0.0/24: 10.9.0.0/24 (bird) is missing"}),
         ),
     ] {
         validate_event(&ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
@@ -181,7 +184,7 @@ fn rejects_contract_violations() {
             with(
                 base("fault"),
                 json!({"netns":1,"fault":"route_lost","layer":3,"severity":"info",
-                       "state":"opened","incident":"01J","subject":{},
+                       "state":"opened","incident":"01J","subject":{},"message":"route lost",
                        "evidence":{"by":{"pid":812}}}),
             ),
         ),
@@ -190,6 +193,16 @@ fn rejects_contract_violations() {
             "unknown result",
             with(remedy(), json!({"result":"exploded"})),
         ),
+        ("remedy without its message", {
+            let mut r = remedy();
+            r.as_object_mut().unwrap().remove("message");
+            r
+        }),
+        (
+            "a message of two lines",
+            with(remedy(), json!({"message":"planned\nsecond line"})),
+        ),
+        ("empty message", with(remedy(), json!({"message":""}))),
         ("missing rollback_id", {
             let mut r = remedy();
             r.as_object_mut().unwrap().remove("rollback_id");

@@ -72,9 +72,14 @@ fn time_wait_gauge_equals_ss() {
     let tw_entries = u64_field(fin, "tw_entries");
     // The kernel skips a tracepoint run that interrupts a tracing program on the same CPU
     // (softirq over process context) and counts it; guardian reports those as loss events.
+    // Before 6.7 the kernel does not count them: guardian infers a lower bound from the
+    // TIME_WAIT gauge (`inferred:sock_state`); a 6.1 VM run lost 6 of 200 that way.
     let missed = events
         .iter()
-        .filter(|e| e["type"] == "loss" && e["source"] == "recursion:sock_state")
+        .filter(|e| {
+            e["type"] == "loss"
+                && (e["source"] == "recursion:sock_state" || e["source"] == "inferred:sock_state")
+        })
         .filter_map(|e| e["total"].as_u64())
         .max()
         .unwrap_or(0);

@@ -9,6 +9,9 @@ use super::stats::{median, spread};
 use super::Ctx;
 use crate::cmd;
 
+/// Records per second per core, decoded and written as a line (millions).
+const GOAL_M_PER_S: f64 = 3.0;
+
 pub fn run(ctx: &Ctx) -> Result<Measured> {
     let (secs, rounds) = if ctx.quick { ("0.3", "3") } else { ("1", "5") };
     let mut bench = cmd::cargo(["bench", "--package", "guardian", "--bench", "event_decode"]);
@@ -52,8 +55,15 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
             format!("{:.1}×", ns / base_ns),
         ]);
     }
+    let per_core = median(&line) / 1e6;
     Ok(Measured {
         tables: vec![t],
+        goals: vec![(
+            format!(
+                "decode + NDJSON line ≥ {GOAL_M_PER_S} M records/s per core (measured {per_core:.2} M)"
+            ),
+            per_core >= GOAL_M_PER_S,
+        )],
         headline: vec![(
             "Ring buffer records decoded per second per core (decode / decode + NDJSON line)"
                 .into(),

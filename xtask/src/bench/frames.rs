@@ -87,6 +87,23 @@ pub fn udp(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> Vec<u8>
     ethernet(dst_mac, &ipv4(src, dst, IPPROTO_UDP, &u))
 }
 
+/// A DNS message over UDP from `src`:`sport` to `dst`:`dport`: a query for `example.com` A
+/// (`answer` false) or its NOERROR answer header (QR set; no records: only the header is
+/// read).
+pub fn dns(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, answer: bool) -> Vec<u8> {
+    let mut d = vec![0x12, 0x34]; // id
+    d.extend_from_slice(if answer { &[0x81, 0x80] } else { &[0x01, 0x00] });
+    d.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // 1 question
+    d.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+    let mut u = Vec::with_capacity(8 + d.len());
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + d.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(&d);
+    ethernet(OTHER_HOST_MAC, &ipv4(src, dst, IPPROTO_UDP, &u))
+}
+
 /// Parses `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
@@ -132,6 +149,20 @@ mod tests {
         assert_eq!(f.len(), 60);
         assert_eq!(f[14 + 9], IPPROTO_UDP);
         assert_eq!(u16::from_be_bytes([f[16], f[17]]), 46);
+    }
+
+    #[test]
+    fn dns_frames_carry_the_ports_and_qr() {
+        let q = dns(A, B, 40000, 53, false);
+        assert_eq!(u16::from_be_bytes([q[36], q[37]]), 53);
+        assert_eq!(q[42 + 2] >> 7, 0);
+        let r = dns(B, A, 53, 40000, true);
+        assert_eq!(u16::from_be_bytes([r[34], r[35]]), 53);
+        assert_eq!(r[42 + 2] >> 7, 1);
+        assert_eq!(
+            usize::from(u16::from_be_bytes([r[38], r[39]])),
+            r.len() - 34
+        );
     }
 
     #[test]

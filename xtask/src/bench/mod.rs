@@ -14,6 +14,10 @@ mod facts;
 mod footprint;
 mod frames;
 pub mod helper;
+mod http;
+mod http_load;
+mod http_report;
+mod http_sys;
 mod overload;
 mod peers;
 mod probe;
@@ -37,7 +41,8 @@ use report::{Measured, Outcome, Results};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Benchmarks to run (default: all): xdp, probe, decode, overload, peers, footprint, scale
+    /// Benchmarks to run (default: all): xdp, probe, decode, overload, peers, footprint, scale,
+    /// http
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     /// Shorter runs (about 2 minutes in all) for a quick look; noisier
@@ -88,6 +93,11 @@ const BENCHES: &[(&str, &str, BenchFn)] = &[
         "scale",
         "CPU and RSS with 1 to 500 namespaces and 10 000 sockets",
         scale::run,
+    ),
+    (
+        "http",
+        "nginx requests/s and CPU per request with guardian --http",
+        http::run,
     ),
 ];
 

@@ -6,8 +6,10 @@
 //!    common path every packet takes; a SYN's extra cost (counted per source and per port)
 //!    is reported on its own line.
 //! 2. Packets per second through a veth pair: an AF_PACKET blaster in namespace A sends to
-//!    namespace B, where B's end runs (a) no XDP program, (b) `xdp_noop`, (c) the real daemon
-//!    with `--xdp` (its XDP program, plus the tcx DNS programs it adds on that interface).
+//!    namespace B, where B's end runs (a) no XDP program, (b) `xdp_noop`, (c) `xdp_noop` and
+//!    `tc_noop` at tcx ingress (what entering the tcx hook costs, whatever the program), (d)
+//!    the real daemon with `--xdp` (its XDP program, plus the tcx DNS programs it adds on that
+//!    interface).
 //!    The frames carry a destination MAC no one has, so B's stack drops them at once and the
 //!    time goes to the driver and the programs. Everything runs on the sender's CPU (veth
 //!    processes inline), so 1/rate is the full per-packet cost and the difference of 1/rate
@@ -23,11 +25,15 @@ use serde_json::json;
 use super::daemon::Guardian;
 use super::report::{Measured, Table};
 use super::stats::{median, spread};
-use super::xdp_prog::{self, TestRun, GUARDIAN, NOOP};
+use super::xdp_prog::{self, TestRun, DNS_EGRESS, DNS_INGRESS, GUARDIAN, NOOP, TC_NOOP};
 use super::{blast::Blast, frames, Ctx};
 
 const SUBNET: u8 = 200;
 const GOAL_NS: f64 = 15.0;
+/// A SYN's cost over the no-op (program alone).
+const GOAL_SYN_NS: f64 = 40.0;
+/// guardian's daemon (XDP + tcx) over the no-op XDP program, per packet through the veth.
+const GOAL_VETH_NS: f64 = 30.0;
 
 pub fn run(ctx: &Ctx) -> Result<Measured> {
     let object = xdp_prog::object_path()?;
@@ -35,6 +41,8 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
     let runs = test_runs(ctx, &object)?;
     let (prog_table, overhead) = test_run_table(&runs);
     m.tables.push(prog_table);
+    let (tc_table, tc_not_dns) = tc_test_run_table(&runs);
+    m.tables.push(tc_table);
     let (rate_table, rates) = packet_rates(ctx, &object)?;
     m.tables.push(rate_table);
     let common = overhead
@@ -55,6 +63,17 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
         "XDP program cost over a no-op, a TCP SYN (counted per source and per port)".into(),
         format!("{syn:+.1} ns/packet"),
     ));
+    m.headline.push((
+        "tcx DNS programs' cost over a no-op tc program, a packet that is not DNS (BPF_PROG_TEST_RUN, worst of ingress/egress)".into(),
+        format!("{tc_not_dns:+.1} ns/packet"),
+    ));
+    if let Some(hook) = rates.tc_hook_ns() {
+        m.notes.push(format!(
+            "Entering the tcx hook at all (xdp_noop + tc_noop vs xdp_noop, packet rate): \
+             {hook:+.1} ns/packet; this is the kernel's cost of any tcx program on the \
+             interface, which `[interfaces] dns = []` avoids where DNS is not wanted."
+        ));
+    }
     // The packet-rate difference is a note, not a headline: on this 2-core machine the
     // generator's noise is larger than the program's cost.
     if let Some(per_packet) = rates.guardian_over_noop_ns() {
@@ -70,6 +89,19 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
         ),
         common <= GOAL_NS,
     ));
+    m.goals.push((
+        format!("≤ {GOAL_SYN_NS} ns over the no-op for a TCP SYN (program alone)"),
+        syn <= GOAL_SYN_NS,
+    ));
+    if let Some(per_packet) = rates.guardian_over_noop_ns() {
+        m.goals.push((
+            format!(
+                "≤ +{GOAL_VETH_NS} ns per packet through the veth, guardian run --xdp (XDP + \
+                 tcx) vs xdp_noop (measured {per_packet:+.1} ns)"
+            ),
+            per_packet <= GOAL_VETH_NS,
+        ));
+    }
     m.notes.push(
         "The program-alone numbers are the precise ones: the packet-rate run adds the \
          generator, the veth and the machine's other load to every packet, and its spread \
@@ -110,6 +142,10 @@ fn test_run_table(runs: &[TestRun]) -> (Table, Vec<(String, f64)>) {
         ],
     );
     let mut overheads = Vec::new();
+    let runs: Vec<&TestRun> = runs
+        .iter()
+        .filter(|r| r.program == NOOP || r.program == GUARDIAN)
+        .collect();
     let mut packets: Vec<&str> = runs.iter().map(|r| r.packet.as_str()).collect();
     packets.dedup();
     packets.sort();
@@ -135,15 +171,65 @@ fn test_run_table(runs: &[TestRun]) -> (Table, Vec<(String, f64)>) {
     (t, overheads)
 }
 
+/// (table, worst of the DNS programs − tc_noop on the frame that is not DNS).
+fn tc_test_run_table(runs: &[TestRun]) -> (Table, f64) {
+    let mut t = Table::new(
+        "tcx DNS programs alone: BPF_PROG_TEST_RUN, 10^6 runs per sample, median ns/run (spread)",
+        &["program", "frame", "tc_noop", "program", "program − no-op"],
+    );
+    let ns = |prog: &str, packet: &str| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.packet == packet && r.program == prog)
+            .map(|r| f64::from(r.ns_per_run))
+            .collect()
+    };
+    let mut packets: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.program == TC_NOOP)
+        .map(|r| r.packet.as_str())
+        .collect();
+    packets.sort();
+    packets.dedup();
+    let mut not_dns = f64::MIN;
+    for program in [DNS_INGRESS, DNS_EGRESS] {
+        for packet in &packets {
+            let (noop, prog) = (ns(TC_NOOP, packet), ns(program, packet));
+            if noop.is_empty() || prog.is_empty() {
+                continue;
+            }
+            let over = median(&prog) - median(&noop);
+            if !packet.starts_with("dns") {
+                not_dns = not_dns.max(over);
+            }
+            t.row(&[
+                program.to_string(),
+                packet.to_string(),
+                format!("{:.0} ({})", median(&noop), spread(&noop, 0)),
+                format!("{:.0} ({})", median(&prog), spread(&prog, 0)),
+                format!("{over:+.1} ns"),
+            ]);
+        }
+    }
+    (t, not_dns)
+}
+
 #[derive(Default)]
 struct Rates {
     samples: Vec<serde_json::Value>,
     none: Vec<f64>,
     noop: Vec<f64>,
+    noop_tc: Vec<f64>,
     guardian: Vec<f64>,
 }
 
 impl Rates {
+    fn tc_hook_ns(&self) -> Option<f64> {
+        if self.noop.is_empty() || self.noop_tc.is_empty() {
+            return None;
+        }
+        Some(1e9 / median(&self.noop_tc) - 1e9 / median(&self.noop))
+    }
+
     fn guardian_over_noop_ns(&self) -> Option<f64> {
         if self.noop.is_empty() || self.guardian.is_empty() {
             return None;
@@ -159,11 +245,15 @@ fn packet_rates(ctx: &Ctx, object: &std::path::Path) -> Result<(Table, Rates)> {
     let (rounds, secs) = if ctx.quick { (1, 2.0) } else { (3, 3.0) };
     let mut rates = Rates::default();
     for round in 0..rounds {
-        for config in ["none", "xdp_noop", "guardian"] {
+        for config in ["none", "xdp_noop", "noop_tc", "guardian"] {
             // The attachment lives exactly as long as this guard.
             let held: Box<dyn std::any::Any> = match config {
                 "none" => Box::new(()),
                 "xdp_noop" => Box::new(Held::attach(ctx, &b, object, NOOP, &v.b_if)?),
+                "noop_tc" => Box::new((
+                    Held::attach(ctx, &b, object, NOOP, &v.b_if)?,
+                    Held::attach(ctx, &b, object, TC_NOOP, &v.b_if)?,
+                )),
                 _ => Box::new(Guardian::start(&ctx.guardian, &b, &["--xdp", &v.b_if])?),
             };
             // Let the daemon finish its start-up work before measuring.
@@ -186,6 +276,7 @@ fn packet_rates(ctx: &Ctx, object: &std::path::Path) -> Result<(Table, Rates)> {
             match config {
                 "none" => rates.none.push(pps),
                 "xdp_noop" => rates.noop.push(pps),
+                "noop_tc" => rates.noop_tc.push(pps),
                 _ => rates.guardian.push(pps),
             }
         }
@@ -206,6 +297,7 @@ fn packet_rates(ctx: &Ctx, object: &std::path::Path) -> Result<(Table, Rates)> {
     for (label, xs) in [
         ("no XDP program", &rates.none),
         ("xdp_noop (baseline)", &rates.noop),
+        ("xdp_noop + tc_noop at tcx ingress", &rates.noop_tc),
         ("guardian run --xdp (XDP + tcx)", &rates.guardian),
     ] {
         let kpps: Vec<f64> = xs.iter().map(|p| p / 1e3).collect();

@@ -3,9 +3,11 @@
 //! `cargo xtask bench xdp` starts:
 //!
 //! - `test-run`: times `xdp_noop` and `guardian_xdp` with BPF_PROG_TEST_RUN on fixed frames
-//!   (a TCP SYN, a TCP ACK, a UDP datagram);
-//! - `attach`: attaches one of them to an interface of the namespace it runs in and holds it
-//!   until its stdin closes (or a time limit), like the daemon would.
+//!   (a TCP SYN, a TCP ACK, a UDP datagram), and `tc_noop` and the tcx DNS programs on a UDP
+//!   datagram that is not DNS, a DNS query and a DNS answer;
+//! - `attach`: attaches one of the no-ops (or `guardian_xdp`) to an interface of the
+//!   namespace it runs in and holds it until its stdin closes (or a time limit), like the
+//!   daemon would (tc programs through tcx, at ingress).
 //!
 //! aya puts a program into the kernel only when `load()` is called on it by name, so loading
 //! the object here loads nothing else, and the daemon never loads `xdp_noop`.
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::{tc::TcAttachOptions, LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Btf, Ebpf, EbpfLoader};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +26,9 @@ use crate::cmd;
 
 pub const NOOP: &str = "xdp_noop";
 pub const GUARDIAN: &str = "guardian_xdp";
+pub const TC_NOOP: &str = "tc_noop";
+pub const DNS_INGRESS: &str = "guardian_dns_ingress";
+pub const DNS_EGRESS: &str = "guardian_dns_egress";
 
 /// The newest non-empty `guardian-ebpf` object under `target/release/build/guardian-*/out/`
 /// (an empty one is the placeholder of an `AYA_BUILD_SKIP` build).
@@ -68,6 +73,15 @@ fn load_object(path: &Path) -> Result<Ebpf> {
 
 fn load_xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} is not in the object"))?
+        .try_into()?;
+    prog.load().with_context(|| format!("loading {name}"))?;
+    Ok(prog)
+}
+
+fn load_tc<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+    let prog: &mut SchedClassifier = ebpf
         .program_mut(name)
         .with_context(|| format!("program {name} is not in the object"))?
         .try_into()?;
@@ -146,8 +160,21 @@ pub fn test_run_all(object: &Path, repeat: u32, rounds: u32) -> Result<()> {
         let fd = load_xdp(&mut ebpf, name)?.fd()?.as_fd().as_raw_fd();
         fds.push((name, fd));
     }
+    let mut tc_fds = Vec::new();
+    for name in [TC_NOOP, DNS_INGRESS, DNS_EGRESS] {
+        let fd = load_tc(&mut ebpf, name)?.fd()?.as_fd().as_raw_fd();
+        tc_fds.push((name, fd));
+    }
     let a = std::net::Ipv4Addr::new(10, 77, 200, 1);
     let b = std::net::Ipv4Addr::new(10, 77, 200, 2);
+    let udp = frames::udp(frames::OTHER_HOST_MAC, a, b, 9);
+    let query = frames::dns(a, b, 40000, 53, false);
+    let answer = frames::dns(b, a, 53, 40000, true);
+    let tc_packets = [
+        ("udp_60B".to_string(), udp.clone()),
+        (format!("dns_query_{}B", query.len()), query),
+        (format!("dns_answer_{}B", answer.len()), answer),
+    ];
     let packets = [
         (
             "tcp_syn_74B",
@@ -157,16 +184,18 @@ pub fn test_run_all(object: &Path, repeat: u32, rounds: u32) -> Result<()> {
             "tcp_ack_66B",
             frames::ack(frames::OTHER_HOST_MAC, a, b, 8080),
         ),
-        ("udp_60B", frames::udp(frames::OTHER_HOST_MAC, a, b, 9)),
+        ("udp_60B", udp),
     ];
     let mut out = Vec::new();
     for round in 0..rounds {
-        for (packet, frame) in &packets {
-            for (program, fd) in &fds {
+        let xdp = packets.iter().map(|(p, f)| (p.to_string(), f, &fds));
+        let tc = tc_packets.iter().map(|(p, f)| (p.clone(), f, &tc_fds));
+        for (packet, frame, fds) in xdp.chain(tc) {
+            for (program, fd) in fds {
                 let (ns, retval) = test_run(*fd, frame, repeat)?;
                 out.push(TestRun {
                     program: program.to_string(),
-                    packet: packet.to_string(),
+                    packet: packet.clone(),
                     round,
                     repeat,
                     ns_per_run: ns,
@@ -183,9 +212,19 @@ pub fn test_run_all(object: &Path, repeat: u32, rounds: u32) -> Result<()> {
 /// prints `attached`, and holds it until stdin closes or `max` passes.
 pub fn attach_and_hold(object: &Path, program: &str, iface: &str, max: Duration) -> Result<()> {
     let mut ebpf = load_object(object)?;
-    let prog = load_xdp(&mut ebpf, program)?;
-    prog.attach(iface, XdpMode::default())
-        .with_context(|| format!("attaching {program} to {iface}"))?;
+    if program == TC_NOOP {
+        let prog = load_tc(&mut ebpf, program)?;
+        prog.attach_with_options(
+            iface,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .with_context(|| format!("attaching {program} to {iface} (tcx ingress)"))?;
+    } else {
+        let prog = load_xdp(&mut ebpf, program)?;
+        prog.attach(iface, XdpMode::default())
+            .with_context(|| format!("attaching {program} to {iface}"))?;
+    }
     println!("attached");
     let start = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();

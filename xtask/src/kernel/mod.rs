@@ -28,6 +28,84 @@ pub const SMOKE: &[&str] = &[
     "xdp_syn::",
 ];
 
+/// The kernel suite (`cargo xtask test --kernel V`, or `--suite kernel`): one end-to-end test
+/// per feature or program type whose behaviour can differ per kernel (docs/kernels.md), as
+/// (libtest filter, what it proves). Latency bounds are scaled by [`TIME_SCALE_ENV`].
+pub const SUITE: &[(&str, &str)] = &[
+    (
+        "doctor::doctor_passes_as_root",
+        "doctor proves every feature by attaching (tracepoints, XDP, tcx or clsact, sock_ops)",
+    ),
+    (
+        "kernel_features::",
+        "`attached` coverage matches the kernel (tracefs format, tcx); sockstat tw per netns",
+    ),
+    (
+        "retransmits::",
+        "exact retransmits = nstat (TCPRetransFail added before 6.17)",
+    ),
+    (
+        "link_heal::enforce_brings_a_keep_up_link_back",
+        "link heal (netlink)",
+    ),
+    (
+        "link_heal::enforce_restores_a_deleted_route",
+        "route restore (netlink)",
+    ),
+    ("xdp_syn::", "XDP: SYNs per source"),
+    (
+        "faults_links_dns::dns_failure",
+        "DNS programs through tcx, or clsact before 6.6",
+    ),
+    (
+        "time_wait::",
+        "TIME_WAIT: sockstat and sock:inet_sock_set_state",
+    ),
+    (
+        "heal_failfast::enforce_makes_new_connects",
+        "sock_ops remedy in a cgroup",
+    ),
+    (
+        "connection_refused::",
+        "sk_err read through BTF offsets (tracepoints)",
+    ),
+    (
+        "http::nginx",
+        "syscall tracepoints and libssl uprobes (--http)",
+    ),
+    (
+        "faults_flows::mtu_blackhole",
+        "per-flow retransmits (`family`); on 5.10 the degradation is reported",
+    ),
+];
+
+/// Which tests a VM runs when no filter is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// [`SUITE`]: what can differ per kernel (the default)
+    Kernel,
+    /// [`SMOKE`]: CI's subset
+    Smoke,
+    /// every end-to-end test (hours under TCG)
+    All,
+}
+
+impl Suite {
+    /// The libtest filters of this suite (none for `All`: every test).
+    pub fn filters(self) -> Vec<OsString> {
+        match self {
+            Suite::Kernel => SUITE.iter().map(|(f, _)| f.into()).collect(),
+            Suite::Smoke => SMOKE.iter().map(Into::into).collect(),
+            Suite::All => Vec::new(),
+        }
+    }
+}
+
+/// The guest's `kinfo` step: the release, and the kallsyms entries of the functions that
+/// skip (and, from 6.7, count) recursive tracepoint runs.
+const KINFO: &str = "uname -r; grep -E ' (trace_call_bpf|perf_trace_run_bpf_submit|\
+    bpf_prog_inc_misses_counters?|bpf_trace_run1|__bpf_trace_run)$' /proc/kallsyms";
+
 /// What the guest runs: the binaries the host built.
 pub struct Binaries {
     pub guardian: PathBuf,
@@ -151,7 +229,9 @@ fn one(
         ("RUST_BACKTRACE".to_string(), "1".to_string()),
     ];
     let mut e2e = format!(
-        "cd {} && {} --test-threads=1",
+        // --nocapture: the figures the tests print (counts, latencies, sockstat) are the
+        // matrix's measurements, kept in e2e.txt.
+        "cd {} && {} --test-threads=1 --nocapture",
         vm::quote(&s(&cmd::repo_root()?.join("tests"))),
         vm::quote(&s(&bins.e2e))
     );
@@ -164,6 +244,9 @@ fn one(
             "doctor",
             format!("{} doctor", vm::quote(&s(&bins.guardian))),
         ),
+        // Where the kernel counts skipped tracepoint runs (docs/kernels.md): the symbols,
+        // at their link addresses (`nokaslr`), to disassemble in the package's vmlinuz.
+        ("kinfo", KINFO.to_string()),
         ("e2e", e2e),
     ];
     vm::modprobe_wrapper(kernel, &out)?;

@@ -227,7 +227,7 @@ pub fn boot(
         .arg(initrd);
     c.args([
         "-append",
-        "console=ttyS0 rdinit=/init panic=-1 edd=off mitigations=off loglevel=4",
+        "console=ttyS0 rdinit=/init panic=-1 edd=off mitigations=off nokaslr loglevel=4",
     ]);
     c.arg("-virtfs")
         .arg(share("hostroot", Path::new("/"), true));

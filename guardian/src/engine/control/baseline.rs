@@ -42,7 +42,7 @@ impl Engine {
         let present = self
             .kernel
             .nl
-            .dump_routes()
+            .dump_watched_routes()
             .await
             .map_err(|e| format!("cannot read the routing table: {e}"))?;
         let (dropped, added) = accept_diff(&self.baseline, &present, prefix);

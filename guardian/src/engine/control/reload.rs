@@ -63,7 +63,7 @@ impl Engine {
         }
         let safety = self.cfg.safety != new.safety;
         self.cfg.safety = new.safety;
-        tracing::info!(detectors = ?changed, remedies, safety, "configuration reloaded");
+        tracing::info!(detectors = %crate::logging::json(&changed), remedies, safety, "configuration reloaded");
         json!({"detectors": changed, "remedies": remedies, "safety": safety})
     }
 

@@ -27,3 +27,20 @@ pub struct Evidence {
     pub somaxconn: Option<u64>,
     pub window_ms: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        let mut s = format!(
+            "{} accept-queue overflows, {} SYNs dropped in {} ms",
+            self.overflows, self.drops, self.window_ms
+        );
+        if let Some(l) = &self.listener {
+            s.push_str(&format!(
+                "; listener {}:{} queue {}/{}",
+                l.addr, l.port, l.queued, l.backlog
+            ));
+        }
+        s
+    }
+}

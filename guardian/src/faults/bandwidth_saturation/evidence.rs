@@ -22,3 +22,19 @@ pub struct Evidence {
     pub top_talkers: Vec<Talker>,
     pub utilization: f64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        use crate::output::message::{bits, pct};
+        format!(
+            "{} {} of {} ({}, threshold {}) for {} ms",
+            self.direction,
+            bits(self.rate_bps),
+            bits(self.capacity_bps),
+            pct(self.utilization),
+            pct(self.threshold),
+            self.hold_ms
+        )
+    }
+}

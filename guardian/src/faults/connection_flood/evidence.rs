@@ -11,3 +11,13 @@ pub struct Evidence {
     pub limit_per_sec: f64,
     pub span_ms: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        format!(
+            "{} connections in {} ms ({:.0}/s, limit {:.0}/s)",
+            self.connections, self.span_ms, self.connections_per_sec, self.limit_per_sec
+        )
+    }
+}

@@ -12,3 +12,13 @@ pub struct Evidence {
     /// The namespace's refused connects since attach (all destinations).
     pub refused_total: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        format!(
+            "{} connects refused in {} ms (threshold {})",
+            self.refused_connects, self.span_ms, self.threshold
+        )
+    }
+}

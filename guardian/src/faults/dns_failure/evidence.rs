@@ -19,3 +19,23 @@ pub struct Evidence {
     pub unanswered: u64,
     pub window_ms: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        use crate::output::message::pct;
+        format!(
+            "{} of {} queries to {} failed in {} ms ({}, threshold {}): {} SERVFAIL, {} REFUSED, {} NXDOMAIN, {} unanswered",
+            self.failed,
+            self.queries,
+            self.resolver,
+            self.window_ms,
+            pct(self.failure_ratio),
+            pct(self.threshold),
+            self.servfail,
+            self.refused,
+            self.nxdomain,
+            self.unanswered
+        )
+    }
+}

@@ -28,3 +28,20 @@ pub struct Evidence {
     pub total: u64,
     pub window_ms: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        let mut s = format!(
+            "{} connects found no free local port ({:.1}/s over {} ms)",
+            self.total, self.rate_per_s, self.window_ms
+        );
+        if let (Some(used), Some([lo, hi])) = (self.range_used, self.port_range) {
+            s.push_str(&format!(
+                "; one destination holds {} of the range {lo}-{hi}",
+                crate::output::message::pct(used)
+            ));
+        }
+        s
+    }
+}

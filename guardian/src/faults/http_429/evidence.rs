@@ -18,3 +18,19 @@ pub struct Evidence {
     pub threshold: f64,
     pub window_ms: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        use crate::output::message::pct;
+        format!(
+            "{} of {} responses from {} were 429 in {} ms ({}, threshold {})",
+            self.s429,
+            self.responses,
+            self.service,
+            self.window_ms,
+            pct(self.ratio),
+            pct(self.threshold)
+        )
+    }
+}

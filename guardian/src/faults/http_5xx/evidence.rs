@@ -23,3 +23,24 @@ pub struct Evidence {
     pub threshold: f64,
     pub window_ms: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        use crate::output::message::pct;
+        format!(
+            "{} of {} responses from {} were 5xx in {} ms ({}, threshold {}): 500 {}, 502 {}, 503 {}, 504 {}, other {}",
+            self.s5xx,
+            self.responses,
+            self.service,
+            self.window_ms,
+            pct(self.ratio),
+            pct(self.threshold),
+            self.s500,
+            self.s502,
+            self.s503,
+            self.s504,
+            self.other_5xx
+        )
+    }
+}

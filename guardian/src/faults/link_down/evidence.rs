@@ -37,3 +37,27 @@ pub struct Evidence {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        let mut s = if self.removed {
+            "the link was deleted".to_string()
+        } else if let Some(down) = self.down_ms {
+            match down {
+                Some(ms) => format!("up again after {ms:.0} ms"),
+                None => "up again".to_string(),
+            }
+        } else {
+            match self.reason {
+                Some(Reason::AdminDown) => "set administratively down".to_string(),
+                Some(Reason::OperDown) => "no carrier (operationally down)".to_string(),
+                None => format!("admin up {}, oper up {}", self.admin_up, self.oper_up),
+            }
+        };
+        if let Some(by) = &self.by_text {
+            s.push_str(&format!(", by {by}"));
+        }
+        s
+    }
+}

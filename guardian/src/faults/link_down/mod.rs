@@ -205,6 +205,7 @@ impl Detector for LinkDown {
             NetEvent::RouteAdded(_)
             | NetEvent::RouteDeleted(_)
             | NetEvent::BaselineAccepted { .. } => vec![],
+            NetEvent::AddressRemoved { .. } => vec![],
         }
     }
 }

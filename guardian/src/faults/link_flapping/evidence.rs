@@ -18,3 +18,19 @@ pub struct Evidence {
     pub up: bool,
     pub window_ms: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        if self.removed {
+            return "the link was deleted".to_string();
+        }
+        format!(
+            "{} up/down transitions in {} ms (threshold {}), now {}",
+            self.transitions_in_window,
+            self.window_ms,
+            self.threshold,
+            if self.up { "up" } else { "down" }
+        )
+    }
+}

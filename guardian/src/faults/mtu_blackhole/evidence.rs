@@ -19,3 +19,13 @@ pub struct Evidence {
     pub sport: u16,
     pub threshold: u32,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        format!(
+            "{} consecutive timeout retransmits of {}-byte segments (mss {}, threshold {}) over {} flows",
+            self.rto_retransmits, self.segment_len, self.mss, self.threshold, self.flows
+        )
+    }
+}

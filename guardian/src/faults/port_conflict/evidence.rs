@@ -32,3 +32,17 @@ pub struct Evidence {
     pub holders: Vec<Holder>,
     pub since_last_report: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        let held = match self.holders.first() {
+            Some(h) => format!("held by {}:{} ({})", h.addr, h.port, h.state),
+            None => "held by a socket no longer listed".to_string(),
+        };
+        format!(
+            "{} (pid {}) could not bind: the port is {held}; conflicts: {}",
+            self.binder.comm, self.binder.pid, self.conflicts
+        )
+    }
+}

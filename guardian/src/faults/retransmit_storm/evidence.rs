@@ -13,3 +13,18 @@ pub struct Evidence {
     pub trigger_ratio: f64,
     pub window_ms: u64,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        use crate::output::message::pct;
+        format!(
+            "{} of {} segments retransmitted in {} ms ({}, threshold {})",
+            self.retrans_segs,
+            self.sent_segs,
+            self.window_ms,
+            pct(self.ratio),
+            pct(self.trigger_ratio)
+        )
+    }
+}

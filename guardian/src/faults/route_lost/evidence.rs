@@ -36,3 +36,27 @@ pub struct Evidence {
     /// The baseline route, exactly as captured at start.
     pub route: RouteSpec,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        // The event's subject already names the route, its gateway and interface.
+        let mut s = format!("the {} route", self.protocol);
+        if self.accepted {
+            s.push_str(" is no longer protected: the operator accepted its loss");
+        } else if let Some(lost) = self.lost_ms {
+            match lost {
+                Some(ms) => s.push_str(&format!(" is back after {ms:.0} ms")),
+                None => s.push_str(" is back"),
+            }
+        } else if self.oif_up == Some(true) {
+            s.push_str(" is missing; its interface is up again");
+        } else {
+            s.push_str(" is missing from the kernel's table");
+        }
+        if let Some(by) = &self.by_text {
+            s.push_str(&format!(", by {by}"));
+        }
+        s
+    }
+}

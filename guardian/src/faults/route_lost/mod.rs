@@ -238,6 +238,7 @@ impl Detector for RouteLost {
                 vec![self.finding(FaultState::Cleared, &spec, d)]
             }
             NetEvent::BaselineAccepted { dropped, added } => self.accept(dropped, added, now),
+            NetEvent::AddressRemoved { .. } => vec![],
         }
     }
 }

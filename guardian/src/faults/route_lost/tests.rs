@@ -237,3 +237,58 @@ fn a_control_planes_route_is_info_and_names_its_owner() {
     assert_eq!(f[0].severity, Severity::Error);
     assert_eq!(f[0].evidence.json()["by_text"], "the kernel");
 }
+
+/// Ownership is the same in every table and for every shape: a policy-routing table's route,
+/// an ECMP route and a nexthop-object route are restored when the kernel dropped them, left
+/// to a process that deleted them, and never restored when a control plane owns them.
+#[test]
+fn other_tables_and_shapes_follow_the_same_ownership() {
+    use crate::netlink::NextHop;
+    let mut table100 = v4();
+    table100.table = 100;
+    let hop = |gw: &str, weight| NextHop {
+        gateway: Some(gw.parse().unwrap()),
+        oif: 3,
+        weight,
+        onlink: false,
+    };
+    let ecmp = RouteSpec::new("10.251.0.0".parse().unwrap(), 24)
+        .multipath(vec![hop("10.0.0.2", 1), hop("10.0.0.3", 2)]);
+    let nhid = RouteSpec::new("10.252.0.0".parse().unwrap(), 24)
+        .nhid(10)
+        .dev(3);
+    let ip = Who {
+        portid: 4242,
+        pid: Some(4242),
+        comm: Some("ip".into()),
+        ..Who::default()
+    };
+    for route in [table100.clone(), ecmp, nhid, v6()] {
+        for (by, protocol, severity) in [
+            (Who::kernel("flushed while its link was down"), 3, Severity::Error),
+            (ip.clone(), 3, Severity::Warning),
+            (Who::port(0), 4, Severity::Error),
+            (ip.clone(), 12, Severity::Info),
+            (Who::port(0), 186, Severity::Info),
+        ] {
+            let mut r = route.clone();
+            r.protocol = protocol;
+            let mut d = RouteLost::new(vec![r.clone()], &[link(3, "va", true)]);
+            let del = NetEvent::RouteDeleted(crate::netlink::Change::by(r.clone(), Some(by.clone())));
+            let f = crate::faults::observe_net(&mut d, &del, Instant::now());
+            assert_eq!(f.len(), 1, "{r:?} by {by}");
+            assert_eq!(f[0].severity, severity, "{} by {by}", r.key());
+            assert_eq!(f[0].evidence.json()["route"]["table"], r.table);
+            let want = severity == Severity::Error;
+            assert_eq!(restorable(&r, Some(&by)), want, "{} by {by}", r.key());
+        }
+    }
+    // the same prefix in another table is another route
+    let mut d = RouteLost::new(vec![table100.clone()], &[link(3, "va", true)]);
+    assert!(crate::faults::observe_net(&mut d, &Del(v4()), Instant::now()).is_empty());
+    let f = crate::faults::observe_net(&mut d, &Del(table100), Instant::now());
+    assert_eq!(
+        f[0].key,
+        "route:ipv4 10.250.0.0/24 table 100 via 10.0.0.2 oif 3 metric 0"
+    );
+}

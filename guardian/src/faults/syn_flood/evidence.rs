@@ -27,3 +27,21 @@ pub struct Evidence {
     pub syns: u64,
     pub top_sources: Vec<Source>,
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        let mut s = format!(
+            "{} SYNs in {} ms ({:.0}/s, limit {:.0}/s), {} completed",
+            self.syns,
+            self.span_ms,
+            self.syn_per_sec,
+            self.limit_per_sec,
+            crate::output::message::pct(self.completion_ratio)
+        );
+        if let Some(top) = self.top_sources.first() {
+            s.push_str(&format!("; top source {} ({} SYNs)", top.addr, top.syns));
+        }
+        s
+    }
+}

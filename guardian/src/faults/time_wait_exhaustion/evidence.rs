@@ -31,3 +31,34 @@ pub enum Evidence {
         trigger_ratio: f64,
     },
 }
+
+impl Evidence {
+    /// The sentence of the event's `message`.
+    pub fn detail(&self) -> String {
+        use crate::output::message::pct;
+        match self {
+            Evidence::Buckets {
+                time_wait,
+                tcp_max_tw_buckets,
+                ratio,
+                trigger_ratio,
+                ..
+            } => format!(
+                "{time_wait} TIME_WAIT sockets of tcp_max_tw_buckets {tcp_max_tw_buckets} ({}, threshold {})",
+                pct(*ratio),
+                pct(*trigger_ratio)
+            ),
+            Evidence::Range {
+                time_wait_to_dst,
+                range_size,
+                ratio,
+                trigger_ratio,
+                ..
+            } => format!(
+                "{time_wait_to_dst} TIME_WAIT sockets to one destination of a {range_size}-port range ({}, threshold {})",
+                pct(*ratio),
+                pct(*trigger_ratio)
+            ),
+        }
+    }
+}

@@ -11,12 +11,26 @@ use crate::remedy::kernel::Kernel;
 
 /// Why [`Action::AddRoute`](crate::remedy::Action::AddRoute) must not be applied now, if so.
 pub async fn add_precondition(nl: &Netlink, r: &RouteSpec) -> Option<String> {
-    if let Some(oif) = r.oif {
+    let oifs = r.oif.into_iter().chain(r.nexthops.iter().map(|h| h.oif));
+    for oif in oifs {
         match nl.get_link(oif).await {
             Ok(Some(l)) if l.admin_up => {}
             Ok(Some(l)) => return Some(format!("nexthop interface {} is down", l.name)),
             Ok(None) => return Some(format!("nexthop interface {oif} does not exist")),
             Err(e) => return Some(format!("cannot read the nexthop interface: {e}")),
+        }
+    }
+    if let Some(id) = r.nhid {
+        match crate::netlink::nexthop::exists(id) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Some(format!(
+                    "nexthop object {id} of route {r} no longer exists (the kernel removes a \
+                     link's nexthop objects when it goes down): guardian does not invent a \
+                     gateway; re-create the object (`ip nexthop add id {id} ...`) and the route"
+                ))
+            }
+            Err(e) => return Some(format!("cannot read nexthop object {id}: {e}")),
         }
     }
     match nl.route_present(r).await {

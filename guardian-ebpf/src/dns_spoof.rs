@@ -1,0 +1,47 @@
+//! `dns_spoofing_suspected`: DNS answers that match no outstanding query. Called by the tcx DNS
+//! programs (dns.rs) for every DNS packet they count: a query (egress) is remembered by
+//! (interface, resolver, client port, transaction id); an answer (ingress) consumes its query,
+//! or, matching none (a source that was not asked, or an id nobody used), is counted per
+//! (interface, source) in `DNS_UNMATCHED`.
+use aya_ebpf::{
+    macros::map,
+    maps::{LruHashMap, LruPerCpuHashMap},
+    programs::TcContext,
+};
+use guardian_common::{dns::DnsKey, shadows::DnsQueryKey};
+
+use crate::maps::lru_inc;
+
+/// Outstanding queries (value: unused). LRU: a query never answered ages out.
+#[map]
+pub static DNS_PENDING: LruHashMap<DnsQueryKey, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Answers that matched no outstanding query, per (interface, source).
+#[map]
+pub static DNS_UNMATCHED: LruPerCpuHashMap<DnsKey, u64> =
+    LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// `l4`: the UDP header's offset; `key`: the resolver (destination of a query, source of an
+/// answer).
+#[inline(always)]
+pub fn track(ctx: &TcContext, key: &DnsKey, l4: usize, ingress: bool) -> Option<()> {
+    let id = u16::from_be(ctx.load::<u16>(l4 + 8).ok()?);
+    // The client's port: the source of a query, the destination of its answer.
+    let port = u16::from_be(ctx.load::<u16>(l4 + if ingress { 2 } else { 0 }).ok()?);
+    let q = DnsQueryKey {
+        ifindex: key.ifindex,
+        family: key.family,
+        port,
+        id,
+        _pad: [0; 3],
+        addr: key.addr,
+    };
+    if !ingress {
+        let _ = DNS_PENDING.insert(&q, &1, 0);
+    } else if unsafe { DNS_PENDING.get(&q) }.is_some() {
+        let _ = DNS_PENDING.remove(&q);
+    } else {
+        lru_inc(&DNS_UNMATCHED, key);
+    }
+    Some(())
+}

@@ -1,0 +1,281 @@
+//! TLS handshake outcomes through OpenSSL, per (namespace, process, role, listener, peer):
+//! uprobes on `SSL_do_handshake`, `SSL_accept` and `SSL_connect` (entry and return) of every
+//! `libssl.so.3` that userspace found (the same attachment as `tls.rs`).
+//!
+//! - A return of 1 is a completed handshake (`ok`).
+//! - A return <= 0 is judged by the `SSL_get_error` the application calls next on the same
+//!   `SSL *` (nginx, Python's `_ssl` and curl all do): `SSL_ERROR_SSL` is a failure (an alert,
+//!   a rejected certificate), `SSL_ERROR_SYSCALL`/`ZERO_RETURN` an abort (the peer closed),
+//!   `WANT_READ`/`WANT_WRITE` a non-blocking handshake that goes on (not counted). Inspektor
+//!   Gadget hooks the same functions but drops these returns; they are the signal here.
+//! - The socket is the fd of the last read(2)/write(2) made inside the handshake (noted by
+//!   `http.rs`'s syscall tracepoints): `SSL_get_fd` is a function, not memory BPF can read.
+//! - The role comes from `SSL_set_accept_state`/`SSL_accept` (server) and
+//!   `SSL_set_connect_state`/`SSL_connect` (client), remembered per (tgid, `SSL *`).
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    helpers::bpf_get_current_pid_tgid,
+    macros::{map, uprobe, uretprobe},
+    maps::{HashMap, LruHashMap, LruPerCpuHashMap},
+    programs::{ProbeContext, RetProbeContext},
+};
+use guardian_common::{
+    http::{HttpKey, TlsKey},
+    tls::{outcome, HsCall, HsKey, HsPending, HsStats, ROLE_CLIENT, ROLE_SERVER},
+    AF_INET, AF_INET6,
+};
+
+use crate::http::{local_addr, sock_of_fd, HTTP_OFFSETS};
+use crate::kernel::{current_netns, read};
+use crate::maps::OFFSETS;
+
+/// Handshake calls in progress, by pid_tgid.
+#[map]
+static HS_CALLS: HashMap<u64, HsCall> = HashMap::with_max_entries(16384, 0);
+
+/// Failed returns waiting for `SSL_get_error`, by pid_tgid.
+#[map]
+static HS_PENDING: HashMap<u64, HsPending> = HashMap::with_max_entries(16384, 0);
+
+/// The role of each connection (`ROLE_SERVER`/`ROLE_CLIENT`).
+#[map]
+static HS_ROLE: LruHashMap<TlsKey, u8> = LruHashMap::with_max_entries(65536, 0);
+
+/// Outcomes per (netns, process, role, listener, peer). LRU: keys of processes long gone make
+/// room.
+#[map]
+pub static TLS_HANDSHAKES: LruPerCpuHashMap<HsKey, HsStats> =
+    LruPerCpuHashMap::with_max_entries(16384, 0);
+
+/// Called from `http.rs` at sys_enter_read/recvfrom/write/...: the fd OpenSSL uses.
+#[inline(always)]
+pub fn note_fd(id: u64, fd: u64) {
+    if fd < 3 {
+        return;
+    }
+    if let Some(p) = HS_CALLS.get_ptr_mut(&id) {
+        // SAFETY: this thread's own entry; no other program writes it meanwhile.
+        unsafe { (*p).fd = fd };
+    }
+}
+
+#[inline(always)]
+fn tls_key(ssl: u64, id: u64) -> TlsKey {
+    TlsKey {
+        ssl,
+        tgid: (id >> 32) as u32,
+        _pad: 0,
+    }
+}
+
+#[inline(always)]
+fn set_role(ctx: &ProbeContext, role: u8) {
+    if let Some(ssl) = ctx.arg::<u64>(0) {
+        let _ = HS_ROLE.insert(
+            &tls_key(ssl, bpf_get_current_pid_tgid()),
+            &role,
+            BPF_ANY as u64,
+        );
+    }
+}
+
+#[inline(always)]
+fn enter(ctx: &ProbeContext) {
+    let Some(ssl) = ctx.arg::<u64>(0) else {
+        return;
+    };
+    let id = bpf_get_current_pid_tgid();
+    if let Some(p) = HS_CALLS.get_ptr_mut(&id) {
+        // SAFETY: this thread's own entry. A nested call (SSL_accept -> SSL_do_handshake) is
+        // on the same `SSL *`; another one means a return was never seen (the thread died
+        // inside a handshake and its id was reused): start over.
+        unsafe {
+            if (*p).ssl == ssl {
+                (*p).depth += 1;
+                return;
+            }
+        }
+    }
+    let call = HsCall {
+        ssl,
+        fd: u64::MAX,
+        depth: 1,
+        _pad: 0,
+    };
+    let _ = HS_CALLS.insert(&id, &call, BPF_ANY as u64);
+}
+
+#[uprobe]
+pub fn tls_hs_enter(ctx: ProbeContext) -> u32 {
+    enter(&ctx);
+    0
+}
+
+#[uprobe]
+pub fn tls_accept_enter(ctx: ProbeContext) -> u32 {
+    set_role(&ctx, ROLE_SERVER);
+    enter(&ctx);
+    0
+}
+
+#[uprobe]
+pub fn tls_connect_enter(ctx: ProbeContext) -> u32 {
+    set_role(&ctx, ROLE_CLIENT);
+    enter(&ctx);
+    0
+}
+
+#[uprobe]
+pub fn tls_set_accept(ctx: ProbeContext) -> u32 {
+    set_role(&ctx, ROLE_SERVER);
+    0
+}
+
+#[uprobe]
+pub fn tls_set_connect(ctx: ProbeContext) -> u32 {
+    set_role(&ctx, ROLE_CLIENT);
+    0
+}
+
+/// The key of a handshake of `call` by the current task.
+#[inline(always)]
+fn hs_key(call: &HsCall, id: u64) -> HsKey {
+    let role = unsafe { HS_ROLE.get(&tls_key(call.ssl, id)).copied() }.unwrap_or(0);
+    let mut k = HsKey {
+        netns: current_netns(&OFFSETS.load()),
+        tgid: (id >> 32) as u32,
+        role,
+        ..Default::default()
+    };
+    if call.fd == u64::MAX {
+        return k;
+    }
+    let mut local = HttpKey::default();
+    local_addr(call.fd, &mut local);
+    if local.family == 0 {
+        return k;
+    }
+    let Some(sk) = sock_of_fd(call.fd) else {
+        return k;
+    };
+    let o = HTTP_OFFSETS.load();
+    let mut remote = [0u8; 16];
+    unsafe {
+        if local.family == AF_INET {
+            if let Some(a) = read::<[u8; 4]>(sk, o.skc_daddr) {
+                remote[..4].copy_from_slice(&a);
+            }
+        } else if local.family == AF_INET6 {
+            if let Some(a) = read::<[u8; 16]>(sk, o.skc_v6_daddr) {
+                remote = a;
+            }
+        }
+    }
+    k.family = local.family;
+    if role == ROLE_CLIENT {
+        // The listener is the server this process connected to.
+        let dport: u16 = unsafe { read(sk, o.skc_dport) }.unwrap_or(0);
+        k.addr = remote;
+        k.peer = local.addr;
+        k.port = u16::from_be(dport);
+    } else {
+        k.addr = local.addr;
+        // The accepted socket's own port is the listener's: `inet_sport` (network order),
+        // which stays when the peer's close already released the port (`skc_num` is 0 then).
+        let sport: u16 = unsafe { read(sk, o.inet_sport) }.unwrap_or(0);
+        k.port = match u16::from_be(sport) {
+            0 => local.port,
+            p => p,
+        };
+        k.peer = remote;
+    }
+    k
+}
+
+#[inline(always)]
+fn add(k: &HsKey, ok: u64, failed: u64, aborted: u64) {
+    if let Some(p) = TLS_HANDSHAKES.get_ptr_mut(k) {
+        // SAFETY: per-CPU value, only this CPU writes it.
+        unsafe {
+            (*p).ok += ok;
+            (*p).failed += failed;
+            (*p).aborted += aborted;
+        }
+        return;
+    }
+    let s = HsStats {
+        ok,
+        failed,
+        aborted,
+    };
+    let _ = TLS_HANDSHAKES.insert(k, &s, BPF_ANY as u64);
+}
+
+/// The return of the three handshake functions.
+#[uretprobe]
+pub fn tls_hs_exit(ctx: RetProbeContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(p) = HS_CALLS.get_ptr_mut(&id) else {
+        return 0;
+    };
+    // SAFETY: this thread's own entry.
+    let call = unsafe {
+        if (*p).depth > 1 {
+            (*p).depth -= 1;
+            return 0;
+        }
+        *p
+    };
+    let _ = HS_CALLS.remove(&id);
+    let ret: i32 = ctx.ret::<i32>();
+    let k = hs_key(&call, id);
+    if ret == 1 {
+        add(&k, 1, 0, 0);
+        return 0;
+    }
+    let pending = HsPending {
+        key: k,
+        ssl: call.ssl,
+        armed: 0,
+    };
+    let _ = HS_PENDING.insert(&id, &pending, BPF_ANY as u64);
+    0
+}
+
+/// `SSL_get_error(ssl, ret)` entry: arms the pending failure of the same `SSL *`, or drops a
+/// stale one (the application asked about another connection).
+#[uprobe]
+pub fn tls_get_error_enter(ctx: ProbeContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(p) = HS_PENDING.get_ptr_mut(&id) else {
+        return 0;
+    };
+    let ssl = ctx.arg::<u64>(0).unwrap_or(0);
+    // SAFETY: this thread's own entry.
+    unsafe {
+        if (*p).ssl == ssl {
+            (*p).armed = 1;
+            return 0;
+        }
+    }
+    let _ = HS_PENDING.remove(&id);
+    0
+}
+
+#[uretprobe]
+pub fn tls_get_error_exit(ctx: RetProbeContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(p) = (unsafe { HS_PENDING.get(&id).copied() }) else {
+        return 0;
+    };
+    if p.armed == 0 {
+        return 0;
+    }
+    let _ = HS_PENDING.remove(&id);
+    match outcome(ctx.ret::<i32>()) {
+        1 => add(&p.key, 0, 1, 0),
+        2 => add(&p.key, 0, 0, 1),
+        _ => {}
+    }
+    0
+}

@@ -1,0 +1,221 @@
+//! `tls_handshake_failure` (layer 6/7, observe only: the remedy is the report): a TLS listener
+//! whose handshakes fail, over 10 % of them, at least one every 10 s over 60 s.
+//!
+//! Input: cumulative handshake outcomes per (namespace, role, listener, peer, process) from
+//! the OpenSSL uprobes (`Input::Tls`, `guardian run --http`). A listener is one (namespace,
+//! role, address:port) summed over its processes and peers. Over the window: ratio = new
+//! failures / (new successes + new failures), rate = new failures / window. Aborts (the peer
+//! closed before the end: TCP health checks, scanners) are reported but do not count: they are
+//! not a TLS disagreement. Opens when ratio > `ratio` and rate >= `min_per_s`; the evidence
+//! names the failing peers with their counts.
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::http_5xx::services::Process;
+use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
+use super::window::Windows;
+use super::{Baseline, Detector, FaultId, Finding, Input};
+use crate::model::tls::{Role, TlsSample};
+use crate::model::{Severity, Subject};
+
+pub mod evidence;
+
+pub use evidence::Evidence;
+use evidence::Peer;
+
+pub const FAULT: FaultId = FaultId::TlsHandshakeFailure;
+/// Peers named in the evidence, at most.
+pub const MAX_PEERS: usize = 10;
+
+crate::faults::config::with_hysteresis! {
+    pub struct Config {
+        /// Fraction of failed handshakes above which the listener is failing.
+        pub ratio: f64,
+        /// Fewer failures per second than this over the window: no judgement.
+        pub min_per_s: f64,
+        pub window_ms: u64,
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ratio: 0.1,
+            min_per_s: 0.1,
+            window_ms: 60_000,
+            hysteresis: Hysteresis::new(0, 60_000, 10_000),
+        }
+    }
+}
+
+/// Counter indices: ok, failed, aborted.
+const OK: u8 = 0;
+const FAILED: u8 = 1;
+const ABORTED: u8 = 2;
+
+/// A series key: the listener (`peer` empty) or one of its peers.
+type Series = (Role, String, String, u8);
+
+pub struct TlsHandshakeFailure {
+    cfg: Config,
+    tracker: Tracker,
+    by_ns: HashMap<u32, Windows<Series>>,
+}
+
+/// One listener of a sample: its processes and peers, and their cumulative totals.
+#[derive(Default)]
+struct Listener {
+    addr: String,
+    port: u16,
+    processes: Vec<Process>,
+    /// Cumulative (ok, failed, aborted) per peer.
+    peers: HashMap<String, [u64; 3]>,
+}
+
+impl TlsHandshakeFailure {
+    pub fn new(cfg: Config) -> Self {
+        let tracker = Tracker::new(
+            FaultMeta {
+                fault: FAULT,
+                layer: 7,
+                severity: Severity::Error,
+            },
+            cfg.hysteresis,
+        );
+        Self {
+            cfg,
+            tracker,
+            by_ns: HashMap::new(),
+        }
+    }
+
+    fn on_sample(&mut self, s: &TlsSample, now: Instant) -> Vec<Finding> {
+        let window = Duration::from_millis(self.cfg.window_ms);
+        let mut listeners: HashMap<(Role, String), Listener> = HashMap::new();
+        for h in &s.handshakes {
+            let l = listeners.entry((h.role, h.listener())).or_default();
+            l.addr.clone_from(&h.addr);
+            l.port = h.port;
+            l.processes.push(Process {
+                comm: h.comm.clone(),
+                pid: h.pid,
+            });
+            let p = l.peers.entry(h.peer.clone()).or_default();
+            p[0] += h.ok;
+            p[1] += h.failed;
+            p[2] += h.aborted;
+        }
+        let mut values: Vec<(Series, u64)> = Vec::new();
+        for ((role, name), l) in &listeners {
+            let mut total = [0u64; 3];
+            for (peer, v) in &l.peers {
+                for i in 0..3 {
+                    total[i] += v[i];
+                    values.push(((*role, name.clone(), peer.clone(), i as u8), v[i]));
+                }
+            }
+            for (i, t) in total.iter().enumerate() {
+                values.push(((*role, name.clone(), String::new(), i as u8), *t));
+            }
+        }
+        // The kernel counts since attach: a namespace's first sample is all new.
+        let w = self.by_ns.entry(s.netns).or_insert_with(|| {
+            let mut w = Windows::new();
+            let before = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
+            w.observe(before, std::iter::empty(), window + Duration::from_secs(1));
+            w
+        });
+        w.observe(now, values, window + Duration::from_secs(1));
+        let mut holding = Vec::new();
+        for ((role, name), mut l) in listeners {
+            let d = |peer: &str, i: u8| {
+                w.delta(&(role, name.clone(), peer.to_string(), i), now, window)
+                    .map_or(0, |(v, _)| v)
+            };
+            let (ok, failed, aborted) = (d("", OK), d("", FAILED), d("", ABORTED));
+            let ratio = match ok + failed {
+                0 => 0.0,
+                n => failed as f64 / n as f64,
+            };
+            let per_s = failed as f64 / window.as_secs_f64().max(0.001);
+            if failed == 0 || ratio <= self.cfg.ratio || per_s < self.cfg.min_per_s {
+                continue;
+            }
+            let mut peers: Vec<Peer> = l
+                .peers
+                .keys()
+                .map(|p| Peer {
+                    aborted: d(p, ABORTED),
+                    failed: d(p, FAILED),
+                    ok: d(p, OK),
+                    peer: p.clone(),
+                })
+                .filter(|p| p.failed + p.aborted > 0)
+                .collect();
+            peers.sort_by(|a, b| b.failed.cmp(&a.failed).then_with(|| a.peer.cmp(&b.peer)));
+            let omitted = peers.len().saturating_sub(MAX_PEERS);
+            peers.truncate(MAX_PEERS);
+            l.processes.sort();
+            l.processes.dedup();
+            holding.push(Holding {
+                key: key(s.netns, role, &name),
+                netns: Some(s.netns),
+                subject: Subject {
+                    addr: (!l.addr.is_empty()).then(|| l.addr.clone()),
+                    port: (l.port != 0).then_some(l.port),
+                    ..Default::default()
+                },
+                evidence: super::Evidence::TlsHandshakeFailure(Evidence {
+                    aborted,
+                    failed,
+                    listener: name,
+                    min_per_s: self.cfg.min_per_s,
+                    ok,
+                    per_s: round3(per_s),
+                    peers,
+                    peers_omitted: omitted,
+                    processes: l.processes,
+                    ratio: round3(ratio),
+                    role,
+                    threshold: self.cfg.ratio,
+                    window_ms: self.cfg.window_ms,
+                }),
+            });
+        }
+        holding.sort_by(|a, b| a.key.cmp(&b.key));
+        self.tracker.evaluate_netns(now, s.netns, holding)
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub fn key(netns: u32, role: Role, listener: &str) -> String {
+    let role = match role {
+        Role::Server => "server",
+        Role::Client => "client",
+    };
+    format!("tls_handshake_failure:{netns}:{role}:{listener}")
+}
+
+/// The detector as the registry builds it.
+pub fn detector(cfg: &Config, _base: &Baseline) -> TlsHandshakeFailure {
+    TlsHandshakeFailure::new(cfg.clone())
+}
+
+impl Detector for TlsHandshakeFailure {
+    fn name(&self) -> FaultId {
+        FAULT
+    }
+
+    fn observe(&mut self, input: &Input, now: Instant) -> Vec<Finding> {
+        match input {
+            Input::Tls(s) => self.on_sample(s, now),
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

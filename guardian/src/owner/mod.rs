@@ -1,0 +1,257 @@
+//! Who owns a network namespace: the host, a systemd unit, a container or a Kubernetes pod.
+//! Found from the processes inside it (`/proc/PID/ns/net`), their cgroup path
+//! (`/proc/PID/cgroup`, [`cgroup`]) and the runtimes' and the kubelet's state files ([`meta`]).
+//!
+//! [`Owners`] resolves each namespace once and caches the answer by namespace inode: the event
+//! path only takes a lock and reads a map. A namespace not in the map (a new one) triggers one
+//! scan of `/proc` that fills the map for every namespace present, at most every
+//! [`RESCAN_EVERY`]; answers are kept [`KEEP`] (an inode number can be reused later), a
+//! namespace nobody could be found in is asked again after [`RETRY`], and the map holds at most
+//! [`MAX`] namespaces.
+pub mod cgroup;
+pub mod meta;
+pub mod metric;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use meta::Roots;
+
+pub const RESCAN_EVERY: Duration = Duration::from_millis(250);
+pub const KEEP: Duration = Duration::from_secs(300);
+pub const RETRY: Duration = Duration::from_secs(5);
+pub const MAX: usize = 4096;
+/// Processes of one namespace whose cgroup is read, lowest pids first (the container's init
+/// or the pod's sandbox is usually the first).
+const PIDS_PER_NS: usize = 8;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The host's namespace (the one PID 1 is in).
+    Host,
+    /// A systemd unit's own namespace (`PrivateNetwork=yes`, a session's `unshare`).
+    Systemd,
+    Container,
+    Pod,
+}
+
+/// The `owner` object of events; every field but `kind` is optional (absent when unknown).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Owner {
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+}
+
+impl Owner {
+    fn host() -> Self {
+        Self::of_kind(Kind::Host)
+    }
+
+    fn of_kind(kind: Kind) -> Self {
+        Self {
+            kind,
+            unit: None,
+            runtime: None,
+            container_id: None,
+            container_name: None,
+            pod_namespace: None,
+            pod_name: None,
+            pod_uid: None,
+        }
+    }
+
+    /// The owner a cgroup path and the names found for it describe; None when the path names
+    /// nothing (a process in the root cgroup).
+    pub fn from_cgroup(c: cgroup::Cgroup, n: meta::Names) -> Option<Self> {
+        let kind = if c.pod_uid.is_some() || n.pod_uid.is_some() {
+            Kind::Pod
+        } else if c.container_id.is_some() || c.container_name.is_some() {
+            Kind::Container
+        } else if c.unit.is_some() {
+            Kind::Systemd
+        } else {
+            return None;
+        };
+        Some(Self {
+            unit: c.unit,
+            runtime: c.runtime.map(str::to_owned),
+            container_id: c.container_id,
+            container_name: n.container_name.or(c.container_name),
+            pod_namespace: n.pod_namespace,
+            pod_name: n.pod_name,
+            pod_uid: c.pod_uid.or(n.pod_uid),
+            ..Self::of_kind(kind)
+        })
+    }
+
+    /// How specific a process's cgroup is: a pod or container beats a unit.
+    fn rank(&self) -> u8 {
+        match self.kind {
+            Kind::Pod | Kind::Container => 2,
+            Kind::Systemd => 1,
+            Kind::Host => 0,
+        }
+    }
+}
+
+/// The owner of one process from its `/proc/PID/cgroup` content.
+pub fn of_process(roots: &Roots, cgroup_file: &str) -> Option<Owner> {
+    let c = cgroup::parse(cgroup::path_of(cgroup_file)?);
+    let n = if c.container_id.is_some() || c.pod_uid.is_some() {
+        meta::lookup(
+            roots,
+            c.runtime,
+            c.container_id.as_deref(),
+            c.pod_uid.as_deref(),
+        )
+    } else {
+        meta::Names::default()
+    };
+    Owner::from_cgroup(c, n)
+}
+
+struct Entry {
+    owner: Option<Arc<Owner>>,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    map: HashMap<u32, Entry>,
+    scanned: Option<Instant>,
+}
+
+/// The cache of namespace owners (see the module documentation). Share it with an `Arc`.
+pub struct Owners {
+    roots: Roots,
+    /// PID 1's namespace: its owner is the host.
+    host: Option<u32>,
+    state: Mutex<State>,
+}
+
+impl Owners {
+    pub fn new(roots: Roots) -> Self {
+        Self {
+            roots,
+            host: crate::netns::inode(Path::new("/proc/1/ns/net")).ok(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The owner of namespace `ino`, from the cache, or after one `/proc` scan when the
+    /// namespace is new (and the last scan is older than [`RESCAN_EVERY`]).
+    pub fn get(&self, ino: u32) -> Option<Arc<Owner>> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if let Some(e) = s.map.get(&ino) {
+            let keep = if e.owner.is_some() { KEEP } else { RETRY };
+            if now.duration_since(e.at) < keep {
+                return e.owner.clone();
+            }
+        }
+        if s.scanned
+            .is_none_or(|t| now.duration_since(t) >= RESCAN_EVERY)
+        {
+            s.scanned = Some(now);
+            self.scan(&mut s.map, now);
+            s.map.entry(ino).or_insert(Entry {
+                owner: None,
+                at: now,
+            });
+            bound(&mut s.map, ino, now);
+        }
+        s.map.get(&ino).and_then(|e| e.owner.clone())
+    }
+
+    /// Reads every process's namespace, then the cgroups of the namespaces not known yet.
+    fn scan(&self, map: &mut HashMap<u32, Entry>, now: Instant) {
+        let mut by_ns: HashMap<u32, Vec<u32>> = HashMap::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Ok(ino) = crate::netns::inode(&e.path().join("ns/net")) {
+                by_ns.entry(ino).or_default().push(pid);
+            }
+        }
+        for (ino, mut pids) in by_ns {
+            let fresh = map
+                .get(&ino)
+                .is_some_and(|e| e.owner.is_some() && now.duration_since(e.at) < KEEP);
+            if fresh {
+                continue;
+            }
+            let owner = if Some(ino) == self.host {
+                Some(Owner::host())
+            } else {
+                pids.sort_unstable();
+                pids.iter()
+                    .take(PIDS_PER_NS)
+                    .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/cgroup")).ok())
+                    .filter_map(|c| of_process(&self.roots, &c))
+                    .max_by_key(|o| o.rank())
+            };
+            map.insert(
+                ino,
+                Entry {
+                    owner: owner.map(Arc::new),
+                    at: now,
+                },
+            );
+        }
+    }
+
+    /// How many namespaces are remembered.
+    pub fn len(&self) -> usize {
+        self.state.lock().map_or(0, |s| s.map.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Keeps at most [`MAX`] entries: expired ones go first, then unresolved ones, then the oldest
+/// (never `keep`, the one just asked for).
+fn bound(map: &mut HashMap<u32, Entry>, keep: u32, now: Instant) {
+    if map.len() <= MAX {
+        return;
+    }
+    map.retain(|k, e| {
+        *k == keep || now.duration_since(e.at) < if e.owner.is_some() { KEEP } else { RETRY }
+    });
+    if map.len() > MAX {
+        map.retain(|k, e| *k == keep || e.owner.is_some());
+    }
+    if map.len() > MAX {
+        let mut ages: Vec<(Instant, u32)> = map.iter().map(|(k, e)| (e.at, *k)).collect();
+        ages.sort_unstable();
+        for (_, k) in ages.into_iter().take(map.len() - MAX) {
+            if k != keep {
+                map.remove(&k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

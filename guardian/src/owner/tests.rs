@@ -1,0 +1,125 @@
+//! Unit tests of the owner decision and of the cache.
+use super::*;
+
+const ID: &str = "51fa41f071238a0cb2d7a2eb7e32b0a9b6eb0f19f5ea89e5feba8c9a31819f83";
+const UID: &str = "0f5e8c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+
+fn nowhere() -> Roots {
+    let gone = std::path::PathBuf::from("/nonexistent/guardian-owner-test");
+    Roots {
+        kubelet: gone.clone(),
+        storage: vec![gone.clone()],
+        containerd: gone.clone(),
+        docker: gone,
+    }
+}
+
+#[test]
+fn a_podman_process_on_a_hybrid_host_is_a_container() {
+    // /proc/PID/cgroup of a `podman run --cgroup-manager cgroupfs` process on this host.
+    let file = format!(
+        "9:name=systemd:/libpod_parent/libpod-{ID}\n4:memory:/libpod_parent/libpod-{ID}\n0::/\n"
+    );
+    let o = of_process(&nowhere(), &file).unwrap();
+    assert_eq!(o.kind, Kind::Container);
+    assert_eq!(o.runtime.as_deref(), Some("podman"));
+    assert_eq!(o.container_id.as_deref(), Some(ID));
+    assert_eq!(o.container_name, None, "no containers.json under the roots");
+}
+
+#[test]
+fn a_kubepods_process_is_a_pod_even_without_names() {
+    let u = UID.replace('-', "_");
+    let file = format!(
+        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/cri-containerd-{ID}.scope\n"
+    );
+    let o = of_process(&nowhere(), &file).unwrap();
+    assert_eq!(o.kind, Kind::Pod);
+    assert_eq!(o.pod_uid.as_deref(), Some(UID));
+    assert_eq!(o.container_id.as_deref(), Some(ID));
+    assert_eq!((o.pod_name, o.pod_namespace), (None, None));
+}
+
+#[test]
+fn units_and_the_root_cgroup() {
+    let o = of_process(&nowhere(), "0::/system.slice/bird.service\n").unwrap();
+    assert_eq!(
+        (o.kind, o.unit.as_deref()),
+        (Kind::Systemd, Some("bird.service"))
+    );
+    assert_eq!(of_process(&nowhere(), "0::/\n"), None);
+    // The rank prefers a container's process over a unit's in the same namespace.
+    assert!(
+        of_process(&nowhere(), &format!("0::/system.slice/docker-{ID}.scope\n"))
+            .unwrap()
+            .rank()
+            > o.rank()
+    );
+}
+
+#[test]
+fn serializes_only_what_is_known() {
+    let o = Owner {
+        pod_name: Some("web-0".into()),
+        pod_namespace: Some("shop".into()),
+        pod_uid: Some(UID.into()),
+        ..Owner::of_kind(Kind::Pod)
+    };
+    let v = serde_json::to_value(&o).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"kind": "pod", "pod_name": "web-0", "pod_namespace": "shop", "pod_uid": UID})
+    );
+    assert_eq!(
+        serde_json::to_value(Owner::host()).unwrap(),
+        serde_json::json!({"kind": "host"})
+    );
+}
+
+#[test]
+fn the_cache_answers_from_memory_and_remembers_unknown_namespaces() {
+    let owners = Owners::new(nowhere());
+    let own = crate::netns::current().unwrap();
+    let first = owners.get(own);
+    if owners.host == Some(own) {
+        assert_eq!(first.as_deref(), Some(&Owner::host()));
+    }
+    let scanned = owners.state.lock().unwrap().scanned;
+    assert!(scanned.is_some());
+    // Asked again: from the map, no scan.
+    assert_eq!(owners.get(own), first);
+    assert_eq!(owners.state.lock().unwrap().scanned, scanned);
+    // No namespace has inode 1. Within RESCAN_EVERY of the last scan: no scan, no entry.
+    assert_eq!(owners.get(1), None);
+    assert_eq!(owners.state.lock().unwrap().scanned, scanned);
+    assert!(
+        !owners.is_empty(),
+        "the scan filled every namespace present"
+    );
+    // Later: one scan, then remembered as unknown and not scanned again for RETRY.
+    std::thread::sleep(RESCAN_EVERY);
+    assert_eq!(owners.get(1), None);
+    let rescanned = owners.state.lock().unwrap().scanned;
+    assert_ne!(rescanned, scanned);
+    assert!(owners.state.lock().unwrap().map.contains_key(&1));
+    std::thread::sleep(RESCAN_EVERY);
+    assert_eq!(owners.get(1), None);
+    assert_eq!(owners.state.lock().unwrap().scanned, rescanned);
+}
+
+#[test]
+fn the_map_is_bounded_and_keeps_the_asked_namespace() {
+    let now = Instant::now();
+    let mut map = HashMap::new();
+    for k in 0..(MAX as u32 + 50) {
+        let owner = (k % 2 == 0).then(|| Arc::new(Owner::host()));
+        map.insert(k, Entry { owner, at: now });
+    }
+    bound(&mut map, 7, now);
+    assert!(map.len() <= MAX);
+    assert!(map.contains_key(&7), "the namespace just asked for stays");
+    // Unresolved ones went first: every resolved one is still there.
+    assert!((0..(MAX as u32 + 50))
+        .step_by(2)
+        .all(|k| map.contains_key(&k)));
+}

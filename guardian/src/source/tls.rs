@@ -1,0 +1,168 @@
+//! TLS handshake outcomes per (namespace, process, role, listener, peer) from the OpenSSL
+//! uprobes' map (`TLS_HANDSHAKES`, guardian-ebpf/src/tls_hs.rs), cumulative since attach; one
+//! `Input::Tls` per namespace with handshakes. Present only when the uprobes are attached
+//! (`guardian run --http` with a libssl found).
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use aya::maps::{MapData, PerCpuHashMap};
+use guardian_common::tls::{HsKey, HsStats, ROLE_CLIENT};
+
+use super::decode;
+use super::sampler::{Sampler, TickContext};
+use super::tls_cert::CertProber;
+use crate::input::Input;
+use crate::model::tls::{HandshakeCounts, Role, TlsSample};
+use crate::probes::{ProbeError, Probes};
+
+/// The kernel map the sampler reads.
+pub const MAP: &str = "TLS_HANDSHAKES";
+
+pub struct TlsSampler {
+    map: PerCpuHashMap<MapData, HsKey, HsStats>,
+    /// Process names by pid, read once from /proc (a process keeps its pid).
+    comms: HashMap<u32, String>,
+    /// Reads the certificates of the server listeners seen (None: its thread did not start).
+    certs: Option<CertProber>,
+}
+
+impl TlsSampler {
+    /// Takes the map from the loaded probes; None when the OpenSSL uprobes are not attached.
+    pub fn new(probes: &mut Probes) -> Result<Option<Self>, ProbeError> {
+        if !probes.tls_attached() {
+            return Ok(None);
+        }
+        let map = PerCpuHashMap::try_from(probes.take_map(MAP)?)
+            .map_err(|_| ProbeError::MissingMap(MAP))?;
+        let certs = CertProber::new()
+            .inspect_err(|e| tracing::warn!(error = %e, "tls_cert_expiry is unavailable"))
+            .ok();
+        Ok(Some(Self {
+            map,
+            comms: HashMap::new(),
+            certs,
+        }))
+    }
+}
+
+/// Sums the per-CPU values of one key into counts (`comm` left empty).
+pub fn counts(key: &HsKey, per_cpu: impl IntoIterator<Item = HsStats>) -> HandshakeCounts {
+    let ip = |raw: &[u8; 16]| {
+        decode::addr(key.family, raw)
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
+    let mut c = HandshakeCounts {
+        // Unknown roles are servers' (`SSL_do_handshake` without `SSL_set_accept_state` seen).
+        role: match key.role {
+            ROLE_CLIENT => Role::Client,
+            _ => Role::Server,
+        },
+        addr: ip(&key.addr),
+        port: key.port,
+        peer: ip(&key.peer),
+        pid: key.tgid,
+        comm: String::new(),
+        ok: 0,
+        failed: 0,
+        aborted: 0,
+    };
+    for s in per_cpu {
+        c.ok += s.ok;
+        c.failed += s.failed;
+        c.aborted += s.aborted;
+    }
+    c
+}
+
+impl Sampler for TlsSampler {
+    fn name(&self) -> &'static str {
+        "tls"
+    }
+
+    fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
+        let mut by: BTreeMap<u32, Vec<HandshakeCounts>> = BTreeMap::new();
+        for (k, v) in self.map.iter().filter_map(Result::ok) {
+            let mut c = counts(&k, v.iter().copied());
+            c.comm = self
+                .comms
+                .entry(k.tgid)
+                .or_insert_with(|| {
+                    std::fs::read_to_string(format!("/proc/{}/comm", k.tgid))
+                        .map(|s| s.trim_end().to_string())
+                        .unwrap_or_default()
+                })
+                .clone();
+            by.entry(k.netns).or_default().push(c);
+        }
+        if let Some(p) = &mut self.certs {
+            let listeners: Vec<_> = by
+                .iter()
+                .flat_map(|(ns, hs)| hs.iter().map(move |h| (*ns, h)))
+                .filter(|(_, h)| h.role == Role::Server && h.port != 0)
+                .filter_map(|(ns, h)| Some(((ns, h.addr.parse::<IpAddr>().ok()?, h.port), h.pid)))
+                .collect();
+            let own = ctx.own_netns;
+            let index = &mut *ctx.index;
+            p.poll(listeners, Instant::now(), |ns| match ns == own {
+                true => Ok(None),
+                false => index.path(ns).map(Some).ok_or(()),
+            });
+        }
+        let certs = self.certs.as_ref();
+        by.into_iter()
+            .map(|(netns, mut handshakes)| {
+                handshakes.sort_by(|a, b| {
+                    (a.role, a.port, &a.addr, &a.peer, a.pid)
+                        .cmp(&(b.role, b.port, &b.addr, &b.peer, b.pid))
+                });
+                Input::Tls(TlsSample {
+                    netns,
+                    handshakes,
+                    certs: certs.map(|c| c.certs(netns)).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guardian_common::tls::ROLE_SERVER;
+
+    #[test]
+    fn sums_cpus_and_names_roles() {
+        let mut k = HsKey {
+            netns: 7,
+            tgid: 42,
+            family: guardian_common::AF_INET,
+            port: 8443,
+            role: ROLE_SERVER,
+            ..Default::default()
+        };
+        k.addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        k.peer[..4].copy_from_slice(&[10, 0, 0, 2]);
+        let a = HsStats {
+            ok: 3,
+            failed: 2,
+            aborted: 0,
+        };
+        let b = HsStats {
+            ok: 1,
+            failed: 1,
+            aborted: 4,
+        };
+        let c = counts(&k, [a, b]);
+        assert_eq!(c.role, Role::Server);
+        assert_eq!(c.listener(), "10.0.0.1:8443");
+        assert_eq!(c.peer, "10.0.0.2");
+        assert_eq!((c.ok, c.failed, c.aborted), (4, 3, 4));
+        k.role = ROLE_CLIENT;
+        assert_eq!(counts(&k, []).role, Role::Client);
+        // An unresolved socket: no addresses.
+        let u = counts(&HsKey::default(), []);
+        assert_eq!((u.listener().as_str(), u.peer.as_str()), (":0", ""));
+    }
+}

@@ -1,0 +1,231 @@
+//! HTTP cost: a real nginx (Debian's) in namespace S serves a 300-byte file, plaintext and TLS,
+//! to wrk (Debian's) in namespace C, over a veth pair, in three configurations that alternate
+//! round by round (the order rotates):
+//!
+//! - `none`: no guardian (the baseline);
+//! - `guardian`: `guardian run` in S without `--http`;
+//! - `guardian_http`: `guardian run --http` in S (the syscall tracepoints of http.rs, system-wide,
+//!   and the libssl uprobes of tls.rs and tls_hs.rs on every process that maps libssl.so.3,
+//!   nginx and wrk included);
+//! - `bpftrace`: no guardian, bpftrace holding *empty* programs on the same libssl functions
+//!   (entry and return probes alike): what the kernel's uprobe mechanism costs by itself, for
+//!   any tool.
+//!
+//! Four workloads per configuration and round: plaintext and TLS, each with keep-alive and with
+//! a new connection per request (`Connection: close`). Each reports requests/s (wrk) and the
+//! CPU time per request: nginx's and the daemon's user + system time over the run
+//! (`/proc/PID/stat`) plus wrk's (its rusage), divided by the requests. Then, per
+//! configuration and round, with no HTTP traffic: the daemon's CPU over an idle window, and
+//! two loops of small syscalls that carry no HTTP (a file read/write loop, a TCP ping-pong),
+//! since the syscall tracepoints run for every process. Last, one more pass of everything
+//! under `guardian run --http` with the kernel's BPF run-time statistics on, to say which
+//! programs the time goes to.
+use std::time::Duration;
+
+use anyhow::Result;
+use guardian_tests::{pair, Netns, TempDir};
+use serde_json::json;
+
+use super::daemon::Guardian;
+use super::http_load::{self as load, WrkRun, PORT, TLS_PORT};
+use super::http_report::{self as report, Samples, Workload};
+use super::http_sys as sys;
+use super::report::Measured;
+use super::Ctx;
+
+const SUBNET: u8 = 206;
+
+pub const CONFIGS: [(&str, &str); 4] = [
+    ("none", "no guardian (baseline)"),
+    ("guardian", "guardian run"),
+    ("guardian_http", "guardian run --http"),
+    (
+        "bpftrace",
+        "bpftrace: empty uprobes on the same libssl functions",
+    ),
+];
+
+pub const WORKLOADS: [Workload; 4] = [
+    Workload {
+        key: "plain_keepalive",
+        label: "plaintext, keep-alive",
+        tls: false,
+        close: false,
+    },
+    Workload {
+        key: "tls_keepalive",
+        label: "TLS, keep-alive",
+        tls: true,
+        close: false,
+    },
+    Workload {
+        key: "plain_close",
+        label: "plaintext, new connection per request",
+        tls: false,
+        close: true,
+    },
+    Workload {
+        key: "tls_close",
+        label: "TLS, new connection (handshake) per request",
+        tls: true,
+        close: true,
+    },
+];
+
+/// Settings of one run of the benchmark.
+pub struct Plan {
+    pub rounds: usize,
+    pub secs: u32,
+    pub idle_secs: u64,
+    pub file_ops: u64,
+    pub tcp_trips: u64,
+}
+
+pub fn run(ctx: &Ctx) -> Result<Measured> {
+    let plan = if ctx.quick {
+        Plan {
+            rounds: 2,
+            secs: 2,
+            idle_secs: 3,
+            file_ops: 100_000,
+            tcp_trips: 10_000,
+        }
+    } else {
+        Plan {
+            rounds: 5,
+            secs: 3,
+            idle_secs: 4,
+            file_ops: 300_000,
+            tcp_trips: 30_000,
+        }
+    };
+    let cli = Netns::new("bench-http-c");
+    let srv = Netns::new("bench-http-s");
+    let v = pair(&cli, &srv, SUBNET);
+    // New connections: a wide port range, TIME_WAIT reused (the server closes first with
+    // `Connection: close`, so most TIME_WAIT is on its side).
+    cli.sysctl("net.ipv4.ip_local_port_range", "1024 65000");
+    cli.sysctl("net.ipv4.tcp_tw_reuse", "1");
+    let dir = TempDir::new("bench-http");
+    load::make_cert(dir.path(), "bench.guardian.test")?;
+    let addr = v.b_addr.to_string();
+    let nginx = load::start_nginx(&srv, dir.path(), &addr)?;
+    let libssl = load::mapped_libssl(nginx)?;
+    let url = |w: &Workload| {
+        if w.tls {
+            format!("https://{addr}:{TLS_PORT}/index.html")
+        } else {
+            format!("http://{addr}:{PORT}/index.html")
+        }
+    };
+    // Warm-up (nginx's first TLS handshakes, page cache); not recorded.
+    for w in &WORKLOADS {
+        load::wrk(&cli, &url(w), 1, w.close)?;
+    }
+    let mut s = Samples::new(CONFIGS.len(), WORKLOADS.len());
+    for round in 0..plan.rounds {
+        for k in 0..CONFIGS.len() {
+            let c = (round + k) % CONFIGS.len();
+            let mut peer = None;
+            let mut g = match CONFIGS[c].0 {
+                "none" => None,
+                "guardian" => Some(Guardian::start(&ctx.guardian, &srv, &[])?),
+                "guardian_http" => Some(Guardian::start(&ctx.guardian, &srv, &["--http"])?),
+                _ => {
+                    peer = Some(load::Bpftrace::start(&libssl)?);
+                    None
+                }
+            };
+            // Past the daemon's start-up work (first samples, uprobe attachment).
+            std::thread::sleep(Duration::from_secs(1));
+            let daemon = g.as_ref().map(Guardian::pid);
+            let daemon_cpu = || daemon.map_or(Ok(0.0), load::proc_cpu);
+            for (w, wl) in WORKLOADS.iter().enumerate() {
+                let (n0, d0) = (load::proc_cpu(nginx)?, daemon_cpu()?);
+                let r: WrkRun = load::wrk(&cli, &url(wl), plan.secs, wl.close)?;
+                let (n1, d1) = (load::proc_cpu(nginx)?, daemon_cpu()?);
+                let cpu = (n1 - n0) + (d1 - d0) + r.cpu_s;
+                let ns = cpu / r.requests.max(1) as f64 * 1e9;
+                eprintln!(
+                    "  round {round} {:>13} {:>15}: {:>8.0} req/s, {ns:>6.0} ns CPU/request, {} errors",
+                    CONFIGS[c].0,
+                    wl.key,
+                    r.rps(),
+                    r.errors
+                );
+                s.push_load(c, w, round, r, ns, n1 - n0, d1 - d0);
+            }
+            // The idle window only where there is a daemon to measure.
+            let idle = match daemon {
+                Some(pid) => {
+                    let d0 = load::proc_cpu(pid)?;
+                    std::thread::sleep(Duration::from_secs(plan.idle_secs));
+                    Some((load::proc_cpu(pid)? - d0) / plan.idle_secs as f64 * 100.0)
+                }
+                None => None,
+            };
+            let file = sys::file_rw(plan.file_ops)?;
+            let tcp = sys::tcp_pingpong(plan.tcp_trips)?;
+            eprintln!(
+                "  round {round} {:>13} idle daemon {:.2}% CPU; file read+write {file:.0} ns; \
+                 TCP round trip {tcp:.0} ns",
+                CONFIGS[c].0,
+                idle.unwrap_or(f64::NAN)
+            );
+            s.push_quiet(c, round, idle, file, tcp);
+            if let Some(g) = g.as_mut() {
+                g.stop()?;
+            }
+            drop(peer);
+        }
+    }
+    let attribution = attribute(ctx, &plan, &cli, &srv, &url)?;
+    let mut m = report::measured(&plan, &s, &attribution);
+    m.raw = json!({"samples": s.raw, "attribution": attribution.raw,
+        "rounds": plan.rounds, "secs": plan.secs});
+    Ok(m)
+}
+
+/// One more pass of every workload, the idle window and the two loops under
+/// `guardian run --http`, with the kernel's BPF statistics on.
+fn attribute(
+    ctx: &Ctx,
+    plan: &Plan,
+    cli: &Netns,
+    srv: &Netns,
+    url: &dyn Fn(&Workload) -> String,
+) -> Result<report::Attribution> {
+    let mut g = Guardian::start(&ctx.guardian, srv, &["--http"])?;
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = g.pid();
+    let _on = sys::Stats::enable()?;
+    let mut a = report::Attribution::default();
+    let before = sys::snapshot(pid)?;
+    std::thread::sleep(Duration::from_secs(plan.idle_secs));
+    let idle = sys::delta(&before, &sys::snapshot(pid)?);
+    a.push(
+        &format!("idle, {} s (per second)", plan.idle_secs),
+        plan.idle_secs as f64,
+        &idle,
+    );
+    for w in &WORKLOADS {
+        let before = sys::snapshot(pid)?;
+        let r = load::wrk(cli, &url(w), plan.secs, w.close)?;
+        let d = sys::delta(&before, &sys::snapshot(pid)?);
+        a.push(&format!("{} (per request)", w.label), r.requests as f64, &d);
+    }
+    let before = sys::snapshot(pid)?;
+    sys::file_rw(plan.file_ops)?;
+    let d = sys::delta(&before, &sys::snapshot(pid)?);
+    a.push(
+        "file read+write loop (per read+write)",
+        plan.file_ops as f64,
+        &d,
+    );
+    let before = sys::snapshot(pid)?;
+    sys::tcp_pingpong(plan.tcp_trips)?;
+    let d = sys::delta(&before, &sys::snapshot(pid)?);
+    a.push("TCP ping-pong (per round trip)", plan.tcp_trips as f64, &d);
+    g.stop()?;
+    Ok(a)
+}

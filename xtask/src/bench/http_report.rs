@@ -1,0 +1,388 @@
+//! The `http` benchmark's samples and the tables, headline figures and goals made from them.
+use serde_json::{json, Value};
+
+use super::http::{Plan, CONFIGS, WORKLOADS};
+use super::http_load::{WrkRun, CONNECTIONS};
+use super::http_sys::{by_group, group, Snapshot, GROUPS};
+use super::report::{Measured, Table};
+use super::stats::{median, spread};
+
+/// Clock ticks per second (`/proc/PID/stat` times are in these).
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// The throughput ratio guardian `--http` must keep, plaintext and TLS.
+pub const GOAL: f64 = 0.97;
+/// "Nothing measurable" while idle: the daemon's extra CPU with `--http`, % of one core.
+pub const IDLE_GOAL_PCT: f64 = 0.1;
+
+pub struct Workload {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub tls: bool,
+    pub close: bool,
+}
+
+/// Per configuration (index of `CONFIGS`), per round.
+pub struct Samples {
+    /// [config][workload] → requests/s per round.
+    rps: Vec<Vec<Vec<f64>>>,
+    /// [config][workload] → CPU ns per request per round.
+    ns: Vec<Vec<Vec<f64>>>,
+    errors: u64,
+    idle_pct: Vec<Vec<f64>>,
+    file_ns: Vec<Vec<f64>>,
+    tcp_ns: Vec<Vec<f64>>,
+    pub raw: Vec<Value>,
+}
+
+impl Samples {
+    pub fn new(configs: usize, workloads: usize) -> Samples {
+        let grid = || vec![vec![Vec::new(); workloads]; configs];
+        Samples {
+            rps: grid(),
+            ns: grid(),
+            errors: 0,
+            idle_pct: vec![Vec::new(); configs],
+            file_ns: vec![Vec::new(); configs],
+            tcp_ns: vec![Vec::new(); configs],
+            raw: Vec::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_load(
+        &mut self,
+        c: usize,
+        w: usize,
+        round: usize,
+        r: WrkRun,
+        ns: f64,
+        nginx_cpu: f64,
+        daemon_cpu: f64,
+    ) {
+        self.rps[c][w].push(r.rps());
+        self.ns[c][w].push(ns);
+        self.errors += r.errors;
+        self.raw.push(json!({"round": round, "config": CONFIGS[c].0,
+            "workload": WORKLOADS[w].key, "requests": r.requests, "secs": r.secs,
+            "errors": r.errors, "wrk_cpu_s": r.cpu_s, "nginx_cpu_s": nginx_cpu,
+            "daemon_cpu_s": daemon_cpu, "cpu_ns_per_request": ns}));
+    }
+
+    pub fn push_quiet(&mut self, c: usize, round: usize, idle: Option<f64>, file: f64, tcp: f64) {
+        self.idle_pct[c].extend(idle);
+        self.file_ns[c].push(file);
+        self.tcp_ns[c].push(tcp);
+        self.raw.push(json!({"round": round, "config": CONFIGS[c].0,
+            "idle_daemon_cpu_pct": idle, "file_rw_ns": file, "tcp_round_trip_ns": tcp}));
+    }
+
+    fn med_rps(&self, c: usize, w: usize) -> f64 {
+        median(&self.rps[c][w])
+    }
+
+    fn med_ns(&self, c: usize, w: usize) -> f64 {
+        median(&self.ns[c][w])
+    }
+}
+
+/// BPF run counts and times of `guardian run --http`'s programs, per phase.
+#[derive(Default)]
+pub struct Attribution {
+    /// (phase, what one unit is, units, per-group delta).
+    rows: Vec<(String, f64, Snapshot)>,
+    pub raw: Vec<Value>,
+}
+
+impl Attribution {
+    pub fn push(&mut self, phase: &str, units: f64, d: &Snapshot) {
+        let programs: serde_json::Map<String, Value> = d
+            .iter()
+            .map(|(p, (n, t))| (p.clone(), json!({"runs": n, "run_time_ns": t})))
+            .collect();
+        self.raw
+            .push(json!({"phase": phase, "units": units, "programs": programs}));
+        self.rows.push((phase.to_string(), units, d.clone()));
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.3}", a / b)
+}
+
+pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
+    let (none, run, http, peer) = (0, 1, 2, 3);
+    let mut head: Vec<&str> = vec!["workload"];
+    head.extend(CONFIGS.iter().map(|c| c.1));
+    let mut tput = Table::new(
+        &format!(
+            "nginx serving a 300-byte file to `wrk -t1 -c{CONNECTIONS} -d{}s` from another \
+             namespace, {} rounds, the four configurations interleaved: requests/s, median \
+             (spread)",
+            plan.secs, plan.rounds
+        ),
+        &[
+            &head[..],
+            &["--http / none", "run / none", "bpftrace / none"],
+        ]
+        .concat(),
+    );
+    let mut cpu = Table::new(
+        "CPU time per request: nginx + wrk + the daemon, user + system, over each run ÷ its \
+         requests (median of the rounds, ns)",
+        &[
+            &head[..],
+            &[
+                "--http − none",
+                "--http − run",
+                "bpftrace − none",
+                "none ÷ --http (CPU-bound ratio)",
+            ],
+        ]
+        .concat(),
+    );
+    for (w, wl) in WORKLOADS.iter().enumerate() {
+        let mut t = vec![wl.label.to_string()];
+        let mut c = vec![wl.label.to_string()];
+        for k in 0..CONFIGS.len() {
+            let sp = spread(&s.rps[k][w], 0);
+            let sp = sp.split_once(' ').map_or("", |x| x.1);
+            t.push(format!("{:.0} {sp}", s.med_rps(k, w)));
+            c.push(format!("{:.0}", s.med_ns(k, w)));
+        }
+        for k in [http, run, peer] {
+            t.push(ratio(s.med_rps(k, w), s.med_rps(none, w)));
+        }
+        for (x, y) in [(http, none), (http, run), (peer, none)] {
+            c.push(format!("{:+.0}", s.med_ns(x, w) - s.med_ns(y, w)));
+        }
+        c.push(ratio(s.med_ns(none, w), s.med_ns(http, w)));
+        tput.row(&t);
+        cpu.row(&c);
+    }
+    let mut quiet = Table::new(
+        &format!(
+            "No HTTP traffic, same rounds: the daemon's CPU over {} s idle (/proc/PID/stat), \
+             mean of the rounds, and two loops of small syscalls that carry no HTTP (CPU per \
+             operation, rusage), median of the rounds",
+            plan.idle_secs
+        ),
+        &[&[""], &head[1..], &["--http − run"]].concat(),
+    );
+    let med = |v: &Vec<Vec<f64>>, c: usize| median(&v[c]);
+    // The idle windows are as long as each other: their mean is the pooled figure, resolved
+    // to one clock tick over all of them (a median would be resolved to one window's tick).
+    let idle = |c: usize| mean(&s.idle_pct[c]);
+    let tick_pct = 100.0 / clock_ticks() / (plan.rounds as f64 * plan.idle_secs as f64);
+    let cell = |x: f64, d: usize| {
+        if x.is_nan() {
+            "–".to_string()
+        } else {
+            format!("{x:.d$}")
+        }
+    };
+    let mut row = vec!["daemon CPU, idle (% of one core)".to_string()];
+    row.extend((0..CONFIGS.len()).map(|k| cell(idle(k), 2)));
+    row.push(format!("{:+.2}", idle(http) - idle(run)));
+    quiet.row(&row);
+    for (label, v) in [
+        (
+            format!(
+                "read(2) 1 byte of /dev/zero + write(2) it to /dev/null, ×{} (ns per pair)",
+                plan.file_ops
+            ),
+            &s.file_ns,
+        ),
+        (
+            format!(
+                "TCP ping-pong on 127.0.0.1, 64 bytes, ×{} (ns per round trip)",
+                plan.tcp_trips
+            ),
+            &s.tcp_ns,
+        ),
+    ] {
+        let mut row = vec![label];
+        row.extend((0..CONFIGS.len()).map(|k| cell(med(v, k), 0)));
+        row.push(format!("{:+.0}", med(v, http) - med(v, run)));
+        quiet.row(&row);
+    }
+    let mut attr = Table::new(
+        "Where it goes: guardian run --http once more, with the kernel's BPF statistics on \
+         (BPF_ENABLE_STATS): program runs and ns inside the daemon's programs per unit, by \
+         group (system-wide: the machine's other processes count too)",
+        &[
+            "phase",
+            &format!("{} runs / ns", GROUPS[0]),
+            &format!("{} runs / ns", GROUPS[1]),
+            &format!("{} runs / ns", GROUPS[2]),
+        ],
+    );
+    for (phase, units, d) in &a.rows {
+        let d = by_group(d);
+        let mut row = vec![phase.clone()];
+        for g in GROUPS {
+            let (n, t) = d.get(g).copied().unwrap_or_default();
+            let u = units.max(1.0);
+            row.push(format!("{:.2} / {:.0}", n as f64 / u, t as f64 / u));
+        }
+        attr.row(&row);
+    }
+    let mut progs = Table::new(
+        "The same pass, per program of --http, keep-alive workloads: runs per request and ns \
+         per run (with the statistics' own two clock reads per run)",
+        &[
+            "program",
+            "plaintext: runs/request",
+            "plaintext: ns/run",
+            "TLS: runs/request",
+            "TLS: ns/run",
+        ],
+    );
+    if let (Some(p), Some(t)) = (a.rows.get(1), a.rows.get(2)) {
+        let mut names: Vec<&String> = p.2.keys().chain(t.2.keys()).collect();
+        names.sort();
+        names.dedup();
+        let ran = |n: &String| [p, t].iter().any(|r| r.2.get(n).is_some_and(|x| x.0 > 0));
+        for name in names
+            .into_iter()
+            .filter(|n| group(n) != GROUPS[2] && ran(n))
+        {
+            let mut row = vec![format!("`{name}`")];
+            for (_, units, d) in [p, t] {
+                let (n, ns) = d.get(name).copied().unwrap_or_default();
+                row.push(format!("{:.2}", n as f64 / units.max(1.0)));
+                row.push(if n > 0 {
+                    format!("{:.0}", ns as f64 / n as f64)
+                } else {
+                    "–".into()
+                });
+            }
+            progs.row(&row);
+        }
+    }
+    let idle_runs = a.rows.first().map_or(0.0, |(_, secs, d)| {
+        by_group(d)
+            .iter()
+            .filter(|(g, _)| **g != GROUPS[2])
+            .map(|(_, (n, _))| *n as f64)
+            .sum::<f64>()
+            / secs.max(1.0)
+    });
+    let idle_bpf = a
+        .rows
+        .first()
+        .map(|(_, secs, d)| {
+            by_group(d)
+                .iter()
+                .filter(|(g, _)| **g != GROUPS[2])
+                .map(|(_, (_, t))| *t as f64)
+                .sum::<f64>()
+                / secs.max(1.0)
+                / 1e9
+                * 100.0
+        })
+        .unwrap_or(0.0);
+    let (pk, tk) = (0, 1);
+    let (p_ratio, t_ratio) = (
+        s.med_rps(http, pk) / s.med_rps(none, pk),
+        s.med_rps(http, tk) / s.med_rps(none, tk),
+    );
+    let (p_ns, t_ns) = (
+        s.med_ns(http, pk) - s.med_ns(none, pk),
+        s.med_ns(http, tk) - s.med_ns(none, tk),
+    );
+    let idle_diff = idle(http) - idle(run);
+    let idle_bound = IDLE_GOAL_PCT.max(tick_pct);
+    let (p_cpu, t_cpu) = (
+        s.med_ns(none, pk) / s.med_ns(http, pk),
+        s.med_ns(none, tk) / s.med_ns(http, tk),
+    );
+    let mut notes = vec![
+        format!(
+            "The requests/s ratios carry the spread of a shared machine; the CPU time per \
+             request is steadier. If nginx and wrk were CPU-bound on cores of their own, \
+             throughput would scale as CPU per request: none ÷ --http = {p_cpu:.3} \
+             (plaintext) and {t_cpu:.3} (TLS), keep-alive."
+        ),
+        format!(
+            "wrk saw {} socket errors or non-2xx responses over all rounds.",
+            s.errors
+        ),
+        format!(
+            "While idle, the new programs (syscall tracepoints and uprobes) ran {idle_runs:.0} \
+             times a second for {idle_bpf:.2} % of one CPU, on the machine's other processes' \
+             syscalls (the tracepoints are system-wide; the machine was shared, see the load)."
+        ),
+    ];
+    // Uprobe hits per TLS keep-alive request, from the attribution pass (row 0 is idle).
+    if let Some((_, units, d)) = a.rows.get(1 + tk) {
+        let d = by_group(d);
+        let hits = d.get(GROUPS[1]).map_or(0.0, |x| x.0 as f64) / units.max(1.0);
+        let bpf = d.get(GROUPS[1]).map_or(0.0, |x| x.1 as f64) / units.max(1.0);
+        let peer_ns = s.med_ns(peer, tk) - s.med_ns(none, tk);
+        if hits > 0.0 {
+            notes.push(format!(
+                "TLS keep-alive: {hits:.1} uprobe hits per request (nginx's and wrk's libssl \
+                 calls); bpftrace's empty programs on the same functions add {peer_ns:+.0} ns \
+                 per request, {:.0} ns per hit, while guardian's programs themselves run \
+                 {bpf:.0} ns per request: the cost is the kernel's uprobe mechanism (a \
+                 breakpoint trap, then a single-step trap for the displaced instruction), the \
+                 same for any tool.",
+                peer_ns / hits
+            ));
+        }
+    }
+    Measured {
+        tables: vec![tput, cpu, quiet, attr, progs],
+        headline: vec![
+            (
+                "nginx keep-alive, guardian run --http vs none, plaintext / TLS: requests/s \
+                 ratio of medians (CPU per request, none ÷ --http)"
+                    .into(),
+                format!("{p_ratio:.3} ({p_cpu:.3}) / {t_ratio:.3} ({t_cpu:.3})"),
+            ),
+            (
+                "Extra CPU per HTTP request with guardian run --http, plaintext / TLS".into(),
+                format!("{p_ns:+.0} ns / {t_ns:+.0} ns"),
+            ),
+        ],
+        goals: vec![
+            (
+                format!(
+                    "plaintext keep-alive, --http vs none ≥ {GOAL}, both by requests/s \
+                     ({p_ratio:.3}) and by CPU per request ({p_cpu:.3})"
+                ),
+                p_ratio >= GOAL && p_cpu >= GOAL,
+            ),
+            (
+                format!(
+                    "TLS keep-alive, --http vs none ≥ {GOAL}, both by requests/s ({t_ratio:.3}) \
+                     and by CPU per request ({t_cpu:.3})"
+                ),
+                t_ratio >= GOAL && t_cpu >= GOAL,
+            ),
+            (
+                format!(
+                    "idle: the daemon with --http costs no more than without, within \
+                     {idle_bound:.2} points of a core (the larger of {IDLE_GOAL_PCT} and one \
+                     clock tick over the idle windows): {idle_diff:+.2} points"
+                ),
+                idle_diff <= idle_bound,
+            ),
+        ],
+        notes,
+        raw: Value::Null,
+    }
+}
