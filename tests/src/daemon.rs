@@ -319,6 +319,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's stderr log, whole.
+    pub fn stderr_log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.stderr_path).unwrap_or_default()).into_owned()
+    }
+
     /// The daemon's stderr (last 8 KiB) and last 30 lines of events, for failure messages.
     pub fn diagnostics(&mut self) -> String {
         let stderr = std::fs::read(&self.stderr_path).unwrap_or_default();

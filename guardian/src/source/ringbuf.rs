@@ -47,6 +47,14 @@ pub async fn run(
                 // continues where this one stopped.
                 if c.drain(guard.get_inner_mut(), SLICE) {
                     guard.clear_ready();
+                } else {
+                    drop(guard);
+                    // The ring is still readable, so the next `select!` would be ready at once
+                    // and the runtime's cooperative budget only forces a yield after 128 such
+                    // rounds (half a million records, hundreds of milliseconds in a storm).
+                    // Meanwhile tasks woken onto this worker (a control connection, in its
+                    // LIFO slot) cannot be stolen by the other: yield after every slice.
+                    tokio::task::yield_now().await;
                 }
             }
         }

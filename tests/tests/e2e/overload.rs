@@ -100,6 +100,8 @@ struct Storm {
     usage: guardian_tests::pressure::Usage,
     answers: guardian_tests::pressure::Answers,
     wall: (SystemTime, SystemTime),
+    /// The daemon's warnings (a slow engine step names itself), for failure messages.
+    warnings: String,
 }
 
 /// Runs the daemon with `sinks` (extra `[sinks]` keys) through a storm on `port`.
@@ -143,6 +145,12 @@ fn storm(tag: &str, port: u16, sinks: &str) -> Storm {
         d.fail("the daemon died during the storm");
     }
     d.terminate();
+    let warnings = d
+        .stderr_log()
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let events = read_events(d.events_path(), ns.inode());
     let kernel = events
         .kernel_total
@@ -155,6 +163,7 @@ fn storm(tag: &str, port: u16, sinks: &str) -> Storm {
         usage,
         answers,
         wall: (wall0, wall1),
+        warnings,
     }
 }
 
@@ -168,6 +177,7 @@ fn check(run: &Storm) -> u64 {
         usage,
         answers,
         wall: (wall0, wall1),
+        warnings,
     } = run;
     let (secs, binds, kernel) = (*secs, *binds, *kernel);
     let (ringbuf, queue, detect, throttle) = (
@@ -231,7 +241,7 @@ fn check(run: &Storm) -> u64 {
     );
     assert!(
         answers.p99() < Duration::from_millis(100),
-        "status p99 {:?} during the storm (goal < 100 ms)",
+        "status p99 {:?} during the storm (goal < 100 ms); the daemon's warnings:\n{warnings}",
         answers.p99()
     );
     assert!(
