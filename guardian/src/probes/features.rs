@@ -182,6 +182,74 @@ pub fn xdp(xdp_ifaces: usize) -> Feature {
     }
 }
 
+/// The faults that need HTTP responses seen (`--http`).
+const HTTP_FAULTS: &[&str] = &["http_5xx", "http_429", "http_latency"];
+
+/// HTTP status per service (`--http`): the syscall tracepoints that read plaintext responses.
+/// `None` when `--http` was not given.
+pub fn http(result: Option<Result<(), &str>>) -> Feature {
+    match result {
+        None => Feature::new(
+            "http",
+            State::Unavailable,
+            "not asked for (--http): HTTP status and latency are not counted",
+        )
+        .uncovering(HTTP_FAULTS),
+        Some(Ok(())) => Feature::new(
+            "http",
+            State::Available,
+            "write and read syscall tracepoints attached",
+        ),
+        Some(Err(e)) => {
+            Feature::new("http", State::Unavailable, e.to_string()).uncovering(HTTP_FAULTS)
+        }
+    }
+}
+
+/// TLS through OpenSSL: uprobes on every `libssl.so.3` found (`libs` attached, `failed` with
+/// why). `None` when `--http` was not given. No library found is degraded, not unavailable:
+/// guardian rescans for processes that map one later, but a TLS stack linked statically
+/// (Go's crypto/tls, rustls, BoringSSL builds) or without symbols is never seen.
+pub fn tls(result: Option<Result<(usize, &[String]), &str>>) -> Feature {
+    const TLS_FAULTS: &[&str] = &["tls_handshake_failure"];
+    match result {
+        None => Feature::new(
+            "tls_uprobes",
+            State::Unavailable,
+            "not asked for (--http): TLS handshakes and HTTP over TLS are not seen",
+        )
+        .uncovering(TLS_FAULTS),
+        Some(Err(e)) => Feature::new(
+            "tls_uprobes",
+            State::Unavailable,
+            format!("uprobes cannot be attached here: {e}"),
+        )
+        .uncovering(TLS_FAULTS),
+        Some(Ok((0, []))) => Feature::new(
+            "tls_uprobes",
+            State::Degraded,
+            "no libssl.so.3 on this host or mapped by a running process yet: TLS is seen once \
+             a process maps one; statically linked TLS stacks (Go, rustls, BoringSSL) never",
+        ),
+        Some(Ok((libs, []))) => Feature::new(
+            "tls_uprobes",
+            State::Available,
+            format!(
+                "attached to {libs} libssl.so.3 file(s); statically linked TLS stacks are not seen"
+            ),
+        ),
+        Some(Ok((libs, failed))) => Feature::new(
+            "tls_uprobes",
+            State::Degraded,
+            format!(
+                "attached to {libs} libssl.so.3 file(s); not to {}: {}",
+                failed.len(),
+                failed.join("; ")
+            ),
+        ),
+    }
+}
+
 /// The `coverage` of the `attached` event: the features, and every registered fault as
 /// covered or not (with the reasons of the features that leave it uncovered).
 pub fn coverage(features: &[Feature], all_faults: &[&str]) -> serde_json::Value {

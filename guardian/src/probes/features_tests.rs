@@ -99,3 +99,33 @@ fn sock_ops_without_netns_cookie_names_the_kernel_limit() {
     assert_eq!(other.reason, "no cgroup v2");
     assert_eq!(sock_ops(Ok(())).state, State::Available);
 }
+
+#[test]
+fn http_and_tls_not_asked_for_uncover_their_faults_only() {
+    let h = http(None);
+    assert_eq!(h.state, State::Unavailable);
+    assert_eq!(h.uncovers, &["http_5xx", "http_429", "http_latency"]);
+    let t = tls(None);
+    assert_eq!(t.state, State::Unavailable);
+    assert_eq!(t.uncovers, &["tls_handshake_failure"]);
+    assert_eq!(http(Some(Ok(()))).state, State::Available);
+    assert!(http(Some(Ok(()))).uncovers.is_empty());
+}
+
+#[test]
+fn tls_without_a_libssl_is_degraded_and_failures_are_named() {
+    let none = tls(Some(Ok((0, &[]))));
+    assert_eq!(none.state, State::Degraded);
+    assert!(none.reason.contains("statically linked"), "{}", none.reason);
+    assert!(none.uncovers.is_empty(), "a later process may map one");
+    let ok = tls(Some(Ok((2, &[]))));
+    assert_eq!(ok.state, State::Available);
+    assert!(ok.reason.contains("2 libssl.so.3"), "{}", ok.reason);
+    let failed = ["/x/libssl.so.3: SSL_read: no such symbol".to_string()];
+    let part = tls(Some(Ok((1, &failed))));
+    assert_eq!(part.state, State::Degraded);
+    assert!(part.reason.contains("no such symbol"), "{}", part.reason);
+    let refused = tls(Some(Err("perf_event_open: ENOENT")));
+    assert_eq!(refused.state, State::Unavailable);
+    assert_eq!(refused.uncovers, &["tls_handshake_failure"]);
+}

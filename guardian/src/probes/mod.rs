@@ -257,6 +257,24 @@ impl Probes {
         out.push(features::sock_ops(
             self.sockops.as_ref().map(|_| ()).map_err(|e| e.as_str()),
         ));
+        out.push(features::http(
+            self.http
+                .as_ref()
+                .map(|r| r.as_ref().map(|_| ()).map_err(|e| e.as_str())),
+        ));
+        let failed: Vec<String> = match &self.tls {
+            Some(Ok(a)) => a
+                .failed
+                .iter()
+                .map(|(l, e)| format!("{}: {e}", l.display()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.push(features::tls(match (&self.http, &self.tls) {
+            (_, Some(Ok(a))) => Some(Ok((a.libs.len(), failed.as_slice()))),
+            (_, Some(Err(e))) | (Some(Err(e)), None) => Some(Err(e.as_str())),
+            (_, None) => None,
+        }));
         out
     }
 

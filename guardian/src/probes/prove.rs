@@ -89,6 +89,23 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
         }
         Err(e) => features::dns(&[], 1, Some(e.to_string().as_str())),
     });
+    // The OpenSSL uprobes on the libraries a run with --http would find, detached at once.
+    // Uprobes are global: for these few milliseconds they also fire in the host's processes,
+    // into this throwaway object's maps.
+    let (libs, _) = super::uprobe::discover();
+    out.push(match super::uprobe::attach(&mut ebpf, &libs) {
+        Ok(a) => {
+            let n = a.libs.len();
+            let failed: Vec<String> = a
+                .failed
+                .iter()
+                .map(|(l, e)| format!("{}: {e}", l.display()))
+                .collect();
+            let _ = super::uprobe::detach(&mut ebpf, a);
+            features::tls(Some(Ok((n, failed.as_slice()))))
+        }
+        Err(e) => features::tls(Some(Err(e.to_string().as_str()))),
+    });
     Ok(out)
 }
 

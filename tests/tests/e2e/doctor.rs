@@ -33,6 +33,19 @@ fn doctor_passes_as_root_and_fails_without_capabilities() {
             .unwrap_or_else(|| panic!("no {name} check: {v}"));
         assert_eq!(c["status"], "ok", "{c}");
     }
+    // The OpenSSL uprobes are proved by attaching them to the libssl files a run would find:
+    // with Debian's libssl3 installed (setup installs nginx, which needs it), they attach.
+    let tls = checks
+        .iter()
+        .find(|c| c["name"] == "feature:tls_uprobes")
+        .unwrap_or_else(|| panic!("no feature:tls_uprobes check: {v}"));
+    if std::path::Path::new("/usr/lib/x86_64-linux-gnu/libssl.so.3").exists() {
+        assert_eq!(tls["status"], "ok", "{tls}");
+        assert!(
+            tls["detail"].as_str().unwrap_or("").contains("libssl.so.3"),
+            "{tls}"
+        );
+    }
 
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])

@@ -119,6 +119,10 @@ fn attached_coverage_matches_what_this_kernel_offers() {
             "{fault} not covered on {k:?}: {cov}"
         );
     }
+    // Not asked for (no --http): the HTTP and TLS faults say why they are not covered.
+    assert_uncovered(cov, "http_5xx", "--http");
+    assert_uncovered(cov, "tls_handshake_failure", "--http");
+    assert_eq!(feature(cov, "tls_uprobes")["state"], "unavailable");
     d.finish();
 }
 
