@@ -94,4 +94,5 @@ mod time_wait;
 mod tls;
 mod xdp_lifecycle;
 mod xdp_syn;
+mod xdp_syn_v6;
 mod zero_window;
