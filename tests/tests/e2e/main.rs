@@ -63,6 +63,7 @@ mod heal_ports;
 mod heal_routes;
 mod heal_routes_flows;
 mod heal_sysctl;
+mod heal_sysctl_backoff;
 mod heal_xdp;
 mod http;
 mod http_latency;
