@@ -60,7 +60,11 @@ impl Sampler for DnsSpoofSampler {
             tracing::warn!(map = MAP, error = %e, "reading the unmatched DNS answers failed");
             Vec::new()
         });
-        samples(ctx.own_netns, sources(entries), std::mem::take(&mut self.first))
+        samples(
+            ctx.own_netns,
+            sources(entries),
+            std::mem::take(&mut self.first),
+        )
     }
 }
 
