@@ -6,6 +6,24 @@ use std::process::Command;
 
 use crate::{run_cmd, Error, Result};
 
+/// python3's TLS server (`ssl`, OpenSSL): `ADDR PORT CERT KEY`; accepts forever, one
+/// handshake per connection (failures caught, 5 s per client), answers `hello`.
+pub const PY_SERVER: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+s = socket.create_server((sys.argv[1], int(sys.argv[2])), reuse_port=False)
+while True:
+    c, _ = s.accept()
+    c.settimeout(5)
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.sendall(b'hello\n')
+        t.close()
+    except (ssl.SSLError, OSError):
+        c.close()
+"#;
+
 /// A leaf certificate and its key, as files.
 #[derive(Debug, Clone)]
 pub struct Leaf {
@@ -25,6 +43,35 @@ pub fn gentime(offset_s: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(offset_s))
         .format("%Y%m%d%H%M%SZ")
         .to_string()
+}
+
+/// The arguments of `openssl req` for a new unencrypted P-256 key.
+const NEW_EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// `openssl req` in `dir` with a new key for `/CN=cn`, then `more`.
+fn req(dir: &Path, cn: &str, more: &[&str]) -> Result<()> {
+    let subj = format!("/CN={cn}");
+    let mut args = vec!["req"];
+    args.extend(NEW_EC_KEY);
+    args.extend(["-subj", &subj]);
+    args.extend(more);
+    openssl(dir, &args)
+}
+
+/// A self-signed certificate `dir/pem` for `cn` and its key `dir/key`, made now, valid `days`.
+pub fn self_signed(dir: &Path, cn: &str, days: u32, key: &str, pem: &str) -> Result<()> {
+    let days = days.to_string();
+    req(
+        dir,
+        cn,
+        &["-x509", "-days", &days, "-keyout", key, "-out", pem],
+    )
 }
 
 /// A CA named `cn` in `dir` (`ca.pem`, `ca.key`, valid 30 days) and the `openssl ca`
@@ -48,26 +95,7 @@ pub fn make_ca(dir: &Path, cn: &str) -> Result<()> {
         ),
     )
     .map_err(io)?;
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-days",
-            "30",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    )
+    self_signed(dir, cn, 30, "ca.key", "ca.pem")
 }
 
 /// A leaf `name.pem`/`name.key` in `dir` for `san` (e.g. `IP:10.77.218.1`,
@@ -79,26 +107,13 @@ pub fn make_leaf(dir: &Path, name: &str, san: &str, start_s: i64, end_s: i64) ->
         format!("{name}.csr"),
         format!("{name}.pem"),
     );
-    openssl(
+    let san = format!("subjectAltName={san}");
+    req(
         dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            &format!("subjectAltName={san}"),
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-        ],
+        name,
+        &["-new", "-addext", &san, "-keyout", &key, "-out", &csr],
     )?;
+    let (start, end) = (gentime(start_s), gentime(end_s));
     openssl(
         dir,
         &[
@@ -112,9 +127,9 @@ pub fn make_leaf(dir: &Path, name: &str, san: &str, start_s: i64, end_s: i64) ->
             "-out",
             &pem,
             "-startdate",
-            &gentime(start_s),
+            &start,
             "-enddate",
-            &gentime(end_s),
+            &end,
         ],
     )?;
     Ok(Leaf {

@@ -38,27 +38,8 @@ http {{
 /// A self-signed certificate `dir/cert.pem` and its key `dir/key.pem` for `cn`, made now,
 /// valid `days`.
 pub fn make_cert(dir: &Path, cn: &str, days: u32) {
-    guardian_testbed::tls::openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-days",
-            &days.to_string(),
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-        ],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    guardian_testbed::tls::self_signed(dir, cn, days, "key.pem", "cert.pem")
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Writes `conf` to `dir/nginx.conf`, checks it (`nginx -t`), starts nginx in `ns` and

@@ -17,23 +17,6 @@ use crate::LabError;
 /// on the PATH: its `_ssl` links the system's libssl.so.3.
 pub const PYTHON: &str = "/usr/bin/python3";
 
-/// Accepts forever, one handshake per connection (failures caught), answers `hello`.
-const PY_SERVER: &str = r#"
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[3], sys.argv[4])
-s = socket.create_server((sys.argv[1], int(sys.argv[2])), reuse_port=False)
-while True:
-    c, _ = s.accept()
-    c.settimeout(5)
-    try:
-        t = ctx.wrap_socket(c, server_side=True)
-        t.sendall(b'hello\n')
-        t.close()
-    except (ssl.SSLError, OSError):
-        c.close()
-"#;
-
 /// A verifying client: one handshake to host:port with the CA; exits 0 when it read `hello`.
 const PY_CLIENT: &str = r#"
 import socket, ssl, sys
@@ -71,7 +54,7 @@ impl TlsServer {
         let child = ns
             .command(PYTHON)
             .arg("-c")
-            .arg(PY_SERVER)
+            .arg(tls::PY_SERVER)
             .arg(addr.ip().to_string())
             .arg(addr.port().to_string())
             .arg(&leaf.pem)

@@ -8,26 +8,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use guardian_testbed::tls::{make_ca, make_leaf};
+use guardian_testbed::tls::{self, make_ca, make_leaf};
 use guardian_tests::nginx;
 use guardian_tests::*;
 use serde_json::Value;
-
-/// A Python TLS server: accepts forever, one handshake per connection (failures caught).
-const PY_SERVER: &str = r#"
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[3], sys.argv[4])
-s = socket.create_server((sys.argv[1], int(sys.argv[2])))
-while True:
-    c, _ = s.accept()
-    try:
-        t = ctx.wrap_socket(c, server_side=True)
-        t.sendall(b'hello\n')
-        t.close()
-    except (ssl.SSLError, OSError):
-        c.close()
-"#;
 
 /// A verifying Python TLS client: `n` connections to host:port, one handshake each; prints
 /// how many failed certificate verification.
@@ -169,7 +153,7 @@ fn failed_handshakes_are_counted_per_listener_and_peer_on_both_ends() {
     srv.spawn(&[
         "python3",
         "-c",
-        PY_SERVER,
+        tls::PY_SERVER,
         &a,
         "9443",
         &d.join("expired.pem").to_string_lossy(),
