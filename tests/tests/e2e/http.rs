@@ -107,6 +107,22 @@ pub fn curl(ns: &Netns, urls: &[String], parallel: bool, extra: &[&str]) -> Vec<
         .collect()
 }
 
+/// The daemon in `ns` with `--http`, `extra` and the detector tables `detect` (written to
+/// `dir/detect.toml`), attached with its HTTP programs.
+pub fn http_daemon(ns: &Netns, dir: &Path, detect: &str, extra: &[&str]) -> Daemon {
+    let cfg = dir.join("detect.toml");
+    std::fs::write(&cfg, detect).unwrap();
+    let mut args = vec!["--http", "--detect-config", cfg.to_str().unwrap()];
+    args.extend(extra);
+    let mut d = Daemon::start(ns, &args);
+    let attached = d.wait_attached();
+    assert!(
+        attached["detail"]["http"]["tracepoints"].is_array(),
+        "HTTP programs not attached: {attached}"
+    );
+    d
+}
+
 fn ev_u64(e: &Value, k: &str) -> u64 {
     e["evidence"][k].as_u64().unwrap_or(0)
 }
@@ -124,23 +140,14 @@ fn nginx_502_504_and_429_are_counted_as_nginx_logs_them() {
     let up = Netns::new("http-up");
     let v = pair(&proxy, &up, 201);
     let dir = TempDir::new("http-nginx");
-    let cfg = dir.path().join("detect.toml");
     // A window that holds the whole run, frequent updates: the counts can be compared with
     // the access log once every response is in.
-    std::fs::write(
-        &cfg,
+    let mut d = http_daemon(
+        &proxy,
+        dir.path(),
         "[http_5xx]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n\
          [http_429]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n",
-    )
-    .unwrap();
-    let mut d = Daemon::start(
-        &proxy,
-        &["--http", "--detect-config", cfg.to_str().unwrap()],
-    );
-    let attached = d.wait_attached();
-    assert!(
-        attached["detail"]["http"]["tracepoints"].is_array(),
-        "HTTP programs not attached: {attached}"
+        &[],
     );
 
     let upstream_pid = up.spawn(&["python3", "-c", UPSTREAM, &v.b_addr.to_string()]);

@@ -12,7 +12,7 @@ use guardian_tests::nginx::{self, make_cert};
 use guardian_tests::*;
 use serde_json::Value;
 
-use crate::http::curl;
+use crate::http::{curl, http_daemon};
 
 /// The upstream: python3's http.server, delayed by the seconds written in `argv[2]` (read at
 /// each request).
@@ -138,27 +138,12 @@ fn a_slow_upstream_opens_http_latency_on_the_nginx_listeners_and_clears() {
     let up = Netns::new("lat-up");
     let v = pair(&proxy, &up, 202);
     let dir = TempDir::new("http-latency");
-    let cfg = dir.path().join("detect.toml");
-    std::fs::write(
-        &cfg,
+    let mut d = http_daemon(
+        &proxy,
+        dir.path(),
         "[http_latency]\nwindow_ms = 3000\nmin_requests = 10\nbaseline_windows = 3\n\
          clear_after_ms = 2000\nupdate_every_ms = 500\n",
-    )
-    .unwrap();
-    let mut d = Daemon::start(
-        &proxy,
-        &[
-            "--http",
-            "--interval-ms",
-            "250",
-            "--detect-config",
-            cfg.to_str().unwrap(),
-        ],
-    );
-    let attached = d.wait_attached();
-    assert!(
-        attached["detail"]["http"]["tracepoints"].is_array(),
-        "HTTP programs not attached: {attached}"
+        &["--interval-ms", "250"],
     );
     let delay = dir.path().join("delay");
     std::fs::write(&delay, "0").unwrap();
