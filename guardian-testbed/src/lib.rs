@@ -7,9 +7,12 @@
 //! runtime). Commands run inside through `nsenter --net=/run/netns/NAME`, never `ip netns exec`,
 //! which remounts /sys and hides bpffs, tracefs and the cgroup mounts from a daemon run there.
 //!
+//! [`tls`] makes certificates (a CA and leaves with chosen dates) with the openssl CLI.
+//!
 //! Every call returns a [`Result`]; the end-to-end tests wrap it in a facade that panics, the lab
 //! reports the error and goes on with the next run.
 mod netns;
+pub mod tls;
 mod veth;
 
 pub use netns::{existing, sweep, Entry, NetNs};

@@ -9,6 +9,7 @@
 //! - [`validate_all`]: every line against docs/schema/events.schema.json (`$GUARDIAN_SCHEMA`).
 //! - [`nstat`], [`ss_time_wait`], [`truth`]: the kernel's own numbers to compare with.
 //! - [`nft`]: random loss at the receiver's ingress.
+//! - [`nginx`]: Debian's nginx in a namespace, configured under the test's directory.
 //!
 //! Running: `cargo xtask test` (builds the daemon with its test-only `crash-points` feature and
 //! the lab, sets `GUARDIAN_BIN`, `GUARDIAN_LAB_BIN` and `GUARDIAN_SCHEMA`), or by hand as root:
@@ -28,6 +29,7 @@ pub mod flows;
 pub mod net;
 pub mod netns;
 pub mod nft;
+pub mod nginx;
 pub mod pressure;
 pub mod schema;
 pub mod sockets;

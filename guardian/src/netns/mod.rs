@@ -1,7 +1,8 @@
 //! Network namespaces: identify them by inode, find a path to enter them ([`Index`]), run code
 //! inside one ([`within`] on a short-lived thread, [`Worker`] on a long-lived one), and walk a
-//! namespace's TCP socket table with INET_DIAG ([`dump_tcp`]); [`count_time_wait`] is the exact
-//! TIME_WAIT count that `ss -tan state time-wait` shows.
+//! namespace's TCP socket table with INET_DIAG ([`dump_tcp`]; [`dump_tcp_ext`] with
+//! attributes such as `tcp_info`); [`count_time_wait`] is the exact TIME_WAIT count that
+//! `ss -tan state time-wait` shows.
 //!
 //! `sock:inet_sock_set_state` never reports TIME_WAIT (the full socket goes to CLOSE and a
 //! timewait socket takes its place), so the gauge is read from the kernel's socket tables.
@@ -18,7 +19,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_sock_diag::{
     constants::{AF_INET, AF_INET6, IPPROTO_TCP},
-    inet::{ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags},
+    inet::{ExtensionFlags, InetRequest, InetResponse, InetResponseHeader, SocketId, StateFlags},
     SockDiagMessage,
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
@@ -100,6 +101,21 @@ pub fn dump_tcp_with(
     rx: &mut Vec<u8>,
     mut each: impl FnMut(&InetResponseHeader),
 ) -> std::io::Result<()> {
+    dump_tcp_ext(socket, family, states, ExtensionFlags::empty(), rx, |r| {
+        each(&r.header)
+    })
+}
+
+/// [`dump_tcp_with`] asking for the attributes `extensions` (e.g. `INFO`, `struct tcp_info`):
+/// `each` is called with every socket's whole answer, header and attributes.
+pub fn dump_tcp_ext(
+    socket: &Socket,
+    family: u8,
+    states: StateFlags,
+    extensions: ExtensionFlags,
+    rx: &mut Vec<u8>,
+    mut each: impl FnMut(&InetResponse),
+) -> std::io::Result<()> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     let socket_id = if family == AF_INET {
@@ -112,7 +128,7 @@ pub fn dump_tcp_with(
         SockDiagMessage::InetRequest(InetRequest {
             family,
             protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::empty(),
+            extensions,
             states,
             socket_id,
         })
@@ -132,7 +148,7 @@ pub fn dump_tcp_with(
             let msg = NetlinkMessage::<SockDiagMessage>::deserialize(&rx[off..n])
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
             match msg.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => each(&r.header),
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => each(&r),
                 NetlinkPayload::Done(_) => return Ok(()),
                 NetlinkPayload::Error(e) => {
                     return Err(std::io::Error::other(format!("INET_DIAG: {e}")));

@@ -1,6 +1,12 @@
 //! DNS answers that matched no outstanding query, per (interface, source), from the tcx DNS
 //! programs' `DNS_UNMATCHED` map (cumulative since attach; the daemon's own namespace, as
 //! `dns`). Read as one small per-CPU map per tick.
+//!
+//! The map is created empty when the programs load, before `attached`: answers counted before
+//! the first tick are growth since then, not a starting point. So the first tick sends the
+//! empty state of attach before the first reading; otherwise a burst that arrives before the
+//! first tick (the lab injects right after `attached`) would be taken as the detector's
+//! baseline and never seen.
 use guardian_common::dns::DnsKey;
 
 use super::decode;
@@ -15,12 +21,15 @@ pub const MAP: &str = "DNS_UNMATCHED";
 
 pub struct DnsSpoofSampler {
     map: PerCpuSums<DnsKey>,
+    /// True until the first tick has sent the empty state of attach.
+    first: bool,
 }
 
 impl DnsSpoofSampler {
     pub fn new(probes: &mut Probes) -> Result<Self, ProbeError> {
         Ok(Self {
             map: PerCpuSums::new(MAP, probes.take_map(MAP)?)?,
+            first: true,
         })
     }
 }
@@ -51,11 +60,27 @@ impl Sampler for DnsSpoofSampler {
             tracing::warn!(map = MAP, error = %e, "reading the unmatched DNS answers failed");
             Vec::new()
         });
-        vec![Input::DnsSpoof(DnsSpoofSample {
-            netns: ctx.own_netns,
-            sources: sources(entries),
-        })]
+        samples(
+            ctx.own_netns,
+            sources(entries),
+            std::mem::take(&mut self.first),
+        )
     }
+}
+
+/// The inputs of one tick: the reading, preceded on the `first` tick by an empty sample (the
+/// map at attach), so that what was counted before the first tick counts as growth.
+fn samples(netns: u32, sources: Vec<UnmatchedAnswers>, first: bool) -> Vec<Input> {
+    let attach = first.then(|| {
+        Input::DnsSpoof(DnsSpoofSample {
+            netns,
+            sources: Vec::new(),
+        })
+    });
+    attach
+        .into_iter()
+        .chain([Input::DnsSpoof(DnsSpoofSample { netns, sources })])
+        .collect()
 }
 
 #[cfg(test)]
@@ -75,5 +100,37 @@ mod tests {
         assert_eq!((s[0].count, s[1].count), (10, 3));
         let bad = DnsKey::default();
         assert!(sources(vec![(bad, 1)]).is_empty());
+    }
+
+    /// Answers counted before the first tick open the fault at that tick (they are growth
+    /// since attach), through the real detector.
+    #[test]
+    fn answers_before_the_first_tick_count() {
+        use crate::faults::dns_spoofing_suspected::{Config, DnsSpoofingSuspected};
+        use crate::faults::Detector;
+        let forged = || {
+            vec![UnmatchedAnswers {
+                addr: "10.0.0.53".into(),
+                ifindex: 2,
+                count: 10,
+            }]
+        };
+        let run = |inputs: Vec<Input>| {
+            let mut d = DnsSpoofingSuspected::new(Config::default());
+            let now = std::time::Instant::now();
+            inputs
+                .iter()
+                .flat_map(|i| d.observe(i, now))
+                .collect::<Vec<_>>()
+        };
+        let first = samples(7, forged(), true);
+        assert_eq!(first.len(), 2);
+        let f = run(first);
+        assert_eq!(f.len(), 1, "opened on the first tick");
+        assert_eq!(f[0].evidence.json()["unmatched"], 10);
+        // Later ticks send the reading alone (a rebuilt detector takes it as its baseline).
+        let later = samples(7, forged(), false);
+        assert_eq!(later.len(), 1);
+        assert!(run(later).is_empty());
     }
 }

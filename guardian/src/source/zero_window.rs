@@ -23,13 +23,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
-};
 use netlink_packet_sock_diag::{
-    constants::{AF_INET, AF_INET6, IPPROTO_TCP},
-    inet::{nlas::Nla, ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, Timer},
-    SockDiagMessage,
+    constants::{AF_INET, AF_INET6},
+    inet::{nlas::Nla, ExtensionFlags, InetResponse, StateFlags, Timer},
 };
 use netlink_sys::Socket;
 
@@ -182,72 +178,22 @@ pub fn stalled(r: &InetResponse) -> Option<(u16, StalledFlow)> {
     ))
 }
 
-/// Receive buffer of one dump (the kernel fills up to about 32 KiB per batch).
-const RX_BUF: usize = 64 * 1024;
-
 /// One INET_DIAG dump of `family`'s sockets in the states that can hold unsent data, with
-/// `tcp_info`; the stalled ones are appended to `out`. Hand-written next to
-/// [`netns::dump_tcp_with`] because that one asks for no extension and hands over the header
-/// only.
+/// `tcp_info`; the stalled ones are appended to `out`.
 fn dump_persist(
     socket: &Socket,
     family: u8,
     rx: &mut Vec<u8>,
     out: &mut Vec<(u16, StalledFlow)>,
 ) -> std::io::Result<()> {
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let socket_id = if family == AF_INET {
-        SocketId::new_v4()
-    } else {
-        SocketId::new_v6()
-    };
     let states = StateFlags::ESTABLISHED
         | StateFlags::CLOSE_WAIT
         | StateFlags::FIN_WAIT1
         | StateFlags::LAST_ACK
         | StateFlags::CLOSING;
-    let mut packet = NetlinkMessage::new(
-        header,
-        SockDiagMessage::InetRequest(InetRequest {
-            family,
-            protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::INFO,
-            states,
-            socket_id,
-        })
-        .into(),
-    );
-    packet.finalize();
-    let mut buf = vec![0; packet.buffer_len()];
-    packet.serialize(&mut buf);
-    socket.send(&buf, 0)?;
-    if rx.len() < RX_BUF {
-        rx.resize(RX_BUF, 0);
-    }
-    loop {
-        let n = socket.recv(&mut &mut rx[..], 0)?;
-        let mut off = 0;
-        while off < n {
-            let msg = NetlinkMessage::<SockDiagMessage>::deserialize(&rx[off..n])
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            match msg.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                    out.extend(stalled(&r));
-                }
-                NetlinkPayload::Done(_) => return Ok(()),
-                NetlinkPayload::Error(e) => {
-                    return Err(std::io::Error::other(format!("INET_DIAG: {e}")));
-                }
-                _ => {}
-            }
-            let len = msg.header.length as usize;
-            if len == 0 {
-                break;
-            }
-            off += len;
-        }
-    }
+    netns::dump_tcp_ext(socket, family, states, ExtensionFlags::INFO, rx, |r| {
+        out.extend(stalled(r))
+    })
 }
 
 /// One port's last owner lookup: the inodes looked up, when, and who held them.

@@ -2,7 +2,7 @@
 //! are stalled flows, how `tcp_info` is read, how flows are grouped, when owners are looked up.
 use std::net::{IpAddr, Ipv4Addr};
 
-use netlink_packet_sock_diag::inet::InetResponseHeader;
+use netlink_packet_sock_diag::inet::{InetResponseHeader, SocketId};
 
 use super::*;
 

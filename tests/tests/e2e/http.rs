@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use guardian_tests::nginx;
 use guardian_tests::*;
 use serde_json::Value;
 
@@ -27,26 +28,15 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer((sys.argv[1], 8000), H).serve_forever()
 "#;
 
-/// nginx in the foreground, one process (killed with the namespace), everything under `dir`;
-/// plaintext on `listen`, TLS (`dir/cert.pem`, `dir/key.pem`) on `tls_listen`.
+/// The access log's format, read by [`access_counts`].
+const LOG_FORMAT: &str = "$status $server_port $request_uri";
+
+/// nginx as a reverse proxy to `upstream` (see [`nginx::conf`]); plaintext on `listen`, TLS
+/// (`dir/cert.pem`, `dir/key.pem`) on `tls_listen`.
 pub fn nginx_conf(dir: &Path, listen: &str, tls_listen: &str, upstream: &str) -> String {
     let d = dir.display();
-    format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    log_format st '$status $server_port $request_uri';
-    access_log {d}/access.log st;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    limit_req_zone $binary_remote_addr zone=one:1m rate=1r/s;
+    let servers = format!(
+        r#"    limit_req_zone $binary_remote_addr zone=one:1m rate=1r/s;
     limit_req_status 429;
     server {{
         listen {listen};
@@ -63,9 +53,9 @@ http {{
             proxy_read_timeout 1s;
         }}
     }}
-}}
 "#
-    )
+    );
+    nginx::conf(dir, "warn", Some(LOG_FORMAT), &servers)
 }
 
 /// nginx serving `dir/www/index.html` (a small file), for normal 200 traffic.
@@ -74,44 +64,12 @@ pub fn nginx_static_conf(dir: &Path, listen: &str) -> String {
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "hello\n".repeat(50)).unwrap();
     let d = dir.display();
-    format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    log_format st '$status $server_port $request_uri';
-    access_log {d}/access.log st;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
-        listen {listen};
-        root {d}/www;
-    }}
-}}
-"#
-    )
+    let server =
+        format!("    server {{\n        listen {listen};\n        root {d}/www;\n    }}\n");
+    nginx::conf(dir, "warn", Some(LOG_FORMAT), &server)
 }
 
-/// Starts nginx in `ns` and waits until it answers on `port`.
-pub fn start_nginx(ns: &Netns, dir: &Path, conf: &str, port: u16) -> u32 {
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let p = path.to_str().unwrap();
-    ns.run(&["nginx", "-t", "-q", "-p", dir.to_str().unwrap(), "-c", p]);
-    let pid = ns.spawn(&["nginx", "-p", dir.to_str().unwrap(), "-c", p]);
-    let up = poll(Duration::from_secs(10), Duration::from_millis(50), || {
-        let out = ns.output(&["ss", "-Htln", &format!("sport = :{port}")]);
-        (!String::from_utf8_lossy(&out.stdout).trim().is_empty()).then_some(())
-    });
-    assert!(up.is_some(), "nginx did not listen on {port}");
-    pid
-}
+pub use nginx::start as start_nginx;
 
 /// Status codes of nginx's access log (`$status $server_port $request_uri` lines) for one
 /// port.
@@ -132,37 +90,6 @@ pub fn access_counts(dir: &Path, port: u16) -> BTreeMap<u16, u64> {
     m
 }
 
-/// A self-signed certificate and key for `cn`, made now (`openssl req -x509`), valid `days`.
-pub fn make_cert(dir: &Path, cn: &str, days: u32) {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args([
-            "-nodes",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-days",
-            &days.to_string(),
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `curl` from `ns`: every URL once (`--parallel` when asked), bounded by `--max-time`;
 /// returns the status codes curl saw.
 pub fn curl(ns: &Netns, urls: &[String], parallel: bool, extra: &[&str]) -> Vec<u16> {
@@ -178,6 +105,22 @@ pub fn curl(ns: &Netns, urls: &[String], parallel: bool, extra: &[&str]) -> Vec<
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+/// The daemon in `ns` with `--http`, `extra` and the detector tables `detect` (written to
+/// `dir/detect.toml`), attached with its HTTP programs.
+pub fn http_daemon(ns: &Netns, dir: &Path, detect: &str, extra: &[&str]) -> Daemon {
+    let cfg = dir.join("detect.toml");
+    std::fs::write(&cfg, detect).unwrap();
+    let mut args = vec!["--http", "--detect-config", cfg.to_str().unwrap()];
+    args.extend(extra);
+    let mut d = Daemon::start(ns, &args);
+    let attached = d.wait_attached();
+    assert!(
+        attached["detail"]["http"]["tracepoints"].is_array(),
+        "HTTP programs not attached: {attached}"
+    );
+    d
 }
 
 fn ev_u64(e: &Value, k: &str) -> u64 {
@@ -197,29 +140,20 @@ fn nginx_502_504_and_429_are_counted_as_nginx_logs_them() {
     let up = Netns::new("http-up");
     let v = pair(&proxy, &up, 201);
     let dir = TempDir::new("http-nginx");
-    let cfg = dir.path().join("detect.toml");
     // A window that holds the whole run, frequent updates: the counts can be compared with
     // the access log once every response is in.
-    std::fs::write(
-        &cfg,
+    let mut d = http_daemon(
+        &proxy,
+        dir.path(),
         "[http_5xx]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n\
          [http_429]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n",
-    )
-    .unwrap();
-    let mut d = Daemon::start(
-        &proxy,
-        &["--http", "--detect-config", cfg.to_str().unwrap()],
-    );
-    let attached = d.wait_attached();
-    assert!(
-        attached["detail"]["http"]["tracepoints"].is_array(),
-        "HTTP programs not attached: {attached}"
+        &[],
     );
 
     let upstream_pid = up.spawn(&["python3", "-c", UPSTREAM, &v.b_addr.to_string()]);
     let listen = format!("{}:8080", v.a_addr);
     let tls = format!("{}:8443", v.a_addr);
-    make_cert(dir.path(), "guardian-test", 2);
+    nginx::make_cert(dir.path(), "guardian-test", 2);
     let conf = nginx_conf(dir.path(), &listen, &tls, &format!("{}:8000", v.b_addr));
     start_nginx(&proxy, dir.path(), &conf, 8080);
     let url = |p: &str, i: usize| format!("http://{listen}{p}?{i}");

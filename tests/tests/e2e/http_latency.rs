@@ -8,10 +8,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use guardian_tests::nginx::{self, make_cert};
 use guardian_tests::*;
 use serde_json::Value;
 
-use crate::http::{curl, make_cert, start_nginx};
+use crate::http::{curl, http_daemon};
 
 /// The upstream: python3's http.server, delayed by the seconds written in `argv[2]` (read at
 /// each request).
@@ -41,22 +42,8 @@ S((sys.argv[1], 8000), H).serve_forever()
 /// access log holds `$server_port $request_time $request_uri`.
 fn conf(dir: &Path, ip: &str, upstream: &str) -> String {
     let d = dir.display();
-    format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    log_format lat '$server_port $request_time $request_uri';
-    access_log {d}/access.log lat;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
+    let servers = format!(
+        r#"    server {{
         listen {ip}:8080;
         listen {ip}:8443 ssl;
         ssl_certificate {d}/cert.pem;
@@ -72,8 +59,13 @@ http {{
         listen {ip}:8081;
         location / {{ return 200 "fast\n"; }}
     }}
-}}
 "#
+    );
+    nginx::conf(
+        dir,
+        "warn",
+        Some("$server_port $request_time $request_uri"),
+        &servers,
     )
 }
 
@@ -146,27 +138,12 @@ fn a_slow_upstream_opens_http_latency_on_the_nginx_listeners_and_clears() {
     let up = Netns::new("lat-up");
     let v = pair(&proxy, &up, 202);
     let dir = TempDir::new("http-latency");
-    let cfg = dir.path().join("detect.toml");
-    std::fs::write(
-        &cfg,
+    let mut d = http_daemon(
+        &proxy,
+        dir.path(),
         "[http_latency]\nwindow_ms = 3000\nmin_requests = 10\nbaseline_windows = 3\n\
          clear_after_ms = 2000\nupdate_every_ms = 500\n",
-    )
-    .unwrap();
-    let mut d = Daemon::start(
-        &proxy,
-        &[
-            "--http",
-            "--interval-ms",
-            "250",
-            "--detect-config",
-            cfg.to_str().unwrap(),
-        ],
-    );
-    let attached = d.wait_attached();
-    assert!(
-        attached["detail"]["http"]["tracepoints"].is_array(),
-        "HTTP programs not attached: {attached}"
+        &["--interval-ms", "250"],
     );
     let delay = dir.path().join("delay");
     std::fs::write(&delay, "0").unwrap();
@@ -179,7 +156,7 @@ fn a_slow_upstream_opens_http_latency_on_the_nginx_listeners_and_clears() {
         delay.to_str().unwrap(),
     ]);
     make_cert(dir.path(), "guardian-test", 2);
-    start_nginx(
+    nginx::start(
         &proxy,
         dir.path(),
         &conf(dir.path(), &ip, &format!("{}:8000", v.b_addr)),

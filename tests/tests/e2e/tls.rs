@@ -1,32 +1,17 @@
 //! tls_handshake_failure with the real daemon (`--http`, OpenSSL uprobes), the real nginx from
 //! Debian and Python's `ssl` (server and client), with certificates made by the test with
-//! openssl (a CA, then leaves signed by `openssl ca` with explicit validity dates): one with a
-//! wrong name, one expired, one expiring in 3 days and one valid for a year. Verifying
-//! clients (curl, python3) fail their handshakes with the first two; the counts in the events
-//! must equal the clients' own failure counts, per listener and peer, on both ends.
-use std::path::{Path, PathBuf};
+//! openssl (guardian-testbed's `tls`: a CA, then leaves signed by `openssl ca` with explicit
+//! validity dates): one with a wrong name, one expired, one expiring in 3 days and one valid
+//! for a year. Verifying clients (curl, python3) fail their handshakes with the first two;
+//! the counts in the events must equal the clients' own failure counts, per listener and
+//! peer, on both ends.
+use std::path::Path;
 use std::time::Duration;
 
+use guardian_testbed::tls::{self, make_ca, make_leaf};
+use guardian_tests::nginx;
 use guardian_tests::*;
 use serde_json::Value;
-
-use crate::http::start_nginx;
-
-/// A Python TLS server: accepts forever, one handshake per connection (failures caught).
-const PY_SERVER: &str = r#"
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[3], sys.argv[4])
-s = socket.create_server((sys.argv[1], int(sys.argv[2])))
-while True:
-    c, _ = s.accept()
-    try:
-        t = ctx.wrap_socket(c, server_side=True)
-        t.sendall(b'hello\n')
-        t.close()
-    except (ssl.SSLError, OSError):
-        c.close()
-"#;
 
 /// A verifying Python TLS client: `n` connections to host:port, one handshake each; prints
 /// how many failed certificate verification.
@@ -45,116 +30,6 @@ for i in range(n):
 print(fails)
 "#;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `date -u` `offset` from now as `YYYYMMDDHHMMSSZ`, the format of `openssl ca -enddate`.
-fn gentime(offset: &str) -> String {
-    let out = std::process::Command::new("date")
-        .args(["-u", "-d", offset, "+%Y%m%d%H%M%SZ"])
-        .output()
-        .expect("run date");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A test CA in `dir` (`ca.pem`, `ca.key`) and the `openssl ca` configuration that signs
-/// leaves with the dates asked for.
-fn make_ca(dir: &Path) {
-    std::fs::create_dir_all(dir.join("newcerts")).unwrap();
-    std::fs::write(dir.join("index.txt"), "").unwrap();
-    std::fs::write(dir.join("serial"), "1000\n").unwrap();
-    let d = dir.display();
-    std::fs::write(
-        dir.join("ca.cnf"),
-        format!(
-            "[ca]\ndefault_ca = test\n[test]\ndatabase = {d}/index.txt\n\
-             new_certs_dir = {d}/newcerts\ncertificate = {d}/ca.pem\nprivate_key = {d}/ca.key\n\
-             serial = {d}/serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n\
-             unique_subject = no\n[any]\ncommonName = supplied\n"
-        ),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=guardian-test-ca",
-            "-days",
-            "30",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
-}
-
-/// A leaf `name.pem`/`name.key` for `san` (e.g. `IP:10.77.218.1`), valid from `start` to
-/// `end` (`YYYYMMDDHHMMSSZ`), signed by the test CA.
-fn make_leaf(dir: &Path, name: &str, san: &str, start: &str, end: &str) -> (PathBuf, PathBuf) {
-    let (key, csr, pem) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            &format!("subjectAltName={san}"),
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "ca",
-            "-batch",
-            "-config",
-            "ca.cnf",
-            "-notext",
-            "-in",
-            &csr,
-            "-out",
-            &pem,
-            "-startdate",
-            start,
-            "-enddate",
-            end,
-        ],
-    );
-    (dir.join(pem), dir.join(key))
-}
-
 /// nginx with one TLS server per (port, leaf name), serving a small file.
 fn nginx_tls_conf(dir: &Path, addr: &str, servers: &[(u16, &str)]) -> String {
     let d = dir.display();
@@ -168,13 +43,7 @@ fn nginx_tls_conf(dir: &Path, addr: &str, servers: &[(u16, &str)]) -> String {
              ssl_certificate_key {d}/{name}.key; root {d}/www; }}\n"
         );
     }
-    format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-         error_log {d}/error.log info;\nevents {{ worker_connections 256; }}\nhttp {{\n\
-         access_log off;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
-         {s}}}\n"
-    )
+    nginx::conf(dir, "info", None, &s)
 }
 
 /// Runs curl `n` times (one connection each) with the test CA; returns how many failed
@@ -263,29 +132,28 @@ fn failed_handshakes_are_counted_per_listener_and_peer_on_both_ends() {
         "OpenSSL uprobes not attached: {attached}"
     );
 
-    make_ca(d);
+    make_ca(d, "guardian-test-ca").unwrap();
     let ip = format!("IP:{a}");
-    make_leaf(
-        d,
-        "wrongname",
-        "DNS:wrong.example",
-        &gentime("-1 day"),
-        &gentime("+300 days"),
-    );
-    make_leaf(d, "expired", &ip, &gentime("-30 days"), &gentime("-2 days"));
-    make_leaf(d, "expiring", &ip, &gentime("-1 day"), &gentime("+3 days"));
-    make_leaf(d, "valid", &ip, &gentime("-1 day"), &gentime("+365 days"));
+    const DAY: i64 = 86_400;
+    for (name, san, start, end) in [
+        ("wrongname", "DNS:wrong.example", -DAY, 300 * DAY),
+        ("expired", &ip, -30 * DAY, -2 * DAY),
+        ("expiring", &ip, -DAY, 3 * DAY),
+        ("valid", &ip, -DAY, 365 * DAY),
+    ] {
+        make_leaf(d, name, san, start, end).unwrap();
+    }
     let servers = [
         (8443, "wrongname"),
         (8444, "expired"),
         (8445, "expiring"),
         (8446, "valid"),
     ];
-    start_nginx(&srv, d, &nginx_tls_conf(d, &a, &servers), 8446);
+    nginx::start(&srv, d, &nginx_tls_conf(d, &a, &servers), 8446);
     srv.spawn(&[
         "python3",
         "-c",
-        PY_SERVER,
+        tls::PY_SERVER,
         &a,
         "9443",
         &d.join("expired.pem").to_string_lossy(),

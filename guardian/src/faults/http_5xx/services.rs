@@ -74,10 +74,15 @@ impl Delta {
     }
 }
 
-/// Cumulative counts per namespace and service, for deltas over a window.
-#[derive(Debug, Default)]
-pub struct Services {
-    by_ns: HashMap<u32, Windows<(String, usize)>>,
+/// Cumulative counts per namespace and service, for deltas over a window (the responses by
+/// status class of `http_5xx` and `http_429`).
+#[derive(Debug)]
+pub struct Services(PerService<N>);
+
+impl Default for Services {
+    fn default() -> Self {
+        Self(PerService::new(values))
+    }
 }
 
 impl Services {
@@ -88,6 +93,40 @@ impl Services {
         now: Instant,
         window: Duration,
     ) -> Vec<(Service, Delta)> {
+        self.0
+            .observe(s, now, window)
+            .into_iter()
+            .map(|(svc, v, span)| (svc, Delta { v, span }))
+            .collect()
+    }
+}
+
+/// `N` cumulative counters per namespace and service, read from each process's counts by
+/// `values` and summed over the service's processes, for deltas over a window: what the
+/// `http_*` detectors share (`http_latency` keeps its histogram buckets in one).
+#[derive(Debug)]
+pub struct PerService<const N: usize> {
+    values: fn(&ServiceCounts) -> [u64; N],
+    by_ns: HashMap<u32, Windows<(String, usize)>>,
+}
+
+impl<const N: usize> PerService<N> {
+    pub fn new(values: fn(&ServiceCounts) -> [u64; N]) -> Self {
+        Self {
+            values,
+            by_ns: HashMap::new(),
+        }
+    }
+
+    /// Records a sample; returns its services (sorted by name) with their counters over
+    /// `window` and the span the deltas cover (at most the window, shorter right after the
+    /// start).
+    pub fn observe(
+        &mut self,
+        s: &HttpSample,
+        now: Instant,
+        window: Duration,
+    ) -> Vec<(Service, [u64; N], Duration)> {
         let mut sums: HashMap<String, (Service, [u64; N])> = HashMap::new();
         for c in &s.services {
             let name = c.service();
@@ -106,7 +145,7 @@ impl Services {
                 comm: c.comm.clone(),
                 pid: c.pid,
             });
-            for (a, b) in e.1.iter_mut().zip(values(c)) {
+            for (a, b) in e.1.iter_mut().zip((self.values)(c)) {
                 *a += b;
             }
         }
@@ -126,22 +165,19 @@ impl Services {
                 .flat_map(|(k, (_, v))| (0..N).map(move |i| ((k.clone(), i), v[i]))),
             keep,
         );
-        let mut out: Vec<(Service, Delta)> = sums
+        let mut out: Vec<(Service, [u64; N], Duration)> = sums
             .into_values()
             .map(|(mut svc, _)| {
-                let mut d = Delta {
-                    v: [0; N],
-                    span: Duration::ZERO,
-                };
-                for i in 0..N {
-                    if let Some((v, span)) = w.delta(&(svc.name.clone(), i), now, window) {
-                        d.v[i] = v;
-                        d.span = d.span.max(span);
+                let (mut v, mut span) = ([0; N], Duration::ZERO);
+                for (i, vi) in v.iter_mut().enumerate() {
+                    if let Some((d, sp)) = w.delta(&(svc.name.clone(), i), now, window) {
+                        *vi = d;
+                        span = span.max(sp);
                     }
                 }
                 svc.processes.sort();
                 svc.processes.dedup();
-                (svc, d)
+                (svc, v, span)
             })
             .collect();
         out.sort_by(|a, b| a.0.name.cmp(&b.0.name));

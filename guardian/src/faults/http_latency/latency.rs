@@ -3,15 +3,15 @@
 //!
 //! The kernel counts responses per (namespace, process, local address:port) in the buckets of
 //! `guardian_common::http::LAT_BOUND_US`; a service here is one (namespace, address:port)
-//! summed over its processes, as in `http_5xx` (nginx's workers are several processes).
-use std::collections::{HashMap, VecDeque};
+//! summed over its processes, with `http_5xx`'s per-service windows (nginx's workers are
+//! several processes).
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use guardian_common::http::{LAT_BOUND_US, LAT_BUCKETS};
 
-use crate::faults::http_5xx::services::{Process, Service};
-use crate::faults::window::Windows;
-use crate::model::http::HttpSample;
+use crate::faults::http_5xx::services::{PerService, Service};
+use crate::model::http::{HttpSample, ServiceCounts};
 
 /// Lower bound of bucket `i`, milliseconds.
 pub fn from_ms(i: usize) -> f64 {
@@ -64,10 +64,24 @@ impl Window {
     }
 }
 
-/// Cumulative histograms per namespace and service, for deltas over a window.
-#[derive(Debug, Default)]
-pub struct Histograms {
-    by_ns: HashMap<u32, Windows<(String, usize)>>,
+/// Cumulative histograms per namespace and service, for deltas over a window (the buckets
+/// are `http_5xx`'s per-service counters).
+#[derive(Debug)]
+pub struct Histograms(PerService<LAT_BUCKETS>);
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Self(PerService::new(buckets))
+    }
+}
+
+/// A process's histogram (a shorter one padded with zeros).
+fn buckets(c: &ServiceCounts) -> [u64; LAT_BUCKETS] {
+    let mut b = [0; LAT_BUCKETS];
+    for (a, v) in b.iter_mut().zip(&c.lat) {
+        *a = *v;
+    }
+    b
 }
 
 impl Histograms {
@@ -78,61 +92,11 @@ impl Histograms {
         now: Instant,
         window: Duration,
     ) -> Vec<(Service, Window)> {
-        let mut sums: HashMap<String, (Service, [u64; LAT_BUCKETS])> = HashMap::new();
-        for c in &s.services {
-            let name = c.service();
-            let e = sums.entry(name.clone()).or_insert_with(|| {
-                let svc = Service {
-                    name,
-                    addr: c.addr.clone(),
-                    port: c.port,
-                    processes: Vec::new(),
-                };
-                (svc, [0; LAT_BUCKETS])
-            });
-            e.0.processes.push(Process {
-                comm: c.comm.clone(),
-                pid: c.pid,
-            });
-            for (a, b) in e.1.iter_mut().zip(&c.lat) {
-                *a += b;
-            }
-        }
-        let keep = window + Duration::from_secs(1);
-        // Counts since attach: a namespace's first sample is all new (as `http_5xx`).
-        let w = self.by_ns.entry(s.netns).or_insert_with(|| {
-            let mut w = Windows::new();
-            let before = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
-            w.observe(before, std::iter::empty(), keep);
-            w
-        });
-        w.observe(
-            now,
-            sums.iter().flat_map(|(k, (_, v))| {
-                (0..LAT_BUCKETS).map(move |i| ((k.clone(), i), v[i]))
-            }),
-            keep,
-        );
-        let mut out: Vec<(Service, Window)> = sums
-            .into_values()
-            .map(|(mut svc, _)| {
-                let mut d = Window {
-                    lat: [0; LAT_BUCKETS],
-                    span: Duration::ZERO,
-                };
-                for i in 0..LAT_BUCKETS {
-                    if let Some((v, span)) = w.delta(&(svc.name.clone(), i), now, window) {
-                        d.lat[i] = v;
-                        d.span = d.span.max(span);
-                    }
-                }
-                svc.processes.sort();
-                svc.processes.dedup();
-                (svc, d)
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        out
+        self.0
+            .observe(s, now, window)
+            .into_iter()
+            .map(|(svc, lat, span)| (svc, Window { lat, span }))
+            .collect()
     }
 }
 
