@@ -92,6 +92,7 @@ mod sinks;
 mod systemd;
 mod time_wait;
 mod tls;
+mod tls_alerts;
 mod xdp_lifecycle;
 mod xdp_syn;
 mod zero_window;
