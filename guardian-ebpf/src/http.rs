@@ -153,7 +153,13 @@ pub fn http_sendmsg(ctx: TracePointContext) -> u32 {
     let alert = Buf::Msghdr {
         msg_off: o.sendmsg_msg,
     };
-    on_write(&ctx, o.sendmsg_fd, o.sendmsg_msg, Indirection::Msghdr, alert);
+    on_write(
+        &ctx,
+        o.sendmsg_fd,
+        o.sendmsg_msg,
+        Indirection::Msghdr,
+        alert,
+    );
     0
 }
 

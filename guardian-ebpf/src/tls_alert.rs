@@ -11,10 +11,7 @@
 //! Counts per (netns, writer's role, listener, peer, level, description) in a per-CPU hash
 //! map that is not LRU: a key is never evicted silently; a full map counts a `map_full` loss.
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::bpf_probe_read_user,
-    macros::map,
-    maps::PerCpuHashMap,
+    bindings::BPF_NOEXIST, helpers::bpf_probe_read_user, macros::map, maps::PerCpuHashMap,
     programs::TracePointContext,
 };
 use guardian_common::{

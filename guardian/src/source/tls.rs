@@ -125,7 +125,10 @@ impl Sampler for TlsSampler {
                 .push(alert_counts(&k, v.iter().copied()));
             by.entry(k.netns).or_default();
         }
-        let handshakes = self.map.iter().flat_map(|m| m.iter().filter_map(Result::ok));
+        let handshakes = self
+            .map
+            .iter()
+            .flat_map(|m| m.iter().filter_map(Result::ok));
         for (k, v) in handshakes {
             let mut c = counts(&k, v.iter().copied());
             c.comm = self

@@ -45,13 +45,7 @@ fn gnutls_serv(ns: &Netns, dir: &Path, port: u16, priority: &str, log: &str) {
 fn s_client(ns: &Netns, port: u16, extra: &[&str]) -> String {
     let target = format!("{ADDR}:{port}");
     let mut argv = vec![
-        "timeout",
-        "10",
-        "openssl",
-        "s_client",
-        "-connect",
-        &target,
-        "-tls1_2",
+        "timeout", "10", "openssl", "s_client", "-connect", &target, "-tls1_2",
     ];
     argv.extend_from_slice(extra);
     let out = ns
@@ -134,9 +128,25 @@ fn gnutls_alerts_are_counted_on_both_ends() {
         ])
         .output()
         .expect("run openssl req");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    gnutls_serv(&ns, d, STRICT, "NORMAL:-VERS-ALL:+VERS-TLS1.3", "strict.log");
-    gnutls_serv(&ns, d, SELF_SIGNED, "NORMAL:-VERS-ALL:+VERS-TLS1.2", "self.log");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gnutls_serv(
+        &ns,
+        d,
+        STRICT,
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+        "strict.log",
+    );
+    gnutls_serv(
+        &ns,
+        d,
+        SELF_SIGNED,
+        "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+        "self.log",
+    );
 
     // TLS 1.2 to the TLS 1.3 server: it answers with a fatal alert, the one s_client prints.
     let (n_strict, n_self) = (5u64, 4u64);
@@ -162,7 +172,11 @@ fn gnutls_alerts_are_counted_on_both_ends() {
         let n = logged("self.log", "A TLS fatal alert has been received");
         (n == n_self).then_some(n)
     });
-    assert_eq!(received, Some(n_self), "gnutls-serv's log of the alerts received");
+    assert_eq!(
+        received,
+        Some(n_self),
+        "gnutls-serv's log of the alerts received"
+    );
     eprintln!("s_client received alert {server_alert} x{n_strict}; gnutls-serv received {n_self}");
 
     let netns = ns.inode();
@@ -200,10 +214,7 @@ fn gnutls_alerts_are_counted_on_both_ends() {
     let events = g.finish();
     for e in &events {
         // Nothing lost, never more than the attempts.
-        assert!(
-            !(e["type"] == "loss" && e["source"] == "map_full"),
-            "{e}"
-        );
+        assert!(!(e["type"] == "loss" && e["source"] == "map_full"), "{e}");
         if e["fault"] == "tls_handshake_failure" && e["state"] != "cleared" {
             let max = match e["subject"]["port"].as_u64() {
                 Some(p) if p == STRICT as u64 => n_strict,
