@@ -22,6 +22,11 @@ pub struct HttpOffsets {
     /// `syscalls:sys_enter_writev` fd, vec.
     pub writev_fd: u16,
     pub writev_vec: u16,
+    /// `syscalls:sys_enter_write` count, `sys_enter_sendto` len and `sys_enter_writev` vlen:
+    /// the cheap test for a 7-byte TLS alert record (one compare before any read).
+    pub write_count: u16,
+    pub sendto_len: u16,
+    pub writev_vlen: u16,
     /// `syscalls:sys_enter_sendmsg` fd, msg.
     pub sendmsg_fd: u16,
     pub sendmsg_msg: u16,
@@ -52,8 +57,12 @@ pub struct HttpOffsets {
     /// `struct inet_sock.inet_sport` (network order): the local port, kept when a socket
     /// closes (`skc_num` is zeroed when the port is released).
     pub inet_sport: u16,
+    /// `struct sock.sk_max_ack_backlog` (u32): non-zero on a listener and on the connections
+    /// it accepted (copied at accept), 0 on a connecting socket: the role of a TLS alert's
+    /// writer.
+    pub sk_max_ack_backlog: u16,
 }
-const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 56);
+const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 64);
 
 impl HttpOffsets {
     pub const ABSENT: u16 = u16::MAX;
@@ -68,6 +77,9 @@ impl HttpOffsets {
         sendto_buf: Self::ABSENT,
         writev_fd: Self::ABSENT,
         writev_vec: Self::ABSENT,
+        write_count: Self::ABSENT,
+        sendto_len: Self::ABSENT,
+        writev_vlen: Self::ABSENT,
         sendmsg_fd: Self::ABSENT,
         sendmsg_msg: Self::ABSENT,
         exit_ret: Self::ABSENT,
@@ -86,6 +98,7 @@ impl HttpOffsets {
         skc_v6_daddr: Self::ABSENT,
         skc_dport: Self::ABSENT,
         inet_sport: Self::ABSENT,
+        sk_max_ack_backlog: Self::ABSENT,
     };
 }
 

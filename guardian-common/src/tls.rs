@@ -83,11 +83,55 @@ pub struct HsPending {
 }
 const _: () = assert!(core::mem::size_of::<HsPending>() == 64);
 
+/// The length of a write that is one plaintext TLS alert record (5-byte header, level,
+/// description): the only writes whose bytes the alert check reads.
+pub const ALERT_RECORD_LEN: u64 = 7;
+
+/// Alert levels (RFC 5246 §7.2).
+pub const ALERT_WARNING: u8 = 1;
+pub const ALERT_FATAL: u8 = 2;
+
+/// Plaintext TLS alerts written by local processes, per (namespace, role of the writer,
+/// listener, peer address, level, description). Same address convention as `HsKey`: for a
+/// server `addr:port` is its local listener address and `peer` the client's address; for a
+/// client `addr:port` is the server it connected to and `peer` its own address. No process:
+/// the key stays one per listener and peer whatever the number of workers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AlertKey {
+    pub netns: u32,
+    /// `AF_INET`, `AF_INET6`, or 0 when the socket could not be resolved.
+    pub family: u16,
+    /// Listener port, host byte order.
+    pub port: u16,
+    /// `ROLE_SERVER` (the socket was accepted from a listener) or `ROLE_CLIENT`.
+    pub role: u8,
+    /// `ALERT_WARNING` or `ALERT_FATAL`.
+    pub level: u8,
+    /// The alert description (`tls_alert_name`).
+    pub desc: u8,
+    pub _pad: u8,
+    pub addr: [u8; 16],
+    pub peer: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<AlertKey>() == 44);
+
+/// The role of the writer of an alert from its socket's `sk_max_ack_backlog`: an accepted
+/// connection keeps its listener's (non-zero), a connecting socket has 0.
+#[inline(always)]
+pub fn alert_role(max_ack_backlog: u32) -> u8 {
+    match max_ack_backlog {
+        0 => ROLE_CLIENT,
+        _ => ROLE_SERVER,
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain `#[repr(C)]` integers, explicit padding.
     unsafe impl aya::Pod for super::HsKey {}
     unsafe impl aya::Pod for super::HsStats {}
+    unsafe impl aya::Pod for super::AlertKey {}
 }
 
 #[cfg(test)]
@@ -102,5 +146,13 @@ mod tests {
         // WANT_READ, WANT_WRITE: a non-blocking handshake that goes on.
         assert_eq!(outcome(2), 0);
         assert_eq!(outcome(3), 0);
+    }
+
+    #[test]
+    fn alert_roles() {
+        // An accepted connection inherits its listener's backlog (nginx: 511).
+        assert_eq!(alert_role(511), ROLE_SERVER);
+        assert_eq!(alert_role(1), ROLE_SERVER);
+        assert_eq!(alert_role(0), ROLE_CLIENT);
     }
 }

@@ -10,6 +10,8 @@
 //!   its latency; the in-flight entry is removed (once per response). 1xx interim responses
 //!   and writes that are not status lines (bodies) leave it.
 //!
+//! - The same write tracepoints count plaintext TLS alert records (`tls_alert.rs`).
+//!
 //! The local address comes from walking `current->files->fdt->fd[fd]->private_data` to the
 //! socket (checked through `socket->file`) and its `sock_common`. Attached only when enabled
 //! (`guardian run --http`): with them detached nothing here runs.
@@ -31,6 +33,7 @@ use guardian_common::{
 
 use crate::kernel::{current_netns, field, read};
 use crate::maps::OFFSETS;
+use crate::tls_alert::Buf;
 
 #[unsafe(no_mangle)]
 pub static HTTP_OFFSETS: Global<HttpOffsets> = Global::new(HttpOffsets::NONE);
@@ -114,28 +117,49 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn http_write(ctx: TracePointContext) -> u32 {
     let o = HTTP_OFFSETS.load();
-    on_write(&ctx, o.write_fd, o.write_buf, Indirection::None);
+    let alert = Buf::Plain {
+        buf_off: o.write_buf,
+        len_off: o.write_count,
+    };
+    on_write(&ctx, o.write_fd, o.write_buf, Indirection::None, alert);
     0
 }
 
 #[tracepoint]
 pub fn http_sendto(ctx: TracePointContext) -> u32 {
     let o = HTTP_OFFSETS.load();
-    on_write(&ctx, o.sendto_fd, o.sendto_buf, Indirection::None);
+    let alert = Buf::Plain {
+        buf_off: o.sendto_buf,
+        len_off: o.sendto_len,
+    };
+    on_write(&ctx, o.sendto_fd, o.sendto_buf, Indirection::None, alert);
     0
 }
 
 #[tracepoint]
 pub fn http_writev(ctx: TracePointContext) -> u32 {
     let o = HTTP_OFFSETS.load();
-    on_write(&ctx, o.writev_fd, o.writev_vec, Indirection::Iovec);
+    let alert = Buf::Iovec {
+        vec_off: o.writev_vec,
+        vlen_off: o.writev_vlen,
+    };
+    on_write(&ctx, o.writev_fd, o.writev_vec, Indirection::Iovec, alert);
     0
 }
 
 #[tracepoint]
 pub fn http_sendmsg(ctx: TracePointContext) -> u32 {
     let o = HTTP_OFFSETS.load();
-    on_write(&ctx, o.sendmsg_fd, o.sendmsg_msg, Indirection::Msghdr);
+    let alert = Buf::Msghdr {
+        msg_off: o.sendmsg_msg,
+    };
+    on_write(
+        &ctx,
+        o.sendmsg_fd,
+        o.sendmsg_msg,
+        Indirection::Msghdr,
+        alert,
+    );
     0
 }
 
@@ -151,13 +175,17 @@ enum Indirection {
 }
 
 #[inline(always)]
-fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection) {
+fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection, alert: Buf) {
     let Some(fd) = (unsafe { field::<u64>(ctx, fd_off) }) else {
         return;
     };
     let id = bpf_get_current_pid_tgid();
     // Inside a handshake (a client's ClientHello is a write): the connection's socket.
     crate::tls_hs::note_fd(id, fd);
+    // A 7-byte write may be a plaintext TLS alert (tls_alert.rs): then it is not a response.
+    if crate::tls_alert::on_write(ctx, fd, alert) {
+        return;
+    }
     let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
     // The cheap check first: no request in flight on this fd, nothing to do.
     let Some(start) = (unsafe { HTTP_INFLIGHT.get(&key).copied() }) else {

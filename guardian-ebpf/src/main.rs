@@ -9,6 +9,7 @@
 //! - `tls.rs`: the same over TLS, from uprobes on OpenSSL's `SSL_read`/`SSL_write`.
 //! - `shadows.rs`: TCP resets sent and received per service port (`reset_storm`).
 //! - `tls_hs.rs`: TLS handshake outcomes per (listener, peer), from uprobes on OpenSSL.
+//! - `tls_alert.rs`: plaintext TLS alerts written per (listener, peer), any TLS stack.
 //!
 //! Every kernel structure or tracepoint offset comes from userspace at load time (`OFFSETS`),
 //! derived from BTF and tracefs: nothing here is specific to one kernel version.
@@ -31,6 +32,7 @@ mod sockops;
 mod syscalls;
 mod tcp;
 mod tls;
+mod tls_alert;
 mod tls_hs;
 mod xdp;
 

@@ -53,6 +53,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "curl",
     "openssl",
     "python3",
+    // e2e tls_alerts: gnutls-serv, a TLS server that is not OpenSSL.
+    "gnutls-bin",
     // `cargo xtask bench http`: the load generator in front of nginx.
     "wrk",
     // `cargo xtask test --kernel`: the VM's initramfs (busybox, cpio, the modules' depmod and

@@ -1,6 +1,7 @@
-//! TLS handshake outcomes per (role, listener, peer, process), cumulative since attach, and
-//! the certificates the local TLS listeners present: what the TLS sampler reads each tick and
-//! `tls_handshake_failure` and `tls_cert_expiry` consume.
+//! TLS handshake outcomes per (role, listener, peer, process), cumulative since attach, the
+//! plaintext TLS alerts local processes wrote, and the certificates the local TLS listeners
+//! present: what the TLS sampler reads each tick and `tls_handshake_failure` and
+//! `tls_cert_expiry` consume.
 use serde::{Deserialize, Serialize};
 
 /// Every handshake key seen in one namespace.
@@ -8,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub struct TlsSample {
     pub netns: u32,
     pub handshakes: Vec<HandshakeCounts>,
+    /// Plaintext alerts written by local processes (any TLS stack), cumulative since attach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertCounts>,
     /// The certificates of this namespace's TLS listeners, as last probed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certs: Vec<CertInfo>,
@@ -43,11 +47,40 @@ pub struct HandshakeCounts {
 impl HandshakeCounts {
     /// `addr:port` (`[addr]:port` for IPv6), the listener's name in keys and evidence.
     pub fn listener(&self) -> String {
-        if self.addr.contains(':') {
-            format!("[{}]:{}", self.addr, self.port)
-        } else {
-            format!("{}:{}", self.addr, self.port)
-        }
+        listener(&self.addr, self.port)
+    }
+}
+
+/// `addr:port`, `[addr]:port` for IPv6.
+fn listener(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+/// TLS alerts one end wrote in cleartext on one listener with one peer address: content type
+/// 21 records sent before the keys were set, i.e. handshake failures, whatever the TLS stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertCounts {
+    /// The writer's role: `server` (an accepted connection), `client` (a connecting one).
+    pub role: Role,
+    /// The listener, as in `HandshakeCounts` (the server's address for both roles).
+    pub addr: String,
+    pub port: u16,
+    /// The client's address.
+    pub peer: String,
+    /// 1 warning, 2 fatal.
+    pub level: u8,
+    /// The alert description (RFC 8446 §6).
+    pub code: u8,
+    pub count: u64,
+}
+
+impl AlertCounts {
+    pub fn listener(&self) -> String {
+        listener(&self.addr, self.port)
     }
 }
 
@@ -70,11 +103,7 @@ pub struct CertInfo {
 impl CertInfo {
     /// `addr:port` (`[addr]:port` for IPv6).
     pub fn listener(&self) -> String {
-        if self.addr.contains(':') {
-            format!("[{}]:{}", self.addr, self.port)
-        } else {
-            format!("{}:{}", self.addr, self.port)
-        }
+        listener(&self.addr, self.port)
     }
 
     /// Seconds from the check to notAfter (negative: expired when checked).

@@ -61,6 +61,9 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<HttpOffsets, OffsetErro
         sendto_buf: sendto.required("buff")?,
         writev_fd: writev.required("fd")?,
         writev_vec: writev.required("vec")?,
+        write_count: write.required("count")?,
+        sendto_len: sendto.required("len")?,
+        writev_vlen: writev.required("vlen")?,
         sendmsg_fd: sendmsg.required("fd")?,
         sendmsg_msg: sendmsg.required("msg")?,
         exit_ret: exit.required("ret")?,
@@ -80,6 +83,7 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<HttpOffsets, OffsetErro
         skc_v6_daddr: off("sock_common", &["skc_v6_daddr"]).unwrap_or(HttpOffsets::ABSENT),
         skc_dport: off("sock_common", &["skc_dport"])?,
         inet_sport: off("inet_sock", &["inet_sport"])?,
+        sk_max_ack_backlog: off("sock", &["sk_max_ack_backlog"])?,
     })
 }
 

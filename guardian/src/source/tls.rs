@@ -1,26 +1,31 @@
 //! TLS handshake outcomes per (namespace, process, role, listener, peer) from the OpenSSL
-//! uprobes' map (`TLS_HANDSHAKES`, guardian-ebpf/src/tls_hs.rs), cumulative since attach; one
-//! `Input::Tls` per namespace with handshakes. Present only when the uprobes are attached
-//! (`guardian run --http` with a libssl found).
+//! uprobes' map (`TLS_HANDSHAKES`, guardian-ebpf/src/tls_hs.rs) and plaintext alerts per
+//! (namespace, role, listener, peer, level, description) from the write tracepoints
+//! (`TLS_ALERTS`, guardian-ebpf/src/tls_alert.rs), cumulative since attach; one `Input::Tls`
+//! per namespace with either. Present when the HTTP tracepoints are attached
+//! (`guardian run --http`); the handshake counts only with a libssl found.
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Instant;
 
 use aya::maps::{MapData, PerCpuHashMap};
-use guardian_common::tls::{HsKey, HsStats, ROLE_CLIENT};
+use guardian_common::tls::{AlertKey, HsKey, HsStats, ROLE_CLIENT};
 
 use super::decode;
 use super::sampler::{Sampler, TickContext};
 use super::tls_cert::CertProber;
 use crate::input::Input;
-use crate::model::tls::{HandshakeCounts, Role, TlsSample};
+use crate::model::tls::{AlertCounts, HandshakeCounts, Role, TlsSample};
 use crate::probes::{ProbeError, Probes};
 
-/// The kernel map the sampler reads.
+/// The kernel maps the sampler reads.
 pub const MAP: &str = "TLS_HANDSHAKES";
+pub const ALERTS_MAP: &str = "TLS_ALERTS";
 
 pub struct TlsSampler {
-    map: PerCpuHashMap<MapData, HsKey, HsStats>,
+    /// None without the OpenSSL uprobes.
+    map: Option<PerCpuHashMap<MapData, HsKey, HsStats>>,
+    alerts: PerCpuHashMap<MapData, AlertKey, u64>,
     /// Process names by pid, read once from /proc (a process keeps its pid).
     comms: HashMap<u32, String>,
     /// Reads the certificates of the server listeners seen (None: its thread did not start).
@@ -28,18 +33,26 @@ pub struct TlsSampler {
 }
 
 impl TlsSampler {
-    /// Takes the map from the loaded probes; None when the OpenSSL uprobes are not attached.
+    /// Takes the maps from the loaded probes; None when the HTTP tracepoints are not attached.
     pub fn new(probes: &mut Probes) -> Result<Option<Self>, ProbeError> {
-        if !probes.tls_attached() {
+        if !probes.http_attached() {
             return Ok(None);
         }
-        let map = PerCpuHashMap::try_from(probes.take_map(MAP)?)
-            .map_err(|_| ProbeError::MissingMap(MAP))?;
+        let map = match probes.tls_attached() {
+            true => Some(
+                PerCpuHashMap::try_from(probes.take_map(MAP)?)
+                    .map_err(|_| ProbeError::MissingMap(MAP))?,
+            ),
+            false => None,
+        };
+        let alerts = PerCpuHashMap::try_from(probes.take_map(ALERTS_MAP)?)
+            .map_err(|_| ProbeError::MissingMap(ALERTS_MAP))?;
         let certs = CertProber::new()
             .inspect_err(|e| tracing::warn!(error = %e, "tls_cert_expiry is unavailable"))
             .ok();
         Ok(Some(Self {
             map,
+            alerts,
             comms: HashMap::new(),
             certs,
         }))
@@ -76,6 +89,27 @@ pub fn counts(key: &HsKey, per_cpu: impl IntoIterator<Item = HsStats>) -> Handsh
     c
 }
 
+/// Sums the per-CPU counts of one alert key.
+pub fn alert_counts(key: &AlertKey, per_cpu: impl IntoIterator<Item = u64>) -> AlertCounts {
+    let ip = |raw: &[u8; 16]| {
+        decode::addr(key.family, raw)
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
+    AlertCounts {
+        role: match key.role {
+            ROLE_CLIENT => Role::Client,
+            _ => Role::Server,
+        },
+        addr: ip(&key.addr),
+        port: key.port,
+        peer: ip(&key.peer),
+        level: key.level,
+        code: key.desc,
+        count: per_cpu.into_iter().sum(),
+    }
+}
+
 impl Sampler for TlsSampler {
     fn name(&self) -> &'static str {
         "tls"
@@ -83,7 +117,19 @@ impl Sampler for TlsSampler {
 
     fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
         let mut by: BTreeMap<u32, Vec<HandshakeCounts>> = BTreeMap::new();
-        for (k, v) in self.map.iter().filter_map(Result::ok) {
+        let mut alerts: BTreeMap<u32, Vec<AlertCounts>> = BTreeMap::new();
+        for (k, v) in self.alerts.iter().filter_map(Result::ok) {
+            alerts
+                .entry(k.netns)
+                .or_default()
+                .push(alert_counts(&k, v.iter().copied()));
+            by.entry(k.netns).or_default();
+        }
+        let handshakes = self
+            .map
+            .iter()
+            .flat_map(|m| m.iter().filter_map(Result::ok));
+        for (k, v) in handshakes {
             let mut c = counts(&k, v.iter().copied());
             c.comm = self
                 .comms
@@ -117,9 +163,15 @@ impl Sampler for TlsSampler {
                     (a.role, a.port, &a.addr, &a.peer, a.pid)
                         .cmp(&(b.role, b.port, &b.addr, &b.peer, b.pid))
                 });
+                let mut alerts = alerts.remove(&netns).unwrap_or_default();
+                alerts.sort_by(|a, b| {
+                    (a.role, a.port, &a.addr, &a.peer, a.level, a.code)
+                        .cmp(&(b.role, b.port, &b.addr, &b.peer, b.level, b.code))
+                });
                 Input::Tls(TlsSample {
                     netns,
                     handshakes,
+                    alerts,
                     certs: certs.map(|c| c.certs(netns)).unwrap_or_default(),
                 })
             })
@@ -164,5 +216,28 @@ mod tests {
         // An unresolved socket: no addresses.
         let u = counts(&HsKey::default(), []);
         assert_eq!((u.listener().as_str(), u.peer.as_str()), (":0", ""));
+    }
+
+    #[test]
+    fn sums_alerts_and_keeps_the_writer_role() {
+        let mut k = AlertKey {
+            netns: 7,
+            family: guardian_common::AF_INET6,
+            port: 5556,
+            role: ROLE_CLIENT,
+            level: 2,
+            desc: 48,
+            ..Default::default()
+        };
+        k.addr[15] = 1;
+        k.peer[15] = 2;
+        let c = alert_counts(&k, [2, 0, 3]);
+        assert_eq!(c.role, Role::Client);
+        assert_eq!(c.listener(), "[::1]:5556");
+        assert_eq!(c.peer, "::2");
+        assert_eq!((c.level, c.code, c.count), (2, 48, 5));
+        k.role = ROLE_SERVER;
+        assert_eq!(alert_counts(&k, []).role, Role::Server);
+        assert_eq!(alert_counts(&k, []).count, 0);
     }
 }

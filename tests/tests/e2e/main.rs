@@ -93,6 +93,7 @@ mod sinks;
 mod systemd;
 mod time_wait;
 mod tls;
+mod tls_alerts;
 mod xdp_lifecycle;
 mod xdp_syn;
 mod xdp_syn_v6;

@@ -21,6 +21,7 @@ fn sample(certs: Vec<CertInfo>) -> Input {
     Input::Tls(TlsSample {
         netns: 3,
         handshakes: vec![],
+        alerts: vec![],
         certs,
     })
 }

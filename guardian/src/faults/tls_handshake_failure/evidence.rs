@@ -1,5 +1,5 @@
 //! `tls_handshake_failure` evidence: one listener's handshakes in the window, the failing
-//! peers named with their counts.
+//! peers named with their counts, and the plaintext TLS alerts both ends wrote.
 //!
 //! Serialized into the fault event (keys sorted, as every evidence object).
 use serde::Serialize;
@@ -16,11 +16,50 @@ pub struct Peer {
     pub peer: String,
 }
 
+/// Whether the alert was written by this end (`role`) or by the other one (a local process
+/// in the same namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+/// What `ok` and `failed` count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Handshake returns (OpenSSL uprobes).
+    Handshakes,
+    /// Fatal plaintext alerts, sent and received (no OpenSSL handshake seen on this listener:
+    /// GnuTLS, Go, rustls...); successes are not seen, so `ok` is 0.
+    Alerts,
+}
+
+/// One kind of plaintext TLS alert with one peer in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    /// The IANA name (`handshake_failure`, `unknown_ca`...; `unknown` for an unnamed code).
+    pub alert: &'static str,
+    pub code: u8,
+    pub count: u64,
+    pub direction: Direction,
+    /// `fatal` or `warning`.
+    pub level: &'static str,
+    /// The client's address.
+    pub peer: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence {
     /// Closed or reset by the peer before the end (not in `ratio`).
     pub aborted: u64,
-    /// Protocol failures (`SSL_ERROR_SSL`).
+    /// The plaintext alerts in the window, most first (at most `MAX_ALERTS`).
+    pub alerts: Vec<Alert>,
+    /// Alert entries left out of `alerts`.
+    pub alerts_omitted: usize,
+    pub basis: Basis,
+    /// Protocol failures (`SSL_ERROR_SSL`), or fatal alerts with `basis: alerts`.
     pub failed: u64,
     /// The listener, `addr:port`.
     pub listener: String,
@@ -49,10 +88,21 @@ impl Evidence {
             Some(p) => format!(", most from {} ({} failed)", p.peer, p.failed),
             None => String::new(),
         };
+        let mut alerts = String::new();
+        for (i, a) in self.alerts.iter().take(3).enumerate() {
+            let sep = if i == 0 { "; alerts: " } else { ", " };
+            let dir = match a.direction {
+                Direction::Sent => "sent",
+                Direction::Received => "received",
+            };
+            alerts += &format!("{sep}{} {} {dir}", a.count, a.alert);
+        }
+        let of = match self.basis {
+            Basis::Handshakes => format!("{} of {} TLS handshakes", self.failed, self.ok + self.failed),
+            Basis::Alerts => format!("{} TLS handshakes (fatal alerts)", self.failed),
+        };
         format!(
-            "{} of {} TLS handshakes failed as {} on {} in {} ms ({:.1}%, threshold {:.1}%), {} aborted{peer}",
-            self.failed,
-            self.ok + self.failed,
+            "{of} failed as {} on {} in {} ms ({:.1}%, threshold {:.1}%), {} aborted{peer}{alerts}",
             match self.role {
                 Role::Server => "server",
                 Role::Client => "client",

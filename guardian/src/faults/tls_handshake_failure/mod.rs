@@ -8,6 +8,11 @@
 //! closed before the end: TCP health checks, scanners) are reported but do not count: they are
 //! not a TLS disagreement. Opens when ratio > `ratio` and rate >= `min_per_s`; the evidence
 //! names the failing peers with their counts.
+//!
+//! Plaintext TLS alerts (any TLS stack, `alerts.rs`) are listed in the evidence, sent and
+//! received. A listener without OpenSSL handshakes in the window (GnuTLS, Go, rustls...) is
+//! judged on its fatal alerts instead (`basis: alerts`): each one ended a handshake; successes
+//! are not seen there, so ratio is 1 and `min_per_s` decides.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -18,10 +23,11 @@ use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::model::tls::{Role, TlsSample};
 use crate::model::{Severity, Subject};
 
+pub(crate) mod alerts;
 pub mod evidence;
 
 pub use evidence::Evidence;
-use evidence::Peer;
+use evidence::{Basis, Peer};
 
 pub const FAULT: FaultId = FaultId::TlsHandshakeFailure;
 /// Peers named in the evidence, at most.
@@ -60,6 +66,7 @@ pub struct TlsHandshakeFailure {
     cfg: Config,
     tracker: Tracker,
     by_ns: HashMap<u32, Windows<Series>>,
+    alerts_by_ns: HashMap<u32, Windows<alerts::Series>>,
 }
 
 /// One listener of a sample: its processes and peers, and their cumulative totals.
@@ -86,6 +93,7 @@ impl TlsHandshakeFailure {
             cfg,
             tracker,
             by_ns: HashMap::new(),
+            alerts_by_ns: HashMap::new(),
         }
     }
 
@@ -118,14 +126,18 @@ impl TlsHandshakeFailure {
                 values.push(((*role, name.clone(), String::new(), i as u8), *t));
             }
         }
-        // The kernel counts since attach: a namespace's first sample is all new.
-        let w = self.by_ns.entry(s.netns).or_insert_with(|| {
-            let mut w = Windows::new();
-            let before = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
-            w.observe(before, std::iter::empty(), window + Duration::from_secs(1));
-            w
-        });
-        w.observe(now, values, window + Duration::from_secs(1));
+        for (role, name, addr, port) in alerts::listeners(&s.alerts) {
+            listeners.entry((role, name)).or_insert_with(|| Listener {
+                addr,
+                port,
+                ..Default::default()
+            });
+        }
+        let keep = window + Duration::from_secs(1);
+        let w = self.by_ns.entry(s.netns).or_insert_with(|| fresh(now, keep));
+        w.observe(now, values, keep);
+        let aw = self.alerts_by_ns.entry(s.netns).or_insert_with(|| fresh(now, keep));
+        aw.observe(now, alerts::values(&s.alerts), keep);
         let mut holding = Vec::new();
         for ((role, name), mut l) in listeners {
             let d = |peer: &str, i: u8| {
@@ -133,6 +145,11 @@ impl TlsHandshakeFailure {
                     .map_or(0, |(v, _)| v)
             };
             let (ok, failed, aborted) = (d("", OK), d("", FAILED), d("", ABORTED));
+            let alerts = alerts::in_window(aw, role, &name, now, window);
+            let (basis, ok, failed, aborted) = match ok + failed + aborted {
+                0 => (Basis::Alerts, 0, alerts::fatal(&alerts), 0),
+                _ => (Basis::Handshakes, ok, failed, aborted),
+            };
             let ratio = match ok + failed {
                 0 => 0.0,
                 n => failed as f64 / n as f64,
@@ -141,20 +158,26 @@ impl TlsHandshakeFailure {
             if failed == 0 || ratio <= self.cfg.ratio || per_s < self.cfg.min_per_s {
                 continue;
             }
-            let mut peers: Vec<Peer> = l
-                .peers
-                .keys()
-                .map(|p| Peer {
-                    aborted: d(p, ABORTED),
-                    failed: d(p, FAILED),
-                    ok: d(p, OK),
-                    peer: p.clone(),
-                })
-                .filter(|p| p.failed + p.aborted > 0)
-                .collect();
+            let mut peers: Vec<Peer> = match basis {
+                Basis::Handshakes => l
+                    .peers
+                    .keys()
+                    .map(|p| Peer {
+                        aborted: d(p, ABORTED),
+                        failed: d(p, FAILED),
+                        ok: d(p, OK),
+                        peer: p.clone(),
+                    })
+                    .filter(|p| p.failed + p.aborted > 0)
+                    .collect(),
+                Basis::Alerts => alerts::peers(&alerts),
+            };
             peers.sort_by(|a, b| b.failed.cmp(&a.failed).then_with(|| a.peer.cmp(&b.peer)));
             let omitted = peers.len().saturating_sub(MAX_PEERS);
             peers.truncate(MAX_PEERS);
+            let mut alerts = alerts;
+            let alerts_omitted = alerts.len().saturating_sub(alerts::MAX_ALERTS);
+            alerts.truncate(alerts::MAX_ALERTS);
             l.processes.sort();
             l.processes.dedup();
             holding.push(Holding {
@@ -167,6 +190,9 @@ impl TlsHandshakeFailure {
                 },
                 evidence: super::Evidence::TlsHandshakeFailure(Evidence {
                     aborted,
+                    alerts,
+                    alerts_omitted,
+                    basis,
                     failed,
                     listener: name,
                     min_per_s: self.cfg.min_per_s,
@@ -185,6 +211,14 @@ impl TlsHandshakeFailure {
         holding.sort_by(|a, b| a.key.cmp(&b.key));
         self.tracker.evaluate_netns(now, s.netns, holding)
     }
+}
+
+/// An empty window whose first sample counts in full: the kernel counts since attach.
+fn fresh<K: std::hash::Hash + Eq + Clone>(now: Instant, keep: Duration) -> Windows<K> {
+    let mut w = Windows::new();
+    let before = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
+    w.observe(before, std::iter::empty(), keep);
+    w
 }
 
 fn round3(x: f64) -> f64 {

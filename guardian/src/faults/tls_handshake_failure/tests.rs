@@ -1,6 +1,6 @@
 //! Unit tests of `tls_handshake_failure`'s decisions.
 use super::*;
-use crate::model::tls::HandshakeCounts;
+use crate::model::tls::{AlertCounts, HandshakeCounts};
 use crate::model::FaultState::{self, Cleared as C, Opened as O};
 use serde_json::Value;
 
@@ -46,6 +46,7 @@ fn run(
         let s = TlsSample {
             netns: 9,
             handshakes: cs.clone(),
+            alerts: vec![],
             certs: vec![],
         };
         for f in d.observe(&Input::Tls(s), t0 + Duration::from_secs(i as u64)) {
@@ -128,4 +129,175 @@ fn names_at_most_ten_peers() {
     assert_eq!(ev[0]["peers"].as_array().map(Vec::len), Some(MAX_PEERS));
     assert_eq!(ev[0]["peers_omitted"], 2);
     assert_eq!(ev[0]["failed"], 12);
+}
+
+fn alert(role: Role, addr: &str, peer: &str, level: u8, code: u8) -> AlertCounts {
+    AlertCounts {
+        role,
+        addr: addr.into(),
+        port: 5556,
+        peer: peer.into(),
+        level,
+        code,
+        count: 0,
+    }
+}
+
+/// One sample per second: each second adds `per_s[i]` to alert `i`; `hs` are OpenSSL
+/// handshake keys that add (ok, failed, aborted) each second.
+fn run_alerts(
+    alerts: &[AlertCounts],
+    per_s: &[u64],
+    hs: &[(HandshakeCounts, (u64, u64, u64))],
+    secs: usize,
+) -> (Vec<(usize, String, FaultState)>, Vec<Value>) {
+    let mut d = TlsHandshakeFailure::new(cfg());
+    let t0 = Instant::now();
+    let mut a = alerts.to_vec();
+    let mut h: Vec<HandshakeCounts> = hs.iter().map(|x| x.0.clone()).collect();
+    let (mut out, mut ev) = (vec![], vec![]);
+    for i in 0..secs {
+        for (c, n) in a.iter_mut().zip(per_s) {
+            c.count += n;
+        }
+        for (c, (_, (ok, f, ab))) in h.iter_mut().zip(hs) {
+            (c.ok, c.failed, c.aborted) = (c.ok + ok, c.failed + f, c.aborted + ab);
+        }
+        let s = TlsSample {
+            netns: 9,
+            handshakes: h.clone(),
+            alerts: a.clone(),
+            certs: vec![],
+        };
+        for f in d.observe(&Input::Tls(s), t0 + Duration::from_secs(i as u64)) {
+            if f.state == O {
+                ev.push(f.evidence.json());
+            }
+            out.push((i, f.key.clone(), f.state));
+        }
+    }
+    (out, ev)
+}
+
+#[test]
+fn fatal_alerts_alone_open_a_listener_without_openssl() {
+    // A GnuTLS server refusing a remote client's version: 2 protocol_version a second.
+    let a = [alert(Role::Server, "10.0.0.1", "10.0.0.2", 2, 70)];
+    let (got, ev) = run_alerts(&a, &[2], &[], 2);
+    assert_eq!(
+        got,
+        vec![(0, key(9, Role::Server, "10.0.0.1:5556"), O)],
+        "{got:?}"
+    );
+    let ev = &ev[0];
+    assert_eq!(ev["basis"], "alerts");
+    assert_eq!((ev["failed"].as_u64(), ev["ok"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(ev["ratio"], 1.0);
+    assert_eq!(ev["alerts"][0]["alert"], "protocol_version");
+    assert_eq!(ev["alerts"][0]["code"], 70);
+    assert_eq!(ev["alerts"][0]["level"], "fatal");
+    assert_eq!(ev["alerts"][0]["direction"], "sent");
+    assert_eq!(ev["alerts"][0]["count"], 2);
+    assert_eq!(ev["peers"][0]["peer"], "10.0.0.2");
+    assert_eq!(ev["peers"][0]["failed"], 2);
+    // The remote client is not local: no client-side listener.
+    assert_eq!(got.len(), 1);
+}
+
+#[test]
+fn warnings_are_listed_not_counted() {
+    // user_canceled warnings only: no failure.
+    let w = [alert(Role::Client, "10.0.0.1", "10.0.0.2", 1, 90)];
+    assert!(run_alerts(&w, &[5], &[], 12).0.is_empty());
+    // Next to a fatal one, listed as a warning; only the fatal counts.
+    let a = [w[0].clone(), alert(Role::Client, "10.0.0.1", "10.0.0.2", 2, 48)];
+    let (_, ev) = run_alerts(&a, &[3, 1], &[], 1);
+    assert_eq!(ev[0]["failed"], 1);
+    assert_eq!(ev[0]["alerts"][0]["alert"], "user_canceled");
+    assert_eq!(ev[0]["alerts"][0]["level"], "warning");
+    assert_eq!(ev[0]["alerts"][1]["alert"], "unknown_ca");
+}
+
+#[test]
+fn loopback_alerts_show_on_both_ends() {
+    // Both ends on 127.0.0.1: the client's unknown_ca is sent by the client, received by the
+    // server (a GnuTLS server: alerts are all it has).
+    let a = [alert(Role::Client, "127.0.0.1", "127.0.0.1", 2, 48)];
+    let (got, ev) = run_alerts(&a, &[1], &[], 1);
+    let keys: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "tls_handshake_failure:9:client:127.0.0.1:5556",
+            "tls_handshake_failure:9:server:127.0.0.1:5556"
+        ]
+    );
+    assert_eq!(ev[0]["alerts"][0]["direction"], "sent");
+    assert_eq!(ev[1]["alerts"][0]["direction"], "received");
+    assert_eq!(ev[1]["failed"], 1);
+}
+
+#[test]
+fn openssl_handshakes_keep_their_counts_and_list_the_alerts() {
+    // An OpenSSL client (uprobes: 1 ok and 1 failure a second) whose local server sends
+    // handshake_failure: the counts stay the handshakes', the alert is listed as received.
+    let mut c = hs(Role::Client, "10.0.0.2", 20);
+    c.port = 5556;
+    let a = [alert(Role::Server, "10.0.0.1", "10.0.0.2", 2, 40)];
+    let (got, ev) = run_alerts(&a, &[1], &[(c, (1, 1, 0))], 2);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let client = ev.iter().find(|e| e["role"] == "client").unwrap();
+    assert_eq!(client["basis"], "handshakes");
+    assert_eq!((client["ok"].as_u64(), client["failed"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(client["alerts"][0]["alert"], "handshake_failure");
+    assert_eq!(client["alerts"][0]["direction"], "received");
+    let server = ev.iter().find(|e| e["role"] == "server").unwrap();
+    assert_eq!(server["basis"], "alerts");
+    assert_eq!(server["alerts"][0]["direction"], "sent");
+}
+
+/// One sample per second with the cumulative count of `a` given per second (`min_per_s`
+/// 0.2: 2 alerts over the 10 s window).
+fn cumulative(a: &AlertCounts, counts: &[u64]) -> Vec<(usize, FaultState)> {
+    let mut d = TlsHandshakeFailure::new(Config {
+        min_per_s: 0.2,
+        ..cfg()
+    });
+    let t0 = Instant::now();
+    let mut out = vec![];
+    for (i, n) in counts.iter().enumerate() {
+        let mut x = a.clone();
+        x.count = *n;
+        let s = TlsSample {
+            netns: 9,
+            alerts: vec![x],
+            ..Default::default()
+        };
+        let now = t0 + Duration::from_secs(i as u64);
+        out.extend(d.observe(&Input::Tls(s), now).into_iter().map(|f| (i, f.state)));
+    }
+    out
+}
+
+#[test]
+fn alerts_below_the_rate_are_silent_and_clear() {
+    let a = alert(Role::Server, "10.0.0.1", "10.0.0.2", 2, 42);
+    // One alert in 20 s is below 0.2/s over 10 s.
+    assert!(cumulative(&a, &[1; 20]).is_empty());
+    // Three at once open it; out of the window at 10 s, cleared 2 s after that.
+    let got = cumulative(&a, &[3; 16]);
+    assert_eq!(got.first(), Some(&(0, O)), "{got:?}");
+    assert_eq!(got.last(), Some(&(12, C)), "{got:?}");
+}
+
+#[test]
+fn names_at_most_twenty_alerts() {
+    let a: Vec<AlertCounts> = (0..25)
+        .map(|i| alert(Role::Server, "10.0.0.1", &format!("10.0.2.{i}"), 2, 40))
+        .collect();
+    let (_, ev) = run_alerts(&a, &[1; 25], &[], 1);
+    assert_eq!(ev[0]["alerts"].as_array().map(Vec::len), Some(alerts::MAX_ALERTS));
+    assert_eq!(ev[0]["alerts_omitted"], 5);
+    assert_eq!(ev[0]["failed"], 25);
+    assert_eq!(ev[0]["peers"].as_array().map(Vec::len), Some(MAX_PEERS));
 }

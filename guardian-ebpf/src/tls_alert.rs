@@ -1,0 +1,164 @@
+//! Plaintext TLS alerts written by local processes, whatever their TLS stack (GnuTLS, Go,
+//! rustls, a static OpenSSL...): alerts sent before the keys are set (handshake failures) are
+//! cleartext records, `15 03 0x 00 02 <level> <description>`, and stacks write each one on its
+//! own (7 bytes). Called from `http.rs`'s write-side syscall tracepoints.
+//!
+//! Cost for the other writes: write(2) and sendto(2) compare the length argument with 7, no
+//! read; writev(2) compares `vlen` with 1 then reads one iovec; sendmsg(2) reads `msg_iov` and
+//! `msg_iovlen` (one read), then the iovec when there is exactly one. Only a 7-byte buffer is
+//! read and parsed (`parse_tls_alert`); only an alert resolves its socket.
+//!
+//! Counts per (netns, writer's role, listener, peer, level, description) in a per-CPU hash
+//! map that is not LRU: a key is never evicted silently; a full map counts a `map_full` loss.
+use aya_ebpf::{
+    bindings::BPF_NOEXIST, helpers::bpf_probe_read_user, macros::map, maps::PerCpuHashMap,
+    programs::TracePointContext,
+};
+use guardian_common::{
+    http::{parse_tls_alert, HttpKey},
+    tls::{alert_role, AlertKey, ALERT_RECORD_LEN, ROLE_CLIENT},
+    AF_INET, AF_INET6, LOSS_MAP_FULL,
+};
+
+use crate::http::{local_addr, sock_of_fd, HTTP_OFFSETS};
+use crate::kernel::{current_netns, field, read};
+use crate::maps::{count_loss, OFFSETS};
+
+/// Alerts per key (per-CPU; userspace sums the CPUs).
+#[map]
+pub static TLS_ALERTS: PerCpuHashMap<AlertKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+/// Where a write's bytes are, as far as the alert check needs them.
+#[derive(Clone, Copy)]
+pub enum Buf {
+    /// write(2), sendto(2): the buffer argument and the length field's offset.
+    Plain { buf_off: u16, len_off: u16 },
+    /// writev(2): the `struct iovec *` argument and the `vlen` field's offset.
+    Iovec { vec_off: u16, vlen_off: u16 },
+    /// sendmsg(2): the `struct user_msghdr *` argument.
+    Msghdr { msg_off: u16 },
+}
+
+/// The user address of a 7-byte single-buffer write, or None (the common case, decided by
+/// one compare for write/sendto).
+#[inline(always)]
+fn alert_buf(ctx: &TracePointContext, b: Buf) -> Option<u64> {
+    // SAFETY: tracepoint fields at tracefs offsets; user memory through probe reads.
+    unsafe {
+        match b {
+            Buf::Plain { buf_off, len_off } => {
+                if field::<u64>(ctx, len_off)? != ALERT_RECORD_LEN {
+                    return None;
+                }
+                field::<u64>(ctx, buf_off)
+            }
+            Buf::Iovec { vec_off, vlen_off } => {
+                if field::<u64>(ctx, vlen_off)? != 1 {
+                    return None;
+                }
+                single_iovec(field::<u64>(ctx, vec_off)?)
+            }
+            Buf::Msghdr { msg_off } => {
+                let msg = field::<u64>(ctx, msg_off)?;
+                // `msg_iov` at 16, `msg_iovlen` at 24 (user ABI).
+                let [iov, iovlen] = bpf_probe_read_user((msg + 16) as *const [u64; 2]).ok()?;
+                if iovlen != 1 {
+                    return None;
+                }
+                single_iovec(iov)
+            }
+        }
+    }
+}
+
+/// The base of an iovec whose length is 7.
+#[inline(always)]
+unsafe fn single_iovec(iov: u64) -> Option<u64> {
+    let [base, len] = unsafe { bpf_probe_read_user(iov as *const [u64; 2]) }.ok()?;
+    (len == ALERT_RECORD_LEN).then_some(base)
+}
+
+/// The alert check of one write on `fd`; true when it was a TLS alert (then it is nothing
+/// else: the HTTP status check can be skipped).
+#[inline(always)]
+pub fn on_write(ctx: &TracePointContext, fd: u64, b: Buf) -> bool {
+    let Some(buf) = alert_buf(ctx, b) else {
+        return false;
+    };
+    let Ok(bytes) = (unsafe { bpf_probe_read_user(buf as *const [u8; 7]) }) else {
+        return false;
+    };
+    let Some((level, desc)) = parse_tls_alert(&bytes) else {
+        return false;
+    };
+    let k = alert_key(fd, level, desc);
+    count(&k);
+    true
+}
+
+/// The key of an alert written on socket `fd` of the current task.
+#[inline(always)]
+fn alert_key(fd: u64, level: u8, desc: u8) -> AlertKey {
+    let mut k = AlertKey {
+        netns: current_netns(&OFFSETS.load()),
+        level,
+        desc,
+        ..Default::default()
+    };
+    let mut local = HttpKey::default();
+    local_addr(fd, &mut local);
+    let Some(sk) = sock_of_fd(fd) else {
+        return k;
+    };
+    if local.family == 0 {
+        return k;
+    }
+    let o = HTTP_OFFSETS.load();
+    let mut remote = [0u8; 16];
+    // SAFETY: kernel reads at BTF offsets, checked by the helper.
+    unsafe {
+        if local.family == AF_INET {
+            if let Some(a) = read::<[u8; 4]>(sk, o.skc_daddr) {
+                remote[..4].copy_from_slice(&a);
+            }
+        } else if local.family == AF_INET6 {
+            if let Some(a) = read::<[u8; 16]>(sk, o.skc_v6_daddr) {
+                remote = a;
+            }
+        }
+        k.role = alert_role(read::<u32>(sk, o.sk_max_ack_backlog).unwrap_or(0));
+        k.family = local.family;
+        if k.role == ROLE_CLIENT {
+            let dport: u16 = read(sk, o.skc_dport).unwrap_or(0);
+            k.addr = remote;
+            k.peer = local.addr;
+            k.port = u16::from_be(dport);
+        } else {
+            let sport: u16 = read(sk, o.inet_sport).unwrap_or(0);
+            k.addr = local.addr;
+            k.port = match u16::from_be(sport) {
+                0 => local.port,
+                p => p,
+            };
+            k.peer = remote;
+        }
+    }
+    k
+}
+
+#[inline(always)]
+fn count(k: &AlertKey) {
+    if let Some(p) = TLS_ALERTS.get_ptr_mut(k) {
+        // SAFETY: per-CPU value, only this CPU writes it.
+        unsafe { *p += 1 };
+        return;
+    }
+    if TLS_ALERTS.insert(k, 1u64, BPF_NOEXIST as u64).is_err() {
+        // Another CPU's insert of the same key won: per-CPU values, ours is still 0. Else the
+        // map is full.
+        match TLS_ALERTS.get_ptr_mut(k) {
+            Some(p) => unsafe { *p += 1 },
+            None => count_loss(LOSS_MAP_FULL),
+        }
+    }
+}
