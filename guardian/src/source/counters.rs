@@ -1,11 +1,12 @@
 //! Periodic `counters` events from the per-CPU maps, and `loss` events from the loss counters.
+//! The XDP interface totals and SYN counts are read in `counters_xdp.rs`, the losses and LRU
+//! evictions in `counters_loss.rs`.
 use std::collections::{HashMap, HashSet};
 
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use guardian_common::{
-    limits::{LimitSrcKey, INS_GOOD_SRC, INS_SLOTS, INS_SYN_PORT, INS_SYN_SRC},
-    AddrKey, NsCounters, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL, LOSS_RINGBUF,
-    XDP_IFACE_SLOTS,
+    limits::{LimitSrcKey, INS_SLOTS},
+    AddrKey, NsCounters, XdpIfaceStats, XdpPortKey, XdpSrcKey,
 };
 
 use super::decode;
@@ -13,7 +14,7 @@ use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
 use crate::probes::batch::PerCpuSums;
 use crate::{
-    model::{AddrCount, Counters, DstCount, LossSource, PortCount, XdpIface},
+    model::{Counters, DstCount},
     netns,
     output::{Body, Loss},
     probes::{ProbeError, Probes},
@@ -87,12 +88,6 @@ fn add_ns(a: &mut NsCounters, b: &NsCounters) {
     a.connect_eaddrnotavail += b.connect_eaddrnotavail;
     a.retrans_failed += b.retrans_failed;
     a.connect_refused += b.connect_refused;
-}
-
-fn add_xdp(a: &mut XdpIfaceStats, b: &XdpIfaceStats) {
-    a.packets += b.packets;
-    a.bytes += b.bytes;
-    a.syn += b.syn;
 }
 
 /// A whole per-CPU map, or nothing (logged) when the kernel refuses the batch read.
@@ -403,138 +398,9 @@ impl Collector {
             tracing::debug!(netns = ns, "namespace gone; its counters are forgotten");
         }
     }
-
-    /// LRU evictions since the last report of the map in `slot` that holds `entries` now, as a
-    /// `loss` event with source `evicted:<map>`.
-    fn evictions(&mut self, slot: u32, map: &str, entries: usize, out: &mut Vec<Body>) {
-        let inserts = self
-            .inserts
-            .get(&slot, 0)
-            .map(|v| sum(&v, |a, b| *a += *b))
-            .unwrap_or(0);
-        let total = evicted_total(inserts, entries as u64, self.evicted[slot as usize]);
-        let prev = std::mem::replace(&mut self.evicted[slot as usize], total);
-        if total > prev {
-            out.push(Body::Loss(Loss {
-                source: LossSource::Evicted(map.to_string()),
-                lost: total - prev,
-                total,
-            }));
-        }
-    }
-
-    fn xdp(&mut self, out: &mut Vec<Body>, heartbeat: bool) -> Vec<XdpIface> {
-        if self.xdp_ifaces.is_empty() {
-            return Vec::new();
-        }
-        let srcs = read_all(&self.syn_src);
-        let ports = read_all(&self.syn_port);
-        // The entries are read before the inserts: an insert in between counts as an entry,
-        // never as an eviction.
-        self.evictions(INS_SYN_SRC, "XDP_SYN_SRC", srcs.len(), out);
-        self.evictions(INS_SYN_PORT, "XDP_SYN_PORT", ports.len(), out);
-        if heartbeat {
-            // A plain hash walk (no batch read for it): once per heartbeat.
-            let good = self.good_src.keys().filter(Result::is_ok).count();
-            self.evictions(INS_GOOD_SRC, "GOOD_SRC", good, out);
-        }
-        self.xdp_ifaces
-            .iter()
-            .map(|(name, ifindex)| {
-                let s = match *ifindex < XDP_IFACE_SLOTS {
-                    true => self.xdp_iface_lo.get(ifindex, 0),
-                    false => self.xdp_iface.get(ifindex, 0),
-                }
-                .map(|v| sum(&v, add_xdp))
-                .unwrap_or_default();
-                let mut per_addr: HashMap<XdpSrcKey, u64> = HashMap::new();
-                let mut by_src_port = Vec::new();
-                for (k, c) in srcs.iter().filter(|(k, _)| k.ifindex == *ifindex) {
-                    *per_addr.entry(XdpSrcKey { port: 0, ..*k }).or_default() += c;
-                    by_src_port.push((*k, *c));
-                }
-                let by_src = per_addr.into_iter().collect();
-                let by_port = ports
-                    .iter()
-                    .filter(|(k, _)| k.ifindex == *ifindex)
-                    .map(|(k, c)| (*k, *c))
-                    .collect();
-                XdpIface {
-                    iface: name.clone(),
-                    ifindex: *ifindex,
-                    packets: s.packets,
-                    bytes: s.bytes,
-                    syn_rx: s.syn,
-                    syn_by_source: top(by_src, |k: XdpSrcKey, count| AddrCount {
-                        addr: decode::addr(k.family, &k.addr)
-                            .map_or_else(String::new, |a| a.to_string()),
-                        count,
-                    }),
-                    syn_by_port: top(by_port, |k: XdpPortKey, count| PortCount {
-                        port: k.port,
-                        count,
-                    }),
-                    syn_by_source_port: top(by_src_port, |k: XdpSrcKey, count| DstCount {
-                        addr: decode::addr(k.family, &k.addr)
-                            .map_or_else(String::new, |a| a.to_string()),
-                        port: k.port,
-                        count,
-                    }),
-                }
-            })
-            .collect()
-    }
 }
 
-/// Evictions so far: inserts minus the entries left, never less than reported before (an
-/// entry count read while inserts race can only understate them).
-fn evicted_total(inserts: u64, entries: u64, before: u64) -> u64 {
-    inserts.saturating_sub(entries).max(before)
-}
-
-impl Collector {
-    fn losses(&mut self) -> Vec<Body> {
-        let mut out = Vec::new();
-        for (slot, source) in [
-            (LOSS_RINGBUF, LossSource::Ringbuf),
-            (LOSS_MAP_FULL, LossSource::MapFull),
-        ] {
-            let total = self
-                .loss
-                .get(&slot, 0)
-                .map(|v| sum(&v, |a, b| *a += *b))
-                .unwrap_or(0);
-            let prev = &mut self.lost[slot as usize];
-            if total > *prev {
-                out.push(Body::Loss(Loss {
-                    source,
-                    lost: total - *prev,
-                    total,
-                }));
-                *prev = total;
-            }
-        }
-        for (source, lost, total) in self.misses.poll() {
-            out.push(Body::Loss(Loss {
-                source,
-                lost,
-                total,
-            }));
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn evictions_are_inserts_minus_entries_and_never_go_back() {
-        assert_eq!(super::evicted_total(10, 10, 0), 0, "nothing evicted yet");
-        assert_eq!(super::evicted_total(70_000, 65_536, 0), 4_464);
-        assert_eq!(
-            super::evicted_total(70_000, 65_537, 4_464),
-            4_464,
-            "racing insert"
-        );
-    }
-}
+#[path = "counters_loss.rs"]
+mod loss;
+#[path = "counters_xdp.rs"]
+mod xdp;

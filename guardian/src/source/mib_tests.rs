@@ -1,6 +1,8 @@
 //! Unit tests of the MIB sampler's decisions (which dumps a tick takes) and of its reading.
 use super::*;
 use crate::model::sample::PortRange;
+use crate::netns;
+use crate::source::procnet::SockStat;
 
 fn sample(range: (u16, u16), buckets: u64) -> MibSample {
     MibSample {

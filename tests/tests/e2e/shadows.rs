@@ -4,7 +4,7 @@
 //! for the port and direction, on both sides, with totals equal to the kernel's own
 //! `TcpOutRsts` and to the client's count of refused or reset connections; then it clears.
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use guardian_tests::flows::{detect_config, is_fault_on};
@@ -184,27 +184,67 @@ const LEAKED: usize = 40;
 
 #[test]
 fn a_server_that_never_closes_opens_close_wait_leak_naming_it() {
-    require_root();
     let c = Netns::new("cw-c");
     let s = Netns::new("cw-s");
     let v = pair(&c, &s, 249);
+    close_wait_leak(&s, &c, v.b_addr, false);
+}
+
+/// The leak happens before the daemon's first tick, in the only namespace that tick samples
+/// (clients and server share it): the count the first tick sees is growth since attach, not
+/// a baseline. The daemon is held stopped from `attached` until the sockets are in CLOSE_WAIT
+/// (the probes count on in the kernel meanwhile).
+#[test]
+fn a_leak_before_the_first_tick_opens_close_wait_leak() {
+    let s = Netns::new("cw-one");
+    close_wait_leak(&s, &s, Ipv4Addr::LOCALHOST, true);
+}
+
+/// Stops a process until dropped (SIGSTOP, then SIGCONT even when the test fails).
+struct Stopped(libc::pid_t);
+
+impl Stopped {
+    fn new(pid: u32) -> Self {
+        let pid = pid as libc::pid_t;
+        // SAFETY: kill(2) on the test's own child, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0, "SIGSTOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// A python3 server in `s` (where the daemon runs) accepts [`LEAKED`] connections from
+/// clients in `c` that close at once, and never closes them: `close_wait_leak` opens for its
+/// port naming it, with the count `ss` shows, and clears when it exits. `stop`: the daemon
+/// is held stopped from `attached` until the sockets are in CLOSE_WAIT.
+fn close_wait_leak(s: &Netns, c: &Netns, server: Ipv4Addr, stop: bool) {
+    require_root();
     let dir = TempDir::new("cw");
     let cfg = detect_config(
         &dir,
         "[close_wait_leak]\nmin_sockets = 20\nwindow_ms = 5000\nclear_after_ms = 300\nupdate_every_ms = 200\n",
     );
+    // Held stopped, a first tick 1 s after `attached` is surely not taken before the stop.
+    let interval = if stop { "1000" } else { "100" };
     let mut d = Daemon::start(
-        &s,
+        s,
         &[
             "--interval-ms",
-            "100",
+            interval,
             "--detect-config",
             cfg.to_str().unwrap(),
         ],
     );
     d.wait_attached();
+    let stopped = stop.then(|| Stopped::new(d.pid().expect("the daemon runs")));
     let sn = s.inode();
-    let addr = v.b_addr.to_string();
+    let addr = server.to_string();
     let (port, n) = (LEAK.to_string(), LEAKED.to_string());
     let pid = s.spawn(&["python3", "-c", LEAKY_SERVER, &addr, &port, &n]);
     assert!(
@@ -217,8 +257,8 @@ fn a_server_that_never_closes_opens_close_wait_leak_naming_it() {
         "the python3 server listens"
     );
     // The clients connect and close at once: each server-side socket enters CLOSE_WAIT.
-    let dst = SocketAddr::from((v.b_addr, LEAK));
-    let closed = run_in_netns(&c, move || {
+    let dst = SocketAddr::from((server, LEAK));
+    let closed = run_in_netns(c, move || {
         (0..LEAKED)
             .filter(|_| TcpStream::connect_timeout(&dst, Duration::from_secs(2)).is_ok())
             .count()
@@ -238,6 +278,7 @@ fn a_server_that_never_closes_opens_close_wait_leak_naming_it() {
         "the kernel holds {LEAKED} sockets in CLOSE_WAIT ({} seen)",
         ss_close_wait()
     );
+    drop(stopped);
     let (_, ev) = d.wait_for_after(
         0,
         |e| {

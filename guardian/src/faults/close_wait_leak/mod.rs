@@ -95,13 +95,14 @@ impl Detector for CloseWaitLeak {
         };
         let window = Duration::from_millis(self.cfg.window_ms);
         let w = self.hist.entry(c.netns).or_insert_with(|| {
-            // A namespace that joins after the first tick (a new pod, or one the namespace
-            // index found late) grew from zero since the previous tick: its whole pile-up is
-            // growth. Only the very first tick is a baseline without history.
+            // The gauges count from attach (sockets already in CLOSE_WAIT then are not in
+            // them): whatever a namespace holds when first sampled entered CLOSE_WAIT since,
+            // so its whole pile-up is growth. From zero at the previous tick for a namespace
+            // that joins later (a new pod, or one the namespace index found late); on the
+            // daemon's first tick, from zero now (a leak faster than the first tick, which
+            // is no baseline: the counts it sees are since attach, not since boot).
             let mut w = Windows::new();
-            if let Some(prev) = self.last_input {
-                w.observe(prev, std::iter::empty(), window * 2);
-            }
+            w.observe(self.last_input.unwrap_or(now), std::iter::empty(), window * 2);
             w
         });
         w.observe(now, c.ports.iter().map(|p| (p.port, p.count)), window * 2);

@@ -1,5 +1,5 @@
 //! Unit tests of `close_wait_leak`'s decision: growth opens it, the level keeps it, a fall
-//! below `min_sockets` clears it, a steady level never opens it.
+//! below `min_sockets` clears it, a slow growth never opens it.
 use super::*;
 use crate::model::shadows::{CloseWaitSample, PortCloseWait, SocketOwner};
 use crate::model::FaultState;
@@ -88,13 +88,26 @@ fn a_namespace_that_joins_with_its_pile_up_already_there_opens_it() {
 }
 
 #[test]
-fn a_steady_level_does_not_open_it() {
-    // 40 sockets in CLOSE_WAIT for minutes without growth (e.g. inherited at attach, or a
-    // slow but bounded closer): not a leak.
+fn a_pile_up_already_there_on_the_first_tick_opens_it() {
+    // The leak happened between attach and the daemon's first tick (a burst faster than one
+    // interval, or a slow first tick) in the only namespace sampled: the gauges count from
+    // attach, so the whole count is growth, not a baseline.
     let mut d = CloseWaitLeak::new(cfg());
     let t0 = Instant::now();
-    d.observe(&sample(&[(8080, 40)]), t0);
-    let steps: Vec<(u64, u64)> = (1..=120).map(|s| (s, 40)).collect();
+    let f = d.observe(&sample(&[(8080, 40)]), t0);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].state, FaultState::Opened);
+    assert_eq!(f[0].evidence.json()["grew_by"], 40);
+}
+
+#[test]
+fn a_slow_bounded_closer_does_not_open_it() {
+    // One more socket every 10 s up to a steady 40 for minutes: never `min_growth` (8) within
+    // a window (60 s), so not a leak however high the level.
+    let mut d = CloseWaitLeak::new(cfg());
+    let t0 = Instant::now();
+    d.observe(&sample(&[]), t0);
+    let steps: Vec<(u64, u64)> = (1..=600).map(|s| (s, (s / 10).min(40))).collect();
     assert!(run(&mut d, t0, &steps).is_empty());
 }
 
