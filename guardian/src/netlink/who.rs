@@ -94,6 +94,20 @@ impl fmt::Display for Who {
     }
 }
 
+/// `by` as words for a link change. A link notification's port id is 0 whoever asked: the
+/// kernel sends RTM_NEWLINK for `ip link set DEV down` from its own context (measured on 6.18:
+/// `"by":{"portid":0}` for the test's `ip link set`). So port 0 names the kernel only for what
+/// the kernel does by itself (carrier lost, the link still administratively up); an
+/// administrative down or a removal with port 0 was asked by someone the notification does
+/// not name, and saying "the kernel" would blame the wrong party.
+pub fn link_text(by: &Who, admin_up: bool, removed: bool) -> String {
+    if by.is_kernel() && (!admin_up || removed) {
+        "a process the kernel's link notification does not name".to_string()
+    } else {
+        by.to_string()
+    }
+}
+
 const NETLINK_SOCK_DIAG: isize = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
@@ -359,5 +373,27 @@ mod tests {
         r.resolve(&mut gone);
         assert!(gone.exited);
         assert_eq!(gone.pid, Some(0x7fff_fff0));
+    }
+
+    #[test]
+    fn a_link_set_down_is_not_blamed_on_the_kernel() {
+        let zero = Who::port(0);
+        assert_eq!(
+            link_text(&zero, false, false),
+            "a process the kernel's link notification does not name"
+        );
+        assert_eq!(
+            link_text(&zero, true, true),
+            "a process the kernel's link notification does not name"
+        );
+        // Carrier lost with the link administratively up: the kernel's own doing.
+        assert_eq!(link_text(&zero, true, false), "the kernel");
+        let ip = Who {
+            portid: 4242,
+            pid: Some(4242),
+            comm: Some("ip".into()),
+            ..Who::default()
+        };
+        assert_eq!(link_text(&ip, false, false), "pid 4242 (ip)");
     }
 }

@@ -82,6 +82,13 @@ fn enforce_brings_a_keep_up_link_back_within_100ms() {
     );
     assert_eq!(u64_field(&fault, "netns"), a.inode());
     assert_eq!(u64_field(&fault, "layer"), 2);
+    // Who: the test's `ip link set`, a process, never "the kernel" (the notification's port
+    // id is 0 for a link whoever asked: guardian says it cannot name the process).
+    let by = fault["evidence"]["by_text"].as_str().unwrap_or("");
+    assert!(
+        by.starts_with("pid ") || by.starts_with("a process"),
+        "who took it down: {fault}"
+    );
     for r in [&applied, &verified] {
         check_remedy(r, a.inode(), "enforce", &fault["incident"]);
     }

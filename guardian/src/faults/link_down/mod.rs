@@ -94,7 +94,7 @@ impl LinkDown {
             down_ms: Some(down_ms),
             reason: None,
             removed,
-            by_text: by.map(Who::to_string),
+            by_text: by.map(|w| crate::netlink::who::link_text(w, l.admin_up, removed)),
             by: by.cloned(),
         };
         Self::finding(FaultState::Cleared, l, ev)
@@ -154,7 +154,7 @@ impl Detector for LinkDown {
                     reason: Some(reason(l)),
                     removed: false,
                     by: by.cloned(),
-                    by_text: by.map(Who::to_string),
+                    by_text: by.map(|w| crate::netlink::who::link_text(w, l.admin_up, false)),
                 };
                 if t.open_since.is_none() && was_up && !l.is_up() {
                     t.open_since = Some(now);
