@@ -262,10 +262,15 @@ fn cc_once(mode: Mode) -> Option<f64> {
         remedy_event(&mut d, n, "route_cc", "applied", 5);
         let shown = c.run(&["ip", "route", "show", "10.77.138.0/24"]);
         assert!(shown.contains("congctl bbr"), "{shown}");
-        // a new connection picks the route's algorithm
+        // a new connection picks the route's algorithm (its SYN crosses the 10 % loss too: a
+        // few tries)
         let probe = run_in_netns(&c, move || {
-            TcpStream::connect_timeout(&dst, Duration::from_secs(2))
+            (0..5).find_map(|_| TcpStream::connect_timeout(&dst, Duration::from_secs(2)).ok())
         });
+        assert!(
+            probe.is_some(),
+            "no probe connection to {RS_DST} in 5 tries"
+        );
         let ss = c.run(&["ss", "-tin", "dst", RS_DST]);
         assert!(
             ss.contains("bbr"),

@@ -6,8 +6,11 @@
 //! sliding window: the counters now against the latest sample at least `window_ms` old (or the
 //! oldest one while the namespace has been watched for less than the window). A fault opens when
 //! the ratio exceeds `ratio` with at least `min_segs` sent in the window, and clears when the
-//! ratio falls below `clear_ratio` (half the trigger) or the window holds fewer than
-//! `min_segs` segments (nothing left to judge).
+//! ratio falls below `clear_ratio` (half the trigger), or when the window holds fewer than
+//! `min_segs` segments without a retransmission (traffic stopped: nothing left to judge). A
+//! flow that stalls and only retransmits (RTO backoff: few segments, most of them resent) is
+//! not a recovery and keeps it open: otherwise a failover onto a path as lossy as the first
+//! would "clear" the fault during the stall and be verified (seen in the e2e rollback case).
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -106,12 +109,11 @@ impl Detector for RetransmitStorm {
                 retrans as f64 / sent as f64
             };
             let open = self.tracker.open_keys().contains(&k.as_str());
-            let holds = sent >= self.cfg.min_segs
-                && if open {
-                    ratio >= self.cfg.clear_ratio
-                } else {
-                    ratio > self.cfg.ratio
-                };
+            let holds = if open {
+                (sent >= self.cfg.min_segs || retrans > 0) && ratio >= self.cfg.clear_ratio
+            } else {
+                sent >= self.cfg.min_segs && ratio > self.cfg.ratio
+            };
             if holds {
                 holding.push(Holding {
                     key: k.clone(),
@@ -168,6 +170,25 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_stall_that_only_retransmits_keeps_it_open_until_traffic_stops() {
+        // the storm, then 12 s of a stalled flow (10 segments a second, all resent), then
+        // nothing: open through the stall, cleared once the window holds no retransmission
+        let mut steps = vec![(0, 0), (2000, 400)];
+        steps.extend(std::iter::repeat_n((10, 10), 12));
+        steps.extend(std::iter::repeat_n((0, 0), 12));
+        let states = run(Config::default(), &steps);
+        assert_eq!(states[1], vec![O]);
+        assert!(
+            states[2..14].iter().flatten().all(|s| *s != C),
+            "{states:?}"
+        );
+        let cleared: Vec<usize> = (14..states.len())
+            .filter(|&i| states[i] == vec![C])
+            .collect();
+        assert_eq!(cleared.len(), 1, "{states:?}");
     }
 
     #[test]
