@@ -154,8 +154,14 @@ fn storm_once(mode: Mode) -> Option<f64> {
         ),
     );
     let server = DiscardServer::start(&s, SocketAddr::from(([10, 77, 138, 1], RS_PORT)));
+    // Rollback: both paths lose 10 %, so the switch must not help. TCP can stall in RTO
+    // backoff for longer than the 2 s window right after the switch (no segment at all: the
+    // MIB counters cannot tell that from traffic that stopped), which would clear the fault
+    // and verify the switch. The fault must stay absent 6 s (beyond the 5 s effect deadline)
+    // to clear here, so the test judges the rollback, not the stall.
+    let clear_after = if mode == Mode::Rollback { 6000 } else { 0 };
     let config = format!(
-        "[detect.retransmit_storm]\nwindow_ms = 2000\nmin_segs = 300\n\
+        "[detect.retransmit_storm]\nwindow_ms = 2000\nmin_segs = 300\nclear_after_ms = {clear_after}\n\
          [remedies.route_failover]\nbackups = [{{ prefix = \"10.77.138.0/24\", via = \"{}\" }}]\n\
          [safety]\neffect_timeout_ms = 5000\n",
         b.b_addr
