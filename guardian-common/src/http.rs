@@ -208,18 +208,13 @@ pub struct TlsKey {
 }
 const _: () = assert!(core::mem::size_of::<TlsKey>() == 16);
 
-/// An `SSL_read`/`SSL_read_ex` between its uprobe and uretprobe, keyed by pid_tgid. `fd` is
-/// the descriptor of the read(2) OpenSSL made inside it (`u64::MAX`: none seen).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TlsCall {
-    pub ssl: u64,
-    pub buf: u64,
-    pub fd: u64,
-    /// `SSL_read_ex`'s `size_t *readbytes` (0 for `SSL_read`).
-    pub readbytes: u64,
+/// Whether a read(2) that returned `n` bytes starting with `b` read a TLS application-data
+/// record (content type 23, version 3.x): over an established TLS connection, a request (or
+/// its first part) from the peer. OpenSSL reads a record's 5-byte header on its own first.
+#[inline(always)]
+pub fn is_tls_app_data(b: &[u8; 5], n: i64) -> bool {
+    n >= 5 && b[0] == 23 && b[1] == 3 && b[2] <= 4
 }
-const _: () = assert!(core::mem::size_of::<TlsCall>() == 32);
 
 /// A plaintext TLS alert record (RFC 8446 §6, RFC 5246 §7.2): content type 21, record
 /// version 3.1 to 3.4, length 2, level 1 (warning) or 2 (fatal), then the description. Alerts
@@ -319,6 +314,17 @@ mod tests {
         assert!(is_request_start(&b("POST /a ")));
         assert!(!is_request_start(&b("HTTP/1.1")));
         assert!(!is_request_start(&b("\x16\x03\x01\x02\x00\x01\x00\x01")));
+    }
+
+    #[test]
+    fn tls_app_data_records() {
+        assert!(is_tls_app_data(&[23, 3, 3, 0, 40], 5));
+        assert!(is_tls_app_data(&[23, 3, 1, 0x40, 0], 16389));
+        // A handshake record (ClientHello), an alert, a short read, plaintext.
+        assert!(!is_tls_app_data(&[22, 3, 1, 2, 0], 517));
+        assert!(!is_tls_app_data(&[21, 3, 3, 0, 2], 7));
+        assert!(!is_tls_app_data(&[23, 3, 3, 0, 40], 4));
+        assert!(!is_tls_app_data(b"GET /", 80));
     }
 
     #[test]

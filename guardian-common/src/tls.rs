@@ -4,7 +4,8 @@
 /// A handshake call (`SSL_do_handshake`/`SSL_accept`/`SSL_connect`) between its uprobe and
 /// uretprobe, keyed by pid_tgid. `depth` counts nested calls (`SSL_accept` calls
 /// `SSL_do_handshake`): only the outermost return is judged. `fd` is the descriptor of the
-/// last read(2)/write(2) made inside it (`u64::MAX`: none seen).
+/// last read(2)/write(2) made inside it (`u64::MAX`: none seen), `last_read` what the last
+/// read(2)/recvfrom(2) inside it returned (`NO_READ`: none returned yet).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HsCall {
@@ -12,8 +13,12 @@ pub struct HsCall {
     pub fd: u64,
     pub depth: u32,
     pub _pad: u32,
+    pub last_read: i64,
 }
-const _: () = assert!(core::mem::size_of::<HsCall>() == 24);
+const _: () = assert!(core::mem::size_of::<HsCall>() == 32);
+
+/// `HsCall::last_read` before any read returned.
+pub const NO_READ: i64 = i64::MIN;
 
 /// Roles, from `SSL_set_accept_state`/`SSL_accept` (server) and `SSL_set_connect_state`/
 /// `SSL_connect` (client).
@@ -47,41 +52,38 @@ const _: () = assert!(core::mem::size_of::<HsKey>() == 48);
 pub struct HsStats {
     /// Returned 1.
     pub ok: u64,
-    /// Returned <= 0, then `SSL_get_error` said `SSL_ERROR_SSL`: a protocol failure (an alert
+    /// Returned <= 0 after its last read(2) returned data: a protocol failure (an alert
     /// received or sent, a certificate rejected, no shared cipher or version).
     pub failed: u64,
-    /// Returned <= 0, then `SSL_ERROR_SYSCALL` or `SSL_ERROR_ZERO_RETURN`: the peer closed or
-    /// reset before the handshake ended (a TCP health check, a scanner, a crash).
+    /// Returned <= 0 after its last read(2) hit the end of the stream or an error: the peer
+    /// closed or reset before the handshake ended (a TCP health check, a scanner, a crash).
     pub aborted: u64,
 }
 const _: () = assert!(core::mem::size_of::<HsStats>() == 24);
 
-/// `SSL_get_error` values (openssl/ssl.h).
-pub const SSL_ERROR_SSL: i32 = 1;
-pub const SSL_ERROR_SYSCALL: i32 = 5;
-pub const SSL_ERROR_ZERO_RETURN: i32 = 6;
+/// `EAGAIN` and `EINTR` as a syscall returns them: OpenSSL's socket BIO retries both
+/// (`BIO_sock_should_retry`), so the handshake returns `WANT_READ`.
+pub const NEG_EAGAIN: i64 = -11;
+pub const NEG_EINTR: i64 = -4;
 
-/// Which counter an `SSL_get_error` value after a failed handshake return goes to: 1 failed,
-/// 2 aborted, 0 none (`WANT_READ`/`WANT_WRITE`...: a non-blocking handshake in progress).
+/// Which counter a handshake call that returned <= 0 goes to, from what the last read(2)
+/// inside it returned: 1 failed, 2 aborted, 0 none.
+///
+/// This is what `SSL_get_error` would say, without a uprobe on it: that function runs after
+/// every `SSL_read` that finds no data (once per request on a keep-alive server), and each
+/// uprobe hit costs a trap, so it is not probed. OpenSSL returns `WANT_READ` only right after
+/// a read that found no data (`EAGAIN`); a read that returned data, and then a return <= 0,
+/// is a protocol failure (an alert received, or the local side rejected what it read and sent
+/// one); a read that returned 0 or an error is the peer going away. A call with no read
+/// returned (`WANT_WRITE` before the first read) is left uncounted.
 #[inline(always)]
-pub fn outcome(err: i32) -> u8 {
-    match err {
-        SSL_ERROR_SSL => 1,
-        SSL_ERROR_SYSCALL | SSL_ERROR_ZERO_RETURN => 2,
-        _ => 0,
+pub fn judge(last_read: i64) -> u8 {
+    match last_read {
+        NO_READ | NEG_EAGAIN | NEG_EINTR => 0,
+        n if n > 0 => 1,
+        _ => 2,
     }
 }
-
-/// A failed handshake return waiting for the `SSL_get_error` that classifies it, keyed by
-/// pid_tgid. `armed` is set when `SSL_get_error` is entered for the same `ssl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HsPending {
-    pub key: HsKey,
-    pub ssl: u64,
-    pub armed: u64,
-}
-const _: () = assert!(core::mem::size_of::<HsPending>() == 64);
 
 /// The length of a write that is one plaintext TLS alert record (5-byte header, level,
 /// description): the only writes whose bytes the alert check reads.
@@ -139,13 +141,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classifies_errors() {
-        assert_eq!(outcome(SSL_ERROR_SSL), 1);
-        assert_eq!(outcome(SSL_ERROR_SYSCALL), 2);
-        assert_eq!(outcome(SSL_ERROR_ZERO_RETURN), 2);
-        // WANT_READ, WANT_WRITE: a non-blocking handshake that goes on.
-        assert_eq!(outcome(2), 0);
-        assert_eq!(outcome(3), 0);
+    fn judges_a_failed_return_by_the_last_read() {
+        // A read that returned data (an alert, or a certificate then rejected): failed.
+        assert_eq!(judge(7), 1);
+        assert_eq!(judge(1400), 1);
+        // End of stream, connection reset (-ECONNRESET), broken pipe: aborted.
+        assert_eq!(judge(0), 2);
+        assert_eq!(judge(-104), 2);
+        assert_eq!(judge(-32), 2);
+        // No data yet (WANT_READ), or no read at all: a non-blocking handshake that goes on.
+        assert_eq!(judge(NEG_EAGAIN), 0);
+        assert_eq!(judge(NEG_EINTR), 0);
+        assert_eq!(judge(NO_READ), 0);
     }
 
     #[test]

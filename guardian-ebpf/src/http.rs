@@ -10,7 +10,9 @@
 //!   its latency; the in-flight entry is removed (once per response). 1xx interim responses
 //!   and writes that are not status lines (bodies) leave it.
 //!
-//! - The same write tracepoints count plaintext TLS alert records (`tls_alert.rs`).
+//! - The same write tracepoints count plaintext TLS alert records (`tls_alert.rs`), and the
+//!   read and write ones carry the TLS responses' timing and socket (`tls.rs`) and the
+//!   handshakes' socket and last read (`tls_hs.rs`).
 //!
 //! The local address comes from walking `current->files->fdt->fd[fd]->private_data` to the
 //! socket (checked through `socket->file`) and its `sock_common`. Attached only when enabled
@@ -67,8 +69,7 @@ fn save_read(ctx: &TracePointContext, fd_off: u16, buf_off: u16) {
         return;
     }
     let id = bpf_get_current_pid_tgid();
-    // Inside an SSL_read or a handshake: the connection's socket (tls.rs, tls_hs.rs).
-    crate::tls::note_read_fd(id, fd);
+    // Inside a handshake: the connection's socket (tls_hs.rs).
     crate::tls_hs::note_fd(id, fd);
     let _ = HTTP_READS.insert(id, ReadArgs { fd, buf }, BPF_ANY as u64);
 }
@@ -100,7 +101,16 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
         Some(r) => r,
         None => return 0,
     };
+    // Inside a handshake: how the read ended is how a failed return is judged (tls_hs.rs).
+    crate::tls_hs::note_read_ret(id, ret);
+    if ret < 5 {
+        return 0;
+    }
     if ret < 8 {
+        // Too short for a request line; maybe the 5-byte header of a TLS record (tls.rs).
+        if let Ok(h) = unsafe { bpf_probe_read_user(args.buf as *const [u8; 5]) } {
+            crate::tls::note_record(id, args.fd, &h, ret);
+        }
         return 0;
     }
     let Ok(head) = (unsafe { bpf_probe_read_user(args.buf as *const [u8; 8]) }) else {
@@ -110,7 +120,10 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
         let key = (id & 0xffff_ffff_0000_0000) | (args.fd & 0xffff_ffff);
         let now = unsafe { bpf_ktime_get_ns() };
         let _ = HTTP_INFLIGHT.insert(key, now, BPF_ANY as u64);
+        return 0;
     }
+    let h = [head[0], head[1], head[2], head[3], head[4]];
+    crate::tls::note_record(id, args.fd, &h, ret);
     0
 }
 
@@ -184,6 +197,10 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
     crate::tls_hs::note_fd(id, fd);
     // A 7-byte write may be a plaintext TLS alert (tls_alert.rs): then it is not a response.
     if crate::tls_alert::on_write(ctx, fd, alert) {
+        return;
+    }
+    // Inside an `SSL_write` that passed a status line: the encrypted response (tls.rs).
+    if crate::tls::on_write(id, fd) {
         return;
     }
     let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);

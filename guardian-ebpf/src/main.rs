@@ -6,7 +6,7 @@
 //! - `xdp.rs`: packets, bytes and SYNs per interface, source and destination port.
 //! - `limits.rs`: SYN token buckets per source and per port, applied by `xdp.rs`.
 //! - `http.rs`: HTTP/1.x responses by status per service, from the syscall tracepoints.
-//! - `tls.rs`: the same over TLS, from uprobes on OpenSSL's `SSL_read`/`SSL_write`.
+//! - `tls.rs`: the same over TLS, from one uprobe on OpenSSL's `SSL_write` per response.
 //! - `shadows.rs`: TCP resets sent and received per service port (`reset_storm`).
 //! - `tls_hs.rs`: TLS handshake outcomes per (listener, peer), from uprobes on OpenSSL.
 //! - `tls_alert.rs`: plaintext TLS alerts written per (listener, peer), any TLS stack.

@@ -1,132 +1,91 @@
-//! HTTP/1.x status per service over TLS through OpenSSL: uprobes on `SSL_read`/`SSL_read_ex`
-//! (entry and return) and `SSL_write`/`SSL_write_ex` (entry) of every `libssl.so.3` that
-//! userspace found. The plaintext is in the buffers these functions take, so the parse is the
-//! one of `http.rs`: a request start on (tgid, `SSL *`) at the return of a read, a status line
-//! at the entry of a write.
+//! HTTP/1.x status per service over TLS through OpenSSL, with one uprobe hit per response: the
+//! entry of `SSL_write`/`SSL_write_ex` of every `libssl.so.3` that userspace found. Its buffer
+//! holds the plaintext, so the status line is parsed there (as `http.rs` does).
 //!
-//! The socket of an `SSL *` is the fd of the read(2) OpenSSL makes inside `SSL_read` (seen by
-//! `http.rs`'s `sys_enter_read`, which fills `TLS_CALLS[pid_tgid].fd`); remembered per
-//! connection in `TLS_FD`, since a read served from OpenSSL's buffer makes no syscall.
+//! Everything else comes from the syscall tracepoints `http.rs` already holds, because each
+//! uprobe hit is a breakpoint trap (and a single-step over the displaced instruction) that
+//! costs more than a keep-alive request's own work on some machines (docs/benchmarks.md):
+//! - the request start: a read(2)/recvfrom(2) that returns a TLS application-data record on
+//!   (tgid, fd), outside a handshake, when none is in flight there (`note_record`: the
+//!   latency of a request runs from its first record);
+//! - the socket: the write(2) family call OpenSSL makes inside `SSL_write` on the same thread
+//!   (`on_write`), which finds the status left in `TLS_PENDING`.
+//!
+//! A connection's completed handshake drops what a previous connection on the same fd number
+//! left in flight (`tls_hs.rs` calls `forget`).
 use aya_ebpf::{
-    bindings::BPF_ANY,
+    bindings::{BPF_ANY, BPF_NOEXIST},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
-    macros::{map, uprobe, uretprobe},
+    macros::{map, uprobe},
     maps::{HashMap, LruHashMap},
-    programs::{ProbeContext, RetProbeContext},
+    programs::ProbeContext,
 };
-use guardian_common::http::{is_request_start, parse_status, HttpKey, TlsCall, TlsKey};
+use guardian_common::http::{is_tls_app_data, parse_status, HttpKey};
 
 use crate::http::{count, local_addr};
 use crate::kernel::current_netns;
 use crate::maps::OFFSETS;
 
-/// `SSL_read*` calls in progress, by pid_tgid.
+/// A status line passed to `SSL_write`, waiting for the write(2) that carries it, by pid_tgid.
 #[map]
-pub static TLS_CALLS: HashMap<u64, TlsCall> = HashMap::with_max_entries(16384, 0);
+static TLS_PENDING: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
 
-/// The socket fd of each TLS connection seen reading.
+/// Request start time (ktime ns) per TLS connection, by (tgid << 32 | fd).
 #[map]
-pub static TLS_FD: LruHashMap<TlsKey, u64> = LruHashMap::with_max_entries(65536, 0);
+static TLS_INFLIGHT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
 
-/// Request start time (ktime ns) per TLS connection.
-#[map]
-pub static TLS_INFLIGHT: LruHashMap<TlsKey, u64> = LruHashMap::with_max_entries(65536, 0);
-
-/// Called from `http.rs` at sys_enter_read/recvfrom: the fd OpenSSL reads from.
 #[inline(always)]
-pub fn note_read_fd(id: u64, fd: u64) {
-    if let Some(p) = TLS_CALLS.get_ptr_mut(&id) {
-        // SAFETY: this thread's own entry; no other program writes it meanwhile.
-        unsafe { (*p).fd = fd };
-    }
+fn conn(id: u64, fd: u64) -> u64 {
+    (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff)
 }
 
+/// Called from `http.rs` at the exit of a read(2)/recvfrom(2) that returned `n` bytes starting
+/// with `head`: an application-data record outside a handshake starts a request on the fd,
+/// unless one is in flight already.
 #[inline(always)]
-fn key(ssl: u64, id: u64) -> TlsKey {
-    TlsKey {
-        ssl,
-        tgid: (id >> 32) as u32,
-        _pad: 0,
-    }
-}
-
-#[inline(always)]
-fn read_enter(ctx: &ProbeContext, ex: bool) {
-    let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
+pub fn note_record(id: u64, fd: u64, head: &[u8; 5], n: i64) {
+    if !is_tls_app_data(head, n) || crate::tls_hs::in_handshake(id) {
         return;
-    };
-    let readbytes = if ex {
-        ctx.arg::<u64>(3).unwrap_or(0)
-    } else {
-        0
-    };
-    let call = TlsCall {
-        ssl,
-        buf,
-        fd: u64::MAX,
-        readbytes,
-    };
-    let _ = TLS_CALLS.insert(&bpf_get_current_pid_tgid(), &call, BPF_ANY as u64);
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    let _ = TLS_INFLIGHT.insert(&conn(id, fd), &now, BPF_NOEXIST as u64);
 }
 
-#[uprobe]
-pub fn tls_read_enter(ctx: ProbeContext) -> u32 {
-    read_enter(&ctx, false);
-    0
+/// Called by `tls_hs.rs` when a handshake on `fd` completes: a new connection.
+#[inline(always)]
+pub fn forget(id: u64, fd: u64) {
+    let _ = TLS_INFLIGHT.remove(&conn(id, fd));
 }
 
-#[uprobe]
-pub fn tls_read_ex_enter(ctx: ProbeContext) -> u32 {
-    read_enter(&ctx, true);
-    0
-}
-
-#[uretprobe]
-pub fn tls_read_exit(ctx: RetProbeContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    let Some(call) = (unsafe { TLS_CALLS.get(&id).copied() }) else {
-        return 0;
+/// Called from `http.rs` at the entry of every write(2)-family call: when this thread's
+/// `SSL_write` left a status, this call carries it on `fd`. Returns whether it did (then the
+/// write is encrypted, not a plaintext response).
+#[inline(always)]
+pub fn on_write(id: u64, fd: u64) -> bool {
+    let Some(code) = (unsafe { TLS_PENDING.get(&id).copied() }) else {
+        return false;
     };
-    let _ = TLS_CALLS.remove(&id);
-    let k = key(call.ssl, id);
-    if call.fd != u64::MAX {
-        let _ = TLS_FD.insert(&k, &call.fd, BPF_ANY as u64);
-    }
-    let ret: i64 = ctx.ret::<i32>() as i64;
-    // SSL_read returns the bytes read; SSL_read_ex returns 1 and stores them.
-    let n = if call.readbytes != 0 {
-        if ret != 1 {
-            return 0;
-        }
-        match unsafe { bpf_probe_read_user(call.readbytes as *const u64) } {
-            Ok(n) => n as i64,
-            Err(_) => return 0,
-        }
-    } else {
-        ret
+    let _ = TLS_PENDING.remove(&id);
+    let key = conn(id, fd);
+    let Some(start) = (unsafe { TLS_INFLIGHT.get(&key).copied() }) else {
+        return true;
     };
-    if n < 8 {
-        return 0;
-    }
-    let Ok(head) = (unsafe { bpf_probe_read_user(call.buf as *const [u8; 8]) }) else {
-        return 0;
+    let _ = TLS_INFLIGHT.remove(&key);
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut hk = HttpKey {
+        netns: current_netns(&OFFSETS.load()),
+        tgid: (id >> 32) as u32,
+        ..Default::default()
     };
-    if is_request_start(&head) {
-        let now = unsafe { bpf_ktime_get_ns() };
-        let _ = TLS_INFLIGHT.insert(&k, &now, BPF_ANY as u64);
-    }
-    0
+    local_addr(fd, &mut hk);
+    count(&hk, code as u16, now.saturating_sub(start));
+    true
 }
 
 /// `SSL_write` and `SSL_write_ex` (same first two arguments).
 #[uprobe]
 pub fn tls_write(ctx: ProbeContext) -> u32 {
-    let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
-        return 0;
-    };
-    let id = bpf_get_current_pid_tgid();
-    let k = key(ssl, id);
-    let Some(start) = (unsafe { TLS_INFLIGHT.get(&k).copied() }) else {
+    let Some(buf) = ctx.arg::<u64>(1) else {
         return 0;
     };
     let Ok(head) = (unsafe { bpf_probe_read_user(buf as *const [u8; 16]) }) else {
@@ -138,16 +97,6 @@ pub fn tls_write(ctx: ProbeContext) -> u32 {
     if code < 200 {
         return 0;
     }
-    let _ = TLS_INFLIGHT.remove(&k);
-    let now = unsafe { bpf_ktime_get_ns() };
-    let mut hk = HttpKey {
-        netns: current_netns(&OFFSETS.load()),
-        tgid: (id >> 32) as u32,
-        ..Default::default()
-    };
-    if let Some(fd) = unsafe { TLS_FD.get(&k).copied() } {
-        local_addr(fd, &mut hk);
-    }
-    count(&hk, code, now.saturating_sub(start));
+    let _ = TLS_PENDING.insert(&bpf_get_current_pid_tgid(), &(code as u64), BPF_ANY as u64);
     0
 }

@@ -3,11 +3,13 @@
 //! `libssl.so.3` that userspace found (the same attachment as `tls.rs`).
 //!
 //! - A return of 1 is a completed handshake (`ok`).
-//! - A return <= 0 is judged by the `SSL_get_error` the application calls next on the same
-//!   `SSL *` (nginx, Python's `_ssl` and curl all do): `SSL_ERROR_SSL` is a failure (an alert,
-//!   a rejected certificate), `SSL_ERROR_SYSCALL`/`ZERO_RETURN` an abort (the peer closed),
-//!   `WANT_READ`/`WANT_WRITE` a non-blocking handshake that goes on (not counted). Inspektor
-//!   Gadget hooks the same functions but drops these returns; they are the signal here.
+//! - A return <= 0 is judged by what the last read(2) inside the call returned
+//!   (`guardian_common::tls::judge`, noted by `http.rs`'s `sys_exit_read`): data, then a
+//!   failure, is a protocol failure (an alert, a rejected certificate); end of stream or an
+//!   error is an abort (the peer closed); `EAGAIN` is a non-blocking handshake that goes on
+//!   (not counted). That is what `SSL_get_error` would say, without a uprobe on a function
+//!   that keep-alive servers call once per request. Inspektor Gadget hooks the same functions
+//!   but drops these returns; they are the signal here.
 //! - The socket is the fd of the last read(2)/write(2) made inside the handshake (noted by
 //!   `http.rs`'s syscall tracepoints): `SSL_get_fd` is a function, not memory BPF can read.
 //! - The role comes from `SSL_set_accept_state`/`SSL_accept` (server) and
@@ -21,7 +23,7 @@ use aya_ebpf::{
 };
 use guardian_common::{
     http::{HttpKey, TlsKey},
-    tls::{outcome, HsCall, HsKey, HsPending, HsStats, ROLE_CLIENT, ROLE_SERVER},
+    tls::{judge, HsCall, HsKey, HsStats, NO_READ, ROLE_CLIENT, ROLE_SERVER},
     AF_INET, AF_INET6,
 };
 
@@ -32,10 +34,6 @@ use crate::maps::OFFSETS;
 /// Handshake calls in progress, by pid_tgid.
 #[map]
 static HS_CALLS: HashMap<u64, HsCall> = HashMap::with_max_entries(16384, 0);
-
-/// Failed returns waiting for `SSL_get_error`, by pid_tgid.
-#[map]
-static HS_PENDING: HashMap<u64, HsPending> = HashMap::with_max_entries(16384, 0);
 
 /// The role of each connection (`ROLE_SERVER`/`ROLE_CLIENT`).
 #[map]
@@ -57,6 +55,21 @@ pub fn note_fd(id: u64, fd: u64) {
         // SAFETY: this thread's own entry; no other program writes it meanwhile.
         unsafe { (*p).fd = fd };
     }
+}
+
+/// Called from `http.rs` at the exit of a read(2)/recvfrom(2): what it returned.
+#[inline(always)]
+pub fn note_read_ret(id: u64, ret: i64) {
+    if let Some(p) = HS_CALLS.get_ptr_mut(&id) {
+        // SAFETY: this thread's own entry; no other program writes it meanwhile.
+        unsafe { (*p).last_read = ret };
+    }
+}
+
+/// Whether the current thread is inside a handshake call.
+#[inline(always)]
+pub fn in_handshake(id: u64) -> bool {
+    unsafe { HS_CALLS.get(&id).is_some() }
 }
 
 #[inline(always)]
@@ -101,6 +114,7 @@ fn enter(ctx: &ProbeContext) {
         fd: u64::MAX,
         depth: 1,
         _pad: 0,
+        last_read: NO_READ,
     };
     let _ = HS_CALLS.insert(&id, &call, BPF_ANY as u64);
 }
@@ -227,54 +241,15 @@ pub fn tls_hs_exit(ctx: RetProbeContext) -> u32 {
         *p
     };
     let _ = HS_CALLS.remove(&id);
-    let ret: i32 = ctx.ret::<i32>();
-    let k = hs_key(&call, id);
-    if ret == 1 {
-        add(&k, 1, 0, 0);
+    if ctx.ret::<i32>() == 1 {
+        // A new connection: what an earlier one on the same fd number left in flight goes.
+        crate::tls::forget(id, call.fd);
+        add(&hs_key(&call, id), 1, 0, 0);
         return 0;
     }
-    let pending = HsPending {
-        key: k,
-        ssl: call.ssl,
-        armed: 0,
-    };
-    let _ = HS_PENDING.insert(&id, &pending, BPF_ANY as u64);
-    0
-}
-
-/// `SSL_get_error(ssl, ret)` entry: arms the pending failure of the same `SSL *`, or drops a
-/// stale one (the application asked about another connection).
-#[uprobe]
-pub fn tls_get_error_enter(ctx: ProbeContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    let Some(p) = HS_PENDING.get_ptr_mut(&id) else {
-        return 0;
-    };
-    let ssl = ctx.arg::<u64>(0).unwrap_or(0);
-    // SAFETY: this thread's own entry.
-    unsafe {
-        if (*p).ssl == ssl {
-            (*p).armed = 1;
-            return 0;
-        }
-    }
-    let _ = HS_PENDING.remove(&id);
-    0
-}
-
-#[uretprobe]
-pub fn tls_get_error_exit(ctx: RetProbeContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    let Some(p) = (unsafe { HS_PENDING.get(&id).copied() }) else {
-        return 0;
-    };
-    if p.armed == 0 {
-        return 0;
-    }
-    let _ = HS_PENDING.remove(&id);
-    match outcome(ctx.ret::<i32>()) {
-        1 => add(&p.key, 0, 1, 0),
-        2 => add(&p.key, 0, 0, 1),
+    match judge(call.last_read) {
+        1 => add(&hs_key(&call, id), 0, 1, 0),
+        2 => add(&hs_key(&call, id), 0, 0, 1),
         _ => {}
     }
     0

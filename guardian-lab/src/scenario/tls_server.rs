@@ -1,7 +1,7 @@
 //! The TLS pieces of the `tls_*` scenarios: certificates made with the openssl CLI (a lab CA,
 //! leaves signed by `openssl ca` with explicit validity dates: guardian-testbed's `tls`), Debian's python3 as the TLS
-//! server (its `_ssl` links libssl.so.3 dynamically and calls `SSL_do_handshake` and
-//! `SSL_get_error`, what guardian's uprobes read) and as a verifying client.
+//! server (its `_ssl` links libssl.so.3 dynamically and calls `SSL_do_handshake`, what
+//! guardian's uprobes read) and as a verifying client.
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Stdio};

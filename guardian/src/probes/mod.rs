@@ -12,6 +12,7 @@ pub mod shadows;
 pub mod sockops;
 pub mod tcx;
 pub mod uprobe;
+pub mod uprobe_site;
 pub mod xdp;
 
 use std::path::{Path, PathBuf};

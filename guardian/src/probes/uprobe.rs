@@ -9,33 +9,32 @@ use std::time::{Duration, Instant};
 
 use aya::{
     programs::{
-        uprobe::{UProbeLinkId, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
         UProbe,
     },
     Ebpf,
 };
 
-use super::ProbeError;
+use super::{uprobe_site, ProbeError};
 
-/// (program, symbol) per library; `tls_read_exit` is the uretprobe of both reads,
-/// `tls_hs_exit` of the three handshake functions (guardian-ebpf/src/tls_hs.rs).
-pub const PROBES: [(&str, &str); 16] = [
-    ("tls_read_enter", "SSL_read"),
-    ("tls_read_exit", "SSL_read"),
-    ("tls_read_ex_enter", "SSL_read_ex"),
-    ("tls_read_exit", "SSL_read_ex"),
-    ("tls_write", "SSL_write"),
-    ("tls_write", "SSL_write_ex"),
-    ("tls_hs_enter", "SSL_do_handshake"),
-    ("tls_hs_exit", "SSL_do_handshake"),
-    ("tls_accept_enter", "SSL_accept"),
-    ("tls_hs_exit", "SSL_accept"),
-    ("tls_connect_enter", "SSL_connect"),
-    ("tls_hs_exit", "SSL_connect"),
-    ("tls_set_accept", "SSL_set_accept_state"),
-    ("tls_set_connect", "SSL_set_connect_state"),
-    ("tls_get_error_enter", "SSL_get_error"),
-    ("tls_get_error_exit", "SSL_get_error"),
+/// (program, symbol, site) per library; `tls_hs_exit` is the uretprobe of the three handshake
+/// functions (guardian-ebpf/src/tls_hs.rs). Only `SSL_write` is on a keep-alive request's
+/// path (one hit per response): every hit is a trap, so what the syscall tracepoints can tell
+/// (request starts, sockets, how a handshake's reads ended) is taken from them instead.
+/// `Some(n)`: an entry-only probe that reads the first `n` arguments, placed where the kernel
+/// need not single-step (uprobe_site.rs); `None`: on the entry (return probes, and the entry
+/// probes that share their breakpoint).
+pub const PROBES: [(&str, &str, Option<usize>); 10] = [
+    ("tls_write", "SSL_write", Some(2)),
+    ("tls_write", "SSL_write_ex", Some(2)),
+    ("tls_hs_enter", "SSL_do_handshake", None),
+    ("tls_hs_exit", "SSL_do_handshake", None),
+    ("tls_accept_enter", "SSL_accept", None),
+    ("tls_hs_exit", "SSL_accept", None),
+    ("tls_connect_enter", "SSL_connect", None),
+    ("tls_hs_exit", "SSL_connect", None),
+    ("tls_set_accept", "SSL_set_accept_state", Some(1)),
+    ("tls_set_connect", "SSL_set_connect_state", Some(1)),
 ];
 
 /// Where Debian and others keep the system's libssl (attached even before a process maps it).
@@ -54,6 +53,8 @@ pub struct Attachment {
     links: Vec<(&'static str, UProbeLinkId)>,
     /// Libraries that could not be attached, with why.
     pub failed: Vec<(PathBuf, String)>,
+    /// Probes placed past their function's entry (symbol, offset), for the logs.
+    pub sites: Vec<(&'static str, u64)>,
 }
 
 /// Whether a mapped file is an OpenSSL 3 libssl (`libssl.so.3`, maybe with a suffix).
@@ -146,7 +147,7 @@ pub fn rescan(seen: &mut Seen) -> Vec<PathBuf> {
 /// Attaches every probe to every library; a library that fails is listed, not fatal.
 pub fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<Attachment, ProbeError> {
     let mut a = Attachment::default();
-    for (prog, _) in PROBES {
+    for (prog, _, _) in PROBES {
         let p: &mut UProbe = ebpf
             .program_mut(prog)
             .ok_or(ProbeError::MissingProgram(prog))?
@@ -167,12 +168,22 @@ pub fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<Attachment, ProbeErro
     for lib in libs {
         let mut links = Vec::new();
         let mut err = None;
-        for (prog, sym) in PROBES {
+        let elf = std::fs::read(lib).ok();
+        let mut sites = Vec::new();
+        for (prog, sym, keep) in PROBES {
             let p: &mut UProbe = match ebpf.program_mut(prog).map(TryInto::try_into) {
                 Some(Ok(p)) => p,
                 _ => return Err(ProbeError::MissingProgram(prog)),
             };
-            match p.attach(sym, lib, UProbeScope::AllProcesses) {
+            let off = keep.map_or(0, |n| uprobe_site::site(lib, elf.as_deref(), sym, n));
+            let at = match off {
+                0 => UProbeAttachLocation::Symbol(sym),
+                off => UProbeAttachLocation::SymbolOffset(sym, off),
+            };
+            if off != 0 {
+                sites.push((sym, off));
+            }
+            match p.attach(at, lib, UProbeScope::AllProcesses) {
                 Ok(l) => links.push((prog, l)),
                 Err(e) => {
                     err = Some(format!("{sym}: {e}"));
@@ -182,8 +193,10 @@ pub fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<Attachment, ProbeErro
         }
         match err {
             None => {
+                tracing::debug!(lib = %lib.display(), past_entry = ?sites, "OpenSSL uprobes attached");
                 a.libs.push(lib.clone());
                 a.links.extend(links);
+                a.sites.extend(sites);
             }
             Some(e) => {
                 tracing::warn!(lib = %lib.display(), error = %e, "cannot attach the OpenSSL uprobes");
@@ -201,6 +214,7 @@ impl Attachment {
         self.libs.extend(other.libs);
         self.links.extend(other.links);
         self.failed.extend(other.failed);
+        self.sites.extend(other.sites);
     }
 }
 

@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn programs_are_grouped_by_name() {
         assert_eq!(group("http_read_enter"), "syscall tracepoints (http_*)");
-        assert_eq!(group("tls_read_exit"), "libssl uprobes (tls_*)");
+        assert_eq!(group("tls_hs_exit"), "libssl uprobes (tls_*)");
         assert_eq!(group("sock_state"), "guardian run's other programs");
     }
 
