@@ -61,8 +61,12 @@ pub struct HttpOffsets {
     /// it accepted (copied at accept), 0 on a connecting socket: the role of a TLS alert's
     /// writer.
     pub sk_max_ack_backlog: u16,
+    /// `struct pt_regs` members of a syscall's first two arguments (x86-64: `di`, `si`), read
+    /// at sys_exit through `bpf_task_pt_regs` (ABSENT elsewhere: the enter programs are used).
+    pub regs_arg0: u16,
+    pub regs_arg1: u16,
 }
-const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 64);
+const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 68);
 
 impl HttpOffsets {
     pub const ABSENT: u16 = u16::MAX;
@@ -99,6 +103,8 @@ impl HttpOffsets {
         skc_dport: Self::ABSENT,
         inet_sport: Self::ABSENT,
         sk_max_ack_backlog: Self::ABSENT,
+        regs_arg0: Self::ABSENT,
+        regs_arg1: Self::ABSENT,
     };
 }
 

@@ -20,8 +20,8 @@
 use aya_ebpf::{
     bindings::BPF_ANY,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
-        bpf_probe_read_user,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
     },
     macros::{map, tracepoint},
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray},
@@ -103,28 +103,70 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
     };
     // Inside a handshake: how the read ended is how a failed return is judged (tls_hs.rs).
     crate::tls_hs::note_read_ret(id, ret);
-    if ret < 5 {
+    on_read(id, args.fd, args.buf, ret);
+    0
+}
+
+/// sys_exit_read and sys_exit_recvfrom without the enter programs, where the kernel has
+/// `bpf_task_pt_regs` (5.15): the fd and the buffer are still in the registers the syscall
+/// was entered with (x86-64: `di`, `si`; only `ax` is replaced by the return value), so no
+/// enter→exit handoff is needed, and a read that returns less than 5 bytes costs one hash
+/// lookup (a handshake in progress on this thread?) and nothing else. One program run and
+/// three hash operations less per read, on every process of the machine.
+#[tracepoint]
+pub fn http_read_regs(ctx: TracePointContext) -> u32 {
+    let o = HTTP_OFFSETS.load();
+    let Some(ret) = (unsafe { field::<i64>(&ctx, o.exit_ret) }) else {
         return 0;
+    };
+    let id = bpf_get_current_pid_tgid();
+    let in_hs = crate::tls_hs::in_handshake(id);
+    if ret < 5 && !in_hs {
+        return 0;
+    }
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    let Some(fd) = (unsafe { read::<u64>(regs, o.regs_arg0) }) else {
+        return 0;
+    };
+    // 0..2: stdio, never a server's connection.
+    if fd < 3 {
+        return 0;
+    }
+    let Some(buf) = (unsafe { read::<u64>(regs, o.regs_arg1) }) else {
+        return 0;
+    };
+    if in_hs {
+        crate::tls_hs::note_fd(id, fd);
+        crate::tls_hs::note_read_ret(id, ret);
+    }
+    on_read(id, fd, buf, ret);
+    0
+}
+
+/// A read of `fd` into `buf` returned `ret`: a request start (plaintext), or a TLS record.
+#[inline(always)]
+fn on_read(id: u64, fd: u64, buf: u64, ret: i64) {
+    if ret < 5 {
+        return;
     }
     if ret < 8 {
         // Too short for a request line; maybe the 5-byte header of a TLS record (tls.rs).
-        if let Ok(h) = unsafe { bpf_probe_read_user(args.buf as *const [u8; 5]) } {
-            crate::tls::note_record(id, args.fd, &h, ret);
+        if let Ok(h) = unsafe { bpf_probe_read_user(buf as *const [u8; 5]) } {
+            crate::tls::note_record(id, fd, &h, ret);
         }
-        return 0;
+        return;
     }
-    let Ok(head) = (unsafe { bpf_probe_read_user(args.buf as *const [u8; 8]) }) else {
-        return 0;
+    let Ok(head) = (unsafe { bpf_probe_read_user(buf as *const [u8; 8]) }) else {
+        return;
     };
     if is_request_start(&head) {
-        let key = (id & 0xffff_ffff_0000_0000) | (args.fd & 0xffff_ffff);
+        let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
         let now = unsafe { bpf_ktime_get_ns() };
         let _ = HTTP_INFLIGHT.insert(key, now, BPF_ANY as u64);
-        return 0;
+        return;
     }
     let h = [head[0], head[1], head[2], head[3], head[4]];
-    crate::tls::note_record(id, args.fd, &h, ret);
-    0
+    crate::tls::note_record(id, fd, &h, ret);
 }
 
 #[tracepoint]

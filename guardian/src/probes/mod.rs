@@ -78,6 +78,8 @@ pub struct Probes {
     sockops: Result<sockops::Attachment, String>,
     /// The HTTP status programs: attached, not asked for (None), or why not.
     http: Option<Result<(), String>>,
+    /// The HTTP programs' (program, syscall tracepoint) pairs attached.
+    http_tracepoints: Vec<(&'static str, &'static str)>,
     /// The OpenSSL uprobes (with `http`), or why they are not attached.
     tls: Option<Result<uprobe::Attachment, String>>,
     /// The reset programs (`reset_storm`), or why they are not attached.
@@ -124,6 +126,7 @@ impl Probes {
             dns_ifaces: opts.dns_ifaces.len(),
             sockops: Err("not attached yet".into()),
             http: None,
+            http_tracepoints: Vec::new(),
             tls: None,
             shadows: Err("not attached yet".into()),
             offsets,
@@ -149,7 +152,8 @@ impl Probes {
         sockops::set_status(probes.sockops.as_ref().map(|_| ()).map_err(Clone::clone));
         if opts.http {
             let r = match http_offsets {
-                Ok(_) => http::attach(&mut probes.ebpf, &mut probes.tracepoints),
+                Ok(o) => http::attach(&mut probes.ebpf, &o, &mut probes.tracepoints)
+                    .map(|used| probes.http_tracepoints = used),
                 Err(e) => Err(e.into()),
             };
             let r = r.map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
@@ -224,7 +228,7 @@ impl Probes {
             },
             "http": match &self.http {
                 None => serde_json::json!(null),
-                Some(Ok(())) => serde_json::json!({"tracepoints": http::TRACEPOINTS.iter().map(|(p, n)| serde_json::json!({"program": p, "tracepoint": format!("syscalls:{n}")})).collect::<Vec<_>>()}),
+                Some(Ok(())) => serde_json::json!({"tracepoints": self.http_tracepoints.iter().map(|(p, n)| serde_json::json!({"program": p, "tracepoint": format!("syscalls:{n}")})).collect::<Vec<_>>()}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
             "tls": match &self.tls {

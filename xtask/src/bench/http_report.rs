@@ -333,13 +333,15 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
         let bpf = d.get(GROUPS[1]).map_or(0.0, |x| x.1 as f64) / units.max(1.0);
         let peer_ns = s.med_ns(peer, tk) - s.med_ns(none, tk);
         if hits > 0.0 {
+            let ours_ns = s.med_ns(http, tk) - s.med_ns(run, tk);
             notes.push(format!(
                 "TLS keep-alive: {hits:.1} uprobe hits per request (nginx's and wrk's libssl \
-                 calls); bpftrace's empty programs on the same functions add {peer_ns:+.0} ns \
-                 per request, {:.0} ns per hit, while guardian's programs themselves run \
-                 {bpf:.0} ns per request: the cost is the kernel's uprobe mechanism (a \
-                 breakpoint trap, then a single-step trap for the displaced instruction), the \
-                 same for any tool.",
+                 calls). bpftrace's empty programs on the entries of the same functions add \
+                 {peer_ns:+.0} ns per request, {:.0} ns per hit: a breakpoint trap, then a \
+                 single-step trap over the displaced instruction. guardian's entry-only probes \
+                 sit on an instruction the kernel emulates (no single step), and --http adds \
+                 {ours_ns:+.0} ns per request over guardian run in all (syscall tracepoints \
+                 included), its uprobe programs themselves running {bpf:.0} ns per request.",
                 peer_ns / hits
             ));
         }
