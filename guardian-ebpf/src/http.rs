@@ -277,6 +277,13 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
         return;
     }
     let _ = HTTP_INFLIGHT.remove(&key);
+    respond(id, fd, code, start);
+}
+
+/// One response with status `code` on socket `fd` of the current task, to a request that
+/// started at `start` (ktime ns): counted for its service.
+#[inline(always)]
+pub(crate) fn respond(id: u64, fd: u64, code: u16, start: u64) {
     let now = unsafe { bpf_ktime_get_ns() };
     let mut k = HttpKey {
         netns: current_netns(&OFFSETS.load()),

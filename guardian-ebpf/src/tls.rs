@@ -20,11 +20,9 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap},
     programs::ProbeContext,
 };
-use guardian_common::http::{is_tls_app_data, parse_status, HttpKey};
+use guardian_common::http::{is_tls_app_data, parse_status};
 
-use crate::http::{count, local_addr};
-use crate::kernel::current_netns;
-use crate::maps::OFFSETS;
+use crate::http::respond;
 
 /// A status line passed to `SSL_write`, waiting for the write(2) that carries it, by pid_tgid.
 #[map]
@@ -71,14 +69,7 @@ pub fn on_write(id: u64, fd: u64) -> bool {
         return true;
     };
     let _ = TLS_INFLIGHT.remove(&key);
-    let now = unsafe { bpf_ktime_get_ns() };
-    let mut hk = HttpKey {
-        netns: current_netns(&OFFSETS.load()),
-        tgid: (id >> 32) as u32,
-        ..Default::default()
-    };
-    local_addr(fd, &mut hk);
-    count(&hk, code as u16, now.saturating_sub(start));
+    respond(id, fd, code as u16, start);
     true
 }
 
