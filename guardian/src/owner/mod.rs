@@ -172,6 +172,14 @@ impl Owners {
         {
             s.scanned = Some(now);
             self.scan(&mut s.map, now);
+            // The scan looked for every namespace: one it found nobody in counts as asked now.
+            // (Otherwise an unresolved namespace past RETRY would ask for a scan on every call,
+            // a /proc scan every RESCAN_EVERY for as long as it lives.)
+            for e in s.map.values_mut() {
+                if e.owner.is_none() {
+                    e.at = now;
+                }
+            }
             s.map.entry(ino).or_insert(Entry {
                 owner: None,
                 at: now,
