@@ -146,6 +146,30 @@ fn a_scan_answers_every_unresolved_namespace_for_retry() {
     );
 }
 
+/// Namespaces first asked within RESCAN_EVERY of a scan are all answered by the next scan,
+/// RESCAN_EVERY later: not one scan each (500 new namespaces took 500 scans, one a tick).
+#[test]
+fn namespaces_asked_between_scans_share_the_next_one() {
+    let owners = Owners::new(nowhere());
+    let t0 = Instant::now();
+    owners.state.lock().unwrap().scanned = Some(t0);
+    assert_eq!(owners.get(1), None);
+    assert_eq!(owners.get(2), None);
+    assert_eq!(owners.state.lock().unwrap().scanned, Some(t0), "too soon");
+    std::thread::sleep(RESCAN_EVERY);
+    assert_eq!(owners.get(1), None);
+    let scanned = owners.state.lock().unwrap().scanned;
+    assert!(scanned.is_some_and(|t| t > t0), "due: scanned");
+    std::thread::sleep(RESCAN_EVERY);
+    assert_eq!(owners.get(2), None);
+    assert_eq!(owners.get(1), None);
+    assert_eq!(
+        owners.state.lock().unwrap().scanned,
+        scanned,
+        "that scan answered both for RETRY"
+    );
+}
+
 #[test]
 fn the_map_is_bounded_and_keeps_the_asked_namespace() {
     let now = Instant::now();
