@@ -185,12 +185,12 @@ impl Owners {
                 at: now,
             });
             bound(&mut s.map, ino, now);
-        } else if !s.map.contains_key(&ino) {
+        } else if let std::collections::hash_map::Entry::Vacant(slot) = s.map.entry(ino) {
             // Not scanned again so soon: asked again once RESCAN_EVERY has passed (by then
             // through an entry, so that one scan answers every namespace asked meanwhile,
             // rather than one scan each, a tick apart, for a burst of new namespaces).
             if let Some(at) = now.checked_sub(RETRY.saturating_sub(RESCAN_EVERY)) {
-                s.map.insert(ino, Entry { owner: None, at });
+                slot.insert(Entry { owner: None, at });
                 bound(&mut s.map, ino, now);
             }
         }
