@@ -172,11 +172,27 @@ impl Owners {
         {
             s.scanned = Some(now);
             self.scan(&mut s.map, now);
+            // The scan looked for every namespace: one it found nobody in counts as asked now.
+            // (Otherwise an unresolved namespace past RETRY would ask for a scan on every call,
+            // a /proc scan every RESCAN_EVERY for as long as it lives.)
+            for e in s.map.values_mut() {
+                if e.owner.is_none() {
+                    e.at = now;
+                }
+            }
             s.map.entry(ino).or_insert(Entry {
                 owner: None,
                 at: now,
             });
             bound(&mut s.map, ino, now);
+        } else if let std::collections::hash_map::Entry::Vacant(slot) = s.map.entry(ino) {
+            // Not scanned again so soon: asked again once RESCAN_EVERY has passed (by then
+            // through an entry, so that one scan answers every namespace asked meanwhile,
+            // rather than one scan each, a tick apart, for a burst of new namespaces).
+            if let Some(at) = now.checked_sub(RETRY.saturating_sub(RESCAN_EVERY)) {
+                slot.insert(Entry { owner: None, at });
+                bound(&mut s.map, ino, now);
+            }
         }
         s.map.get(&ino).and_then(|e| e.owner.clone())
     }

@@ -107,6 +107,69 @@ fn the_cache_answers_from_memory_and_remembers_unknown_namespaces() {
     assert_eq!(owners.state.lock().unwrap().scanned, rescanned);
 }
 
+/// An unresolved namespace past RETRY is looked for by one scan, then not again for RETRY;
+/// that scan also counts for every other unresolved namespace (500 namespaces without a
+/// process, each past RETRY, made a /proc scan every RESCAN_EVERY).
+#[test]
+fn a_scan_answers_every_unresolved_namespace_for_retry() {
+    let owners = Owners::new(nowhere());
+    let old = Instant::now()
+        .checked_sub(RETRY + Duration::from_secs(1))
+        .expect("uptime");
+    {
+        let mut s = owners.state.lock().unwrap();
+        for k in [1, 2] {
+            s.map.insert(
+                k,
+                Entry {
+                    owner: None,
+                    at: old,
+                },
+            );
+        }
+    }
+    let before = Instant::now();
+    assert_eq!(owners.get(1), None, "no namespace has inode 1");
+    let scanned = owners.state.lock().unwrap().scanned;
+    assert!(scanned.is_some_and(|t| t >= before), "expired: scanned");
+    for k in [1, 2] {
+        let at = owners.state.lock().unwrap().map[&k].at;
+        assert!(at >= before, "inode {k} counts as asked by the scan");
+    }
+    std::thread::sleep(RESCAN_EVERY);
+    assert_eq!(owners.get(1), None);
+    assert_eq!(owners.get(2), None);
+    assert_eq!(
+        owners.state.lock().unwrap().scanned,
+        scanned,
+        "within RETRY of the scan: no other"
+    );
+}
+
+/// Namespaces first asked within RESCAN_EVERY of a scan are all answered by the next scan,
+/// RESCAN_EVERY later: not one scan each (500 new namespaces took 500 scans, one a tick).
+#[test]
+fn namespaces_asked_between_scans_share_the_next_one() {
+    let owners = Owners::new(nowhere());
+    let t0 = Instant::now();
+    owners.state.lock().unwrap().scanned = Some(t0);
+    assert_eq!(owners.get(1), None);
+    assert_eq!(owners.get(2), None);
+    assert_eq!(owners.state.lock().unwrap().scanned, Some(t0), "too soon");
+    std::thread::sleep(RESCAN_EVERY);
+    assert_eq!(owners.get(1), None);
+    let scanned = owners.state.lock().unwrap().scanned;
+    assert!(scanned.is_some_and(|t| t > t0), "due: scanned");
+    std::thread::sleep(RESCAN_EVERY);
+    assert_eq!(owners.get(2), None);
+    assert_eq!(owners.get(1), None);
+    assert_eq!(
+        owners.state.lock().unwrap().scanned,
+        scanned,
+        "that scan answered both for RETRY"
+    );
+}
+
 #[test]
 fn the_map_is_bounded_and_keeps_the_asked_namespace() {
     let now = Instant::now();

@@ -3,7 +3,7 @@
 //! daemon attached (detectors compute rates from deltas against their own clock).
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aya::maps::{HashMap as AyaHashMap, MapData, PerCpuHashMap, PerCpuValues};
+use aya::maps::{HashMap as AyaHashMap, MapData};
 use guardian_common::{
     flows::{FlowKey, FlowRtx, PortKey},
     AddrKey,
@@ -13,6 +13,7 @@ use super::decode;
 use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
 use crate::model::{AddrCount, PortCount};
+use crate::probes::batch::PerCpuSums;
 use crate::probes::{ProbeError, Probes};
 
 /// At most this many ports, peers and flows per sample, the ones that moved most first.
@@ -21,15 +22,21 @@ pub const TOP_N: usize = 64;
 use crate::model::sample::{FlowRetrans, FlowSample};
 
 pub struct FlowSampler {
-    hs_port: PerCpuHashMap<MapData, PortKey, u64>,
-    hs_peer: PerCpuHashMap<MapData, AddrKey, u64>,
+    /// Read whole with one `BPF_MAP_LOOKUP_BATCH` each per tick (an iteration took two
+    /// syscalls per key: a few thousand a tick with a few hundred namespaces).
+    hs_port: PerCpuSums<PortKey>,
+    hs_peer: PerCpuSums<AddrKey>,
     flow_rtx: AyaHashMap<MapData, FlowKey, FlowRtx>,
     last_port: HashMap<PortKey, u64>,
     last_peer: HashMap<AddrKey, u64>,
 }
 
-fn sum(v: &PerCpuValues<u64>) -> u64 {
-    v.iter().sum()
+/// Every (key, sum over CPUs) of `m`; nothing when the read fails (logged).
+fn read_all<K: aya::Pod>(m: &PerCpuSums<K>) -> Vec<(K, u64)> {
+    m.read().unwrap_or_else(|e| {
+        tracing::warn!(map = m.name(), error = %e, "reading a handshake map failed");
+        Vec::new()
+    })
 }
 
 /// Top `TOP_N` of `(key, cumulative, delta since last sample)`: most recent movement first,
@@ -48,9 +55,15 @@ impl FlowSampler {
         ) -> Result<T, ProbeError> {
             T::try_from(p.take_map(name)?).map_err(|_| ProbeError::MissingMap(name))
         }
+        fn sums<K: aya::Pod>(
+            p: &mut Probes,
+            name: &'static str,
+        ) -> Result<PerCpuSums<K>, ProbeError> {
+            Ok(PerCpuSums::new(name, p.take_map(name)?)?)
+        }
         Ok(Self {
-            hs_port: conv(probes, "HS_PORT")?,
-            hs_peer: conv(probes, "HS_PEER")?,
+            hs_port: sums(probes, "HS_PORT")?,
+            hs_peer: sums(probes, "HS_PEER")?,
             flow_rtx: conv(probes, "FLOW_RTX")?,
             last_port: HashMap::new(),
             last_peer: HashMap::new(),
@@ -70,15 +83,13 @@ impl Sampler for FlowSampler {
         let mut netnses: BTreeSet<u32> = ctx.active.iter().copied().collect();
         // Rebuilt every tick so that keys the kernel evicted are forgotten here too.
         let (mut last_port, mut last_peer) = (HashMap::new(), HashMap::new());
-        for (k, v) in self.hs_port.iter().filter_map(Result::ok) {
-            let c = sum(&v);
+        for (k, c) in read_all(&self.hs_port) {
             let d = c.saturating_sub(self.last_port.get(&k).copied().unwrap_or(0));
             last_port.insert(k, c);
             netnses.insert(k.netns);
             ports.entry(k.netns).or_default().push((k, c, d));
         }
-        for (k, v) in self.hs_peer.iter().filter_map(Result::ok) {
-            let c = sum(&v);
+        for (k, c) in read_all(&self.hs_peer) {
             let d = c.saturating_sub(self.last_peer.get(&k).copied().unwrap_or(0));
             last_peer.insert(k, c);
             netnses.insert(k.netns);

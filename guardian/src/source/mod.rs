@@ -14,6 +14,7 @@ pub mod flows;
 pub mod http;
 pub mod linkstats;
 pub mod mib;
+pub mod mibtext;
 pub mod misses;
 pub mod procnet;
 pub mod resets;

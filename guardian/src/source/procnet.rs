@@ -5,6 +5,7 @@
 //! use are parsed (no map of every counter).
 use std::path::Path;
 
+use super::mibtext::Columns;
 use crate::model::sample::{MibSample, PortRange};
 
 /// `sockstat` and `sockstat6` of one namespace.
@@ -100,8 +101,11 @@ impl NetFiles {
 /// Reusable buffers for reading procfs text, and the files of the namespace being read.
 #[derive(Default)]
 pub struct Reader {
-    buf: String,
+    /// The last file read (parsed in place, as bytes).
     raw: Vec<u8>,
+    /// Where the wanted counters are in `snmp`'s `Tcp:` and `netstat`'s `TcpExt:` lines.
+    tcp: Columns,
+    ext: Columns,
     /// The INET_DIAG receive buffer.
     pub rx: Vec<u8>,
     /// The namespace's files while it is read (swapped in and out by [`with`](Self::with)).
@@ -131,35 +135,34 @@ impl Reader {
         r
     }
 
-    /// The file at `path` (one of [`FILES`]) into `self.buf`.
-    fn read(&mut self, path: &str) -> bool {
-        self.buf.clear();
-        let Some(slot) = FILES.iter().position(|p| *p == path) else {
-            return false;
-        };
-        let Some(n) = self.files.read(slot, &mut self.raw) else {
-            return false;
-        };
-        match std::str::from_utf8(&self.raw[..n]) {
-            Ok(t) => {
-                self.buf.push_str(t);
-                true
-            }
-            Err(_) => false,
-        }
+    /// The file at `path` (one of [`FILES`]), read into `self.raw`; None when it is absent or
+    /// cannot be read.
+    fn read(&mut self, path: &str) -> Option<&[u8]> {
+        let slot = FILES.iter().position(|p| *p == path)?;
+        let n = self.files.read(slot, &mut self.raw)?;
+        Some(&self.raw[..n])
+    }
+
+    /// The file at `path` as text (sysctls, `sockstat`: a few bytes).
+    fn text(&mut self, path: &str) -> Option<&str> {
+        std::str::from_utf8(self.read(path)?).ok()
     }
 
     /// The MIB counters and sysctls of the namespace whose files are in use (see
     /// [`with`](Self::with)) into `s`.
     pub fn mib(&mut self, s: &mut MibSample) {
         let mut tcp = [0u64; 2];
-        if self.read("/proc/thread-self/net/snmp") {
-            values(&self.buf, "Tcp", &TCP, &mut tcp);
+        let mut cols = std::mem::take(&mut self.tcp);
+        if let Some(t) = self.read("/proc/thread-self/net/snmp") {
+            cols.values(t, "Tcp", &TCP, &mut tcp);
         }
+        self.tcp = cols;
         let mut ext = [0u64; 8];
-        if self.read("/proc/thread-self/net/netstat") {
-            values(&self.buf, "TcpExt", &TCP_EXT, &mut ext);
+        let mut cols = std::mem::take(&mut self.ext);
+        if let Some(t) = self.read("/proc/thread-self/net/netstat") {
+            cols.values(t, "TcpExt", &TCP_EXT, &mut ext);
         }
+        self.ext = cols;
         [s.tcp_out_segs, s.tcp_retrans_segs] = tcp;
         [
             s.listen_overflows,
@@ -171,16 +174,9 @@ impl Reader {
             s.tcp_retrans_fail,
             s.tcp_win_probe,
         ] = ext;
-        let num = |r: &mut Self, i: usize| {
-            r.read(FILES[SYSCTL_SLOT + i])
-                .then(|| r.buf.trim().parse().ok())
-                .flatten()
-        };
+        let num = |r: &mut Self, i: usize| r.text(FILES[SYSCTL_SLOT + i])?.trim().parse().ok();
         s.tcp_max_tw_buckets = num(self, 0);
-        s.port_range = self
-            .read(FILES[SYSCTL_SLOT + 1])
-            .then(|| parse_port_range(&self.buf))
-            .flatten();
+        s.port_range = self.text(FILES[SYSCTL_SLOT + 1]).and_then(parse_port_range);
         s.tcp_tw_reuse = num(self, 2);
         s.somaxconn = num(self, 3);
     }
@@ -188,41 +184,13 @@ impl Reader {
     /// `sockstat` and `sockstat6`; None when `sockstat` cannot be read.
     pub fn sockstat(&mut self) -> Option<SockStat> {
         let mut s = SockStat::default();
-        if !self.read("/proc/thread-self/net/sockstat") {
-            return None;
-        }
-        let (inuse, tw) = parse_sockstat(&self.buf, "TCP:")?;
+        let (inuse, tw) = parse_sockstat(self.text("/proc/thread-self/net/sockstat")?, "TCP:")?;
         s.inuse4 = inuse;
         s.tw = tw.unwrap_or(0);
-        if self.read("/proc/thread-self/net/sockstat6") {
-            s.inuse6 = parse_sockstat(&self.buf, "TCP6:").map_or(0, |x| x.0);
+        if let Some(t) = self.text("/proc/thread-self/net/sockstat6") {
+            s.inuse6 = parse_sockstat(t, "TCP6:").map_or(0, |x| x.0);
         }
         Some(s)
-    }
-}
-
-/// The values of `names` on the `prefix:` line pair of an `snmp`/`netstat` file (a line of
-/// names followed by a line of values) into `out`; names not found leave their slot alone, and
-/// negative values (`MaxConn -1`) read as 0.
-pub fn values(text: &str, prefix: &str, names: &[&str], out: &mut [u64]) {
-    let mut lines = text.lines();
-    while let (Some(head), Some(vals)) = (lines.next(), lines.next()) {
-        let (Some((p1, head)), Some((p2, vals))) = (head.split_once(':'), vals.split_once(':'))
-        else {
-            continue;
-        };
-        if p1 != prefix || p2 != prefix {
-            continue;
-        }
-        for (n, v) in head
-            .split_ascii_whitespace()
-            .zip(vals.split_ascii_whitespace())
-        {
-            if let Some(i) = names.iter().position(|x| *x == n) {
-                out[i] = v.parse().unwrap_or(0);
-            }
-        }
-        return;
     }
 }
 
@@ -272,23 +240,6 @@ pub fn kernel_tw_per_netns() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_only_the_wanted_counters() {
-        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
-                    Tcp: RtoAlgorithm MaxConn OutSegs RetransSegs\nTcp: 1 -1 1234 56\n";
-        let mut tcp = [0; 2];
-        values(snmp, "Tcp", &TCP, &mut tcp);
-        assert_eq!(tcp, [1234, 56]);
-        let netstat = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 3 7 9\n\
-                       IpExt: InOctets\nIpExt: 100\n";
-        let mut ext = [0; 5];
-        values(netstat, "TcpExt", &TCP_EXT, &mut ext);
-        assert_eq!(ext, [7, 9, 0, 0, 3]);
-        let mut none = [5; 2];
-        values(netstat, "Tcp", &TCP, &mut none);
-        assert_eq!(none, [5, 5], "no Tcp: lines, nothing set");
-    }
 
     #[test]
     fn parses_sockstat() {

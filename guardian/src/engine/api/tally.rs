@@ -11,6 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::view::{EventTotals, Stats, Status};
 use crate::output::Emitter;
+use head::Head;
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// How an observation line starts after its envelope (`"schema":1,"ts":…,"host":…,`).
@@ -69,7 +70,13 @@ impl Default for Tally {
 }
 
 fn bump(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
-    *m.entry(k.to_string()).or_default() += n;
+    // Known keys (nearly all) without allocating one.
+    match m.get_mut(k) {
+        Some(v) => *v += n,
+        None => {
+            m.insert(k.to_string(), n);
+        }
+    }
 }
 
 impl Tally {
@@ -84,8 +91,8 @@ impl Tally {
                     // Observations come by the hundred thousand in a storm and are only
                     // counted by type: no need to parse them.
                     Ok(line) if line.contains(OBSERVATION) => me.count_observation(),
-                    Ok(line) => match serde_json::from_str::<Value>(&line) {
-                        Ok(v) => me.count(&v, Instant::now()),
+                    Ok(line) => match serde_json::from_str::<Head>(&line) {
+                        Ok(h) => me.count_head(&h, Instant::now()),
                         Err(e) => tracing::debug!("tally: unreadable event line: {e}"),
                     },
                     Err(RecvError::Lagged(n)) => behind.add(n, Instant::now()),
@@ -104,25 +111,29 @@ impl Tally {
 
     /// Counts one event.
     pub fn count(&self, v: &Value, now: Instant) {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+        self.count_head(&Head::of_value(v), now)
+    }
+
+    /// Counts one event by the fields the tally reads of it (see [`Head`]).
+    fn count_head(&self, h: &Head, now: Instant) {
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         c.events.total += 1;
-        bump(&mut c.events.by_type, s("type"), 1);
-        match s("type") {
+        bump(&mut c.events.by_type, &h.kind, 1);
+        match &*h.kind {
             "fault" => bump(
-                c.faults.entry(s("fault").into()).or_default(),
-                s("state"),
+                c.faults.entry(h.fault.to_string()).or_default(),
+                &h.state,
                 1,
             ),
             "remedy" => bump(
-                c.remedies.entry(s("remedy").into()).or_default(),
-                s("result"),
+                c.remedies.entry(h.remedy.to_string()).or_default(),
+                &h.result,
                 1,
             ),
             "loss" => {
-                let n = v.get("lost").and_then(Value::as_u64).unwrap_or(0);
+                let n = h.lost;
                 c.events.lost += n;
-                bump(&mut c.losses, s("source"), n);
+                bump(&mut c.losses, &h.source, n);
                 c.recent.push_back((now, n));
             }
             _ => {}
@@ -187,6 +198,9 @@ impl Tally {
         Some(s)
     }
 }
+
+#[path = "tally_head.rs"]
+mod head;
 
 #[cfg(test)]
 mod tests {
