@@ -210,7 +210,7 @@ pub fn http(result: Option<Result<(), &str>>) -> Feature {
 /// why). `None` when `--http` was not given. No library found is degraded, not unavailable:
 /// guardian rescans for processes that map one later, but a TLS stack linked statically
 /// (Go's crypto/tls, rustls, BoringSSL builds) or without symbols is never seen.
-pub fn tls(result: Option<Result<(usize, &[String]), &str>>) -> Feature {
+pub fn tls(result: Option<Result<(usize, &[String]), TlsDown<'_>>>) -> Feature {
     const TLS_FAULTS: &[&str] = &["tls_handshake_failure"];
     match result {
         None => Feature::new(
@@ -219,10 +219,19 @@ pub fn tls(result: Option<Result<(usize, &[String]), &str>>) -> Feature {
             "not asked for (--http): TLS handshakes and HTTP over TLS are not seen",
         )
         .uncovering(TLS_FAULTS),
-        Some(Err(e)) => Feature::new(
+        Some(Err(TlsDown::Refused(e))) => Feature::new(
             "tls_uprobes",
             State::Unavailable,
             format!("uprobes cannot be attached here: {e}"),
+        )
+        .uncovering(TLS_FAULTS),
+        Some(Err(TlsDown::NoHttp(e))) => Feature::new(
+            "tls_uprobes",
+            State::Unavailable,
+            format!(
+                "not attached: they need the HTTP syscall tracepoints (request starts, sockets, \
+                 how a handshake's reads ended), which failed: {e}"
+            ),
         )
         .uncovering(TLS_FAULTS),
         Some(Ok((0, []))) => Feature::new(
@@ -248,6 +257,13 @@ pub fn tls(result: Option<Result<(usize, &[String]), &str>>) -> Feature {
             ),
         ),
     }
+}
+
+/// Why the TLS uprobes are not attached: refused themselves, or not tried because the HTTP
+/// syscall tracepoints they rely on failed.
+pub enum TlsDown<'a> {
+    Refused(&'a str),
+    NoHttp(&'a str),
 }
 
 /// The `coverage` of the `attached` event: the features, and every registered fault as

@@ -125,7 +125,22 @@ fn tls_without_a_libssl_is_degraded_and_failures_are_named() {
     let part = tls(Some(Ok((1, &failed))));
     assert_eq!(part.state, State::Degraded);
     assert!(part.reason.contains("no such symbol"), "{}", part.reason);
-    let refused = tls(Some(Err("perf_event_open: ENOENT")));
+    let refused = tls(Some(Err(TlsDown::Refused("perf_event_open: ENOENT"))));
     assert_eq!(refused.state, State::Unavailable);
     assert_eq!(refused.uncovers, &["tls_handshake_failure"]);
+    assert!(refused
+        .reason
+        .starts_with("uprobes cannot be attached here: perf_event_open"));
+    // Not tried: the HTTP tracepoints they rely on failed; the reason says so, not "uprobes".
+    let no_http = tls(Some(Err(TlsDown::NoHttp(
+        "tracefs: no syscalls:sys_enter_write",
+    ))));
+    assert_eq!(no_http.state, State::Unavailable);
+    assert_eq!(no_http.uncovers, &["tls_handshake_failure"]);
+    assert!(no_http
+        .reason
+        .starts_with("not attached: they need the HTTP syscall tracepoints"));
+    assert!(no_http
+        .reason
+        .ends_with("which failed: tracefs: no syscalls:sys_enter_write"));
 }

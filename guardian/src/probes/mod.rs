@@ -277,7 +277,8 @@ impl Probes {
         };
         out.push(features::tls(match (&self.http, &self.tls) {
             (_, Some(Ok(a))) => Some(Ok((a.libs.len(), failed.as_slice()))),
-            (_, Some(Err(e))) | (Some(Err(e)), None) => Some(Err(e.as_str())),
+            (_, Some(Err(e))) => Some(Err(features::TlsDown::Refused(e.as_str()))),
+            (Some(Err(e)), None) => Some(Err(features::TlsDown::NoHttp(e.as_str()))),
             (_, None) => None,
         }));
         out

@@ -104,7 +104,7 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
             let _ = super::uprobe::detach(&mut ebpf, a);
             features::tls(Some(Ok((n, failed.as_slice()))))
         }
-        Err(e) => features::tls(Some(Err(e.to_string().as_str()))),
+        Err(e) => features::tls(Some(Err(features::TlsDown::Refused(&e.to_string())))),
     });
     Ok(out)
 }

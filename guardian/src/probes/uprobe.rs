@@ -53,8 +53,6 @@ pub struct Attachment {
     links: Vec<(&'static str, UProbeLinkId)>,
     /// Libraries that could not be attached, with why.
     pub failed: Vec<(PathBuf, String)>,
-    /// Probes placed past their function's entry (symbol, offset), for the logs.
-    pub sites: Vec<(&'static str, u64)>,
 }
 
 /// Whether a mapped file is an OpenSSL 3 libssl (`libssl.so.3`, maybe with a suffix).
@@ -196,7 +194,6 @@ pub fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<Attachment, ProbeErro
                 tracing::debug!(lib = %lib.display(), past_entry = ?sites, "OpenSSL uprobes attached");
                 a.libs.push(lib.clone());
                 a.links.extend(links);
-                a.sites.extend(sites);
             }
             Some(e) => {
                 tracing::warn!(lib = %lib.display(), error = %e, "cannot attach the OpenSSL uprobes");
@@ -214,7 +211,6 @@ impl Attachment {
         self.libs.extend(other.libs);
         self.links.extend(other.links);
         self.failed.extend(other.failed);
-        self.sites.extend(other.sites);
     }
 }
 
