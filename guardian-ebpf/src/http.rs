@@ -324,10 +324,16 @@ pub(crate) fn sock_of_fd(fd: u64) -> Option<*const u8> {
 /// current task; leaves them 0 when the fd is not a socket or a read fails.
 #[inline(always)]
 pub(crate) fn local_addr(fd: u64, k: &mut HttpKey) {
+    if let Some(sk) = sock_of_fd(fd) {
+        local_of_sock(sk, k);
+    }
+}
+
+/// Fills `family`, `port` and `addr` of `k` with the local address of `sk`; leaves them 0
+/// when it is not an inet socket or a read fails.
+#[inline(always)]
+pub(crate) fn local_of_sock(sk: *const u8, k: &mut HttpKey) {
     let o = HTTP_OFFSETS.load();
-    let Some(sk) = sock_of_fd(fd) else {
-        return;
-    };
     unsafe {
         let family: u16 = read(sk, o.skc_family).unwrap_or(0);
         let port: u16 = read(sk, o.skc_num).unwrap_or(0);

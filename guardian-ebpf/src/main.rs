@@ -23,6 +23,7 @@
 mod bench_noop;
 mod dns;
 mod dns_spoof;
+mod ends;
 mod http;
 mod kernel;
 mod limits;

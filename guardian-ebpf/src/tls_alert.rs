@@ -15,12 +15,13 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use guardian_common::{
-    http::{parse_tls_alert, HttpKey},
-    tls::{alert_role, AlertKey, ALERT_RECORD_LEN, ROLE_CLIENT},
-    AF_INET, AF_INET6, LOSS_MAP_FULL,
+    http::parse_tls_alert,
+    tls::{alert_role, AlertKey, ALERT_RECORD_LEN},
+    LOSS_MAP_FULL,
 };
 
-use crate::http::{local_addr, sock_of_fd, HTTP_OFFSETS};
+use crate::ends::ends;
+use crate::http::HTTP_OFFSETS;
 use crate::kernel::{current_netns, field, read};
 use crate::maps::{count_loss, OFFSETS};
 
@@ -105,43 +106,14 @@ fn alert_key(fd: u64, level: u8, desc: u8) -> AlertKey {
         desc,
         ..Default::default()
     };
-    let mut local = HttpKey::default();
-    local_addr(fd, &mut local);
-    let Some(sk) = sock_of_fd(fd) else {
-        return k;
-    };
-    if local.family == 0 {
-        return k;
-    }
-    let o = HTTP_OFFSETS.load();
-    let mut remote = [0u8; 16];
-    // SAFETY: kernel reads at BTF offsets, checked by the helper.
-    unsafe {
-        if local.family == AF_INET {
-            if let Some(a) = read::<[u8; 4]>(sk, o.skc_daddr) {
-                remote[..4].copy_from_slice(&a);
-            }
-        } else if local.family == AF_INET6 {
-            if let Some(a) = read::<[u8; 16]>(sk, o.skc_v6_daddr) {
-                remote = a;
-            }
-        }
-        k.role = alert_role(read::<u32>(sk, o.sk_max_ack_backlog).unwrap_or(0));
-        k.family = local.family;
-        if k.role == ROLE_CLIENT {
-            let dport: u16 = read(sk, o.skc_dport).unwrap_or(0);
-            k.addr = remote;
-            k.peer = local.addr;
-            k.port = u16::from_be(dport);
-        } else {
-            let sport: u16 = read(sk, o.inet_sport).unwrap_or(0);
-            k.addr = local.addr;
-            k.port = match u16::from_be(sport) {
-                0 => local.port,
-                p => p,
-            };
-            k.peer = remote;
-        }
+    // The writer's role comes from its socket (`alert_role`).
+    let backlog = |sk| unsafe { read::<u32>(sk, HTTP_OFFSETS.load().sk_max_ack_backlog) };
+    if let Some((role, e)) = ends(fd, |sk| alert_role(backlog(sk).unwrap_or(0))) {
+        k.role = role;
+        k.family = e.family;
+        k.port = e.port;
+        k.addr = e.addr;
+        k.peer = e.peer;
     }
     k
 }

@@ -22,13 +22,12 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use guardian_common::{
-    http::{HttpKey, TlsKey},
+    http::TlsKey,
     tls::{judge, HsCall, HsKey, HsStats, NO_READ, ROLE_CLIENT, ROLE_SERVER},
-    AF_INET, AF_INET6,
 };
 
-use crate::http::{local_addr, sock_of_fd, HTTP_OFFSETS};
-use crate::kernel::{current_netns, read};
+use crate::ends::ends;
+use crate::kernel::current_netns;
 use crate::maps::OFFSETS;
 
 /// Handshake calls in progress, by pid_tgid.
@@ -164,44 +163,11 @@ fn hs_key(call: &HsCall, id: u64) -> HsKey {
     if call.fd == u64::MAX {
         return k;
     }
-    let mut local = HttpKey::default();
-    local_addr(call.fd, &mut local);
-    if local.family == 0 {
-        return k;
-    }
-    let Some(sk) = sock_of_fd(call.fd) else {
-        return k;
-    };
-    let o = HTTP_OFFSETS.load();
-    let mut remote = [0u8; 16];
-    unsafe {
-        if local.family == AF_INET {
-            if let Some(a) = read::<[u8; 4]>(sk, o.skc_daddr) {
-                remote[..4].copy_from_slice(&a);
-            }
-        } else if local.family == AF_INET6 {
-            if let Some(a) = read::<[u8; 16]>(sk, o.skc_v6_daddr) {
-                remote = a;
-            }
-        }
-    }
-    k.family = local.family;
-    if role == ROLE_CLIENT {
-        // The listener is the server this process connected to.
-        let dport: u16 = unsafe { read(sk, o.skc_dport) }.unwrap_or(0);
-        k.addr = remote;
-        k.peer = local.addr;
-        k.port = u16::from_be(dport);
-    } else {
-        k.addr = local.addr;
-        // The accepted socket's own port is the listener's: `inet_sport` (network order),
-        // which stays when the peer's close already released the port (`skc_num` is 0 then).
-        let sport: u16 = unsafe { read(sk, o.inet_sport) }.unwrap_or(0);
-        k.port = match u16::from_be(sport) {
-            0 => local.port,
-            p => p,
-        };
-        k.peer = remote;
+    if let Some((_, e)) = ends(call.fd, |_| role) {
+        k.family = e.family;
+        k.port = e.port;
+        k.addr = e.addr;
+        k.peer = e.peer;
     }
     k
 }

@@ -59,13 +59,16 @@ impl TlsSampler {
     }
 }
 
+/// A key's address as text ("" when the family is not an inet one).
+fn ip(family: u16, raw: &[u8; 16]) -> String {
+    decode::addr(family, raw)
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
 /// Sums the per-CPU values of one key into counts (`comm` left empty).
 pub fn counts(key: &HsKey, per_cpu: impl IntoIterator<Item = HsStats>) -> HandshakeCounts {
-    let ip = |raw: &[u8; 16]| {
-        decode::addr(key.family, raw)
-            .map(|a| a.to_string())
-            .unwrap_or_default()
-    };
+    let ip = |raw| ip(key.family, raw);
     let mut c = HandshakeCounts {
         // Unknown roles are servers' (`SSL_do_handshake` without `SSL_set_accept_state` seen).
         role: match key.role {
@@ -91,11 +94,7 @@ pub fn counts(key: &HsKey, per_cpu: impl IntoIterator<Item = HsStats>) -> Handsh
 
 /// Sums the per-CPU counts of one alert key.
 pub fn alert_counts(key: &AlertKey, per_cpu: impl IntoIterator<Item = u64>) -> AlertCounts {
-    let ip = |raw: &[u8; 16]| {
-        decode::addr(key.family, raw)
-            .map(|a| a.to_string())
-            .unwrap_or_default()
-    };
+    let ip = |raw| ip(key.family, raw);
     AlertCounts {
         role: match key.role {
             ROLE_CLIENT => Role::Client,
