@@ -102,8 +102,8 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
         None => return 0,
     };
     // Inside a handshake: how the read ended is how a failed return is judged (tls_hs.rs).
-    crate::tls_hs::note_read_ret(id, ret);
-    on_read(id, args.fd, args.buf, ret);
+    let in_hs = crate::tls_hs::note_read_ret(id, ret);
+    on_read(id, args.fd, args.buf, ret, in_hs);
     0
 }
 
@@ -139,20 +139,20 @@ pub fn http_read_regs(ctx: TracePointContext) -> u32 {
         crate::tls_hs::note_fd(id, fd);
         crate::tls_hs::note_read_ret(id, ret);
     }
-    on_read(id, fd, buf, ret);
+    on_read(id, fd, buf, ret, in_hs);
     0
 }
 
 /// A read of `fd` into `buf` returned `ret`: a request start (plaintext), or a TLS record.
 #[inline(always)]
-fn on_read(id: u64, fd: u64, buf: u64, ret: i64) {
+fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
     if ret < 5 {
         return;
     }
     if ret < 8 {
         // Too short for a request line; maybe the 5-byte header of a TLS record (tls.rs).
         if let Ok(h) = unsafe { bpf_probe_read_user(buf as *const [u8; 5]) } {
-            crate::tls::note_record(id, fd, &h, ret);
+            crate::tls::note_record(id, fd, &h, ret, in_hs);
         }
         return;
     }
@@ -166,7 +166,7 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64) {
         return;
     }
     let h = [head[0], head[1], head[2], head[3], head[4]];
-    crate::tls::note_record(id, fd, &h, ret);
+    crate::tls::note_record(id, fd, &h, ret, in_hs);
 }
 
 #[tracepoint]

@@ -38,11 +38,11 @@ fn conn(id: u64, fd: u64) -> u64 {
 }
 
 /// Called from `http.rs` at the exit of a read(2)/recvfrom(2) that returned `n` bytes starting
-/// with `head`: an application-data record outside a handshake starts a request on the fd,
-/// unless one is in flight already.
+/// with `head` (`in_handshake`: inside a handshake call on this thread): an application-data
+/// record outside a handshake starts a request on the fd, unless one is in flight already.
 #[inline(always)]
-pub fn note_record(id: u64, fd: u64, head: &[u8; 5], n: i64) {
-    if !is_tls_app_data(head, n) || crate::tls_hs::in_handshake(id) {
+pub fn note_record(id: u64, fd: u64, head: &[u8; 5], n: i64, in_handshake: bool) {
+    if in_handshake || !is_tls_app_data(head, n) {
         return;
     }
     let now = unsafe { bpf_ktime_get_ns() };

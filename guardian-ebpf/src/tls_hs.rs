@@ -56,13 +56,16 @@ pub fn note_fd(id: u64, fd: u64) {
     }
 }
 
-/// Called from `http.rs` at the exit of a read(2)/recvfrom(2): what it returned.
+/// Called from `http.rs` at the exit of a read(2)/recvfrom(2): what it returned. Returns
+/// whether the thread is inside a handshake call (one lookup for both).
 #[inline(always)]
-pub fn note_read_ret(id: u64, ret: i64) {
-    if let Some(p) = HS_CALLS.get_ptr_mut(&id) {
-        // SAFETY: this thread's own entry; no other program writes it meanwhile.
-        unsafe { (*p).last_read = ret };
-    }
+pub fn note_read_ret(id: u64, ret: i64) -> bool {
+    let Some(p) = HS_CALLS.get_ptr_mut(&id) else {
+        return false;
+    };
+    // SAFETY: this thread's own entry; no other program writes it meanwhile.
+    unsafe { (*p).last_read = ret };
+    true
 }
 
 /// Whether the current thread is inside a handshake call.
