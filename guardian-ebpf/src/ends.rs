@@ -2,8 +2,9 @@
 //! of the task's fd table (`sock_of_fd`), then the addresses from `sock_common`.
 use guardian_common::{http::HttpKey, tls::ROLE_CLIENT, AF_INET, AF_INET6};
 
-use crate::http::{local_of_sock, sock_of_fd, HTTP_OFFSETS};
+use crate::http::HTTP_OFFSETS;
 use crate::kernel::read;
+use crate::sockfd::{local_of_sock, sock_of_fd};
 
 /// The listener and the peer of a connection. For a server, `addr:port` is its local address
 /// (the listener) and `peer` the client's address; for a client, `addr:port` is the server it

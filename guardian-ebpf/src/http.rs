@@ -7,34 +7,34 @@
 //! - A write(2)/sendto(2)/writev(2)/sendmsg(2) on an fd with a request in flight reads the
 //!   first 16 bytes of the buffer (first iovec); an `HTTP/1.x NNN` status line >= 200 is
 //!   one response: counted per (netns, tgid, local socket address) by class and code, with
-//!   its latency; the in-flight entry is removed (once per response). 1xx interim responses
-//!   and writes that are not status lines (bodies) leave it.
+//!   its latency; the in-flight time is cleared (once per response; the entry stays with the
+//!   connection). 1xx interim responses and writes that are not status lines (bodies) leave
+//!   it.
 //!
 //! - The same write tracepoints count plaintext TLS alert records (`tls_alert.rs`), and the
 //!   read and write ones carry the TLS responses' timing and socket (`tls.rs`) and the
 //!   handshakes' socket and last read (`tls_hs.rs`).
 //!
-//! The local address comes from walking `current->files->fdt->fd[fd]->private_data` to the
-//! socket (checked through `socket->file`) and its `sock_common`. Attached only when enabled
+//! The local address comes from the socket behind the fd (`sockfd.rs`). Attached only when enabled
 //! (`guardian run --http`): with them detached nothing here runs.
 use aya_ebpf::{
     bindings::BPF_ANY,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_task_pt_regs,
     },
     macros::{map, tracepoint},
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray},
     programs::TracePointContext,
     Global,
 };
-use guardian_common::{
-    http::{is_request_start, lat_bucket, parse_status, HttpKey, HttpOffsets, HttpStats, ReadArgs},
-    AF_INET, AF_INET6,
+use guardian_common::http::{
+    is_request_start, lat_bucket, parse_status, HttpKey, HttpOffsets, HttpStats, ReadArgs,
 };
 
-use crate::kernel::{current_netns, field, read};
+use crate::kernel::{current_netns, field, read_pair, sock_netns};
 use crate::maps::OFFSETS;
+use crate::sockfd::{local_of_sock, sock_of_fd};
 use crate::tls_alert::Buf;
 
 #[unsafe(no_mangle)]
@@ -44,7 +44,7 @@ pub static HTTP_OFFSETS: Global<HttpOffsets> = Global::new(HttpOffsets::NONE);
 #[map]
 pub static HTTP_READS: HashMap<u64, ReadArgs> = HashMap::with_max_entries(16384, 0);
 
-/// Request start time (ktime ns) per (tgid << 32 | fd).
+/// Request start time (ktime ns) per (tgid << 32 | fd); 0 between requests.
 #[map]
 pub static HTTP_INFLIGHT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
 
@@ -125,16 +125,14 @@ pub fn http_read_regs(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    let Some(fd) = (unsafe { read::<u64>(regs, o.regs_arg0) }) else {
+    // One read: x86-64 saves `si` just before `di`.
+    let Some((fd, buf)) = (unsafe { read_pair(regs, o.regs_arg0, o.regs_arg1) }) else {
         return 0;
     };
     // 0..2: stdio, never a server's connection.
     if fd < 3 {
         return 0;
     }
-    let Some(buf) = (unsafe { read::<u64>(regs, o.regs_arg1) }) else {
-        return 0;
-    };
     if in_hs {
         crate::tls_hs::note_fd(id, fd);
         crate::tls_hs::note_read_ret(id, ret);
@@ -162,7 +160,15 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
     if is_request_start(&head) {
         let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
         let now = unsafe { bpf_ktime_get_ns() };
-        let _ = HTTP_INFLIGHT.insert(key, now, BPF_ANY as u64);
+        // The entry stays with the connection between requests (0: none in flight): a store
+        // where an LRU insert and delete per request would each take the map's locks.
+        match HTTP_INFLIGHT.get_ptr_mut(&key) {
+            // SAFETY: a u64 of this map; only this connection's thread writes it.
+            Some(p) => unsafe { *p = now },
+            None => {
+                let _ = HTTP_INFLIGHT.insert(key, now, BPF_ANY as u64);
+            }
+        }
         return;
     }
     let h = [head[0], head[1], head[2], head[3], head[4]];
@@ -246,10 +252,15 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
         return;
     }
     let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
-    // The cheap check first: no request in flight on this fd, nothing to do.
-    let Some(start) = (unsafe { HTTP_INFLIGHT.get(&key).copied() }) else {
+    // The cheap check first: no request in flight on this fd (no entry, or 0), nothing to do.
+    let Some(inflight) = HTTP_INFLIGHT.get_ptr_mut(&key) else {
         return;
     };
+    // SAFETY: a u64 of this map; only this connection's thread writes it.
+    let start = unsafe { *inflight };
+    if start == 0 {
+        return;
+    }
     let Some(mut buf) = (unsafe { field::<u64>(ctx, buf_off) }) else {
         return;
     };
@@ -276,7 +287,8 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
     if code < 200 {
         return;
     }
-    let _ = HTTP_INFLIGHT.remove(&key);
+    // SAFETY: as above.
+    unsafe { *inflight = 0 };
     respond(id, fd, code, start);
 }
 
@@ -286,71 +298,20 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
 pub(crate) fn respond(id: u64, fd: u64, code: u16, start: u64) {
     let now = unsafe { bpf_ktime_get_ns() };
     let mut k = HttpKey {
-        netns: current_netns(&OFFSETS.load()),
         tgid: (id >> 32) as u32,
         ..Default::default()
     };
-    local_addr(fd, &mut k);
+    // The socket's namespace (two reads from the socket the walk found anyway), else the
+    // task's (four).
+    let o = OFFSETS.load();
+    match sock_of_fd(fd) {
+        Some(sk) => {
+            k.netns = unsafe { sock_netns(&o, sk) };
+            local_of_sock(sk, &mut k);
+        }
+        None => k.netns = current_netns(&o),
+    }
     count(&k, code, now.saturating_sub(start));
-}
-
-/// The `struct sock *` of socket `fd` of the current task; None when the fd is not a socket
-/// or a read fails.
-#[inline(always)]
-pub(crate) fn sock_of_fd(fd: u64) -> Option<*const u8> {
-    let o = HTTP_OFFSETS.load();
-    unsafe {
-        let task = bpf_get_current_task() as *const u8;
-        let files = read::<*const u8>(task, o.task_files)?;
-        let fdt = read::<*const u8>(files, o.files_fdt)?;
-        let max = read::<u32>(fdt, o.fdt_max_fds)?;
-        if fd >= max as u64 {
-            return None;
-        }
-        let fds = read::<*const *const u8>(fdt, o.fdt_fd)?;
-        let file = bpf_probe_read_kernel(fds.add(fd as usize)).ok()?;
-        if file.is_null() {
-            return None;
-        }
-        let sock = read::<*const u8>(file, o.file_private)?;
-        if sock.is_null() || read::<*const u8>(sock, o.socket_file) != Some(file) {
-            return None;
-        }
-        read::<*const u8>(sock, o.socket_sk).filter(|sk| !sk.is_null())
-    }
-}
-
-/// Fills `family`, `port` and `addr` of `k` with the local address of socket `fd` of the
-/// current task; leaves them 0 when the fd is not a socket or a read fails.
-#[inline(always)]
-pub(crate) fn local_addr(fd: u64, k: &mut HttpKey) {
-    if let Some(sk) = sock_of_fd(fd) {
-        local_of_sock(sk, k);
-    }
-}
-
-/// Fills `family`, `port` and `addr` of `k` with the local address of `sk`; leaves them 0
-/// when it is not an inet socket or a read fails.
-#[inline(always)]
-pub(crate) fn local_of_sock(sk: *const u8, k: &mut HttpKey) {
-    let o = HTTP_OFFSETS.load();
-    unsafe {
-        let family: u16 = read(sk, o.skc_family).unwrap_or(0);
-        let port: u16 = read(sk, o.skc_num).unwrap_or(0);
-        if family == AF_INET {
-            if let Some(a) = read::<[u8; 4]>(sk, o.skc_rcv_saddr) {
-                k.addr[..4].copy_from_slice(&a);
-            }
-        } else if family == AF_INET6 {
-            if let Some(a) = read::<[u8; 16]>(sk, o.skc_v6_rcv_saddr) {
-                k.addr = a;
-            }
-        } else {
-            return;
-        }
-        k.family = family;
-        k.port = port;
-    }
 }
 
 #[inline(always)]

@@ -9,6 +9,8 @@
 //! - `tls.rs`: the same over TLS, from one uprobe on OpenSSL's `SSL_write` per response.
 //! - `shadows.rs`: TCP resets sent and received per service port (`reset_storm`).
 //! - `tls_hs.rs`: TLS handshake outcomes per (listener, peer), from uprobes on OpenSSL.
+//! - `gate.rs`: entry counts that let the syscall tracepoints skip empty TLS maps.
+//! - `sockfd.rs`: the socket behind a descriptor, and its local address.
 //! - `tls_alert.rs`: plaintext TLS alerts written per (listener, peer), any TLS stack.
 //!
 //! Every kernel structure or tracepoint offset comes from userspace at load time (`OFFSETS`),
@@ -24,11 +26,13 @@ mod bench_noop;
 mod dns;
 mod dns_spoof;
 mod ends;
+mod gate;
 mod http;
 mod kernel;
 mod limits;
 mod maps;
 mod shadows;
+mod sockfd;
 mod sockops;
 mod syscalls;
 mod tcp;

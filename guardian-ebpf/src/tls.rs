@@ -14,7 +14,7 @@
 //! A connection's completed handshake drops what a previous connection on the same fd number
 //! left in flight (`tls_hs.rs` calls `forget`).
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_NOEXIST},
+    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, uprobe},
     maps::{HashMap, LruHashMap},
@@ -22,13 +22,14 @@ use aya_ebpf::{
 };
 use guardian_common::http::{is_tls_app_data, parse_status};
 
+use crate::gate::{self, PENDING};
 use crate::http::respond;
 
 /// A status line passed to `SSL_write`, waiting for the write(2) that carries it, by pid_tgid.
 #[map]
 static TLS_PENDING: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
 
-/// Request start time (ktime ns) per TLS connection, by (tgid << 32 | fd).
+/// Request start time (ktime ns) per TLS connection, by (tgid << 32 | fd); 0 between requests.
 #[map]
 static TLS_INFLIGHT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
 
@@ -45,8 +46,21 @@ pub fn note_record(id: u64, fd: u64, head: &[u8; 5], n: i64, in_handshake: bool)
     if in_handshake || !is_tls_app_data(head, n) {
         return;
     }
-    let now = unsafe { bpf_ktime_get_ns() };
-    let _ = TLS_INFLIGHT.insert(&conn(id, fd), &now, BPF_NOEXIST as u64);
+    let key = conn(id, fd);
+    // An entry stays with the connection (0: nothing in flight): an LRU insert and delete per
+    // request would each take the map's locks, a lookup and a store take none.
+    match TLS_INFLIGHT.get_ptr_mut(&key) {
+        // SAFETY: a u64 of this map; only this connection's thread writes it.
+        Some(p) => unsafe {
+            if *p == 0 {
+                *p = bpf_ktime_get_ns();
+            }
+        },
+        None => {
+            let now = unsafe { bpf_ktime_get_ns() };
+            let _ = TLS_INFLIGHT.insert(&key, &now, BPF_NOEXIST as u64);
+        }
+    }
 }
 
 /// Called by `tls_hs.rs` when a handshake on `fd` completes: a new connection.
@@ -60,16 +74,23 @@ pub fn forget(id: u64, fd: u64) {
 /// write is encrypted, not a plaintext response).
 #[inline(always)]
 pub fn on_write(id: u64, fd: u64) -> bool {
+    if !gate::any(PENDING) {
+        return false;
+    }
     let Some(code) = (unsafe { TLS_PENDING.get(&id).copied() }) else {
         return false;
     };
-    let _ = TLS_PENDING.remove(&id);
-    let key = conn(id, fd);
-    let Some(start) = (unsafe { TLS_INFLIGHT.get(&key).copied() }) else {
+    if TLS_PENDING.remove(&id).is_ok() {
+        gate::dec(PENDING);
+    }
+    let Some(p) = TLS_INFLIGHT.get_ptr_mut(&conn(id, fd)) else {
         return true;
     };
-    let _ = TLS_INFLIGHT.remove(&key);
-    respond(id, fd, code as u16, start);
+    // SAFETY: a u64 of this map; only this connection's thread writes it.
+    let start = unsafe { core::mem::replace(&mut *p, 0) };
+    if start != 0 {
+        respond(id, fd, code as u16, start);
+    }
     true
 }
 
@@ -88,6 +109,15 @@ pub fn tls_write(ctx: ProbeContext) -> u32 {
     if code < 200 {
         return 0;
     }
-    let _ = TLS_PENDING.insert(&bpf_get_current_pid_tgid(), &(code as u64), BPF_ANY as u64);
+    let id = bpf_get_current_pid_tgid();
+    if let Some(p) = TLS_PENDING.get_ptr_mut(&id) {
+        // SAFETY: this thread's own entry (an earlier status whose write never came).
+        unsafe { *p = code as u64 };
+    } else if TLS_PENDING
+        .insert(&id, &(code as u64), BPF_NOEXIST as u64)
+        .is_ok()
+    {
+        gate::inc(PENDING);
+    }
     0
 }

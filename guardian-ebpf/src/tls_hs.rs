@@ -15,7 +15,7 @@
 //! - The role comes from `SSL_set_accept_state`/`SSL_accept` (server) and
 //!   `SSL_set_connect_state`/`SSL_connect` (client), remembered per (tgid, `SSL *`).
 use aya_ebpf::{
-    bindings::BPF_ANY,
+    bindings::{BPF_ANY, BPF_NOEXIST},
     helpers::bpf_get_current_pid_tgid,
     macros::{map, uprobe, uretprobe},
     maps::{HashMap, LruHashMap, LruPerCpuHashMap},
@@ -27,6 +27,7 @@ use guardian_common::{
 };
 
 use crate::ends::ends;
+use crate::gate::{self, HANDSHAKES};
 use crate::kernel::current_netns;
 use crate::maps::OFFSETS;
 
@@ -47,7 +48,7 @@ pub static TLS_HANDSHAKES: LruPerCpuHashMap<HsKey, HsStats> =
 /// Called from `http.rs` at sys_enter_read/recvfrom/write/...: the fd OpenSSL uses.
 #[inline(always)]
 pub fn note_fd(id: u64, fd: u64) {
-    if fd < 3 {
+    if fd < 3 || !gate::any(HANDSHAKES) {
         return;
     }
     if let Some(p) = HS_CALLS.get_ptr_mut(&id) {
@@ -60,6 +61,9 @@ pub fn note_fd(id: u64, fd: u64) {
 /// whether the thread is inside a handshake call (one lookup for both).
 #[inline(always)]
 pub fn note_read_ret(id: u64, ret: i64) -> bool {
+    if !gate::any(HANDSHAKES) {
+        return false;
+    }
     let Some(p) = HS_CALLS.get_ptr_mut(&id) else {
         return false;
     };
@@ -71,7 +75,7 @@ pub fn note_read_ret(id: u64, ret: i64) -> bool {
 /// Whether the current thread is inside a handshake call.
 #[inline(always)]
 pub fn in_handshake(id: u64) -> bool {
-    unsafe { HS_CALLS.get(&id).is_some() }
+    gate::any(HANDSHAKES) && unsafe { HS_CALLS.get(&id).is_some() }
 }
 
 #[inline(always)]
@@ -100,17 +104,6 @@ fn enter(ctx: &ProbeContext) {
         return;
     };
     let id = bpf_get_current_pid_tgid();
-    if let Some(p) = HS_CALLS.get_ptr_mut(&id) {
-        // SAFETY: this thread's own entry. A nested call (SSL_accept -> SSL_do_handshake) is
-        // on the same `SSL *`; another one means a return was never seen (the thread died
-        // inside a handshake and its id was reused): start over.
-        unsafe {
-            if (*p).ssl == ssl {
-                (*p).depth += 1;
-                return;
-            }
-        }
-    }
     let call = HsCall {
         ssl,
         fd: u64::MAX,
@@ -118,7 +111,22 @@ fn enter(ctx: &ProbeContext) {
         _pad: 0,
         last_read: NO_READ,
     };
-    let _ = HS_CALLS.insert(&id, &call, BPF_ANY as u64);
+    if let Some(p) = HS_CALLS.get_ptr_mut(&id) {
+        // SAFETY: this thread's own entry. A nested call (SSL_accept -> SSL_do_handshake) is
+        // on the same `SSL *`; another one means a return was never seen (the thread died
+        // inside a handshake and its id was reused): start over, in place (still counted).
+        unsafe {
+            if (*p).ssl == ssl {
+                (*p).depth += 1;
+            } else {
+                *p = call;
+            }
+        }
+        return;
+    }
+    if HS_CALLS.insert(&id, &call, BPF_NOEXIST as u64).is_ok() {
+        gate::inc(HANDSHAKES);
+    }
 }
 
 #[uprobe]
@@ -209,7 +217,9 @@ pub fn tls_hs_exit(ctx: RetProbeContext) -> u32 {
         }
         *p
     };
-    let _ = HS_CALLS.remove(&id);
+    if HS_CALLS.remove(&id).is_ok() {
+        gate::dec(HANDSHAKES);
+    }
     if ctx.ret::<i32>() == 1 {
         // A new connection: what an earlier one on the same fd number left in flight goes.
         crate::tls::forget(id, call.fd);

@@ -9,15 +9,19 @@
 //!   nginx and wrk included);
 //! - `bpftrace`: no guardian, bpftrace holding *empty* programs on the same libssl functions
 //!   (entry and return probes alike): what the kernel's uprobe mechanism costs by itself, for
-//!   any tool.
+//!   any tool;
+//! - `tracepoints`: no guardian, a no-op program of guardian's object on the same six syscall
+//!   tracepoints, attached the same way: the floor of reading HTTP from the syscalls, as
+//!   Coroot's agent and guardian do.
 //!
 //! Four workloads per configuration and round: plaintext and TLS, each with keep-alive and with
 //! a new connection per request (`Connection: close`). Each reports requests/s (wrk) and the
 //! CPU time per request: nginx's and the daemon's user + system time over the run
-//! (`/proc/PID/stat`) plus wrk's (its rusage), divided by the requests. Then, per
-//! configuration and round, with no HTTP traffic: the daemon's CPU over an idle window, and
-//! two loops of small syscalls that carry no HTTP (a file read/write loop, a TCP ping-pong),
-//! since the syscall tracepoints run for every process. Last, one more pass of everything
+//! (`/proc/PID/stat`) plus wrk's (its rusage), divided by the requests. First, before any HTTP
+//! traffic (so that no TIME_WAIT the load leaves behind makes the daemon dump its namespace),
+//! per configuration and round: the daemon's CPU over an idle window, and two loops of small
+//! syscalls that carry no HTTP (a file read/write loop, a TCP ping-pong), since the syscall
+//! tracepoints run for every process. Last, one more pass of everything
 //! under `guardian run --http` with the kernel's BPF run-time statistics on, to say which
 //! programs the time goes to.
 use std::time::Duration;
@@ -35,13 +39,17 @@ use super::Ctx;
 
 const SUBNET: u8 = 206;
 
-pub const CONFIGS: [(&str, &str); 4] = [
+pub const CONFIGS: [(&str, &str); 5] = [
     ("none", "no guardian (baseline)"),
     ("guardian", "guardian run"),
     ("guardian_http", "guardian run --http"),
     (
         "bpftrace",
         "bpftrace: empty uprobes on the same libssl functions",
+    ),
+    (
+        "tracepoints",
+        "no-op programs on the same syscall tracepoints",
     ),
 ];
 
@@ -71,6 +79,13 @@ pub const WORKLOADS: [Workload; 4] = [
         close: true,
     },
 ];
+
+/// What a configuration without guardian holds on the hooks, until dropped.
+#[allow(dead_code)]
+enum Peer {
+    Bpftrace(load::Bpftrace),
+    Noop(load::NoopTracepoints),
+}
 
 /// Settings of one run of the benchmark.
 pub struct Plan {
@@ -118,26 +133,59 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
             format!("http://{addr}:{PORT}/index.html")
         }
     };
+    let start = |c: usize| -> Result<(Option<Guardian>, Option<Peer>)> {
+        let started = match CONFIGS[c].0 {
+            "none" => (None, None),
+            "guardian" => (Some(Guardian::start(&ctx.guardian, &srv, &[])?), None),
+            "guardian_http" => (
+                Some(Guardian::start(&ctx.guardian, &srv, &["--http"])?),
+                None,
+            ),
+            "bpftrace" => (None, Some(Peer::Bpftrace(load::Bpftrace::start(&libssl)?))),
+            _ => (None, Some(Peer::Noop(load::NoopTracepoints::attach()?))),
+        };
+        // Past the daemon's start-up work (first samples, uprobe attachment).
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(started)
+    };
+    let mut s = Samples::new(CONFIGS.len(), WORKLOADS.len());
+    // No HTTP traffic yet: nothing in TIME_WAIT, the daemons idle as on a quiet host.
+    for round in 0..plan.rounds {
+        for k in 0..CONFIGS.len() {
+            let c = (round + k) % CONFIGS.len();
+            let (mut g, peer) = start(c)?;
+            // The idle window only where there is a daemon to measure.
+            let idle = match g.as_ref().map(Guardian::pid) {
+                Some(pid) => {
+                    let d0 = load::proc_cpu(pid)?;
+                    std::thread::sleep(Duration::from_secs(plan.idle_secs));
+                    Some((load::proc_cpu(pid)? - d0) / plan.idle_secs as f64 * 100.0)
+                }
+                None => None,
+            };
+            let file = sys::file_rw(plan.file_ops)?;
+            let tcp = sys::tcp_pingpong(plan.tcp_trips)?;
+            eprintln!(
+                "  round {round} {:>13} idle daemon {:.2}% CPU; file read+write {file:.0} ns; \
+                 TCP round trip {tcp:.0} ns",
+                CONFIGS[c].0,
+                idle.unwrap_or(f64::NAN)
+            );
+            s.push_quiet(c, round, idle, file, tcp);
+            if let Some(g) = g.as_mut() {
+                g.stop()?;
+            }
+            drop(peer);
+        }
+    }
     // Warm-up (nginx's first TLS handshakes, page cache); not recorded.
     for w in &WORKLOADS {
         load::wrk(&cli, &url(w), 1, w.close)?;
     }
-    let mut s = Samples::new(CONFIGS.len(), WORKLOADS.len());
     for round in 0..plan.rounds {
         for k in 0..CONFIGS.len() {
             let c = (round + k) % CONFIGS.len();
-            let mut peer = None;
-            let mut g = match CONFIGS[c].0 {
-                "none" => None,
-                "guardian" => Some(Guardian::start(&ctx.guardian, &srv, &[])?),
-                "guardian_http" => Some(Guardian::start(&ctx.guardian, &srv, &["--http"])?),
-                _ => {
-                    peer = Some(load::Bpftrace::start(&libssl)?);
-                    None
-                }
-            };
-            // Past the daemon's start-up work (first samples, uprobe attachment).
-            std::thread::sleep(Duration::from_secs(1));
+            let (mut g, peer) = start(c)?;
             let daemon = g.as_ref().map(Guardian::pid);
             let daemon_cpu = || daemon.map_or(Ok(0.0), load::proc_cpu);
             for (w, wl) in WORKLOADS.iter().enumerate() {
@@ -155,24 +203,6 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
                 );
                 s.push_load(c, w, round, r, ns, n1 - n0, d1 - d0);
             }
-            // The idle window only where there is a daemon to measure.
-            let idle = match daemon {
-                Some(pid) => {
-                    let d0 = load::proc_cpu(pid)?;
-                    std::thread::sleep(Duration::from_secs(plan.idle_secs));
-                    Some((load::proc_cpu(pid)? - d0) / plan.idle_secs as f64 * 100.0)
-                }
-                None => None,
-            };
-            let file = sys::file_rw(plan.file_ops)?;
-            let tcp = sys::tcp_pingpong(plan.tcp_trips)?;
-            eprintln!(
-                "  round {round} {:>13} idle daemon {:.2}% CPU; file read+write {file:.0} ns; \
-                 TCP round trip {tcp:.0} ns",
-                CONFIGS[c].0,
-                idle.unwrap_or(f64::NAN)
-            );
-            s.push_quiet(c, round, idle, file, tcp);
             if let Some(g) = g.as_mut() {
                 g.stop()?;
             }

@@ -220,8 +220,41 @@ pub fn mapped_libssl(pid: u32) -> Result<String> {
         .context("nginx has no libssl.so.3 mapped (a static OpenSSL?)")
 }
 
-/// bpftrace holding empty uprobes on the same libssl functions as guardian (the cost of the
-/// uprobe mechanism alone), until dropped.
+/// The syscall tracepoints `guardian run --http` holds (guardian/src/probes/http.rs): the
+/// exits of the reads, the entries of the writes.
+const SYSCALL_TRACEPOINTS: [&str; 6] = [
+    "sys_exit_read",
+    "sys_exit_recvfrom",
+    "sys_enter_write",
+    "sys_enter_sendto",
+    "sys_enter_writev",
+    "sys_enter_sendmsg",
+];
+
+/// guardian-ebpf's `tp_noop` on each of them, attached as the daemon attaches its programs
+/// (aya): what the hooks cost with nothing in them, the floor of reading HTTP from the
+/// syscalls. (bpftrace's empty programs on the same tracepoints measured about twice that
+/// here: it is not the same attachment.) Detached when dropped.
+pub struct NoopTracepoints(#[allow(dead_code)] aya::Ebpf);
+
+impl NoopTracepoints {
+    pub fn attach() -> Result<NoopTracepoints> {
+        let mut ebpf = super::xdp_prog::load_object(&super::xdp_prog::object_path()?)?;
+        let p: &mut aya::programs::TracePoint = ebpf
+            .program_mut("tp_noop")
+            .context("tp_noop is not in guardian's eBPF object")?
+            .try_into()?;
+        p.load().context("loading tp_noop")?;
+        for t in SYSCALL_TRACEPOINTS {
+            p.attach("syscalls", t)
+                .with_context(|| format!("attaching tp_noop to syscalls:{t}"))?;
+        }
+        Ok(NoopTracepoints(ebpf))
+    }
+}
+
+/// bpftrace holding empty uprobes on guardian's libssl functions (what the kernel's uprobe
+/// mechanism costs alone), until dropped.
 pub struct Bpftrace(std::process::Child);
 
 impl Bpftrace {

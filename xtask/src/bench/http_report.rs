@@ -123,19 +123,24 @@ fn ratio(a: f64, b: f64) -> String {
 }
 
 pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
-    let (none, run, http, peer) = (0, 1, 2, 3);
+    let (none, run, http, peer, floor) = (0, 1, 2, 3, 4);
     let mut head: Vec<&str> = vec!["workload"];
     head.extend(CONFIGS.iter().map(|c| c.1));
     let mut tput = Table::new(
         &format!(
             "nginx serving a 300-byte file to `wrk -t1 -c{CONNECTIONS} -d{}s` from another \
-             namespace, {} rounds, the four configurations interleaved: requests/s, median \
+             namespace, {} rounds, the five configurations interleaved: requests/s, median \
              (spread)",
             plan.secs, plan.rounds
         ),
         &[
             &head[..],
-            &["--http / none", "run / none", "bpftrace / none"],
+            &[
+                "--http / none",
+                "run / none",
+                "bpftrace / none",
+                "tracepoints / none",
+            ],
         ]
         .concat(),
     );
@@ -148,6 +153,7 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
                 "--http − none",
                 "--http − run",
                 "bpftrace − none",
+                "tracepoints − none",
                 "none ÷ --http (CPU-bound ratio)",
             ],
         ]
@@ -162,10 +168,10 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
             t.push(format!("{:.0} {sp}", s.med_rps(k, w)));
             c.push(format!("{:.0}", s.med_ns(k, w)));
         }
-        for k in [http, run, peer] {
+        for k in [http, run, peer, floor] {
             t.push(ratio(s.med_rps(k, w), s.med_rps(none, w)));
         }
-        for (x, y) in [(http, none), (http, run), (peer, none)] {
+        for (x, y) in [(http, none), (http, run), (peer, none), (floor, none)] {
             c.push(format!("{:+.0}", s.med_ns(x, w) - s.med_ns(y, w)));
         }
         c.push(ratio(s.med_ns(none, w), s.med_ns(http, w)));
@@ -174,9 +180,10 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
     }
     let mut quiet = Table::new(
         &format!(
-            "No HTTP traffic, same rounds: the daemon's CPU over {} s idle (/proc/PID/stat), \
-             mean of the rounds, and two loops of small syscalls that carry no HTTP (CPU per \
-             operation, rusage), median of the rounds",
+            "No HTTP traffic, measured before any (no TIME_WAIT left by the load), the same \
+             rounds and order: the daemon's CPU over {} s idle (/proc/PID/stat), mean of the \
+             rounds, and two loops of small syscalls that carry no HTTP (CPU per operation, \
+             rusage), median of the rounds",
             plan.idle_secs
         ),
         &[&[""], &head[1..], &["--http − run"]].concat(),
@@ -326,6 +333,21 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
              syscalls (the tracepoints are system-wide; the machine was shared, see the load)."
         ),
     ];
+    // What the syscall tracepoints cost with nothing in their programs: the floor of reading
+    // HTTP from the syscalls, whoever does it.
+    let floor_ns = s.med_ns(floor, pk) - s.med_ns(none, pk);
+    let floor_ratio = s.med_ns(none, pk) / s.med_ns(floor, pk);
+    if let Some((_, units, d)) = a.rows.get(1 + pk) {
+        let runs = by_group(d).get(GROUPS[0]).map_or(0.0, |x| x.0 as f64) / units.max(1.0);
+        notes.push(format!(
+            "Plaintext keep-alive: no-op programs on the same six syscall tracepoints, \
+             attached as guardian attaches its own, add {floor_ns:+.0} ns per request (CPU \
+             ratio {floor_ratio:.3}): the floor of reading HTTP from the syscall tracepoints on \
+             this machine, whatever the programs do ({runs:.1} runs per request). guardian's \
+             programs add {:+.0} ns over that floor (--http − tracepoints).",
+            s.med_ns(http, pk) - s.med_ns(floor, pk)
+        ));
+    }
     // Uprobe hits per TLS keep-alive request, from the attribution pass (row 0 is idle).
     if let Some((_, units, d)) = a.rows.get(1 + tk) {
         let d = by_group(d);

@@ -62,7 +62,7 @@ pub fn object_path() -> Result<PathBuf> {
     })
 }
 
-fn load_object(path: &Path) -> Result<Ebpf> {
+pub fn load_object(path: &Path) -> Result<Ebpf> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let btf = Btf::from_sys_fs().ok();
     EbpfLoader::new()

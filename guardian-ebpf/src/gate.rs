@@ -1,0 +1,45 @@
+//! How many entries the per-thread TLS maps hold, so that the syscall tracepoints, which run
+//! for every read and write of every process, skip a hash lookup in a map that is empty: the
+//! usual case when no handshake (`HS_CALLS`) or `SSL_write` (`TLS_PENDING`) is under way
+//! anywhere, and always on a host that serves only plaintext. An array read is inlined by the
+//! verifier (no helper call, no hashing); a hash lookup is neither.
+//!
+//! A count goes up only when an insert made a new entry and down only when a delete removed
+//! one. An entry that is never removed (a thread that died inside a handshake) keeps its map
+//! looked up, which is the cost without the gate, never a missed entry.
+use aya_ebpf::{macros::map, maps::Array};
+use core::intrinsics::{atomic_xadd, AtomicOrdering};
+
+/// `HS_CALLS` (tls_hs.rs).
+pub const HANDSHAKES: u32 = 0;
+/// `TLS_PENDING` (tls.rs).
+pub const PENDING: u32 = 1;
+
+#[map]
+static TLS_LIVE: Array<u64> = Array::with_max_entries(2, 0);
+
+/// Whether the map counted in `slot` may hold an entry.
+#[inline(always)]
+pub fn any(slot: u32) -> bool {
+    matches!(TLS_LIVE.get(slot), Some(&n) if n != 0)
+}
+
+/// One entry more in the map counted in `slot`.
+#[inline(always)]
+pub fn inc(slot: u32) {
+    add(slot, 1);
+}
+
+/// One entry less.
+#[inline(always)]
+pub fn dec(slot: u32) {
+    add(slot, u64::MAX);
+}
+
+#[inline(always)]
+fn add(slot: u32, d: u64) {
+    if let Some(p) = TLS_LIVE.get_ptr_mut(slot) {
+        // SAFETY: an array slot; the add is atomic (its result unused: BPF's atomic add).
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, d) };
+    }
+}
