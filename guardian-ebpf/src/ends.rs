@@ -3,7 +3,7 @@
 use guardian_common::{http::HttpKey, tls::ROLE_CLIENT, AF_INET, AF_INET6};
 
 use crate::http::HTTP_OFFSETS;
-use crate::kernel::read;
+use crate::kernel::{global, read};
 use crate::sockfd::{local_of_sock, sock_of_fd};
 
 /// The listener and the peer of a connection. For a server, `addr:port` is its local address
@@ -26,7 +26,7 @@ pub(crate) fn ends(fd: u64, role_of: impl FnOnce(*const u8) -> u8) -> Option<(u8
     if local.family == 0 {
         return None;
     }
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     let mut remote = [0u8; 16];
     // SAFETY: kernel reads at BTF offsets, checked by the helper.
     unsafe {

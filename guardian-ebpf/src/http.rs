@@ -32,7 +32,7 @@ use guardian_common::http::{
     is_request_start, lat_bucket, parse_status, HttpKey, HttpOffsets, HttpStats, ReadArgs,
 };
 
-use crate::kernel::{current_netns, field, read_pair, sock_netns};
+use crate::kernel::{current_netns, field, global, read_pair, sock_netns};
 use crate::maps::OFFSETS;
 use crate::sockfd::{local_of_sock, sock_of_fd};
 use crate::tls_alert::Buf;
@@ -76,14 +76,14 @@ fn save_read(ctx: &TracePointContext, fd_off: u16, buf_off: u16) {
 
 #[tracepoint]
 pub fn http_read_enter(ctx: TracePointContext) -> u32 {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     save_read(&ctx, o.read_fd, o.read_buf);
     0
 }
 
 #[tracepoint]
 pub fn http_recvfrom_enter(ctx: TracePointContext) -> u32 {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     save_read(&ctx, o.recvfrom_fd, o.recvfrom_buf);
     0
 }
@@ -96,7 +96,7 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let _ = HTTP_READS.remove(id);
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     let ret: i64 = match unsafe { field(&ctx, o.exit_ret) } {
         Some(r) => r,
         None => return 0,
@@ -115,7 +115,7 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
 /// three hash operations less per read, on every process of the machine.
 #[tracepoint]
 pub fn http_read_regs(ctx: TracePointContext) -> u32 {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     let Some(ret) = (unsafe { field::<i64>(&ctx, o.exit_ret) }) else {
         return 0;
     };
@@ -177,7 +177,7 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
 
 #[tracepoint]
 pub fn http_write(ctx: TracePointContext) -> u32 {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     let alert = Buf::Plain {
         buf_off: o.write_buf,
         len_off: o.write_count,
@@ -188,7 +188,7 @@ pub fn http_write(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn http_sendto(ctx: TracePointContext) -> u32 {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     let alert = Buf::Plain {
         buf_off: o.sendto_buf,
         len_off: o.sendto_len,
@@ -199,7 +199,7 @@ pub fn http_sendto(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn http_writev(ctx: TracePointContext) -> u32 {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     let alert = Buf::Iovec {
         vec_off: o.writev_vec,
         vlen_off: o.writev_vlen,
@@ -210,7 +210,7 @@ pub fn http_writev(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn http_sendmsg(ctx: TracePointContext) -> u32 {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     let alert = Buf::Msghdr {
         msg_off: o.sendmsg_msg,
     };
@@ -303,7 +303,7 @@ pub(crate) fn respond(id: u64, fd: u64, code: u16, start: u64) {
     };
     // The socket's namespace (two reads from the socket the walk found anyway), else the
     // task's (four).
-    let o = OFFSETS.load();
+    let o = global(&OFFSETS);
     match sock_of_fd(fd) {
         Some(sk) => {
             k.netns = unsafe { sock_netns(&o, sk) };

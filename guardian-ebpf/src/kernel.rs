@@ -2,9 +2,21 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_probe_read_kernel},
     programs::TracePointContext,
-    EbpfContext,
+    EbpfContext, Global,
 };
 use guardian_common::Offsets;
+
+/// A read-only global (the offsets userspace writes before loading), by reference: a program
+/// then loads only the fields it uses, where `Global::load` copies the whole struct with one
+/// volatile load per field (34 for `HttpOffsets`) on every call. A plain read of the static
+/// would be folded to its initializer by the compiler; `black_box` hides the address from the
+/// optimizer instead. The verifier still sees loads from a frozen read-only map at constant
+/// offsets, so each field stays a known constant to it (`field` relies on that).
+#[inline(always)]
+pub fn global<T>(g: &'static Global<T>) -> &'static T {
+    // SAFETY: `Global<T>` is `repr(transparent)` over an initialised `MaybeUninit<T>`.
+    unsafe { &*core::hint::black_box(g as *const Global<T> as *const T) }
+}
 
 /// A tracepoint field at an offset parsed from tracefs; None where this kernel lacks it.
 ///

@@ -12,7 +12,7 @@ use guardian_common::shadows::{
 };
 
 use crate::{
-    kernel::{field, read, sock_netns},
+    kernel::{field, global, read, sock_netns},
     maps::{lru_inc, OFFSETS},
 };
 
@@ -33,8 +33,8 @@ pub fn tcp_send_rst(ctx: TracePointContext) -> u32 {
 }
 
 unsafe fn try_send(ctx: &TracePointContext) -> Option<()> {
-    let s = SHADOW_OFFSETS.load();
-    let o = OFFSETS.load();
+    let s = global(&SHADOW_OFFSETS);
+    let o = global(&OFFSETS);
     unsafe {
         let sockaddr =
             s.srst_saddr != ShadowOffsets::ABSENT && s.srst_daddr != ShadowOffsets::ABSENT;
@@ -75,8 +75,8 @@ pub fn tcp_recv_rst(ctx: TracePointContext) -> u32 {
 }
 
 unsafe fn try_recv(ctx: &TracePointContext) -> Option<()> {
-    let s = SHADOW_OFFSETS.load();
-    let o = OFFSETS.load();
+    let s = global(&SHADOW_OFFSETS);
+    let o = global(&OFFSETS);
     unsafe {
         let sk: *const u8 = field(ctx, s.rrst_skaddr)?;
         let local: u16 = field(ctx, s.rrst_sport)?;
@@ -122,7 +122,7 @@ pub fn tcp_close_wait(ctx: TracePointContext) -> u32 {
 }
 
 unsafe fn try_close_wait(ctx: &TracePointContext) -> Option<()> {
-    let o = OFFSETS.load();
+    let o = global(&OFFSETS);
     unsafe {
         let old: i32 = field(ctx, o.st_oldstate)?;
         let new: i32 = field(ctx, o.st_newstate)?;
@@ -148,7 +148,7 @@ unsafe fn try_close_wait(ctx: &TracePointContext) -> Option<()> {
             let _ = CW_SOCKS.remove(&(sk as u64));
             return Some(());
         }
-        let s = SHADOW_OFFSETS.load();
+        let s = global(&SHADOW_OFFSETS);
         let mut ino = 0u64;
         if let Some(sock) = read::<*const u8>(sk, s.sk_socket) {
             if !sock.is_null() && s.socket_inode != ShadowOffsets::ABSENT {

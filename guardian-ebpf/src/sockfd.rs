@@ -6,13 +6,13 @@ use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
 use guardian_common::{http::HttpKey, AF_INET, AF_INET6};
 
 use crate::http::HTTP_OFFSETS;
-use crate::kernel::{read, read_pair};
+use crate::kernel::{global, read, read_pair};
 
 /// The `struct sock *` of socket `fd` of the current task; None when the fd is not a socket
 /// or a read fails.
 #[inline(always)]
 pub(crate) fn sock_of_fd(fd: u64) -> Option<*const u8> {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     unsafe {
         let task = bpf_get_current_task() as *const u8;
         let files = read::<*const u8>(task, o.task_files)?;
@@ -53,7 +53,7 @@ pub(crate) fn sock_of_fd(fd: u64) -> Option<*const u8> {
 /// when it is not an inet socket or a read fails.
 #[inline(always)]
 pub(crate) fn local_of_sock(sk: *const u8, k: &mut HttpKey) {
-    let o = HTTP_OFFSETS.load();
+    let o = global(&HTTP_OFFSETS);
     unsafe {
         let family: u16 = read(sk, o.skc_family).unwrap_or(0);
         let port: u16 = read(sk, o.skc_num).unwrap_or(0);

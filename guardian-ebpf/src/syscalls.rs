@@ -13,7 +13,7 @@ use guardian_common::{
 
 use crate::{
     kernel::current_netns,
-    kernel::field,
+    kernel::{field, global},
     maps::{ns_add, ringbuf_lost, BIND_ARGS, EVENTS, OFFSETS},
 };
 
@@ -27,7 +27,7 @@ pub fn bind_enter(ctx: TracePointContext) -> u32 {
 }
 
 unsafe fn try_bind_enter(ctx: &TracePointContext) -> Option<()> {
-    let o = OFFSETS.load();
+    let o = global(&OFFSETS);
     unsafe {
         let uaddr: *const u8 = field(ctx, o.bind_umyaddr)?;
         let family: u16 = bpf_probe_read_user(uaddr as *const u16).ok()?;
@@ -61,7 +61,7 @@ pub fn bind_exit(ctx: TracePointContext) -> u32 {
 }
 
 unsafe fn try_bind_exit(ctx: &TracePointContext) -> Option<()> {
-    let o = OFFSETS.load();
+    let o = global(&OFFSETS);
     let id = bpf_get_current_pid_tgid();
     let args = unsafe { BIND_ARGS.get(id).copied() }?;
     let _ = BIND_ARGS.remove(id);
@@ -85,7 +85,7 @@ unsafe fn try_bind_exit(ctx: &TracePointContext) -> Option<()> {
 
 #[tracepoint]
 pub fn connect_exit(ctx: TracePointContext) -> u32 {
-    let o = OFFSETS.load();
+    let o = global(&OFFSETS);
     let ret: i64 = match unsafe { field(&ctx, o.exit_ret) } {
         Some(r) => r,
         None => return 0,

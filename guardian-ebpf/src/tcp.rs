@@ -10,7 +10,7 @@ use guardian_common::{
 use guardian_common::limits::LimitSrcKey;
 
 use crate::{
-    kernel::field,
+    kernel::{field, global},
     kernel::{read, sock_netns},
     limits::mark_good,
     maps::{
@@ -53,7 +53,7 @@ pub fn tcp_retransmit(ctx: TracePointContext) -> u32 {
 }
 
 unsafe fn try_tcp_retransmit(ctx: &TracePointContext) -> Option<()> {
-    let o = OFFSETS.load();
+    let o = global(&OFFSETS);
     unsafe {
         let sk: *const u8 = field(ctx, o.rtx_skaddr)?;
         let skb: *const u8 = field(ctx, o.rtx_skbaddr)?;
@@ -177,7 +177,7 @@ unsafe fn flow_key(
 /// (the kernel adds 1 to both `TcpRetransSegs` and `TcpExtTCPSynRetrans`).
 #[tracepoint]
 pub fn tcp_synack(ctx: TracePointContext) -> u32 {
-    let o = OFFSETS.load();
+    let o = global(&OFFSETS);
     if let Some(sk) = unsafe { field::<*const u8>(&ctx, o.synack_skaddr) } {
         let netns = unsafe { sock_netns(&o, sk) };
         ns_add(netns, |c| {
@@ -198,7 +198,7 @@ pub fn sock_state(ctx: TracePointContext) -> u32 {
 }
 
 unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
-    let o = OFFSETS.load();
+    let o = global(&OFFSETS);
     unsafe {
         let proto: u16 = field(ctx, o.st_protocol)?;
         if proto != IPPROTO_TCP {

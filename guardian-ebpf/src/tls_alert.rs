@@ -22,7 +22,7 @@ use guardian_common::{
 
 use crate::ends::ends;
 use crate::http::HTTP_OFFSETS;
-use crate::kernel::{current_netns, field, read};
+use crate::kernel::{current_netns, field, global, read};
 use crate::maps::{count_loss, OFFSETS};
 
 /// Alerts per key (per-CPU; userspace sums the CPUs).
@@ -101,13 +101,13 @@ pub fn on_write(ctx: &TracePointContext, fd: u64, b: Buf) -> bool {
 #[inline(always)]
 fn alert_key(fd: u64, level: u8, desc: u8) -> AlertKey {
     let mut k = AlertKey {
-        netns: current_netns(&OFFSETS.load()),
+        netns: current_netns(&global(&OFFSETS)),
         level,
         desc,
         ..Default::default()
     };
     // The writer's role comes from its socket (`alert_role`).
-    let backlog = |sk| unsafe { read::<u32>(sk, HTTP_OFFSETS.load().sk_max_ack_backlog) };
+    let backlog = |sk| unsafe { read::<u32>(sk, global(&HTTP_OFFSETS).sk_max_ack_backlog) };
     if let Some((role, e)) = ends(fd, |sk| alert_role(backlog(sk).unwrap_or(0))) {
         k.role = role;
         k.family = e.family;

@@ -28,7 +28,7 @@ use guardian_common::{
 
 use crate::ends::ends;
 use crate::gate::{self, HANDSHAKES};
-use crate::kernel::current_netns;
+use crate::kernel::{current_netns, global};
 use crate::maps::OFFSETS;
 
 /// Handshake calls in progress, by pid_tgid.
@@ -166,7 +166,7 @@ pub fn tls_set_connect(ctx: ProbeContext) -> u32 {
 fn hs_key(call: &HsCall, id: u64) -> HsKey {
     let role = unsafe { HS_ROLE.get(&tls_key(call.ssl, id)).copied() }.unwrap_or(0);
     let mut k = HsKey {
-        netns: current_netns(&OFFSETS.load()),
+        netns: current_netns(&global(&OFFSETS)),
         tgid: (id >> 32) as u32,
         role,
         ..Default::default()
