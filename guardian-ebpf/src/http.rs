@@ -15,8 +15,8 @@
 //!   read and write ones carry the TLS responses' timing and socket (`tls.rs`) and the
 //!   handshakes' socket and last read (`tls_hs.rs`).
 //!
-//! The local address comes from the socket behind the fd (`sockfd.rs`). Attached only when enabled
-//! (`guardian run --http`): with them detached nothing here runs.
+//! The local address comes from the socket behind the fd (`sockfd.rs`). Attached only when
+//! enabled (`guardian run --http`): with them detached nothing here runs.
 use aya_ebpf::{
     bindings::BPF_ANY,
     helpers::{
@@ -110,9 +110,10 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
 /// sys_exit_read and sys_exit_recvfrom without the enter programs, where the kernel has
 /// `bpf_task_pt_regs` (5.15): the fd and the buffer are still in the registers the syscall
 /// was entered with (x86-64: `di`, `si`; only `ax` is replaced by the return value), so no
-/// enter→exit handoff is needed, and a read that returns less than 5 bytes costs one hash
-/// lookup (a handshake in progress on this thread?) and nothing else. One program run and
-/// three hash operations less per read, on every process of the machine.
+/// enter→exit handoff is needed, and a read that returns less than 5 bytes costs a look at
+/// whether any handshake is in progress (`gate.rs`: an array read; the thread's hash lookup
+/// only while one is) and nothing else. One program run and three hash operations less per
+/// read, on every process of the machine.
 #[tracepoint]
 pub fn http_read_regs(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
