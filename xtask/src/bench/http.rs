@@ -1,5 +1,5 @@
 //! HTTP cost: a real nginx (Debian's) in namespace S serves a 300-byte file, plaintext and TLS,
-//! to wrk (Debian's) in namespace C, over a veth pair, in three configurations that alternate
+//! to wrk (Debian's) in namespace C, over a veth pair, in five configurations that alternate
 //! round by round (the order rotates):
 //!
 //! - `none`: no guardian (the baseline);
@@ -80,7 +80,8 @@ pub const WORKLOADS: [Workload; 4] = [
     },
 ];
 
-/// What a configuration without guardian holds on the hooks, until dropped.
+/// What a configuration without guardian holds on the hooks: held only to be dropped (which
+/// detaches), never read.
 #[allow(dead_code)]
 enum Peer {
     Bpftrace(load::Bpftrace),
