@@ -111,8 +111,8 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
 /// `bpf_task_pt_regs` (5.15): the fd and the buffer are still in the registers the syscall
 /// was entered with (x86-64: `di`, `si`; only `ax` is replaced by the return value), so no
 /// enter→exit handoff is needed, and a read that returns less than 5 bytes costs a look at
-/// whether any handshake is in progress (`gate.rs`: an array read; the thread's hash lookup
-/// only while one is) and nothing else. One program run and three hash operations less per
+/// whether any handshake is in progress (`gate.rs`: an array read; the thread id and its
+/// hash lookup only while one is) and nothing else. One program run and three hash operations less per
 /// read, on every process of the machine.
 #[tracepoint]
 pub fn http_read_regs(ctx: TracePointContext) -> u32 {
@@ -120,6 +120,11 @@ pub fn http_read_regs(ctx: TracePointContext) -> u32 {
     let Some(ret) = (unsafe { field::<i64>(&ctx, o.exit_ret) }) else {
         return 0;
     };
+    // A short read while no handshake is under way anywhere (`gate.rs`): done, before any
+    // helper call. Most reads of most processes end here.
+    if ret < 5 && !crate::gate::any(crate::gate::HANDSHAKES) {
+        return 0;
+    }
     let id = bpf_get_current_pid_tgid();
     let in_hs = crate::tls_hs::in_handshake(id);
     if ret < 5 && !in_hs {

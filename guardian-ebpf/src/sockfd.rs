@@ -17,18 +17,11 @@ pub(crate) fn sock_of_fd(fd: u64) -> Option<*const u8> {
         let task = bpf_get_current_task() as *const u8;
         let files = read::<*const u8>(task, o.task_files)?;
         let fdt = read::<*const u8>(files, o.files_fdt)?;
-        // `max_fds` (an int) and `fd`, one read as a pair where `fd` is the next 8 bytes (the
-        // 64-bit layout): `max_fds` is then the pair's low half (little-endian BPF).
-        let (max, fds) = if o.fdt_fd as u32 == o.fdt_max_fds as u32 + 8 {
-            let (m, f) = read_pair(fdt, o.fdt_max_fds, o.fdt_fd)?;
-            (m as u32, f as *const *const u8)
-        } else {
-            (
-                read::<u32>(fdt, o.fdt_max_fds)?,
-                read::<*const *const u8>(fdt, o.fdt_fd)?,
-            )
-        };
-        if fd >= max as u64 {
+        // `max_fds` (an int) and `fd`: one read where `fd` is the next 8 bytes (the 64-bit
+        // layout). `max_fds` is the low half of its 8 bytes either way (little-endian BPF).
+        let (max, fds) = read_pair(fdt, o.fdt_max_fds, o.fdt_fd)?;
+        let fds = fds as *const *const u8;
+        if fd >= max as u32 as u64 {
             return None;
         }
         let file = bpf_probe_read_kernel(fds.add(fd as usize)).ok()?;
