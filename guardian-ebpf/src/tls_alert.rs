@@ -10,6 +10,8 @@
 //!
 //! Counts per (netns, writer's role, listener, peer, level, description) in a per-CPU hash
 //! map that is not LRU: a key is never evicted silently; a full map counts a `map_full` loss.
+//! Userspace deletes the entries of gone namespaces and those idle for minutes
+//! (guardian/src/source/tls_prune.rs), so the map holds only what is live.
 use aya_ebpf::{
     bindings::BPF_NOEXIST, helpers::bpf_probe_read_user, macros::map, maps::PerCpuHashMap,
     programs::TracePointContext,

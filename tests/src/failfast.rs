@@ -2,11 +2,9 @@
 //! options, and the daemon's FAILFAST map read with bpftool.
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
-
+pub use crate::bpf_maps::{bpftool, daemon_map, entries};
 use crate::flows::nft;
 use crate::net::in_netns;
 use crate::netns::{pair, Netns};
@@ -142,60 +140,9 @@ pub fn tcp_opt(fd: i32, opt: i32) -> i32 {
     v
 }
 
-/// The daemon's FAILFAST map id, found through its file descriptors.
+/// The daemon's FAILFAST map id.
 pub fn failfast_map(pid: u32) -> u32 {
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .unwrap()
-        .flatten()
-    {
-        let info = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        let field = |k: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
-        };
-        if field("map_type:").as_deref() == Some("1")
-            && field("key_size:").as_deref() == Some("32")
-            && field("value_size:").as_deref() == Some("32")
-        {
-            let id: u32 = field("map_id:").unwrap().parse().unwrap();
-            let show = bpftool(&["map", "show", "id", &id.to_string()]);
-            if show["name"] == "FAILFAST" {
-                return id;
-            }
-        }
-    }
-    panic!("no FAILFAST map among the daemon's descriptors");
-}
-
-pub fn bpftool(args: &[&str]) -> Value {
-    let out = Command::new("bpftool")
-        .arg("-j")
-        .args(args)
-        .output()
-        .expect("bpftool");
-    assert!(
-        out.status.success(),
-        "bpftool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// (key bytes, value bytes) of every policy.
-pub fn entries(map: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let bytes = |v: &Value| -> Vec<u8> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
-            .collect()
-    };
-    bpftool(&["map", "dump", "id", &map.to_string()])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (bytes(&e["key"]), bytes(&e["value"])))
-        .collect()
+    daemon_map(pid, "FAILFAST")
 }
 
 pub fn u32_at(b: &[u8], at: usize) -> u32 {

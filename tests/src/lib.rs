@@ -21,6 +21,7 @@
 //!
 //! Every test must run as root ([`require_root`] fails it otherwise, it never skips), and sends
 //! traffic only to addresses inside namespaces it created.
+pub mod bpf_maps;
 pub mod daemon;
 pub mod dns;
 pub mod events;

@@ -4,7 +4,8 @@
 //! [`History`] keeps one series of a tuple of counters (a namespace's MIB counters), while
 //! [`Windows`] keeps one series per key (a port, a source) and treats a key's first sighting
 //! as growth from zero since the previous sample. Both answer "how much did these cumulative
-//! counters grow over the last window".
+//! counters grow over the last window". [`Windows::restarting`] also follows kernel map
+//! entries that are deleted and made again from zero (pruned, or evicted from an LRU map).
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -59,6 +60,10 @@ pub(crate) struct Windows<K> {
     /// then (the counters are cumulative since attach and only list keys that counted).
     prev: Option<Instant>,
     series: HashMap<K, VecDeque<(Instant, u64)>>,
+    /// Per key, what its kernel entry had counted before it last restarted from zero (see
+    /// [`Windows::restarting`]); the series holds `offset + value`. Empty otherwise.
+    offsets: HashMap<K, u64>,
+    restarts: bool,
 }
 
 impl<K: Hash + Eq + Clone> Windows<K> {
@@ -66,6 +71,21 @@ impl<K: Hash + Eq + Clone> Windows<K> {
         Self {
             prev: None,
             series: HashMap::new(),
+            offsets: HashMap::new(),
+            restarts: false,
+        }
+    }
+
+    /// Windows over kernel map entries that can be deleted (pruned by the sampler, evicted
+    /// from an LRU map) and made again from zero by the next event. A key whose value went
+    /// down, or that is listed again after a sample that did not list it, restarted from zero:
+    /// its whole value is growth since the previous sample, added to what it had counted, so
+    /// the window's delta stays exact across the restart. Only for one map key per series,
+    /// never for a sum over keys (losing one term of a sum is not a restart of it).
+    pub fn restarting() -> Self {
+        Self {
+            restarts: true,
+            ..Self::new()
         }
     }
 
@@ -78,6 +98,18 @@ impl<K: Hash + Eq + Clone> Windows<K> {
         keep: Duration,
     ) {
         for (k, v) in values {
+            let mut v = v;
+            if self.restarts {
+                if let Some(&(t, last)) = self.series.get(&k).and_then(|s| s.back()) {
+                    let offset = self.offsets.get(&k).copied().unwrap_or(0);
+                    let absent = Some(t) != self.prev;
+                    if absent || v < last - offset {
+                        // Restarted from zero since `t`: all of `v` is new.
+                        self.offsets.insert(k.clone(), last);
+                    }
+                }
+                v += self.offsets.get(&k).copied().unwrap_or(0);
+            }
             let s = self.series.entry(k).or_insert_with(|| {
                 let mut d = VecDeque::new();
                 if let Some(p) = self.prev {
@@ -97,6 +129,10 @@ impl<K: Hash + Eq + Clone> Windows<K> {
             // Forget keys that stopped moving long ago (their last value is older than `keep`).
             !(s.len() == 1 && cut.is_some_and(|c| s[0].0 < c))
         });
+        if self.restarts {
+            let series = &self.series;
+            self.offsets.retain(|k, _| series.contains_key(k));
+        }
         self.prev = Some(now);
     }
 
@@ -123,5 +159,60 @@ impl<K: Hash + Eq + Clone> Windows<K> {
 
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.series.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEEP: Duration = Duration::from_secs(10);
+    const W: Duration = Duration::from_secs(5);
+
+    fn at(t0: Instant, s: u64) -> Instant {
+        t0 + Duration::from_secs(s)
+    }
+
+    /// Window deltas of key 1 after each sample (`None`: key 1 not listed in that sample).
+    fn run(mut w: Windows<u8>, samples: &[Option<u64>]) -> Vec<u64> {
+        let t0 = Instant::now();
+        w.observe(t0, [], KEEP);
+        samples
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let now = at(t0, i as u64 + 1);
+                // Key 2 keeps the scope sampled while key 1 is absent.
+                w.observe(now, v.map(|v| (1, v)).into_iter().chain([(2, 0)]), KEEP);
+                w.delta(&1, now, W).map_or(0, |d| d.0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_key_that_restarts_from_zero_keeps_its_growth() {
+        // 3 counted, the entry deleted (one sample without it), made again: 2 more.
+        let s = [Some(3), Some(3), None, Some(2), Some(4)];
+        assert_eq!(run(Windows::restarting(), &s), [3, 3, 3, 5, 7]);
+        // The plain windows lose what the entry had counted before (they read 2, then 4).
+        assert_eq!(run(Windows::new(), &s), [3, 3, 3, 2, 4]);
+        // Deleted and made again between two samples: the value went down.
+        let s = [Some(5), Some(1), Some(1)];
+        assert_eq!(run(Windows::restarting(), &s), [5, 6, 6]);
+        assert_eq!(run(Windows::new(), &s), [5, 1, 1]);
+    }
+
+    #[test]
+    fn restarts_leave_the_window_like_any_growth() {
+        let mut s = vec![Some(4), None, Some(1)];
+        s.extend([Some(1); 6]);
+        // 4 + 1 counted by 3 s; from 6 s the 4 has left the 5 s window, from 8 s the 1 too.
+        assert_eq!(run(Windows::restarting(), &s), [4, 4, 5, 5, 5, 1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_steady_key_is_not_a_restart() {
+        let s = [Some(1), Some(2), Some(2), Some(7)];
+        assert_eq!(run(Windows::restarting(), &s), run(Windows::new(), &s));
     }
 }

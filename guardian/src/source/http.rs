@@ -14,7 +14,8 @@ use crate::probes::{http::MAP, ProbeError, Probes};
 
 pub struct HttpSampler {
     map: PerCpuHashMap<MapData, HttpKey, HttpStats>,
-    /// Process names by pid, read once from /proc (a process keeps its pid).
+    /// Process names by pid, read once from /proc (a process keeps its pid), for the pids in
+    /// the map.
     comms: HashMap<u32, String>,
 }
 
@@ -82,6 +83,9 @@ impl Sampler for HttpSampler {
                 .clone();
             by.entry(k.netns).or_default().push(c);
         }
+        // Names of the processes still in the map only: pids come and go (and are reused).
+        let pids: std::collections::HashSet<u32> = by.values().flatten().map(|c| c.pid).collect();
+        self.comms.retain(|pid, _| pids.contains(pid));
         by.into_iter()
             .map(|(netns, mut services)| {
                 services.sort_by(|a, b| (a.port, &a.addr, a.pid).cmp(&(b.port, &b.addr, b.pid)));

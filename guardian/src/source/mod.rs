@@ -24,6 +24,7 @@ pub mod sockagg;
 pub mod throttle;
 pub mod tls;
 pub mod tls_cert;
+mod tls_prune;
 pub mod zero_window;
 
 use crate::probes::{ProbeError, Probes};

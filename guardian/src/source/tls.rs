@@ -3,8 +3,10 @@
 //! (namespace, role, listener, peer, level, description) from the write tracepoints
 //! (`TLS_ALERTS`, guardian-ebpf/src/tls_alert.rs), cumulative since attach; one `Input::Tls`
 //! per namespace with either. Present when the HTTP tracepoints are attached
-//! (`guardian run --http`); the handshake counts only with a libssl found.
-use std::collections::{BTreeMap, HashMap};
+//! (`guardian run --http`); the handshake counts only with a libssl found. Entries of gone
+//! namespaces and idle alert entries are deleted (`tls_prune.rs`); a namespace whose entries
+//! were all deleted gets one empty sample, which tells the detector to forget it.
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -14,6 +16,7 @@ use guardian_common::tls::{AlertKey, HsKey, HsStats, ROLE_CLIENT};
 use super::decode;
 use super::sampler::{Sampler, TickContext};
 use super::tls_cert::CertProber;
+use super::tls_prune::{Gone, Idle, ALERT_IDLE};
 use crate::input::Input;
 use crate::model::tls::{AlertCounts, HandshakeCounts, Role, TlsSample};
 use crate::probes::{ProbeError, Probes};
@@ -26,10 +29,17 @@ pub struct TlsSampler {
     /// None without the OpenSSL uprobes.
     map: Option<PerCpuHashMap<MapData, HsKey, HsStats>>,
     alerts: PerCpuHashMap<MapData, AlertKey, u64>,
-    /// Process names by pid, read once from /proc (a process keeps its pid).
+    /// Process names by pid, read once from /proc (a process keeps its pid), for the pids in
+    /// the map.
     comms: HashMap<u32, String>,
     /// Reads the certificates of the server listeners seen (None: its thread did not start).
     certs: Option<CertProber>,
+    /// The alert entries' last moves, and the namespaces found gone.
+    idle: Idle<AlertKey>,
+    gone: Gone,
+    /// Paths to the namespaces of the entries: the counters' index keeps only the namespaces
+    /// with counters, and forgets an absence the moment it forgets the namespace.
+    index: crate::netns::Index,
 }
 
 impl TlsSampler {
@@ -55,6 +65,9 @@ impl TlsSampler {
             alerts,
             comms: HashMap::new(),
             certs,
+            idle: Idle::new(),
+            gone: Gone::default(),
+            index: crate::netns::Index::new(),
         }))
     }
 }
@@ -115,21 +128,66 @@ impl Sampler for TlsSampler {
     }
 
     fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
-        let mut by: BTreeMap<u32, Vec<HandshakeCounts>> = BTreeMap::new();
-        let mut alerts: BTreeMap<u32, Vec<AlertCounts>> = BTreeMap::new();
-        for (k, v) in self.alerts.iter().filter_map(Result::ok) {
-            alerts
-                .entry(k.netns)
-                .or_default()
-                .push(alert_counts(&k, v.iter().copied()));
-            by.entry(k.netns).or_default();
-        }
-        let handshakes = self
+        let now = Instant::now();
+        let alert_entries: Vec<(AlertKey, AlertCounts)> = self
+            .alerts
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, alert_counts(&k, v.iter().copied())))
+            .collect();
+        let hs_entries: Vec<(HsKey, HandshakeCounts)> = self
             .map
             .iter()
-            .flat_map(|m| m.iter().filter_map(Result::ok));
-        for (k, v) in handshakes {
-            let mut c = counts(&k, v.iter().copied());
+            .flat_map(|m| m.iter().filter_map(Result::ok))
+            .map(|(k, v)| (k, counts(&k, v.iter().copied())))
+            .collect();
+        let namespaces: BTreeSet<u32> = alert_entries
+            .iter()
+            .map(|e| e.0.netns)
+            .chain(hs_entries.iter().map(|e| e.0.netns))
+            .filter(|&ns| ns != ctx.own_netns)
+            .collect();
+        let index = &mut self.index;
+        let gone: HashSet<u32> = self
+            .gone
+            .check(now, namespaces, |ns| index.path(ns).is_some())
+            .into_iter()
+            .collect();
+        let idle: HashSet<AlertKey> = self
+            .idle
+            .observe(
+                now,
+                alert_entries
+                    .iter()
+                    .filter(|e| !gone.contains(&e.0.netns))
+                    .map(|(k, c)| (*k, c.count)),
+                ALERT_IDLE,
+            )
+            .into_iter()
+            .collect();
+        let mut by: BTreeMap<u32, Vec<HandshakeCounts>> = BTreeMap::new();
+        let mut alerts: BTreeMap<u32, Vec<AlertCounts>> = BTreeMap::new();
+        // Namespaces with an entry deleted now: listed even if nothing of them is left.
+        let mut pruned: BTreeSet<u32> = BTreeSet::new();
+        for (k, c) in alert_entries {
+            if gone.contains(&k.netns) || idle.contains(&k) {
+                if let Err(e) = self.alerts.remove(&k) {
+                    tracing::debug!(netns = k.netns, error = %e, "deleting a TLS alert entry");
+                }
+                pruned.insert(k.netns);
+                continue;
+            }
+            alerts.entry(k.netns).or_default().push(c);
+            by.entry(k.netns).or_default();
+        }
+        for (k, mut c) in hs_entries {
+            if gone.contains(&k.netns) {
+                if let Some(Err(e)) = self.map.as_mut().map(|m| m.remove(&k)) {
+                    tracing::debug!(netns = k.netns, error = %e, "deleting a TLS handshake entry");
+                }
+                pruned.insert(k.netns);
+                continue;
+            }
             c.comm = self
                 .comms
                 .entry(k.tgid)
@@ -140,6 +198,12 @@ impl Sampler for TlsSampler {
                 })
                 .clone();
             by.entry(k.netns).or_default().push(c);
+        }
+        // Process names of the processes still in the map only (pids are reused).
+        let pids: HashSet<u32> = by.values().flatten().map(|h| h.pid).collect();
+        self.comms.retain(|pid, _| pids.contains(pid));
+        for ns in pruned {
+            by.entry(ns).or_default();
         }
         if let Some(p) = &mut self.certs {
             let listeners: Vec<_> = by

@@ -10,10 +10,13 @@
 //!   (`A TLS fatal alert has been received`).
 //!
 //! The counts in the `tls_handshake_failure` events must equal the attempts, on both ends, with
-//! the alerts named as the programs themselves report them.
+//! the alerts named as the programs themselves report them. They stay exact when the alert
+//! entries are deleted from the kernel map and made again (as the sampler's pruning and LRU
+//! evictions do), and a deleted namespace's entries leave the map.
 use std::path::Path;
 use std::time::Duration;
 
+use guardian_tests::bpf_maps::{daemon_map, delete_entry, keys};
 use guardian_tests::*;
 use serde_json::Value;
 
@@ -39,6 +42,36 @@ fn gnutls_serv(ns: &Netns, dir: &Path, port: u16, priority: &str, log: &str) {
         (!String::from_utf8_lossy(&out.stdout).trim().is_empty()).then_some(())
     });
     assert!(up.is_some(), "gnutls-serv did not listen on {port}");
+}
+
+/// A self-signed certificate (`cert.pem`, `key.pem`) in `d`, made now.
+fn self_signed(d: &Path) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(d)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=guardian-tls-alerts",
+            "-days",
+            "2",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .output()
+        .expect("run openssl req");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// One `openssl s_client` handshake; returns its stderr and stdout.
@@ -107,32 +140,7 @@ fn gnutls_alerts_are_counted_on_both_ends() {
         ],
     );
     g.wait_attached();
-    let out = std::process::Command::new("openssl")
-        .current_dir(d)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=guardian-tls-alerts",
-            "-days",
-            "2",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-        ])
-        .output()
-        .expect("run openssl req");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    self_signed(d);
     gnutls_serv(
         &ns,
         d,
@@ -222,6 +230,102 @@ fn gnutls_alerts_are_counted_on_both_ends() {
                 _ => panic!("a listener nobody failed on: {e}"),
             };
             assert!(e["evidence"]["failed"].as_u64() <= Some(max), "{e}");
+        }
+    }
+}
+
+/// The keys of `map` (`TLS_ALERTS`: `AlertKey`, its netns first) that belong to `netns`.
+fn alert_keys(map: u32, netns: u64) -> Vec<Vec<u8>> {
+    keys(map)
+        .into_iter()
+        .filter(|k| u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) as u64 == netns)
+        .collect()
+}
+
+#[test]
+fn restarted_entries_keep_their_counts_and_a_deleted_namespace_leaves_the_map() {
+    require_root();
+    // The daemon in one namespace; the server and its clients in another, deleted at the end.
+    let home = Netns::new("tlsgd");
+    let ns = Netns::new("tlsgv");
+    let dir = TempDir::new("tlsgv");
+    let d = dir.path();
+    std::fs::write(
+        d.join("detect.toml"),
+        "[tls_handshake_failure]\nmin_per_s = 0.05\nupdate_every_ms = 200\n",
+    )
+    .unwrap();
+    let detect = d.join("detect.toml");
+    let mut g = Daemon::start(
+        &home,
+        &["--http", "--detect-config", detect.to_str().unwrap()],
+    );
+    g.wait_attached();
+    self_signed(d);
+    gnutls_serv(
+        &ns,
+        d,
+        STRICT,
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+        "strict.log",
+    );
+    let netns = ns.inode();
+    let map = daemon_map(g.pid().unwrap(), "TLS_ALERTS");
+    let attempts = |n: u64| {
+        for _ in 0..n {
+            let out = s_client(&ns, STRICT, &[]);
+            assert!(received_alert(&out).is_some(), "no alert received: {out}");
+        }
+    };
+    let mut failed = |n: u64| {
+        g.wait_for_after(
+            0,
+            |e| fault(e, netns, "server", STRICT) && e["evidence"]["failed"] == n,
+            Duration::from_secs(15),
+        );
+    };
+    attempts(3);
+    failed(3);
+    // Delete the entries, as the sampler's pruning or an LRU eviction would: the next alert
+    // makes its entry again from zero, and the detector must add it to the 3, not start over.
+    let before = alert_keys(map, netns);
+    assert!(
+        !before.is_empty(),
+        "no TLS_ALERTS entry for namespace {netns}"
+    );
+    for k in &before {
+        delete_entry(map, k);
+    }
+    assert!(alert_keys(map, netns).is_empty());
+    std::thread::sleep(Duration::from_millis(1500)); // a tick reads the map without them
+    attempts(2);
+    let again = alert_keys(map, netns);
+    assert_eq!(again.len(), before.len(), "the entries were not made again");
+    failed(5);
+    eprintln!(
+        "{} entries, deleted and made again: 3 + 2 failures counted",
+        before.len()
+    );
+
+    // The namespace goes (with its processes): its entries leave the map within seconds.
+    drop(ns);
+    let t = std::time::Instant::now();
+    let emptied = poll(Duration::from_secs(20), Duration::from_millis(200), || {
+        alert_keys(map, netns).is_empty().then_some(())
+    });
+    assert!(
+        emptied.is_some(),
+        "the deleted namespace's alert entries are still in the map"
+    );
+    eprintln!(
+        "entries of the deleted namespace gone after {:?}",
+        t.elapsed()
+    );
+    let events = g.finish();
+    for e in &events {
+        assert!(!(e["type"] == "loss" && e["source"] == "map_full"), "{e}");
+        if e["fault"] == "tls_handshake_failure" && e["state"] != "cleared" {
+            assert!(e["evidence"]["failed"].as_u64() <= Some(5), "{e}");
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Per-service windowed response counts, shared by the `http_*` detectors: the kernel counts
 //! per (namespace, process, local address:port); a service here is one (namespace,
-//! address:port), summed over its processes (nginx's workers are several processes).
+//! address:port), the growth of its processes' entries added up (nginx's workers are several
+//! processes). Each entry is its own series, so one evicted from the LRU map and made again
+//! from zero restarts alone (`Windows::restarting`) instead of making the sum go down.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -107,7 +109,8 @@ impl Services {
 #[derive(Debug)]
 pub struct PerService<const N: usize> {
     values: fn(&ServiceCounts) -> [u64; N],
-    by_ns: HashMap<u32, Windows<(String, usize)>>,
+    /// Series per (service, pid, counter).
+    by_ns: HashMap<u32, Windows<(String, u32, usize)>>,
 }
 
 impl<const N: usize> PerService<N> {
@@ -127,25 +130,25 @@ impl<const N: usize> PerService<N> {
         now: Instant,
         window: Duration,
     ) -> Vec<(Service, [u64; N], Duration)> {
-        let mut sums: HashMap<String, (Service, [u64; N])> = HashMap::new();
+        let mut services: HashMap<String, Service> = HashMap::new();
+        let mut entries: HashMap<(String, u32), [u64; N]> = HashMap::new();
         for c in &s.services {
             let name = c.service();
-            let e = sums.entry(name.clone()).or_insert_with(|| {
-                (
-                    Service {
-                        name,
-                        addr: c.addr.clone(),
-                        port: c.port,
-                        processes: Vec::new(),
-                    },
-                    [0; N],
-                )
-            });
-            e.0.processes.push(Process {
-                comm: c.comm.clone(),
-                pid: c.pid,
-            });
-            for (a, b) in e.1.iter_mut().zip((self.values)(c)) {
+            services
+                .entry(name.clone())
+                .or_insert_with(|| Service {
+                    name: name.clone(),
+                    addr: c.addr.clone(),
+                    port: c.port,
+                    processes: Vec::new(),
+                })
+                .processes
+                .push(Process {
+                    comm: c.comm.clone(),
+                    pid: c.pid,
+                });
+            let e = entries.entry((name, c.pid)).or_insert([0; N]);
+            for (a, b) in e.iter_mut().zip((self.values)(c)) {
                 *a += b;
             }
         }
@@ -154,27 +157,34 @@ impl<const N: usize> PerService<N> {
         // service: everything in it is new. (A detector rebuilt by a reload also counts the
         // totals since attach as new once; the window forgets them.)
         let w = self.by_ns.entry(s.netns).or_insert_with(|| {
-            let mut w = Windows::new();
+            let mut w = Windows::restarting();
             let before = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
             w.observe(before, std::iter::empty(), keep);
             w
         });
         w.observe(
             now,
-            sums.iter()
-                .flat_map(|(k, (_, v))| (0..N).map(move |i| ((k.clone(), i), v[i]))),
+            entries.iter().flat_map(|((name, pid), v)| {
+                (0..N).map(move |i| ((name.clone(), *pid, i), v[i]))
+            }),
             keep,
         );
-        let mut out: Vec<(Service, [u64; N], Duration)> = sums
+        // Every series still kept counts, an entry missing from this sample included.
+        let mut sums: HashMap<&str, ([u64; N], Duration)> = HashMap::new();
+        for k in w.keys() {
+            if let Some((d, span)) = w.delta(k, now, window) {
+                let e = sums.entry(k.0.as_str()).or_insert(([0; N], Duration::ZERO));
+                e.0[k.2] += d;
+                e.1 = e.1.max(span);
+            }
+        }
+        let mut out: Vec<(Service, [u64; N], Duration)> = services
             .into_values()
-            .map(|(mut svc, _)| {
-                let (mut v, mut span) = ([0; N], Duration::ZERO);
-                for (i, vi) in v.iter_mut().enumerate() {
-                    if let Some((d, sp)) = w.delta(&(svc.name.clone(), i), now, window) {
-                        *vi = d;
-                        span = span.max(sp);
-                    }
-                }
+            .map(|mut svc| {
+                let (v, span) = sums
+                    .get(svc.name.as_str())
+                    .copied()
+                    .unwrap_or(([0; N], Duration::ZERO));
                 svc.processes.sort();
                 svc.processes.dedup();
                 (svc, v, span)
@@ -223,5 +233,27 @@ mod tests {
         let out = s.observe(&sample(6, 1), t0 + Duration::from_secs(21), w);
         assert_eq!(out[0].1.v[RESPONSES], 2);
         assert_eq!(out[0].1.v[S502], 0);
+    }
+
+    #[test]
+    fn an_evicted_worker_entry_neither_loses_nor_repeats_its_counts() {
+        let mut s = Services::default();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        // Two workers answer one 502 a second each; worker 11's entry is evicted at 2 s
+        // (missing from that sample) and made again from zero at 3 s.
+        let mut got = Vec::new();
+        for i in 0..5u64 {
+            let mut services = vec![svc(10, 0, i + 1)];
+            match i {
+                2 => {}
+                3 => services.push(svc(11, 0, 1)),
+                _ => services.push(svc(11, 0, i + 1 - (i / 3) * 3)),
+            }
+            let out = s.observe(&HttpSample { netns: 1, services }, t0 + Duration::from_secs(i), w);
+            got.push(out[0].1.v[S502]);
+        }
+        // Worker 11: 1, 2, (lost with the entry), 1, 1 more.
+        assert_eq!(got, [2, 4, 5, 7, 9]);
     }
 }

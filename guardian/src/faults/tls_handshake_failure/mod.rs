@@ -54,13 +54,10 @@ impl Default for Config {
     }
 }
 
-/// Counter indices: ok, failed, aborted.
-const OK: u8 = 0;
-const FAILED: u8 = 1;
-const ABORTED: u8 = 2;
 
-/// A series key: the listener (`peer` empty) or one of its peers.
-type Series = (Role, String, String, u8);
+/// A series key, one kernel map entry's counter: (role, listener, peer, pid, counter), the
+/// counter 0 ok, 1 failed, 2 aborted.
+type Series = (Role, String, String, u32, u8);
 
 pub struct TlsHandshakeFailure {
     cfg: Config,
@@ -69,14 +66,14 @@ pub struct TlsHandshakeFailure {
     alerts_by_ns: HashMap<u32, Windows<alerts::Series>>,
 }
 
-/// One listener of a sample: its processes and peers, and their cumulative totals.
+/// One listener of a sample: its processes and peers.
 #[derive(Default)]
 struct Listener {
     addr: String,
     port: u16,
     processes: Vec<Process>,
-    /// Cumulative (ok, failed, aborted) per peer.
-    peers: HashMap<String, [u64; 3]>,
+    /// The peers listed in the sample.
+    peers: std::collections::BTreeSet<String>,
 }
 
 impl TlsHandshakeFailure {
@@ -99,6 +96,14 @@ impl TlsHandshakeFailure {
 
     fn on_sample(&mut self, s: &TlsSample, now: Instant) -> Vec<Finding> {
         let window = Duration::from_millis(self.cfg.window_ms);
+        if s.handshakes.is_empty() && s.alerts.is_empty() {
+            // The sampler deleted the namespace's last entries: it is gone, or its alerts
+            // had not moved for minutes, longer than any window. Entries made later count
+            // in full, as a new namespace's do.
+            self.by_ns.remove(&s.netns);
+            self.alerts_by_ns.remove(&s.netns);
+            return self.tracker.evaluate_netns(now, s.netns, Vec::new());
+        }
         let mut listeners: HashMap<(Role, String), Listener> = HashMap::new();
         for h in &s.handshakes {
             let l = listeners.entry((h.role, h.listener())).or_default();
@@ -108,24 +113,17 @@ impl TlsHandshakeFailure {
                 comm: h.comm.clone(),
                 pid: h.pid,
             });
-            let p = l.peers.entry(h.peer.clone()).or_default();
-            p[0] += h.ok;
-            p[1] += h.failed;
-            p[2] += h.aborted;
+            l.peers.insert(h.peer.clone());
         }
-        let mut values: Vec<(Series, u64)> = Vec::new();
-        for ((role, name), l) in &listeners {
-            let mut total = [0u64; 3];
-            for (peer, v) in &l.peers {
-                for i in 0..3 {
-                    total[i] += v[i];
-                    values.push(((*role, name.clone(), peer.clone(), i as u8), v[i]));
-                }
-            }
-            for (i, t) in total.iter().enumerate() {
-                values.push(((*role, name.clone(), String::new(), i as u8), *t));
-            }
-        }
+        // One series per kernel map entry (listener, peer, process) and counter: an entry
+        // evicted and made again restarts from zero on its own, which a sum over entries
+        // would hide. Peers and listeners add up their entries' growth.
+        let values = s.handshakes.iter().flat_map(|h| {
+            [h.ok, h.failed, h.aborted]
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| ((h.role, h.listener(), h.peer.clone(), h.pid, i as u8), n))
+        });
         for (role, name, addr, port) in alerts::listeners(&s.alerts) {
             listeners.entry((role, name)).or_insert_with(|| Listener {
                 addr,
@@ -138,13 +136,28 @@ impl TlsHandshakeFailure {
         w.observe(now, values, keep);
         let aw = self.alerts_by_ns.entry(s.netns).or_insert_with(|| fresh(now, keep));
         aw.observe(now, alerts::values(&s.alerts), keep);
+        // Growth over the window per listener and per (listener, peer), from every series
+        // still kept (an entry gone from this sample still counts for what it did).
+        let mut totals: HashMap<(Role, &str), [u64; 3]> = HashMap::new();
+        let mut by_peer: HashMap<(Role, &str, &str), [u64; 3]> = HashMap::new();
+        for k in w.keys() {
+            let v = w.delta(k, now, window).map_or(0, |(v, _)| v);
+            let i = k.4 as usize;
+            totals.entry((k.0, k.1.as_str())).or_default()[i] += v;
+            by_peer.entry((k.0, k.1.as_str(), k.2.as_str())).or_default()[i] += v;
+        }
         let mut holding = Vec::new();
         for ((role, name), mut l) in listeners {
-            let d = |peer: &str, i: u8| {
-                w.delta(&(role, name.clone(), peer.to_string(), i), now, window)
-                    .map_or(0, |(v, _)| v)
+            let d = |peer: &str| {
+                by_peer
+                    .get(&(role, name.as_str(), peer))
+                    .copied()
+                    .unwrap_or_default()
             };
-            let (ok, failed, aborted) = (d("", OK), d("", FAILED), d("", ABORTED));
+            let [ok, failed, aborted] = totals
+                .get(&(role, name.as_str()))
+                .copied()
+                .unwrap_or_default();
             let alerts = alerts::in_window(aw, role, &name, now, window);
             let (basis, ok, failed, aborted) = match ok + failed + aborted {
                 0 => (Basis::Alerts, 0, alerts::fatal(&alerts), 0),
@@ -161,12 +174,15 @@ impl TlsHandshakeFailure {
             let mut peers: Vec<Peer> = match basis {
                 Basis::Handshakes => l
                     .peers
-                    .keys()
-                    .map(|p| Peer {
-                        aborted: d(p, ABORTED),
-                        failed: d(p, FAILED),
-                        ok: d(p, OK),
-                        peer: p.clone(),
+                    .iter()
+                    .map(|p| {
+                        let [ok, failed, aborted] = d(p);
+                        Peer {
+                            aborted,
+                            failed,
+                            ok,
+                            peer: p.clone(),
+                        }
                     })
                     .filter(|p| p.failed + p.aborted > 0)
                     .collect(),
@@ -213,9 +229,10 @@ impl TlsHandshakeFailure {
     }
 }
 
-/// An empty window whose first sample counts in full: the kernel counts since attach.
+/// An empty window whose first sample counts in full: the kernel counts since attach. Its
+/// keys are map entries, which the sampler prunes and LRU maps evict: restarts are counted.
 fn fresh<K: std::hash::Hash + Eq + Clone>(now: Instant, keep: Duration) -> Windows<K> {
-    let mut w = Windows::new();
+    let mut w = Windows::restarting();
     let before = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
     w.observe(before, std::iter::empty(), keep);
     w

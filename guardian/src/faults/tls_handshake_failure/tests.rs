@@ -301,3 +301,78 @@ fn names_at_most_twenty_alerts() {
     assert_eq!(ev[0]["failed"], 25);
     assert_eq!(ev[0]["peers"].as_array().map(Vec::len), Some(MAX_PEERS));
 }
+
+/// The evidence's failed count and the alert count after each sample, for samples given as
+/// they would be read from the kernel maps (entries can vanish and come back from zero).
+fn failed_per_sample(samples: &[(Vec<HandshakeCounts>, Vec<AlertCounts>)]) -> Vec<(u64, u64)> {
+    let mut d = TlsHandshakeFailure::new(Config {
+        hysteresis: Hysteresis::new(0, 2_000, 0),
+        ..cfg()
+    });
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    for (i, (handshakes, alerts)) in samples.iter().enumerate() {
+        let s = TlsSample {
+            netns: 9,
+            handshakes: handshakes.clone(),
+            alerts: alerts.clone(),
+            certs: vec![],
+        };
+        let f = d.observe(&Input::Tls(s), t0 + Duration::from_secs(i as u64));
+        let e = f.iter().find(|f| f.state != C).map(|f| f.evidence.json());
+        let e = e.unwrap_or_default();
+        let alerts = e["alerts"].as_array().into_iter().flatten();
+        let sent: u64 = alerts.map(|a| a["count"].as_u64().unwrap()).sum();
+        out.push((e["failed"].as_u64().unwrap_or(0), sent));
+    }
+    out
+}
+
+#[test]
+fn an_evicted_or_pruned_entry_neither_loses_nor_repeats_its_counts() {
+    // Two workers of one server fail with the same peer, one handshake each per second.
+    // Worker 11's entry is evicted at 2 s (missing from that sample, its failure there lost
+    // with it) and made again from zero at 3 s: 2 + 1 + 2 + 2 + 2 = 9 failures by 4 s.
+    let mut a = hs(Role::Server, "10.0.0.2", 10);
+    let mut b = hs(Role::Server, "10.0.0.2", 11);
+    let mut samples = Vec::new();
+    for i in 0..5 {
+        a.failed += 1;
+        b.failed = if i == 3 { 1 } else { b.failed + 1 };
+        let both = match i {
+            2 => vec![a.clone()],
+            _ => vec![a.clone(), b.clone()],
+        };
+        samples.push((both, vec![]));
+    }
+    let failed: Vec<u64> = failed_per_sample(&samples).iter().map(|x| x.0).collect();
+    assert_eq!(failed, [2, 4, 5, 7, 9]);
+
+    // A GnuTLS server's fatal alerts, 2 a second; its entry pruned after 1 s and made again
+    // within the same tick (the value went down): 2 + 2 + 2 + 2 = 8 alerts by 3 s.
+    let mut x = alert(Role::Server, "10.0.0.1", "10.0.0.2", 2, 70);
+    let mut samples = Vec::new();
+    for i in 0..4 {
+        x.count = if i == 2 { 2 } else { x.count + 2 };
+        samples.push((vec![], vec![x.clone()]));
+    }
+    assert_eq!(
+        failed_per_sample(&samples),
+        [(2, 2), (4, 4), (6, 6), (8, 8)]
+    );
+}
+
+#[test]
+fn a_namespace_whose_entries_were_all_deleted_starts_over() {
+    // 3 alerts, then nothing for longer than the window: the sampler deletes the idle entry
+    // (an empty sample at 12 s); 2 alerts at 13 s make it again, counted in full.
+    let mut x = alert(Role::Server, "10.0.0.1", "10.0.0.2", 2, 70);
+    x.count = 3;
+    let mut samples: Vec<_> = (0..12).map(|_| (vec![], vec![x.clone()])).collect();
+    samples.push((vec![], vec![]));
+    x.count = 2;
+    samples.push((vec![], vec![x]));
+    let mut want = vec![(3, 3); 10];
+    want.extend([(0, 0), (0, 0), (0, 0), (2, 2)]);
+    assert_eq!(failed_per_sample(&samples), want);
+}
