@@ -5,14 +5,14 @@
 //! Input and service grouping as `http_5xx` (`Input::Http`, one service per namespace and
 //! local address:port). Ratio = new 429 / new responses in the window, rate = new 429 /
 //! window; opens when ratio > `ratio` and rate >= `min_per_s`.
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::http_5xx::round3;
+use super::http_5xx::ratio::{self, Judge};
 use super::http_5xx::services::{Services, RESPONSES, S429, S4XX};
-use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
+use super::tracker::{FaultMeta, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::model::http::HttpSample;
-use crate::model::{Severity, Subject};
+use crate::model::Severity;
 
 pub mod evidence;
 
@@ -64,41 +64,33 @@ impl Http429 {
     }
 
     fn on_sample(&mut self, s: &HttpSample, now: Instant) -> Vec<Finding> {
-        let window = Duration::from_millis(self.cfg.window_ms);
-        let mut holding = Vec::new();
-        for (svc, d) in self.services.observe(s, now, window) {
-            let (ratio, per_s) = (d.ratio(S429), d.per_s(S429, window));
-            if d.v[S429] == 0 || ratio <= self.cfg.ratio || per_s < self.cfg.min_per_s {
-                continue;
-            }
-            holding.push(Holding {
-                key: key(s.netns, &svc.name),
-                netns: Some(s.netns),
-                subject: Subject {
-                    addr: (!svc.addr.is_empty()).then(|| svc.addr.clone()),
-                    port: (svc.port != 0).then_some(svc.port),
-                    ..Default::default()
-                },
-                evidence: super::Evidence::Http_429(Evidence {
-                    per_s: round3(per_s),
-                    min_per_s: self.cfg.min_per_s,
-                    processes: svc.processes.clone(),
-                    ratio: round3(ratio),
-                    responses: d.v[RESPONSES],
-                    s429: d.v[S429],
-                    s4xx: d.v[S4XX],
-                    service: svc.name.clone(),
-                    threshold: self.cfg.ratio,
-                    window_ms: self.cfg.window_ms,
-                }),
-            });
-        }
+        let c = &self.cfg;
+        let judge = Judge {
+            counter: S429,
+            ratio: c.ratio,
+            min_per_s: c.min_per_s,
+            window_ms: c.window_ms,
+        };
+        let holding = ratio::holding(&mut self.services, s, now, &judge, FAULT.as_str(), |o| {
+            super::Evidence::Http_429(Evidence {
+                per_s: o.per_s,
+                min_per_s: c.min_per_s,
+                processes: o.svc.processes.clone(),
+                ratio: o.ratio,
+                responses: o.d.v[RESPONSES],
+                s429: o.d.v[S429],
+                s4xx: o.d.v[S4XX],
+                service: o.svc.name.clone(),
+                threshold: c.ratio,
+                window_ms: c.window_ms,
+            })
+        });
         self.tracker.evaluate_netns(now, s.netns, holding)
     }
 }
 
 pub fn key(netns: u32, service: &str) -> String {
-    format!("http_429:{netns}:{service}")
+    ratio::key(FAULT.as_str(), netns, service)
 }
 
 /// The detector as the registry builds it.
@@ -122,6 +114,7 @@ impl Detector for Http429 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use crate::model::http::ServiceCounts;
     use crate::model::FaultState::{self, Cleared as C, Opened as O};
     use serde_json::Value;

@@ -7,17 +7,19 @@
 //! rate = new 5xx / window. Opens when ratio > `ratio` and rate >= `min_per_s`;
 //! the evidence names 500, 502, 503 and 504 separately (a proxy's 502/504 point at its
 //! upstream, 503 at overload or maintenance, 500 at the application itself).
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::tracker::{FaultMeta, Holding, Hysteresis, Tracker};
+use super::tracker::{FaultMeta, Hysteresis, Tracker};
 use super::{Baseline, Detector, FaultId, Finding, Input};
 use crate::model::http::HttpSample;
-use crate::model::{Severity, Subject};
+use crate::model::Severity;
 
 pub mod evidence;
+pub(crate) mod ratio;
 pub mod services;
 
 pub use evidence::Evidence;
+use ratio::Judge;
 use services::{Services, RESPONSES, S500, S502, S503, S504, S5XX};
 
 pub const FAULT: FaultId = FaultId::Http_5xx;
@@ -66,50 +68,41 @@ impl Http5xx {
     }
 
     fn on_sample(&mut self, s: &HttpSample, now: Instant) -> Vec<Finding> {
-        let window = Duration::from_millis(self.cfg.window_ms);
-        let mut holding = Vec::new();
-        for (svc, d) in self.services.observe(s, now, window) {
-            let (ratio, per_s) = (d.ratio(S5XX), d.per_s(S5XX, window));
-            if d.v[S5XX] == 0 || ratio <= self.cfg.ratio || per_s < self.cfg.min_per_s {
-                continue;
-            }
-            let named = d.v[S500] + d.v[S502] + d.v[S503] + d.v[S504];
-            holding.push(Holding {
-                key: key(s.netns, &svc.name),
-                netns: Some(s.netns),
-                subject: Subject {
-                    addr: (!svc.addr.is_empty()).then(|| svc.addr.clone()),
-                    port: (svc.port != 0).then_some(svc.port),
-                    ..Default::default()
-                },
-                evidence: super::Evidence::Http_5xx(Evidence {
-                    other_5xx: d.v[S5XX].saturating_sub(named),
-                    per_s: round3(per_s),
-                    min_per_s: self.cfg.min_per_s,
-                    processes: svc.processes.clone(),
-                    ratio: round3(ratio),
-                    responses: d.v[RESPONSES],
-                    s500: d.v[S500],
-                    s502: d.v[S502],
-                    s503: d.v[S503],
-                    s504: d.v[S504],
-                    s5xx: d.v[S5XX],
-                    service: svc.name.clone(),
-                    threshold: self.cfg.ratio,
-                    window_ms: self.cfg.window_ms,
-                }),
-            });
-        }
+        let c = &self.cfg;
+        let judge = Judge {
+            counter: S5XX,
+            ratio: c.ratio,
+            min_per_s: c.min_per_s,
+            window_ms: c.window_ms,
+        };
+        let holding = ratio::holding(&mut self.services, s, now, &judge, FAULT.as_str(), |o| {
+            let v = &o.d.v;
+            let named = v[S500] + v[S502] + v[S503] + v[S504];
+            super::Evidence::Http_5xx(Evidence {
+                other_5xx: v[S5XX].saturating_sub(named),
+                per_s: o.per_s,
+                min_per_s: c.min_per_s,
+                processes: o.svc.processes.clone(),
+                ratio: o.ratio,
+                responses: v[RESPONSES],
+                s500: v[S500],
+                s502: v[S502],
+                s503: v[S503],
+                s504: v[S504],
+                s5xx: v[S5XX],
+                service: o.svc.name.clone(),
+                threshold: c.ratio,
+                window_ms: c.window_ms,
+            })
+        });
         self.tracker.evaluate_netns(now, s.netns, holding)
     }
 }
 
-pub(crate) fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
+pub(crate) use ratio::round3;
 
 pub fn key(netns: u32, service: &str) -> String {
-    format!("http_5xx:{netns}:{service}")
+    ratio::key(FAULT.as_str(), netns, service)
 }
 
 /// The detector as the registry builds it.
@@ -133,6 +126,7 @@ impl Detector for Http5xx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use crate::model::http::ServiceCounts;
     use crate::model::FaultState::{self, Cleared as C, Opened as O};
     use serde_json::Value;
