@@ -10,15 +10,38 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+/// Counters that only grow, as long as what counts them lives.
+pub(crate) trait Counter: Copy {
+    /// True when any counter of `self` is below its value in `before`: they restarted.
+    fn went_down(&self, before: &Self) -> bool;
+}
+
+impl Counter for u64 {
+    fn went_down(&self, before: &Self) -> bool {
+        self < before
+    }
+}
+
+impl Counter for (u64, u64) {
+    fn went_down(&self, before: &Self) -> bool {
+        self.0 < before.0 || self.1 < before.1
+    }
+}
+
 /// Timestamped samples of monotonic counters, kept for one window: answers "how much did the
 /// counters grow over the last `window`". Shared by the socket-group rate detectors.
+///
+/// Counters that go down restarted: the history starts over from that sample. A namespace's
+/// inode number is reused by the kernel for a namespace made after it is freed (pods come and
+/// go), and the new namespace's counters start from zero; compared with the old namespace's,
+/// every delta would saturate at zero until the old samples left the window.
 #[derive(Debug)]
 pub(crate) struct History<T> {
     window: Duration,
     v: VecDeque<(Instant, T)>,
 }
 
-impl<T: Copy> History<T> {
+impl<T: Counter> History<T> {
     pub(crate) fn new(window: Duration) -> Self {
         Self {
             window,
@@ -39,6 +62,9 @@ impl<T: Copy> History<T> {
     /// Adds the newest sample and returns the one to compare it with: the latest sample at
     /// least `window` old, else the oldest one; with the time between them. None on the first.
     pub(crate) fn push(&mut self, now: Instant, x: T) -> Option<(Duration, T)> {
+        if self.v.back().is_some_and(|(_, last)| x.went_down(last)) {
+            self.v.clear();
+        }
         // Drop samples that are no longer the latest one at least a window old.
         while self.v.len() >= 2 && now.saturating_duration_since(self.v[1].0) >= self.window {
             self.v.pop_front();
@@ -208,6 +234,24 @@ mod tests {
         s.extend([Some(1); 6]);
         // 4 + 1 counted by 3 s; from 6 s the 4 has left the 5 s window, from 8 s the 1 too.
         assert_eq!(run(Windows::restarting(), &s), [4, 4, 5, 5, 5, 1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn history_starts_over_when_a_counter_goes_down() {
+        let t0 = Instant::now();
+        let mut h = History::new(W);
+        assert_eq!(h.push(t0, (100, 10)), None);
+        assert_eq!(h.push(at(t0, 1), (150, 12)), Some((W / 5, (100, 10))));
+        // A new namespace under the same inode: its counters from zero. Its first sample is
+        // the base of the next ones, as a new namespace's is.
+        assert_eq!(h.push(at(t0, 2), (20, 13)), None);
+        assert_eq!(h.push(at(t0, 3), (60, 15)), Some((W / 5, (20, 13))));
+        // One of the two down is enough.
+        assert_eq!(h.push(at(t0, 4), (70, 1)), None);
+        let mut one = History::new(W);
+        one.push(t0, 5u64);
+        assert_eq!(one.push(at(t0, 1), 5), Some((W / 5, 5)));
+        assert_eq!(one.push(at(t0, 2), 4), None);
     }
 
     #[test]

@@ -77,6 +77,13 @@ impl Index {
         self.absent.get(&ino).map(|(since, _)| since.elapsed())
     }
 
+    /// Forgets that no path led to `ino`, so that the next lookup looks again now rather than
+    /// after [`ABSENT_RETRY`]: the kernel gives a freed namespace's inode number to the next
+    /// namespace made, and a sign of life under a number found absent is that new namespace.
+    pub fn revive(&mut self, ino: u32) {
+        self.absent.remove(&ino);
+    }
+
     /// Forgets everything about the inodes not in `keep` (namespaces no longer of interest).
     pub fn retain(&mut self, keep: &HashSet<u32>) {
         self.paths.retain(|k, _| keep.contains(k));
@@ -147,6 +154,13 @@ mod tests {
             ix.scanned, scanned,
             "an absent namespace does not rescan /proc"
         );
+        // A sign of life under that number: looked for again at the next lookup.
+        ix.revive(1);
+        assert_eq!(ix.absent_for(1), None);
+        ix.scanned = None;
+        assert_eq!(ix.path(1), None);
+        assert!(ix.scanned.is_some(), "a revived number is looked for again");
+        assert!(ix.absent_for(1).is_some());
         ix.retain(&HashSet::from([own]));
         assert_eq!(ix.absent_for(1), None);
         assert!(!ix.is_empty());

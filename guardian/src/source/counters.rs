@@ -30,8 +30,6 @@ pub struct Tick {
 /// Counters events are written when something changed, and at least this often (in ticks).
 const HEARTBEAT_TICKS: u64 = 10;
 const TOP_N: usize = 20;
-/// A namespace no path has led to for this long is taken as deleted.
-const GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Collector {
     ns: PerCpuHashMap<MapData, u32, NsCounters>,
@@ -180,6 +178,7 @@ impl Collector {
         if !xdp.is_empty() {
             current.entry(self.own_netns).or_default();
         }
+        self.revive_reused(&current);
         self.forget_gone(&mut current);
         let mut netnses: Vec<u32> = current.keys().copied().collect();
         netnses.sort_unstable();
@@ -377,29 +376,10 @@ impl Collector {
             })
             .collect()
     }
-
-    /// Namespaces that no path has led to for [`GONE_AFTER`] are gone: their counters are
-    /// deleted from the kernel map (which would otherwise fill up as namespaces come and go)
-    /// and they are neither sampled nor reported any more.
-    fn forget_gone(&mut self, current: &mut HashMap<u32, NsCounters>) {
-        let own = self.own_netns;
-        let index = &self.index;
-        let gone: Vec<u32> = current
-            .keys()
-            .copied()
-            .filter(|&ns| ns != own && index.absent_for(ns).is_some_and(|d| d >= GONE_AFTER))
-            .collect();
-        for ns in gone {
-            current.remove(&ns);
-            self.last.remove(&ns);
-            if let Err(e) = self.ns.remove(&ns) {
-                tracing::debug!(netns = ns, error = %e, "removing a gone namespace's counters");
-            }
-            tracing::debug!(netns = ns, "namespace gone; its counters are forgotten");
-        }
-    }
 }
 
+#[path = "counters_gone.rs"]
+mod gone;
 #[path = "counters_loss.rs"]
 mod loss;
 #[path = "counters_xdp.rs"]

@@ -150,7 +150,12 @@ impl Sampler for TlsSampler {
         let index = &mut self.index;
         let gone: HashSet<u32> = self
             .gone
-            .check(now, namespaces, |ns| index.path(ns).is_some())
+            .check(now, namespaces, |ns| {
+                // Looked for afresh (scans at most once a second): a new namespace can have
+                // the number of one found absent a moment ago.
+                index.revive(ns);
+                index.path(ns).is_some()
+            })
             .into_iter()
             .collect();
         let idle: HashSet<AlertKey> = self

@@ -74,6 +74,7 @@ mod log_format;
 mod metrics;
 mod metrics_endpoint;
 mod netns_lock;
+mod netns_reuse;
 mod notify;
 mod operator_errors;
 mod overload;

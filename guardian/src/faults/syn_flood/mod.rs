@@ -135,9 +135,11 @@ impl Detector for SynFlood {
                 Vec::new()
             }
             Input::Mib(m) => {
+                // One MIB counter, which restarts from zero in a new namespace that reuses
+                // the inode of a deleted one.
                 self.cookies
                     .entry(m.netns)
-                    .or_insert_with(Windows::new)
+                    .or_insert_with(Windows::restarting)
                     .observe(now, [((), m.req_q_full_do_cookies)], keep);
                 Vec::new()
             }
