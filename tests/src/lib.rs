@@ -46,7 +46,7 @@ pub use net::{
     bulk_send, churn, connect_n, connect_refused_n, in_netns, in_netns_named, run_in_netns, Bulk,
     Churn, DiscardServer,
 };
-pub use netns::{pair, Netns, Veth};
+pub use netns::{namespace_with_inode, pair, Netns, Veth};
 pub use schema::{validate_all, validate_event, validate_lines, validate_values};
 pub use truth::{nstat, nstat_get, ss_time_wait, wait_tcp_quiet};
 pub use util::{

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use guardian_testbed::NetNs;
 pub use guardian_testbed::Veth;
@@ -103,4 +104,24 @@ pub fn pair(a: &Netns, b: &Netns, subnet: u8) -> Veth {
             b.name()
         )
     })
+}
+
+/// A new namespace with inode number `inode`, which a namespace deleted a moment ago had: the
+/// kernel gives the lowest free number to the next namespace made, as it does when a pod
+/// replaces another. Namespaces are made until one gets it; those that got another number are
+/// returned too, kept so that each next one takes the next free number. Panics after 40 tries.
+pub fn namespace_with_inode(inode: u64, tag: &str) -> (Netns, Vec<Netns>) {
+    let mut others = Vec::new();
+    for _ in 0..40 {
+        let ns = Netns::new(tag);
+        if ns.inode() == inode {
+            return (ns, others);
+        }
+        others.push(ns);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "no new namespace got inode {inode} in 40 tries: {:?}",
+        others.iter().map(Netns::inode).collect::<Vec<_>>()
+    );
 }

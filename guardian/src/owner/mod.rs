@@ -7,7 +7,10 @@
 //! scan of `/proc` that fills the map for every namespace present, at most every
 //! [`RESCAN_EVERY`]; answers are kept [`KEEP`] (an inode number can be reused later), a
 //! namespace nobody could be found in is asked again after [`RETRY`], and the map holds at most
-//! [`MAX`] namespaces.
+//! [`MAX`] namespaces. The kernel gives a freed namespace's inode number to the next namespace
+//! made: a pod replaced by another (a rollout) often hands its number to the new one. So an
+//! answer is checked again at most every [`CHECK_EVERY`], by one `stat`: the process it was
+//! read from must still be in that namespace, or the answer is dropped and looked for again.
 pub mod cgroup;
 pub mod meta;
 pub mod metric;
@@ -25,6 +28,7 @@ pub const RESCAN_EVERY: Duration = Duration::from_millis(250);
 pub const KEEP: Duration = Duration::from_secs(300);
 pub const RETRY: Duration = Duration::from_secs(5);
 pub const MAX: usize = 4096;
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Processes of one namespace whose cgroup is read, lowest pids first (the container's init
 /// or the pod's sandbox is usually the first).
 const PIDS_PER_NS: usize = 8;
@@ -131,6 +135,33 @@ pub fn of_process(roots: &Roots, cgroup_file: &str) -> Option<Owner> {
 struct Entry {
     owner: Option<Arc<Owner>>,
     at: Instant,
+    /// The process the owner was read from (with `owner`), and when it was last seen in the
+    /// namespace.
+    pid: Option<(u32, Instant)>,
+}
+
+impl Entry {
+    fn unknown(at: Instant) -> Self {
+        Self {
+            owner: None,
+            at,
+            pid: None,
+        }
+    }
+
+    /// False when the process the answer came from has left namespace `ino` (it exited, and
+    /// the number may now be a new namespace's), checked at most every [`CHECK_EVERY`].
+    fn still_true(&mut self, ino: u32, now: Instant) -> bool {
+        let Some((pid, seen)) = &mut self.pid else {
+            return true;
+        };
+        if now.duration_since(*seen) < CHECK_EVERY {
+            return true;
+        }
+        let there = crate::netns::inode(Path::new(&format!("/proc/{pid}/ns/net"))).ok();
+        *seen = now;
+        there == Some(ino)
+    }
 }
 
 #[derive(Default)]
@@ -161,10 +192,13 @@ impl Owners {
     pub fn get(&self, ino: u32) -> Option<Arc<Owner>> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if let Some(e) = s.map.get(&ino) {
+        if let Some(e) = s.map.get_mut(&ino) {
             let keep = if e.owner.is_some() { KEEP } else { RETRY };
             if now.duration_since(e.at) < keep {
-                return e.owner.clone();
+                if e.still_true(ino, now) {
+                    return e.owner.clone();
+                }
+                s.map.remove(&ino);
             }
         }
         if s.scanned
@@ -180,17 +214,14 @@ impl Owners {
                     e.at = now;
                 }
             }
-            s.map.entry(ino).or_insert(Entry {
-                owner: None,
-                at: now,
-            });
+            s.map.entry(ino).or_insert(Entry::unknown(now));
             bound(&mut s.map, ino, now);
         } else if let std::collections::hash_map::Entry::Vacant(slot) = s.map.entry(ino) {
             // Not scanned again so soon: asked again once RESCAN_EVERY has passed (by then
             // through an entry, so that one scan answers every namespace asked meanwhile,
             // rather than one scan each, a tick apart, for a burst of new namespaces).
             if let Some(at) = now.checked_sub(RETRY.saturating_sub(RESCAN_EVERY)) {
-                slot.insert(Entry { owner: None, at });
+                slot.insert(Entry::unknown(at));
                 bound(&mut s.map, ino, now);
             }
         }
@@ -215,20 +246,23 @@ impl Owners {
             if fresh {
                 continue;
             }
-            let owner = if Some(ino) == self.host {
-                Some(Owner::host())
+            let found = if Some(ino) == self.host {
+                Some((1, Owner::host()))
             } else {
                 pids.sort_unstable();
                 pids.iter()
                     .take(PIDS_PER_NS)
-                    .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/cgroup")).ok())
-                    .filter_map(|c| of_process(&self.roots, &c))
-                    .max_by_key(|o| o.rank())
+                    .filter_map(|&p| {
+                        let c = std::fs::read_to_string(format!("/proc/{p}/cgroup")).ok()?;
+                        Some((p, of_process(&self.roots, &c)?))
+                    })
+                    .max_by_key(|(_, o)| o.rank())
             };
             map.insert(
                 ino,
                 Entry {
-                    owner: owner.map(Arc::new),
+                    pid: found.as_ref().map(|(p, _)| (*p, now)),
+                    owner: found.map(|(_, o)| Arc::new(o)),
                     at: now,
                 },
             );

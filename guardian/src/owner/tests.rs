@@ -119,13 +119,7 @@ fn a_scan_answers_every_unresolved_namespace_for_retry() {
     {
         let mut s = owners.state.lock().unwrap();
         for k in [1, 2] {
-            s.map.insert(
-                k,
-                Entry {
-                    owner: None,
-                    at: old,
-                },
-            );
+            s.map.insert(k, Entry::unknown(old));
         }
     }
     let before = Instant::now();
@@ -176,7 +170,14 @@ fn the_map_is_bounded_and_keeps_the_asked_namespace() {
     let mut map = HashMap::new();
     for k in 0..(MAX as u32 + 50) {
         let owner = (k % 2 == 0).then(|| Arc::new(Owner::host()));
-        map.insert(k, Entry { owner, at: now });
+        map.insert(
+            k,
+            Entry {
+                owner,
+                at: now,
+                pid: None,
+            },
+        );
     }
     bound(&mut map, 7, now);
     assert!(map.len() <= MAX);
@@ -185,4 +186,32 @@ fn the_map_is_bounded_and_keeps_the_asked_namespace() {
     assert!((0..(MAX as u32 + 50))
         .step_by(2)
         .all(|k| map.contains_key(&k)));
+}
+
+#[test]
+fn an_answer_is_dropped_once_its_process_left_the_namespace() {
+    let now = Instant::now();
+    let own = crate::netns::current().unwrap();
+    let me = std::process::id();
+    let mut e = Entry {
+        owner: Some(Arc::new(Owner::of_kind(Kind::Pod))),
+        at: now,
+        pid: Some((me, now)),
+    };
+    // Checked at most every CHECK_EVERY; this process is in the namespace.
+    assert!(e.still_true(own, now));
+    let later = now + CHECK_EVERY;
+    assert!(e.still_true(own, later));
+    assert_eq!(e.pid, Some((me, later)));
+    // The same pid is not in namespace 1 (a number reused by a new namespace, in effect).
+    let later = later + CHECK_EVERY;
+    assert!(!e.still_true(1, later));
+    // A process that exited: no /proc entry.
+    let mut gone = Entry {
+        pid: Some((u32::MAX, now)),
+        ..Entry::unknown(now)
+    };
+    assert!(!gone.still_true(own, now + CHECK_EVERY));
+    // No process to check (unknown owners): kept for RETRY as before.
+    assert!(Entry::unknown(now).still_true(own, now + KEEP));
 }

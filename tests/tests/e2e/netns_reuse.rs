@@ -14,24 +14,6 @@ use guardian_tests::*;
 /// Bound after the loss starts, ms (as `faults_sockets::retransmit_storm_*`).
 const RATE_BOUND_MS: f64 = 1500.0;
 
-/// Namespaces are made until one gets `inode` (the kernel hands out the lowest free number;
-/// those that got another one are kept so that the next takes the next number).
-fn namespace_with_inode(inode: u64) -> (Netns, Vec<Netns>) {
-    let mut others = Vec::new();
-    for _ in 0..40 {
-        let ns = Netns::new("nr-new");
-        if ns.inode() == inode {
-            return (ns, others);
-        }
-        others.push(ns);
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!(
-        "no new namespace got inode {inode} in 40 tries: {:?}",
-        others.iter().map(Netns::inode).collect::<Vec<_>>()
-    );
-}
-
 #[test]
 fn a_new_namespace_under_a_reused_inode_is_judged_on_its_own_counters() {
     require_root();
@@ -77,7 +59,7 @@ fn a_new_namespace_under_a_reused_inode_is_judged_on_its_own_counters() {
     drop(old);
 
     // A new namespace under the same number, its counters from zero.
-    let (new, _others) = namespace_with_inode(inode);
+    let (new, _others) = namespace_with_inode(inode, "nr-new");
     eprintln!(
         "old namespace sent {out_segs} segments; inode {inode} reused at {:?}",
         SystemTime::now()

@@ -49,28 +49,39 @@ fn daemon(ns: &Netns, env: &[(&str, &str)]) -> Daemon {
     d
 }
 
-/// Refused connects to loopback inside `ns` until `connection_refused` opens there; returns
-/// the fault event. One refusal first, so the detector has the namespace's baseline.
-fn refuse_until_fault(d: &mut Daemon, ns: &Netns) -> Value {
+/// Refused connects to loopback `port` inside `ns` until `connection_refused` opens there;
+/// returns the fault event. One refusal first (to `port + 1`), so the detector has the
+/// namespace's baseline. Only events after the call count.
+fn refuse_until_fault(d: &mut Daemon, ns: &Netns, port: u16) -> Value {
     let netns = ns.inode();
-    let first = SocketAddr::from(([127, 0, 0, 1], PORT + 1));
+    let after = d.count();
+    let before = d
+        .events()
+        .iter()
+        .rev()
+        .find(|e| is_counters(e, netns))
+        .map_or(0, |e| u64_field(e, "connect_refused"));
+    let first = SocketAddr::from(([127, 0, 0, 1], port + 1));
     let one = run_in_netns(ns, move || {
         connect_refused_n(first, 1, Duration::from_secs(2))
     });
     assert_eq!(one, 1);
-    d.wait_for(
-        |e| is_counters(e, netns) && u64_field(e, "connect_refused") >= 1,
+    d.wait_for_after(
+        after,
+        |e| is_counters(e, netns) && u64_field(e, "connect_refused") > before,
         Duration::from_secs(5),
     );
-    let dst = SocketAddr::from(([127, 0, 0, 1], PORT));
+    let dst = SocketAddr::from(([127, 0, 0, 1], port));
     let n = run_in_netns(ns, move || {
         connect_refused_n(dst, 30, Duration::from_secs(2))
     });
     assert_eq!(n, 30, "every connect refused by the namespace's own kernel");
-    d.wait_for(
+    d.wait_for_after(
+        after,
         |e| is_fault_in(e, "connection_refused", "opened", netns),
         Duration::from_secs(5),
     )
+    .1
 }
 
 /// podman with its storage under `dir`. In a mount namespace of its own where the hybrid
@@ -133,7 +144,7 @@ fn a_podman_container_is_named_on_its_fault() {
         &home,
         &[("GUARDIAN_CONTAINERS_STORAGE", storage.to_str().unwrap())],
     );
-    let fault = refuse_until_fault(&mut d, &p);
+    let fault = refuse_until_fault(&mut d, &p, PORT);
     eprintln!("fault: {fault}");
     let owner = &fault["owner"];
     assert_eq!(owner["kind"], "container", "{fault}");
@@ -199,6 +210,35 @@ impl Drop for KubeCgroup {
     }
 }
 
+/// What a kubelet writes in a pod's directory (etc-hosts, the service account volume's
+/// namespace, one directory per container): pod `name` in namespace `shop`, container `api`.
+fn kubelet_pod(kubelet: &Tree, uid: &str, name: &str) {
+    let pod = format!("pods/{uid}");
+    kubelet.write(
+        &format!("{pod}/etc-hosts"),
+        &format!("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n10.244.1.7\t{name}\n"),
+    );
+    kubelet.write(
+        &format!("{pod}/volumes/kubernetes.io~projected/kube-api-access-x7k2p/namespace"),
+        "shop",
+    );
+    kubelet.write(&format!("{pod}/containers/api/5e1f0c2a"), "");
+}
+
+/// A pod's sandbox: a process in namespace `ns`, in the pod's cgroup (`uid`, container `cid`).
+fn sandbox(ns: &Netns, uid: &str, cid: &str) -> (u32, KubeCgroup) {
+    let pid = ns.spawn(&["sleep", "120"]);
+    let rel = format!(
+        "gt-owners-{}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{cid}.scope",
+        std::process::id(),
+        uid.replace('-', "_")
+    );
+    let cg = KubeCgroup::new(&rel, pid);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cgroup.contains(&format!("0::/{rel}")), "{cgroup}");
+    (pid, cg)
+}
+
 #[test]
 fn a_pod_of_a_fake_kubelet_is_named_on_its_fault() {
     require_root();
@@ -207,33 +247,15 @@ fn a_pod_of_a_fake_kubelet_is_named_on_its_fault() {
     let cid = format!("{:064x}", 0xc0ffee_u64 + u64::from(pid));
     let k = Netns::new("own-kube");
     // The pod's sandbox: a process in the pod's namespace, in the pod's cgroup.
-    let sandbox = k.spawn(&["sleep", "120"]);
-    let rel = format!(
-        "gt-owners-{pid}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{cid}.scope",
-        uid.replace('-', "_")
-    );
-    let _cg = KubeCgroup::new(&rel, sandbox);
-    let cgroup = std::fs::read_to_string(format!("/proc/{sandbox}/cgroup")).unwrap();
-    assert!(cgroup.contains(&format!("0::/{rel}")), "{cgroup}");
-    // What a kubelet writes in the pod's directory (etc-hosts, the service account volume's
-    // namespace, one directory per container).
+    let (_sandbox, _cg) = sandbox(&k, &uid, &cid);
     let kubelet = Tree::new("kubelet");
-    let pod = format!("pods/{uid}");
-    kubelet.write(
-        &format!("{pod}/etc-hosts"),
-        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n10.244.1.7\tcheckout-7d9f\n",
-    );
-    kubelet.write(
-        &format!("{pod}/volumes/kubernetes.io~projected/kube-api-access-x7k2p/namespace"),
-        "shop",
-    );
-    kubelet.write(&format!("{pod}/containers/api/5e1f0c2a"), "");
+    kubelet_pod(&kubelet, &uid, "checkout-7d9f");
     let home = Netns::new("own-kd");
     let mut d = daemon(
         &home,
         &[("GUARDIAN_KUBELET_ROOT", kubelet.0.to_str().unwrap())],
     );
-    let fault = refuse_until_fault(&mut d, &k);
+    let fault = refuse_until_fault(&mut d, &k, PORT);
     eprintln!("fault: {fault}");
     let owner = &fault["owner"];
     assert_eq!(owner["kind"], "pod", "{fault}");
@@ -271,4 +293,46 @@ fn metrics(ns: &Netns) -> Option<String> {
         s.read_to_string(&mut resp).ok()?;
         resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
     })
+}
+
+#[test]
+fn a_pod_that_gets_a_deleted_pods_namespace_number_is_named_as_itself() {
+    require_root();
+    let pid = std::process::id();
+    let kubelet = Tree::new("kubelet-reuse");
+    let home = Netns::new("own-rd");
+    let mut d = daemon(
+        &home,
+        &[("GUARDIAN_KUBELET_ROOT", kubelet.0.to_str().unwrap())],
+    );
+    let pod = |n: u64| {
+        (
+            format!("0f5e8c1a-2b3d-4e5f-8a9b-{:012x}", u64::from(pid) * 16 + n),
+            format!("{:064x}", 0xc0ffee_u64 + u64::from(pid) * 16 + n),
+        )
+    };
+    // The old pod: named on its fault.
+    let (uid, cid) = pod(1);
+    kubelet_pod(&kubelet, &uid, "checkout-old");
+    let old = Netns::new("own-ra");
+    let inode = old.inode();
+    let cg = sandbox(&old, &uid, &cid);
+    let fault = refuse_until_fault(&mut d, &old, PORT);
+    assert_eq!(fault["owner"]["pod_name"], "checkout-old", "{fault}");
+    // It is deleted (sandbox, cgroup, namespace); a new pod's namespace gets its number.
+    drop(cg);
+    drop(old);
+    let (new, _others) = namespace_with_inode(inode, "own-rb");
+    let (uid, cid) = pod(2);
+    kubelet_pod(&kubelet, &uid, "checkout-new");
+    let _cg = sandbox(&new, &uid, &cid);
+    // An answer is checked again at most every second (owner::CHECK_EVERY).
+    std::thread::sleep(Duration::from_millis(1100));
+    let fault = refuse_until_fault(&mut d, &new, PORT + 2);
+    eprintln!("fault in the new pod: {fault}");
+    let owner = &fault["owner"];
+    assert_eq!(owner["pod_name"], "checkout-new", "{fault}");
+    assert_eq!(owner["pod_uid"], uid.as_str(), "{fault}");
+    assert_eq!(owner["container_id"], cid.as_str(), "{fault}");
+    d.finish();
 }
