@@ -1,7 +1,9 @@
 //! OpenSSL uprobes (guardian-ebpf/src/tls.rs): every `libssl.so.3` that a process maps, found
 //! in `/proc/*/maps` (through `/proc/PID/root`, so containers' copies count), plus the
 //! system's own, attached for all processes. One attachment per library file (deduplicated by
-//! device and inode): processes started later from those files are covered too.
+//! device and inode): processes started later from those files are covered too. A libssl
+//! deleted while mapped (upgraded under a running server) is attached through the process's
+//! `map_files` link; its uprobes keep that file's inode until the daemon exits.
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -61,15 +63,45 @@ pub fn is_libssl(path: &str) -> bool {
     base == "libssl.so.3" || base.starts_with("libssl.so.3.")
 }
 
-/// The libssl paths in one `/proc/PID/maps` text.
-pub fn libs_in_maps(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.starts_with('/') && is_libssl(p))
-        .map(str::to_string)
-        .collect();
-    out.dedup();
+/// A libssl as one process maps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapped {
+    /// Its path, inside the process's root.
+    Path(String),
+    /// Deleted since it was mapped: a package upgrade replaced the file while the process
+    /// kept running (unattended upgrades do not restart nginx). Its path now names the new
+    /// file or nothing; the mapped one is reached through `/proc/PID/map_files/<range>`, a
+    /// link the kernel follows to the deleted file, which uprobes attach to as to any other.
+    Deleted { path: String, range: String },
+}
+
+/// The libssl files in one `/proc/PID/maps` text, each once.
+pub fn libs_in_maps(text: &str) -> Vec<Mapped> {
+    let mut out: Vec<Mapped> = Vec::new();
+    for l in text.lines() {
+        let mut f = l.split_whitespace();
+        let (Some(range), Some(path)) = (f.next(), f.nth(4)) else {
+            continue;
+        };
+        if !path.starts_with('/') || !is_libssl(path) {
+            continue;
+        }
+        let lib = match f.next() {
+            Some("(deleted)") => Mapped::Deleted {
+                path: path.to_string(),
+                range: range.to_string(),
+            },
+            _ => Mapped::Path(path.to_string()),
+        };
+        let same = |m: &Mapped| match (m, &lib) {
+            (Mapped::Path(a), Mapped::Path(b)) => a == b,
+            (Mapped::Deleted { path: a, .. }, Mapped::Deleted { path: b, .. }) => a == b,
+            _ => false,
+        };
+        if !out.iter().any(same) {
+            out.push(lib);
+        }
+    }
     out
 }
 
@@ -133,7 +165,14 @@ pub fn rescan(seen: &mut Seen) -> Vec<PathBuf> {
             continue;
         };
         for lib in libs_in_maps(&maps) {
-            let p = Path::new(&format!("/proc/{pid}/root")).join(lib.trim_start_matches('/'));
+            let p = match lib {
+                Mapped::Path(l) => {
+                    Path::new(&format!("/proc/{pid}/root")).join(l.trim_start_matches('/'))
+                }
+                Mapped::Deleted { range, .. } => {
+                    PathBuf::from(format!("/proc/{pid}/map_files/{range}"))
+                }
+            };
             if seen.add_lib(&p) {
                 out.push(p);
             }
@@ -264,9 +303,22 @@ mod tests {
 7f0000003000-7f0000004000 rw-p 00000000 00:00 0
 7f0000004000-7f0000005000 r-xp 00000000 fe:01 125 /opt/app/libssl.so.1.1
 ";
+        let system = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+        assert_eq!(libs_in_maps(maps), [Mapped::Path(system.into())]);
+        // Replaced by an upgrade while mapped: reached through the mapping, once.
+        let upgraded = format!(
+            "{maps}7f0000005000-7f0000006000 r--p 00000000 fe:01 126 {system} (deleted)\n\
+             7f0000006000-7f0000007000 r-xp 00001000 fe:01 126 {system} (deleted)\n"
+        );
         assert_eq!(
-            libs_in_maps(maps),
-            vec!["/usr/lib/x86_64-linux-gnu/libssl.so.3".to_string()]
+            libs_in_maps(&upgraded),
+            [
+                Mapped::Path(system.into()),
+                Mapped::Deleted {
+                    path: system.into(),
+                    range: "7f0000005000-7f0000006000".into()
+                }
+            ]
         );
         assert!(is_libssl("/x/libssl.so.3.0.1"));
         assert!(!is_libssl("/x/libssl3.so"));

@@ -243,3 +243,81 @@ fn failed_handshakes_are_counted_per_listener_and_peer_on_both_ends() {
         assert!(ev(e, "failed") <= max || e["state"] == "cleared", "{e}");
     }
 }
+
+#[test]
+fn a_libssl_deleted_under_a_running_server_is_still_probed() {
+    require_root();
+    let srv = Netns::new("tlsdel-srv");
+    let cl = Netns::new("tlsdel-cl");
+    let v = pair(&srv, &cl, 219);
+    let a = v.a_addr.to_string();
+    let dir = TempDir::new("tlsdel");
+    let d = dir.path();
+    make_ca(d, "guardian-test-ca").unwrap();
+    make_leaf(d, "expired", &format!("IP:{a}"), -30 * 86_400, -2 * 86_400).unwrap();
+    // A Python server on its own copy of libssl, which is then deleted while mapped: what a
+    // running server looks like after a package upgrade replaced the library.
+    let lib = d.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(
+        "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+        lib.join("libssl.so.3"),
+    )
+    .unwrap();
+    let server = srv.spawn(&[
+        "env",
+        &format!("LD_LIBRARY_PATH={}", lib.display()),
+        "python3",
+        "-c",
+        tls::PY_SERVER,
+        &a,
+        "9443",
+        &d.join("expired.pem").to_string_lossy(),
+        &d.join("expired.key").to_string_lossy(),
+    ]);
+    let up = poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        let out = srv.output(&["ss", "-Htln", "sport = :9443"]);
+        (!String::from_utf8_lossy(&out.stdout).trim().is_empty()).then_some(())
+    });
+    assert!(up.is_some(), "the python3 TLS server did not listen");
+    std::fs::remove_file(lib.join("libssl.so.3")).unwrap();
+    let maps = std::fs::read_to_string(format!("/proc/{server}/maps")).unwrap();
+    assert!(
+        maps.lines()
+            .any(|l| l.contains(&format!("{}/libssl.so.3 (deleted)", lib.display()))),
+        "the server does not map the deleted copy:\n{maps}"
+    );
+
+    std::fs::write(
+        d.join("detect.toml"),
+        "[tls_handshake_failure]\nmin_per_s = 0.05\nupdate_every_ms = 200\n",
+    )
+    .unwrap();
+    let detect = d.join("detect.toml");
+    let mut g = Daemon::start(
+        &srv,
+        &["--http", "--detect-config", detect.to_str().unwrap()],
+    );
+    let attached = g.wait_attached();
+    let libs = &attached["detail"]["tls"]["libs"];
+    let through_mapping = format!("/proc/{server}/map_files/");
+    assert!(
+        libs.as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l.as_str().is_some_and(|l| l.starts_with(&through_mapping))),
+        "the deleted libssl is not attached: {libs}"
+    );
+    let failed = py_client(&cl, &d.join("ca.pem"), &a, 9443, 4);
+    assert_eq!(failed, 4);
+    let listener = format!("{a}:9443");
+    let (_, e) = g.wait_for_after(
+        0,
+        |e| hs_fault(e, srv.inode(), "server", &listener) && ev(e, "failed") == 4,
+        Duration::from_secs(10),
+    );
+    eprintln!("server {listener}: {e}");
+    assert_eq!(e["evidence"]["basis"], "handshakes", "{e}");
+    assert_eq!(e["evidence"]["processes"][0]["comm"], "python3", "{e}");
+    g.finish();
+}
