@@ -1,7 +1,7 @@
 //! HTTP responses per service from the syscall tracepoints' map (`HTTP_STATS`), cumulative
 //! since attach; one `Input::Http` per namespace with services. Present only when the HTTP
 //! programs are attached (`guardian run --http`).
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aya::maps::{MapData, PerCpuHashMap};
 use guardian_common::http::{HttpKey, HttpStats, LAT_BUCKETS};
@@ -70,7 +70,15 @@ impl Sampler for HttpSampler {
 
     fn sample(&mut self, _ctx: &mut TickContext) -> Vec<Input> {
         let mut by: BTreeMap<u32, Vec<ServiceCounts>> = BTreeMap::new();
+        // Each key once: when the kernel evicts the entry an iteration stands on (a full LRU
+        // map), the next key is looked up from the first bucket again, and entries already
+        // read come back. Counted twice, a service's total would jump, then fall back, which
+        // the windows would read as a restart.
+        let mut read = HashSet::new();
         for (k, v) in self.map.iter().filter_map(Result::ok) {
+            if !read.insert(k) {
+                continue;
+            }
             let mut c = counts(&k, v.iter().copied());
             c.comm = self
                 .comms
@@ -84,7 +92,7 @@ impl Sampler for HttpSampler {
             by.entry(k.netns).or_default().push(c);
         }
         // Names of the processes still in the map only: pids come and go (and are reused).
-        let pids: std::collections::HashSet<u32> = by.values().flatten().map(|c| c.pid).collect();
+        let pids: HashSet<u32> = by.values().flatten().map(|c| c.pid).collect();
         self.comms.retain(|pid, _| pids.contains(pid));
         by.into_iter()
             .map(|(netns, mut services)| {

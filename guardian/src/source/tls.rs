@@ -129,16 +129,22 @@ impl Sampler for TlsSampler {
 
     fn sample(&mut self, ctx: &mut TickContext) -> Vec<Input> {
         let now = Instant::now();
+        // Each key once (an iteration that loses its place to an eviction starts over from
+        // the first bucket: see source/http.rs).
+        let mut read = HashSet::new();
         let alert_entries: Vec<(AlertKey, AlertCounts)> = self
             .alerts
             .iter()
             .filter_map(Result::ok)
+            .filter(|(k, _)| read.insert(*k))
             .map(|(k, v)| (k, alert_counts(&k, v.iter().copied())))
             .collect();
+        let mut read = HashSet::new();
         let hs_entries: Vec<(HsKey, HandshakeCounts)> = self
             .map
             .iter()
             .flat_map(|m| m.iter().filter_map(Result::ok))
+            .filter(|(k, _)| read.insert(*k))
             .map(|(k, v)| (k, counts(&k, v.iter().copied())))
             .collect();
         let namespaces: BTreeSet<u32> = alert_entries
