@@ -143,7 +143,7 @@ async fn run(
         output::open_sinks(&config.sinks, host).context("opening the events file")?;
     let owners = std::sync::Arc::new(crate::owner::Owners::new(crate::owner::Roots::from_env()));
     let emitter = emitter.with_owners(owners.clone());
-    crate::owner::metric::install(owners);
+    crate::owner::metric::install(owners.clone());
     let writer = tokio::spawn(writer.run());
     // --- sinks, metrics, service manager (operator surface) ---
     let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
@@ -224,6 +224,7 @@ async fn run(
     let maps = probes.remedy_maps()?;
     let mut collector =
         Collector::new(&mut probes, own_netns, config.daemon.interval_ms, samplers)?;
+    collector.tell_owners(owners);
     let shutdown = CancellationToken::new();
     let (inputs, inputs_rx) = crate::source::feed::channel();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

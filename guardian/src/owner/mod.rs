@@ -192,6 +192,7 @@ impl Owners {
     pub fn get(&self, ino: u32) -> Option<Arc<Owner>> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
+        let mut stale = false;
         if let Some(e) = s.map.get_mut(&ino) {
             let keep = if e.owner.is_some() { KEEP } else { RETRY };
             if now.duration_since(e.at) < keep {
@@ -199,10 +200,14 @@ impl Owners {
                     return e.owner.clone();
                 }
                 s.map.remove(&ino);
+                stale = true;
             }
         }
-        if s.scanned
-            .is_none_or(|t| now.duration_since(t) >= RESCAN_EVERY)
+        // A stale answer is replaced at once (at most once a CHECK_EVERY per namespace): an
+        // event about the new namespace must not wait for the next scan, nor go unnamed.
+        if stale
+            || s.scanned
+                .is_none_or(|t| now.duration_since(t) >= RESCAN_EVERY)
         {
             s.scanned = Some(now);
             self.scan(&mut s.map, now);
@@ -266,6 +271,15 @@ impl Owners {
                     at: now,
                 },
             );
+        }
+    }
+
+    /// Forgets the answer about `ino`: the namespace is gone, or the number now belongs to a
+    /// new one (the counters saw it come back, `source/counters_gone.rs`). The next event
+    /// about it looks again.
+    pub fn forget(&self, ino: u32) {
+        if let Ok(mut s) = self.state.lock() {
+            s.map.remove(&ino);
         }
     }
 

@@ -215,3 +215,35 @@ fn an_answer_is_dropped_once_its_process_left_the_namespace() {
     // No process to check (unknown owners): kept for RETRY as before.
     assert!(Entry::unknown(now).still_true(own, now + KEEP));
 }
+
+#[test]
+fn a_stale_answer_is_replaced_by_a_scan_at_once() {
+    let owners = Owners::new(nowhere());
+    let own = crate::netns::current().unwrap();
+    let now = Instant::now();
+    let old = now.checked_sub(CHECK_EVERY).unwrap();
+    {
+        let mut s = owners.state.lock().unwrap();
+        // A pod's answer read from a process that is gone, and a scan a moment ago.
+        s.map.insert(
+            own,
+            Entry {
+                owner: Some(Arc::new(Owner::of_kind(Kind::Pod))),
+                at: now,
+                pid: Some((u32::MAX, old)),
+            },
+        );
+        s.scanned = Some(now);
+    }
+    let got = owners.get(own);
+    assert_ne!(got.map(|o| o.kind), Some(Kind::Pod));
+    let scanned = owners.state.lock().unwrap().scanned;
+    assert!(
+        scanned > Some(now),
+        "scanned again without waiting RESCAN_EVERY"
+    );
+    // Told that the number is gone or renewed: forgotten, looked up at the next event.
+    assert!(owners.state.lock().unwrap().map.contains_key(&own));
+    owners.forget(own);
+    assert!(!owners.state.lock().unwrap().map.contains_key(&own));
+}

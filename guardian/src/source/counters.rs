@@ -61,6 +61,8 @@ pub struct Collector {
     inferred: Option<super::misses::InferredTwMisses>,
     ticks: u64,
     samplers: Vec<Box<dyn Sampler>>,
+    /// Told when a namespace number is gone or renewed (see `counters_gone.rs`).
+    owners: Option<std::sync::Arc<crate::owner::Owners>>,
     /// Before Linux 6.17 (`tcp_retransmit_skb` without `err`), the tracepoint does not fire
     /// for a retransmission whose transmit failed, yet `TcpRetransSegs` counts it: those come
     /// from the namespace's `TcpExtTCPRetransFail`, as (value when first sampled, latest).
@@ -148,6 +150,7 @@ impl Collector {
             .then(Default::default),
             ticks: 0,
             samplers,
+            owners: None,
             retrans_fail_mib: (probes.offsets.rtx_err == guardian_common::Offsets::ABSENT)
                 .then(HashMap::new),
         })

@@ -1,5 +1,6 @@
 //! Namespaces that come and go: a deleted one's counters are dropped from the kernel map, and
-//! a new one that the kernel gave a deleted one's inode number is found at once.
+//! a new one that the kernel gave a deleted one's inode number is found at once, and its owner
+//! looked up again.
 use std::collections::HashMap;
 
 use guardian_common::NsCounters;
@@ -10,6 +11,11 @@ use super::Collector;
 const GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Collector {
+    /// The owner cache to tell when a namespace number is gone or renewed.
+    pub fn tell_owners(&mut self, owners: std::sync::Arc<crate::owner::Owners>) {
+        self.owners = Some(owners);
+    }
+
     /// A namespace no path led to whose counters moved since the last tick is a new namespace
     /// under a reused inode number: it is looked for again at once, so that its samplers start
     /// now instead of after the index's absence delay, and it is not taken as gone.
@@ -22,6 +28,10 @@ impl Collector {
                     "counters moved under an absent inode: looking again"
                 );
                 self.index.revive(*ns);
+                // Its owner too: a new pod under the old one's number.
+                if let Some(o) = &self.owners {
+                    o.forget(*ns);
+                }
             }
         }
     }
@@ -42,6 +52,9 @@ impl Collector {
             self.last.remove(&ns);
             if let Err(e) = self.ns.remove(&ns) {
                 tracing::debug!(netns = ns, error = %e, "removing a gone namespace's counters");
+            }
+            if let Some(o) = &self.owners {
+                o.forget(ns);
             }
             tracing::debug!(netns = ns, "namespace gone; its counters are forgotten");
         }

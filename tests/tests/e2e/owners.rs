@@ -300,25 +300,31 @@ fn a_pod_that_gets_a_deleted_pods_namespace_number_is_named_as_itself() {
     require_root();
     let pid = std::process::id();
     let kubelet = Tree::new("kubelet-reuse");
-    let home = Netns::new("own-rd");
-    let mut d = daemon(
-        &home,
-        &[("GUARDIAN_KUBELET_ROOT", kubelet.0.to_str().unwrap())],
-    );
     let pod = |n: u64| {
         (
             format!("0f5e8c1a-2b3d-4e5f-8a9b-{:012x}", u64::from(pid) * 16 + n),
             format!("{:064x}", 0xc0ffee_u64 + u64::from(pid) * 16 + n),
         )
     };
-    // The old pod: named on its fault.
+    let home = Netns::new("own-rd");
+    let mut d = daemon(
+        &home,
+        &[("GUARDIAN_KUBELET_ROOT", kubelet.0.to_str().unwrap())],
+    );
+    // The old pod, made after the daemon's namespace (so that the next namespace made takes
+    // its number once it is freed): named on its events.
     let (uid, cid) = pod(1);
     kubelet_pod(&kubelet, &uid, "checkout-old");
     let old = Netns::new("own-ra");
     let inode = old.inode();
     let cg = sandbox(&old, &uid, &cid);
-    let fault = refuse_until_fault(&mut d, &old, PORT);
-    assert_eq!(fault["owner"]["pod_name"], "checkout-old", "{fault}");
+    refuse_until_fault(&mut d, &old, PORT);
+    // A namespace first seen within RESCAN_EVERY of another scan is named from the next one.
+    d.wait_for_after(
+        0,
+        |e| e["netns"].as_u64() == Some(inode) && e["owner"]["pod_name"] == "checkout-old",
+        Duration::from_secs(5),
+    );
     // It is deleted (sandbox, cgroup, namespace); a new pod's namespace gets its number.
     drop(cg);
     drop(old);
