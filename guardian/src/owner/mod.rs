@@ -244,10 +244,26 @@ impl Owners {
                 by_ns.entry(ino).or_default().push(pid);
             }
         }
+        // The scan checks every answer at once (so that pods deleted together cost one scan,
+        // not one each): an answer whose namespace no process is in any more is unknown from
+        // now, and one whose process left its namespace is looked for again below.
+        for (ino, e) in map.iter_mut() {
+            if e.owner.is_some() && !by_ns.contains_key(ino) {
+                *e = Entry::unknown(now);
+            }
+        }
         for (ino, mut pids) in by_ns {
-            let fresh = map
-                .get(&ino)
-                .is_some_and(|e| e.owner.is_some() && now.duration_since(e.at) < KEEP);
+            let fresh = map.get_mut(&ino).is_some_and(|e| {
+                let stays = match &mut e.pid {
+                    Some((pid, seen)) if pids.contains(pid) => {
+                        *seen = now;
+                        true
+                    }
+                    Some(_) => false,
+                    None => true,
+                };
+                e.owner.is_some() && now.duration_since(e.at) < KEEP && stays
+            });
             if fresh {
                 continue;
             }

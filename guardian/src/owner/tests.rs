@@ -247,3 +247,36 @@ fn a_stale_answer_is_replaced_by_a_scan_at_once() {
     owners.forget(own);
     assert!(!owners.state.lock().unwrap().map.contains_key(&own));
 }
+
+#[test]
+fn a_scan_checks_every_answer() {
+    let owners = Owners::new(nowhere());
+    let own = crate::netns::current().unwrap();
+    let now = Instant::now();
+    let pod = || Some(Arc::new(Owner::of_kind(Kind::Pod)));
+    {
+        let mut s = owners.state.lock().unwrap();
+        // Read from a process that left (no such pid), and a namespace nobody is in.
+        s.map.insert(
+            own,
+            Entry {
+                owner: pod(),
+                at: now,
+                pid: Some((u32::MAX, now)),
+            },
+        );
+        s.map.insert(
+            1,
+            Entry {
+                owner: pod(),
+                at: now,
+                pid: Some((u32::MAX, now)),
+            },
+        );
+    }
+    // Any scan (here one asked for another namespace) checks both.
+    owners.get(2);
+    let s = owners.state.lock().unwrap();
+    assert_ne!(s.map[&own].owner.as_ref().map(|o| o.kind), Some(Kind::Pod));
+    assert!(s.map[&1].owner.is_none(), "no process in it: unknown");
+}
