@@ -83,6 +83,15 @@ impl Netns {
     }
 
     /// Sets a sysctl inside the namespace, e.g. `net.ipv4.tcp_syn_retries`.
+    /// Waits up to 10 s until a TCP socket listens on `port` here; panics naming `what`.
+    pub fn wait_listening(&self, port: u16, what: &str) {
+        let up = crate::poll(Duration::from_secs(10), Duration::from_millis(50), || {
+            let out = self.output(&["ss", "-Htln", &format!("sport = :{port}")]);
+            (!String::from_utf8_lossy(&out.stdout).trim().is_empty()).then_some(())
+        });
+        assert!(up.is_some(), "{what} did not listen on {port}");
+    }
+
     pub fn sysctl(&self, key: &str, value: &str) {
         self.0.sysctl(key, value).unwrap_or_else(|e| panic!("{e}"))
     }

@@ -2,9 +2,8 @@
 //! the test's directory (one foreground process, killed with its namespace), a self-signed
 //! certificate for its TLS listeners, and a start that waits until it listens.
 use std::path::Path;
-use std::time::Duration;
 
-use crate::{poll, Netns};
+use crate::Netns;
 
 /// An nginx configuration: in the foreground, one process, pid file, error log (at
 /// `error_level`) and temporary files under `dir`. With `log_format`, every request goes to
@@ -50,10 +49,6 @@ pub fn start(ns: &Netns, dir: &Path, conf: &str, port: u16) -> u32 {
     let p = path.to_str().unwrap();
     ns.run(&["nginx", "-t", "-q", "-p", dir.to_str().unwrap(), "-c", p]);
     let pid = ns.spawn(&["nginx", "-p", dir.to_str().unwrap(), "-c", p]);
-    let up = poll(Duration::from_secs(10), Duration::from_millis(50), || {
-        let out = ns.output(&["ss", "-Htln", &format!("sport = :{port}")]);
-        (!String::from_utf8_lossy(&out.stdout).trim().is_empty()).then_some(())
-    });
-    assert!(up.is_some(), "nginx did not listen on {port}");
+    ns.wait_listening(port, "nginx");
     pid
 }

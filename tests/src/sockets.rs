@@ -138,6 +138,39 @@ pub fn socket_inode(fd: RawFd) -> u64 {
         .unwrap_or_else(|| panic!("fd {fd} is not a socket: {s}"))
 }
 
+/// A TCP stream from namespace `ns`, connected and holding its data until [`Held::go`]: a test
+/// injects loss after the handshake and before any data. Runs [`stream_until`] on a thread.
+pub struct Held {
+    go: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    sender: std::thread::JoinHandle<u64>,
+}
+
+impl Held {
+    /// Connects to `dst` (within 5 s, or panics); writes for at most `max` once let go.
+    pub fn connect(ns: &crate::Netns, dst: SocketAddr, max: Duration) -> Self {
+        let [connected, go, stop] = [(); 3].map(|_| Arc::new(AtomicBool::new(false)));
+        let (c2, g2, s2) = (connected.clone(), go.clone(), stop.clone());
+        let sender = crate::in_netns(ns, move || stream_until(dst, c2, g2, s2, max));
+        let up = crate::poll(Duration::from_secs(5), Duration::from_millis(1), || {
+            connected.load(Ordering::SeqCst).then_some(())
+        });
+        assert!(up.is_some(), "could not connect to {dst}");
+        Self { go, stop, sender }
+    }
+
+    /// Starts the writes.
+    pub fn go(&self) {
+        self.go.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends the writes; the bytes written.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.sender.join().expect("sender")
+    }
+}
+
 /// Connects to `addr` (call it from an [`crate::in_netns`] thread), sets `connected`, waits for
 /// `go`, then writes until `stop` is set or `max` passes; returns the bytes written. Connection
 /// errors end it early. Lets a test inject loss after the handshake and before any data.

@@ -312,26 +312,10 @@ fn retransmit_storm_random_loss_at_the_receiver() {
 
         // Connect first (a lost SYN would stall the start by a 1-s SYN timeout), then drop
         // 10 % of what reaches B's ingress, then send.
-        let (connected, go, stop) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (c2, g2, s2) = (connected.clone(), go.clone(), stop.clone());
-        let dst = server.addr();
-        let sender = in_netns(&a, move || {
-            stream_until(dst, c2, g2, s2, Duration::from_secs(12))
-        });
-        assert!(
-            poll(Duration::from_secs(5), Duration::from_millis(1), || {
-                connected.load(Ordering::SeqCst).then_some(())
-            })
-            .is_some(),
-            "could not connect"
-        );
+        let stream = Held::connect(&a, server.addr(), Duration::from_secs(12));
         nft::drop_random_tcp(&b, 5025, 10);
         let t0 = SystemTime::now();
-        go.store(true, Ordering::SeqCst);
+        stream.go();
         let (i, open) = d.wait_for_after(
             0,
             |e| is_fault_in(e, "retransmit_storm", "opened", ns),
@@ -350,8 +334,7 @@ fn retransmit_storm_random_loss_at_the_receiver() {
             Duration::from_secs(10),
         );
         eprintln!("cleared: {cleared}");
-        stop.store(true, Ordering::SeqCst);
-        let sent = sender.join().expect("sender");
+        let sent = stream.stop();
         eprintln!("sent {} MB", sent >> 20);
         d.finish();
         server.stop();

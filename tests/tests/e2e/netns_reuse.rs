@@ -4,8 +4,6 @@
 //! the new namespace on its own counters: `retransmit_storm` opens in it within its usual
 //! latency bound, although the old namespace under the same number had sent a gigabyte.
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use guardian_tests::sockets::*;
@@ -67,28 +65,12 @@ fn a_new_namespace_under_a_reused_inode_is_judged_on_its_own_counters() {
     let peer = Netns::new("nr-peer");
     let v = pair(&new, &peer, 61);
     let server = DiscardServer::start(&peer, SocketAddr::from((v.b_addr, 5061)));
-    let (connected, go, stop) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let (c2, g2, s2) = (connected.clone(), go.clone(), stop.clone());
-    let dst = server.addr();
-    let sender = in_netns(&new, move || {
-        stream_until(dst, c2, g2, s2, Duration::from_secs(15))
-    });
-    assert!(
-        poll(Duration::from_secs(5), Duration::from_millis(1), || {
-            connected.load(Ordering::SeqCst).then_some(())
-        })
-        .is_some(),
-        "could not connect"
-    );
+    let stream = Held::connect(&new, server.addr(), Duration::from_secs(15));
     // Two ticks of the new namespace's own counters before the loss.
     std::thread::sleep(Duration::from_secs(2));
     nft::drop_random_tcp(&peer, 5061, 10);
     let t0 = SystemTime::now();
-    go.store(true, Ordering::SeqCst);
+    stream.go();
     eprintln!("loss from {t0:?}");
     let (_, open) = d.wait_for_after(
         0,
@@ -103,8 +85,7 @@ fn a_new_namespace_under_a_reused_inode_is_judged_on_its_own_counters() {
     // Scaled in a TCG guest (`cargo xtask test --kernel`), where everything runs slower.
     let bound = RATE_BOUND_MS * guardian_tests::util::time_scale();
     Latencies::new("retransmit_storm after inode reuse").record(0, t0, &open, bound);
-    stop.store(true, Ordering::SeqCst);
-    sender.join().expect("sender");
+    stream.stop();
     server.stop();
     d.finish();
 }

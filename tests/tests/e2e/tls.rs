@@ -159,11 +159,7 @@ fn failed_handshakes_are_counted_per_listener_and_peer_on_both_ends() {
         &d.join("expired.pem").to_string_lossy(),
         &d.join("expired.key").to_string_lossy(),
     ]);
-    let up = poll(Duration::from_secs(10), Duration::from_millis(50), || {
-        let out = srv.output(&["ss", "-Htln", "sport = :9443"]);
-        (!String::from_utf8_lossy(&out.stdout).trim().is_empty()).then_some(())
-    });
-    assert!(up.is_some(), "the python3 TLS server did not listen");
+    srv.wait_listening(9443, "the python3 TLS server");
 
     let ca = d.join("ca.pem");
     // Wrong name (nginx, python3 client: OpenSSL checks the name inside the handshake; curl
@@ -275,11 +271,7 @@ fn a_libssl_deleted_under_a_running_server_is_still_probed() {
         &d.join("expired.pem").to_string_lossy(),
         &d.join("expired.key").to_string_lossy(),
     ]);
-    let up = poll(Duration::from_secs(10), Duration::from_millis(50), || {
-        let out = srv.output(&["ss", "-Htln", "sport = :9443"]);
-        (!String::from_utf8_lossy(&out.stdout).trim().is_empty()).then_some(())
-    });
-    assert!(up.is_some(), "the python3 TLS server did not listen");
+    srv.wait_listening(9443, "the python3 TLS server");
     std::fs::remove_file(lib.join("libssl.so.3")).unwrap();
     let maps = std::fs::read_to_string(format!("/proc/{server}/maps")).unwrap();
     assert!(

@@ -37,11 +37,7 @@ fn gnutls_serv(ns: &Netns, dir: &Path, port: u16, priority: &str, log: &str) {
              -p {port} --priority {priority} >{d}/{log} 2>&1"
         ),
     ]);
-    let up = poll(Duration::from_secs(10), Duration::from_millis(50), || {
-        let out = ns.output(&["ss", "-Htln", &format!("sport = :{port}")]);
-        (!String::from_utf8_lossy(&out.stdout).trim().is_empty()).then_some(())
-    });
-    assert!(up.is_some(), "gnutls-serv did not listen on {port}");
+    ns.wait_listening(port, "gnutls-serv");
 }
 
 /// A self-signed certificate (`cert.pem`, `key.pem`) in `d`, made now.
