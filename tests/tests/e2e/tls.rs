@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use guardian_testbed::tls::{self, make_ca, make_leaf};
 use guardian_tests::nginx;
+use guardian_tests::sockets::detect_config;
 use guardian_tests::*;
 use serde_json::Value;
+
+/// Low enough for a handful of failed handshakes, updated often.
+const DETECT: &str = "[tls_handshake_failure]\nmin_per_s = 0.05\nupdate_every_ms = 200\n";
 
 /// A verifying Python TLS client: `n` connections to host:port, one handshake each; prints
 /// how many failed certificate verification.
@@ -111,18 +115,10 @@ fn failed_handshakes_are_counted_per_listener_and_peer_on_both_ends() {
     let (a, b) = (v.a_addr.to_string(), v.b_addr.to_string());
     let dir = TempDir::new("tls");
     let d = dir.path();
-    std::fs::write(
-        d.join("detect.toml"),
-        "[tls_handshake_failure]\nmin_per_s = 0.05\nupdate_every_ms = 200\n",
-    )
-    .unwrap();
+    let detect = detect_config(d, DETECT);
     let mut g = Daemon::start(
         &srv,
-        &[
-            "--http",
-            "--detect-config",
-            d.join("detect.toml").to_str().unwrap(),
-        ],
+        &["--http", "--detect-config", detect.to_str().unwrap()],
     );
     let attached = g.wait_attached();
     assert!(
@@ -280,12 +276,7 @@ fn a_libssl_deleted_under_a_running_server_is_still_probed() {
         "the server does not map the deleted copy:\n{maps}"
     );
 
-    std::fs::write(
-        d.join("detect.toml"),
-        "[tls_handshake_failure]\nmin_per_s = 0.05\nupdate_every_ms = 200\n",
-    )
-    .unwrap();
-    let detect = d.join("detect.toml");
+    let detect = detect_config(d, DETECT);
     let mut g = Daemon::start(
         &srv,
         &["--http", "--detect-config", detect.to_str().unwrap()],

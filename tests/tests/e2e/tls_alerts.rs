@@ -17,8 +17,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use guardian_tests::bpf_maps::{daemon_map, delete_entry, keys};
+use guardian_tests::sockets::detect_config;
 use guardian_tests::*;
 use serde_json::Value;
+
+/// Low enough for a handful of failed handshakes, updated often.
+const DETECT: &str = "[tls_handshake_failure]\nmin_per_s = 0.05\nupdate_every_ms = 200\n";
 
 const ADDR: &str = "127.0.0.1";
 /// TLS 1.3 only: refuses TLS 1.2 clients.
@@ -122,18 +126,10 @@ fn gnutls_alerts_are_counted_on_both_ends() {
     let ns = Netns::new("tlsal");
     let dir = TempDir::new("tlsal");
     let d = dir.path();
-    std::fs::write(
-        d.join("detect.toml"),
-        "[tls_handshake_failure]\nmin_per_s = 0.05\nupdate_every_ms = 200\n",
-    )
-    .unwrap();
+    let detect = detect_config(d, DETECT);
     let mut g = Daemon::start(
         &ns,
-        &[
-            "--http",
-            "--detect-config",
-            d.join("detect.toml").to_str().unwrap(),
-        ],
+        &["--http", "--detect-config", detect.to_str().unwrap()],
     );
     g.wait_attached();
     self_signed(d);
@@ -246,12 +242,7 @@ fn restarted_entries_keep_their_counts_and_a_deleted_namespace_leaves_the_map() 
     let ns = Netns::new("tlsgv");
     let dir = TempDir::new("tlsgv");
     let d = dir.path();
-    std::fs::write(
-        d.join("detect.toml"),
-        "[tls_handshake_failure]\nmin_per_s = 0.05\nupdate_every_ms = 200\n",
-    )
-    .unwrap();
-    let detect = d.join("detect.toml");
+    let detect = detect_config(d, DETECT);
     let mut g = Daemon::start(
         &home,
         &["--http", "--detect-config", detect.to_str().unwrap()],
