@@ -151,6 +151,36 @@ pub struct XdpPortKey {
 }
 const _: () = assert!(core::mem::size_of::<XdpPortKey>() == 8);
 
+/// XDP: slots of the per-CPU array (`XDP_SYN_PORT_LO`) that counts SYNs per (interface, port)
+/// without a hash lookup. A key takes the slot [`xdp_port_slot`] gives it on a CPU where the
+/// slot is free, or held by a key with at most [`XDP_PORT_STEAL`] SYNs (whose count then moves
+/// to the LRU hash `XDP_SYN_PORT`), and keeps it; a key whose slot a busier key holds on that
+/// CPU is counted in the hash. A host's SYNs go to a few ports, so nearly every SYN is counted
+/// in its slot, and a port scan's ports do not keep the slots from them. A power of two.
+pub const XDP_PORT_SLOTS: u32 = 256;
+
+/// XDP: a slot's holder with at most this many SYNs gives the slot up to another key (a
+/// scanner sends one SYN to a closed port, two with a retransmission).
+pub const XDP_PORT_STEAL: u64 = 2;
+
+/// XDP: one slot of `XDP_SYN_PORT_LO`; free while `count` is 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpPortSlot {
+    pub key: XdpPortKey,
+    pub count: u64,
+}
+const _: () = assert!(core::mem::size_of::<XdpPortSlot>() == 16);
+
+/// XDP: the slot of `XDP_SYN_PORT_LO` for (interface, port): a multiplicative hash of both,
+/// its top bits (ports in a row land in different slots).
+#[inline(always)]
+pub fn xdp_port_slot(ifindex: u32, port: u16) -> u32 {
+    ((ifindex << 16) ^ port as u32).wrapping_mul(0x9E37_79B1)
+        >> (32 - XDP_PORT_SLOTS.trailing_zeros())
+}
+const _: () = assert!(XDP_PORT_SLOTS.is_power_of_two());
+
 /// XDP: interfaces with an ifindex below this are counted in a per-CPU array indexed by
 /// ifindex (`XDP_IFACE_LO`), the others in a per-CPU hash (`XDP_IFACE`).
 pub const XDP_IFACE_SLOTS: u32 = 256;
@@ -215,6 +245,7 @@ mod pod {
     unsafe impl aya::Pod for super::AddrKey {}
     unsafe impl aya::Pod for super::XdpSrcKey {}
     unsafe impl aya::Pod for super::XdpPortKey {}
+    unsafe impl aya::Pod for super::XdpPortSlot {}
     unsafe impl aya::Pod for super::XdpIfaceStats {}
     unsafe impl aya::Pod for super::BindArgs {}
     unsafe impl aya::Pod for super::SyscallEvent {}

@@ -1,6 +1,9 @@
-//! DNS over UDP at tcx, on the interfaces named by `--xdp`: queries per resolver on egress
-//! (destination port 53, QR = 0) and responses per resolver by rcode class on ingress (source
-//! port 53, QR = 1). IPv4 and IPv6 (no extension headers before UDP; fragments skipped).
+//! DNS over UDP on the interfaces named by `--xdp` (or `[interfaces] dns`): queries per
+//! resolver on egress (destination port 53, QR = 0), at tcx, and responses per resolver by
+//! rcode class on ingress (source port 53, QR = 1): at tcx, or, on an interface that has
+//! guardian's XDP program and an ifindex below `XDP_IFACE_SLOTS`, in that XDP program
+//! ([`DNS_AT_XDP`]), so that the interface's received packets pay no tcx hook at all. IPv4 and
+//! IPv6 (no extension headers before UDP; fragments skipped).
 //!
 //! Minimal per-packet work: a packet is first checked by [`maybe_dns`], which reads the
 //! Ethernet type, the IP protocol and the UDP port straight from the packet's linear data (one
@@ -12,12 +15,12 @@
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
     macros::{classifier, map},
-    maps::LruPerCpuHashMap,
-    programs::TcContext,
+    maps::{Array, LruPerCpuHashMap},
+    programs::{TcContext, XdpContext},
 };
 use guardian_common::{
     dns::{DnsKey, DnsStats, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL},
-    AF_INET, AF_INET6,
+    AF_INET, AF_INET6, XDP_IFACE_SLOTS,
 };
 
 use crate::maps::count_loss;
@@ -27,6 +30,11 @@ use crate::maps::count_loss;
 #[map]
 pub static DNS_RESOLVERS: LruPerCpuHashMap<DnsKey, DnsStats> =
     LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// Non-zero at an ifindex whose DNS answers the XDP program counts (set by userspace before it
+/// attaches only the egress tcx program there).
+#[map]
+pub static DNS_AT_XDP: Array<u32> = Array::with_max_entries(XDP_IFACE_SLOTS, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -38,7 +46,7 @@ const UDP_HLEN: usize = 8;
 #[classifier]
 pub fn guardian_dns_egress(ctx: TcContext) -> i32 {
     if maybe_dns(&ctx, false) {
-        let _ = count(&ctx, false);
+        let _ = count_tc(&ctx, false);
     }
     TC_ACT_UNSPEC
 }
@@ -46,9 +54,50 @@ pub fn guardian_dns_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn guardian_dns_ingress(ctx: TcContext) -> i32 {
     if maybe_dns(&ctx, true) {
-        let _ = count(&ctx, true);
+        let _ = count_tc(&ctx, true);
     }
     TC_ACT_UNSPEC
+}
+
+/// Reads from a packet: `bpf_skb_load_bytes` at tc (it also reads paged data), direct packet
+/// access at XDP (the frame is linear).
+pub trait Packet {
+    fn load<T: Copy>(&self, off: usize) -> Option<T>;
+}
+
+impl Packet for TcContext {
+    #[inline(always)]
+    fn load<T: Copy>(&self, off: usize) -> Option<T> {
+        TcContext::load(self, off).ok()
+    }
+}
+
+/// An XDP frame read with bounds-checked direct packet access.
+pub struct XdpPacket<'a>(pub &'a XdpContext);
+
+impl Packet for XdpPacket<'_> {
+    #[inline(always)]
+    fn load<T: Copy>(&self, off: usize) -> Option<T> {
+        let start = self.0.data();
+        if start + off + core::mem::size_of::<T>() > self.0.data_end() {
+            return None;
+        }
+        // SAFETY: the bytes are within the frame (checked above); T is plain data.
+        Some(unsafe { core::ptr::read_unaligned((start + off) as *const T) })
+    }
+}
+
+/// Whether the XDP program counts `ifindex`'s DNS answers (an inlined array read).
+#[inline(always)]
+pub fn at_xdp(ifindex: u32) -> bool {
+    DNS_AT_XDP.get(ifindex).is_some_and(|on| *on != 0)
+}
+
+/// A DNS answer arriving at XDP on `ifindex`: `l3` is the IP header's offset (after any VLAN
+/// tag) and `proto` the Ethernet type before it.
+#[inline(always)]
+pub fn count_xdp(ctx: &XdpContext, ifindex: u32, l3: usize, proto: u16) {
+    let _ = count(&XdpPacket(ctx), ifindex, true, l3, proto);
 }
 
 /// Bounds-checked pointer to `len` bytes at `off` in the packet's linear data; `None` when
@@ -109,26 +158,37 @@ fn maybe_dns(ctx: &TcContext, ingress: bool) -> bool {
 }
 
 #[inline(always)]
-fn be16(ctx: &TcContext, off: usize) -> Option<u16> {
-    ctx.load::<u16>(off).ok().map(u16::from_be)
+fn count_tc(ctx: &TcContext, ingress: bool) -> Option<()> {
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let eth: [u8; 2] = ctx.load(12).ok()?;
+    count(ctx, ifindex, ingress, ETH_HLEN, u16::from_be_bytes(eth))
 }
 
 #[inline(always)]
-fn count(ctx: &TcContext, ingress: bool) -> Option<()> {
-    let proto = be16(ctx, 12)?;
+fn be16(b: &[u8], off: usize) -> u16 {
+    u16::from_be_bytes([b[off], b[off + 1]])
+}
+
+/// Counts a DNS query (egress) or answer (ingress) whose IP header is at `l3`, after the
+/// Ethernet type `proto`; anything else is left alone. The packet is read in two copies (the IP
+/// header, then the UDP header with the DNS id and flags) and parsed on the stack: at tc two
+/// helper calls, at XDP two bounds checks whose pointers the verifier can follow.
+#[inline(always)]
+fn count(ctx: &impl Packet, ifindex: u32, ingress: bool, l3: usize, proto: u16) -> Option<()> {
     let mut key = DnsKey {
-        ifindex: unsafe { (*ctx.skb.skb).ifindex },
+        ifindex,
         ..Default::default()
     };
     // The resolver is the destination of a query (egress) and the source of a response.
     let l4 = match proto {
         ETH_P_IP => {
-            let vihl: u8 = ctx.load(ETH_HLEN).ok()?;
-            if vihl >> 4 != 4 || ctx.load::<u8>(ETH_HLEN + 9).ok()? != IPPROTO_UDP {
+            let ip: [u8; 20] = ctx.load(l3)?;
+            let vihl = ip[0];
+            if vihl >> 4 != 4 || ip[9] != IPPROTO_UDP {
                 return None;
             }
             // Not a later fragment (offset != 0): it has no UDP header.
-            if be16(ctx, ETH_HLEN + 6)? & 0x1fff != 0 {
+            if be16(&ip, 6) & 0x1fff != 0 {
                 return None;
             }
             let ihl = ((vihl & 0x0f) as usize) * 4;
@@ -136,32 +196,37 @@ fn count(ctx: &TcContext, ingress: bool) -> Option<()> {
                 return None;
             }
             key.family = AF_INET;
-            let a: [u8; 4] = ctx.load(ETH_HLEN + if ingress { 12 } else { 16 }).ok()?;
-            key.addr[..4].copy_from_slice(&a);
-            ETH_HLEN + ihl
+            key.addr[..4].copy_from_slice(if ingress { &ip[12..16] } else { &ip[16..20] });
+            l3 + ihl
         }
         ETH_P_IPV6 => {
-            if ctx.load::<u8>(ETH_HLEN + 6).ok()? != IPPROTO_UDP {
+            let ip: [u8; 40] = ctx.load(l3)?;
+            if ip[6] != IPPROTO_UDP {
                 return None;
             }
             key.family = AF_INET6;
-            key.addr = ctx.load(ETH_HLEN + if ingress { 8 } else { 24 }).ok()?;
-            ETH_HLEN + 40
+            key.addr
+                .copy_from_slice(if ingress { &ip[8..24] } else { &ip[24..40] });
+            l3 + 40
         }
         _ => return None,
     };
-    let port = be16(ctx, l4 + if ingress { 0 } else { 2 })?;
-    if port != DNS_PORT {
+    // UDP header (ports at 0 and 2), then the DNS header: id, then flags (QR is the top bit,
+    // RCODE the low 4 bits).
+    let h: [u8; UDP_HLEN + 4] = ctx.load(l4)?;
+    let (src, dst) = (be16(&h, 0), be16(&h, 2));
+    if (if ingress { src } else { dst }) != DNS_PORT {
         return None;
     }
-    // DNS header: id (2 bytes), then flags: QR is the top bit, RCODE the low 4 bits.
-    let flags = be16(ctx, l4 + UDP_HLEN + 2)?;
+    let flags = be16(&h, UDP_HLEN + 2);
     let qr = flags >> 15 == 1;
     if qr != ingress {
         return None; // a response leaving or a query arriving: we are the server, not a client
     }
     let rcode = (flags & 0x0f) as u8;
-    crate::dns_spoof::track(ctx, &key, l4, ingress);
+    // The client's port: the source of a query, the destination of its answer.
+    let client = if ingress { dst } else { src };
+    crate::dns_spoof::track(&key, be16(&h, UDP_HLEN), client, ingress);
     add(&key, |s| {
         if !ingress {
             s.queries += 1;

@@ -1,12 +1,11 @@
-//! `dns_spoofing_suspected`: DNS answers that match no outstanding query. Called by the tcx DNS
-//! programs (dns.rs) for every DNS packet they count: a query (egress) is remembered by
+//! `dns_spoofing_suspected`: DNS answers that match no outstanding query. Called by the DNS
+//! programs (dns.rs: tcx, and XDP for answers) for every DNS packet they count: a query (egress) is remembered by
 //! (interface, resolver, client port, transaction id); an answer (ingress) consumes its query,
 //! or, matching none (a source that was not asked, or an id nobody used), is counted per
 //! (interface, source) in `DNS_UNMATCHED`.
 use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, LruPerCpuHashMap},
-    programs::TcContext,
 };
 use guardian_common::{dns::DnsKey, shadows::DnsQueryKey};
 
@@ -21,13 +20,10 @@ pub static DNS_PENDING: LruHashMap<DnsQueryKey, u64> = LruHashMap::with_max_entr
 pub static DNS_UNMATCHED: LruPerCpuHashMap<DnsKey, u64> =
     LruPerCpuHashMap::with_max_entries(1024, 0);
 
-/// `l4`: the UDP header's offset; `key`: the resolver (destination of a query, source of an
-/// answer).
+/// `key`: the resolver (destination of a query, source of an answer); `id`: the DNS
+/// transaction id; `port`: the client's port.
 #[inline(always)]
-pub fn track(ctx: &TcContext, key: &DnsKey, l4: usize, ingress: bool) -> Option<()> {
-    let id = u16::from_be(ctx.load::<u16>(l4 + 8).ok()?);
-    // The client's port: the source of a query, the destination of its answer.
-    let port = u16::from_be(ctx.load::<u16>(l4 + if ingress { 2 } else { 0 }).ok()?);
+pub fn track(key: &DnsKey, id: u16, port: u16, ingress: bool) {
     let q = DnsQueryKey {
         ifindex: key.ifindex,
         family: key.family,
@@ -43,5 +39,4 @@ pub fn track(ctx: &TcContext, key: &DnsKey, l4: usize, ingress: bool) -> Option<
     } else {
         lru_inc(&DNS_UNMATCHED, key);
     }
-    Some(())
 }

@@ -9,8 +9,8 @@ use guardian_common::{
     connect::ConnEndKey,
     flows::{FlowKey, FlowRtx, PortKey},
     limits::INS_SLOTS,
-    AddrKey, BindArgs, NsCounters, Offsets, XdpIfaceStats, XdpPortKey, XdpSrcKey, LOSS_MAP_FULL,
-    LOSS_RINGBUF, LOSS_SLOTS, XDP_IFACE_SLOTS,
+    AddrKey, BindArgs, NsCounters, Offsets, XdpIfaceStats, XdpPortKey, XdpPortSlot, XdpSrcKey,
+    LOSS_MAP_FULL, LOSS_RINGBUF, LOSS_SLOTS, XDP_IFACE_SLOTS, XDP_PORT_SLOTS,
 };
 
 /// Field offsets, written by the loader before the programs are verified.
@@ -106,9 +106,17 @@ pub static XDP_IFACE: PerCpuHashMap<u32, XdpIfaceStats> = PerCpuHashMap::with_ma
 pub static XDP_SYN_SRC: LruPerCpuHashMap<XdpSrcKey, u64> =
     LruPerCpuHashMap::with_max_entries(65536, 0);
 
+/// SYNs per (interface, port) whose slot of `XDP_SYN_PORT_LO` another key holds on that CPU.
 #[map]
 pub static XDP_SYN_PORT: LruPerCpuHashMap<XdpPortKey, u64> =
     LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// SYNs per (interface, port), in the slot `xdp_port_slot` gives the key (see
+/// `XDP_PORT_SLOTS`): an array access the verifier inlines, where a hash update is a helper
+/// call, a hash of the key and a bucket walk under the LRU's locks.
+#[map]
+pub static XDP_SYN_PORT_LO: PerCpuArray<XdpPortSlot> =
+    PerCpuArray::with_max_entries(XDP_PORT_SLOTS, 0);
 
 /// Individual events for userspace (`guardian_common::SyscallEvent`).
 #[map]
@@ -167,13 +175,20 @@ pub fn count_insert(slot: u32) {
 /// key (an insert that may have evicted another).
 #[inline(always)]
 pub fn lru_inc<K>(map: &LruPerCpuHashMap<K, u64>, key: &K) -> bool {
+    lru_add(map, key, 1)
+}
+
+/// Adds `n` to a per-CPU u64 counter keyed by `key` in an LRU map; true when it created the
+/// key.
+#[inline(always)]
+pub fn lru_add<K>(map: &LruPerCpuHashMap<K, u64>, key: &K, n: u64) -> bool {
     if let Some(p) = map.get_ptr_mut(key) {
-        unsafe { *p += 1 };
+        unsafe { *p += n };
         return false;
     }
-    if map.insert(key, 1u64, BPF_NOEXIST as u64).is_err() {
+    if map.insert(key, n, BPF_NOEXIST as u64).is_err() {
         if let Some(p) = map.get_ptr_mut(key) {
-            unsafe { *p += 1 };
+            unsafe { *p += n };
         }
         return false;
     }

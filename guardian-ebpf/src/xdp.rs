@@ -8,16 +8,25 @@
 //! Cost, cheapest case first (`cargo xtask bench xdp` measures it): a packet that is not a TCP
 //! SYN parses at most the Ethernet, VLAN and IP headers and adds to its interface's slot of a
 //! per-CPU array (`XDP_IFACE_LO`, indexed by ifindex; the verifier inlines the lookup), with no
-//! hash lookup and no helper call. A SYN adds the two per-CPU LRU hash updates (per source, per
-//! port), and the limit lookups only while a limit is installed (`LIMITS_ON`).
+//! hash lookup and no helper call. A SYN adds one per-CPU LRU hash update (per source and
+//! port), its port's slot of a per-CPU array (`XDP_SYN_PORT_LO`, inlined like the interface's;
+//! the LRU hash `XDP_SYN_PORT` only for a port whose slot another port holds), and the limit
+//! lookups only while a limit is installed (`LIMITS_ON`). On an interface whose DNS answers
+//! it counts (`dns::DNS_AT_XDP`, an inlined array read per packet that is not a SYN), a packet
+//! goes on to the DNS answer parse of `dns.rs`, which leaves at once unless it is UDP from
+//! port 53.
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use guardian_common::{XdpIfaceStats, XdpPortKey, XdpSrcKey, AF_INET, AF_INET6, XDP_IFACE_SLOTS};
+use guardian_common::{
+    xdp_port_slot, XdpIfaceStats, XdpPortKey, XdpSrcKey, AF_INET, AF_INET6, XDP_IFACE_SLOTS,
+    XDP_PORT_STEAL,
+};
 
 use guardian_common::limits::{LimitSrcKey, INS_SYN_PORT, INS_SYN_SRC};
 
 use crate::limits::syn_allowed;
 use crate::maps::{
-    count_insert, count_loss, lru_inc, XDP_IFACE, XDP_IFACE_LO, XDP_SYN_PORT, XDP_SYN_SRC,
+    count_insert, count_loss, lru_add, lru_inc, XDP_IFACE, XDP_IFACE_LO, XDP_SYN_PORT,
+    XDP_SYN_PORT_LO, XDP_SYN_SRC,
 };
 
 const ETH_HLEN: usize = 14;
@@ -71,6 +80,11 @@ fn try_xdp(ctx: &XdpContext) -> bool {
     let syn = syn_of(ctx);
     count_iface(ifindex, len, syn.is_some() as u64);
     let Some((src, port)) = syn else {
+        if crate::dns::at_xdp(ifindex) {
+            if let Some((l3, proto)) = l3_of(ctx) {
+                crate::dns::count_xdp(ctx, ifindex, l3, proto);
+            }
+        }
         return true;
     };
     if lru_inc(
@@ -84,17 +98,46 @@ fn try_xdp(ctx: &XdpContext) -> bool {
     ) {
         count_insert(INS_SYN_SRC);
     }
-    if lru_inc(
-        &XDP_SYN_PORT,
-        &XdpPortKey {
-            ifindex,
-            port,
-            _pad: 0,
-        },
-    ) {
+    count_port(ifindex, port);
+    syn_allowed(&src, port)
+}
+
+/// Adds a SYN to (interface, port): in its slot of `XDP_SYN_PORT_LO` when the slot is free or
+/// already the key's on this CPU; else, when the slot's holder has at most
+/// `XDP_PORT_STEAL` SYNs (a port scan's), the key takes the slot and the holder's count moves
+/// to the LRU hash `XDP_SYN_PORT`; else in the hash. The slot is written before the hash, and
+/// userspace reads the hash before the slots, so a count being moved is never read twice (it
+/// may be missed for one read).
+#[inline(always)]
+fn count_port(ifindex: u32, port: u16) {
+    let key = XdpPortKey {
+        ifindex,
+        port,
+        _pad: 0,
+    };
+    let mut to_hash = (key, 1);
+    if let Some(s) = XDP_SYN_PORT_LO.get_ptr_mut(xdp_port_slot(ifindex, port)) {
+        // SAFETY: per-CPU value, only this CPU writes it.
+        unsafe {
+            let held = (*s).count;
+            if held != 0 && (*s).key.ifindex == ifindex && (*s).key.port == port {
+                (*s).count = held + 1;
+                return;
+            }
+            if held <= XDP_PORT_STEAL {
+                let old = (*s).key;
+                (*s).key = key;
+                (*s).count = 1;
+                if held == 0 {
+                    return;
+                }
+                to_hash = (old, held);
+            }
+        }
+    }
+    if lru_add(&XDP_SYN_PORT, &to_hash.0, to_hash.1) {
         count_insert(INS_SYN_PORT);
     }
-    syn_allowed(&src, port)
 }
 
 /// Adds the packet to its interface's totals.
@@ -125,16 +168,21 @@ fn count_iface(ifindex: u32, len: u64, syn: u64) {
     }
 }
 
+/// The offset of the IP header and the Ethernet type before it, past one VLAN tag.
+#[inline(always)]
+fn l3_of(ctx: &XdpContext) -> Option<(usize, u16)> {
+    let proto = be16(at(ctx, 12, 2)?);
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        return Some((ETH_HLEN + 4, be16(at(ctx, 16, 2)?)));
+    }
+    Some((ETH_HLEN, proto))
+}
+
 /// If the packet is a TCP SYN (without ACK), its source and destination port. Reads only
 /// the headers; the common non-TCP packet leaves after the IP header's protocol byte.
 #[inline(always)]
 fn syn_of(ctx: &XdpContext) -> Option<(LimitSrcKey, u16)> {
-    let mut off = ETH_HLEN;
-    let mut proto = be16(at(ctx, 12, 2)?);
-    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        proto = be16(at(ctx, 16, 2)?);
-        off += 4;
-    }
+    let (off, proto) = l3_of(ctx)?;
     let mut src = LimitSrcKey::default();
     let l4 = match proto {
         ETH_P_IP => {

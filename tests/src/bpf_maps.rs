@@ -70,6 +70,21 @@ pub fn delete_entry(map: u32, key: &[u8]) {
     bpftool(&args); // no output to parse: `Null`
 }
 
+/// Every CPU's value bytes of the entry `key` of a per-CPU map, in CPU order.
+pub fn per_cpu(map: u32, key: &[u8]) -> Vec<Vec<u8>> {
+    let id = map.to_string();
+    let hex: Vec<String> = key.iter().map(|b| format!("0x{b:02x}")).collect();
+    let mut args = vec!["map", "lookup", "id", &id, "key"];
+    args.extend(hex.iter().map(String::as_str));
+    let v = bpftool(&args);
+    v["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a per-CPU entry: {v}"))
+        .iter()
+        .map(|c| bytes(&c["value"]))
+        .collect()
+}
+
 /// bpftool's `["0x0a", ...]` as bytes.
 fn bytes(v: &Value) -> Vec<u8> {
     v.as_array()

@@ -4,14 +4,18 @@
 //! - [`Responder`]: answers every query on `addr:53` with a fixed rcode (SERVFAIL, NOERROR, ...)
 //!   or drops it.
 //! - [`query_paced`]: sends queries at a fixed rate for a bounded time and counts the answers.
+//! - [`answers_are_counted_at_xdp`]: the daemon's XDP program, not a tcx one, counts answers.
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde_json::Value;
+
 use crate::net::in_netns;
 use crate::netns::Netns;
+use crate::{bpf_maps, truth, Daemon};
 
 /// What a [`Responder`] does with each query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,4 +163,33 @@ pub fn query_paced(
         }
         out
     })
+}
+
+/// On an interface that has guardian's XDP program, that program counts the DNS answers: only
+/// the egress DNS program is attached there (tcx or clsact), and the XDP program's switch for
+/// the interface (`DNS_AT_XDP`, read from the kernel) is on. The counts the test then asserts
+/// can only come from the XDP program.
+pub fn answers_are_counted_at_xdp(attached: &Value, d: &Daemon, ns: &Netns, iface: &str) {
+    let detail = &attached["detail"];
+    let dirs: Vec<&str> = detail["tcx"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tcx in {detail}"))
+        .iter()
+        .filter(|t| t["iface"] == iface)
+        .filter_map(|t| t["direction"].as_str())
+        .collect();
+    assert_eq!(dirs, ["egress"], "DNS programs on {iface}: {detail}");
+    let xdp = detail["xdp"]
+        .as_array()
+        .and_then(|x| x.iter().find(|x| x["iface"] == iface))
+        .unwrap_or_else(|| panic!("no xdp entry for {iface}: {detail}"));
+    assert_eq!(xdp["dns_answers"], true, "{xdp}");
+    let ifindex = truth::link(ns, iface)["ifindex"].as_u64().unwrap() as u32;
+    let map = bpf_maps::daemon_map(d.pid().unwrap(), "DNS_AT_XDP");
+    let on: Vec<u32> = bpf_maps::entries(map)
+        .into_iter()
+        .filter(|(_, v)| v.iter().any(|b| *b != 0))
+        .map(|(k, _)| u32::from_ne_bytes(k[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(on, [ifindex], "DNS_AT_XDP");
 }

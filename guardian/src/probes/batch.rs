@@ -1,5 +1,5 @@
-//! Whole-map reads of per-CPU `u64` counter maps with `BPF_MAP_LOOKUP_BATCH`: one syscall per
-//! few thousand entries instead of two per entry.
+//! Whole-map reads of per-CPU `u64` counter maps and per-CPU arrays with
+//! `BPF_MAP_LOOKUP_BATCH`: one syscall per few thousand entries instead of two per entry.
 //!
 //! Written by hand because aya 0.14 has no batch operations. It matters: under a spoofed-source
 //! SYN flood the per-source map holds its 65,536-entry maximum, and reading it entry by entry
@@ -32,6 +32,8 @@ struct BatchAttr {
 pub enum BatchError {
     #[error("map {0} is not a per-CPU hash map")]
     Type(&'static str),
+    #[error("map {0} is not a per-CPU array")]
+    ArrayType(&'static str),
     #[error("cannot read possible CPUs: {0}")]
     Cpus(std::io::Error),
     #[error("BPF_MAP_LOOKUP_BATCH: {0}")]
@@ -81,19 +83,73 @@ impl<K: aya::Pod> PerCpuSums<K> {
     }
 }
 
-/// Every entry of the hash map `data` (keys `K`, values of `stride` bytes: for a per-CPU map,
+/// A per-CPU array of `V`, read whole: every CPU's value at every index, with one
+/// `BPF_MAP_LOOKUP_BATCH` (aya's `PerCpuArray::get` is two syscalls per index).
+pub struct PerCpuArrayAll<V> {
+    name: &'static str,
+    data: MapData,
+    /// The array's `max_entries`: one call reads it all.
+    entries: usize,
+    cpus: usize,
+    _value: PhantomData<V>,
+}
+
+impl<V: aya::Pod> PerCpuArrayAll<V> {
+    pub fn new(name: &'static str, map: Map, entries: u32) -> Result<Self, BatchError> {
+        let Map::PerCpuArray(data) = map else {
+            return Err(BatchError::ArrayType(name));
+        };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| BatchError::Cpus(e))?;
+        Ok(Self {
+            name,
+            data,
+            entries: entries as usize,
+            cpus,
+            _value: PhantomData,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Gives `each` every CPU's value at every index (a value written during the read may be
+    /// seen before or after the write).
+    pub fn read(&self, mut each: impl FnMut(V)) -> Result<(), BatchError> {
+        // Per-CPU values are laid out per CPU, each rounded up to 8 bytes.
+        let size = std::mem::size_of::<V>().next_multiple_of(8);
+        lookup_from::<u32>(&self.data, size * self.cpus, self.entries, |_, values| {
+            for v in values.chunks_exact(size) {
+                // SAFETY: each chunk holds one `V` the kernel wrote; V is plain data.
+                each(unsafe { std::ptr::read_unaligned(v.as_ptr() as *const V) });
+            }
+        })
+    }
+}
+
+/// Every entry of the hash map (or array) `data` (keys `K`, values of `stride` bytes: for a per-CPU map,
 /// the number of possible CPUs times the value size rounded up to 8) with
 /// `BPF_MAP_LOOKUP_BATCH`, given to `each` as the key and the raw value bytes.
 pub fn lookup_all<K: aya::Pod>(
     data: &MapData,
     stride: usize,
+    each: impl FnMut(K, &[u8]),
+) -> Result<(), BatchError> {
+    lookup_from(data, stride, FIRST_BATCH, each)
+}
+
+/// [`lookup_all`], asking for `cap` entries per call to start with.
+fn lookup_from<K: aya::Pod>(
+    data: &MapData,
+    stride: usize,
+    cap: usize,
     mut each: impl FnMut(K, &[u8]),
 ) -> Result<(), BatchError> {
     let ksize = std::mem::size_of::<K>();
-    let mut cap = FIRST_BATCH;
+    let mut cap = cap.max(1);
     let mut keys = vec![0u8; cap * ksize];
     let mut values = vec![0u8; cap * stride];
-    // The hash map's batch token is a bucket index (u32); 8 bytes leave room.
+    // The batch token is a bucket index (hash) or an index (array), a u32; 8 bytes leave room.
     let mut token_in = 0u64;
     let mut token_out = 0u64;
     let mut first = true;

@@ -184,7 +184,11 @@ impl Probes {
         // Optional: without it only the DNS faults go undetected (the `attached` event says
         // why).
         for iface in &opts.dns_ifaces {
-            match tcx::attach(&mut probes.ebpf, iface) {
+            let at_xdp = match probes.xdp.iter_mut().find(|a| a.iface == *iface) {
+                Some(a) => xdp::count_dns(&mut probes.ebpf, a),
+                None => false,
+            };
+            match tcx::attach(&mut probes.ebpf, iface, !at_xdp) {
                 Ok(t) => probes.tcx.extend(t),
                 Err(e) => {
                     tracing::warn!(error = %e, "the DNS programs are unavailable");
@@ -220,7 +224,7 @@ impl Probes {
     pub fn attached(&self) -> serde_json::Value {
         serde_json::json!({
             "tracepoints": TRACEPOINTS.iter().map(|(p, c, n)| serde_json::json!({"program": p, "tracepoint": format!("{c}:{n}")})).collect::<Vec<_>>(),
-            "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "replaced_stale": a.replaced_stale})).collect::<Vec<_>>(),
+            "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "replaced_stale": a.replaced_stale, "dns_answers": a.dns})).collect::<Vec<_>>(),
             "tcx": self.tcx.iter().map(|a| serde_json::json!({"iface": a.iface, "program": a.program, "direction": a.direction, "mode": a.mode})).collect::<Vec<_>>(),
             "sockops": match &self.sockops {
                 Ok(a) => serde_json::json!({"program": sockops::PROGRAM, "cgroup": a.cgroup}),

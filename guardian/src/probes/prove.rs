@@ -79,7 +79,7 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
         }
         Err(e) => Feature::new("xdp", State::Unavailable, e.to_string()),
     });
-    out.push(match tcx::attach(&mut ebpf, b) {
+    out.push(match tcx::attach(&mut ebpf, b, true) {
         Ok(atts) => {
             let modes: Vec<&'static str> = atts.iter().map(|t| t.mode).collect();
             for t in atts {

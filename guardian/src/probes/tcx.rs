@@ -1,5 +1,7 @@
 //! tcx attachment of the DNS programs (ingress and egress) on the interfaces named by `--xdp`,
-//! with a clsact (netlink TC filter) fallback on kernels without tcx (before 6.6).
+//! with a clsact (netlink TC filter) fallback on kernels without tcx (before 6.6). On an
+//! interface that has guardian's XDP program, that program counts the DNS answers and only
+//! the egress one is attached here.
 //!
 //! tcx attachments are bpf_links: they belong to the link fd and go away when guardian exits,
 //! even on SIGKILL, so nothing can be left behind. They are appended to the interface's tcx
@@ -53,10 +55,15 @@ fn direction(t: TcAttachType) -> &'static str {
     }
 }
 
-/// Attaches both DNS programs to `iface`: through tcx, or through clsact where tcx fails.
-pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Vec<Attachment>, TcxError> {
+/// Attaches the DNS programs to `iface` (the ingress one only with `ingress`: where guardian's
+/// XDP program counts the answers, it does not): through tcx, or through clsact where tcx
+/// fails.
+pub fn attach(ebpf: &mut Ebpf, iface: &str, ingress: bool) -> Result<Vec<Attachment>, TcxError> {
     let mut out = Vec::new();
     for (program, t) in PROGRAMS {
+        if !ingress && matches!(t, TcAttachType::Ingress) {
+            continue;
+        }
         let err = |source| TcxError {
             program,
             iface: iface.into(),

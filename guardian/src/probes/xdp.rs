@@ -48,6 +48,8 @@ pub struct Attachment {
     pub link: XdpLinkId,
     /// True when a stale guardian program from an earlier run was removed first.
     pub replaced_stale: bool,
+    /// True when the program counts this interface's DNS answers (`DNS_AT_XDP`).
+    pub dns: bool,
 }
 
 pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Attachment, XdpError> {
@@ -91,7 +93,30 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Attachment, XdpError> {
         ifindex,
         link,
         replaced_stale,
+        dns: false,
     })
+}
+
+/// Has the XDP program on `a` count the interface's DNS answers (`DNS_AT_XDP`), so that the
+/// ingress DNS program need not be attached there: a tcx hook costs every received packet its
+/// entry, even with a program that returns at once. False where the array has no slot for the
+/// ifindex or the map cannot be written (the caller attaches the tcx program instead).
+pub fn count_dns(ebpf: &mut Ebpf, a: &mut Attachment) -> bool {
+    if a.ifindex >= guardian_common::XDP_IFACE_SLOTS {
+        return false;
+    }
+    let set = ebpf
+        .map_mut("DNS_AT_XDP")
+        .ok_or(aya::maps::MapError::InvalidName {
+            name: "DNS_AT_XDP".into(),
+        })
+        .and_then(aya::maps::Array::<_, u32>::try_from)
+        .and_then(|mut m| m.set(a.ifindex, 1, 0));
+    if let Err(e) = &set {
+        tracing::warn!(iface = a.iface, error = %e, "DNS answers stay with the tcx program");
+    }
+    a.dns = set.is_ok();
+    a.dns
 }
 
 pub fn detach(ebpf: &mut Ebpf, a: Attachment) -> Result<(), aya::programs::ProgramError> {

@@ -6,13 +6,13 @@ use std::collections::{HashMap, HashSet};
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use guardian_common::{
     limits::{LimitSrcKey, INS_SLOTS},
-    AddrKey, NsCounters, XdpIfaceStats, XdpPortKey, XdpSrcKey,
+    AddrKey, NsCounters, XdpIfaceStats, XdpPortKey, XdpPortSlot, XdpSrcKey, XDP_PORT_SLOTS,
 };
 
 use super::decode;
 use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
-use crate::probes::batch::PerCpuSums;
+use crate::probes::batch::{PerCpuArrayAll, PerCpuSums};
 use crate::{
     model::{Counters, DstCount},
     netns,
@@ -41,6 +41,8 @@ pub struct Collector {
     xdp_iface: PerCpuHashMap<MapData, u32, XdpIfaceStats>,
     syn_src: PerCpuSums<XdpSrcKey>,
     syn_port: PerCpuSums<XdpPortKey>,
+    /// SYNs per (interface, port) in their slots (see `XDP_PORT_SLOTS`).
+    syn_port_lo: PerCpuArrayAll<XdpPortSlot>,
     loss: PerCpuArray<MapData, u64>,
     /// New keys the XDP program created per `INS_*` slot, and the good-source map, to count
     /// LRU evictions (inserts minus entries; nothing else deletes from these maps).
@@ -131,6 +133,11 @@ impl Collector {
             xdp_iface: conv(probes, "XDP_IFACE")?,
             syn_src: sums(probes, "XDP_SYN_SRC")?,
             syn_port: sums(probes, "XDP_SYN_PORT")?,
+            syn_port_lo: PerCpuArrayAll::new(
+                "XDP_SYN_PORT_LO",
+                probes.take_map("XDP_SYN_PORT_LO")?,
+                XDP_PORT_SLOTS,
+            )?,
             loss: conv(probes, "LOSS")?,
             inserts: conv(probes, "XDP_INSERTS")?,
             good_src: conv(probes, "GOOD_SRC")?,

@@ -305,7 +305,8 @@ fn dns_once(run: usize) -> (f64, f64) {
             "200",
         ],
     );
-    d.wait_attached();
+    let attached = d.wait_attached();
+    guardian_tests::dns::answers_are_counted_at_xdp(&attached, &d, &a, &v.a_if);
     let n = d.count();
 
     // A healthy resolver queried all along: must never open.

@@ -62,7 +62,8 @@ fn forged_answers_open_dns_spoofing_suspected_for_their_source_only() {
             cfg.to_str().unwrap(),
         ],
     );
-    d.wait_attached();
+    let attached = d.wait_attached();
+    guardian_tests::dns::answers_are_counted_at_xdp(&attached, &d, &c, &v.a_if);
     let cn = c.inode();
     // Real queries, answered by dnsmasq: every answer matches its query.
     let server = SocketAddr::from((v.b_addr, 53));

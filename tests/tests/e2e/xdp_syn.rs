@@ -81,3 +81,93 @@ fn xdp_counts_syns_by_source() {
     assert!(by_port(CLOSED_PORT).is_some_and(|c| c >= REFUSED as u64));
     server.stop();
 }
+
+/// Two closed ports whose SYNs the XDP program counts in the same slot of its per-CPU array
+/// (`XDP_SYN_PORT_LO`). The first port's two SYNs take the slot; the second port's first SYN
+/// takes it from them (a holder of at most `XDP_PORT_STEAL` SYNs gives it up, its count moving
+/// to the LRU hash `XDP_SYN_PORT`) and keeps it; the first port's next SYNs go to the hash.
+/// Each port is still counted exactly. The sender is pinned to CPU 0, where the veth runs the
+/// receiving end's XDP program, so which port lands where is known.
+#[test]
+fn syns_to_two_ports_that_share_a_slot_are_each_counted_exactly() {
+    require_root();
+    let a = Netns::new("xdp-slot-a");
+    let b = Netns::new("xdp-slot-b");
+    let v = pair(&a, &b, SUBNET);
+    let ifindex = truth::link(&b, &v.b_if)["ifindex"].as_u64().unwrap() as u32;
+    let first: u16 = 6001;
+    let slot = guardian_common::xdp_port_slot(ifindex, first);
+    let second = (first + 1..u16::MAX)
+        .find(|&p| guardian_common::xdp_port_slot(ifindex, p) == slot)
+        .unwrap();
+    let scan = guardian_common::XDP_PORT_STEAL as usize;
+
+    let mut d = Daemon::start(&b, &["--xdp", &v.b_if, "--interval-ms", "500"]);
+    d.wait_attached();
+    let pid = d.pid().unwrap();
+    let (p1, p2) = (
+        SocketAddr::from((v.b_addr, first)),
+        SocketAddr::from((v.b_addr, second)),
+    );
+    let t = Duration::from_secs(10);
+    let refused = run_in_netns(&a, move || {
+        let mut cpu0 = nix::sched::CpuSet::new();
+        cpu0.set(0).unwrap();
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpu0).unwrap();
+        [
+            connect_refused_n(p1, scan, t),
+            connect_refused_n(p2, 20, t),
+            connect_refused_n(p1, 30, t),
+        ]
+    });
+    assert_eq!(refused, [scan, 20, 30]);
+    assert_eq!(
+        nstat_get(&a, "TcpExtTCPSynRetrans"),
+        0,
+        "a refused SYN was retransmitted"
+    );
+    let (n1, n2) = (scan as u64 + 30, 20);
+
+    // The programs' own state: the second port in the slot on CPU 0, the first in the hash.
+    let lo = bpf_maps::daemon_map(pid, "XDP_SYN_PORT_LO");
+    let cpu0 = &bpf_maps::per_cpu(lo, &slot.to_ne_bytes())[0];
+    let held = (
+        u32::from_ne_bytes(cpu0[0..4].try_into().unwrap()),
+        u16::from_ne_bytes(cpu0[4..6].try_into().unwrap()),
+        u64::from_ne_bytes(cpu0[8..16].try_into().unwrap()),
+    );
+    assert_eq!(held, (ifindex, second, n2), "slot {slot} on CPU 0");
+    let mut key = ifindex.to_ne_bytes().to_vec();
+    key.extend(first.to_ne_bytes());
+    key.extend([0, 0]);
+    let hash = bpf_maps::daemon_map(pid, "XDP_SYN_PORT");
+    assert_eq!(
+        bpf_maps::keys(hash),
+        vec![key.clone()],
+        "XDP_SYN_PORT holds only {first}"
+    );
+    let hashed = &bpf_maps::per_cpu(hash, &key)[0];
+    assert_eq!(u64::from_ne_bytes(hashed[..8].try_into().unwrap()), n1);
+
+    let events = d.finish();
+    let fin = final_counters(&events, b.inode()).expect("final counters event for B");
+    let entry = fin["xdp"]
+        .as_array()
+        .and_then(|x| x.iter().find(|x| x["iface"] == v.b_if.as_str()))
+        .unwrap_or_else(|| panic!("no xdp entry for {}: {fin}", v.b_if))
+        .clone();
+    let by_port = |p: u16| {
+        entry["syn_by_port"]
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["port"] == p))
+            .map(|x| u64_field(x, "count"))
+    };
+    eprintln!(
+        "slot {slot}: port {first} -> {:?}, port {second} -> {:?}, syn_rx {}",
+        by_port(first),
+        by_port(second),
+        entry["syn_rx"]
+    );
+    assert_eq!((by_port(first), by_port(second)), (Some(n1), Some(n2)));
+    assert_eq!(u64_field(&entry, "syn_rx"), n1 + n2);
+}

@@ -160,6 +160,13 @@ pub fn test_run_all(object: &Path, repeat: u32, rounds: u32) -> Result<()> {
         let fd = load_xdp(&mut ebpf, name)?.fd()?.as_fd().as_raw_fd();
         fds.push((name, fd));
     }
+    // As the daemon does on an `--xdp` interface whose DNS answers it counts (the default):
+    // BPF_PROG_TEST_RUN gives an XDP program the loopback's ifindex, 1.
+    aya::maps::Array::<_, u32>::try_from(
+        ebpf.map_mut("DNS_AT_XDP")
+            .context("map DNS_AT_XDP is not in the object")?,
+    )?
+    .set(1, 1, 0)?;
     let mut tc_fds = Vec::new();
     for name in [TC_NOOP, DNS_INGRESS, DNS_EGRESS] {
         let fd = load_tc(&mut ebpf, name)?.fd()?.as_fd().as_raw_fd();
@@ -185,6 +192,7 @@ pub fn test_run_all(object: &Path, repeat: u32, rounds: u32) -> Result<()> {
             frames::ack(frames::OTHER_HOST_MAC, a, b, 8080),
         ),
         ("udp_60B", udp),
+        ("dns_answer_71B", frames::dns(b, a, 53, 40000, true)),
     ];
     let mut out = Vec::new();
     for round in 0..rounds {
