@@ -40,7 +40,7 @@ const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
 const IPPROTO_UDP: u8 = 17;
-const DNS_PORT: u16 = 53;
+pub const DNS_PORT: u16 = 53;
 const UDP_HLEN: usize = 8;
 
 #[classifier]

@@ -11,10 +11,9 @@
 //! hash lookup and no helper call. A SYN adds one per-CPU LRU hash update (per source and
 //! port), its port's slot of a per-CPU array (`XDP_SYN_PORT_LO`, inlined like the interface's;
 //! the LRU hash `XDP_SYN_PORT` only for a port whose slot another port holds), and the limit
-//! lookups only while a limit is installed (`LIMITS_ON`). On an interface whose DNS answers
-//! it counts (`dns::DNS_AT_XDP`, an inlined array read per packet that is not a SYN), a packet
-//! goes on to the DNS answer parse of `dns.rs`, which leaves at once unless it is UDP from
-//! port 53.
+//! lookups only while a limit is installed (`LIMITS_ON`). A UDP packet on an interface whose
+//! DNS answers the program counts (`dns::DNS_AT_XDP`, an inlined array read) goes on to the
+//! DNS answer parse of `dns.rs`, which leaves after the UDP header unless it is from port 53.
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use guardian_common::{
     xdp_port_slot, XdpIfaceStats, XdpPortKey, XdpSrcKey, AF_INET, AF_INET6, XDP_IFACE_SLOTS,
@@ -35,6 +34,7 @@ const ETH_P_IPV6: u16 = 0x86DD;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
 const TCP_FLAG_SYN: u8 = 0x02;
 const TCP_FLAG_ACK: u8 = 0x10;
 /// IPv6 extension headers followed before giving up (a bounded loop for the verifier; a SYN
@@ -77,11 +77,15 @@ fn be16(p: *const u8) -> u16 {
 fn try_xdp(ctx: &XdpContext) -> bool {
     let ifindex = ctx.ingress_ifindex() as u32;
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let syn = syn_of(ctx);
+    let kind = classify(ctx);
+    let syn = match kind {
+        Some(Kind::Syn(src, port)) => Some((src, port)),
+        _ => None,
+    };
     count_iface(ifindex, len, syn.is_some() as u64);
     let Some((src, port)) = syn else {
-        if crate::dns::at_xdp(ifindex) {
-            if let Some((l3, proto)) = l3_of(ctx) {
+        if let Some(Kind::Udp { l3, proto, sport }) = kind {
+            if sport == crate::dns::DNS_PORT && crate::dns::at_xdp(ifindex) {
                 crate::dns::count_xdp(ctx, ifindex, l3, proto);
             }
         }
@@ -168,28 +172,32 @@ fn count_iface(ifindex: u32, len: u64, syn: u64) {
     }
 }
 
-/// The offset of the IP header and the Ethernet type before it, past one VLAN tag.
-#[inline(always)]
-fn l3_of(ctx: &XdpContext) -> Option<(usize, u16)> {
-    let proto = be16(at(ctx, 12, 2)?);
-    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        return Some((ETH_HLEN + 4, be16(at(ctx, 16, 2)?)));
-    }
-    Some((ETH_HLEN, proto))
+/// What the program does something with besides the interface's totals.
+enum Kind {
+    /// A TCP SYN (without ACK): its source and destination port.
+    Syn(LimitSrcKey, u16),
+    /// UDP (IPv4, or IPv6 without extension headers): the IP header's offset, the Ethernet
+    /// type before it and the source port, for the DNS answer count.
+    Udp { l3: usize, proto: u16, sport: u16 },
 }
 
-/// If the packet is a TCP SYN (without ACK), its source and destination port. Reads only
-/// the headers; the common non-TCP packet leaves after the IP header's protocol byte.
+/// The packet's [`Kind`], or `None` for anything else. Reads only the headers; the common
+/// packet leaves after the IP header's protocol byte or the TCP flags.
 #[inline(always)]
-fn syn_of(ctx: &XdpContext) -> Option<(LimitSrcKey, u16)> {
-    let (off, proto) = l3_of(ctx)?;
+fn classify(ctx: &XdpContext) -> Option<Kind> {
+    let mut off = ETH_HLEN;
+    let mut proto = be16(at(ctx, 12, 2)?);
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        proto = be16(at(ctx, 16, 2)?);
+        off += 4;
+    }
     let mut src = LimitSrcKey::default();
     let l4 = match proto {
         ETH_P_IP => {
             let ip = at(ctx, off, 20)?;
             // SAFETY: 20 bytes checked above.
             let (vihl, p) = unsafe { (*ip, *ip.add(9)) };
-            if p != IPPROTO_TCP || vihl >> 4 != 4 {
+            if vihl >> 4 != 4 {
                 return None;
             }
             let ihl = ((vihl & 0x0f) as usize) * 4;
@@ -197,6 +205,12 @@ fn syn_of(ctx: &XdpContext) -> Option<(LimitSrcKey, u16)> {
                 return None;
             }
             let l4 = off + ihl;
+            if p == IPPROTO_UDP {
+                return udp(ctx, off, proto, l4);
+            }
+            if p != IPPROTO_TCP {
+                return None;
+            }
             // The flags first: most TCP segments are not SYNs.
             if !is_syn(ctx, l4)? {
                 return None;
@@ -207,7 +221,11 @@ fn syn_of(ctx: &XdpContext) -> Option<(LimitSrcKey, u16)> {
         }
         ETH_P_IPV6 => {
             let ip = at(ctx, off, 40)?;
-            let l4 = ipv6_l4(ctx, off + 40, unsafe { *ip.add(6) })?;
+            let next = unsafe { *ip.add(6) };
+            if next == IPPROTO_UDP {
+                return udp(ctx, off, proto, off + 40);
+            }
+            let l4 = ipv6_l4(ctx, off + 40, next)?;
             if !is_syn(ctx, l4)? {
                 return None;
             }
@@ -218,7 +236,16 @@ fn syn_of(ctx: &XdpContext) -> Option<(LimitSrcKey, u16)> {
         _ => return None,
     };
     let tcp = at(ctx, l4, 4)?;
-    Some((src, be16(unsafe { tcp.add(2) })))
+    Some(Kind::Syn(src, be16(unsafe { tcp.add(2) })))
+}
+
+#[inline(always)]
+fn udp(ctx: &XdpContext, l3: usize, proto: u16, l4: usize) -> Option<Kind> {
+    Some(Kind::Udp {
+        l3,
+        proto,
+        sport: be16(at(ctx, l4, 2)?),
+    })
 }
 
 /// The offset of the TCP header of an IPv6 packet whose first next-header value is `next`
