@@ -69,7 +69,11 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
     ));
     if let Some(ns) = dns_answer {
         m.notes.push(format!(
-            "A DNS answer arriving on an `--xdp` interface is counted by the XDP program              ({ns:+.1} ns over the no-op, program alone), so no tcx program sits on the              interface's ingress; the tcx ingress program (table below) is attached only where              guardian has no XDP program. The TCP ACK and UDP rows include the check of the              interface's DNS switch that every packet that is not a SYN makes there."
+            "A DNS answer arriving on an `--xdp` interface is counted by the XDP program \
+             ({ns:+.1} ns over the no-op, program alone), so no tcx program sits on that \
+             interface's ingress; the tcx ingress program (table below) is attached only where \
+             guardian has no XDP program. A UDP packet from another port leaves after its \
+             source port (the UDP row)."
         ));
     }
     m.headline.push((
