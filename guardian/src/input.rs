@@ -39,6 +39,9 @@ pub enum Input {
     Tls(TlsSample),
     /// Flows stalled on a zero window per local port (`zero_window_stall`).
     ZeroWindow(ZeroWindowSample),
+    /// A namespace no path has led to for a while (deleted): its open faults clear, and the
+    /// detectors forget what they tracked in it.
+    NetnsGone(u32),
 }
 
 impl Input {
@@ -58,6 +61,7 @@ impl Input {
             Input::DnsSpoof(d) => Some(d.netns),
             Input::Tls(t) => Some(t.netns),
             Input::ZeroWindow(z) => Some(z.netns),
+            Input::NetnsGone(n) => Some(*n),
         }
     }
 }

@@ -36,6 +36,16 @@ pub trait Detector {
     /// The fault this detector reports.
     fn name(&self) -> FaultId;
     fn observe(&mut self, input: &Input, now: Instant) -> Vec<Finding>;
+    /// The trackers that hold its subjects' open/cleared state, for what every detector does
+    /// alike ([`observe_all`] on [`Input::NetnsGone`]). Empty for a detector of the daemon's
+    /// own namespace only.
+    fn trackers(&mut self) -> Vec<&mut dyn ForgetNetns>;
+}
+
+/// What holds subjects per namespace (`tracker::Tracker`): forgets a deleted namespace's,
+/// with a `cleared` finding for each one that was open.
+pub trait ForgetNetns {
+    fn forget_netns(&mut self, netns: u32) -> Vec<Finding>;
 }
 
 /// What the event-driven detectors need to know at start.
@@ -57,10 +67,18 @@ pub fn observe_all(
     input: &Input,
     now: Instant,
 ) -> Vec<Finding> {
-    let mut out: Vec<Finding> = detectors
-        .iter_mut()
-        .flat_map(|d| d.observe(input, now))
-        .collect();
+    let mut out: Vec<Finding> = match input {
+        // A deleted namespace: every fault open in it clears, and nothing of it is kept.
+        Input::NetnsGone(netns) => detectors
+            .iter_mut()
+            .flat_map(|d| d.trackers())
+            .flat_map(|t| t.forget_netns(*netns))
+            .collect(),
+        _ => detectors
+            .iter_mut()
+            .flat_map(|d| d.observe(input, now))
+            .collect(),
+    };
     out.sort_by(|a, b| (a.fault, &a.key, a.state as u8).cmp(&(b.fault, &b.key, b.state as u8)));
     out
 }

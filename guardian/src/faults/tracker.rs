@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::detector::ForgetNetns;
 use super::{Evidence, Finding};
 use crate::model::{FaultState, Severity, Subject};
 use serde::{Deserialize, Serialize};
@@ -160,6 +161,30 @@ impl Tracker {
     }
 }
 
+impl ForgetNetns for Tracker {
+    /// Forgets every subject of namespace `netns` (deleted): a `cleared` finding, with the
+    /// engine's evidence saying why, for each one that was open.
+    fn forget_netns(&mut self, netns: u32) -> Vec<Finding> {
+        let meta = self.meta;
+        let mut out = Vec::new();
+        self.states.retain(|_, st| {
+            if st.last.netns != Some(netns) {
+                return true;
+            }
+            if st.open {
+                let mut f = finding(meta, FaultState::Cleared, &st.last);
+                f.evidence = Evidence::closed(NETNS_GONE);
+                out.push(f);
+            }
+            false
+        });
+        out
+    }
+}
+
+/// The reason of a fault cleared because its namespace was deleted.
+pub const NETNS_GONE: &str = "the network namespace was deleted";
+
 fn finding(meta: FaultMeta, state: FaultState, h: &Holding) -> Finding {
     Finding {
         fault: meta.fault,
@@ -221,6 +246,33 @@ mod tests {
     }
 
     use FaultState::{Cleared as C, Opened as O, Updated as U};
+
+    #[test]
+    fn a_deleted_namespace_clears_its_open_faults_only_and_forgets_the_rest() {
+        let mut t = Tracker::new(META, Hysteresis::new(1000, 5000, 60_000));
+        let t0 = Instant::now();
+        let at = |netns: u32, key: &str| Holding {
+            netns: Some(netns),
+            ..h(key)
+        };
+        t.evaluate(t0, vec![at(7, "7/a"), at(8, "8/a")], |_| true);
+        // 7/a and 8/a open; 7/b only starts holding.
+        let opened = t.evaluate(
+            t0 + Duration::from_secs(1),
+            vec![at(7, "7/a"), at(8, "8/a"), at(7, "7/b")],
+            |_| true,
+        );
+        assert_eq!(opened.len(), 2);
+        let gone = t.forget_netns(7);
+        assert_eq!(gone.len(), 1, "{gone:?}");
+        assert_eq!((gone[0].state, gone[0].key.as_str()), (C, "7/a"));
+        assert_eq!(gone[0].evidence.json()["reason"], NETNS_GONE);
+        assert_eq!(t.open_keys(), ["8/a"]);
+        // Nothing of 7 is left: the same number, reused, starts from nothing (holds anew).
+        let again = t.evaluate(t0 + Duration::from_secs(2), vec![at(7, "7/b")], |_| true);
+        assert!(again.is_empty(), "{again:?}");
+        assert!(t.forget_netns(9).is_empty());
+    }
 
     #[test]
     fn opens_after_hold_and_clears_after_absence() {

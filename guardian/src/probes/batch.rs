@@ -7,6 +7,7 @@
 //! change: p99 gap between counters events 4.7 s at a 200 ms interval, tests/adversarial.rs).
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aya::maps::{Map, MapData};
 
@@ -84,10 +85,13 @@ impl<K: aya::Pod> PerCpuSums<K> {
 }
 
 /// A per-CPU array of `V`, read whole: every CPU's value at every index, with one
-/// `BPF_MAP_LOOKUP_BATCH` (aya's `PerCpuArray::get` is two syscalls per index).
+/// `BPF_MAP_LOOKUP_BATCH` (aya's `PerCpuArray::get` is a syscall per index), or index by index
+/// on kernels without batch lookups for arrays.
 pub struct PerCpuArrayAll<V> {
     name: &'static str,
     data: MapData,
+    /// Whether the kernel has batch lookups for arrays (cleared at the first ENOTSUPP).
+    batch: AtomicBool,
     /// The array's `max_entries`: one call reads it all.
     entries: usize,
     cpus: usize,
@@ -103,6 +107,7 @@ impl<V: aya::Pod> PerCpuArrayAll<V> {
         Ok(Self {
             name,
             data,
+            batch: AtomicBool::new(true),
             entries: entries as usize,
             cpus,
             _value: PhantomData,
@@ -118,13 +123,80 @@ impl<V: aya::Pod> PerCpuArrayAll<V> {
     pub fn read(&self, mut each: impl FnMut(V)) -> Result<(), BatchError> {
         // Per-CPU values are laid out per CPU, each rounded up to 8 bytes.
         let size = std::mem::size_of::<V>().next_multiple_of(8);
-        lookup_from::<u32>(&self.data, size * self.cpus, self.entries, |_, values| {
+        let stride = size * self.cpus;
+        let mut split = |values: &[u8]| {
             for v in values.chunks_exact(size) {
                 // SAFETY: each chunk holds one `V` the kernel wrote; V is plain data.
                 each(unsafe { std::ptr::read_unaligned(v.as_ptr() as *const V) });
             }
-        })
+        };
+        if self.batch.load(Ordering::Relaxed) {
+            let mut all = Vec::with_capacity(self.entries * stride);
+            match lookup_from::<u32>(&self.data, stride, self.entries, |_, v| {
+                all.extend_from_slice(v)
+            }) {
+                Ok(()) => {
+                    all.chunks_exact(stride).for_each(&mut split);
+                    return Ok(());
+                }
+                // Linux 5.10 has no batch lookup for arrays (ENOTSUPP, 524): from now on one
+                // lookup per index.
+                Err(BatchError::Lookup(e)) if e.raw_os_error() == Some(ENOTSUPP) => {
+                    tracing::debug!(
+                        map = self.name,
+                        "no batch lookup for arrays: reading index by index"
+                    );
+                    self.batch.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut value = vec![0u8; stride];
+        for i in 0..self.entries as u32 {
+            lookup_elem(&self.data, &i, &mut value)?;
+            split(&value);
+        }
+        Ok(())
     }
+}
+
+/// The kernel's ENOTSUPP (not libc's ENOTSUP): an operation the map type does not have.
+const ENOTSUPP: i32 = 524;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+
+/// `union bpf_attr`'s element-lookup member.
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` of `key` into `value` (the whole value: every CPU's, for a per-CPU
+/// map).
+fn lookup_elem<K>(data: &MapData, key: &K, value: &mut [u8]) -> Result<(), BatchError> {
+    let mut attr = ElemAttr {
+        map_fd: data.fd().as_fd().as_raw_fd() as u32,
+        key: key as *const K as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: attr points to a key and a value buffer of the map's sizes that outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &mut attr as *mut ElemAttr,
+            std::mem::size_of::<ElemAttr>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(BatchError::Lookup(std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Every entry of the hash map (or array) `data` (keys `K`, values of `stride` bytes: for a per-CPU map,

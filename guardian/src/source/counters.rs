@@ -189,7 +189,11 @@ impl Collector {
             current.entry(self.own_netns).or_default();
         }
         self.revive_reused(&current);
-        self.forget_gone(&mut current);
+        inputs.extend(
+            self.forget_gone(&mut current)
+                .into_iter()
+                .map(Input::NetnsGone),
+        );
         let mut netnses: Vec<u32> = current.keys().copied().collect();
         netnses.sort_unstable();
         let eaddrnotavail: HashSet<u32> = current

@@ -38,8 +38,9 @@ impl Collector {
 
     /// Namespaces that no path has led to for [`GONE_AFTER`] are gone: their counters are
     /// deleted from the kernel map (which would otherwise fill up as namespaces come and go)
-    /// and they are neither sampled nor reported any more.
-    pub(super) fn forget_gone(&mut self, current: &mut HashMap<u32, NsCounters>) {
+    /// and they are neither sampled nor reported any more. Returns them, for the detectors
+    /// (`Input::NetnsGone`: their open faults clear).
+    pub(super) fn forget_gone(&mut self, current: &mut HashMap<u32, NsCounters>) -> Vec<u32> {
         let own = self.own_netns;
         let index = &self.index;
         let gone: Vec<u32> = current
@@ -47,7 +48,7 @@ impl Collector {
             .copied()
             .filter(|&ns| ns != own && index.absent_for(ns).is_some_and(|d| d >= GONE_AFTER))
             .collect();
-        for ns in gone {
+        for &ns in &gone {
             current.remove(&ns);
             self.last.remove(&ns);
             if let Err(e) = self.ns.remove(&ns) {
@@ -58,5 +59,6 @@ impl Collector {
             }
             tracing::debug!(netns = ns, "namespace gone; its counters are forgotten");
         }
+        gone
     }
 }

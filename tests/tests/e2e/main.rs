@@ -73,6 +73,7 @@ mod link_heal;
 mod log_format;
 mod metrics;
 mod metrics_endpoint;
+mod netns_gone;
 mod netns_lock;
 mod netns_reuse;
 mod notify;

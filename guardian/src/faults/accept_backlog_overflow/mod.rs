@@ -79,6 +79,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> AcceptBacklogOverflow {
 }
 
 impl Detector for AcceptBacklogOverflow {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -157,6 +157,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> BandwidthSaturation {
 }
 
 impl Detector for BandwidthSaturation {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -85,6 +85,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> CloseWaitLeak {
 }
 
 impl Detector for CloseWaitLeak {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -100,6 +100,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> ConnectTimeoutCascade {
 }
 
 impl Detector for ConnectTimeoutCascade {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

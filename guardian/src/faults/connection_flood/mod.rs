@@ -68,6 +68,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> ConnectionFlood {
 }
 
 impl Detector for ConnectionFlood {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

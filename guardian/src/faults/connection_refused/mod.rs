@@ -71,6 +71,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> ConnectionRefused {
 }
 
 impl Detector for ConnectionRefused {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

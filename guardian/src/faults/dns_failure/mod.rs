@@ -217,6 +217,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> DnsFailure {
 }
 
 impl Detector for DnsFailure {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

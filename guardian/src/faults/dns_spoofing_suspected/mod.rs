@@ -72,6 +72,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> DnsSpoofingSuspected {
 }
 
 impl Detector for DnsSpoofingSuspected {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

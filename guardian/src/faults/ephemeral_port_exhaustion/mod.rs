@@ -110,6 +110,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> EphemeralPortExhaustion {
 }
 
 impl Detector for EphemeralPortExhaustion {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -99,6 +99,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> Http429 {
 }
 
 impl Detector for Http429 {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -111,6 +111,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> Http5xx {
 }
 
 impl Detector for Http5xx {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -193,6 +193,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> HttpLatency {
 }
 
 impl Detector for HttpLatency {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

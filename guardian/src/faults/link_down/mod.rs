@@ -114,6 +114,10 @@ pub fn detector(_cfg: &Config, base: &Baseline) -> LinkDown {
 }
 
 impl Detector for LinkDown {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        Vec::new()
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

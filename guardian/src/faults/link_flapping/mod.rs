@@ -191,6 +191,10 @@ pub fn detector(cfg: &Config, base: &Baseline) -> LinkFlapping {
 }
 
 impl Detector for LinkFlapping {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        Vec::new()
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

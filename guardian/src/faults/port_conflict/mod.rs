@@ -127,6 +127,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> PortConflict {
 }
 
 impl Detector for PortConflict {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        Vec::new()
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

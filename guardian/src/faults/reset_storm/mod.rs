@@ -99,6 +99,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> ResetStorm {
 }
 
 impl Detector for ResetStorm {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -84,6 +84,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> RetransmitStorm {
 }
 
 impl Detector for RetransmitStorm {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

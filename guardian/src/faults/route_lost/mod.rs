@@ -170,6 +170,10 @@ pub fn detector(_cfg: &Config, base: &crate::faults::Baseline) -> RouteLost {
 }
 
 impl Detector for RouteLost {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        Vec::new()
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

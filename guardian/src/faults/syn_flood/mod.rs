@@ -97,6 +97,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> SynFlood {
 }
 
 impl Detector for SynFlood {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -73,6 +73,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> TimeWaitExhaustion {
 }
 
 impl Detector for TimeWaitExhaustion {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -124,6 +124,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> TlsCertExpiry {
 }
 
 impl Detector for TlsCertExpiry {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.warn, &mut self.expired]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -256,6 +256,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> TlsHandshakeFailure {
 }
 
 impl Detector for TlsHandshakeFailure {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }

@@ -71,6 +71,10 @@ pub fn detector(cfg: &Config, _base: &Baseline) -> ZeroWindowStall {
 }
 
 impl Detector for ZeroWindowStall {
+    fn trackers(&mut self) -> Vec<&mut dyn crate::faults::detector::ForgetNetns> {
+        vec![&mut self.tracker]
+    }
+
     fn name(&self) -> FaultId {
         FAULT
     }
