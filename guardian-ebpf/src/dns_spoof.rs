@@ -1,8 +1,8 @@
 //! `dns_spoofing_suspected`: DNS answers that match no outstanding query. Called by the DNS
-//! programs (dns.rs: tcx, and XDP for answers) for every DNS packet they count: a query (egress) is remembered by
-//! (interface, resolver, client port, transaction id); an answer (ingress) consumes its query,
-//! or, matching none (a source that was not asked, or an id nobody used), is counted per
-//! (interface, source) in `DNS_UNMATCHED`.
+//! programs (dns.rs: tcx, and XDP for answers) for every DNS packet they count: a query
+//! (egress) is remembered by (interface, resolver, client port, transaction id); an answer
+//! (ingress) consumes its query, or, matching none (a source that was not asked, or an id
+//! nobody used), is counted per (interface, source) in `DNS_UNMATCHED`.
 use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, LruPerCpuHashMap},

@@ -74,8 +74,9 @@ impl Emitter {
         }
         count::count(&body);
         // A map lookup; a namespace seen for the first time costs one /proc scan (owner/).
-        let owner = match (&self.owners, body.netns()) {
-            (Some(o), Some(ns)) => o.get(ns),
+        let owner = match (&self.owners, body.netns(), &body) {
+            (Some(o), Some(ns), Body::Fault(_) | Body::Remedy(_)) => o.get_now(ns),
+            (Some(o), Some(ns), _) => o.get(ns),
             _ => None,
         };
         // Serialized by the writer, into its batch buffer; tapped there only if a subscriber

@@ -5,12 +5,14 @@
 //! [`Owners`] resolves each namespace once and caches the answer by namespace inode: the event
 //! path only takes a lock and reads a map. A namespace not in the map (a new one) triggers one
 //! scan of `/proc` that fills the map for every namespace present, at most every
-//! [`RESCAN_EVERY`]; answers are kept [`KEEP`] (an inode number can be reused later), a
-//! namespace nobody could be found in is asked again after [`RETRY`], and the map holds at most
-//! [`MAX`] namespaces. The kernel gives a freed namespace's inode number to the next namespace
-//! made: a pod replaced by another (a rollout) often hands its number to the new one. So an
-//! answer is checked again at most every [`CHECK_EVERY`], by one `stat`: the process it was
-//! read from must still be in that namespace, or the answer is dropped and looked for again.
+//! [`RESCAN_EVERY`] (a `fault` or `remedy` event about a namespace no scan has looked for yet
+//! scans at once: [`Owners::get_now`]); answers are kept [`KEEP`] (an inode number can be
+//! reused later), a namespace nobody could be found in is asked again after [`RETRY`], and the
+//! map holds at most [`MAX`] namespaces. The kernel gives a freed namespace's inode number to
+//! the next namespace made: a pod replaced by another (a rollout) often hands its number to
+//! the new one. So an answer is checked again at most every [`CHECK_EVERY`], by one `stat`:
+//! the process it was read from must still be in that namespace, or the answer is dropped and
+//! looked for again.
 pub mod cgroup;
 pub mod meta;
 pub mod metric;
@@ -138,6 +140,9 @@ struct Entry {
     /// The process the owner was read from (with `owner`), and when it was last seen in the
     /// namespace.
     pid: Option<(u32, Instant)>,
+    /// False while no scan has looked for the namespace yet (it was first asked within
+    /// [`RESCAN_EVERY`] of a scan): [`Owners::get_now`] scans for it.
+    looked: bool,
 }
 
 impl Entry {
@@ -146,6 +151,7 @@ impl Entry {
             owner: None,
             at,
             pid: None,
+            looked: true,
         }
     }
 
@@ -190,10 +196,24 @@ impl Owners {
     /// The owner of namespace `ino`, from the cache, or after one `/proc` scan when the
     /// namespace is new (and the last scan is older than [`RESCAN_EVERY`]).
     pub fn get(&self, ino: u32) -> Option<Arc<Owner>> {
+        self.lookup(ino, false)
+    }
+
+    /// The owner for a `fault` or `remedy` event: as [`Owners::get`], but a namespace no scan
+    /// has looked for yet (first asked within [`RESCAN_EVERY`] of another scan, as a burst of
+    /// new namespaces is) is scanned for now rather than at the next event, so that a fault is
+    /// not left unnamed for that. These events are few (each detector rate-limits its
+    /// subjects), and a namespace is scanned for this way once.
+    pub fn get_now(&self, ino: u32) -> Option<Arc<Owner>> {
+        self.lookup(ino, true)
+    }
+
+    fn lookup(&self, ino: u32, now_if_unlooked: bool) -> Option<Arc<Owner>> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let mut stale = false;
-        if let Some(e) = s.map.get_mut(&ino) {
+        let unlooked = now_if_unlooked && s.map.get(&ino).is_none_or(|e| !e.looked);
+        if let Some(e) = s.map.get_mut(&ino).filter(|_| !unlooked) {
             let keep = if e.owner.is_some() { KEEP } else { RETRY };
             if now.duration_since(e.at) < keep {
                 if e.still_true(ino, now) {
@@ -206,6 +226,7 @@ impl Owners {
         // A stale answer is replaced at once (at most once a CHECK_EVERY per namespace): an
         // event about the new namespace must not wait for the next scan, nor go unnamed.
         if stale
+            || unlooked
             || s.scanned
                 .is_none_or(|t| now.duration_since(t) >= RESCAN_EVERY)
         {
@@ -217,6 +238,7 @@ impl Owners {
             for e in s.map.values_mut() {
                 if e.owner.is_none() {
                     e.at = now;
+                    e.looked = true;
                 }
             }
             s.map.entry(ino).or_insert(Entry::unknown(now));
@@ -226,7 +248,10 @@ impl Owners {
             // through an entry, so that one scan answers every namespace asked meanwhile,
             // rather than one scan each, a tick apart, for a burst of new namespaces).
             if let Some(at) = now.checked_sub(RETRY.saturating_sub(RESCAN_EVERY)) {
-                slot.insert(Entry::unknown(at));
+                slot.insert(Entry {
+                    looked: false,
+                    ..Entry::unknown(at)
+                });
                 bound(&mut s.map, ino, now);
             }
         }
@@ -285,6 +310,7 @@ impl Owners {
                     pid: found.as_ref().map(|(p, _)| (*p, now)),
                     owner: found.map(|(_, o)| Arc::new(o)),
                     at: now,
+                    looked: true,
                 },
             );
         }

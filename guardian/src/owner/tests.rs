@@ -164,6 +164,34 @@ fn namespaces_asked_between_scans_share_the_next_one() {
     );
 }
 
+/// A fault about a namespace first asked between scans does not wait for the next one: it is
+/// scanned for at once, and only once.
+#[test]
+fn a_fault_about_a_namespace_no_scan_has_looked_for_scans_now() {
+    let owners = Owners::new(nowhere());
+    let t0 = Instant::now();
+    owners.state.lock().unwrap().scanned = Some(t0);
+    assert_eq!(owners.get(7), None);
+    assert_eq!(
+        owners.state.lock().unwrap().scanned,
+        Some(t0),
+        "too soon for get"
+    );
+    assert_eq!(owners.get_now(7), None);
+    let scanned = owners.state.lock().unwrap().scanned;
+    assert!(scanned.is_some_and(|t| t > t0), "get_now scanned");
+    // Looked for now: the next fault about it is answered from the map.
+    assert_eq!(owners.get_now(7), None);
+    assert_eq!(
+        owners.state.lock().unwrap().scanned,
+        scanned,
+        "scanned once"
+    );
+    // A namespace never asked before, too (no entry at all).
+    assert_eq!(owners.get_now(8), None);
+    assert!(owners.state.lock().unwrap().scanned > scanned);
+}
+
 #[test]
 fn the_map_is_bounded_and_keeps_the_asked_namespace() {
     let now = Instant::now();
@@ -173,6 +201,7 @@ fn the_map_is_bounded_and_keeps_the_asked_namespace() {
         map.insert(
             k,
             Entry {
+                looked: true,
                 owner,
                 at: now,
                 pid: None,
@@ -194,6 +223,7 @@ fn an_answer_is_dropped_once_its_process_left_the_namespace() {
     let own = crate::netns::current().unwrap();
     let me = std::process::id();
     let mut e = Entry {
+        looked: true,
         owner: Some(Arc::new(Owner::of_kind(Kind::Pod))),
         at: now,
         pid: Some((me, now)),
@@ -228,6 +258,7 @@ fn a_stale_answer_is_replaced_by_a_scan_at_once() {
         s.map.insert(
             own,
             Entry {
+                looked: true,
                 owner: Some(Arc::new(Owner::of_kind(Kind::Pod))),
                 at: now,
                 pid: Some((u32::MAX, old)),
@@ -260,6 +291,7 @@ fn a_scan_checks_every_answer() {
         s.map.insert(
             own,
             Entry {
+                looked: true,
                 owner: pod(),
                 at: now,
                 pid: Some((u32::MAX, now)),
@@ -268,6 +300,7 @@ fn a_scan_checks_every_answer() {
         s.map.insert(
             1,
             Entry {
+                looked: true,
                 owner: pod(),
                 at: now,
                 pid: Some((u32::MAX, now)),

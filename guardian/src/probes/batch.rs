@@ -199,8 +199,8 @@ fn lookup_elem<K>(data: &MapData, key: &K, value: &mut [u8]) -> Result<(), Batch
     Ok(())
 }
 
-/// Every entry of the hash map (or array) `data` (keys `K`, values of `stride` bytes: for a per-CPU map,
-/// the number of possible CPUs times the value size rounded up to 8) with
+/// Every entry of the hash map (or array) `data` (keys `K`, values of `stride` bytes: for a
+/// per-CPU map, the number of possible CPUs times the value size rounded up to 8) with
 /// `BPF_MAP_LOOKUP_BATCH`, given to `each` as the key and the raw value bytes.
 pub fn lookup_all<K: aya::Pod>(
     data: &MapData,

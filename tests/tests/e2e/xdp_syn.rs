@@ -66,12 +66,7 @@ fn xdp_counts_syns_by_source() {
     );
     assert_eq!(counted, expected);
     assert!(syn_rx >= expected, "syn_rx {syn_rx} < {expected}");
-    let by_port = |p: u16| {
-        entry["syn_by_port"]
-            .as_array()
-            .and_then(|s| s.iter().find(|x| x["port"] == p))
-            .map(|x| u64_field(x, "count"))
-    };
+    let by_port = |p: u16| syn_by_port(entry, p);
     eprintln!(
         "syn_by_port: {PORT} -> {:?}, {CLOSED_PORT} -> {:?}",
         by_port(PORT),
@@ -156,12 +151,7 @@ fn syns_to_two_ports_that_share_a_slot_are_each_counted_exactly() {
         .and_then(|x| x.iter().find(|x| x["iface"] == v.b_if.as_str()))
         .unwrap_or_else(|| panic!("no xdp entry for {}: {fin}", v.b_if))
         .clone();
-    let by_port = |p: u16| {
-        entry["syn_by_port"]
-            .as_array()
-            .and_then(|s| s.iter().find(|x| x["port"] == p))
-            .map(|x| u64_field(x, "count"))
-    };
+    let by_port = |p: u16| syn_by_port(&entry, p);
     eprintln!(
         "slot {slot}: port {first} -> {:?}, port {second} -> {:?}, syn_rx {}",
         by_port(first),
@@ -170,4 +160,12 @@ fn syns_to_two_ports_that_share_a_slot_are_each_counted_exactly() {
     );
     assert_eq!((by_port(first), by_port(second)), (Some(n1), Some(n2)));
     assert_eq!(u64_field(&entry, "syn_rx"), n1 + n2);
+}
+
+/// An `xdp` entry's SYN count for `port` (`syn_by_port`), if listed.
+fn syn_by_port(entry: &serde_json::Value, port: u16) -> Option<u64> {
+    entry["syn_by_port"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["port"] == port))
+        .map(|x| u64_field(x, "count"))
 }
