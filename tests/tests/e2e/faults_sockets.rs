@@ -312,15 +312,30 @@ fn retransmit_storm_random_loss_at_the_receiver() {
 
         // Connect first (a lost SYN would stall the start by a 1-s SYN timeout), then drop
         // 10 % of what reaches B's ingress, then send.
-        let stream = Held::connect(&a, server.addr(), Duration::from_secs(12));
+        // The stream outlasts both waits below, scaled as they are in a VM.
+        let max = Duration::from_secs(25).mul_f64(guardian_tests::util::time_scale());
+        let stream = Held::connect(&a, server.addr(), max);
         nft::drop_random_tcp(&b, 5025, 10);
+        let before = nstat(&a);
         let t0 = SystemTime::now();
         stream.go();
-        let (i, open) = d.wait_for_after(
+        let opened = d.try_wait_for_after(
             0,
             |e| is_fault_in(e, "retransmit_storm", "opened", ns),
             Duration::from_secs(10),
         );
+        let Some((i, open)) = opened else {
+            // What the kernel saw, for a run where the fault did not open.
+            let after = nstat(&a);
+            let delta = |k: &str| after.get(k).unwrap_or(&0) - before.get(k).unwrap_or(&0);
+            d.fail(&format!(
+                "retransmit_storm did not open: A sent {} segments, retransmitted {}; B's rule \
+                 dropped {}",
+                delta("TcpOutSegs"),
+                delta("TcpRetransSegs"),
+                nft::dropped(&b)
+            ));
+        };
         eprintln!("opened: {open}");
         assert!(open["evidence"]["ratio"].as_f64().unwrap() > 0.05);
         assert!(open["evidence"]["sent_segs"].as_u64().unwrap() >= 1000);

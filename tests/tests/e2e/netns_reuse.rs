@@ -65,7 +65,9 @@ fn a_new_namespace_under_a_reused_inode_is_judged_on_its_own_counters() {
     let peer = Netns::new("nr-peer");
     let v = pair(&new, &peer, 61);
     let server = DiscardServer::start(&peer, SocketAddr::from((v.b_addr, 5061)));
-    let stream = Held::connect(&new, server.addr(), Duration::from_secs(15));
+    // The stream outlasts the wait below, scaled as it is in a VM.
+    let max = Duration::from_secs(25).mul_f64(guardian_tests::util::time_scale());
+    let stream = Held::connect(&new, server.addr(), max);
     // Two ticks of the new namespace's own counters before the loss.
     std::thread::sleep(Duration::from_secs(2));
     nft::drop_random_tcp(&peer, 5061, 10);
