@@ -69,6 +69,20 @@ pub fn is_fault_on(
         })
 }
 
+/// Makes namespace `ns` known to daemon `d` with one connect refused by `other` (nothing
+/// listens there), and waits for the counters event that counts it: the detectors take a
+/// namespace's first counters as their baseline, so a test's refusals come after it.
+pub fn refuse_once_known(d: &mut crate::Daemon, ns: &Netns, other: std::net::SocketAddr) {
+    let t = std::time::Duration::from_secs(2);
+    let refused = crate::run_in_netns(ns, move || crate::net::connect_refused_n(other, 1, t));
+    assert_eq!(refused, 1, "a connect to {other} was not refused");
+    let netns = ns.inode();
+    d.wait_for(
+        |e| crate::is_counters(e, netns) && crate::u64_field(e, "connect_refused") == 1,
+        std::time::Duration::from_secs(5),
+    );
+}
+
 /// Writes a `--detect-config` TOML file into `dir`.
 pub fn detect_config(dir: &TempDir, toml: &str) -> PathBuf {
     crate::sockets::detect_config(dir.path(), toml)

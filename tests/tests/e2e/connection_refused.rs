@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use guardian_tests::flows::{detect_config, is_fault_on};
+use guardian_tests::flows::{detect_config, is_fault_on, refuse_once_known};
 use guardian_tests::*;
 
 const SUBNET: u8 = 232;
@@ -42,21 +42,8 @@ fn refused_connects_open_connection_refused_not_a_timeout_cascade() {
     );
     d.wait_attached();
     let netns = c.inode();
-    // The detectors take a namespace's first counters as their baseline: make the client's
-    // namespace known first, with one refusal to another port.
-    let other = SocketAddr::from((v.b_addr, PORT + 1));
-    assert_eq!(
-        run_in_netns(&c, move || connect_refused_n(
-            other,
-            1,
-            Duration::from_secs(2)
-        )),
-        1
-    );
-    d.wait_for(
-        |e| is_counters(e, netns) && u64_field(e, "connect_refused") == 1,
-        Duration::from_secs(5),
-    );
+    // The client's namespace known first, with one refusal to another port.
+    refuse_once_known(&mut d, &c, SocketAddr::from((v.b_addr, PORT + 1)));
     let before = nstat(&c);
     let dst = SocketAddr::from((v.b_addr, PORT));
     let refused = run_in_netns(&c, move || {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use guardian_tests::flows::{detect_config, is_fault_on};
+use guardian_tests::flows::{detect_config, is_fault_on, refuse_once_known};
 use guardian_tests::*;
 use serde_json::Value;
 
@@ -53,17 +53,9 @@ fn a_fault_open_in_a_deleted_namespace_clears_saying_why() {
     let peer = Netns::new("gone-peer");
     let v = pair(&pod, &peer, SUBNET);
     let netns = pod.inode();
-    // The pod's first counters are the detectors' baseline: one refusal to another port.
-    let other = SocketAddr::from((v.b_addr, PORT + 1));
+    // The pod known first, with one refusal to another port.
+    refuse_once_known(&mut d, &pod, SocketAddr::from((v.b_addr, PORT + 1)));
     let t = Duration::from_secs(2);
-    assert_eq!(
-        run_in_netns(&pod, move || connect_refused_n(other, 1, t)),
-        1
-    );
-    d.wait_for(
-        |e| is_counters(e, netns) && u64_field(e, "connect_refused") == 1,
-        Duration::from_secs(5),
-    );
     let dst = SocketAddr::from((v.b_addr, PORT));
     assert_eq!(
         run_in_netns(&pod, move || connect_refused_n(dst, 30, t)),

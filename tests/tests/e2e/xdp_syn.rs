@@ -149,9 +149,8 @@ fn syns_to_two_ports_that_share_a_slot_are_each_counted_exactly() {
     let entry = fin["xdp"]
         .as_array()
         .and_then(|x| x.iter().find(|x| x["iface"] == v.b_if.as_str()))
-        .unwrap_or_else(|| panic!("no xdp entry for {}: {fin}", v.b_if))
-        .clone();
-    let by_port = |p: u16| syn_by_port(&entry, p);
+        .unwrap_or_else(|| panic!("no xdp entry for {}: {fin}", v.b_if));
+    let by_port = |p: u16| syn_by_port(entry, p);
     eprintln!(
         "slot {slot}: port {first} -> {:?}, port {second} -> {:?}, syn_rx {}",
         by_port(first),
@@ -159,7 +158,7 @@ fn syns_to_two_ports_that_share_a_slot_are_each_counted_exactly() {
         entry["syn_rx"]
     );
     assert_eq!((by_port(first), by_port(second)), (Some(n1), Some(n2)));
-    assert_eq!(u64_field(&entry, "syn_rx"), n1 + n2);
+    assert_eq!(u64_field(entry, "syn_rx"), n1 + n2);
 }
 
 /// An `xdp` entry's SYN count for `port` (`syn_by_port`), if listed.
