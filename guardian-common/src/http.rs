@@ -61,12 +61,36 @@ pub struct HttpOffsets {
     /// it accepted (copied at accept), 0 on a connecting socket: the role of a TLS alert's
     /// writer.
     pub sk_max_ack_backlog: u16,
-    /// `struct pt_regs` members of a syscall's first two arguments (x86-64: `di`, `si`), read
-    /// at sys_exit through `bpf_task_pt_regs` (ABSENT elsewhere: the enter programs are used).
+    /// `struct pt_regs` members of a syscall's first three arguments and of its number
+    /// (x86-64: `di`, `si`, `dx`, `orig_ax`), read at the raw `sys_exit` tracepoint
+    /// (`sys_exit.rs`). ABSENT elsewhere: the syscall tracepoints are used.
     pub regs_arg0: u16,
     pub regs_arg1: u16,
+    pub regs_arg2: u16,
+    pub regs_nr: u16,
+    /// `struct task_struct.thread_info.status` (x86-64): `TS_COMPAT` marks a 32-bit syscall,
+    /// whose number is of another table.
+    pub task_status: u16,
 }
-const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 68);
+const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 74);
+
+/// x86-64 syscall numbers (`arch/x86/entry/syscalls/syscall_64.tbl`: an ABI, fixed for good)
+/// that `sys_exit.rs` acts on.
+pub mod nr {
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const WRITEV: u64 = 20;
+    pub const SENDTO: u64 = 44;
+    pub const RECVFROM: u64 = 45;
+    pub const SENDMSG: u64 = 46;
+    pub const CLOSE: u64 = 3;
+    pub const DUP2: u64 = 33;
+    pub const ACCEPT: u64 = 43;
+    pub const ACCEPT4: u64 = 288;
+    pub const DUP3: u64 = 292;
+    /// `thread_info.status` bit of a 32-bit (ia32) syscall on x86-64 (`TS_COMPAT`).
+    pub const TS_COMPAT: u32 = 0x0002;
+}
 
 impl HttpOffsets {
     pub const ABSENT: u16 = u16::MAX;
@@ -105,6 +129,9 @@ impl HttpOffsets {
         sk_max_ack_backlog: Self::ABSENT,
         regs_arg0: Self::ABSENT,
         regs_arg1: Self::ABSENT,
+        regs_arg2: Self::ABSENT,
+        regs_nr: Self::ABSENT,
+        task_status: Self::ABSENT,
     };
 }
 
@@ -132,6 +159,21 @@ pub struct HttpKey {
     pub addr: [u8; 16],
 }
 const _: () = assert!(core::mem::size_of::<HttpKey>() == 28);
+
+/// A connection's entry in `HTTP_INFLIGHT`, by (tgid << 32 | fd): the request in flight and
+/// the service it is answered for, found by the first response's walk from the fd to the
+/// socket and kept for the connection's later responses (`sys_exit.rs` drops the entry when
+/// the fd is closed, or replaced by accept(2) or dup2(2)).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HttpConn {
+    /// Request start (ktime ns); 0 between requests.
+    pub start: u64,
+    pub svc: HttpKey,
+    /// 1 once `svc` holds the service.
+    pub known: u32,
+}
+const _: () = assert!(core::mem::size_of::<HttpConn>() == 40);
 
 /// Latency buckets: bucket `i` counts responses with latency below `LAT_BOUND_US[i]`
 /// microseconds (and not below the previous bound); the last bucket is everything above.

@@ -26,3 +26,10 @@ pub fn tc_noop(_ctx: aya_ebpf::programs::TcContext) -> i32 {
 pub fn tp_noop(_ctx: aya_ebpf::programs::TracePointContext) -> u32 {
     0
 }
+
+/// A no-op BTF tracepoint program: `cargo xtask bench http` attaches it to the raw `sys_exit`
+/// tracepoint, as guardian attaches `http_sys_exit` (`sys_exit.rs`).
+#[aya_ebpf::macros::btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_noop(_ctx: aya_ebpf::programs::BtfTracePointContext) -> i32 {
+    0
+}

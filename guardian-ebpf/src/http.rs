@@ -1,5 +1,6 @@
-//! HTTP/1.x status per service from the syscall tracepoints (server side, plaintext), as
-//! Coroot's node agent does: no kprobes, no payload copies beyond 16 bytes.
+//! HTTP/1.x status per service from the syscalls (server side, plaintext), as Coroot's node
+//! agent reads them: no kprobes, no payload copies beyond 16 bytes. The hook is one program on
+//! every syscall's exit (`sys_exit.rs`, x86-64), else the syscall tracepoints below.
 //!
 //! - A read(2)/recvfrom(2) whose data starts with an HTTP method marks a request start on
 //!   (tgid, fd): `HTTP_INFLIGHT` holds its time (the latest one: with pipelining, the latency
@@ -11,28 +12,26 @@
 //!   connection). 1xx interim responses and writes that are not status lines (bodies) leave
 //!   it.
 //!
-//! - The same write tracepoints count plaintext TLS alert records (`tls_alert.rs`), and the
-//!   read and write ones carry the TLS responses' timing and socket (`tls.rs`) and the
+//! - The same writes count plaintext TLS alert records (`tls_alert.rs`), and the reads and
+//!   writes carry the TLS responses' timing and socket (`tls.rs`) and the
 //!   handshakes' socket and last read (`tls_hs.rs`).
 //!
-//! The local address comes from the socket behind the fd (`sockfd.rs`). Attached only when
-//! enabled (`guardian run --http`): with them detached nothing here runs.
+//! The local address comes from the socket behind the fd (`sockfd.rs`), kept per connection
+//! where `sys_exit.rs` runs. Attached only when enabled (`guardian run --http`): with them
+//! detached nothing here runs.
 use aya_ebpf::{
     bindings::BPF_ANY,
-    helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_user,
-        bpf_task_pt_regs,
-    },
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, tracepoint},
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray},
     programs::TracePointContext,
     Global,
 };
 use guardian_common::http::{
-    is_request_start, lat_bucket, parse_status, HttpKey, HttpOffsets, HttpStats, ReadArgs,
+    is_request_start, lat_bucket, parse_status, HttpConn, HttpKey, HttpOffsets, HttpStats, ReadArgs,
 };
 
-use crate::kernel::{current_netns, field, global, read_pair, sock_netns};
+use crate::kernel::{current_netns, field, global, sock_netns};
 use crate::maps::OFFSETS;
 use crate::sockfd::{local_of_sock, sock_of_fd};
 use crate::tls_alert::Buf;
@@ -44,9 +43,9 @@ pub static HTTP_OFFSETS: Global<HttpOffsets> = Global::new(HttpOffsets::NONE);
 #[map]
 pub static HTTP_READS: HashMap<u64, ReadArgs> = HashMap::with_max_entries(16384, 0);
 
-/// Request start time (ktime ns) per (tgid << 32 | fd); 0 between requests.
+/// Per (tgid << 32 | fd): the request in flight and, where `sys_exit.rs` runs, the service.
 #[map]
-pub static HTTP_INFLIGHT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
+static HTTP_INFLIGHT: LruHashMap<u64, HttpConn> = LruHashMap::with_max_entries(65536, 0);
 
 /// Responses per service. LRU: services of processes long gone make room.
 #[map]
@@ -107,44 +106,36 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// sys_exit_read and sys_exit_recvfrom without the enter programs, where the kernel has
-/// `bpf_task_pt_regs` (5.15): the fd and the buffer are still in the registers the syscall
-/// was entered with (x86-64: `di`, `si`; only `ax` is replaced by the return value), so no
-/// enter→exit handoff is needed, and a read that returns less than 5 bytes costs a look at
-/// whether any handshake is in progress (`gate.rs`: an array read; the thread id and its
-/// hash lookup only while one is) and nothing else. One program run and three hash operations less per
-/// read, on every process of the machine.
-#[tracepoint]
-pub fn http_read_regs(ctx: TracePointContext) -> u32 {
-    let o = global(&HTTP_OFFSETS);
-    let Some(ret) = (unsafe { field::<i64>(&ctx, o.exit_ret) }) else {
-        return 0;
-    };
+/// The exit of a read(2)/recvfrom(2) that returned `ret`, where the fd and the buffer are
+/// still in the registers the syscall was entered with (x86-64: `di`, `si`; only `ax` is
+/// replaced by the return value): `args` reads them, and is called only when needed. No
+/// enter→exit handoff, and a read that returns less than 5 bytes costs a look at whether any
+/// handshake is in progress (`gate.rs`: an array read; the thread id and its hash lookup only
+/// while one is) and nothing else. Called by `sys_exit.rs`.
+#[inline(always)]
+pub(crate) fn after_read(ret: i64, args: impl FnOnce() -> Option<(u64, u64)>) {
     // A short read while no handshake is under way anywhere (`gate.rs`): done, before any
     // helper call. Most reads of most processes end here.
     if ret < 5 && !crate::gate::any(crate::gate::HANDSHAKES) {
-        return 0;
+        return;
     }
     let id = bpf_get_current_pid_tgid();
     let in_hs = crate::tls_hs::in_handshake(id);
     if ret < 5 && !in_hs {
-        return 0;
+        return;
     }
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    // One read: x86-64 saves `si` just before `di`.
-    let Some((fd, buf)) = (unsafe { read_pair(regs, o.regs_arg0, o.regs_arg1) }) else {
-        return 0;
+    let Some((fd, buf)) = args() else {
+        return;
     };
     // 0..2: stdio, never a server's connection.
     if fd < 3 {
-        return 0;
+        return;
     }
     if in_hs {
         crate::tls_hs::note_fd(id, fd);
         crate::tls_hs::note_read_ret(id, ret);
     }
     on_read(id, fd, buf, ret, in_hs);
-    0
 }
 
 /// A read of `fd` into `buf` returned `ret`: a request start (plaintext), or a TLS record.
@@ -169,10 +160,14 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
         // The entry stays with the connection between requests (0: none in flight): a store
         // where an LRU insert and delete per request would each take the map's locks.
         match HTTP_INFLIGHT.get_ptr_mut(&key) {
-            // SAFETY: a u64 of this map; only this connection's thread writes it.
-            Some(p) => unsafe { *p = now },
+            // SAFETY: an entry of this map; only this connection's thread writes it.
+            Some(p) => unsafe { (*p).start = now },
             None => {
-                let _ = HTTP_INFLIGHT.insert(key, now, BPF_ANY as u64);
+                let c = HttpConn {
+                    start: now,
+                    ..Default::default()
+                };
+                let _ = HTTP_INFLIGHT.insert(key, c, BPF_ANY as u64);
             }
         }
         return;
@@ -181,76 +176,60 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
     crate::tls::note_record(id, fd, &h, ret, in_hs);
 }
 
+/// The write side where `sys_exit.rs` is not attached: the enter tracepoints, whose records
+/// hold the arguments (direct loads, `kernel::field`).
 #[tracepoint]
 pub fn http_write(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
-    let alert = Buf::Plain {
-        buf_off: o.write_buf,
-        len_off: o.write_count,
-    };
-    on_write(&ctx, o.write_fd, o.write_buf, Indirection::None, alert);
+    let f = |off| unsafe { field::<u64>(&ctx, off) };
+    if let (Some(fd), Some(buf), Some(len)) = (f(o.write_fd), f(o.write_buf), f(o.write_count)) {
+        on_write(fd, Buf::Plain { buf, len }, false);
+    }
     0
 }
 
 #[tracepoint]
 pub fn http_sendto(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
-    let alert = Buf::Plain {
-        buf_off: o.sendto_buf,
-        len_off: o.sendto_len,
-    };
-    on_write(&ctx, o.sendto_fd, o.sendto_buf, Indirection::None, alert);
+    let f = |off| unsafe { field::<u64>(&ctx, off) };
+    if let (Some(fd), Some(buf), Some(len)) = (f(o.sendto_fd), f(o.sendto_buf), f(o.sendto_len)) {
+        on_write(fd, Buf::Plain { buf, len }, false);
+    }
     0
 }
 
 #[tracepoint]
 pub fn http_writev(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
-    let alert = Buf::Iovec {
-        vec_off: o.writev_vec,
-        vlen_off: o.writev_vlen,
-    };
-    on_write(&ctx, o.writev_fd, o.writev_vec, Indirection::Iovec, alert);
+    let f = |off| unsafe { field::<u64>(&ctx, off) };
+    if let (Some(fd), Some(vec), Some(vlen)) = (f(o.writev_fd), f(o.writev_vec), f(o.writev_vlen)) {
+        on_write(fd, Buf::Iovec { vec, vlen }, false);
+    }
     0
 }
 
 #[tracepoint]
 pub fn http_sendmsg(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
-    let alert = Buf::Msghdr {
-        msg_off: o.sendmsg_msg,
-    };
-    on_write(
-        &ctx,
-        o.sendmsg_fd,
-        o.sendmsg_msg,
-        Indirection::Msghdr,
-        alert,
-    );
+    let f = |off| unsafe { field::<u64>(&ctx, off) };
+    if let (Some(fd), Some(msg)) = (f(o.sendmsg_fd), f(o.sendmsg_msg)) {
+        on_write(fd, Buf::Msghdr { msg }, false);
+    }
     0
 }
 
-/// How the syscall's buffer argument reaches the bytes (user ABI layouts, not kernel ones).
-#[derive(Clone, Copy)]
-enum Indirection {
-    /// The argument is the buffer.
-    None,
-    /// `struct iovec *`: `iov_base` at 0.
-    Iovec,
-    /// `struct user_msghdr *`: `msg_iov` at 16, then an iovec.
-    Msghdr,
-}
-
+/// A write(2)/sendto(2)/writev(2)/sendmsg(2) of `b` on `fd` by the current task: a TLS alert,
+/// the encrypted half of an `SSL_write`, or a plaintext response's status line. `cache`: the
+/// connection's service may be kept in its entry, because the caller (`sys_exit.rs`) drops
+/// the entry when the fd is closed or replaced; the syscall tracepoints do not, and walk to
+/// the socket at every response.
 #[inline(always)]
-fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection, alert: Buf) {
-    let Some(fd) = (unsafe { field::<u64>(ctx, fd_off) }) else {
-        return;
-    };
+pub(crate) fn on_write(fd: u64, b: Buf, cache: bool) {
     let id = bpf_get_current_pid_tgid();
     // Inside a handshake (a client's ClientHello is a write): the connection's socket.
     crate::tls_hs::note_fd(id, fd);
     // A 7-byte write may be a plaintext TLS alert (tls_alert.rs): then it is not a response.
-    if crate::tls_alert::on_write(ctx, fd, alert) {
+    if crate::tls_alert::on_write(fd, b) {
         return;
     }
     // Inside an `SSL_write` that passed a status line: the encrypted response (tls.rs).
@@ -262,28 +241,30 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
     let Some(inflight) = HTTP_INFLIGHT.get_ptr_mut(&key) else {
         return;
     };
-    // SAFETY: a u64 of this map; only this connection's thread writes it.
-    let start = unsafe { *inflight };
+    // SAFETY: an entry of this map; only this connection's thread writes it.
+    let start = unsafe { (*inflight).start };
     if start == 0 {
         return;
     }
-    let Some(mut buf) = (unsafe { field::<u64>(ctx, buf_off) }) else {
-        return;
+    // The first buffer: the argument itself, or the base of the first iovec (user ABI
+    // layouts, not kernel ones: `iov_base` at 0 of `struct iovec`, `msg_iov` at 16 of
+    // `struct user_msghdr`).
+    let buf = unsafe {
+        match b {
+            Buf::Plain { buf, .. } => buf,
+            Buf::Iovec { vec, .. } => match bpf_probe_read_user(vec as *const u64) {
+                Ok(base) => base,
+                Err(_) => return,
+            },
+            Buf::Msghdr { msg } => match bpf_probe_read_user((msg + 16) as *const u64) {
+                Ok(iov) => match bpf_probe_read_user(iov as *const u64) {
+                    Ok(base) => base,
+                    Err(_) => return,
+                },
+                Err(_) => return,
+            },
+        }
     };
-    unsafe {
-        if let Indirection::Msghdr = ind {
-            match bpf_probe_read_user((buf + 16) as *const u64) {
-                Ok(iov) => buf = iov,
-                Err(_) => return,
-            }
-        }
-        if !matches!(ind, Indirection::None) {
-            match bpf_probe_read_user(buf as *const u64) {
-                Ok(base) => buf = base,
-                Err(_) => return,
-            }
-        }
-    }
     let Ok(head) = (unsafe { bpf_probe_read_user(buf as *const [u8; 16]) }) else {
         return;
     };
@@ -293,9 +274,34 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
     if code < 200 {
         return;
     }
+    let lat = unsafe { bpf_ktime_get_ns() }.saturating_sub(start);
     // SAFETY: as above.
-    unsafe { *inflight = 0 };
-    respond(id, fd, code, start);
+    let c = unsafe { &mut *inflight };
+    c.start = 0;
+    if cache && c.known != 0 {
+        count(&c.svc, code, lat);
+        return;
+    }
+    let (k, found) = service(id, fd);
+    // Kept only when the walk found the socket: a miss is tried again at the next response.
+    if cache && found {
+        c.svc = k;
+        c.known = 1;
+    }
+    count(&k, code, lat);
+}
+
+/// Drops what `HTTP_INFLIGHT` keeps for `fd` of the current process: called by `sys_exit.rs`
+/// when the fd is closed, or made a new connection by accept(2) or a copy by dup2(2), so that
+/// a later connection on the same number starts afresh. A lookup first: most fds closed on a
+/// machine never carried a request, and a lookup takes no lock where a delete takes the
+/// bucket's.
+#[inline(always)]
+pub(crate) fn forget_fd(fd: u64) {
+    let key = (bpf_get_current_pid_tgid() & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
+    if unsafe { HTTP_INFLIGHT.get(&key) }.is_some() {
+        let _ = HTTP_INFLIGHT.remove(&key);
+    }
 }
 
 /// One response with status `code` on socket `fd` of the current task, to a request that
@@ -303,6 +309,13 @@ fn on_write(ctx: &TracePointContext, fd_off: u16, buf_off: u16, ind: Indirection
 #[inline(always)]
 pub(crate) fn respond(id: u64, fd: u64, code: u16, start: u64) {
     let now = unsafe { bpf_ktime_get_ns() };
+    count(&service(id, fd).0, code, now.saturating_sub(start));
+}
+
+/// The service of socket `fd` of the current task (process `id`), and whether the walk to the
+/// socket found it.
+#[inline(always)]
+fn service(id: u64, fd: u64) -> (HttpKey, bool) {
     let mut k = HttpKey {
         tgid: (id >> 32) as u32,
         ..Default::default()
@@ -314,10 +327,13 @@ pub(crate) fn respond(id: u64, fd: u64, code: u16, start: u64) {
         Some(sk) => {
             k.netns = unsafe { sock_netns(&o, sk) };
             local_of_sock(sk, &mut k);
+            (k, true)
         }
-        None => k.netns = current_netns(&o),
+        None => {
+            k.netns = current_netns(&o);
+            (k, false)
+        }
     }
-    count(&k, code, now.saturating_sub(start));
 }
 
 #[inline(always)]

@@ -34,6 +34,7 @@ mod maps;
 mod shadows;
 mod sockfd;
 mod sockops;
+mod sys_exit;
 mod syscalls;
 mod tcp;
 mod tls;

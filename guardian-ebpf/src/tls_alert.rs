@@ -1,7 +1,8 @@
 //! Plaintext TLS alerts written by local processes, whatever their TLS stack (GnuTLS, Go,
 //! rustls, a static OpenSSL...): alerts sent before the keys are set (handshake failures) are
 //! cleartext records, `15 03 0x 00 02 <level> <description>`, and stacks write each one on its
-//! own (7 bytes). Called from `http.rs`'s write-side syscall tracepoints.
+//! own (7 bytes). Called from `http.rs`'s write side (`sys_exit.rs` or the syscall
+//! tracepoints).
 //!
 //! Cost for the other writes: write(2) and sendto(2) compare the length argument with 7, no
 //! read; writev(2) compares `vlen` with 1 then reads one iovec; sendmsg(2) reads `msg_iov` and
@@ -14,7 +15,6 @@
 //! (guardian/src/source/tls_prune.rs), so the map holds only what is live.
 use aya_ebpf::{
     bindings::BPF_NOEXIST, helpers::bpf_probe_read_user, macros::map, maps::PerCpuHashMap,
-    programs::TracePointContext,
 };
 use guardian_common::{
     http::parse_tls_alert,
@@ -24,45 +24,40 @@ use guardian_common::{
 
 use crate::ends::ends;
 use crate::http::HTTP_OFFSETS;
-use crate::kernel::{current_netns, field, global, read};
+use crate::kernel::{current_netns, global, read};
 use crate::maps::{count_loss, OFFSETS};
 
 /// Alerts per key (per-CPU; userspace sums the CPUs).
 #[map]
 pub static TLS_ALERTS: PerCpuHashMap<AlertKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
 
-/// Where a write's bytes are, as far as the alert check needs them.
+/// Where a write's bytes are: the syscall's arguments, as values (from the tracepoint
+/// record or from the registers the syscall was entered with).
 #[derive(Clone, Copy)]
 pub enum Buf {
-    /// write(2), sendto(2): the buffer argument and the length field's offset.
-    Plain { buf_off: u16, len_off: u16 },
-    /// writev(2): the `struct iovec *` argument and the `vlen` field's offset.
-    Iovec { vec_off: u16, vlen_off: u16 },
-    /// sendmsg(2): the `struct user_msghdr *` argument.
-    Msghdr { msg_off: u16 },
+    /// write(2), sendto(2): the buffer and its length.
+    Plain { buf: u64, len: u64 },
+    /// writev(2): the `struct iovec *` and `vlen`.
+    Iovec { vec: u64, vlen: u64 },
+    /// sendmsg(2): the `struct user_msghdr *`.
+    Msghdr { msg: u64 },
 }
 
 /// The user address of a 7-byte single-buffer write, or None (the common case, decided by
 /// one compare for write/sendto).
 #[inline(always)]
-fn alert_buf(ctx: &TracePointContext, b: Buf) -> Option<u64> {
-    // SAFETY: tracepoint fields at tracefs offsets; user memory through probe reads.
+fn alert_buf(b: Buf) -> Option<u64> {
+    // SAFETY: user memory through probe reads.
     unsafe {
         match b {
-            Buf::Plain { buf_off, len_off } => {
-                if field::<u64>(ctx, len_off)? != ALERT_RECORD_LEN {
+            Buf::Plain { buf, len } => (len == ALERT_RECORD_LEN).then_some(buf),
+            Buf::Iovec { vec, vlen } => {
+                if vlen != 1 {
                     return None;
                 }
-                field::<u64>(ctx, buf_off)
+                single_iovec(vec)
             }
-            Buf::Iovec { vec_off, vlen_off } => {
-                if field::<u64>(ctx, vlen_off)? != 1 {
-                    return None;
-                }
-                single_iovec(field::<u64>(ctx, vec_off)?)
-            }
-            Buf::Msghdr { msg_off } => {
-                let msg = field::<u64>(ctx, msg_off)?;
+            Buf::Msghdr { msg } => {
                 // `msg_iov` at 16, `msg_iovlen` at 24 (user ABI).
                 let [iov, iovlen] = bpf_probe_read_user((msg + 16) as *const [u64; 2]).ok()?;
                 if iovlen != 1 {
@@ -84,8 +79,8 @@ unsafe fn single_iovec(iov: u64) -> Option<u64> {
 /// The alert check of one write on `fd`; true when it was a TLS alert (then it is nothing
 /// else: the HTTP status check can be skipped).
 #[inline(always)]
-pub fn on_write(ctx: &TracePointContext, fd: u64, b: Buf) -> bool {
-    let Some(buf) = alert_buf(ctx, b) else {
+pub fn on_write(fd: u64, b: Buf) -> bool {
+    let Some(buf) = alert_buf(b) else {
         return false;
     };
     let Ok(bytes) = (unsafe { bpf_probe_read_user(buf as *const [u8; 7]) }) else {

@@ -185,7 +185,7 @@ pub fn xdp(xdp_ifaces: usize) -> Feature {
 /// The faults that need HTTP responses seen (`--http`).
 const HTTP_FAULTS: &[&str] = &["http_5xx", "http_429", "http_latency"];
 
-/// HTTP status per service (`--http`): the syscall tracepoints that read plaintext responses.
+/// HTTP status per service (`--http`): the syscall hook that reads plaintext responses.
 /// `None` when `--http` was not given.
 pub fn http(result: Option<Result<(), &str>>) -> Feature {
     match result {
@@ -198,7 +198,7 @@ pub fn http(result: Option<Result<(), &str>>) -> Feature {
         Some(Ok(())) => Feature::new(
             "http",
             State::Available,
-            "write and read syscall tracepoints attached",
+            "reads and writes seen at the syscalls (the attached event names the hook)",
         ),
         Some(Err(e)) => {
             Feature::new("http", State::Unavailable, e.to_string()).uncovering(HTTP_FAULTS)

@@ -1,10 +1,14 @@
 //! The HTTP status programs (guardian-ebpf/src/http.rs): their offsets, from tracefs and BTF,
-//! and their syscall tracepoints, attached only with `guardian run --http`.
+//! and their hooks, attached only with `guardian run --http`: one BTF tracepoint on the raw
+//! `sys_exit` tracepoint where the kernel loads it (x86-64; guardian-ebpf/src/sys_exit.rs),
+//! else the syscall tracepoints.
 use std::path::Path;
 
 use aya::{
-    programs::{trace_point::TracePointLinkId, TracePoint},
-    Ebpf,
+    programs::{
+        tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId, BtfTracePoint, TracePoint,
+    },
+    Btf, Ebpf,
 };
 use guardian_common::http::HttpOffsets;
 
@@ -14,14 +18,10 @@ use super::ProbeError;
 /// The kernel map the sampler reads.
 pub const MAP: &str = "HTTP_STATS";
 
-/// The read side where the kernel has `bpf_task_pt_regs` (5.15) and the offsets of the
-/// argument registers are known (x86-64): exit programs only.
-const READS_REGS: [(&str, &str); 2] = [
-    ("http_read_regs", "sys_exit_read"),
-    ("http_read_regs", "sys_exit_recvfrom"),
-];
+/// The program on the raw `sys_exit` tracepoint: reads and writes in one.
+pub const SYS_EXIT: &str = "http_sys_exit";
 
-/// The read side elsewhere: the enter programs hand the fd and buffer to the exit one
+/// Without it, the read side: the enter programs hand the fd and buffer to the exit one
 /// (sys_exit_read and sys_exit_recvfrom share one program).
 const READS_PAIR: [(&str, &str); 4] = [
     ("http_read_enter", "sys_enter_read"),
@@ -95,43 +95,107 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<HttpOffsets, OffsetErro
         skc_dport: off("sock_common", &["skc_dport"])?,
         inet_sport: off("inet_sock", &["inet_sport"])?,
         sk_max_ack_backlog: off("sock", &["sk_max_ack_backlog"])?,
-        // The registers a syscall's first two arguments arrive in (x86-64 only: elsewhere, or
-        // without them, the enter programs take the arguments).
-        regs_arg0: regs(btf, "di"),
-        regs_arg1: regs(btf, "si"),
+        // The registers a syscall's number and first three arguments arrive in, and where a
+        // task says its syscall is a 32-bit one (x86-64 only: elsewhere, or without them, the
+        // syscall tracepoints take the arguments).
+        regs_arg0: x86(btf, "pt_regs", &["di"]),
+        regs_arg1: x86(btf, "pt_regs", &["si"]),
+        regs_arg2: x86(btf, "pt_regs", &["dx"]),
+        regs_nr: x86(btf, "pt_regs", &["orig_ax"]),
+        task_status: x86(btf, "task_struct", &["thread_info", "status"]),
     })
 }
 
-fn regs(btf: &KernelBtf, member: &str) -> u16 {
+/// An offset only the x86-64 programs use; ABSENT on other architectures or when BTF lacks
+/// it.
+fn x86(btf: &KernelBtf, name: &str, path: &[&str]) -> u16 {
     if !cfg!(target_arch = "x86_64") {
         return HttpOffsets::ABSENT;
     }
-    btf.member_offset("pt_regs", &[member])
+    btf.member_offset(name, path)
         .ok()
         .and_then(|v| u16::try_from(v).ok())
         .unwrap_or(HttpOffsets::ABSENT)
 }
 
-/// Loads and attaches every HTTP program, the read side without enter programs when `o`
-/// allows it and the kernel loads that program; returns the (program, tracepoint) pairs
-/// attached. On error, what was attached is in `links` for the caller to detach.
+/// Whether `o` has every offset `http_sys_exit` reads.
+fn sys_exit_offsets(o: &HttpOffsets) -> bool {
+    [
+        o.regs_arg0,
+        o.regs_arg1,
+        o.regs_arg2,
+        o.regs_nr,
+        o.task_status,
+    ]
+    .iter()
+    .all(|v| *v != HttpOffsets::ABSENT)
+}
+
+/// What `attach` attached.
+pub enum Hooks {
+    /// `http_sys_exit` on the raw `sys_exit` tracepoint.
+    SysExit(BtfTracePointLinkId),
+    /// The (program, syscall tracepoint) pairs.
+    Syscalls(Vec<(&'static str, &'static str)>),
+}
+
+impl Hooks {
+    /// (program, hook) pairs, for the `attached` event.
+    pub fn names(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Hooks::SysExit(_) => vec![(SYS_EXIT, "tp_btf:sys_exit".to_string())],
+            Hooks::Syscalls(v) => v
+                .iter()
+                .map(|(p, n)| (*p, format!("syscalls:{n}")))
+                .collect(),
+        }
+    }
+}
+
+/// Loads and attaches `http_sys_exit` (every syscall's exit, one program).
+fn attach_sys_exit(ebpf: &mut Ebpf, btf: &Btf) -> Result<BtfTracePointLinkId, ProbeError> {
+    let err = |source| ProbeError::Attach {
+        program: SYS_EXIT,
+        target: "tp_btf sys_exit".into(),
+        source,
+    };
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut(SYS_EXIT)
+        .ok_or(ProbeError::MissingProgram(SYS_EXIT))?
+        .try_into()
+        .map_err(err)?;
+    p.load("sys_exit", btf).map_err(err)?;
+    p.attach().map_err(err)
+}
+
+/// Detaches `http_sys_exit`.
+pub fn detach_sys_exit(ebpf: &mut Ebpf, link: BtfTracePointLinkId) -> Result<(), String> {
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut(SYS_EXIT)
+        .ok_or("not in the object")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    p.detach(link).map_err(|e| e.to_string())
+}
+
+/// Loads and attaches the HTTP programs: `http_sys_exit` where `o` and the kernel allow it,
+/// else the syscall tracepoints. On error, the tracepoints attached are in `links` for the
+/// caller to detach.
 pub fn attach(
     ebpf: &mut Ebpf,
     o: &HttpOffsets,
+    btf: Option<&Btf>,
     links: &mut Vec<(&'static str, TracePointLinkId)>,
-) -> Result<Vec<(&'static str, &'static str)>, ProbeError> {
-    let regs = o.regs_arg0 != HttpOffsets::ABSENT && o.regs_arg1 != HttpOffsets::ABSENT;
-    let reads: &[(&'static str, &'static str)] = match regs.then(|| load(ebpf, READS_REGS[0])) {
-        Some(Ok(())) => &READS_REGS,
-        Some(Err(e)) => {
-            // Before 5.15 (no bpf_task_pt_regs) the verifier refuses it: the pair works.
-            tracing::debug!(error = %e, "reads through the enter programs");
-            &READS_PAIR
+) -> Result<Hooks, ProbeError> {
+    if let (true, Some(btf)) = (sys_exit_offsets(o), btf) {
+        match attach_sys_exit(ebpf, btf) {
+            Ok(link) => return Ok(Hooks::SysExit(link)),
+            // A kernel whose verifier refuses it: the syscall tracepoints work.
+            Err(e) => tracing::debug!(error = %e, "HTTP through the syscall tracepoints"),
         }
-        None => &READS_PAIR,
-    };
+    }
     let mut used = Vec::new();
-    for &(prog, name) in reads.iter().chain(WRITES.iter()) {
+    for &(prog, name) in READS_PAIR.iter().chain(WRITES.iter()) {
         load(ebpf, (prog, name))?;
         let p: &mut TracePoint = ebpf
             .program_mut(prog)
@@ -145,7 +209,7 @@ pub fn attach(
         ));
         used.push((prog, name));
     }
-    Ok(used)
+    Ok(Hooks::Syscalls(used))
 }
 
 fn err(program: &'static str, name: &str, source: aya::programs::ProgramError) -> ProbeError {
@@ -167,4 +231,30 @@ fn load(ebpf: &mut Ebpf, (prog, name): (&'static str, &str)) -> Result<(), Probe
         p.load().map_err(|source| err(prog, name, source))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sys_exit_needs_every_register_and_the_task_status() {
+        let mut o = HttpOffsets::NONE;
+        assert!(!sys_exit_offsets(&o));
+        (o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_nr) = (112, 104, 96, 120);
+        assert!(!sys_exit_offsets(&o), "without thread_info.status");
+        o.task_status = 12;
+        assert!(sys_exit_offsets(&o));
+        o.regs_arg2 = HttpOffsets::ABSENT;
+        assert!(!sys_exit_offsets(&o));
+    }
+
+    #[test]
+    fn the_attached_event_names_the_hook() {
+        let t = Hooks::Syscalls(vec![("http_write", "sys_enter_write")]);
+        assert_eq!(
+            t.names(),
+            vec![("http_write", "syscalls:sys_enter_write".to_string())]
+        );
+    }
 }

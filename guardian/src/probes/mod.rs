@@ -78,8 +78,8 @@ pub struct Probes {
     sockops: Result<sockops::Attachment, String>,
     /// The HTTP status programs: attached, not asked for (None), or why not.
     http: Option<Result<(), String>>,
-    /// The HTTP programs' (program, syscall tracepoint) pairs attached.
-    http_tracepoints: Vec<(&'static str, &'static str)>,
+    /// The HTTP programs' hooks (with `http` attached).
+    http_hooks: Option<http::Hooks>,
     /// The OpenSSL uprobes (with `http`), or why they are not attached.
     tls: Option<Result<uprobe::Attachment, String>>,
     /// The reset programs (`reset_storm`), or why they are not attached.
@@ -126,7 +126,7 @@ impl Probes {
             dns_ifaces: opts.dns_ifaces.len(),
             sockops: Err("not attached yet".into()),
             http: None,
-            http_tracepoints: Vec::new(),
+            http_hooks: None,
             tls: None,
             shadows: Err("not attached yet".into()),
             offsets,
@@ -152,8 +152,8 @@ impl Probes {
         sockops::set_status(probes.sockops.as_ref().map(|_| ()).map_err(Clone::clone));
         if opts.http {
             let r = match http_offsets {
-                Ok(o) => http::attach(&mut probes.ebpf, &o, &mut probes.tracepoints)
-                    .map(|used| probes.http_tracepoints = used),
+                Ok(o) => http::attach(&mut probes.ebpf, &o, btf.as_ref(), &mut probes.tracepoints)
+                    .map(|hooks| probes.http_hooks = Some(hooks)),
                 Err(e) => Err(e.into()),
             };
             let r = r.map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
@@ -232,7 +232,7 @@ impl Probes {
             },
             "http": match &self.http {
                 None => serde_json::json!(null),
-                Some(Ok(())) => serde_json::json!({"tracepoints": self.http_tracepoints.iter().map(|(p, n)| serde_json::json!({"program": p, "tracepoint": format!("syscalls:{n}")})).collect::<Vec<_>>()}),
+                Some(Ok(())) => serde_json::json!({"tracepoints": self.http_hooks.iter().flat_map(http::Hooks::names).map(|(p, n)| serde_json::json!({"program": p, "tracepoint": n})).collect::<Vec<_>>()}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
             "tls": match &self.tls {
@@ -382,6 +382,12 @@ impl Probes {
                     Ok(()) => done.push(format!("tracepoint:{prog}")),
                     Err(e) => tracing::warn!(program = prog, error = %e, "detach failed"),
                 }
+            }
+        }
+        if let Some(http::Hooks::SysExit(link)) = self.http_hooks.take() {
+            match http::detach_sys_exit(&mut self.ebpf, link) {
+                Ok(()) => done.push(format!("tp_btf:{}", http::SYS_EXIT)),
+                Err(e) => tracing::warn!(program = http::SYS_EXIT, error = %e, "detach failed"),
             }
         }
         if let Some(Ok(a)) = self.tls.take() {

@@ -4,15 +4,15 @@
 //!
 //! - `none`: no guardian (the baseline);
 //! - `guardian`: `guardian run` in S without `--http`;
-//! - `guardian_http`: `guardian run --http` in S (the syscall tracepoints of http.rs, system-wide,
-//!   and the libssl uprobes of tls.rs and tls_hs.rs on every process that maps libssl.so.3,
+//! - `guardian_http`: `guardian run --http` in S (the program on every syscall's exit of
+//!   sys_exit.rs and http.rs, system-wide, and the libssl uprobes of tls.rs and tls_hs.rs on every process that maps libssl.so.3,
 //!   nginx and wrk included);
 //! - `bpftrace`: no guardian, bpftrace holding *empty* programs on the same libssl functions
 //!   (entry and return probes alike): what the kernel's uprobe mechanism costs by itself, for
 //!   any tool;
-//! - `tracepoints`: no guardian, a no-op program of guardian's object on the same six syscall
-//!   tracepoints, attached the same way: the floor of reading HTTP from the syscalls, as
-//!   Coroot's agent and guardian do.
+//! - `tracepoints`: no guardian, a no-op program of guardian's object on the same hook (the
+//!   raw `sys_exit` tracepoint), attached the same way: the floor of reading HTTP from the
+//!   syscalls, as Coroot's agent and guardian do.
 //!
 //! Four workloads per configuration and round: plaintext and TLS, each with keep-alive and with
 //! a new connection per request (`Connection: close`). Each reports requests/s (wrk) and the
@@ -21,7 +21,7 @@
 //! traffic (so that no TIME_WAIT the load leaves behind makes the daemon dump its namespace),
 //! per configuration and round: the daemon's CPU over an idle window, and two loops of small
 //! syscalls that carry no HTTP (a file read/write loop, a TCP ping-pong), since the syscall
-//! tracepoints run for every process. Last, one more pass of everything
+//! hook runs for every process. Last, one more pass of everything
 //! under `guardian run --http` with the kernel's BPF run-time statistics on, to say which
 //! programs the time goes to.
 use std::time::Duration;
@@ -47,10 +47,7 @@ pub const CONFIGS: [(&str, &str); 5] = [
         "bpftrace",
         "bpftrace: empty uprobes on the same libssl functions",
     ),
-    (
-        "tracepoints",
-        "no-op programs on the same syscall tracepoints",
-    ),
+    ("tracepoints", "no-op program on the same syscall hook"),
 ];
 
 pub const WORKLOADS: [Workload; 4] = [

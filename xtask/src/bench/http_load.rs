@@ -220,35 +220,22 @@ pub fn mapped_libssl(pid: u32) -> Result<String> {
         .context("nginx has no libssl.so.3 mapped (a static OpenSSL?)")
 }
 
-/// The syscall tracepoints `guardian run --http` holds (guardian/src/probes/http.rs): the
-/// exits of the reads, the entries of the writes.
-const SYSCALL_TRACEPOINTS: [&str; 6] = [
-    "sys_exit_read",
-    "sys_exit_recvfrom",
-    "sys_enter_write",
-    "sys_enter_sendto",
-    "sys_enter_writev",
-    "sys_enter_sendmsg",
-];
-
-/// guardian-ebpf's `tp_noop` on each of them, attached as the daemon attaches its programs
-/// (aya): what the hooks cost with nothing in them, the floor of reading HTTP from the
-/// syscalls. (bpftrace's empty programs on the same tracepoints measured about twice that
-/// here: it is not the same attachment.) Detached when dropped.
+/// guardian-ebpf's `sys_exit_noop` on the hook `guardian run --http` holds here (the raw
+/// `sys_exit` tracepoint, a BTF tracepoint: guardian/src/probes/http.rs), attached as the
+/// daemon attaches its program (aya): what the hook costs with nothing in it, the floor of
+/// reading HTTP from the syscalls. Detached when dropped.
 pub struct NoopTracepoints(#[allow(dead_code)] aya::Ebpf);
 
 impl NoopTracepoints {
     pub fn attach() -> Result<NoopTracepoints> {
         let mut ebpf = super::xdp_prog::load_object(&super::xdp_prog::object_path()?)?;
-        let p: &mut aya::programs::TracePoint = ebpf
-            .program_mut("tp_noop")
-            .context("tp_noop is not in guardian's eBPF object")?
+        let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
+        let p: &mut aya::programs::BtfTracePoint = ebpf
+            .program_mut("sys_exit_noop")
+            .context("sys_exit_noop is not in guardian's eBPF object")?
             .try_into()?;
-        p.load().context("loading tp_noop")?;
-        for t in SYSCALL_TRACEPOINTS {
-            p.attach("syscalls", t)
-                .with_context(|| format!("attaching tp_noop to syscalls:{t}"))?;
-        }
+        p.load("sys_exit", &btf).context("loading sys_exit_noop")?;
+        p.attach().context("attaching sys_exit_noop to sys_exit")?;
         Ok(NoopTracepoints(ebpf))
     }
 }

@@ -139,7 +139,7 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
                 "--http / none",
                 "run / none",
                 "bpftrace / none",
-                "tracepoints / none",
+                "no-op / none",
             ],
         ]
         .concat(),
@@ -153,7 +153,7 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
                 "--http − none",
                 "--http − run",
                 "bpftrace − none",
-                "tracepoints − none",
+                "no-op − none",
                 "none ÷ --http (CPU-bound ratio)",
             ],
         ]
@@ -328,23 +328,23 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
             s.errors
         ),
         format!(
-            "While idle, the new programs (syscall tracepoints and uprobes) ran {idle_runs:.0} \
+            "While idle, the new programs (syscall hook and uprobes) ran {idle_runs:.0} \
              times a second for {idle_bpf:.2} % of one CPU, on the machine's other processes' \
-             syscalls (the tracepoints are system-wide; the machine was shared, see the load)."
+             syscalls (the hook is system-wide; the machine was shared, see the load)."
         ),
     ];
-    // What the syscall tracepoints cost with nothing in their programs: the floor of reading
-    // HTTP from the syscalls, whoever does it.
+    // What the syscall hook costs with nothing in its program: the floor of reading HTTP from
+    // the syscalls, whoever does it.
     let floor_ns = s.med_ns(floor, pk) - s.med_ns(none, pk);
     let floor_ratio = s.med_ns(none, pk) / s.med_ns(floor, pk);
     if let Some((_, units, d)) = a.rows.get(1 + pk) {
         let runs = by_group(d).get(GROUPS[0]).map_or(0.0, |x| x.0 as f64) / units.max(1.0);
         notes.push(format!(
-            "Plaintext keep-alive: no-op programs on the same six syscall tracepoints, \
-             attached as guardian attaches its own, add {floor_ns:+.0} ns per request (CPU \
-             ratio {floor_ratio:.3}): the floor of reading HTTP from the syscall tracepoints on \
-             this machine, whatever the programs do ({runs:.1} runs per request). guardian's \
-             programs add {:+.0} ns over that floor (--http − tracepoints).",
+            "Plaintext keep-alive: a no-op program on the same hook (every syscall's exit), \
+             attached as guardian attaches its own, adds {floor_ns:+.0} ns per request (CPU \
+             ratio {floor_ratio:.3}): the floor of reading HTTP from the syscalls on this \
+             machine, whatever the program does ({runs:.1} runs per request). guardian's \
+             programs add {:+.0} ns over that floor (--http − no-op).",
             s.med_ns(http, pk) - s.med_ns(floor, pk)
         ));
     }
@@ -362,7 +362,7 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
                  {peer_ns:+.0} ns per request, {:.0} ns per hit: a breakpoint trap, then a \
                  single-step trap over the displaced instruction. guardian's entry-only probes \
                  sit on an instruction the kernel emulates (no single step), and --http adds \
-                 {ours_ns:+.0} ns per request over guardian run in all (syscall tracepoints \
+                 {ours_ns:+.0} ns per request over guardian run in all (syscall hook \
                  included), its uprobe programs themselves running {bpf:.0} ns per request.",
                 peer_ns / hits
             ));

@@ -1,5 +1,5 @@
-//! The `http` benchmark's non-HTTP side and its attribution: the syscall tracepoints of
-//! `guardian run --http` are system-wide (every read/write of every process runs them), so
+//! The `http` benchmark's non-HTTP side and its attribution: the syscall hook of
+//! `guardian run --http` is system-wide (every syscall of every process runs it), so
 //! two loops that make many small syscalls and no HTTP are timed in each configuration, and
 //! the kernel's own per-program statistics (`BPF_ENABLE_STATS`: run count and run time of each
 //! program) say which of the daemon's programs the time goes to.
@@ -89,7 +89,7 @@ pub type Snapshot = BTreeMap<String, (u64, u64)>;
 
 /// The groups programs are summed in: `--http`'s two kinds, and the rest.
 pub const GROUPS: [&str; 3] = [
-    "syscall tracepoints (http_*)",
+    "syscall hook (http_*)",
     "libssl uprobes (tls_*)",
     "guardian run's other programs",
 ];
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn programs_are_grouped_by_name() {
-        assert_eq!(group("http_read_enter"), "syscall tracepoints (http_*)");
+        assert_eq!(group("http_sys_exit"), "syscall hook (http_*)");
         assert_eq!(group("tls_hs_exit"), "libssl uprobes (tls_*)");
         assert_eq!(group("sock_state"), "guardian run's other programs");
     }
