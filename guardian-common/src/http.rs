@@ -175,6 +175,15 @@ pub struct HttpConn {
 }
 const _: () = assert!(core::mem::size_of::<HttpConn>() == 40);
 
+/// Buckets of `HTTP_SEEN` (guardian-ebpf/src/http.rs), a power of two.
+pub const SEEN_BUCKETS: u32 = 1 << 16;
+const _: () = assert!(SEEN_BUCKETS.is_power_of_two());
+
+/// The `HTTP_SEEN` bucket of a connection key (tgid << 32 | fd): a multiplicative hash.
+pub fn seen_bucket(key: u64) -> u32 {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SEEN_BUCKETS.trailing_zeros())) as u32
+}
+
 /// Latency buckets: bucket `i` counts responses with latency below `LAT_BOUND_US[i]`
 /// microseconds (and not below the previous bound); the last bucket is everything above.
 pub const LAT_BUCKETS: usize = 16;
@@ -334,6 +343,25 @@ mod pod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seen_buckets_are_in_range_and_spread_a_process_fds() {
+        // A bitmap of the buckets (no_std: no sets here).
+        let mut used = [0u64; (SEEN_BUCKETS / 64) as usize];
+        let mut distinct = 0;
+        for fd in 3..1027u64 {
+            let b = seen_bucket((4242 << 32) | fd);
+            assert!(b < SEEN_BUCKETS);
+            let (w, bit) = ((b / 64) as usize, 1u64 << (b % 64));
+            if used[w] & bit == 0 {
+                used[w] |= bit;
+                distinct += 1;
+            }
+        }
+        // 1024 fds of one process: nearly all in buckets of their own.
+        assert!(distinct > 1000, "{distinct}");
+        assert!(seen_bucket(u64::MAX) < SEEN_BUCKETS);
+    }
 
     fn b16(s: &str) -> [u8; 16] {
         let mut b = [0u8; 16];

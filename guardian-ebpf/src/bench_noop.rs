@@ -1,6 +1,6 @@
 //! No-op programs: the baselines `cargo xtask bench xdp` compares `guardian_xdp` and the tcx
-//! DNS programs with, and the tracepoint one `cargo xtask bench http` holds on the syscall
-//! tracepoints of `--http` (what those hooks cost with nothing in them).
+//! DNS programs with, and the one `cargo xtask bench http` holds on the syscall hook of
+//! `--http` (what that hook costs with nothing in it).
 //!
 //! It lives in guardian's object only so that the benchmark measures both programs built by
 //! the same toolchain with the same flags. The daemon never loads it: aya puts a program in
@@ -18,13 +18,6 @@ pub fn xdp_noop(_ctx: XdpContext) -> u32 {
 #[aya_ebpf::macros::classifier]
 pub fn tc_noop(_ctx: aya_ebpf::programs::TcContext) -> i32 {
     aya_ebpf::bindings::TC_ACT_UNSPEC
-}
-
-/// A no-op tracepoint program: `cargo xtask bench http` attaches it, as guardian attaches its
-/// own (aya, one perf event per tracepoint), to the six syscall tracepoints of `--http`.
-#[aya_ebpf::macros::tracepoint]
-pub fn tp_noop(_ctx: aya_ebpf::programs::TracePointContext) -> u32 {
-    0
 }
 
 /// A no-op BTF tracepoint program: `cargo xtask bench http` attaches it to the raw `sys_exit`

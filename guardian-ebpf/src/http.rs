@@ -23,12 +23,13 @@ use aya_ebpf::{
     bindings::BPF_ANY,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, tracepoint},
-    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray},
     programs::TracePointContext,
     Global,
 };
 use guardian_common::http::{
-    is_request_start, lat_bucket, parse_status, HttpConn, HttpKey, HttpOffsets, HttpStats, ReadArgs,
+    is_request_start, lat_bucket, parse_status, seen_bucket, HttpConn, HttpKey, HttpOffsets,
+    HttpStats, ReadArgs, SEEN_BUCKETS,
 };
 
 use crate::kernel::{current_netns, field, global, sock_netns};
@@ -46,6 +47,20 @@ pub static HTTP_READS: HashMap<u64, ReadArgs> = HashMap::with_max_entries(16384,
 /// Per (tgid << 32 | fd): the request in flight and, where `sys_exit.rs` runs, the service.
 #[map]
 static HTTP_INFLIGHT: LruHashMap<u64, HttpConn> = LruHashMap::with_max_entries(65536, 0);
+
+/// Set (never cleared) in the bucket of every (tgid, fd) on which a request start was read
+/// (`seen_bucket`): a write or a close on a (tgid, fd) whose bucket is 0 cannot have an entry
+/// in `HTTP_INFLIGHT`, and skips its hash lookup for an array read the verifier inlines. Every
+/// write of every process that never read a request (clients, and writes to files and pipes)
+/// takes that path. A full bucket only costs the lookup, never a missed response.
+#[map]
+static HTTP_SEEN: Array<u32> = Array::with_max_entries(SEEN_BUCKETS, 0);
+
+/// Whether `key` may have an entry in `HTTP_INFLIGHT`.
+#[inline(always)]
+fn seen(key: u64) -> bool {
+    matches!(HTTP_SEEN.get(seen_bucket(key)), Some(&v) if v != 0)
+}
 
 /// Responses per service. LRU: services of processes long gone make room.
 #[map]
@@ -157,6 +172,14 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
     if is_request_start(&head) {
         let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
         let now = unsafe { bpf_ktime_get_ns() };
+        if let Some(b) = HTTP_SEEN.get_ptr_mut(seen_bucket(key)) {
+            // SAFETY: a u32 of an array; any writer stores the same 1.
+            unsafe {
+                if *b == 0 {
+                    *b = 1;
+                }
+            }
+        }
         // The entry stays with the connection between requests (0: none in flight): a store
         // where an LRU insert and delete per request would each take the map's locks.
         match HTTP_INFLIGHT.get_ptr_mut(&key) {
@@ -237,7 +260,11 @@ pub(crate) fn on_write(fd: u64, b: Buf, cache: bool) {
         return;
     }
     let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
-    // The cheap check first: no request in flight on this fd (no entry, or 0), nothing to do.
+    // The cheap checks first: no request ever read on a (tgid, fd) of this bucket, or no
+    // request in flight on this fd (no entry, or 0): nothing to do.
+    if !seen(key) {
+        return;
+    }
     let Some(inflight) = HTTP_INFLIGHT.get_ptr_mut(&key) else {
         return;
     };
@@ -293,13 +320,13 @@ pub(crate) fn on_write(fd: u64, b: Buf, cache: bool) {
 
 /// Drops what `HTTP_INFLIGHT` keeps for `fd` of the current process: called by `sys_exit.rs`
 /// when the fd is closed, or made a new connection by accept(2) or a copy by dup2(2), so that
-/// a later connection on the same number starts afresh. A lookup first: most fds closed on a
-/// machine never carried a request, and a lookup takes no lock where a delete takes the
-/// bucket's.
+/// a later connection on the same number starts afresh. `HTTP_SEEN`, then a lookup first:
+/// most fds closed on a machine never carried a request, and a lookup takes no lock where a
+/// delete takes the bucket's.
 #[inline(always)]
 pub(crate) fn forget_fd(fd: u64) {
     let key = (bpf_get_current_pid_tgid() & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
-    if unsafe { HTTP_INFLIGHT.get(&key) }.is_some() {
+    if seen(key) && unsafe { HTTP_INFLIGHT.get(&key) }.is_some() {
         let _ = HTTP_INFLIGHT.remove(&key);
     }
 }

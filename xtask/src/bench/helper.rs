@@ -48,6 +48,16 @@ pub enum Helper {
         #[arg(long, default_value_t = 600)]
         max_secs: u64,
     },
+    /// The `http` benchmark's syscall loops once each (file read+write, TCP ping-pong, HTTP
+    /// ping-pong), ns per operation as JSON on stdout: for A/B runs against other builds
+    Loops {
+        #[arg(long, default_value_t = 300_000)]
+        file_ops: u64,
+        #[arg(long, default_value_t = 30_000)]
+        trips: u64,
+        #[arg(long, default_value_t = 30_000)]
+        requests: u64,
+    },
     /// Send frames out of IFACE with AF_PACKET; JSON on stdout
     Blast {
         #[arg(long)]
@@ -69,6 +79,22 @@ pub enum Helper {
 
 pub fn run(helper: Helper) -> Result<ExitCode> {
     match helper {
+        Helper::Loops {
+            file_ops,
+            trips,
+            requests,
+        } => {
+            use super::http_sys::{file_rw, http_pingpong, tcp_pingpong};
+            let (f, t, h) = (
+                file_rw(file_ops)?,
+                tcp_pingpong(trips)?,
+                http_pingpong(requests)?,
+            );
+            println!(
+                "{}",
+                serde_json::json!({"file_rw_ns": f, "tcp_round_trip_ns": t, "http_request_ns": h})
+            );
+        }
         Helper::XdpTestRun {
             object,
             repeat,

@@ -21,7 +21,8 @@
 //! traffic (so that no TIME_WAIT the load leaves behind makes the daemon dump its namespace),
 //! per configuration and round: the daemon's CPU over an idle window, and two loops of small
 //! syscalls that carry no HTTP (a file read/write loop, a TCP ping-pong), since the syscall
-//! hook runs for every process. Last, one more pass of everything
+//! hook runs for every process, and one of HTTP requests and responses over loopback in this
+//! process (what the programs add to a request, without nginx's and wrk's own work). Last, one more pass of everything
 //! under `guardian run --http` with the kernel's BPF run-time statistics on, to say which
 //! programs the time goes to.
 use std::time::Duration;
@@ -163,13 +164,14 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
             };
             let file = sys::file_rw(plan.file_ops)?;
             let tcp = sys::tcp_pingpong(plan.tcp_trips)?;
+            let req = sys::http_pingpong(plan.tcp_trips)?;
             eprintln!(
                 "  round {round} {:>13} idle daemon {:.2}% CPU; file read+write {file:.0} ns; \
-                 TCP round trip {tcp:.0} ns",
+                 TCP round trip {tcp:.0} ns; HTTP request on loopback {req:.0} ns",
                 CONFIGS[c].0,
                 idle.unwrap_or(f64::NAN)
             );
-            s.push_quiet(c, round, idle, file, tcp);
+            s.push_quiet(c, round, idle, [file, tcp, req]);
             if let Some(g) = g.as_mut() {
                 g.stop()?;
             }
@@ -254,6 +256,14 @@ fn attribute(
     sys::tcp_pingpong(plan.tcp_trips)?;
     let d = sys::delta(&before, &sys::snapshot(pid)?);
     a.push("TCP ping-pong (per round trip)", plan.tcp_trips as f64, &d);
+    let before = sys::snapshot(pid)?;
+    sys::http_pingpong(plan.tcp_trips)?;
+    let d = sys::delta(&before, &sys::snapshot(pid)?);
+    a.push(
+        "HTTP requests on loopback (per request)",
+        plan.tcp_trips as f64,
+        &d,
+    );
     g.stop()?;
     Ok(a)
 }

@@ -44,6 +44,7 @@ pub struct Samples {
     idle_pct: Vec<Vec<f64>>,
     file_ns: Vec<Vec<f64>>,
     tcp_ns: Vec<Vec<f64>>,
+    http_ns: Vec<Vec<f64>>,
     pub raw: Vec<Value>,
 }
 
@@ -57,6 +58,7 @@ impl Samples {
             idle_pct: vec![Vec::new(); configs],
             file_ns: vec![Vec::new(); configs],
             tcp_ns: vec![Vec::new(); configs],
+            http_ns: vec![Vec::new(); configs],
             raw: Vec::new(),
         }
     }
@@ -81,12 +83,16 @@ impl Samples {
             "daemon_cpu_s": daemon_cpu, "cpu_ns_per_request": ns}));
     }
 
-    pub fn push_quiet(&mut self, c: usize, round: usize, idle: Option<f64>, file: f64, tcp: f64) {
+    /// The idle window and the three loops (file read+write, TCP and HTTP ping-pong).
+    pub fn push_quiet(&mut self, c: usize, round: usize, idle: Option<f64>, loops: [f64; 3]) {
+        let [file, tcp, http] = loops;
         self.idle_pct[c].extend(idle);
         self.file_ns[c].push(file);
         self.tcp_ns[c].push(tcp);
+        self.http_ns[c].push(http);
         self.raw.push(json!({"round": round, "config": CONFIGS[c].0,
-            "idle_daemon_cpu_pct": idle, "file_rw_ns": file, "tcp_round_trip_ns": tcp}));
+            "idle_daemon_cpu_pct": idle, "file_rw_ns": file, "tcp_round_trip_ns": tcp,
+            "http_request_ns": http}));
     }
 
     fn med_rps(&self, c: usize, w: usize) -> f64 {
@@ -180,10 +186,11 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
     }
     let mut quiet = Table::new(
         &format!(
-            "No HTTP traffic, measured before any (no TIME_WAIT left by the load), the same \
-             rounds and order: the daemon's CPU over {} s idle (/proc/PID/stat), mean of the \
-             rounds, and two loops of small syscalls that carry no HTTP (CPU per operation, \
-             rusage), median of the rounds",
+            "Before nginx's load (no TIME_WAIT left by it), the same rounds and order: the \
+             daemon's CPU over {} s idle (/proc/PID/stat), mean of the rounds, then three \
+             loops of small syscalls in the benchmark's own process (CPU per operation, \
+             rusage), median of the rounds: two that carry no HTTP, and HTTP requests over \
+             loopback",
             plan.idle_secs
         ),
         &[&[""], &head[1..], &["--http − run"]].concat(),
@@ -218,6 +225,14 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
                 plan.tcp_trips
             ),
             &s.tcp_ns,
+        ),
+        (
+            format!(
+                "HTTP/1.1 on 127.0.0.1, keep-alive: send(2) a request, recv(2) it, writev(2) \
+                 the response, recv(2) it, ×{} (ns per request)",
+                plan.tcp_trips
+            ),
+            &s.http_ns,
         ),
     ] {
         let mut row = vec![label];
