@@ -135,16 +135,24 @@ fn sys_exit_offsets(o: &HttpOffsets) -> bool {
 pub enum Hooks {
     /// `http_sys_exit` on the raw `sys_exit` tracepoint.
     SysExit(BtfTracePointLinkId),
-    /// The (program, syscall tracepoint) pairs.
-    Syscalls(Vec<(&'static str, &'static str)>),
+    /// The (program, syscall tracepoint) pairs, and why `http_sys_exit` is not used.
+    Syscalls(Vec<(&'static str, &'static str)>, String),
 }
 
 impl Hooks {
+    /// Why the syscall tracepoints are used (None: `http_sys_exit` is).
+    pub fn fallback(&self) -> Option<&str> {
+        match self {
+            Hooks::SysExit(_) => None,
+            Hooks::Syscalls(_, why) => Some(why),
+        }
+    }
+
     /// (program, hook) pairs, for the `attached` event.
     pub fn names(&self) -> Vec<(&'static str, String)> {
         match self {
             Hooks::SysExit(_) => vec![(SYS_EXIT, "tp_btf:sys_exit".to_string())],
-            Hooks::Syscalls(v) => v
+            Hooks::Syscalls(v, _) => v
                 .iter()
                 .map(|(p, n)| (*p, format!("syscalls:{n}")))
                 .collect(),
@@ -187,13 +195,19 @@ pub fn attach(
     btf: Option<&Btf>,
     links: &mut Vec<(&'static str, TracePointLinkId)>,
 ) -> Result<Hooks, ProbeError> {
-    if let (true, Some(btf)) = (sys_exit_offsets(o), btf) {
-        match attach_sys_exit(ebpf, btf) {
+    let why = match (sys_exit_offsets(o), btf) {
+        (false, _) => "this kernel's BTF lacks a pt_regs or thread_info member it reads (or \
+                       this is not x86-64)"
+            .to_string(),
+        (true, None) => "the kernel's BTF could not be parsed for a BTF tracepoint".to_string(),
+        (true, Some(btf)) => match attach_sys_exit(ebpf, btf) {
             Ok(link) => return Ok(Hooks::SysExit(link)),
-            // A kernel whose verifier refuses it: the syscall tracepoints work.
-            Err(e) => tracing::debug!(error = %e, "HTTP through the syscall tracepoints"),
-        }
-    }
+            // A kernel whose verifier refuses it (before 5.11: no bpf_get_current_task_btf):
+            // the syscall tracepoints work.
+            Err(e) => crate::errors::sentence(&anyhow::Error::from(e)),
+        },
+    };
+    tracing::info!(reason = %why, "HTTP through the syscall tracepoints, not one program on sys_exit");
     let mut used = Vec::new();
     for &(prog, name) in READS_PAIR.iter().chain(WRITES.iter()) {
         load(ebpf, (prog, name))?;
@@ -209,7 +223,7 @@ pub fn attach(
         ));
         used.push((prog, name));
     }
-    Ok(Hooks::Syscalls(used))
+    Ok(Hooks::Syscalls(used, why))
 }
 
 fn err(program: &'static str, name: &str, source: aya::programs::ProgramError) -> ProbeError {
@@ -251,7 +265,8 @@ mod tests {
 
     #[test]
     fn the_attached_event_names_the_hook() {
-        let t = Hooks::Syscalls(vec![("http_write", "sys_enter_write")]);
+        let t = Hooks::Syscalls(vec![("http_write", "sys_enter_write")], "why".into());
+        assert_eq!(t.fallback(), Some("why"));
         assert_eq!(
             t.names(),
             vec![("http_write", "syscalls:sys_enter_write".to_string())]

@@ -232,7 +232,7 @@ impl Probes {
             },
             "http": match &self.http {
                 None => serde_json::json!(null),
-                Some(Ok(())) => serde_json::json!({"tracepoints": self.http_hooks.iter().flat_map(http::Hooks::names).map(|(p, n)| serde_json::json!({"program": p, "tracepoint": n})).collect::<Vec<_>>()}),
+                Some(Ok(())) => serde_json::json!({"tracepoints": self.http_hooks.iter().flat_map(http::Hooks::names).map(|(p, n)| serde_json::json!({"program": p, "tracepoint": n})).collect::<Vec<_>>(), "sys_exit_error": self.http_hooks.as_ref().and_then(http::Hooks::fallback)}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
             "tls": match &self.tls {

@@ -55,12 +55,18 @@ fn a_reused_fd_number_counts_for_its_new_listener() {
         "[http_5xx]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n",
         &[],
     );
-    if cfg!(target_arch = "x86_64") {
-        let attached = d.wait_attached();
+    // The program that keeps services per connection needs bpf_get_current_task_btf (5.11);
+    // before, the syscall tracepoints walk to the socket at every response, and the counts
+    // below must hold all the same.
+    let http = d.wait_attached()["detail"]["http"].clone();
+    eprintln!("HTTP hooks: {http}");
+    if cfg!(target_arch = "x86_64") && crate::kernel_features::kernel() >= (5, 11) {
         assert_eq!(
-            attached["detail"]["http"]["tracepoints"][0]["tracepoint"], "tp_btf:sys_exit",
-            "the program that keeps services per connection is not the one attached: {attached}"
+            http["tracepoints"][0]["tracepoint"], "tp_btf:sys_exit",
+            "{http}"
         );
+    } else {
+        assert!(http["sys_exit_error"].is_string(), "{http}");
     }
     let fds = dir.path().join("fds");
     srv.spawn(&[
