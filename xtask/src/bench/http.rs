@@ -244,26 +244,31 @@ fn attribute(
         let d = sys::delta(&before, &sys::snapshot(pid)?);
         a.push(&format!("{} (per request)", w.label), r.requests as f64, &d);
     }
-    let before = sys::snapshot(pid)?;
-    sys::file_rw(plan.file_ops)?;
-    let d = sys::delta(&before, &sys::snapshot(pid)?);
-    a.push(
-        "file read+write loop (per read+write)",
-        plan.file_ops as f64,
-        &d,
-    );
-    let before = sys::snapshot(pid)?;
-    sys::tcp_pingpong(plan.tcp_trips)?;
-    let d = sys::delta(&before, &sys::snapshot(pid)?);
-    a.push("TCP ping-pong (per round trip)", plan.tcp_trips as f64, &d);
-    let before = sys::snapshot(pid)?;
-    sys::http_pingpong(plan.tcp_trips)?;
-    let d = sys::delta(&before, &sys::snapshot(pid)?);
-    a.push(
-        "HTTP requests on loopback (per request)",
-        plan.tcp_trips as f64,
-        &d,
-    );
+    // The three loops, each between two snapshots: (phase, units, the loop).
+    type Loop = fn(u64) -> Result<f64>;
+    let loops: [(&str, u64, Loop); 3] = [
+        (
+            "file read+write loop (per read+write)",
+            plan.file_ops,
+            sys::file_rw,
+        ),
+        (
+            "TCP ping-pong (per round trip)",
+            plan.tcp_trips,
+            sys::tcp_pingpong,
+        ),
+        (
+            "HTTP requests on loopback (per request)",
+            plan.tcp_trips,
+            sys::http_pingpong,
+        ),
+    ];
+    for (phase, n, run) in loops {
+        let before = sys::snapshot(pid)?;
+        run(n)?;
+        let d = sys::delta(&before, &sys::snapshot(pid)?);
+        a.push(phase, n as f64, &d);
+    }
     g.stop()?;
     Ok(a)
 }
