@@ -71,7 +71,11 @@ pub const SUITE: &[(&str, &str)] = &[
     ),
     (
         "http::nginx",
-        "syscall tracepoints and libssl uprobes (--http)",
+        "the syscall hook and libssl uprobes (--http)",
+    ),
+    (
+        "http_fd_reuse::",
+        "--http's sys_exit program (5.11), or the tracepoints and why",
     ),
     (
         "faults_flows::mtu_blackhole",
