@@ -71,8 +71,13 @@ pub struct HttpOffsets {
     /// `struct task_struct.thread_info.status` (x86-64): `TS_COMPAT` marks a 32-bit syscall,
     /// whose number is of another table.
     pub task_status: u16,
+    /// `struct task_struct.pid` and `.tgid` (x86-64 `sys_exit.rs`): the thread and process
+    /// ids read from the task it already holds, where `bpf_get_current_pid_tgid` would be one
+    /// more helper call per syscall it acts on.
+    pub task_pid: u16,
+    pub task_tgid: u16,
 }
-const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 74);
+const _: () = assert!(core::mem::size_of::<HttpOffsets>() == 78);
 
 /// x86-64 syscall numbers (`arch/x86/entry/syscalls/syscall_64.tbl`: an ABI, fixed for good)
 /// that `sys_exit.rs` acts on.
@@ -132,6 +137,8 @@ impl HttpOffsets {
         regs_arg2: Self::ABSENT,
         regs_nr: Self::ABSENT,
         task_status: Self::ABSENT,
+        task_pid: Self::ABSENT,
+        task_tgid: Self::ABSENT,
     };
 }
 

@@ -125,16 +125,15 @@ pub fn http_read_exit(ctx: TracePointContext) -> u32 {
 /// still in the registers the syscall was entered with (x86-64: `di`, `si`; only `ax` is
 /// replaced by the return value): `args` reads them, and is called only when needed. No
 /// enter→exit handoff, and a read that returns less than 5 bytes costs a look at whether any
-/// handshake is in progress (`gate.rs`: an array read; the thread id and its hash lookup only
-/// while one is) and nothing else. Called by `sys_exit.rs`.
+/// handshake is in progress (`gate.rs`: an array read; the thread's hash lookup only while one
+/// is) and nothing else. `id` is the task's `tgid << 32 | pid`. Called by `sys_exit.rs`.
 #[inline(always)]
-pub(crate) fn after_read(ret: i64, args: impl FnOnce() -> Option<(u64, u64)>) {
+pub(crate) fn after_read(id: u64, ret: i64, args: impl FnOnce() -> Option<(u64, u64)>) {
     // A short read while no handshake is under way anywhere (`gate.rs`): done, before any
-    // helper call. Most reads of most processes end here.
+    // map lookup. Most reads of most processes end here.
     if ret < 5 && !crate::gate::any(crate::gate::HANDSHAKES) {
         return;
     }
-    let id = bpf_get_current_pid_tgid();
     let in_hs = crate::tls_hs::in_handshake(id);
     if ret < 5 && !in_hs {
         return;
@@ -206,7 +205,12 @@ pub fn http_write(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
     let f = |off| unsafe { field::<u64>(&ctx, off) };
     if let (Some(fd), Some(buf), Some(len)) = (f(o.write_fd), f(o.write_buf), f(o.write_count)) {
-        on_write(fd, Buf::Plain { buf, len }, false);
+        on_write(
+            bpf_get_current_pid_tgid(),
+            fd,
+            Buf::Plain { buf, len },
+            false,
+        );
     }
     0
 }
@@ -216,7 +220,12 @@ pub fn http_sendto(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
     let f = |off| unsafe { field::<u64>(&ctx, off) };
     if let (Some(fd), Some(buf), Some(len)) = (f(o.sendto_fd), f(o.sendto_buf), f(o.sendto_len)) {
-        on_write(fd, Buf::Plain { buf, len }, false);
+        on_write(
+            bpf_get_current_pid_tgid(),
+            fd,
+            Buf::Plain { buf, len },
+            false,
+        );
     }
     0
 }
@@ -226,7 +235,12 @@ pub fn http_writev(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
     let f = |off| unsafe { field::<u64>(&ctx, off) };
     if let (Some(fd), Some(vec), Some(vlen)) = (f(o.writev_fd), f(o.writev_vec), f(o.writev_vlen)) {
-        on_write(fd, Buf::Iovec { vec, vlen }, false);
+        on_write(
+            bpf_get_current_pid_tgid(),
+            fd,
+            Buf::Iovec { vec, vlen },
+            false,
+        );
     }
     0
 }
@@ -236,19 +250,19 @@ pub fn http_sendmsg(ctx: TracePointContext) -> u32 {
     let o = global(&HTTP_OFFSETS);
     let f = |off| unsafe { field::<u64>(&ctx, off) };
     if let (Some(fd), Some(msg)) = (f(o.sendmsg_fd), f(o.sendmsg_msg)) {
-        on_write(fd, Buf::Msghdr { msg }, false);
+        on_write(bpf_get_current_pid_tgid(), fd, Buf::Msghdr { msg }, false);
     }
     0
 }
 
-/// A write(2)/sendto(2)/writev(2)/sendmsg(2) of `b` on `fd` by the current task: a TLS alert,
+/// A write(2)/sendto(2)/writev(2)/sendmsg(2) of `b` on `fd` by the current task (`id`: its
+/// `tgid << 32 | pid`): a TLS alert,
 /// the encrypted half of an `SSL_write`, or a plaintext response's status line. `cache`: the
 /// connection's service may be kept in its entry, because the caller (`sys_exit.rs`) drops
 /// the entry when the fd is closed or replaced; the syscall tracepoints do not, and walk to
 /// the socket at every response.
 #[inline(always)]
-pub(crate) fn on_write(fd: u64, b: Buf, cache: bool) {
-    let id = bpf_get_current_pid_tgid();
+pub(crate) fn on_write(id: u64, fd: u64, b: Buf, cache: bool) {
     // Inside a handshake (a client's ClientHello is a write): the connection's socket.
     crate::tls_hs::note_fd(id, fd);
     // A 7-byte write may be a plaintext TLS alert (tls_alert.rs): then it is not a response.
@@ -324,8 +338,8 @@ pub(crate) fn on_write(fd: u64, b: Buf, cache: bool) {
 /// most fds closed on a machine never carried a request, and a lookup takes no lock where a
 /// delete takes the bucket's.
 #[inline(always)]
-pub(crate) fn forget_fd(fd: u64) {
-    let key = (bpf_get_current_pid_tgid() & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
+pub(crate) fn forget_fd(id: u64, fd: u64) {
+    let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
     if seen(key) && unsafe { HTTP_INFLIGHT.get(&key) }.is_some() {
         let _ = HTTP_INFLIGHT.remove(&key);
     }

@@ -27,7 +27,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_task_btf, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
-use guardian_common::http::{nr, HttpOffsets};
+use guardian_common::http::nr;
 
 use crate::http::{after_read, forget_fd, on_write, HTTP_OFFSETS};
 use crate::kernel::global;
@@ -55,16 +55,28 @@ pub fn http_sys_exit(ctx: BtfTracePointContext) -> i32 {
             | nr::ACCEPT4
             | nr::DUP2
             | nr::DUP3
-    ) || compat(o)
-    {
+    ) {
         return 0;
     }
+    // One helper call for the task, then plain loads: whether the syscall is a 32-bit one,
+    // and the ids `bpf_get_current_pid_tgid` would return (`tgid << 32 | pid`) for one more
+    // call.
+    // SAFETY: the trusted BTF pointer to the current task; BTF offsets, which the verifier
+    // checks as it does the registers'.
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let field = |off: u16| unsafe { *(task.add(off as usize) as *const u32) };
+    if field(o.task_status) & nr::TS_COMPAT != 0 {
+        return 0;
+    }
+    let id = (u64::from(field(o.task_tgid)) << 32) | u64::from(field(o.task_pid));
     match n {
-        nr::READ | nr::RECVFROM => after_read(ret, || Some((reg(o.regs_arg0), reg(o.regs_arg1)))),
+        nr::READ | nr::RECVFROM => {
+            after_read(id, ret, || Some((reg(o.regs_arg0), reg(o.regs_arg1))))
+        }
         // The fd is closed: its connection is over.
-        nr::CLOSE if ret == 0 => forget_fd(reg(o.regs_arg0)),
+        nr::CLOSE if ret == 0 => forget_fd(id, reg(o.regs_arg0)),
         // A new connection, or a copy of another fd, now has the number `ret`.
-        nr::ACCEPT | nr::ACCEPT4 | nr::DUP2 | nr::DUP3 if ret >= 0 => forget_fd(ret as u64),
+        nr::ACCEPT | nr::ACCEPT4 | nr::DUP2 | nr::DUP3 if ret >= 0 => forget_fd(id, ret as u64),
         nr::CLOSE | nr::ACCEPT | nr::ACCEPT4 | nr::DUP2 | nr::DUP3 => {}
         _ => {
             let (fd, p, len) = (reg(o.regs_arg0), reg(o.regs_arg1), reg(o.regs_arg2));
@@ -73,19 +85,8 @@ pub fn http_sys_exit(ctx: BtfTracePointContext) -> i32 {
                 nr::SENDMSG => Buf::Msghdr { msg: p },
                 _ => Buf::Plain { buf: p, len },
             };
-            on_write(fd, b, true);
+            on_write(id, fd, b, true);
         }
     }
     0
-}
-
-/// Whether the current syscall is a 32-bit one (ia32 table: its numbers mean other calls).
-#[inline(always)]
-fn compat(o: &HttpOffsets) -> bool {
-    // SAFETY: the trusted BTF pointer to the current task; a BTF offset.
-    let status = unsafe {
-        let task = bpf_get_current_task_btf() as *const u8;
-        *(task.add(o.task_status as usize) as *const u32)
-    };
-    status & nr::TS_COMPAT != 0
 }

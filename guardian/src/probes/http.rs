@@ -103,6 +103,8 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<HttpOffsets, OffsetErro
         regs_arg2: x86(btf, "pt_regs", &["dx"]),
         regs_nr: x86(btf, "pt_regs", &["orig_ax"]),
         task_status: x86(btf, "task_struct", &["thread_info", "status"]),
+        task_pid: x86(btf, "task_struct", &["pid"]),
+        task_tgid: x86(btf, "task_struct", &["tgid"]),
     })
 }
 
@@ -126,6 +128,8 @@ fn sys_exit_offsets(o: &HttpOffsets) -> bool {
         o.regs_arg2,
         o.regs_nr,
         o.task_status,
+        o.task_pid,
+        o.task_tgid,
     ]
     .iter()
     .all(|v| *v != HttpOffsets::ABSENT)
@@ -252,12 +256,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sys_exit_needs_every_register_and_the_task_status() {
+    fn sys_exit_needs_every_register_and_the_task_fields() {
         let mut o = HttpOffsets::NONE;
         assert!(!sys_exit_offsets(&o));
         (o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_nr) = (112, 104, 96, 120);
         assert!(!sys_exit_offsets(&o), "without thread_info.status");
         o.task_status = 12;
+        assert!(!sys_exit_offsets(&o), "without the task's ids");
+        (o.task_pid, o.task_tgid) = (2464, 2468);
         assert!(sys_exit_offsets(&o));
         o.regs_arg2 = HttpOffsets::ABSENT;
         assert!(!sys_exit_offsets(&o));
