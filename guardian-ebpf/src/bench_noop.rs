@@ -1,6 +1,6 @@
 //! No-op programs: the baselines `cargo xtask bench xdp` compares `guardian_xdp` and the tcx
-//! DNS programs with, and the one `cargo xtask bench http` holds on the syscall hook of
-//! `--http` (what that hook costs with nothing in it).
+//! DNS programs with, and the ones `cargo xtask bench http` holds on the syscall hook of
+//! `--http` and on every socket's packets (what each hook costs with nothing in it).
 //!
 //! It lives in guardian's object only so that the benchmark measures both programs built by
 //! the same toolchain with the same flags. The daemon never loads it: aya puts a program in
@@ -25,4 +25,13 @@ pub fn tc_noop(_ctx: aya_ebpf::programs::TcContext) -> i32 {
 #[aya_ebpf::macros::btf_tracepoint(function = "sys_exit")]
 pub fn sys_exit_noop(_ctx: aya_ebpf::programs::BtfTracePointContext) -> i32 {
     0
+}
+
+/// A no-op cgroup socket-buffer program (pass): `cargo xtask bench http` attaches it to the
+/// root cgroup's ingress and egress, where it runs for every packet of every socket on the
+/// host. What counting HTTP at the packet level with the socket at hand (instead of at the
+/// syscalls) would pay before it parses anything.
+#[aya_ebpf::macros::cgroup_skb]
+pub fn cgroup_skb_noop(_ctx: aya_ebpf::programs::SkBuffContext) -> i32 {
+    1
 }

@@ -1,5 +1,5 @@
 //! HTTP cost: a real nginx (Debian's) in namespace S serves a 300-byte file, plaintext and TLS,
-//! to wrk (Debian's) in namespace C, over a veth pair, in five configurations that alternate
+//! to wrk (Debian's) in namespace C, over a veth pair, in six configurations that alternate
 //! round by round (the order rotates):
 //!
 //! - `none`: no guardian (the baseline);
@@ -12,7 +12,10 @@
 //!   any tool;
 //! - `tracepoints`: no guardian, a no-op program of guardian's object on the same hook (the
 //!   raw `sys_exit` tracepoint), attached the same way: the floor of reading HTTP from the
-//!   syscalls, as Coroot's agent and guardian do.
+//!   syscalls, as Coroot's agent and guardian do;
+//! - `packets`: no guardian, a no-op program of guardian's object on every socket's packets
+//!   (cgroup_skb ingress and egress of the root cgroup): the floor of counting HTTP at the
+//!   packet level instead, with the socket at hand.
 //!
 //! Four workloads per configuration and round: plaintext and TLS, each with keep-alive and with
 //! a new connection per request (`Connection: close`). Each reports requests/s (wrk) and the
@@ -40,7 +43,7 @@ use super::Ctx;
 
 const SUBNET: u8 = 206;
 
-pub const CONFIGS: [(&str, &str); 5] = [
+pub const CONFIGS: [(&str, &str); 6] = [
     ("none", "no guardian (baseline)"),
     ("guardian", "guardian run"),
     ("guardian_http", "guardian run --http"),
@@ -49,6 +52,10 @@ pub const CONFIGS: [(&str, &str); 5] = [
         "bpftrace: empty uprobes on the same libssl functions",
     ),
     ("tracepoints", "no-op program on the same syscall hook"),
+    (
+        "packets",
+        "no-op program on every socket's packets (cgroup_skb)",
+    ),
 ];
 
 pub const WORKLOADS: [Workload; 4] = [
@@ -84,6 +91,7 @@ pub const WORKLOADS: [Workload; 4] = [
 enum Peer {
     Bpftrace(load::Bpftrace),
     Noop(load::NoopTracepoints),
+    Packets(load::NoopPackets),
 }
 
 /// Settings of one run of the benchmark.
@@ -141,7 +149,8 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
                 None,
             ),
             "bpftrace" => (None, Some(Peer::Bpftrace(load::Bpftrace::start(&libssl)?))),
-            _ => (None, Some(Peer::Noop(load::NoopTracepoints::attach()?))),
+            "tracepoints" => (None, Some(Peer::Noop(load::NoopTracepoints::attach()?))),
+            _ => (None, Some(Peer::Packets(load::NoopPackets::attach()?))),
         };
         // Past the daemon's start-up work (first samples, uprobe attachment).
         std::thread::sleep(Duration::from_secs(1));
@@ -224,12 +233,12 @@ fn attribute(
     cli: &Netns,
     srv: &Netns,
     url: &dyn Fn(&Workload) -> String,
-) -> Result<report::Attribution> {
+) -> Result<super::http_attr::Attribution> {
     let mut g = Guardian::start(&ctx.guardian, srv, &["--http"])?;
     std::thread::sleep(Duration::from_secs(1));
     let pid = g.pid();
     let _on = sys::Stats::enable()?;
-    let mut a = report::Attribution::default();
+    let mut a = super::http_attr::Attribution::default();
     let before = sys::snapshot(pid)?;
     std::thread::sleep(Duration::from_secs(plan.idle_secs));
     let idle = sys::delta(&before, &sys::snapshot(pid)?);

@@ -240,6 +240,36 @@ impl NoopTracepoints {
     }
 }
 
+/// guardian-ebpf's `cgroup_skb_noop` on the root cgroup v2's ingress and egress (BPF links,
+/// which sit beside anything else attached there; a link takes no attach flags): it runs for every packet of every socket on the host, which
+/// is what counting HTTP at the packet level would pay before it parses a byte. Detached
+/// when dropped.
+pub struct NoopPackets(#[allow(dead_code)] aya::Ebpf);
+
+impl NoopPackets {
+    pub fn attach() -> Result<NoopPackets> {
+        use aya::programs::{links::CgroupAttachMode, CgroupSkb, CgroupSkbAttachType};
+        // The cgroup v2 root: unified, or beside the v1 hierarchies (hybrid). Only v2 has
+        // `cgroup.controllers`.
+        let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).join("cgroup.controllers").exists())
+            .context("no cgroup v2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")?;
+        let cgroup = std::fs::File::open(root).with_context(|| format!("opening {root}"))?;
+        let mut ebpf = super::xdp_prog::load_object(&super::xdp_prog::object_path()?)?;
+        let p: &mut CgroupSkb = ebpf
+            .program_mut("cgroup_skb_noop")
+            .context("cgroup_skb_noop is not in guardian's eBPF object")?
+            .try_into()?;
+        p.load().context("loading cgroup_skb_noop")?;
+        for t in [CgroupSkbAttachType::Ingress, CgroupSkbAttachType::Egress] {
+            p.attach(&cgroup, t, CgroupAttachMode::Single)
+                .with_context(|| format!("attaching cgroup_skb_noop to {root}"))?;
+        }
+        Ok(NoopPackets(ebpf))
+    }
+}
+
 /// bpftrace holding empty uprobes on guardian's libssl functions (what the kernel's uprobe
 /// mechanism costs alone), until dropped.
 pub struct Bpftrace(std::process::Child);

@@ -2,8 +2,9 @@
 use serde_json::{json, Value};
 
 use super::http::{Plan, CONFIGS, WORKLOADS};
+use super::http_attr::{attribution_tables, Attribution};
 use super::http_load::{WrkRun, CONNECTIONS};
-use super::http_sys::{by_group, group, Snapshot, GROUPS};
+use super::http_sys::{by_group, GROUPS};
 use super::report::{Measured, Table};
 use super::stats::{median, spread};
 
@@ -104,40 +105,22 @@ impl Samples {
     }
 }
 
-/// BPF run counts and times of `guardian run --http`'s programs, per phase.
-#[derive(Default)]
-pub struct Attribution {
-    /// (phase, what one unit is, units, per-group delta).
-    rows: Vec<(String, f64, Snapshot)>,
-    pub raw: Vec<Value>,
-}
-
-impl Attribution {
-    pub fn push(&mut self, phase: &str, units: f64, d: &Snapshot) {
-        let programs: serde_json::Map<String, Value> = d
-            .iter()
-            .map(|(p, (n, t))| (p.clone(), json!({"runs": n, "run_time_ns": t})))
-            .collect();
-        self.raw
-            .push(json!({"phase": phase, "units": units, "programs": programs}));
-        self.rows.push((phase.to_string(), units, d.clone()));
-    }
-}
-
 fn ratio(a: f64, b: f64) -> String {
     format!("{:.3}", a / b)
 }
 
 pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
-    let (none, run, http, peer, floor) = (0, 1, 2, 3, 4);
+    let (none, run, http, peer, floor, packets) = (0, 1, 2, 3, 4, 5);
     let mut head: Vec<&str> = vec!["workload"];
     head.extend(CONFIGS.iter().map(|c| c.1));
     let mut tput = Table::new(
         &format!(
             "nginx serving a 300-byte file to `wrk -t1 -c{CONNECTIONS} -d{}s` from another \
-             namespace, {} rounds, the five configurations interleaved: requests/s, median \
+             namespace, {} rounds, the {} configurations interleaved: requests/s, median \
              (spread)",
-            plan.secs, plan.rounds
+            plan.secs,
+            plan.rounds,
+            CONFIGS.len()
         ),
         &[
             &head[..],
@@ -146,6 +129,7 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
                 "run / none",
                 "bpftrace / none",
                 "no-op / none",
+                "packet no-op / none",
             ],
         ]
         .concat(),
@@ -160,6 +144,7 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
                 "--http − run",
                 "bpftrace − none",
                 "no-op − none",
+                "packet no-op − none",
                 "none ÷ --http (CPU-bound ratio)",
             ],
         ]
@@ -174,10 +159,16 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
             t.push(format!("{:.0} {sp}", s.med_rps(k, w)));
             c.push(format!("{:.0}", s.med_ns(k, w)));
         }
-        for k in [http, run, peer, floor] {
+        for k in [http, run, peer, floor, packets] {
             t.push(ratio(s.med_rps(k, w), s.med_rps(none, w)));
         }
-        for (x, y) in [(http, none), (http, run), (peer, none), (floor, none)] {
+        for (x, y) in [
+            (http, none),
+            (http, run),
+            (peer, none),
+            (floor, none),
+            (packets, none),
+        ] {
             c.push(format!("{:+.0}", s.med_ns(x, w) - s.med_ns(y, w)));
         }
         c.push(ratio(s.med_ns(none, w), s.med_ns(http, w)));
@@ -240,60 +231,7 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
         row.push(format!("{:+.0}", med(v, http) - med(v, run)));
         quiet.row(&row);
     }
-    let mut attr = Table::new(
-        "Where it goes: guardian run --http once more, with the kernel's BPF statistics on \
-         (BPF_ENABLE_STATS): program runs and ns inside the daemon's programs per unit, by \
-         group (system-wide: the machine's other processes count too)",
-        &[
-            "phase",
-            &format!("{} runs / ns", GROUPS[0]),
-            &format!("{} runs / ns", GROUPS[1]),
-            &format!("{} runs / ns", GROUPS[2]),
-        ],
-    );
-    for (phase, units, d) in &a.rows {
-        let d = by_group(d);
-        let mut row = vec![phase.clone()];
-        for g in GROUPS {
-            let (n, t) = d.get(g).copied().unwrap_or_default();
-            let u = units.max(1.0);
-            row.push(format!("{:.2} / {:.0}", n as f64 / u, t as f64 / u));
-        }
-        attr.row(&row);
-    }
-    let mut progs = Table::new(
-        "The same pass, per program of --http, keep-alive workloads: runs per request and ns \
-         per run (with the statistics' own two clock reads per run)",
-        &[
-            "program",
-            "plaintext: runs/request",
-            "plaintext: ns/run",
-            "TLS: runs/request",
-            "TLS: ns/run",
-        ],
-    );
-    if let (Some(p), Some(t)) = (a.rows.get(1), a.rows.get(2)) {
-        let mut names: Vec<&String> = p.2.keys().chain(t.2.keys()).collect();
-        names.sort();
-        names.dedup();
-        let ran = |n: &String| [p, t].iter().any(|r| r.2.get(n).is_some_and(|x| x.0 > 0));
-        for name in names
-            .into_iter()
-            .filter(|n| group(n) != GROUPS[2] && ran(n))
-        {
-            let mut row = vec![format!("`{name}`")];
-            for (_, units, d) in [p, t] {
-                let (n, ns) = d.get(name).copied().unwrap_or_default();
-                row.push(format!("{:.2}", n as f64 / units.max(1.0)));
-                row.push(if n > 0 {
-                    format!("{:.0}", ns as f64 / n as f64)
-                } else {
-                    "–".into()
-                });
-            }
-            progs.row(&row);
-        }
-    }
+    let (attr, progs) = attribution_tables(a);
     let idle_runs = a.rows.first().map_or(0.0, |(_, secs, d)| {
         by_group(d)
             .iter()
@@ -363,6 +301,15 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
             s.med_ns(http, pk) - s.med_ns(floor, pk)
         ));
     }
+    // The other hook HTTP could be counted at: every socket's packets (cgroup_skb), empty.
+    let packets_ns = s.med_ns(packets, pk) - s.med_ns(none, pk);
+    notes.push(format!(
+        "Plaintext keep-alive: a no-op program on every socket's packets (cgroup_skb, ingress \
+         and egress of the root cgroup) adds {packets_ns:+.0} ns per request (CPU ratio \
+         {:.3}): the floor of counting HTTP at the packet level instead, before any parse, \
+         against {floor_ns:+.0} ns for the syscall hook's.",
+        s.med_ns(none, pk) / s.med_ns(packets, pk)
+    ));
     // Uprobe hits per TLS keep-alive request, from the attribution pass (row 0 is idle).
     if let Some((_, units, d)) = a.rows.get(1 + tk) {
         let d = by_group(d);

@@ -15,6 +15,7 @@ mod footprint;
 mod frames;
 pub mod helper;
 mod http;
+mod http_attr;
 mod http_load;
 mod http_report;
 mod http_sys;
