@@ -256,11 +256,10 @@ pub fn http_sendmsg(ctx: TracePointContext) -> u32 {
 }
 
 /// A write(2)/sendto(2)/writev(2)/sendmsg(2) of `b` on `fd` by the current task (`id`: its
-/// `tgid << 32 | pid`): a TLS alert,
-/// the encrypted half of an `SSL_write`, or a plaintext response's status line. `cache`: the
-/// connection's service may be kept in its entry, because the caller (`sys_exit.rs`) drops
-/// the entry when the fd is closed or replaced; the syscall tracepoints do not, and walk to
-/// the socket at every response.
+/// `tgid << 32 | pid`): a TLS alert, the encrypted half of an `SSL_write`, or a plaintext
+/// response's status line. `cache`: the connection's service may be kept in its entry,
+/// because the caller (`sys_exit.rs`) drops the entry when the fd is closed or replaced; the
+/// syscall tracepoints do not, and walk to the socket at every response.
 #[inline(always)]
 pub(crate) fn on_write(id: u64, fd: u64, b: Buf, cache: bool) {
     // Inside a handshake (a client's ClientHello is a write): the connection's socket.
