@@ -4,7 +4,7 @@
 //! - [`Netns`] / [`pair`]: namespaces `gt-<tag>-<pid>` joined by veth pairs in 10.77.<k>.0/24;
 //!   commands run inside through `nsenter --net=/run/netns/NAME` (the guardian-testbed harness,
 //!   shared with guardian-lab).
-//! - [`in_netns`], [`DiscardServer`], [`bulk_send`], [`connect_n`]: real sockets in them.
+//! - [`in_netns`], [`DiscardServer`], [`bulk_send`] ([`bulk_send_paced`]), [`connect_n`]: real sockets in them.
 //! - [`Daemon`]: `$GUARDIAN_BIN run --events FILE ...` inside a namespace; tails the NDJSON.
 //! - [`validate_all`]: every line against docs/schema/events.schema.json (`$GUARDIAN_SCHEMA`).
 //! - [`nstat`], [`ss_time_wait`], [`truth`]: the kernel's own numbers to compare with.
@@ -43,8 +43,8 @@ pub mod xdp_raw;
 pub use daemon::{guardian_bin, guardian_lab_bin, Daemon};
 pub use events::*;
 pub use net::{
-    bulk_send, churn, connect_n, connect_refused_n, in_netns, in_netns_named, run_in_netns, Bulk,
-    Churn, DiscardServer,
+    bulk_send, bulk_send_paced, churn, connect_n, connect_refused_n, in_netns, in_netns_named,
+    run_in_netns, Bulk, Churn, DiscardServer,
 };
 pub use netns::{namespace_with_inode, pair, Netns, Veth};
 pub use schema::{validate_all, validate_event, validate_lines, validate_values};

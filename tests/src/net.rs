@@ -182,9 +182,39 @@ pub struct Bulk {
 /// closes its side and waits for the peer's close. Stops early, with `complete: false`, when
 /// `timeout` passes. Errors only if the connection cannot be made.
 pub fn bulk_send(addr: SocketAddr, bytes: u64, timeout: Duration) -> std::io::Result<Bulk> {
+    bulk_send_paced(addr, bytes, timeout, None)
+}
+
+/// [`bulk_send`] with the kernel pacing the socket at `rate` bytes per second
+/// (`SO_MAX_PACING_RATE`), as a link slower than a veth would. Unpaced, a sender on a veth is
+/// limited only by the CPU, and its bursts overrun the receiving end of a veth that has an
+/// XDP program: measured on a 2-core machine, 124–237 of 43 600 segments retransmitted per
+/// 60 MB unpaced, 0 at 200 MB/s.
+pub fn bulk_send_paced(
+    addr: SocketAddr,
+    bytes: u64,
+    timeout: Duration,
+    rate: Option<u64>,
+) -> std::io::Result<Bulk> {
     let start = Instant::now();
     let deadline = start + timeout;
     let mut s = TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(10)))?;
+    if let Some(rate) = rate {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid socket and a u64 option value of its size.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MAX_PACING_RATE,
+                (&rate as *const u64).cast(),
+                std::mem::size_of::<u64>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     let chunk = vec![0x5au8; 128 * 1024];
     let mut sent = 0u64;
     let mut complete = true;

@@ -29,14 +29,17 @@ fn thirty_seconds_of_normal_traffic_open_no_fault() {
     let conf = super::http::nginx_static_conf(www.path(), &listen);
     super::http::start_nginx(&b, www.path(), &conf, 8081);
 
+    // The kernel's own TCP counters of both ends, to say what a storm was made of.
+    let mib0 = [nstat(&a), nstat(&b)];
     let start = Instant::now();
     let dst = server.addr();
-    // Bulk: a 20 MB transfer every 5 s.
+    // Bulk: a 20 MB transfer every 5 s, at up to 200 MB/s (unpaced, a veth sender's bursts
+    // overrun the XDP end and make a real retransmit storm: `bulk_send_paced`).
     let bulk = in_netns(&a, move || {
         let mut sent = 0u64;
         while start.elapsed() + Duration::from_secs(5) <= RUN {
             let t = Instant::now();
-            sent += bulk_send(dst, 20 << 20, Duration::from_secs(5))
+            sent += bulk_send_paced(dst, 20 << 20, Duration::from_secs(5), Some(200 << 20))
                 .map(|r| r.sent)
                 .unwrap_or(0);
             thread::sleep(Duration::from_secs(5).saturating_sub(t.elapsed()));
@@ -123,6 +126,35 @@ fn thirty_seconds_of_normal_traffic_open_no_fault() {
     let faults: Vec<&serde_json::Value> = events.iter().filter(|e| is_type(e, "fault")).collect();
     assert!(
         faults.is_empty(),
-        "the benign run opened faults: {faults:#?}"
+        "the benign run opened faults: {faults:#?}\nthe kernel's TCP counters over the run \
+         (A, B): {}",
+        tcp_mib_deltas(&mib0, &[nstat(&a), nstat(&b)])
     );
+}
+
+/// What the kernel counted over the run in A and in B: segments out and retransmitted, and
+/// what retransmits come from (fast retransmits, tail-loss probes, timeouts) and whether the
+/// receivers saw loss or only reordering (out-of-order queueing, duplicate SACKs).
+fn tcp_mib_deltas(
+    before: &[std::collections::HashMap<String, u64>; 2],
+    after: &[std::collections::HashMap<String, u64>; 2],
+) -> String {
+    const KEYS: [&str; 8] = [
+        "TcpOutSegs",
+        "TcpRetransSegs",
+        "TcpExtTCPFastRetrans",
+        "TcpExtTCPLossProbes",
+        "TcpExtTCPTimeouts",
+        "TcpExtTCPOFOQueue",
+        "TcpExtTCPDSACKRecv",
+        "TcpExtTCPDSACKUndo",
+    ];
+    let get = |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+    KEYS.iter()
+        .map(|k| {
+            let d = |i: usize| get(&after[i], k).saturating_sub(get(&before[i], k));
+            format!("{k} {}/{}", d(0), d(1))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
