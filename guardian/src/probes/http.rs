@@ -200,7 +200,7 @@ pub fn attach(
     links: &mut Vec<(&'static str, TracePointLinkId)>,
 ) -> Result<Hooks, ProbeError> {
     let why = match (sys_exit_offsets(o), btf) {
-        (false, _) => "this kernel's BTF lacks a pt_regs or thread_info member it reads (or \
+        (false, _) => "this kernel's BTF lacks a pt_regs or task_struct member it reads (or \
                        this is not x86-64)"
             .to_string(),
         (true, None) => "the kernel's BTF could not be parsed for a BTF tracepoint".to_string(),

@@ -25,9 +25,9 @@
 //! per configuration and round: the daemon's CPU over an idle window, and two loops of small
 //! syscalls that carry no HTTP (a file read/write loop, a TCP ping-pong), since the syscall
 //! hook runs for every process, and one of HTTP requests and responses over loopback in this
-//! process (what the programs add to a request, without nginx's and wrk's own work). Last, one more pass of everything
-//! under `guardian run --http` with the kernel's BPF run-time statistics on, to say which
-//! programs the time goes to.
+//! process (what the programs add to a request, without nginx's and wrk's own work). Last,
+//! one more pass of everything under `guardian run --http` with the kernel's BPF run-time
+//! statistics on, to say which programs the time goes to.
 use std::time::Duration;
 
 use anyhow::Result;
