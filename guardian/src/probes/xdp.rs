@@ -85,9 +85,17 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Attachment, XdpError> {
     if prog.fd().is_err() {
         prog.load().map_err(err)?;
     }
-    let link = prog
-        .attach_to_if_index(ifindex, XdpMode::default())
-        .map_err(err)?;
+    // The kernel picks the driver's mode when the driver has XDP at all, and does not fall
+    // back when the driver then refuses (virtio_net with the host's GRO/checksum offloads:
+    // EOPNOTSUPP): the generic mode works on any interface, at the stack's cost.
+    let link = match prog.attach_to_if_index(ifindex, XdpMode::default()) {
+        Err(e) if refused_by_driver(&e) => {
+            tracing::warn!(iface, error = %e, "the driver refuses XDP: attaching in generic (skb) mode");
+            prog.attach_to_if_index(ifindex, XdpMode::Skb)
+        }
+        r => r,
+    }
+    .map_err(err)?;
     Ok(Attachment {
         iface: iface.to_string(),
         ifindex,
@@ -95,6 +103,19 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Attachment, XdpError> {
         replaced_stale,
         dns: false,
     })
+}
+
+/// Whether an attach failed because the driver does not do XDP in this configuration
+/// (EOPNOTSUPP), where the generic mode still can.
+fn refused_by_driver(e: &aya::programs::ProgramError) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = src {
+        if let Some(io) = x.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error() == Some(libc::EOPNOTSUPP);
+        }
+        src = x.source();
+    }
+    false
 }
 
 /// Has the XDP program on `a` count the interface's DNS answers (`DNS_AT_XDP`), so that the
@@ -182,4 +203,26 @@ fn detach_netlink(ifindex: u32, iface: &str, mode: u32) -> Result<(), XdpError> 
             iface: iface.to_string(),
             reason,
         })
+}
+
+#[cfg(test)]
+mod fallback_tests {
+    use super::refused_by_driver;
+    use aya::programs::ProgramError;
+    use aya::sys::SyscallError;
+
+    fn failed(errno: i32) -> ProgramError {
+        ProgramError::SyscallError(SyscallError {
+            call: "bpf_link_create",
+            io_error: std::io::Error::from_raw_os_error(errno),
+        })
+    }
+
+    #[test]
+    fn only_a_driver_refusal_falls_back_to_generic_mode() {
+        assert!(refused_by_driver(&failed(libc::EOPNOTSUPP)));
+        assert!(!refused_by_driver(&failed(libc::EBUSY)));
+        assert!(!refused_by_driver(&failed(libc::EPERM)));
+        assert!(!refused_by_driver(&ProgramError::NotLoaded));
+    }
 }
