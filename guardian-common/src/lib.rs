@@ -77,12 +77,16 @@ pub struct Offsets {
     /// `struct sock.sk_uid` (`kuid_t`, its `val` first): the uid that owns the socket, kept
     /// when a timer closes it. ABSENT when this kernel's BTF lacks it (uid then unknown).
     pub sk_uid: u16,
+    /// `struct tcp_sock.segs_out` (u32): 0 when a connect fails before its SYN left (no free
+    /// 4-tuple: EADDRNOTAVAIL, also for a socket bound to its port). ABSENT when this kernel's
+    /// BTF lacks it (then only a connect left without a source port counts).
+    pub tcp_segs_out: u16,
 }
 
 impl Offsets {
     pub const ABSENT: u16 = u16::MAX;
 }
-const _: () = assert!(core::mem::size_of::<Offsets>() == 68);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 70);
 
 /// Per network namespace counters (per-CPU hash map keyed by the netns inode number).
 /// Userspace sums the CPUs.

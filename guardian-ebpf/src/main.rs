@@ -23,6 +23,7 @@
 #![allow(internal_features)]
 
 mod bench_noop;
+mod binds;
 mod dns;
 mod dns_spoof;
 mod ends;

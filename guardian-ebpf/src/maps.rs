@@ -9,8 +9,8 @@ use guardian_common::{
     connect::ConnEndKey,
     flows::{FlowKey, FlowRtx, PortKey},
     limits::INS_SLOTS,
-    AddrKey, BindArgs, NsCounters, Offsets, XdpIfaceStats, XdpPortKey, XdpPortSlot, XdpSrcKey,
-    LOSS_MAP_FULL, LOSS_RINGBUF, LOSS_SLOTS, XDP_IFACE_SLOTS, XDP_PORT_SLOTS,
+    AddrKey, BindArgs, NsCounters, Offsets, SyscallEvent, XdpIfaceStats, XdpPortKey, XdpPortSlot,
+    XdpSrcKey, LOSS_MAP_FULL, LOSS_RINGBUF, LOSS_SLOTS, XDP_IFACE_SLOTS, XDP_PORT_SLOTS,
 };
 
 /// Field offsets, written by the loader before the programs are verified.
@@ -50,6 +50,7 @@ pub static OFFSETS: Global<Offsets> = Global::new(Offsets {
     icsk_backoff: Offsets::ABSENT,
     sk_err: Offsets::ABSENT,
     sk_uid: Offsets::ABSENT,
+    tcp_segs_out: Offsets::ABSENT,
 });
 
 /// Per network namespace counters. Not LRU: an evicted namespace would silently lose counts;
@@ -91,6 +92,13 @@ pub static FLOW_RTX: LruHashMap<FlowKey, FlowRtx> = LruHashMap::with_max_entries
 /// bind(2) arguments between sys_enter_bind and sys_exit_bind, keyed by pid_tgid.
 #[map]
 pub static BIND_ARGS: HashMap<u64, BindArgs> = HashMap::with_max_entries(8192, 0);
+
+/// A bind attempt that can fail only on a taken port, between the cgroup `bind4`/`bind6` hook
+/// and `post_bind4`/`post_bind6` (which removes it), keyed by socket cookie: the record to
+/// write if it failed (`binds.rs`). LRU: a socket that fails and is never closed nor bound
+/// again cannot fill it.
+#[map]
+pub static BIND_PENDING: LruHashMap<u64, SyscallEvent> = LruHashMap::with_max_entries(4096, 0);
 
 /// Per-interface totals for `ifindex < XDP_IFACE_SLOTS`, indexed by ifindex: the common case,
 /// an array access the verifier inlines instead of a hash lookup on every packet.

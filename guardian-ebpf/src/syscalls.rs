@@ -1,5 +1,6 @@
-//! Syscall tracepoints: bind(2) failing with EADDRINUSE, connect(2) with EADDRNOTAVAIL.
-//! (No kprobes on this platform: syscall tracepoints are how failures are seen.)
+//! Syscall tracepoints: bind(2) failing with EADDRINUSE, where the kernel refuses the cgroup
+//! programs of `binds.rs` (they cost nothing outside bind(2); these put every syscall on the
+//! tracing slow path). connect(2) failing with EADDRNOTAVAIL is seen by `sock_state`.
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
@@ -7,9 +8,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use guardian_common::{
-    BindArgs, SyscallEvent, AF_INET, AF_INET6, EV_BIND_CONFLICT, EV_CONNECT_ADDRNOTAVAIL,
-};
+use guardian_common::{BindArgs, SyscallEvent, AF_INET, AF_INET6, EV_BIND_CONFLICT};
 
 use crate::{
     kernel::current_netns,
@@ -18,7 +17,6 @@ use crate::{
 };
 
 const EADDRINUSE: i64 = 98;
-const EADDRNOTAVAIL: i64 = 99;
 
 #[tracepoint]
 pub fn bind_enter(ctx: TracePointContext) -> u32 {
@@ -83,31 +81,9 @@ unsafe fn try_bind_exit(ctx: &TracePointContext) -> Option<()> {
     Some(())
 }
 
-#[tracepoint]
-pub fn connect_exit(ctx: TracePointContext) -> u32 {
-    let o = global(&OFFSETS);
-    let ret: i64 = match unsafe { field(&ctx, o.exit_ret) } {
-        Some(r) => r,
-        None => return 0,
-    };
-    if ret == -EADDRNOTAVAIL {
-        let netns = current_netns(&o);
-        ns_add(netns, |c| c.connect_eaddrnotavail += 1);
-        emit(
-            netns,
-            bpf_get_current_pid_tgid(),
-            EV_CONNECT_ADDRNOTAVAIL,
-            ret as i32,
-            0,
-            0,
-            [0; 16],
-        );
-    }
-    0
-}
-
+/// Writes a `SyscallEvent` of the current task.
 #[inline(always)]
-fn emit(netns: u32, id: u64, kind: u32, ret: i32, family: u16, port: u16, addr: [u8; 16]) {
+pub fn emit(netns: u32, id: u64, kind: u32, ret: i32, family: u16, port: u16, addr: [u8; 16]) {
     let Some(mut entry) = EVENTS.reserve::<SyscallEvent>(0) else {
         ringbuf_lost();
         return;

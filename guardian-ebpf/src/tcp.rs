@@ -1,10 +1,10 @@
 //! TCP tracepoints: retransmitted segments, SYN and SYN-ACK retransmits, state transitions.
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use guardian_common::{
     connect::{ConnEndKey, END_ABANDONED, END_ERROR, END_TIMEOUT, END_UNKNOWN, UID_UNKNOWN},
     flows::{FlowKey, FlowRtx, PortKey},
-    AddrKey, Offsets, AF_INET, AF_INET6,
+    AddrKey, Offsets, AF_INET, AF_INET6, EV_CONNECT_ADDRNOTAVAIL,
 };
 
 use guardian_common::limits::LimitSrcKey;
@@ -191,6 +191,32 @@ pub fn tcp_synack(ctx: TracePointContext) -> u32 {
 /// `sock:inet_sock_set_state`: failed connects per destination (refused apart), hand-offs to TIME_WAIT,
 /// completed passive handshakes per local port and per peer, and the end of a flow (its
 /// retransmit pattern is forgotten).
+/// connect(2) found no free local port: counted and reported as EADDRNOTAVAIL, with the
+/// destination.
+#[inline(always)]
+unsafe fn no_local_port(ctx: &TracePointContext, o: &Offsets, netns: u32) -> Option<()> {
+    const EADDRNOTAVAIL: i32 = 99;
+    ns_add(netns, |c| c.connect_eaddrnotavail += 1);
+    let family: u16 = unsafe { field(ctx, o.st_family)? };
+    let mut addr = [0u8; 16];
+    if family == AF_INET {
+        let a: [u8; 4] = unsafe { field(ctx, o.st_daddr)? };
+        addr[..4].copy_from_slice(&a);
+    } else if family == AF_INET6 {
+        addr = unsafe { field(ctx, o.st_daddr_v6)? };
+    }
+    crate::syscalls::emit(
+        netns,
+        bpf_get_current_pid_tgid(),
+        EV_CONNECT_ADDRNOTAVAIL,
+        -EADDRNOTAVAIL,
+        family,
+        unsafe { field(ctx, o.st_dport)? },
+        addr,
+    );
+    Some(())
+}
+
 #[tracepoint]
 pub fn sock_state(ctx: TracePointContext) -> u32 {
     let _ = unsafe { try_sock_state(&ctx) };
@@ -230,12 +256,15 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
         }
         match old {
             TCP_SYN_SENT => {
-                // tcp_v4/v6_connect() enters SYN_SENT before it picks a local port; when that
-                // fails (EADDRNOTAVAIL, counted by connect_exit) the socket goes back to CLOSE
-                // with source port 0 and no SYN ever left. Not a failed connect to the peer.
+                // tcp_v4/v6_connect() enters SYN_SENT before inet_hash_connect() finds a free
+                // 4-tuple; when there is none (EADDRNOTAVAIL) the socket goes back to CLOSE
+                // before any SYN left: with source port 0, or with the port it was bound to
+                // and no segment sent. Not a failed connect to the peer: no local port was
+                // free for this destination. This runs in the connecting task, inside its
+                // connect(2).
                 let sport: u16 = field(ctx, o.st_sport)?;
-                if sport == 0 {
-                    return Some(());
+                if sport == 0 || read::<u32>(sk, o.tcp_segs_out) == Some(0) {
+                    return no_local_port(ctx, &o, netns);
                 }
                 // tcp_reset() sets sk_err before tcp_done() moves the socket to CLOSE; a
                 // timeout leaves ETIMEDOUT (or the last ICMP error) there instead.

@@ -1,6 +1,7 @@
 //! Loading and attaching guardian's kernel programs, and detaching exactly those at the end.
 mod addr;
 pub mod batch;
+pub mod binds;
 pub mod clock;
 mod error;
 pub mod features;
@@ -30,14 +31,12 @@ pub use error::ProbeError;
 /// The eBPF object built by `build.rs` (aya-build) from guardian-ebpf.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guardian-ebpf"));
 
-/// (program, tracepoint category, tracepoint name).
-pub const TRACEPOINTS: [(&str, &str, &str); 6] = [
+/// (program, tracepoint category, tracepoint name). None is a `syscalls:` tracepoint: see
+/// [`binds`] for why, and for the bind tracepoints it falls back to.
+pub const TRACEPOINTS: [(&str, &str, &str); 3] = [
     ("tcp_retransmit", "tcp", "tcp_retransmit_skb"),
     ("tcp_synack", "tcp", "tcp_retransmit_synack"),
     ("sock_state", "sock", "inet_sock_set_state"),
-    ("bind_enter", "syscalls", "sys_enter_bind"),
-    ("bind_exit", "syscalls", "sys_exit_bind"),
-    ("connect_exit", "syscalls", "sys_exit_connect"),
 ];
 
 /// Handles to the maps of guardian's own programs that remedies write (XDP limits, sock_ops
@@ -74,6 +73,8 @@ pub struct Probes {
     dns_error: Option<String>,
     /// How many interfaces the DNS programs were asked for.
     dns_ifaces: usize,
+    /// How failed binds are seen (None only before `load` gets to them).
+    binds: Option<binds::Binds>,
     /// The sock_ops program, or why it is not attached (the daemon runs without it).
     sockops: Result<sockops::Attachment, String>,
     /// The HTTP status programs: attached, not asked for (None), or why not.
@@ -124,6 +125,7 @@ impl Probes {
             tcx: Vec::new(),
             dns_error: None,
             dns_ifaces: opts.dns_ifaces.len(),
+            binds: None,
             sockops: Err("not attached yet".into()),
             http: None,
             http_hooks: None,
@@ -132,9 +134,15 @@ impl Probes {
             offsets,
         };
         for (prog, category, name) in TRACEPOINTS {
-            let link = probes.attach_tracepoint(prog, category, name)?;
+            let link = attach_tracepoint(&mut probes.ebpf, prog, category, name)?;
             probes.tracepoints.push((prog, link));
         }
+        probes.binds = Some(binds::attach(
+            &mut probes.ebpf,
+            opts.cgroup.as_deref(),
+            attach_tracepoint,
+            &mut probes.tracepoints,
+        )?);
         // Optional: without the reset tracepoints only reset_storm goes undetected.
         probes.shadows = match shadow_offsets {
             Ok(_) => shadows::attach(&mut probes.ebpf, &mut probes.tracepoints),
@@ -199,32 +207,12 @@ impl Probes {
         Ok(probes)
     }
 
-    fn attach_tracepoint(
-        &mut self,
-        prog: &'static str,
-        category: &str,
-        name: &str,
-    ) -> Result<TracePointLinkId, ProbeError> {
-        let err = |source| ProbeError::Attach {
-            program: prog,
-            target: format!("tracepoint {category}:{name}"),
-            source,
-        };
-        let p: &mut TracePoint = self
-            .ebpf
-            .program_mut(prog)
-            .ok_or(ProbeError::MissingProgram(prog))?
-            .try_into()
-            .map_err(err)?;
-        p.load().map_err(err)?;
-        p.attach(category, name).map_err(err)
-    }
-
     /// Names of what is attached, for the `attached` lifecycle event.
     pub fn attached(&self) -> serde_json::Value {
         serde_json::json!({
             "tracepoints": TRACEPOINTS.iter().map(|(p, c, n)| serde_json::json!({"program": p, "tracepoint": format!("{c}:{n}")})).collect::<Vec<_>>(),
             "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "replaced_stale": a.replaced_stale, "dns_answers": a.dns})).collect::<Vec<_>>(),
+            "binds": self.binds.as_ref().map(binds::Binds::describe),
             "tcx": self.tcx.iter().map(|a| serde_json::json!({"iface": a.iface, "program": a.program, "direction": a.direction, "mode": a.mode})).collect::<Vec<_>>(),
             "sockops": match &self.sockops {
                 Ok(a) => serde_json::json!({"program": sockops::PROGRAM, "cgroup": a.cgroup}),
@@ -384,6 +372,9 @@ impl Probes {
                 }
             }
         }
+        if let Some(b) = self.binds.take() {
+            done.extend(binds::detach(&mut self.ebpf, b));
+        }
         if let Some(http::Hooks::SysExit(link)) = self.http_hooks.take() {
             match http::detach_sys_exit(&mut self.ebpf, link) {
                 Ok(()) => done.push(format!("tp_btf:{}", http::SYS_EXIT)),
@@ -416,6 +407,27 @@ impl Probes {
         }
         done
     }
+}
+
+/// Loads program `prog` and attaches it to tracepoint `category:name`.
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    prog: &'static str,
+    category: &str,
+    name: &str,
+) -> Result<TracePointLinkId, ProbeError> {
+    let err = |source| ProbeError::Attach {
+        program: prog,
+        target: format!("tracepoint {category}:{name}"),
+        source,
+    };
+    let p: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or(ProbeError::MissingProgram(prog))?
+        .try_into()
+        .map_err(err)?;
+    p.load().map_err(err)?;
+    p.attach(category, name).map_err(err)
 }
 
 /// Whether this binary carries its eBPF programs (it does not when built with AYA_BUILD_SKIP).

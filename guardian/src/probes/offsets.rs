@@ -208,15 +208,7 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
     let st = TracepointFields::read(tracefs, "sock", "inet_sock_set_state")?;
     let bind = TracepointFields::read(tracefs, "syscalls", "sys_enter_bind")?;
     let bind_exit = TracepointFields::read(tracefs, "syscalls", "sys_exit_bind")?;
-    let connect_exit = TracepointFields::read(tracefs, "syscalls", "sys_exit_connect")?;
     let exit_ret = bind_exit.required("ret")?;
-    if connect_exit.required("ret")? != exit_ret {
-        // Both are syscall exit records; one offset serves both programs.
-        return Err(OffsetError::MissingField {
-            tracepoint: "syscalls:sys_exit_connect".into(),
-            field: "ret (at the same offset as sys_exit_bind)".into(),
-        });
-    }
     let cb = btf.member_offset("sk_buff", &["cb"])?;
     let gso = btf.member_offset("tcp_skb_cb", &["tcp_gso_segs"])?;
     let flags = btf.member_offset("tcp_skb_cb", &["tcp_flags"])?;
@@ -230,6 +222,11 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
     // Optional: without it the uid of a failed connect is unknown (`sockopt_failfast` then
     // skips, for want of evidence from more than one uid). `kuid_t` starts with its `val`.
     let sk_uid = btf.offset16("sock", &["sk_uid"]).unwrap_or(Offsets::ABSENT);
+    // Optional: without it a connect whose bound port's 4-tuple is taken is not told from a
+    // connect that failed on the network.
+    let tcp_segs_out = btf
+        .offset16("tcp_sock", &["segs_out"])
+        .unwrap_or(Offsets::ABSENT);
     Ok(Offsets {
         rtx_skbaddr: rtx.required("skbaddr")?,
         rtx_skaddr: rtx.required("skaddr")?,
@@ -268,6 +265,7 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<Offsets, OffsetError> {
         icsk_backoff,
         sk_err,
         sk_uid,
+        tcp_segs_out,
     })
 }
 

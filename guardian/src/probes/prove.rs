@@ -41,7 +41,7 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
 
     let mut failed = Vec::new();
     let mut fdinfo_misses = None;
-    for (prog, category, name) in TRACEPOINTS {
+    for (prog, category, name) in TRACEPOINTS.into_iter().chain(super::binds::TRACEPOINTS) {
         let r = (|| -> Result<(), String> {
             let p: &mut TracePoint = ebpf
                 .program_mut(prog)
@@ -60,7 +60,7 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
         }
     }
     out.push(if failed.is_empty() {
-        Feature::new("tracepoints", State::Available, "all 6 attach")
+        Feature::new("tracepoints", State::Available, "all 5 attach")
     } else {
         Feature::new("tracepoints", State::Unavailable, failed.join("; "))
     });
