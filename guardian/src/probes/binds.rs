@@ -90,6 +90,17 @@ pub fn attach(
     }
 }
 
+/// `doctor`'s proof: attaches the cgroup programs and detaches them at once (for those
+/// milliseconds they also run for the host's binds, into the caller's throwaway maps).
+pub fn prove(ebpf: &mut Ebpf) -> Result<(), String> {
+    let mut links = Vec::new();
+    let r = attach_cgroup(ebpf, None, &mut links).map(|_| ());
+    for l in links {
+        let _ = detach_link(ebpf, l);
+    }
+    r
+}
+
 fn attach_cgroup(
     ebpf: &mut Ebpf,
     cgroup: Option<&Path>,
@@ -102,12 +113,12 @@ fn attach_cgroup(
     };
     let file = std::fs::File::open(&path)
         .map_err(|e| format!("opening the cgroup {}: {e}", path.display()))?;
-    // The verifier's log can be thousands of lines: the `attached` event and the log get its
-    // first sentence (`guardian doctor` and bpftool can show the rest).
     let err = |prog: &str, e: ProgramError| {
-        let e = e.to_string();
-        let first = e.split(". Verifier output").next().unwrap_or(&e);
-        format!("{prog} on {}: {first}", path.display())
+        format!(
+            "{prog} on {}: {}",
+            path.display(),
+            without_log(&e.to_string())
+        )
     };
     for prog in ATTEMPTS {
         let p: &mut CgroupSockAddr = ebpf
@@ -135,6 +146,12 @@ fn attach_cgroup(
         links.push(Link::Outcome(prog, id));
     }
     Ok(path)
+}
+
+/// An error without the verifier's log, which can be thousands of lines: the `attached` event
+/// and the daemon's log get the kernel's answer (bpftool can show the rest).
+fn without_log(e: &str) -> &str {
+    e.split(". Verifier output").next().unwrap_or(e)
 }
 
 fn detach_link(ebpf: &mut Ebpf, l: Link) -> Result<&'static str, (&'static str, ProgramError)> {
@@ -171,4 +188,32 @@ pub fn detach(ebpf: &mut Ebpf, b: Binds) -> Vec<String> {
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_reported_without_the_verifiers_log() {
+        let e = "the BPF_PROG_LOAD syscall returned Permission denied (os error 13). Verifier \
+                 output: 0: R1=ctx() R10=fp0\n150: (61) r4 = *(u32 *)(r2 +0)\ndereference of \
+                 modified ctx ptr R2 off=8 disallowed";
+        assert_eq!(
+            without_log(e),
+            "the BPF_PROG_LOAD syscall returned Permission denied (os error 13)"
+        );
+        assert_eq!(without_log("no cgroup v2"), "no cgroup v2");
+    }
+
+    #[test]
+    fn the_fallback_names_its_tracepoints_and_why() {
+        let b = Binds::Tracepoints {
+            why: "bind4 on /sys/fs/cgroup: refused".into(),
+        };
+        let d = b.describe();
+        assert_eq!(d["cgroup_error"], "bind4 on /sys/fs/cgroup: refused");
+        assert_eq!(d["tracepoints"][1]["tracepoint"], "syscalls:sys_exit_bind");
+        assert!(d.get("cgroup").is_none());
+    }
 }

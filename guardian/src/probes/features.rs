@@ -164,6 +164,26 @@ pub fn sock_ops(result: Result<(), &str>) -> Feature {
     }
 }
 
+/// How failed binds are watched (`port_conflict` is covered either way): the cgroup programs,
+/// or the syscall tracepoints with why.
+pub fn binds(result: Result<(), &str>) -> Feature {
+    match result {
+        Ok(()) => Feature::new(
+            "binds",
+            State::Available,
+            "cgroup bind programs on the cgroup v2 root: no syscall tracepoint",
+        ),
+        Err(e) => Feature::new(
+            "binds",
+            State::Degraded,
+            format!(
+                "the bind syscall tracepoints instead, which put every syscall of every task \
+                 on the kernel's tracing slow path: {e}"
+            ),
+        ),
+    }
+}
+
 /// The XDP program: attached to the `--xdp` interfaces, or not asked for.
 pub fn xdp(xdp_ifaces: usize) -> Feature {
     if xdp_ifaces == 0 {

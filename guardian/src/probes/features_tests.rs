@@ -101,6 +101,18 @@ fn sock_ops_without_netns_cookie_names_the_kernel_limit() {
 }
 
 #[test]
+fn binds_through_the_tracepoints_are_degraded_but_cover_port_conflict() {
+    let f = binds(Err("bind4 on /sys/fs/cgroup/unified: refused"));
+    assert_eq!(f.state, State::Degraded);
+    assert!(f.reason.contains("slow path"), "{}", f.reason);
+    assert!(f
+        .reason
+        .ends_with("bind4 on /sys/fs/cgroup/unified: refused"));
+    assert!(f.uncovers.is_empty(), "port_conflict is still seen");
+    assert_eq!(binds(Ok(())).state, State::Available);
+}
+
+#[test]
 fn http_and_tls_not_asked_for_uncover_their_faults_only() {
     let h = http(None);
     assert_eq!(h.state, State::Unavailable);

@@ -137,9 +137,10 @@ impl Probes {
             let link = attach_tracepoint(&mut probes.ebpf, prog, category, name)?;
             probes.tracepoints.push((prog, link));
         }
+        // On the cgroup v2 root whatever `sockopt_failfast.cgroup` says: every bind counts.
         probes.binds = Some(binds::attach(
             &mut probes.ebpf,
-            opts.cgroup.as_deref(),
+            None,
             attach_tracepoint,
             &mut probes.tracepoints,
         )?);
@@ -251,6 +252,10 @@ impl Probes {
             self.dns_ifaces,
             self.dns_error.as_deref(),
         ));
+        out.push(features::binds(match &self.binds {
+            Some(binds::Binds::Tracepoints { why }) => Err(why.as_str()),
+            _ => Ok(()),
+        }));
         out.push(features::sock_ops(
             self.sockops.as_ref().map(|_| ()).map_err(|e| e.as_str()),
         ));

@@ -1,5 +1,5 @@
 //! `doctor`'s proof of each kernel feature: load guardian's object and attach every program —
-//! the tracepoints, XDP and the DNS programs (tcx, else clsact) — to a veth pair in a
+//! the tracepoints, the cgroup bind programs, XDP and the DNS programs (tcx, else clsact) — to a veth pair in a
 //! throwaway network namespace of its own (a thread that unshared its namespace: the veths
 //! and everything attached to them go away with the thread), then detach.
 //!
@@ -70,6 +70,11 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
             *f = features::recursion_misses(Some((5, 11)));
         }
     }
+
+    let binds = super::binds::prove(&mut ebpf);
+    out.push(features::binds(
+        binds.as_ref().map(|_| ()).map_err(|e| e.as_str()),
+    ));
 
     let (a, b) = VETH;
     out.push(match xdp::attach(&mut ebpf, a) {

@@ -151,6 +151,19 @@ mod tests {
     }
 
     #[test]
+    fn connect_failure_names_its_destination() {
+        // As `sock_state` writes it: the destination the connect found no free port for.
+        let mut bytes = record();
+        bytes[0] = 2;
+        bytes[16..20].copy_from_slice(&(-99i32).to_le_bytes());
+        bytes[22..24].copy_from_slice(&5201u16.to_le_bytes());
+        let o = observation(&syscall_event(&bytes).unwrap()).unwrap();
+        assert_eq!(o.kind, crate::model::ObsKind::ConnectAddrnotavail);
+        assert_eq!(o.error, "EADDRNOTAVAIL");
+        assert_eq!((o.addr.as_deref(), o.port), (Some("10.77.0.1"), Some(5201)));
+    }
+
+    #[test]
     fn connect_failure_without_address() {
         let mut bytes = record();
         bytes[0] = 2;

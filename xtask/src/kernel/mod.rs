@@ -70,6 +70,18 @@ pub const SUITE: &[(&str, &str)] = &[
         "sk_err read through BTF offsets (tracepoints)",
     ),
     (
+        "bind_conflict::bind_eaddrinuse",
+        "failed binds: cgroup bind programs, or the bind tracepoints and why",
+    ),
+    (
+        "bind_conflict::only_binds",
+        "only binds that fail on a taken port, each counted (either hook)",
+    ),
+    (
+        "attacks_user::nobody_cannot_widen",
+        "connect EADDRNOTAVAIL from sock_state (tcp_sock.segs_out through BTF)",
+    ),
+    (
         "http::nginx",
         "the syscall hook and libssl uprobes (--http)",
     ),

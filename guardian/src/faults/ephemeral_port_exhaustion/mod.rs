@@ -1,11 +1,12 @@
 //! `ephemeral_port_exhaustion` (layer 4): connect(2) failing with EADDRNOTAVAIL (no local port
 //! left for the destination) at ≥ 1 failure/s for 3 s, per namespace.
 //!
-//! Inputs: `Counters.connect_eaddrnotavail` (exact, from the `sys_exit_connect` tracepoint) gives
+//! Inputs: `Counters.connect_eaddrnotavail` (exact, from `sock_state`: a connect back to CLOSE
+//! before any segment left, guardian-ebpf/src/tcp.rs) gives
 //! the rate: the condition holds on a tick when at least `min_per_s × rate_window_ms` failures
 //! happened in the last `rate_window_ms`, and the fault opens once it has held for `hold_ms`.
-//! `connect_addrnotavail` observations name the process (and the destination when the probe
-//! read it: the subject is then the destination most failures went to); the latest
+//! `connect_addrnotavail` observations name the process and the destination (the subject is
+//! then the destination most failures went to; replays of older records may lack it); the latest
 //! [`MibSample`] of the namespace gives the range and its usage per destination (evidence for
 //! the remedy: widen the range, tw_reuse) and, failing the observations, the subject: the
 //! destination that holds most of the range.

@@ -1,6 +1,7 @@
 //! `port_conflict` (layer 4): bind(2) failing with EADDRINUSE.
 //!
-//! An event fault: every `bind_conflict` observation (from `sys_exit_bind`) opens a fault keyed
+//! An event fault: every `bind_conflict` observation (the cgroup bind programs of
+//! guardian-ebpf/src/binds.rs, or the `sys_exit_bind` fallback) opens a fault keyed
 //! by (namespace, port) at once, or counts toward the open one, which reports an `updated`
 //! finding at most once per `update_every_ms`. Evidence: the failing binder (pid, comm, address)
 //! and, from the namespace's latest INET_DIAG listeners, the holder (address, uid, socket
