@@ -6,7 +6,7 @@
 //! syscall of every task on the kernel's tracing slow path: on this project's bench machine
 //! that was about 2.7 µs of CPU per nginx keep-alive request (12 %), with no program of
 //! guardian's running at all (docs/benchmarks.md).
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aya::{
     programs::{
@@ -17,7 +17,7 @@ use aya::{
     Ebpf,
 };
 
-use super::ProbeError;
+use super::error::ProbeError;
 
 /// The fallback: (program, tracepoint category, tracepoint name).
 pub const TRACEPOINTS: [(&str, &str, &str); 2] = [
@@ -59,12 +59,11 @@ impl Binds {
     }
 }
 
-/// Attaches the cgroup programs to `cgroup` (None: the cgroup v2 mount), all or none; else
-/// the tracepoints through `attach_tp` (an error there is the caller's: without either, no
-/// port conflict is seen).
+/// Attaches the cgroup programs to the cgroup v2 root (whatever `sockopt_failfast.cgroup`
+/// says: every bind counts), all or none; else the tracepoints through `attach_tp` (an error
+/// there is the caller's: without either, no port conflict is seen).
 pub fn attach(
     ebpf: &mut Ebpf,
-    cgroup: Option<&Path>,
     mut attach_tp: impl FnMut(
         &mut Ebpf,
         &'static str,
@@ -74,8 +73,8 @@ pub fn attach(
     tracepoints: &mut Vec<(&'static str, TracePointLinkId)>,
 ) -> Result<Binds, ProbeError> {
     let mut links = Vec::new();
-    match attach_cgroup(ebpf, cgroup, &mut links) {
-        Ok(cgroup) => return Ok(Binds::Cgroup { cgroup, links }),
+    match attach_cgroup(ebpf, &mut links) {
+        Ok(cgroup) => Ok(Binds::Cgroup { cgroup, links }),
         Err(e) => {
             for l in links {
                 let _ = detach_link(ebpf, l);
@@ -94,23 +93,16 @@ pub fn attach(
 /// milliseconds they also run for the host's binds, into the caller's throwaway maps).
 pub fn prove(ebpf: &mut Ebpf) -> Result<(), String> {
     let mut links = Vec::new();
-    let r = attach_cgroup(ebpf, None, &mut links).map(|_| ());
+    let r = attach_cgroup(ebpf, &mut links).map(|_| ());
     for l in links {
         let _ = detach_link(ebpf, l);
     }
     r
 }
 
-fn attach_cgroup(
-    ebpf: &mut Ebpf,
-    cgroup: Option<&Path>,
-    links: &mut Vec<Link>,
-) -> Result<PathBuf, String> {
-    let path = match cgroup {
-        Some(p) => p.to_path_buf(),
-        None => super::sockops::find_cgroup2()
-            .ok_or("no cgroup v2 mount found (looked at /proc/self/mountinfo)")?,
-    };
+fn attach_cgroup(ebpf: &mut Ebpf, links: &mut Vec<Link>) -> Result<PathBuf, String> {
+    let path = super::sockops::find_cgroup2()
+        .ok_or("no cgroup v2 mount found (looked at /proc/self/mountinfo)")?;
     let file = std::fs::File::open(&path)
         .map_err(|e| format!("opening the cgroup {}: {e}", path.display()))?;
     let err = |prog: &str, e: ProgramError| {

@@ -137,10 +137,8 @@ impl Probes {
             let link = attach_tracepoint(&mut probes.ebpf, prog, category, name)?;
             probes.tracepoints.push((prog, link));
         }
-        // On the cgroup v2 root whatever `sockopt_failfast.cgroup` says: every bind counts.
         probes.binds = Some(binds::attach(
             &mut probes.ebpf,
-            None,
             attach_tracepoint,
             &mut probes.tracepoints,
         )?);
