@@ -12,6 +12,7 @@ pub mod prove;
 pub mod shadows;
 pub mod sockops;
 pub mod tcx;
+mod tracepoint;
 pub mod uprobe;
 pub mod uprobe_site;
 pub mod xdp;
@@ -134,12 +135,12 @@ impl Probes {
             offsets,
         };
         for (prog, category, name) in TRACEPOINTS {
-            let link = attach_tracepoint(&mut probes.ebpf, prog, category, name)?;
+            let link = tracepoint::attach(&mut probes.ebpf, prog, category, name)?;
             probes.tracepoints.push((prog, link));
         }
         probes.binds = Some(binds::attach(
             &mut probes.ebpf,
-            attach_tracepoint,
+            tracepoint::attach,
             &mut probes.tracepoints,
         )?);
         // Optional: without the reset tracepoints only reset_storm goes undetected.
@@ -210,7 +211,7 @@ impl Probes {
     pub fn attached(&self) -> serde_json::Value {
         serde_json::json!({
             "tracepoints": TRACEPOINTS.iter().map(|(p, c, n)| serde_json::json!({"program": p, "tracepoint": format!("{c}:{n}")})).collect::<Vec<_>>(),
-            "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "replaced_stale": a.replaced_stale, "dns_answers": a.dns})).collect::<Vec<_>>(),
+            "xdp": self.xdp.iter().map(|a| serde_json::json!({"iface": a.iface, "ifindex": a.ifindex, "mode": a.mode, "replaced_stale": a.replaced_stale, "dns_answers": a.dns})).collect::<Vec<_>>(),
             "binds": self.binds.as_ref().map(binds::Binds::describe),
             "tcx": self.tcx.iter().map(|a| serde_json::json!({"iface": a.iface, "program": a.program, "direction": a.direction, "mode": a.mode})).collect::<Vec<_>>(),
             "sockops": match &self.sockops {
@@ -410,27 +411,6 @@ impl Probes {
         }
         done
     }
-}
-
-/// Loads program `prog` and attaches it to tracepoint `category:name`.
-fn attach_tracepoint(
-    ebpf: &mut Ebpf,
-    prog: &'static str,
-    category: &str,
-    name: &str,
-) -> Result<TracePointLinkId, ProbeError> {
-    let err = |source| ProbeError::Attach {
-        program: prog,
-        target: format!("tracepoint {category}:{name}"),
-        source,
-    };
-    let p: &mut TracePoint = ebpf
-        .program_mut(prog)
-        .ok_or(ProbeError::MissingProgram(prog))?
-        .try_into()
-        .map_err(err)?;
-    p.load().map_err(err)?;
-    p.attach(category, name).map_err(err)
 }
 
 /// Whether this binary carries its eBPF programs (it does not when built with AYA_BUILD_SKIP).

@@ -3,10 +3,7 @@
 //! these tracepoints runs without `reset_storm` (the `attached` event says why).
 use std::path::Path;
 
-use aya::{
-    programs::{trace_point::TracePointLinkId, TracePoint},
-    Ebpf,
-};
+use aya::{programs::trace_point::TracePointLinkId, Ebpf};
 use guardian_common::shadows::ShadowOffsets;
 
 use super::error::ProbeError;
@@ -99,20 +96,7 @@ pub fn attach(
     links: &mut Vec<(&'static str, TracePointLinkId)>,
 ) -> Result<(), ProbeError> {
     for (prog, category, name) in TRACEPOINTS {
-        let err = |source| ProbeError::Attach {
-            program: prog,
-            target: format!("tracepoint {category}:{name}"),
-            source,
-        };
-        let p: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or(ProbeError::MissingProgram(prog))?
-            .try_into()
-            .map_err(err)?;
-        if p.fd().is_err() {
-            p.load().map_err(err)?;
-        }
-        links.push((prog, p.attach(category, name).map_err(err)?));
+        links.push((prog, super::tracepoint::attach(ebpf, prog, category, name)?));
     }
     Ok(())
 }

@@ -50,6 +50,9 @@ pub struct Attachment {
     pub replaced_stale: bool,
     /// True when the program counts this interface's DNS answers (`DNS_AT_XDP`).
     pub dns: bool,
+    /// The mode the kernel attached it in, as it reports it after the attach: `driver`,
+    /// `generic` (no XDP in the driver, or the driver refused) or `offload`.
+    pub mode: &'static str,
 }
 
 pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Attachment, XdpError> {
@@ -96,13 +99,28 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str) -> Result<Attachment, XdpError> {
         r => r,
     }
     .map_err(err)?;
+    let mode = match attached_program(ifindex, iface)? {
+        Some((_, m)) => mode_name(m),
+        None => "unknown",
+    };
     Ok(Attachment {
         iface: iface.to_string(),
         ifindex,
         link,
         replaced_stale,
         dns: false,
+        mode,
     })
+}
+
+/// The name of an `XDP_FLAGS_*_MODE`.
+fn mode_name(flags: u32) -> &'static str {
+    match flags {
+        XDP_FLAGS_DRV_MODE => "driver",
+        XDP_FLAGS_SKB_MODE => "generic",
+        XDP_FLAGS_HW_MODE => "offload",
+        _ => "unknown",
+    }
 }
 
 /// Whether an attach failed because the driver does not do XDP in this configuration

@@ -22,6 +22,8 @@ fn stale_replaced_kill9_leaves_nothing_foreign_untouched() {
     let entry = &attached["detail"]["xdp"][0];
     assert_eq!(entry["iface"], v.a_if.as_str(), "{attached}");
     assert_eq!(entry["replaced_stale"], true, "{attached}");
+    // veth has XDP in its driver: the kernel's own report after the attach.
+    assert_eq!(entry["mode"], "driver", "{attached}");
     let ours = prog_id(&a, &v.a_if).expect("guardian's XDP program attached");
     assert_ne!(ours, stale, "the stale program must have been replaced");
 
@@ -70,4 +72,21 @@ fn stale_replaced_kill9_leaves_nothing_foreign_untouched() {
         "foreign program touched"
     );
     a.run(&["ip", "link", "set", "dev", &v.a_if, "xdp", "off"]);
+}
+
+/// An interface whose driver has no XDP (the namespace's loopback) gets the program in generic
+/// mode, and the `attached` event says so, as the kernel reports it (`ip link`: `xdpgeneric`).
+#[test]
+fn an_interface_without_driver_xdp_is_attached_in_generic_mode() {
+    require_root();
+    let a = Netns::new("xdpg");
+    let mut d = Daemon::start(&a, &["--xdp", "lo"]);
+    let attached = d.wait_attached();
+    let link = a.run(&["ip", "-d", "link", "show", "lo"]);
+    d.finish();
+    assert_eq!(
+        attached["detail"]["xdp"][0]["mode"], "generic",
+        "{attached}"
+    );
+    assert!(link.contains("xdpgeneric"), "the kernel's view: {link}");
 }
