@@ -9,14 +9,18 @@
 //!   mean EADDRINUSE is remembered per socket (its cookie) with the binder's ids: a socket
 //!   already holds the address and port (a TCP listener or a bound UDP socket, found by the
 //!   kernel's own socket lookup), or the address is the wildcard and the port is neither 0 nor
-//!   privileged (after this hook a wildcard bind can fail only on a taken port).
+//!   privileged (after this hook a wildcard bind can fail only on a taken port). A specific
+//!   address with no such holder and an unprivileged port is remembered too, marked for the
+//!   daemon to check that the address is local (else the failure was EADDRNOTAVAIL).
 //! - `post_bind4`/`post_bind6` run once the port is the socket's: the attempt succeeded.
 //! - What is still remembered when the same socket binds again, or when it is released, failed:
 //!   then, and only then, the `bind_conflict` record is written, with the binder's ids.
 //!
 //! So a failed bind is reported when its socket binds again or closes, which is at once for
 //! the usual servers (they exit or retry); the syscall-tracepoint path (`syscalls.rs`) is the
-//! fallback on kernels that refuse these programs.
+//! fallback on kernels that refuse these programs. Neither hook sees bind's return value: a
+//! wildcard bind that another cgroup program refuses (EPERM, systemd's `SocketBindDeny=`) is
+//! taken for a conflict (port_conflict's doc.md).
 use aya_ebpf::{
     bindings::{bpf_sock, bpf_sock_addr, bpf_sock_tuple},
     helpers::{
@@ -88,7 +92,9 @@ fn failed(cookie: u64) {
         return;
     };
     let _ = BIND_PENDING.remove(&cookie);
-    ns_add(ev.netns, |c| c.bind_eaddrinuse += 1);
+    if ev.ret != 0 {
+        ns_add(ev.netns, |c| c.bind_eaddrinuse += 1);
+    }
     match EVENTS.reserve::<SyscallEvent>(0) {
         Some(mut entry) => {
             entry.write(ev);
@@ -142,11 +148,15 @@ unsafe fn attempt(ctx: &SockAddrContext, family: u16) {
     };
     let wildcard = addr == [0u8; 16];
     let held = unsafe { holder(ctx, &mut tuple, size, a.type_) };
-    if !held && !(wildcard && port >= PRIVILEGED) {
-        // It may fail for another reason (an address that is not local, a privileged port):
-        // not a port conflict anyone can name.
+    if !held && port < PRIVILEGED {
+        // It may fail for want of CAP_NET_BIND_SERVICE: not a conflict anyone can name.
         return;
     }
+    // A specific address with no listener or bound UDP socket on it: the port may be held by
+    // a socket in another state (an orphan in FIN_WAIT2, TIME_WAIT, a client), or the address
+    // may not be this host's (EADDRNOTAVAIL). ret 0 asks the daemon to check the address is
+    // local before it reports the failure (source/bind_check.rs); the kernel does not count it.
+    let certain = held || wildcard;
     let o = global(&OFFSETS);
     let id = bpf_get_current_pid_tgid();
     let ev = SyscallEvent {
@@ -154,7 +164,7 @@ unsafe fn attempt(ctx: &SockAddrContext, family: u16) {
         netns: current_netns(&o),
         tgid: (id >> 32) as u32,
         pid: id as u32,
-        ret: -EADDRINUSE,
+        ret: if certain { -EADDRINUSE } else { 0 },
         family,
         port,
         addr,

@@ -3,6 +3,7 @@
 //! samplers read what detectors need beyond that (MIB counters, socket tables, flows, DNS,
 //! link statistics), each in its own file. Everything goes to the engine as [`Input`]s through
 //! the [`feed`].
+mod bind_check;
 pub mod close_wait;
 pub mod connect_ends;
 pub mod counters;

@@ -8,6 +8,9 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio_util::sync::CancellationToken;
 
+use guardian_common::EV_BIND_CONFLICT;
+
+use super::bind_check::BindCheck;
 use super::decode;
 use super::feed::Feed;
 use super::throttle::Throttle;
@@ -36,6 +39,7 @@ pub async fn run(
         inputs,
         throttle: Throttle::new(observations_per_sec),
         reported: (0, 0),
+        binds: BindCheck::default(),
     };
     loop {
         tokio::select! {
@@ -71,6 +75,7 @@ struct Consumer {
     throttle: Throttle,
     /// (shed by the detectors' queue, held back by the throttle) already reported.
     reported: (u64, u64),
+    binds: BindCheck,
 }
 
 impl Consumer {
@@ -82,7 +87,15 @@ impl Consumer {
             let Some(item) = ring.next() else {
                 return true;
             };
-            match decode::syscall_event(&item).and_then(|ev| decode::observation(&ev)) {
+            let ev = decode::syscall_event(&item);
+            if let Ok(ev) = &ev {
+                // A failed bind the kernel could not classify: reported only if its address is
+                // local (else it was EADDRNOTAVAIL).
+                if ev.kind == EV_BIND_CONFLICT && ev.ret == 0 && !self.binds.is_conflict(ev, now) {
+                    continue;
+                }
+            }
+            match ev.and_then(|ev| decode::observation(&ev)) {
                 Ok(obs) => {
                     let write = self.throttle.allow(&obs, now);
                     if write {
