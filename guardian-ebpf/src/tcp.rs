@@ -188,9 +188,6 @@ pub fn tcp_synack(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// `sock:inet_sock_set_state`: failed connects per destination (refused apart), hand-offs to TIME_WAIT,
-/// completed passive handshakes per local port and per peer, and the end of a flow (its
-/// retransmit pattern is forgotten).
 /// connect(2) found no free local port: counted and reported as EADDRNOTAVAIL, with the
 /// destination.
 #[inline(always)]
@@ -217,6 +214,10 @@ unsafe fn no_local_port(ctx: &TracePointContext, o: &Offsets, netns: u32) -> Opt
     Some(())
 }
 
+/// `sock:inet_sock_set_state`: failed connects per destination (refused apart), connects that
+/// found no free local port (EADDRNOTAVAIL), hand-offs to TIME_WAIT,
+/// completed passive handshakes per local port and per peer, and the end of a flow (its
+/// retransmit pattern is forgotten).
 #[tracepoint]
 pub fn sock_state(ctx: TracePointContext) -> u32 {
     let _ = unsafe { try_sock_state(&ctx) };

@@ -6,7 +6,9 @@
 //! moved here), which is not. The kernel's own rule tells them apart: a socket bound to the
 //! address and port 0 in that namespace (a probe: UDP, closed at once) fails with
 //! EADDRNOTAVAIL exactly when the address is not local (or `ip_nonlocal_bind` would have let
-//! the first bind through).
+//! the first bind through). The probe runs on a short-lived thread inside that namespace
+//! (`netns::within`), which the ring buffer consumer waits for: a fraction of a millisecond, at
+//! most once a second per (namespace, address).
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::unix::fs::MetadataExt;
