@@ -62,6 +62,17 @@ fn seen(key: u64) -> bool {
     matches!(HTTP_SEEN.get(seen_bucket(key)), Some(&v) if v != 0)
 }
 
+/// Slot 0 is 1 when plaintext HTTP is read here, 0 when the packet programs (`http_skb.rs`)
+/// read it and this hook is attached only for TLS: then a plaintext request or response is
+/// left to them. Written by userspace after the attach.
+#[map]
+pub static HTTP_PLAIN_AT_SYSCALLS: Array<u32> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+fn plain_at_syscalls() -> bool {
+    matches!(HTTP_PLAIN_AT_SYSCALLS.get(0), Some(&v) if v != 0)
+}
+
 /// Responses per service. LRU: services of processes long gone make room.
 #[map]
 pub static HTTP_STATS: LruPerCpuHashMap<HttpKey, HttpStats> =
@@ -169,6 +180,9 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
         return;
     };
     if is_request_start(&head) {
+        if !plain_at_syscalls() {
+            return;
+        }
         let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);
         let now = unsafe { bpf_ktime_get_ns() };
         if let Some(b) = HTTP_SEEN.get_ptr_mut(seen_bucket(key)) {
@@ -270,6 +284,9 @@ pub(crate) fn on_write(id: u64, fd: u64, b: Buf, cache: bool) {
     }
     // Inside an `SSL_write` that passed a status line: the encrypted response (tls.rs).
     if crate::tls::on_write(id, fd) {
+        return;
+    }
+    if !plain_at_syscalls() {
         return;
     }
     let key = (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff);

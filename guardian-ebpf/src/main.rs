@@ -29,6 +29,7 @@ mod dns_spoof;
 mod ends;
 mod gate;
 mod http;
+mod http_skb;
 mod kernel;
 mod limits;
 mod maps;

@@ -274,10 +274,15 @@ pub struct RunArgs {
     /// answers there, this one runs without a socket unless the path was given explicitly).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Count HTTP/1.x responses by status per service (syscall tracepoints on read, recvfrom,
-    /// write, sendto, writev and sendmsg; off by default: they run on every such syscall).
+    /// Count HTTP/1.x responses by status per service: plaintext from every socket's packets
+    /// (cgroup programs), TLS through OpenSSL uprobes and a program on every syscall's exit.
+    /// Off by default.
     #[arg(long)]
     pub http: bool,
+    /// With --http, plaintext only: no OpenSSL uprobes, and no program on the syscalls (the
+    /// larger part of --http's cost per request).
+    #[arg(long, requires = "http")]
+    pub http_no_tls: bool,
 }
 
 impl RunArgs {

@@ -215,6 +215,7 @@ async fn run(
         dns_ifaces: config.interfaces.dns_ifaces().to_vec(),
         cgroup: config.remedies.sockopt_failfast.cgroup.clone(),
         http: args.http,
+        http_tls: !args.http_no_tls,
     };
     let mut probes = tokio::task::spawn_blocking(move || Probes::load(&opts))
         .await

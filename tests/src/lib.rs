@@ -27,6 +27,7 @@ pub mod dns;
 pub mod events;
 pub mod failfast;
 pub mod flows;
+pub mod links;
 pub mod net;
 pub mod netns;
 pub mod nft;

@@ -142,7 +142,7 @@ fn attach_cgroup(ebpf: &mut Ebpf, links: &mut Vec<Link>) -> Result<PathBuf, Stri
 
 /// An error without the verifier's log, which can be thousands of lines: the `attached` event
 /// and the daemon's log get the kernel's answer (bpftool can show the rest).
-fn without_log(e: &str) -> &str {
+pub(super) fn without_log(e: &str) -> &str {
     e.split(". Verifier output").next().unwrap_or(e)
 }
 

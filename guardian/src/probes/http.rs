@@ -103,8 +103,9 @@ pub fn derive(tracefs: &Path, btf: &KernelBtf) -> Result<HttpOffsets, OffsetErro
         regs_arg2: x86(btf, "pt_regs", &["dx"]),
         regs_nr: x86(btf, "pt_regs", &["orig_ax"]),
         task_status: x86(btf, "task_struct", &["thread_info", "status"]),
-        task_pid: x86(btf, "task_struct", &["pid"]),
-        task_tgid: x86(btf, "task_struct", &["tgid"]),
+        // The task's ids: also read by the packet programs, on any architecture.
+        task_pid: optional(btf, "task_struct", &["pid"]),
+        task_tgid: optional(btf, "task_struct", &["tgid"]),
     })
 }
 
@@ -114,6 +115,11 @@ fn x86(btf: &KernelBtf, name: &str, path: &[&str]) -> u16 {
     if !cfg!(target_arch = "x86_64") {
         return HttpOffsets::ABSENT;
     }
+    optional(btf, name, path)
+}
+
+/// An offset some programs can do without: ABSENT when BTF lacks it.
+fn optional(btf: &KernelBtf, name: &str, path: &[&str]) -> u16 {
     btf.member_offset(name, path)
         .ok()
         .and_then(|v| u16::try_from(v).ok())

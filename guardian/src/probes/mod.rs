@@ -6,6 +6,8 @@ pub mod clock;
 mod error;
 pub mod features;
 pub mod http;
+mod http_attach;
+pub mod http_skb;
 pub mod limits;
 pub mod offsets;
 pub mod prove;
@@ -61,6 +63,8 @@ pub struct LoadOptions {
     pub cgroup: Option<PathBuf>,
     /// Attach the HTTP status programs (`guardian run --http`).
     pub http: bool,
+    /// With `http`, the OpenSSL uprobes too (and the syscall hook they need).
+    pub http_tls: bool,
 }
 
 /// The loaded object, its attachments, and the maps userspace reads.
@@ -80,8 +84,11 @@ pub struct Probes {
     sockops: Result<sockops::Attachment, String>,
     /// The HTTP status programs: attached, not asked for (None), or why not.
     http: Option<Result<(), String>>,
-    /// The HTTP programs' hooks (with `http` attached).
+    /// The syscall hook of the HTTP programs (for TLS; for plaintext too without the packet
+    /// programs).
     http_hooks: Option<http::Hooks>,
+    /// The packet programs (plaintext), or why they are not attached.
+    http_packets: Option<Result<http_skb::Attachment, String>>,
     /// The OpenSSL uprobes (with `http`), or why they are not attached.
     tls: Option<Result<uprobe::Attachment, String>>,
     /// The reset programs (`reset_storm`), or why they are not attached.
@@ -130,6 +137,7 @@ impl Probes {
             sockops: Err("not attached yet".into()),
             http: None,
             http_hooks: None,
+            http_packets: None,
             tls: None,
             shadows: Err("not attached yet".into()),
             offsets,
@@ -159,29 +167,7 @@ impl Probes {
         }
         sockops::set_status(probes.sockops.as_ref().map(|_| ()).map_err(Clone::clone));
         if opts.http {
-            let r = match http_offsets {
-                Ok(o) => http::attach(&mut probes.ebpf, &o, btf.as_ref(), &mut probes.tracepoints)
-                    .map(|hooks| probes.http_hooks = Some(hooks)),
-                Err(e) => Err(e.into()),
-            };
-            let r = r.map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
-            if let Err(e) = &r {
-                tracing::warn!(error = %e, "HTTP status per service is unavailable");
-            }
-            if r.is_ok() {
-                let (libs, seen) = uprobe::discover();
-                let t = uprobe::attach(&mut probes.ebpf, &libs)
-                    .map(|mut a| {
-                        a.seen = seen;
-                        a
-                    })
-                    .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)));
-                if let Err(e) = &t {
-                    tracing::warn!(error = %e, "HTTP over TLS (OpenSSL uprobes) is unavailable");
-                }
-                probes.tls = Some(t);
-            }
-            probes.http = Some(r);
+            probes.attach_http(opts.http_tls, http_offsets, btf.as_ref());
         }
         for iface in &opts.xdp_ifaces {
             let a = xdp::attach(&mut probes.ebpf, iface)?;
@@ -220,7 +206,7 @@ impl Probes {
             },
             "http": match &self.http {
                 None => serde_json::json!(null),
-                Some(Ok(())) => serde_json::json!({"tracepoints": self.http_hooks.iter().flat_map(http::Hooks::names).map(|(p, n)| serde_json::json!({"program": p, "tracepoint": n})).collect::<Vec<_>>(), "sys_exit_error": self.http_hooks.as_ref().and_then(http::Hooks::fallback)}),
+                Some(Ok(())) => serde_json::json!({"packets": self.http_packets.as_ref().map(|r| match r { Ok(a) => a.describe(), Err(e) => serde_json::json!({"error": e}) }), "tracepoints": self.http_hooks.iter().flat_map(http::Hooks::names).map(|(p, n)| serde_json::json!({"program": p, "tracepoint": n})).collect::<Vec<_>>(), "sys_exit_error": self.http_hooks.as_ref().and_then(http::Hooks::fallback)}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
             "tls": match &self.tls {
@@ -378,6 +364,9 @@ impl Probes {
         }
         if let Some(b) = self.binds.take() {
             done.extend(binds::detach(&mut self.ebpf, b));
+        }
+        if let Some(Ok(a)) = self.http_packets.take() {
+            done.extend(http_skb::detach(&mut self.ebpf, a));
         }
         if let Some(http::Hooks::SysExit(link)) = self.http_hooks.take() {
             match http::detach_sys_exit(&mut self.ebpf, link) {

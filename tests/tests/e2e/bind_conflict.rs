@@ -131,33 +131,7 @@ fn without_cgroup_v2_the_bind_tracepoints_report_the_same() {
     let b = Netns::new("bindy-b");
     let v = pair(&a, &b, SUBNET);
     let dir = TempDir::new("bindy");
-    let wrapper = dir.path().join("guardian-without-cgroup2");
-    // umount -l of every cgroup2 mount, in a private mount namespace of the daemon's own.
-    let script = format!(
-        "#!/bin/sh\nfor m in $(awk '$9 == \"cgroup2\" {{print $5}}' /proc/self/mountinfo); do \
-         umount -l \"$m\" || exit 1; done\nexec {} \"$@\"\n",
-        guardian_bin().display()
-    );
-    std::fs::write(&wrapper, script).expect("wrapper");
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let unshare = dir.path().join("run");
-    std::fs::write(
-        &unshare,
-        format!(
-            "#!/bin/sh\nexec unshare --mount --propagation private {} \"$@\"\n",
-            wrapper.display()
-        ),
-    )
-    .expect("unshare script");
-    std::fs::set_permissions(
-        &unshare,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let unshare = guardian_tests::links::without_cgroup2(dir.path(), &guardian_bin());
     let d = Daemon::start_with(&unshare, &a, &["--interval-ms", "300"]);
     binds_are_reported_exactly(d, &a, v.a_addr, false);
 }
@@ -313,23 +287,9 @@ fn guardian_run_holds_no_syscall_tracepoint() {
     let mut d = Daemon::start(&a, &[]);
     d.wait_attached();
     let pid = d.pid().expect("daemon pid");
-    let mut tps = Vec::new();
-    let mut cgroup_links = 0;
-    for f in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("fdinfo") {
-        let text = std::fs::read_to_string(f.expect("fdinfo entry").path()).unwrap_or_default();
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        };
-        match field("link_type").as_deref() {
-            Some("perf") | Some("raw_tracepoint") | Some("tracing") => {
-                tps.push(field("tp_name").unwrap_or_else(|| "?".into()))
-            }
-            Some("cgroup") => cgroup_links += 1,
-            _ => {}
-        }
-    }
+    let links = guardian_tests::links::of(pid);
+    let tps = guardian_tests::links::tracepoints(&links);
+    let cgroup_links = links.iter().filter(|l| l.kind == "cgroup").count();
     d.finish();
     eprintln!("tracepoint links: {tps:?}; cgroup links: {cgroup_links}");
     // The control: the kernel names the daemon's tracepoints.

@@ -1,0 +1,201 @@
+//! HTTP/1.x status per service from the packets (`guardian run --http`, plaintext): two
+//! cgroup socket-buffer programs on the cgroup v2 root, which the kernel runs for every packet
+//! a socket of the host sends or receives, with the socket at hand.
+//!
+//! Why packets and not the syscalls (`http.rs`): a program on the syscalls has to sit on every
+//! syscall's exit, of every task, file I/O included; here only network packets enter, and a
+//! packet with no payload (an ACK) leaves after two header loads, before any helper call.
+//! Measured with `cargo xtask bench http` (docs/benchmarks.md): the no-op program on this hook
+//! costs a keep-alive request less than half of what the no-op on the syscall hook costs.
+//!
+//! - Ingress: a segment whose payload starts with an HTTP method starts a request on its
+//!   socket (`HTTP_CONNS`, by socket cookie: the time, the latest one, as `http.rs` does).
+//! - Egress: a segment whose payload starts with an `HTTP/1.x NNN` status line >= 200, on a
+//!   socket with a request in flight, is one response: counted per service as `http.rs`
+//!   counts it (`http::count`, the same map), and the in-flight time is cleared (a
+//!   retransmission of the same segment finds it cleared).
+//!
+//! The service (namespace, local address and port, process) is resolved at a connection's
+//! first response and kept in its entry. The process is the task that sends the response:
+//! trusted only when that task is in the socket's namespace (a segment the kernel sends later,
+//! from a timer or another task's softirq, runs in whatever task the CPU was in); otherwise the
+//! response counts with process 0 and the next one tries again.
+//!
+//! Limits (docs/faults/http_5xx): a request or status line that does not start a segment
+//! (after a partial write of an earlier message), IPv6 extension headers, and TCP Fast Open
+//! data in a SYN are not seen.
+use aya_ebpf::{
+    bindings::{__sk_buff, BPF_ANY},
+    helpers::{
+        bpf_get_current_task, bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes,
+        bpf_skc_to_tcp_sock,
+    },
+    macros::{cgroup_skb, map},
+    maps::LruHashMap,
+    programs::SkBuffContext,
+};
+use guardian_common::http::{is_request_start, parse_status, HttpConn, HttpKey};
+
+use crate::http::{count, HTTP_OFFSETS};
+use crate::kernel::{current_netns, global, read, sock_netns};
+use crate::maps::OFFSETS;
+
+/// Per socket cookie: the request in flight and, once resolved, the service. LRU: a closed
+/// connection's entry is the first to go.
+#[map]
+static HTTP_CONNS: LruHashMap<u64, HttpConn> = LruHashMap::with_max_entries(65536, 0);
+
+const ETH_P_IP_BE: u32 = 0x0800u16.to_be() as u32;
+const ETH_P_IPV6_BE: u32 = 0x86ddu16.to_be() as u32;
+const IPPROTO_TCP: u8 = 6;
+
+#[cgroup_skb]
+pub fn http_ingress(ctx: SkBuffContext) -> i32 {
+    let _ = try_ingress(&ctx);
+    1
+}
+
+#[cgroup_skb]
+pub fn http_egress(ctx: SkBuffContext) -> i32 {
+    let _ = try_egress(&ctx);
+    1
+}
+
+/// The offset of a TCP segment's payload, when it has one. The IP and TCP headers are in the
+/// linear part of the buffer on both hooks (the stack built or pulled them), so they are read
+/// directly, with the bounds checks the verifier wants and no helper call.
+#[inline(always)]
+fn payload(skb: *const __sk_buff) -> Option<u32> {
+    // SAFETY: the context's fields, rewritten by the verifier into the kernel's sk_buff.
+    let (data, end, proto, len) = unsafe {
+        (
+            (*skb).data as usize,
+            (*skb).data_end as usize,
+            (*skb).protocol,
+            (*skb).len,
+        )
+    };
+    let l4 = if proto == ETH_P_IP_BE {
+        if data + 20 > end {
+            return None;
+        }
+        // SAFETY: within [data, data + 20), checked above.
+        let (vihl, p) = unsafe { (*(data as *const u8), *((data + 9) as *const u8)) };
+        if p != IPPROTO_TCP {
+            return None;
+        }
+        ((vihl & 0x0f) as usize) * 4
+    } else if proto == ETH_P_IPV6_BE {
+        if data + 40 > end {
+            return None;
+        }
+        // SAFETY: as above.
+        if unsafe { *((data + 6) as *const u8) } != IPPROTO_TCP {
+            return None;
+        }
+        40
+    } else {
+        return None;
+    };
+    if data + l4 + 13 > end {
+        return None;
+    }
+    // SAFETY: within the bounds checked just above.
+    let doff = unsafe { (*((data + l4 + 12) as *const u8) >> 4) as usize } * 4;
+    let off = (l4 + doff) as u32;
+    (len > off).then_some(off)
+}
+
+/// `N` bytes of the payload at `off` (which may sit in the buffer's pages: a helper call).
+#[inline(always)]
+fn head<const N: usize>(skb: *const __sk_buff, off: u32) -> Option<[u8; N]> {
+    let mut b = [0u8; N];
+    // SAFETY: a constant length into a stack buffer of that length.
+    let r = unsafe { bpf_skb_load_bytes(skb as *const _, off, b.as_mut_ptr() as *mut _, N as u32) };
+    (r == 0).then_some(b)
+}
+
+fn try_ingress(ctx: &SkBuffContext) -> Option<()> {
+    let skb = ctx.skb.skb as *const __sk_buff;
+    let off = payload(skb)?;
+    if !is_request_start(&head::<8>(skb, off)?) {
+        return None;
+    }
+    let cookie = unsafe { bpf_get_socket_cookie(skb as *mut _) };
+    let now = unsafe { bpf_ktime_get_ns() };
+    // The entry stays with the connection between requests (0: none in flight): a store, where
+    // an LRU insert and delete per request would each take the map's locks.
+    match HTTP_CONNS.get_ptr_mut(&cookie) {
+        // SAFETY: an entry of this map; a racing writer stores a time too.
+        Some(p) => unsafe { (*p).start = now },
+        None => {
+            let c = HttpConn {
+                start: now,
+                ..Default::default()
+            };
+            let _ = HTTP_CONNS.insert(&cookie, &c, BPF_ANY as u64);
+        }
+    }
+    Some(())
+}
+
+fn try_egress(ctx: &SkBuffContext) -> Option<()> {
+    let skb = ctx.skb.skb as *const __sk_buff;
+    let off = payload(skb)?;
+    let code = parse_status(&head::<16>(skb, off)?)?;
+    if code < 200 {
+        return None;
+    }
+    let cookie = unsafe { bpf_get_socket_cookie(skb as *mut _) };
+    let c = HTTP_CONNS.get_ptr_mut(&cookie)?;
+    // SAFETY: an entry of this map.
+    let c = unsafe { &mut *c };
+    if c.start == 0 {
+        return None;
+    }
+    let lat = unsafe { bpf_ktime_get_ns() }.saturating_sub(c.start);
+    c.start = 0;
+    if c.known == 0 {
+        let trusted = service(skb, &mut c.svc)?;
+        c.known = trusted as u32;
+    }
+    count(&c.svc, code, lat);
+    Some(())
+}
+
+/// Fills `k` with the service of the segment's socket; whether its process is the sending
+/// task's (see the module's comment).
+#[inline(always)]
+fn service(skb: *const __sk_buff, k: &mut HttpKey) -> Option<bool> {
+    // SAFETY: context fields (the socket's addresses, filled in by the verifier's rewrite).
+    let (family, port, sk) =
+        unsafe { ((*skb).family, (*skb).local_port, (*skb).__bindgen_anon_2.sk) };
+    if sk.is_null() {
+        return None;
+    }
+    // A BTF pointer to the socket (the context's own may not be offset or read from).
+    let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut _) } as *const u8;
+    if tp.is_null() {
+        return None;
+    }
+    let o = global(&OFFSETS);
+    k.family = family as u16;
+    k.port = port as u16;
+    k.addr = [0; 16];
+    if family == guardian_common::AF_INET as u32 {
+        k.addr[..4].copy_from_slice(&unsafe { (*skb).local_ip4 }.to_ne_bytes());
+    } else {
+        for (i, w) in unsafe { (*skb).local_ip6 }.iter().enumerate() {
+            k.addr[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+        }
+    }
+    k.netns = unsafe { sock_netns(&o, tp) };
+    let trusted = k.netns != 0 && current_netns(&o) == k.netns;
+    k.tgid = if trusted {
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        unsafe { read::<u32>(task, global(&HTTP_OFFSETS).task_tgid) }.unwrap_or(0)
+    } else {
+        0
+    };
+    Some(trusted && k.tgid != 0)
+}

@@ -1,0 +1,71 @@
+//! What the kernel says a daemon holds: its BPF links, read from `/proc/PID/fdinfo`, and a way
+//! to start it where no cgroup v2 is mounted (so that its cgroup programs cannot attach).
+use std::path::{Path, PathBuf};
+
+/// One BPF link of a process, as the kernel describes it in the link fd's fdinfo.
+#[derive(Debug, Clone, Default)]
+pub struct Link {
+    /// `perf`, `raw_tracepoint` (also a BTF tracepoint), `tracing`, `cgroup`...
+    pub kind: String,
+    /// The tracepoint's name (`perf` and `raw_tracepoint` links).
+    pub tp_name: Option<String>,
+    /// The attach type number (`cgroup` links: 0 ingress, 1 egress, 8 bind4...).
+    pub attach_type: Option<u32>,
+}
+
+/// Every BPF link `pid` holds.
+pub fn of(pid: u32) -> Vec<Link> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("fdinfo") {
+        let text = std::fs::read_to_string(f.expect("fdinfo entry").path()).unwrap_or_default();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        if let Some(kind) = field("link_type") {
+            out.push(Link {
+                kind,
+                tp_name: field("tp_name"),
+                attach_type: field("attach_type").and_then(|v| v.parse().ok()),
+            });
+        }
+    }
+    out
+}
+
+/// The names of the tracepoints among `links` ("?" where the kernel gives none).
+pub fn tracepoints(links: &[Link]) -> Vec<String> {
+    links
+        .iter()
+        .filter(|l| matches!(l.kind.as_str(), "perf" | "raw_tracepoint" | "tracing"))
+        .filter_map(|l| match l.kind.as_str() {
+            // uprobes are perf links with a file name instead.
+            "perf" => l.tp_name.clone(),
+            _ => Some(l.tp_name.clone().unwrap_or_else(|| "?".into())),
+        })
+        .collect()
+}
+
+/// A script in `dir` that runs guardian in a mount namespace of its own with every cgroup2
+/// mount unmounted, the way a host or container with only cgroup v1 looks: guardian's cgroup
+/// programs cannot attach there.
+pub fn without_cgroup2(dir: &Path, guardian: &Path) -> PathBuf {
+    let wrapper = dir.join("guardian-without-cgroup2");
+    let script = format!(
+        "#!/bin/sh\nfor m in $(awk '$9 == \"cgroup2\" {{print $5}}' /proc/self/mountinfo); do \
+         umount -l \"$m\" || exit 1; done\nexec {} \"$@\"\n",
+        guardian.display()
+    );
+    let run = dir.join("run-without-cgroup2");
+    let outer = format!(
+        "#!/bin/sh\nexec unshare --mount --propagation private {} \"$@\"\n",
+        wrapper.display()
+    );
+    for (path, text) in [(&wrapper, script), (&run, outer)] {
+        std::fs::write(path, text).expect("script");
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    run
+}
