@@ -8,6 +8,10 @@
 //! Measured with `cargo xtask bench http` (docs/benchmarks.md): the no-op program on this hook
 //! costs a keep-alive request less than half of what the no-op on the syscall hook costs.
 //!
+//! - First, the local port: only a port on which a TCP listener received a segment since
+//!   the attach (`HTTP_PORTS`, marked by the listener's SYNs on ingress) goes further. A
+//!   client's segments (an ephemeral port), and every segment of a host that serves nothing,
+//!   leave after one array read: no payload is looked at.
 //! - Ingress: a segment whose payload starts with an HTTP method starts a request on its
 //!   socket (`HTTP_CONNS`, by socket cookie: the time, the latest one, as `http.rs` does).
 //! - Egress: a segment whose payload starts with an `HTTP/1.x NNN` status line >= 200, on a
@@ -21,7 +25,8 @@
 //! from a timer or another task's softirq, runs in whatever task the CPU was in); otherwise the
 //! response counts with process 0 and the next one tries again.
 //!
-//! Limits (docs/faults/http_5xx): a request or status line that does not start a segment
+//! Limits (docs/faults/http_5xx): a connection accepted before the attach, on a port that
+//! accepts no new connection after it, is not seen (its port is never marked); a request or status line that does not start a segment
 //! (after a partial write of an earlier message), IPv6 extension headers, and TCP Fast Open
 //! data in a SYN are not seen.
 use aya_ebpf::{
@@ -31,7 +36,7 @@ use aya_ebpf::{
         bpf_skc_to_tcp_sock,
     },
     macros::{cgroup_skb, map},
-    maps::LruHashMap,
+    maps::{Array, LruHashMap},
     programs::SkBuffContext,
 };
 use guardian_common::http::{is_request_start, parse_status, HttpConn, HttpKey};
@@ -44,6 +49,37 @@ use crate::maps::OFFSETS;
 /// connection's entry is the first to go.
 #[map]
 static HTTP_CONNS: LruHashMap<u64, HttpConn> = LruHashMap::with_max_entries(65536, 0);
+
+/// One bit per local port (all namespaces) on which a TCP listener received a segment since
+/// the attach, never cleared: a port that stops serving only costs its segments the look at
+/// their payload. Set without an atomic (5.10 has no BPF atomic or): two CPUs marking two
+/// ports of one word at once may lose one bit, which the port's next SYN sets again.
+#[map]
+static HTTP_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+
+const TCP_LISTEN: u32 = 10;
+
+/// Whether `port` is marked; marks it when `listener` (a segment to a listening socket).
+#[inline(always)]
+fn serves(skb: *const __sk_buff, listener_check: bool) -> bool {
+    // SAFETY: context fields; `sk` is checked for null before its state is read.
+    let port = unsafe { (*skb).local_port };
+    let Some(w) = HTTP_PORTS.get_ptr_mut((port >> 6) & 1023) else {
+        return false;
+    };
+    let bit = 1u64 << (port & 63);
+    // SAFETY: a u64 of this array.
+    if unsafe { *w } & bit != 0 {
+        return true;
+    }
+    if listener_check {
+        let sk = unsafe { (*skb).__bindgen_anon_2.sk };
+        if !sk.is_null() && unsafe { (*sk).state } == TCP_LISTEN {
+            unsafe { *w |= bit };
+        }
+    }
+    false
+}
 
 const ETH_P_IP_BE: u32 = 0x0800u16.to_be() as u32;
 const ETH_P_IPV6_BE: u32 = 0x86ddu16.to_be() as u32;
@@ -117,6 +153,9 @@ fn head<const N: usize>(skb: *const __sk_buff, off: u32) -> Option<[u8; N]> {
 
 fn try_ingress(ctx: &SkBuffContext) -> Option<()> {
     let skb = ctx.skb.skb as *const __sk_buff;
+    if !serves(skb, true) {
+        return None;
+    }
     let off = payload(skb)?;
     if !is_request_start(&head::<8>(skb, off)?) {
         return None;
@@ -141,6 +180,9 @@ fn try_ingress(ctx: &SkBuffContext) -> Option<()> {
 
 fn try_egress(ctx: &SkBuffContext) -> Option<()> {
     let skb = ctx.skb.skb as *const __sk_buff;
+    if !serves(skb, false) {
+        return None;
+    }
     let off = payload(skb)?;
     let code = parse_status(&head::<16>(skb, off)?)?;
     if code < 200 {

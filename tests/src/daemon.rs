@@ -366,6 +366,12 @@ impl Daemon {
                 String::from_utf8_lossy(&self.partial)
             ));
         }
+        if let (Some(pid), None) = (self.pid(), self.status) {
+            s.push_str(&format!(
+                "--- kernel: {}\n",
+                crate::links::recursion_misses(pid)
+            ));
+        }
         s
     }
 

@@ -69,3 +69,52 @@ pub fn without_cgroup2(dir: &Path, guardian: &Path) -> PathBuf {
     }
     run
 }
+
+/// The kernel's `recursion_misses` of every BPF program `pid` holds that has any, as
+/// `name (id): N` (names from bpftool), or a line saying there are none: for failure messages,
+/// since a run the kernel skipped is an event the daemon never saw.
+pub fn recursion_misses(pid: u32) -> String {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return format!("(no /proc/{pid}/fdinfo)");
+    };
+    let (mut progs, mut missed) = (0, Vec::new());
+    for f in dir.flatten() {
+        let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if text.contains("link_type:") {
+            continue;
+        }
+        if let (Some(id), Some(n)) = (field("prog_id"), field("recursion_misses")) {
+            progs += 1;
+            if n > 0 {
+                missed.push((id, n));
+            }
+        }
+    }
+    if missed.is_empty() {
+        return format!("no recursion misses in the daemon's {progs} programs");
+    }
+    let names: serde_json::Value = std::process::Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+        .unwrap_or_default();
+    let name = |id: u64| {
+        names
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["id"].as_u64() == Some(id)))
+            .and_then(|p| p["name"].as_str())
+            .unwrap_or("?")
+            .to_string()
+    };
+    let list: Vec<String> = missed
+        .iter()
+        .map(|(id, n)| format!("{} ({id}): {n}", name(*id)))
+        .collect();
+    format!("recursion misses: {}", list.join(", "))
+}

@@ -207,7 +207,7 @@ const HTTP_FAULTS: &[&str] = &["http_5xx", "http_429", "http_latency"];
 
 /// HTTP status per service (`--http`): the syscall hook that reads plaintext responses.
 /// `None` when `--http` was not given.
-pub fn http(result: Option<Result<(), &str>>) -> Feature {
+pub fn http(result: Option<Result<Option<&str>, &str>>) -> Feature {
     match result {
         None => Feature::new(
             "http",
@@ -215,10 +215,21 @@ pub fn http(result: Option<Result<(), &str>>) -> Feature {
             "not asked for (--http): HTTP status and latency are not counted",
         )
         .uncovering(HTTP_FAULTS),
-        Some(Ok(())) => Feature::new(
+        Some(Ok(None)) => Feature::new(
             "http",
             State::Available,
-            "reads and writes seen at the syscalls (the attached event names the hook)",
+            "plaintext read from every socket's packets (cgroup programs; the attached event \
+             names them)",
+        ),
+        // The packet programs were refused: the syscall hook reads plaintext, at the cost of
+        // a program on every syscall of every task.
+        Some(Ok(Some(why))) => Feature::new(
+            "http",
+            State::Degraded,
+            format!(
+                "plaintext read at the syscalls, which costs every syscall of every task: the \
+                 packet programs were refused ({why})"
+            ),
         ),
         Some(Err(e)) => {
             Feature::new("http", State::Unavailable, e.to_string()).uncovering(HTTP_FAULTS)
@@ -236,7 +247,8 @@ pub fn tls(result: Option<Result<(usize, &[String]), TlsDown<'_>>>) -> Feature {
         None => Feature::new(
             "tls_uprobes",
             State::Unavailable,
-            "not asked for (--http): TLS handshakes and HTTP over TLS are not seen",
+            "not asked for (--http, without --http-no-tls): TLS handshakes and HTTP over TLS \
+             are not seen",
         )
         .uncovering(TLS_FAULTS),
         Some(Err(TlsDown::Refused(e))) => Feature::new(

@@ -120,8 +120,17 @@ fn http_and_tls_not_asked_for_uncover_their_faults_only() {
     let t = tls(None);
     assert_eq!(t.state, State::Unavailable);
     assert_eq!(t.uncovers, &["tls_handshake_failure"]);
-    assert_eq!(http(Some(Ok(()))).state, State::Available);
-    assert!(http(Some(Ok(()))).uncovers.is_empty());
+    assert_eq!(http(Some(Ok(None))).state, State::Available);
+    assert!(http(Some(Ok(None))).uncovers.is_empty());
+    // The packet programs refused: the syscall hook still covers the faults, at a cost.
+    let f = http(Some(Ok(Some("no cgroup v2 mount found"))));
+    assert_eq!(f.state, State::Degraded);
+    assert!(f.uncovers.is_empty());
+    assert!(
+        f.reason.contains("no cgroup v2 mount found"),
+        "{}",
+        f.reason
+    );
 }
 
 #[test]

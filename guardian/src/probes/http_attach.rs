@@ -24,7 +24,7 @@ impl Probes {
             tracing::warn!(error = %e, "plaintext HTTP through the syscall hook, not the packet programs");
         }
         let plain_at_syscalls = packets.is_err();
-        let hooks = (tls || plain_at_syscalls).then(|| {
+        let hooks = syscall_hook_needed(tls, plain_at_syscalls).then(|| {
             match offsets {
                 Ok(o) => http::attach(&mut self.ebpf, &o, btf, &mut self.tracepoints),
                 Err(e) => Err(e.into()),
@@ -42,11 +42,7 @@ impl Probes {
             Some(Err(e)) => Err(e),
             None => Ok(()),
         };
-        // Plaintext is covered by either path.
-        let http = match (&packets, &hooks) {
-            (Ok(_), _) | (Err(_), Ok(())) => Ok(()),
-            (Err(p), Err(h)) => Err(format!("{p}; and the syscall hook: {h}")),
-        };
+        let http = plaintext(packets.as_ref().map(|_| ()), hooks.as_ref().map(|_| ()));
         if let Err(e) = &http {
             tracing::warn!(error = %e, "HTTP status per service is unavailable");
         }
@@ -73,5 +69,55 @@ impl Probes {
         }
         self.http_packets = Some(packets);
         self.http = Some(http);
+    }
+}
+
+/// Whether the syscall hook is attached: for TLS, or for plaintext where the packet programs
+/// were refused.
+fn syscall_hook_needed(tls: bool, plain_at_syscalls: bool) -> bool {
+    tls || plain_at_syscalls
+}
+
+/// Whether plaintext HTTP is read at all: by the packet programs, else by the syscall hook
+/// (which, when not needed, is not attached and `Ok`).
+fn plaintext(packets: Result<(), &String>, hooks: Result<(), &String>) -> Result<(), String> {
+    match (packets, hooks) {
+        (Ok(()), _) | (Err(_), Ok(())) => Ok(()),
+        (Err(p), Err(h)) => Err(format!("{p}; and the syscall hook: {h}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_syscall_hook_only_for_tls_or_the_fallback() {
+        assert!(
+            !syscall_hook_needed(false, false),
+            "--http-no-tls with packets"
+        );
+        assert!(syscall_hook_needed(true, false), "TLS needs it");
+        assert!(
+            syscall_hook_needed(false, true),
+            "packets refused: plaintext needs it"
+        );
+    }
+
+    #[test]
+    fn plaintext_is_read_by_either_path() {
+        let refused = "no cgroup v2".to_string();
+        let hook = "BTF lacks pt_regs".to_string();
+        assert_eq!(
+            plaintext(Ok(()), Err(&hook)),
+            Ok(()),
+            "TLS lost, plaintext kept"
+        );
+        assert_eq!(plaintext(Err(&refused), Ok(())), Ok(()));
+        let e = plaintext(Err(&refused), Err(&hook)).unwrap_err();
+        assert!(
+            e.contains("no cgroup v2") && e.contains("BTF lacks pt_regs"),
+            "{e}"
+        );
     }
 }

@@ -244,11 +244,13 @@ impl Probes {
         out.push(features::sock_ops(
             self.sockops.as_ref().map(|_| ()).map_err(|e| e.as_str()),
         ));
-        out.push(features::http(
-            self.http
-                .as_ref()
-                .map(|r| r.as_ref().map(|_| ()).map_err(|e| e.as_str())),
-        ));
+        let packets_refused = match &self.http_packets {
+            Some(Err(e)) => Some(e.as_str()),
+            _ => None,
+        };
+        out.push(features::http(self.http.as_ref().map(|r| {
+            r.as_ref().map(|_| packets_refused).map_err(|e| e.as_str())
+        })));
         let failed: Vec<String> = match &self.tls {
             Some(Ok(a)) => a
                 .failed

@@ -1,5 +1,5 @@
 //! `doctor`'s proof of each kernel feature: load guardian's object and attach every program —
-//! the tracepoints, the cgroup bind programs, XDP and the DNS programs (tcx, else clsact) — to a veth pair in a
+//! the tracepoints, the cgroup bind and HTTP packet programs, XDP and the DNS programs (tcx, else clsact) — to a veth pair in a
 //! throwaway network namespace of its own (a thread that unshared its namespace: the veths
 //! and everything attached to them go away with the thread), then detach.
 //!
@@ -75,6 +75,16 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
     out.push(features::binds(
         binds.as_ref().map(|_| ()).map_err(|e| e.as_str()),
     ));
+
+    // The packet programs of --http (plaintext), on the cgroup v2 root for these
+    // milliseconds too; refused, a run with --http reads plaintext at the syscalls instead.
+    out.push(match super::http_skb::attach(&mut ebpf) {
+        Ok(a) => {
+            super::http_skb::detach(&mut ebpf, a);
+            features::http(Some(Ok(None)))
+        }
+        Err(e) => features::http(Some(Ok(Some(e.as_str())))),
+    });
 
     let (a, b) = VETH;
     out.push(match xdp::attach(&mut ebpf, a) {

@@ -33,6 +33,16 @@ fn doctor_passes_as_root_and_fails_without_capabilities() {
             .unwrap_or_else(|| panic!("no {name} check: {v}"));
         assert_eq!(c["status"], "ok", "{c}");
     }
+    // The packet programs of --http attach to the cgroup v2 root here (and are detached).
+    let http = checks
+        .iter()
+        .find(|c| c["name"] == "feature:http")
+        .unwrap_or_else(|| panic!("no feature:http check: {v}"));
+    assert_eq!(http["status"], "ok", "{http}");
+    assert!(
+        http["detail"].as_str().unwrap_or("").contains("packets"),
+        "{http}"
+    );
     // The OpenSSL uprobes are proved by attaching them to the libssl files a run would find:
     // with Debian's libssl3 installed (setup installs nginx, which needs it), they attach.
     let tls = checks

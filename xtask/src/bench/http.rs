@@ -4,9 +4,11 @@
 //!
 //! - `none`: no guardian (the baseline);
 //! - `guardian`: `guardian run` in S without `--http`;
-//! - `guardian_http`: `guardian run --http` in S (the program on every syscall's exit of
-//!   sys_exit.rs and http.rs, system-wide, and the libssl uprobes of tls.rs and tls_hs.rs on every process that maps libssl.so.3,
-//!   nginx and wrk included);
+//! - `guardian_http`: `guardian run --http` in S (plaintext from the packet programs of
+//!   http_skb.rs; for TLS, the program on every syscall's exit of sys_exit.rs and http.rs,
+//!   system-wide, and the libssl uprobes of tls.rs and tls_hs.rs on every process that maps
+//!   libssl.so.3, nginx and wrk included);
+//! - `guardian_http_plain`: `guardian run --http --http-no-tls`: the packet programs alone;
 //! - `bpftrace`: no guardian, bpftrace holding *empty* programs on the same libssl functions
 //!   (entry and return probes alike): what the kernel's uprobe mechanism costs by itself, for
 //!   any tool;
@@ -43,7 +45,7 @@ use super::Ctx;
 
 const SUBNET: u8 = 206;
 
-pub const CONFIGS: [(&str, &str); 6] = [
+pub const CONFIGS: [(&str, &str); 7] = [
     ("none", "no guardian (baseline)"),
     ("guardian", "guardian run"),
     ("guardian_http", "guardian run --http"),
@@ -56,6 +58,7 @@ pub const CONFIGS: [(&str, &str); 6] = [
         "packets",
         "no-op program on every socket's packets (cgroup_skb)",
     ),
+    ("guardian_http_plain", "guardian run --http --http-no-tls"),
 ];
 
 pub const WORKLOADS: [Workload; 4] = [
@@ -149,6 +152,14 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
                 None,
             ),
             "bpftrace" => (None, Some(Peer::Bpftrace(load::Bpftrace::start(&libssl)?))),
+            "guardian_http_plain" => (
+                Some(Guardian::start(
+                    &ctx.guardian,
+                    &srv,
+                    &["--http", "--http-no-tls"],
+                )?),
+                None,
+            ),
             "tracepoints" => (None, Some(Peer::Noop(load::NoopTracepoints::attach()?))),
             _ => (None, Some(Peer::Packets(load::NoopPackets::attach()?))),
         };

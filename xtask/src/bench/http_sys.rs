@@ -120,15 +120,18 @@ impl Stats {
 pub type Snapshot = BTreeMap<String, (u64, u64)>;
 
 /// The groups programs are summed in: `--http`'s two kinds, and the rest.
-pub const GROUPS: [&str; 3] = [
-    "syscall hook (http_*)",
+pub const GROUPS: [&str; 4] = [
+    "syscall hook (http_sys_exit)",
     "libssl uprobes (tls_*)",
     "guardian run's other programs",
+    "packet programs (http_ingress, http_egress)",
 ];
 
 /// The group a program of guardian's belongs to, by its name.
 pub fn group(name: &str) -> &'static str {
-    if name.starts_with("http_") {
+    if name == "http_ingress" || name == "http_egress" {
+        GROUPS[3]
+    } else if name.starts_with("http_") {
         GROUPS[0]
     } else if name.starts_with("tls_") {
         GROUPS[1]
