@@ -83,7 +83,11 @@ pub const SUITE: &[(&str, &str)] = &[
     ),
     (
         "http::nginx",
-        "the syscall hook and libssl uprobes (--http)",
+        "plaintext from the packet programs, TLS through the syscall hook and libssl uprobes (--http)",
+    ),
+    (
+        "http_packets::",
+        "cgroup_skb programs (direct packet reads, bpf_skc_to_tcp_sock), or the syscall hook and why",
     ),
     (
         "http_fd_reuse::",
