@@ -1,6 +1,8 @@
-//! HTTP/1.x status per service from the syscalls (server side, plaintext), as Coroot's node
-//! agent reads them: no kprobes, no payload copies beyond 16 bytes. The hook is one program on
-//! every syscall's exit (`sys_exit.rs`, x86-64), else the syscall tracepoints below.
+//! HTTP/1.x status per service from the syscalls (server side), as Coroot's node agent reads
+//! them: no kprobes, no payload copies beyond 16 bytes. The hook is one program on every
+//! syscall's exit (`sys_exit.rs`, x86-64), else the syscall tracepoints below. It is attached
+//! for TLS (below), and reads plaintext only where the packet programs (`http_skb.rs`, the
+//! first choice: they cost no syscall anything) were refused (`HTTP_PLAIN_AT_SYSCALLS`).
 //!
 //! - A read(2)/recvfrom(2) whose data starts with an HTTP method marks a request start on
 //!   (tgid, fd): `HTTP_INFLIGHT` holds its time (the latest one: with pipelining, the latency
@@ -23,15 +25,16 @@ use aya_ebpf::{
     bindings::BPF_ANY,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, tracepoint},
-    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap},
     programs::TracePointContext,
     Global,
 };
 use guardian_common::http::{
-    is_request_start, lat_bucket, parse_status, seen_bucket, HttpConn, HttpKey, HttpOffsets,
-    HttpStats, ReadArgs, SEEN_BUCKETS,
+    is_request_start, parse_status, seen_bucket, HttpConn, HttpKey, HttpOffsets, ReadArgs,
+    SEEN_BUCKETS,
 };
 
+use crate::http_stats::count;
 use crate::kernel::{current_netns, field, global, sock_netns};
 use crate::maps::OFFSETS;
 use crate::sockfd::{local_of_sock, sock_of_fd};
@@ -72,15 +75,6 @@ pub static HTTP_PLAIN_AT_SYSCALLS: Array<u32> = Array::with_max_entries(1, 0);
 fn plain_at_syscalls() -> bool {
     matches!(HTTP_PLAIN_AT_SYSCALLS.get(0), Some(&v) if v != 0)
 }
-
-/// Responses per service. LRU: services of processes long gone make room.
-#[map]
-pub static HTTP_STATS: LruPerCpuHashMap<HttpKey, HttpStats> =
-    LruPerCpuHashMap::with_max_entries(8192, 0);
-
-/// A zeroed `HttpStats` to fill before inserting a new service.
-#[map]
-static HTTP_SCRATCH: PerCpuArray<HttpStats> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn save_read(ctx: &TracePointContext, fd_off: u16, buf_off: u16) {
@@ -390,52 +384,5 @@ fn service(id: u64, fd: u64) -> (HttpKey, bool) {
             k.netns = current_netns(&o);
             (k, false)
         }
-    }
-}
-
-#[inline(always)]
-pub(crate) fn count(k: &HttpKey, code: u16, lat_ns: u64) {
-    let add = |s: &mut HttpStats| {
-        match code / 100 {
-            2 => s.s2xx += 1,
-            3 => s.s3xx += 1,
-            4 => {
-                s.s4xx += 1;
-                if code == 429 {
-                    s.s429 += 1;
-                }
-            }
-            5 => {
-                s.s5xx += 1;
-                match code {
-                    500 => s.s500 += 1,
-                    502 => s.s502 += 1,
-                    503 => s.s503 += 1,
-                    504 => s.s504 += 1,
-                    _ => {}
-                }
-            }
-            _ => return,
-        }
-        s.lat_sum_ns += lat_ns;
-        let b = lat_bucket(lat_ns);
-        if let Some(c) = s.lat.get_mut(b) {
-            *c += 1;
-        }
-    };
-    if let Some(p) = HTTP_STATS.get_ptr_mut(k) {
-        // SAFETY: per-CPU value, only this CPU writes it.
-        unsafe { add(&mut *p) };
-        return;
-    }
-    // The first response of a service: built in a per-CPU scratch slot, the value is too big
-    // for the 512-byte BPF stack next to the callers' locals.
-    let Some(s) = HTTP_SCRATCH.get_ptr_mut(0) else {
-        return;
-    };
-    unsafe {
-        core::ptr::write_bytes(s, 0, 1);
-        add(&mut *s);
-        let _ = HTTP_STATS.insert(k, &*s, BPF_ANY as u64);
     }
 }

@@ -41,7 +41,8 @@ use aya_ebpf::{
 };
 use guardian_common::http::{is_request_start, parse_status, HttpConn, HttpKey};
 
-use crate::http::{count, HTTP_OFFSETS};
+use crate::http::HTTP_OFFSETS;
+use crate::http_stats::count;
 use crate::kernel::{current_netns, global, read, sock_netns};
 use crate::maps::OFFSETS;
 

@@ -30,6 +30,7 @@ mod ends;
 mod gate;
 mod http;
 mod http_skb;
+mod http_stats;
 mod kernel;
 mod limits;
 mod maps;

@@ -205,8 +205,9 @@ pub fn xdp(xdp_ifaces: usize) -> Feature {
 /// The faults that need HTTP responses seen (`--http`).
 const HTTP_FAULTS: &[&str] = &["http_5xx", "http_429", "http_latency"];
 
-/// HTTP status per service (`--http`): the syscall hook that reads plaintext responses.
-/// `None` when `--http` was not given.
+/// HTTP status per service (`--http`): `Ok(None)` when the packet programs read plaintext,
+/// `Ok(Some(why))` when they were refused and the syscall hook reads it, `Err` when neither
+/// does. `None` when `--http` was not given.
 pub fn http(result: Option<Result<Option<&str>, &str>>) -> Feature {
     match result {
         None => Feature::new(

@@ -1,0 +1,66 @@
+//! Responses per service, the map userspace reads (`HTTP_STATS`), and the one function that
+//! counts a response into it: shared by the packet programs (`http_skb.rs`), the syscall hook
+//! (`http.rs`) and the TLS path (`tls.rs`).
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    macros::map,
+    maps::{LruPerCpuHashMap, PerCpuArray},
+};
+use guardian_common::http::{lat_bucket, HttpKey, HttpStats};
+
+/// Responses per service. LRU: services of processes long gone make room.
+#[map]
+pub static HTTP_STATS: LruPerCpuHashMap<HttpKey, HttpStats> =
+    LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// A zeroed `HttpStats` to fill before inserting a new service.
+#[map]
+static HTTP_SCRATCH: PerCpuArray<HttpStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// One response with status `code` and latency `lat_ns`, for service `k`.
+#[inline(always)]
+pub(crate) fn count(k: &HttpKey, code: u16, lat_ns: u64) {
+    let add = |s: &mut HttpStats| {
+        match code / 100 {
+            2 => s.s2xx += 1,
+            3 => s.s3xx += 1,
+            4 => {
+                s.s4xx += 1;
+                if code == 429 {
+                    s.s429 += 1;
+                }
+            }
+            5 => {
+                s.s5xx += 1;
+                match code {
+                    500 => s.s500 += 1,
+                    502 => s.s502 += 1,
+                    503 => s.s503 += 1,
+                    504 => s.s504 += 1,
+                    _ => {}
+                }
+            }
+            _ => return,
+        }
+        s.lat_sum_ns += lat_ns;
+        let b = lat_bucket(lat_ns);
+        if let Some(c) = s.lat.get_mut(b) {
+            *c += 1;
+        }
+    };
+    if let Some(p) = HTTP_STATS.get_ptr_mut(k) {
+        // SAFETY: per-CPU value, only this CPU writes it.
+        unsafe { add(&mut *p) };
+        return;
+    }
+    // The first response of a service: built in a per-CPU scratch slot, the value is too big
+    // for the 512-byte BPF stack next to the callers' locals.
+    let Some(s) = HTTP_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    unsafe {
+        core::ptr::write_bytes(s, 0, 1);
+        add(&mut *s);
+        let _ = HTTP_STATS.insert(k, &*s, BPF_ANY as u64);
+    }
+}
