@@ -20,6 +20,8 @@
 // `atomic_xadd`: the BPF target has no atomic types with read-modify-write methods, but the
 // backend lowers an add whose result is unused to BPF's atomic add (limits.rs).
 #![feature(core_intrinsics)]
+// `asm!` on BPF: one load instruction per constant tracepoint offset (kernel.rs `field`).
+#![feature(asm_experimental_arch)]
 #![allow(internal_features)]
 
 mod bench_noop;
