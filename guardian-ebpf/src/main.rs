@@ -1,11 +1,14 @@
 //! guardian's kernel programs. Aggregate in the kernel, hand userspace only what it needs.
 //!
 //! - `tcp.rs`: retransmitted segments, SYN/SYN-ACK retransmits, TCP state transitions.
-//! - `syscalls.rs`: bind(2) EADDRINUSE and connect(2) EADDRNOTAVAIL.
+//! - `binds.rs`: bind(2) EADDRINUSE from cgroup programs (`syscalls.rs`: the tracepoint
+//!   fallback, and the record both write).
 //! - `sockops.rs`: `sockopt_failfast` policies applied to new connects (sock_ops).
 //! - `xdp.rs`: packets, bytes and SYNs per interface, source and destination port.
 //! - `limits.rs`: SYN token buckets per source and per port, applied by `xdp.rs`.
-//! - `http.rs`: HTTP/1.x responses by status per service, from the syscall tracepoints.
+//! - `http_skb.rs`: HTTP/1.x responses by status per service, from every socket's packets
+//!   (cgroup_skb); `http_stats.rs`: the map they count into.
+//! - `http.rs`: the same from the syscalls, for TLS and where the packet programs are refused.
 //! - `tls.rs`: the same over TLS, from one uprobe on OpenSSL's `SSL_write` per response.
 //! - `shadows.rs`: TCP resets sent and received per service port (`reset_storm`).
 //! - `tls_hs.rs`: TLS handshake outcomes per (listener, peer), from uprobes on OpenSSL.
