@@ -34,15 +34,15 @@ pub fn of(pid: u32) -> Vec<Link> {
     out
 }
 
-/// The names of the tracepoints among `links` ("?" where the kernel gives none).
+/// The names of the tracepoints among `links` (BTF tracepoints are `raw_tracepoint` links;
+/// a `perf` link without a tracepoint name is a uprobe, and is left out).
 pub fn tracepoints(links: &[Link]) -> Vec<String> {
     links
         .iter()
-        .filter(|l| matches!(l.kind.as_str(), "perf" | "raw_tracepoint" | "tracing"))
         .filter_map(|l| match l.kind.as_str() {
-            // uprobes are perf links with a file name instead.
             "perf" => l.tp_name.clone(),
-            _ => Some(l.tp_name.clone().unwrap_or_else(|| "?".into())),
+            "raw_tracepoint" | "tracing" => Some(l.tp_name.clone().unwrap_or_else(|| "?".into())),
+            _ => None,
         })
         .collect()
 }

@@ -204,9 +204,13 @@ mod tests {
 
     #[test]
     fn programs_are_grouped_by_name() {
-        assert_eq!(group("http_sys_exit"), "syscall hook (http_*)");
+        assert_eq!(group("http_sys_exit"), "syscall hook (http_sys_exit)");
+        assert_eq!(group("http_read_exit"), "syscall hook (http_sys_exit)");
         assert_eq!(group("tls_hs_exit"), "libssl uprobes (tls_*)");
         assert_eq!(group("sock_state"), "guardian run's other programs");
+        for p in ["http_ingress", "http_egress"] {
+            assert_eq!(group(p), "packet programs (http_ingress, http_egress)");
+        }
     }
 
     fn snap(v: &[(&str, (u64, u64))]) -> Snapshot {
@@ -225,9 +229,11 @@ mod tests {
             ("http_a", (1, 2)),
             ("http_b", (3, 4)),
             ("x", (5, 6)),
+            ("http_egress", (7, 8)),
         ]));
         assert_eq!(g[GROUPS[0]], (4, 6));
         assert_eq!(g[GROUPS[2]], (5, 6));
+        assert_eq!(g[GROUPS[3]], (7, 8));
         assert!(!g.contains_key(GROUPS[1]));
     }
 
