@@ -34,7 +34,7 @@ use guardian_common::http::{
     SEEN_BUCKETS,
 };
 
-use crate::http_stats::count;
+use crate::http_stats::{count, start_request};
 use crate::kernel::{current_netns, field, global, sock_netns};
 use crate::maps::OFFSETS;
 use crate::sockfd::{local_of_sock, sock_of_fd};
@@ -187,19 +187,7 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
                 }
             }
         }
-        // The entry stays with the connection between requests (0: none in flight): a store
-        // where an LRU insert and delete per request would each take the map's locks.
-        match HTTP_INFLIGHT.get_ptr_mut(&key) {
-            // SAFETY: an entry of this map; only this connection's thread writes it.
-            Some(p) => unsafe { (*p).start = now },
-            None => {
-                let c = HttpConn {
-                    start: now,
-                    ..Default::default()
-                };
-                let _ = HTTP_INFLIGHT.insert(key, c, BPF_ANY as u64);
-            }
-        }
+        start_request(&HTTP_INFLIGHT, &key, now);
         return;
     }
     let h = [head[0], head[1], head[2], head[3], head[4]];

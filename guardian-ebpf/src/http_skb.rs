@@ -31,7 +31,7 @@
 //! request or status line that does not start a segment (after a partial write of an earlier
 //! message), IPv6 extension headers, and TCP Fast Open data in a SYN.
 use aya_ebpf::{
-    bindings::{__sk_buff, BPF_ANY},
+    bindings::__sk_buff,
     helpers::{
         bpf_get_current_task, bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes,
         bpf_skc_to_tcp_sock,
@@ -43,7 +43,7 @@ use aya_ebpf::{
 use guardian_common::http::{is_request_start, parse_status, HttpConn, HttpKey};
 
 use crate::http::HTTP_OFFSETS;
-use crate::http_stats::count;
+use crate::http_stats::{count, start_request};
 use crate::kernel::{current_netns, global, read, sock_netns};
 use crate::maps::OFFSETS;
 
@@ -166,19 +166,7 @@ fn try_ingress(ctx: &SkBuffContext) -> Option<()> {
     }
     let cookie = unsafe { bpf_get_socket_cookie(skb as *mut _) };
     let now = unsafe { bpf_ktime_get_ns() };
-    // The entry stays with the connection between requests (0: none in flight): a store, where
-    // an LRU insert and delete per request would each take the map's locks.
-    match HTTP_CONNS.get_ptr_mut(&cookie) {
-        // SAFETY: an entry of this map; a racing writer stores a time too.
-        Some(p) => unsafe { (*p).start = now },
-        None => {
-            let c = HttpConn {
-                start: now,
-                ..Default::default()
-            };
-            let _ = HTTP_CONNS.insert(&cookie, &c, BPF_ANY as u64);
-        }
-    }
+    start_request(&HTTP_CONNS, &cookie, now);
     Some(())
 }
 

@@ -22,15 +22,10 @@ pub fn bpftool(args: &[&str]) -> Value {
 /// The id of the map `name` (as the kernel keeps it: at most 15 bytes) among the descriptors
 /// of process `pid`.
 pub fn daemon_map(pid: u32, name: &str) -> u32 {
-    let ids: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+    let ids: Vec<u64> = crate::links::fdinfos(pid)
         .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let info = std::fs::read_to_string(e.path()).ok()?;
-            info.lines()
-                .find_map(|l| l.strip_prefix("map_id:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
+        .iter()
+        .filter_map(|info| crate::links::field(info, "map_id")?.parse().ok())
         .collect();
     let maps = bpftool(&["map", "show"]);
     maps.as_array()

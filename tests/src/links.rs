@@ -13,25 +13,36 @@ pub struct Link {
     pub attach_type: Option<u32>,
 }
 
+/// The fdinfo text of every descriptor of `pid`; None when there is no such process.
+pub fn fdinfos(pid: u32) -> Option<Vec<String>> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
+    Some(
+        dir.flatten()
+            .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+            .collect(),
+    )
+}
+
+/// The value of `key:` in one fdinfo text.
+pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
 /// Every BPF link `pid` holds.
 pub fn of(pid: u32) -> Vec<Link> {
-    let mut out = Vec::new();
-    for f in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("fdinfo") {
-        let text = std::fs::read_to_string(f.expect("fdinfo entry").path()).unwrap_or_default();
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        };
-        if let Some(kind) = field("link_type") {
-            out.push(Link {
-                kind,
-                tp_name: field("tp_name"),
-                attach_type: field("attach_type").and_then(|v| v.parse().ok()),
-            });
-        }
-    }
-    out
+    fdinfos(pid)
+        .expect("fdinfo")
+        .iter()
+        .filter_map(|text| {
+            Some(Link {
+                kind: field(text, "link_type")?.to_string(),
+                tp_name: field(text, "tp_name").map(str::to_string),
+                attach_type: field(text, "attach_type").and_then(|v| v.parse().ok()),
+            })
+        })
+        .collect()
 }
 
 /// The names of the tracepoints among `links` (BTF tracepoints are `raw_tracepoint` links;
@@ -74,21 +85,13 @@ pub fn without_cgroup2(dir: &Path, guardian: &Path) -> PathBuf {
 /// `name (id): N` (names from bpftool), or a line saying there are none: for failure messages,
 /// since a run the kernel skipped is an event the daemon never saw.
 pub fn recursion_misses(pid: u32) -> String {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+    let Some(infos) = fdinfos(pid) else {
         return format!("(no /proc/{pid}/fdinfo)");
     };
     let (mut progs, mut missed) = (0, Vec::new());
-    for f in dir.flatten() {
-        let text = std::fs::read_to_string(f.path()).unwrap_or_default();
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        if text.contains("link_type:") {
-            continue;
-        }
-        if let (Some(id), Some(n)) = (field("prog_id"), field("recursion_misses")) {
+    for text in infos.iter().filter(|t| field(t, "link_type").is_none()) {
+        let num = |k: &str| field(text, k).and_then(|v| v.parse::<u64>().ok());
+        if let (Some(id), Some(n)) = (num("prog_id"), num("recursion_misses")) {
             progs += 1;
             if n > 0 {
                 missed.push((id, n));
