@@ -34,7 +34,7 @@ use guardian_common::http::{
     SEEN_BUCKETS,
 };
 
-use crate::http_stats::{count, start_request};
+use crate::http_stats::count;
 use crate::kernel::{current_netns, field, global, sock_netns};
 use crate::maps::OFFSETS;
 use crate::sockfd::{local_of_sock, sock_of_fd};
@@ -50,6 +50,24 @@ pub static HTTP_READS: HashMap<u64, ReadArgs> = HashMap::with_max_entries(16384,
 /// Per (tgid << 32 | fd): the request in flight and, where `sys_exit.rs` runs, the service.
 #[map]
 static HTTP_INFLIGHT: LruHashMap<u64, HttpConn> = LruHashMap::with_max_entries(65536, 0);
+
+/// A request started on connection `key` at `now` (ktime ns). The entry stays with
+/// the connection between requests (start 0: none in flight): a store, where an LRU insert
+/// and delete per request would each take the map's locks.
+#[inline(always)]
+fn start_request(key: &u64, now: u64) {
+    match HTTP_INFLIGHT.get_ptr_mut(key) {
+        // SAFETY: an entry of this map; a racing writer stores a time too.
+        Some(p) => unsafe { (*p).start = now },
+        None => {
+            let c = HttpConn {
+                start: now,
+                ..Default::default()
+            };
+            let _ = HTTP_INFLIGHT.insert(key, &c, BPF_ANY as u64);
+        }
+    }
+}
 
 /// Set (never cleared) in the bucket of every (tgid, fd) on which a request start was read
 /// (`seen_bucket`): a write or a close on a (tgid, fd) whose bucket is 0 cannot have an entry
@@ -187,7 +205,7 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
                 }
             }
         }
-        start_request(&HTTP_INFLIGHT, &key, now);
+        start_request(&key, now);
         return;
     }
     let h = [head[0], head[1], head[2], head[3], head[4]];

@@ -10,11 +10,12 @@
 //! against +1 827 on a noisier day).
 //!
 //! - First, the local port: only a port on which a TCP listener received a segment since
-//!   the attach (`HTTP_PORTS`, marked by the listener's SYNs on ingress) goes further. A
+//!   the attach, or held by a listener at the attach (`HTTP_PORTS`, marked by the listener's
+//!   SYNs on ingress, and by userspace) goes further. A
 //!   client's segments (an ephemeral port), and every segment of a host that serves nothing,
 //!   leave after one array read: no payload is looked at.
 //! - Ingress: a segment whose payload starts with an HTTP method starts a request on its
-//!   socket (`HTTP_CONNS`, by socket cookie: the time, the latest one, as `http.rs` does).
+//!   socket (`HTTP_SOCKS`: the time, the latest one, as `http.rs` does).
 //! - Egress: a segment whose payload starts with an `HTTP/1.x NNN` status line >= 200, on a
 //!   socket with a request in flight, is one response: counted per service as `http.rs`
 //!   counts it (`http_stats::count`, the same map), and the in-flight time is cleared (a
@@ -26,32 +27,71 @@
 //! from a timer or another task's softirq, runs in whatever task the CPU was in); otherwise the
 //! response counts with process 0 and the next one tries again.
 //!
-//! Limits (docs/faults/http_5xx): a connection accepted before the attach, on a port that
-//! accepts no new connection after it, is not seen (its port is never marked); nor are a
-//! request or status line that does not start a segment (after a partial write of an earlier
-//! message), IPv6 extension headers, and TCP Fast Open data in a SYN.
+//! Limits (docs/faults/http_5xx): userspace marks the ports of the listeners that exist at the
+//! attach (guardian/src/probes/http_skb.rs), so a connection accepted before it is seen unless
+//! its listener was gone by then; not seen either are a request or status line that does not
+//! start a segment (after a partial write of an earlier message), IPv6 extension headers, and
+//! TCP Fast Open data in a SYN.
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    bindings::__sk_buff,
+    bindings::{__sk_buff, BPF_SK_STORAGE_GET_F_CREATE},
+    btf_maps::SkStorage,
     helpers::{
-        bpf_get_current_task, bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes,
-        bpf_skc_to_tcp_sock,
+        bpf_get_current_task, bpf_ktime_get_ns, bpf_sk_fullsock, bpf_sk_storage_get,
+        bpf_skb_load_bytes, bpf_skc_to_tcp_sock,
     },
-    macros::{cgroup_skb, map},
-    maps::{Array, LruHashMap},
+    macros::{btf_map, cgroup_skb, map},
+    maps::Array,
     programs::SkBuffContext,
 };
 use guardian_common::http::{is_request_start, parse_status, HttpConn, HttpKey};
 
 use crate::http::HTTP_OFFSETS;
-use crate::http_stats::{count, start_request};
+use crate::http_stats::count;
 use crate::kernel::{current_netns, global, read, sock_netns};
 use crate::maps::OFFSETS;
 
-/// Per socket cookie: the request in flight and, once resolved, the service. LRU: closed
-/// connections' entries stay until new ones need the room (the socket release hook cannot
-/// read the port to tell which sockets have one).
-#[map]
-static HTTP_CONNS: LruHashMap<u64, HttpConn> = LruHashMap::with_max_entries(65536, 0);
+/// Per socket: the request in flight and, once resolved, the service. Socket-local storage,
+/// not a hash keyed by the socket's cookie: the kernel hangs the entry off the socket itself
+/// (a pointer and a per-map cache slot to follow, where a hash lookup hashes the key, takes
+/// the bucket and compares; measured in docs/benchmarks.md), frees it with the socket, and
+/// has no size to outgrow, where an LRU map of connections evicts live ones on a busy host.
+/// A BTF-defined map: the kernel wants the value's type for socket storage.
+#[btf_map]
+static HTTP_SOCKS: SkStorage<HttpConn> = SkStorage::new();
+
+/// The entry of the segment's socket; created (zeroed) with `create`. None for a segment with
+/// no full socket (a request or time-wait socket), which carries no HTTP.
+#[inline(always)]
+fn conn(skb: *const __sk_buff, create: bool) -> Option<&'static mut HttpConn> {
+    // SAFETY: the context's socket, checked for null, then made a full socket by the helper.
+    let sk = unsafe { (*skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return None;
+    }
+    let full = unsafe { bpf_sk_fullsock(sk) };
+    if full.is_null() {
+        return None;
+    }
+    let flags = if create {
+        BPF_SK_STORAGE_GET_F_CREATE as u64
+    } else {
+        0
+    };
+    // SAFETY: the map's definition is its address (what `SkStorage` passes itself; its own
+    // getter takes only a sock_addr context); the storage is this socket's, valid for the run.
+    let p = unsafe {
+        bpf_sk_storage_get(
+            core::ptr::addr_of!(HTTP_SOCKS) as *mut c_void,
+            full as *mut c_void,
+            core::ptr::null_mut(),
+            flags,
+        )
+    } as *mut HttpConn;
+    // SAFETY: a non-null storage pointer of this map's value type.
+    (!p.is_null()).then(|| unsafe { &mut *p })
+}
 
 /// One bit per local port (all namespaces) on which a TCP listener received a segment since
 /// the attach, never cleared: a port that stops serving only costs its segments the look at
@@ -164,9 +204,8 @@ fn try_ingress(ctx: &SkBuffContext) -> Option<()> {
     if !is_request_start(&head::<8>(skb, off)?) {
         return None;
     }
-    let cookie = unsafe { bpf_get_socket_cookie(skb as *mut _) };
-    let now = unsafe { bpf_ktime_get_ns() };
-    start_request(&HTTP_CONNS, &cookie, now);
+    // The latest request's time, as `http.rs` keeps it; the entry stays with the socket.
+    conn(skb, true)?.start = unsafe { bpf_ktime_get_ns() };
     Some(())
 }
 
@@ -180,10 +219,7 @@ fn try_egress(ctx: &SkBuffContext) -> Option<()> {
     if code < 200 {
         return None;
     }
-    let cookie = unsafe { bpf_get_socket_cookie(skb as *mut _) };
-    let c = HTTP_CONNS.get_ptr_mut(&cookie)?;
-    // SAFETY: an entry of this map.
-    let c = unsafe { &mut *c };
+    let c = conn(skb, false)?;
     if c.start == 0 {
         return None;
     }

@@ -1,31 +1,12 @@
 //! Responses per service, the map userspace reads (`HTTP_STATS`), and the one function that
 //! counts a response into it: shared by the packet programs (`http_skb.rs`), the syscall hook
-//! (`http.rs`) and the TLS path (`tls.rs`). Also the request start both plaintext paths store
-//! in their per-connection maps.
+//! (`http.rs`) and the TLS path (`tls.rs`).
 use aya_ebpf::{
     bindings::BPF_ANY,
     macros::map,
-    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray},
+    maps::{LruPerCpuHashMap, PerCpuArray},
 };
-use guardian_common::http::{lat_bucket, HttpConn, HttpKey, HttpStats};
-
-/// A request started on connection `key` of `conns` at `now` (ktime ns). The entry stays with
-/// the connection between requests (start 0: none in flight): a store, where an LRU insert
-/// and delete per request would each take the map's locks.
-#[inline(always)]
-pub(crate) fn start_request(conns: &LruHashMap<u64, HttpConn>, key: &u64, now: u64) {
-    match conns.get_ptr_mut(key) {
-        // SAFETY: an entry of this map; a racing writer stores a time too.
-        Some(p) => unsafe { (*p).start = now },
-        None => {
-            let c = HttpConn {
-                start: now,
-                ..Default::default()
-            };
-            let _ = conns.insert(key, &c, BPF_ANY as u64);
-        }
-    }
-}
+use guardian_common::http::{lat_bucket, HttpKey, HttpStats};
 
 /// Responses per service. LRU: services of processes long gone make room.
 #[map]

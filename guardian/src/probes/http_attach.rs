@@ -31,10 +31,15 @@ impl Probes {
             }
             .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)))
         });
+        // Whether the syscall hook reads plaintext where it must: on the fallback, only once
+        // its switch is set (the map starts at 0, which is also what the packet path wants).
+        let mut plain_hook = Ok(());
         let hooks = match hooks {
             Some(Ok(h)) => {
                 if let Err(e) = http_skb::set_plain_at_syscalls(&mut self.ebpf, plain_at_syscalls) {
-                    tracing::warn!(error = %e, "cannot tell the syscall hook who reads plaintext HTTP");
+                    let e = format!("cannot switch the syscall hook to plaintext HTTP: {e}");
+                    tracing::warn!(error = %e, "the syscall hook's plaintext switch is not set");
+                    plain_hook = switched(plain_at_syscalls, e);
                 }
                 self.http_hooks = Some(h);
                 Ok(())
@@ -42,7 +47,13 @@ impl Probes {
             Some(Err(e)) => Err(e),
             None => Ok(()),
         };
-        let http = plaintext(packets.as_ref().map(|_| ()), hooks.as_ref().map(|_| ()));
+        let http = plaintext(
+            packets.as_ref().map(|_| ()),
+            hooks
+                .as_ref()
+                .map(|_| ())
+                .and(plain_hook.as_ref().map(|_| ())),
+        );
         if let Err(e) = &http {
             tracing::warn!(error = %e, "HTTP status per service is unavailable");
         }
@@ -78,6 +89,17 @@ fn syscall_hook_needed(tls: bool, plain_at_syscalls: bool) -> bool {
     tls || plain_at_syscalls
 }
 
+/// What a failure to set the syscall hook's plaintext switch means: plaintext is lost on the
+/// fallback (the hook would leave it to packet programs that are not there); with the packet
+/// programs attached the switch's initial 0 is what they want, so nothing is lost.
+fn switched(plain_at_syscalls: bool, e: String) -> Result<(), String> {
+    if plain_at_syscalls {
+        Err(e)
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether plaintext HTTP is read at all: by the packet programs, else by the syscall hook
 /// (which, when not needed, is not attached and `Ok`).
 fn plaintext(packets: Result<(), &String>, hooks: Result<(), &String>) -> Result<(), String> {
@@ -101,6 +123,21 @@ mod tests {
         assert!(
             syscall_hook_needed(false, true),
             "packets refused: plaintext needs it"
+        );
+    }
+
+    #[test]
+    fn an_unset_switch_loses_plaintext_only_on_the_fallback() {
+        let e = "map HTTP_PLAIN_AT_SYSCALLS is missing".to_string();
+        assert_eq!(switched(false, e.clone()), Ok(()), "packets read it");
+        assert_eq!(switched(true, e.clone()), Err(e.clone()));
+        // On the fallback that makes plaintext unavailable, with both reasons.
+        let refused = "no cgroup v2".to_string();
+        let hook = Ok(()).and(switched(true, e.clone()));
+        let got = plaintext(Err(&refused), hook.as_ref().map(|_| ())).unwrap_err();
+        assert!(
+            got.contains("no cgroup v2") && got.contains("missing"),
+            "{got}"
         );
     }
 

@@ -160,3 +160,100 @@ fn without_cgroup_v2_the_syscall_hook_reads_plaintext_with_the_same_counts() {
     );
     counts_equal_nginx_log(&mut d, &srv, &cl, dir.path(), &format!("{}:8080", v.a_addr));
 }
+
+/// A client that opens one keep-alive connection to `host:8080`, gets `/gone` once, writes the
+/// status to `OUT.pre`, waits (at most 60 s) for the file `GO`, then gets `/gone` N times on
+/// the same connection and writes the statuses to `OUT`.
+const HELD_CLIENT: &str = r#"
+import http.client, os, sys, time
+host, n, go, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+c = http.client.HTTPConnection(host, 8080, timeout=10)
+def get(p):
+    c.request("GET", p)
+    r = c.getresponse()
+    r.read()
+    return r.status
+open(out + ".pre", "w").write(str(get("/gone?before")))
+end = time.time() + 60
+while not os.path.exists(go):
+    if time.time() > end:
+        sys.exit(2)
+    time.sleep(0.05)
+open(out, "w").write(" ".join(str(get(f"/gone?after{i}")) for i in range(n)))
+"#;
+
+/// Waits up to 20 s for `path` and returns its text.
+fn wait_file(path: &Path) -> String {
+    poll(Duration::from_secs(20), Duration::from_millis(50), || {
+        std::fs::read_to_string(path).ok().filter(|t| !t.is_empty())
+    })
+    .unwrap_or_else(|| panic!("{} never written", path.display()))
+}
+
+#[test]
+fn a_keep_alive_connection_accepted_before_the_attach_is_counted() {
+    require_root();
+    let srv = Netns::new("hpk-hs");
+    let cl = Netns::new("hpk-hc");
+    let v = pair(&srv, &cl, 214);
+    let dir = TempDir::new("hpk-h");
+    let listen = format!("{}:8080", v.a_addr);
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let server = format!(
+        "    server {{\n        listen {listen};\n        root {};\n\
+         \x20       location /gone {{ return 503; }}\n    }}\n",
+        www.display()
+    );
+    let conf = guardian_tests::nginx::conf(
+        dir.path(),
+        "warn",
+        Some("$status $server_port $request_uri $connection"),
+        &server,
+    );
+    start_nginx(&srv, dir.path(), &conf, 8080);
+    // The connection and its first request, before guardian runs: no SYN on 8080 after it.
+    let (go, out) = (dir.path().join("go"), dir.path().join("out"));
+    let n = 20;
+    cl.spawn(&[
+        "python3",
+        "-c",
+        HELD_CLIENT,
+        &v.a_addr.to_string(),
+        &n.to_string(),
+        go.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(wait_file(&out.with_extension("pre")), "503");
+
+    let mut d = http_daemon(&srv, dir.path(), DETECT, &["--http-no-tls"]);
+    let att = d.wait_attached();
+    let marked = &att["detail"]["http"]["packets"]["listener_ports"];
+    eprintln!("listener ports marked at the attach: {marked}");
+    assert!(marked.as_u64().is_some_and(|m| m >= 1), "{att}");
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(wait_file(&out), vec!["503"; n].join(" "));
+
+    // nginx's own account: n + 1 responses, all on the one connection accepted before.
+    let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    let conns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("503 8080 "))
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(conns.len(), n + 1, "{log}");
+    assert!(conns.iter().all(|c| *c == conns[0]), "{log}");
+    let netns = srv.inode();
+    let (_, e) = d.wait_for_after(
+        0,
+        |e| on_service(e, netns, &listen) && ev(e, "s503") == n as u64,
+        Duration::from_secs(10),
+    );
+    eprintln!("http_5xx: {e}");
+    assert_eq!(ev(&e, "responses"), n as u64, "{e}");
+    for e in d.finish() {
+        if on_service(&e, netns, &listen) {
+            assert!(ev(&e, "responses") <= n as u64, "{e}");
+        }
+    }
+}
