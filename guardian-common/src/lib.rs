@@ -8,6 +8,7 @@ pub mod connect;
 pub mod dns;
 pub mod failfast;
 pub mod flows;
+pub mod h2;
 pub mod http;
 pub mod limits;
 pub mod shadows;
@@ -238,7 +239,11 @@ const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 64);
 pub const LOSS_RINGBUF: u32 = 0;
 /// A counter map was full: a count was dropped.
 pub const LOSS_MAP_FULL: u32 = 1;
-pub const LOSS_SLOTS: u32 = 2;
+/// An HTTP/2 connection's frames could not be followed through an `SSL_write` (more frames
+/// than the walk reads, or a header split across three writes): the connection's later
+/// responses are not counted.
+pub const LOSS_H2_DESYNC: u32 = 2;
+pub const LOSS_SLOTS: u32 = 3;
 
 #[cfg(feature = "user")]
 mod pod {

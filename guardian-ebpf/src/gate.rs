@@ -14,9 +14,11 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering};
 pub const HANDSHAKES: u32 = 0;
 /// `TLS_PENDING` (tls.rs).
 pub const PENDING: u32 = 1;
+/// `H2_CALLS` (tls_h2.rs).
+pub const H2_WRITING: u32 = 2;
 
 #[map]
-static TLS_LIVE: Array<u64> = Array::with_max_entries(2, 0);
+static TLS_LIVE: Array<u64> = Array::with_max_entries(3, 0);
 
 /// Whether the map counted in `slot` may hold an entry.
 #[inline(always)]

@@ -372,7 +372,7 @@ pub(crate) fn respond(id: u64, fd: u64, code: u16, start: u64) {
 /// The service of socket `fd` of the current task (process `id`), and whether the walk to the
 /// socket found it.
 #[inline(always)]
-fn service(id: u64, fd: u64) -> (HttpKey, bool) {
+pub(crate) fn service(id: u64, fd: u64) -> (HttpKey, bool) {
     let mut k = HttpKey {
         tgid: (id >> 32) as u32,
         ..Default::default()

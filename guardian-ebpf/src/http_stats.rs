@@ -20,6 +20,18 @@ static HTTP_SCRATCH: PerCpuArray<HttpStats> = PerCpuArray::with_max_entries(1, 0
 /// One response with status `code` and latency `lat_ns`, for service `k`.
 #[inline(always)]
 pub(crate) fn count(k: &HttpKey, code: u16, lat_ns: u64) {
+    add(k, code, Some(lat_ns));
+}
+
+/// One response with status `code` whose latency is not known (HTTP/2: `tls_h2.rs`), for
+/// service `k`: counted by status, not in the latency buckets.
+#[inline(always)]
+pub(crate) fn count_status(k: &HttpKey, code: u16) {
+    add(k, code, None);
+}
+
+#[inline(always)]
+fn add(k: &HttpKey, code: u16, lat_ns: Option<u64>) {
     let add = |s: &mut HttpStats| {
         match code / 100 {
             2 => s.s2xx += 1,
@@ -42,10 +54,11 @@ pub(crate) fn count(k: &HttpKey, code: u16, lat_ns: u64) {
             }
             _ => return,
         }
-        s.lat_sum_ns += lat_ns;
-        let b = lat_bucket(lat_ns);
-        if let Some(c) = s.lat.get_mut(b) {
-            *c += 1;
+        if let Some(lat_ns) = lat_ns {
+            s.lat_sum_ns += lat_ns;
+            if let Some(c) = s.lat.get_mut(lat_bucket(lat_ns)) {
+                *c += 1;
+            }
         }
     };
     if let Some(p) = HTTP_STATS.get_ptr_mut(k) {

@@ -47,6 +47,7 @@ mod syscalls;
 mod tcp;
 mod tls;
 mod tls_alert;
+mod tls_h2;
 mod tls_hs;
 mod xdp;
 

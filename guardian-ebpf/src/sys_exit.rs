@@ -86,6 +86,9 @@ pub fn http_sys_exit(ctx: BtfTracePointContext) -> i32 {
                 _ => Buf::Plain { buf: p, len },
             };
             on_write(id, fd, b, true);
+            if crate::gate::any(crate::gate::H2_WRITING) {
+                crate::tls_h2::after_write(id, fd, ret);
+            }
         }
     }
     0

@@ -1,6 +1,8 @@
 //! HTTP/1.x status per service over TLS through OpenSSL, with one uprobe hit per response: the
 //! entry of `SSL_write`/`SSL_write_ex` of every `libssl.so.3` that userspace found. Its buffer
-//! holds the plaintext, so the status line is parsed there (as `http.rs` does).
+//! holds the plaintext, so the status line is parsed there (as `http.rs` does). A write that
+//! is not an HTTP/1.x status line may be an HTTP/2 connection's frames (`tls_h2.rs`), whose
+//! statuses take the same way to the socket, packed.
 //!
 //! Everything else comes from the syscall tracepoints `http.rs` already holds, because each
 //! uprobe hit is a breakpoint trap (and a single-step over the displaced instruction) that
@@ -20,12 +22,17 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap},
     programs::ProbeContext,
 };
-use guardian_common::http::{is_tls_app_data, parse_status};
+use guardian_common::{
+    h2::{pending_code, pending_len, PENDING_MAX},
+    http::{is_tls_app_data, parse_status},
+};
 
 use crate::gate::{self, PENDING};
-use crate::http::respond;
+use crate::http::{respond, service};
+use crate::http_stats::count_status;
 
-/// A status line passed to `SSL_write`, waiting for the write(2) that carries it, by pid_tgid.
+/// A status line passed to `SSL_write`, waiting for the write(2) that carries it, by pid_tgid:
+/// an HTTP/1.x code, or the HTTP/2 statuses of the write, packed (`guardian_common::h2`).
 #[map]
 static TLS_PENDING: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
 
@@ -83,6 +90,17 @@ pub fn on_write(id: u64, fd: u64) -> bool {
     if TLS_PENDING.remove(&id).is_ok() {
         gate::dec(PENDING);
     }
+    let n = pending_len(code);
+    if n > 0 {
+        // HTTP/2: one walk to the socket for all of them, no latency (tls_h2.rs).
+        let (k, _) = service(id, fd);
+        for i in 0..PENDING_MAX {
+            if i < n {
+                count_status(&k, pending_code(code, i));
+            }
+        }
+        return true;
+    }
     let Some(p) = TLS_INFLIGHT.get_ptr_mut(&conn(id, fd)) else {
         return true;
     };
@@ -94,29 +112,32 @@ pub fn on_write(id: u64, fd: u64) -> bool {
     true
 }
 
-/// `SSL_write` and `SSL_write_ex` (same first two arguments).
+/// `SSL_write` and `SSL_write_ex` (same first three arguments; the length is an `int` for
+/// one and a `size_t` for the other, so only its low 32 bits are read).
 #[uprobe]
 pub fn tls_write(ctx: ProbeContext) -> u32 {
-    let Some(buf) = ctx.arg::<u64>(1) else {
+    let (Some(ssl), Some(buf), Some(num)) =
+        (ctx.arg::<u64>(0), ctx.arg::<u64>(1), ctx.arg::<u64>(2))
+    else {
         return 0;
     };
     let Ok(head) = (unsafe { bpf_probe_read_user(buf as *const [u8; 16]) }) else {
         return 0;
     };
-    let Some(code) = parse_status(&head) else {
-        return 0;
-    };
-    if code < 200 {
-        return 0;
-    }
     let id = bpf_get_current_pid_tgid();
+    let code = match parse_status(&head) {
+        Some(c) if c >= 200 => u64::from(c),
+        Some(_) => return 0,
+        // Not HTTP/1.x: maybe an HTTP/2 connection's frames.
+        None => match crate::tls_h2::on_write(id, ssl, buf, num & 0x7fff_ffff, &head) {
+            0 => return 0,
+            packed => packed,
+        },
+    };
     if let Some(p) = TLS_PENDING.get_ptr_mut(&id) {
         // SAFETY: this thread's own entry (an earlier status whose write never came).
-        unsafe { *p = code as u64 };
-    } else if TLS_PENDING
-        .insert(&id, &(code as u64), BPF_NOEXIST as u64)
-        .is_ok()
-    {
+        unsafe { *p = code };
+    } else if TLS_PENDING.insert(&id, &code, BPF_NOEXIST as u64).is_ok() {
         gate::inc(PENDING);
     }
     0

@@ -40,11 +40,12 @@ impl Exporter {
 static EXPORTER: OnceLock<Exporter> = OnceLock::new();
 
 /// Every loss source, as the `source` label of `guardian_loss_events_total` names it:
-/// kernel-side losses (`ringbuf`, `map_full`, `recursion`) and guardian's own shedding
-/// (`detect`, `throttle`, `queue`).
-pub const LOSS_SOURCES: [&str; 6] = [
+/// kernel-side losses (`ringbuf`, `map_full`, `h2_desync`, `recursion`) and guardian's own
+/// shedding (`detect`, `throttle`, `queue`).
+pub const LOSS_SOURCES: [&str; 7] = [
     "ringbuf",
     "map_full",
+    "h2_desync",
     "recursion",
     "detect",
     "throttle",
@@ -89,7 +90,7 @@ fn describe_and_zero() {
     count::describe();
     metrics::describe_counter!(
         count::LOSS,
-        "Events lost, by source: the kernel's (ringbuf, map_full, recursion) or guardian's own shedding (detect, throttle, queue)."
+        "Events lost, by source: the kernel's (ringbuf, map_full, h2_desync, recursion) or guardian's own shedding (detect, throttle, queue)."
     );
     http::describe();
     let faults = fault_names();

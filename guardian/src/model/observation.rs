@@ -175,7 +175,7 @@ impl Observation {
     }
 }
 
-/// Which channel lost events, as a `loss` event names it: `ringbuf`, `map_full`,
+/// Which channel lost events, as a `loss` event names it: `ringbuf`, `map_full`, `h2_desync`,
 /// `recursion:<program>`, `detect`, `throttle` or `queue`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LossSource {
@@ -183,6 +183,8 @@ pub enum LossSource {
     Ringbuf,
     /// A kernel map was full.
     MapFull,
+    /// An HTTP/2 connection whose frames the TLS uprobe lost track of.
+    H2Desync,
     /// Runs the kernel skipped because the program was already running on that CPU.
     Recursion(String),
     /// Runs the kernel skipped without counting them (before Linux 6.7), inferred as a lower
@@ -203,6 +205,7 @@ impl fmt::Display for LossSource {
         match self {
             LossSource::Ringbuf => f.write_str("ringbuf"),
             LossSource::MapFull => f.write_str("map_full"),
+            LossSource::H2Desync => f.write_str("h2_desync"),
             LossSource::Recursion(program) => write!(f, "recursion:{program}"),
             LossSource::Inferred(program) => write!(f, "inferred:{program}"),
             LossSource::Detect => f.write_str("detect"),
@@ -242,6 +245,7 @@ mod tests {
         let all = [
             (LossSource::Ringbuf, "ringbuf"),
             (LossSource::MapFull, "map_full"),
+            (LossSource::H2Desync, "h2_desync"),
             (
                 LossSource::Recursion("tp_set_state".into()),
                 "recursion:tp_set_state",

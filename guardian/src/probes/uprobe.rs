@@ -27,8 +27,8 @@ use super::{uprobe_site, ProbeError};
 /// need not single-step (uprobe_site.rs); `None`: on the entry (return probes, and the entry
 /// probes that share their breakpoint).
 pub const PROBES: [(&str, &str, Option<usize>); 10] = [
-    ("tls_write", "SSL_write", Some(2)),
-    ("tls_write", "SSL_write_ex", Some(2)),
+    ("tls_write", "SSL_write", Some(3)),
+    ("tls_write", "SSL_write_ex", Some(3)),
     ("tls_hs_enter", "SSL_do_handshake", None),
     ("tls_hs_exit", "SSL_do_handshake", None),
     ("tls_accept_enter", "SSL_accept", None),

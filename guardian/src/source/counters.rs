@@ -57,7 +57,7 @@ pub struct Collector {
     index: netns::Index,
     last: HashMap<u32, (NsCounters, Option<u64>)>,
     last_xdp: HashMap<u32, XdpIfaceStats>,
-    lost: [u64; 2],
+    lost: [u64; guardian_common::LOSS_SLOTS as usize],
     misses: super::misses::RecursionMisses,
     /// Before Linux 6.7, skipped `sock_state` runs inferred from the TIME_WAIT gauge.
     inferred: Option<super::misses::InferredTwMisses>,
@@ -149,7 +149,7 @@ impl Collector {
             index: netns::Index::new(),
             last: HashMap::new(),
             last_xdp: HashMap::new(),
-            lost: [0; 2],
+            lost: [0; guardian_common::LOSS_SLOTS as usize],
             misses: super::misses::RecursionMisses::new(probes.program_fds()),
             inferred: (!super::misses::kernel_counts_tracepoint_misses(
                 crate::probes::features::running_kernel(),

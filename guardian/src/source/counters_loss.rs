@@ -1,6 +1,6 @@
 //! The loss half of the counters tick: ring-buffer and full-map drops from the `LOSS` map,
 //! the kernel's recursion misses, and LRU evictions from the XDP maps (`evicted:<map>`).
-use guardian_common::{LOSS_MAP_FULL, LOSS_RINGBUF};
+use guardian_common::{LOSS_H2_DESYNC, LOSS_MAP_FULL, LOSS_RINGBUF};
 
 use super::{sum, Collector};
 use crate::model::LossSource;
@@ -12,6 +12,7 @@ impl Collector {
         for (slot, source) in [
             (LOSS_RINGBUF, LossSource::Ringbuf),
             (LOSS_MAP_FULL, LossSource::MapFull),
+            (LOSS_H2_DESYNC, LossSource::H2Desync),
         ] {
             let total = self
                 .loss

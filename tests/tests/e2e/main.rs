@@ -66,6 +66,7 @@ mod heal_sysctl;
 mod heal_sysctl_backoff;
 mod heal_xdp;
 mod http;
+mod http2;
 mod http_fd_reuse;
 mod http_latency;
 mod http_packets;

@@ -94,6 +94,10 @@ pub const SUITE: &[(&str, &str)] = &[
         "--http's sys_exit program (5.11), or the tracepoints and why",
     ),
     (
+        "http2::",
+        "HTTP/2 over TLS: the SSL_write uprobe's bounded frame walk (verifier), EAGAIN retries",
+    ),
+    (
         "faults_flows::mtu_blackhole",
         "per-flow retransmits (`family`); on 5.10 the degradation is reported",
     ),

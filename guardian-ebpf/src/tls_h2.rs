@@ -1,0 +1,213 @@
+//! HTTP/2 responses over TLS through OpenSSL: the `SSL_write` uprobe (`tls.rs`) hands here
+//! every write that is not an HTTP/1.x status line. A server's HTTP/2 connection starts its
+//! writes with a SETTINGS frame (its preface); from that write on, the connection's frames are
+//! followed from write to write (`H2_CONNS`: where the next frame header starts), and the
+//! `:status` of each HEADERS frame (`guardian_common::h2::status`) is one response.
+//!
+//! The statuses of one write go, packed, where an HTTP/1.x status goes: `TLS_PENDING`, for
+//! the write(2) that OpenSSL makes inside `SSL_write` to name the socket (`tls.rs`). No
+//! latency: streams are multiplexed, and the request start `tls.rs` keeps is per connection.
+//!
+//! A write that OpenSSL could not send (the socket's buffer full: EAGAIN) is made again by the
+//! server with the same bytes, maybe followed by more, and must not be walked twice: the
+//! syscall hook (`sys_exit.rs`) marks the connection when the thread's write(2) on its socket
+//! fails so (`after_write`), and the next `SSL_write` on it is taken as that retry, walked
+//! from where the failed call ended (`h2::to_walk`). Only the `sys_exit` program sees a
+//! write's result (x86-64); on the per-syscall tracepoints a retry is walked again, and
+//! the connection is lost as an `h2_desync`.
+//!
+//! Bounded: at most `MAX_FRAMES` frame headers per write (two probe reads each, and two more
+//! per HEADERS frame). A write with more, a frame header split across three writes, or bytes
+//! where a frame header should be that are not one (`h2::plausible`) lose the connection's
+//! place: it is dropped and counted as an `h2_desync` loss. A connection whose preface was
+//! written before guardian attached is never followed.
+use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_NOEXIST},
+    helpers::{bpf_probe_read_user, generated::bpf_probe_read_user as probe_read_user},
+    macros::map,
+    maps::{HashMap, LruHashMap},
+};
+use guardian_common::{
+    h2::{
+        block_offset, frame, is_server_preface, join_head, pending_push, plausible, status,
+        to_walk, H2Call, H2Conn, H2Key, FRAME_HEADER, HEADERS, MAX_FRAMES,
+    },
+    LOSS_H2_DESYNC,
+};
+
+use crate::gate::{self, H2_WRITING};
+use crate::maps::count_loss;
+
+/// Where each followed connection's next frame header starts, by (process, `SSL *`).
+#[map]
+static H2_CONNS: LruHashMap<H2Key, H2Conn> = LruHashMap::with_max_entries(65536, 0);
+
+/// The followed connection each thread last wrote on (`SSL_write`), by pid_tgid.
+#[map]
+static H2_CALLS: HashMap<u64, H2Call> = HashMap::with_max_entries(16384, 0);
+
+const EAGAIN: i64 = -11;
+
+/// The exit of a write(2)-family call of `fd` by thread `id` that returned `ret` (called by
+/// `sys_exit.rs` while any thread has written on a followed connection): the first write
+/// after an `SSL_write` names its socket; a write on that socket that failed with EAGAIN
+/// makes the next `SSL_write` on the connection a retry.
+#[inline(always)]
+pub fn after_write(id: u64, fd: u64, ret: i64) {
+    let Some(call) = H2_CALLS.get_ptr_mut(&id) else {
+        return;
+    };
+    // SAFETY: this thread's own entry.
+    let call = unsafe { &mut *call };
+    if call.fd == u64::MAX {
+        call.fd = fd;
+    }
+    if call.fd == fd && ret == EAGAIN {
+        if let Some(c) = H2_CONNS.get_ptr_mut(&call.key) {
+            // SAFETY: the connection's entry; only the thread writing on it writes it.
+            unsafe { (*c).again = 1 };
+        }
+    }
+}
+
+/// Records that thread `id` is in an `SSL_write` on connection `key`.
+#[inline(always)]
+fn writing(id: u64, key: &H2Key) {
+    let call = H2Call {
+        key: *key,
+        fd: u64::MAX,
+    };
+    if let Some(p) = H2_CALLS.get_ptr_mut(&id) {
+        // SAFETY: this thread's own entry.
+        unsafe { *p = call };
+    } else if H2_CALLS.insert(&id, &call, BPF_NOEXIST as u64).is_ok() {
+        gate::inc(H2_WRITING);
+    }
+}
+
+/// The final status (>= 200) of a HEADERS frame with `flags` whose payload starts at `p`, when
+/// the block's first field lies within the write (`end`): a block cut by the write's end is
+/// not read past it (the buffer holds stale bytes there).
+#[inline(always)]
+fn headers_status(p: u64, flags: u8, end: u64) -> Option<u16> {
+    let off = block_offset(flags) as u64;
+    if p + off + 6 > end {
+        return None;
+    }
+    // SAFETY: user memory through a probe read.
+    let b = unsafe { bpf_probe_read_user((p + off) as *const [u8; 6]) }.ok()?;
+    status(&b).filter(|c| *c >= 200)
+}
+
+/// A write of `num` bytes at `buf` on connection `ssl` of process `id` (`tgid << 32 | pid`),
+/// whose first 16 bytes are `head`. Returns the statuses it carries, packed (0: none).
+#[inline(always)]
+pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
+    let key = H2Key {
+        ssl,
+        tgid: (id >> 32) as u32,
+        _pad: 0,
+    };
+    let st = match H2_CONNS.get_ptr_mut(&key) {
+        Some(p) => p,
+        None => {
+            let h = [
+                head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7], head[8],
+            ];
+            if !is_server_preface(&h) {
+                return 0;
+            }
+            let _ = H2_CONNS.insert(&key, &H2Conn::default(), BPF_ANY as u64);
+            match H2_CONNS.get_ptr_mut(&key) {
+                Some(p) => p,
+                None => return 0,
+            }
+        }
+    };
+    writing(id, &key);
+    // SAFETY: this connection's entry; only the thread writing on it runs this.
+    let mut c = unsafe { *st };
+    // A retry: only the bytes the failed call did not have.
+    let (from, num_new) = to_walk(c.again != 0, c.walked, num);
+    c.again = 0;
+    c.walked = num;
+    let (buf, num) = (buf + from, num_new);
+    if num == 0 {
+        // SAFETY: as above.
+        unsafe { *st = c };
+        return 0;
+    }
+    let mut pending = 0u64;
+    let mut o = c.skip;
+    if c.part > 0 {
+        // The last write ended inside a frame header: its rest starts this write.
+        let need = FRAME_HEADER - u64::from(c.part);
+        let (Ok(rest), true) = (
+            unsafe { bpf_probe_read_user(buf as *const [u8; 9]) },
+            num >= need,
+        ) else {
+            desync(&key);
+            return 0;
+        };
+        let Some(f) = frame(&join_head(&c.head, &rest, c.part)).filter(|f| f.kind <= 9) else {
+            desync(&key);
+            return 0;
+        };
+        if f.kind == HEADERS {
+            if let Some(code) = headers_status(buf + need, f.flags, buf + num) {
+                pending = pending_push(pending, code);
+            }
+        }
+        o = need + u64::from(f.len);
+    }
+    let mut walked = 0;
+    while walked < MAX_FRAMES && o + FRAME_HEADER <= num {
+        let Some(f) = (unsafe { bpf_probe_read_user((buf + o) as *const [u8; 9]) })
+            .ok()
+            .filter(plausible)
+            .and_then(|h| frame(&h))
+        else {
+            desync(&key);
+            return pending;
+        };
+        if f.kind == HEADERS {
+            if let Some(code) = headers_status(buf + o + FRAME_HEADER, f.flags, buf + num) {
+                pending = pending_push(pending, code);
+            }
+        }
+        o += FRAME_HEADER + u64::from(f.len);
+        walked += 1;
+    }
+    if o + FRAME_HEADER <= num {
+        // More frames than the walk reads.
+        desync(&key);
+        return pending;
+    }
+    c.part = 0;
+    c.skip = 0;
+    if o < num {
+        // This write ends inside a frame header: keep what of its first 5 bytes came.
+        let part = num - o;
+        let n = if part > 5 { 5 } else { part as u32 };
+        c.head = [0; 5];
+        // SAFETY: `n` (1..=5) bytes into the 5-byte array.
+        let r = unsafe { probe_read_user(c.head.as_mut_ptr() as *mut _, n, (buf + o) as *const _) };
+        if r != 0 {
+            desync(&key);
+            return pending;
+        }
+        c.part = part as u32;
+    } else {
+        c.skip = o - num;
+    }
+    // SAFETY: as above.
+    unsafe { *st = c };
+    pending
+}
+
+/// The connection's place is lost: it is no longer followed.
+#[inline(always)]
+fn desync(key: &H2Key) {
+    let _ = H2_CONNS.remove(key);
+    count_loss(LOSS_H2_DESYNC);
+}
