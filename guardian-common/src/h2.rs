@@ -4,7 +4,7 @@
 //! 500), or a literal with the static `:status` name and a raw three-digit value (every
 //! other code). A status that an encoder sends as a reference into its own dynamic table, or
 //! Huffman-coded, is not decoded (nginx does neither for `:status`).
-use crate::http::TlsKey;
+use crate::http::{HttpKey, TlsKey};
 
 /// Bytes of a frame header.
 pub const FRAME_HEADER: u64 = 9;
@@ -119,8 +119,13 @@ pub struct H2Conn {
     pub _pad: [u8; 3],
     /// The length of the last `SSL_write` walked.
     pub walked: u64,
+    /// The connection's service, once the write(2) after one of its `SSL_write`s named the
+    /// socket (`known` 1): from then on its statuses are counted in the uprobe, however many
+    /// a write carries.
+    pub svc: HttpKey,
+    pub known: u32,
 }
-const _: () = assert!(core::mem::size_of::<H2Conn>() == 32);
+const _: () = assert!(core::mem::size_of::<H2Conn>() == 64);
 
 /// The bytes of an `SSL_write` of `num` bytes that are still to walk: all of them, or after a
 /// failed call of `walked` bytes (`again`), those past its end (none for a plain retry).
@@ -169,7 +174,8 @@ pub type H2Key = TlsKey;
 
 /// The statuses of one `SSL_write`, waiting for the write(2) that names their socket
 /// (guardian-ebpf/src/tls.rs `TLS_PENDING`), packed in a u64: up to [`PENDING_MAX`] codes of
-/// 12 bits, and their number in the top 4 bits. An HTTP/1.x status is stored as the bare code
+/// 12 bits, and their number in the top 4 bits. Only until a connection's service is known
+/// (its first write with statuses, as a rule); a sixth status of such a write is lost. An HTTP/1.x status is stored as the bare code
 /// (number 0), so both kinds share the map.
 pub const PENDING_MAX: u32 = 5;
 
@@ -194,6 +200,47 @@ pub fn pending_len(v: u64) -> u32 {
 #[inline(always)]
 pub fn pending_code(v: u64, i: u32) -> u16 {
     ((v >> (12 * (i % PENDING_MAX))) & 0xfff) as u16
+}
+
+/// The statuses of one write, counted by the fields of `HttpStats` they go to (2xx, 3xx, 4xx,
+/// 429, 5xx, 500, 502, 503, 504): a connection whose service is known adds them in one map
+/// update after the walk (guardian-ebpf/src/http_stats.rs `count_tally`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally(pub [u32; 9]);
+
+impl Tally {
+    /// One final status (>= 200; others are not responses and are left out).
+    #[inline(always)]
+    pub fn add(&mut self, code: u16) {
+        let t = &mut self.0;
+        match code / 100 {
+            2 => t[0] += 1,
+            3 => t[1] += 1,
+            4 => {
+                t[2] += 1;
+                if code == 429 {
+                    t[3] += 1;
+                }
+            }
+            5 => {
+                t[4] += 1;
+                match code {
+                    500 => t[5] += 1,
+                    502 => t[6] += 1,
+                    503 => t[7] += 1,
+                    504 => t[8] += 1,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether any status was added.
+    #[inline(always)]
+    pub fn any(&self) -> bool {
+        self.0[0] | self.0[1] | self.0[2] | self.0[4] != 0
+    }
 }
 
 /// The first five bytes of a frame header split by a write boundary: `part` of them (1..=8)
@@ -299,6 +346,19 @@ mod tests {
             }
             assert_eq!(join_head(&head, &rest, part), whole[..5], "part {part}");
         }
+    }
+
+    #[test]
+    fn a_tally_counts_by_class_and_named_code() {
+        let mut t = Tally::default();
+        assert!(!t.any());
+        for c in [
+            200, 204, 304, 404, 429, 500, 502, 503, 503, 504, 599, 103, 0,
+        ] {
+            t.add(c);
+        }
+        assert!(t.any());
+        assert_eq!(t.0, [2, 1, 2, 1, 6, 1, 1, 2, 1]);
     }
 
     #[test]

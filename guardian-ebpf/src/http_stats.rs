@@ -6,7 +6,10 @@ use aya_ebpf::{
     macros::map,
     maps::{LruPerCpuHashMap, PerCpuArray},
 };
-use guardian_common::http::{lat_bucket, HttpKey, HttpStats};
+use guardian_common::{
+    h2::Tally,
+    http::{lat_bucket, HttpKey, HttpStats},
+};
 
 /// Responses per service. LRU: services of processes long gone make room.
 #[map]
@@ -30,9 +33,26 @@ pub(crate) fn count_status(k: &HttpKey, code: u16) {
     add(k, code, None);
 }
 
+/// The statuses of one HTTP/2 write (`tls_h2.rs`), for service `k`: one map update.
+#[inline(always)]
+pub(crate) fn count_tally(k: &HttpKey, t: &Tally) {
+    update(k, |s| {
+        let t = &t.0;
+        s.s2xx += u64::from(t[0]);
+        s.s3xx += u64::from(t[1]);
+        s.s4xx += u64::from(t[2]);
+        s.s429 += u64::from(t[3]);
+        s.s5xx += u64::from(t[4]);
+        s.s500 += u64::from(t[5]);
+        s.s502 += u64::from(t[6]);
+        s.s503 += u64::from(t[7]);
+        s.s504 += u64::from(t[8]);
+    });
+}
+
 #[inline(always)]
 fn add(k: &HttpKey, code: u16, lat_ns: Option<u64>) {
-    let add = |s: &mut HttpStats| {
+    update(k, |s: &mut HttpStats| {
         match code / 100 {
             2 => s.s2xx += 1,
             3 => s.s3xx += 1,
@@ -60,7 +80,12 @@ fn add(k: &HttpKey, code: u16, lat_ns: Option<u64>) {
                 *c += 1;
             }
         }
-    };
+    });
+}
+
+/// Applies `add` to service `k`'s counts, made (zeroed) on its first response.
+#[inline(always)]
+fn update(k: &HttpKey, add: impl Fn(&mut HttpStats)) {
     if let Some(p) = HTTP_STATS.get_ptr_mut(k) {
         // SAFETY: per-CPU value, only this CPU writes it.
         unsafe { add(&mut *p) };

@@ -92,8 +92,12 @@ pub fn on_write(id: u64, fd: u64) -> bool {
     }
     let n = pending_len(code);
     if n > 0 {
-        // HTTP/2: one walk to the socket for all of them, no latency (tls_h2.rs).
-        let (k, _) = service(id, fd);
+        // HTTP/2: one walk to the socket for all of them, no latency; the service is kept for
+        // the connection's later writes when the walk found the socket (tls_h2.rs).
+        let (k, found) = service(id, fd);
+        if found {
+            crate::tls_h2::learned(id, &k);
+        }
         for i in 0..PENDING_MAX {
             if i < n {
                 count_status(&k, pending_code(code, i));
@@ -129,10 +133,13 @@ pub fn tls_write(ctx: ProbeContext) -> u32 {
         Some(c) if c >= 200 => u64::from(c),
         Some(_) => return 0,
         // Not HTTP/1.x: maybe an HTTP/2 connection's frames.
-        None => match crate::tls_h2::on_write(id, ssl, buf, num & 0x7fff_ffff, &head) {
-            0 => return 0,
-            packed => packed,
-        },
+        None if crate::tls_h2::enabled() => {
+            match crate::tls_h2::on_write(id, ssl, buf, num & 0x7fff_ffff, &head) {
+                0 => return 0,
+                packed => packed,
+            }
+        }
+        None => return 0,
     };
     if let Some(p) = TLS_PENDING.get_ptr_mut(&id) {
         // SAFETY: this thread's own entry (an earlier status whose write never came).

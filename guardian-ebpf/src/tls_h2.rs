@@ -4,17 +4,19 @@
 //! followed from write to write (`H2_CONNS`: where the next frame header starts), and the
 //! `:status` of each HEADERS frame (`guardian_common::h2::status`) is one response.
 //!
-//! The statuses of one write go, packed, where an HTTP/1.x status goes: `TLS_PENDING`, for
-//! the write(2) that OpenSSL makes inside `SSL_write` to name the socket (`tls.rs`). No
-//! latency: streams are multiplexed, and the request start `tls.rs` keeps is per connection.
+//! Until the connection's service is known, the statuses of a write go, packed, where an
+//! HTTP/1.x status goes: `TLS_PENDING`, for the write(2) that OpenSSL makes inside
+//! `SSL_write` to name the socket (`tls.rs`), which then keeps the service in the
+//! connection's entry (`learned`); from then on they are counted here. No latency: streams
+//! are multiplexed, and the request start `tls.rs` keeps is per connection.
 //!
 //! A write that OpenSSL could not send (the socket's buffer full: EAGAIN) is made again by the
 //! server with the same bytes, maybe followed by more, and must not be walked twice: the
 //! syscall hook (`sys_exit.rs`) marks the connection when the thread's write(2) on its socket
 //! fails so (`after_write`), and the next `SSL_write` on it is taken as that retry, walked
 //! from where the failed call ended (`h2::to_walk`). Only the `sys_exit` program sees a
-//! write's result (x86-64); on the per-syscall tracepoints a retry is walked again, and
-//! the connection is lost as an `h2_desync`.
+//! write's result (x86-64, Linux 5.11+): where the per-syscall tracepoints stand in for it,
+//! HTTP/2 is not followed (`TLS_H2_ON`), and the `attached` event says so.
 //!
 //! Bounded: at most `MAX_FRAMES` frame headers per write (two probe reads each, and two more
 //! per HEADERS frame). A write with more, a frame header split across three writes, or bytes
@@ -25,18 +27,32 @@ use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
     helpers::{bpf_probe_read_user, generated::bpf_probe_read_user as probe_read_user},
     macros::map,
-    maps::{HashMap, LruHashMap},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use guardian_common::{
     h2::{
         block_offset, frame, is_server_preface, join_head, pending_push, plausible, status,
-        to_walk, H2Call, H2Conn, H2Key, FRAME_HEADER, HEADERS, MAX_FRAMES,
+        to_walk, H2Call, H2Conn, H2Key, Tally, FRAME_HEADER, HEADERS, MAX_FRAMES,
     },
+    http::HttpKey,
     LOSS_H2_DESYNC,
 };
 
 use crate::gate::{self, H2_WRITING};
+use crate::http_stats::count_tally;
 use crate::maps::count_loss;
+
+/// Slot 0 is 1 when HTTP/2 is followed: userspace sets it once the `sys_exit` program is
+/// attached, the one hook that sees a write's result and so tells a retry from a new write.
+/// On the per-syscall tracepoints it stays 0 (a retry would be walked twice).
+#[map]
+pub static TLS_H2_ON: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Whether HTTP/2 connections are followed.
+#[inline(always)]
+pub fn enabled() -> bool {
+    matches!(TLS_H2_ON.get(0), Some(&v) if v != 0)
+}
 
 /// Where each followed connection's next frame header starts, by (process, `SSL *`).
 #[map]
@@ -100,9 +116,56 @@ fn headers_status(p: u64, flags: u8, end: u64) -> Option<u16> {
 }
 
 /// A write of `num` bytes at `buf` on connection `ssl` of process `id` (`tgid << 32 | pid`),
-/// whose first 16 bytes are `head`. Returns the statuses it carries, packed (0: none).
+/// whose first 16 bytes are `head`. The statuses it carries are counted when the connection's
+/// service is known, else returned packed (0: none).
 #[inline(always)]
 pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
+    // The statuses go to a per-CPU slot, not the stack: the verifier follows every value a
+    // stack counter takes through the walk's loop as a state of its own, and a map value's
+    // contents it does not.
+    let Some(t) = H2_FOUND.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's slot; the kernel runs one uprobe or kprobe program at a time on a CPU
+    // (`bpf_prog_active`: a run that would nest is skipped), so no other run uses it meanwhile.
+    let t = unsafe { &mut *t };
+    *t = Found::default();
+    if let Some(k) = walk(id, ssl, buf, num, head, t) {
+        if t.tally.any() {
+            count_tally(&k, &t.tally);
+        }
+    }
+    t.pending
+}
+
+/// The statuses a walk found: counted in `tally` for a connection whose service is known,
+/// else packed in `pending`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Found {
+    tally: Tally,
+    known: u32,
+    pending: u64,
+}
+
+impl Found {
+    #[inline(always)]
+    fn add(&mut self, code: u16) {
+        if self.known != 0 {
+            self.tally.add(code);
+        } else {
+            self.pending = pending_push(self.pending, code);
+        }
+    }
+}
+
+#[map]
+static H2_FOUND: PerCpuArray<Found> = PerCpuArray::with_max_entries(1, 0);
+
+/// Walks the write; the connection's service when it is known (its statuses are then in
+/// `t.tally`).
+#[inline(always)]
+fn walk(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16], t: &mut Found) -> Option<HttpKey> {
     let key = H2Key {
         ssl,
         tgid: (id >> 32) as u32,
@@ -115,18 +178,17 @@ pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
                 head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7], head[8],
             ];
             if !is_server_preface(&h) {
-                return 0;
+                return None;
             }
             let _ = H2_CONNS.insert(&key, &H2Conn::default(), BPF_ANY as u64);
-            match H2_CONNS.get_ptr_mut(&key) {
-                Some(p) => p,
-                None => return 0,
-            }
+            H2_CONNS.get_ptr_mut(&key)?
         }
     };
     writing(id, &key);
     // SAFETY: this connection's entry; only the thread writing on it runs this.
     let mut c = unsafe { *st };
+    t.known = c.known;
+    let svc = (c.known != 0).then_some(c.svc);
     // A retry: only the bytes the failed call did not have.
     let (from, num_new) = to_walk(c.again != 0, c.walked, num);
     c.again = 0;
@@ -135,9 +197,8 @@ pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
     if num == 0 {
         // SAFETY: as above.
         unsafe { *st = c };
-        return 0;
+        return svc;
     }
-    let mut pending = 0u64;
     let mut o = c.skip;
     if c.part > 0 {
         // The last write ended inside a frame header: its rest starts this write.
@@ -147,15 +208,15 @@ pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
             num >= need,
         ) else {
             desync(&key);
-            return 0;
+            return svc;
         };
         let Some(f) = frame(&join_head(&c.head, &rest, c.part)).filter(|f| f.kind <= 9) else {
             desync(&key);
-            return 0;
+            return svc;
         };
         if f.kind == HEADERS {
             if let Some(code) = headers_status(buf + need, f.flags, buf + num) {
-                pending = pending_push(pending, code);
+                t.add(code);
             }
         }
         o = need + u64::from(f.len);
@@ -168,11 +229,11 @@ pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
             .and_then(|h| frame(&h))
         else {
             desync(&key);
-            return pending;
+            return svc;
         };
         if f.kind == HEADERS {
             if let Some(code) = headers_status(buf + o + FRAME_HEADER, f.flags, buf + num) {
-                pending = pending_push(pending, code);
+                t.add(code);
             }
         }
         o += FRAME_HEADER + u64::from(f.len);
@@ -181,7 +242,7 @@ pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
     if o + FRAME_HEADER <= num {
         // More frames than the walk reads.
         desync(&key);
-        return pending;
+        return svc;
     }
     c.part = 0;
     c.skip = 0;
@@ -194,7 +255,7 @@ pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
         let r = unsafe { probe_read_user(c.head.as_mut_ptr() as *mut _, n, (buf + o) as *const _) };
         if r != 0 {
             desync(&key);
-            return pending;
+            return svc;
         }
         c.part = part as u32;
     } else {
@@ -202,7 +263,24 @@ pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
     }
     // SAFETY: as above.
     unsafe { *st = c };
-    pending
+    svc
+}
+
+/// Called by `tls.rs` when the write(2) after an `SSL_write` of thread `id` named the socket
+/// of the connection the thread is writing on: its service `k`, kept for the connection's
+/// later writes.
+#[inline(always)]
+pub fn learned(id: u64, k: &HttpKey) {
+    let Some(call) = H2_CALLS.get_ptr_mut(&id) else {
+        return;
+    };
+    // SAFETY: this thread's own entry, then its connection's.
+    if let Some(c) = H2_CONNS.get_ptr_mut(unsafe { &(*call).key }) {
+        unsafe {
+            (*c).svc = *k;
+            (*c).known = 1;
+        }
+    }
 }
 
 /// The connection's place is lost: it is no longer followed.

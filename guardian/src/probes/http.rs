@@ -141,6 +141,22 @@ fn sys_exit_offsets(o: &HttpOffsets) -> bool {
     .all(|v| *v != HttpOffsets::ABSENT)
 }
 
+/// The switch that turns HTTP/2 following on (guardian-ebpf/src/tls_h2.rs).
+const H2_ON: &str = "TLS_H2_ON";
+
+/// Turns HTTP/2 over TLS on when `hooks` see a write's result (`http_sys_exit`), which the
+/// frame walk needs to tell a retried write from a new one; returns whether it is on.
+pub fn set_h2(ebpf: &mut aya::Ebpf, hooks: &Hooks) -> Result<bool, String> {
+    let on = hooks.fallback().is_none();
+    let map = ebpf
+        .map_mut(H2_ON)
+        .ok_or_else(|| format!("map {H2_ON} is missing from the eBPF object"))?;
+    let mut a: aya::maps::Array<_, u32> =
+        aya::maps::Array::try_from(map).map_err(|e| e.to_string())?;
+    a.set(0, u32::from(on), 0).map_err(|e| e.to_string())?;
+    Ok(on)
+}
+
 /// What `attach` attached.
 pub enum Hooks {
     /// `http_sys_exit` on the raw `sys_exit` tracepoint.

@@ -41,6 +41,10 @@ impl Probes {
                     tracing::warn!(error = %e, "the syscall hook's plaintext switch is not set");
                     plain_hook = switched(plain_at_syscalls, e);
                 }
+                self.http2 = Some(http::set_h2(&mut self.ebpf, &h));
+                if let Some(Err(e)) = &self.http2 {
+                    tracing::warn!(error = %e, "HTTP/2 over TLS is not followed");
+                }
                 self.http_hooks = Some(h);
                 Ok(())
             }

@@ -87,6 +87,8 @@ pub struct Probes {
     /// The syscall hook of the HTTP programs (for TLS; for plaintext too without the packet
     /// programs).
     http_hooks: Option<http::Hooks>,
+    /// Whether HTTP/2 over TLS is followed (the syscall hook is `http_sys_exit`), or why not.
+    http2: Option<Result<bool, String>>,
     /// The packet programs (plaintext), or why they are not attached.
     http_packets: Option<Result<http_skb::Attachment, String>>,
     /// The OpenSSL uprobes (with `http`), or why they are not attached.
@@ -137,6 +139,7 @@ impl Probes {
             sockops: Err("not attached yet".into()),
             http: None,
             http_hooks: None,
+            http2: None,
             http_packets: None,
             tls: None,
             shadows: Err("not attached yet".into()),
@@ -206,7 +209,7 @@ impl Probes {
             },
             "http": match &self.http {
                 None => serde_json::json!(null),
-                Some(Ok(())) => serde_json::json!({"packets": self.http_packets.as_ref().map(|r| match r { Ok(a) => a.describe(), Err(e) => serde_json::json!({"error": e}) }), "tracepoints": self.http_hooks.iter().flat_map(http::Hooks::names).map(|(p, n)| serde_json::json!({"program": p, "tracepoint": n})).collect::<Vec<_>>(), "sys_exit_error": self.http_hooks.as_ref().and_then(http::Hooks::fallback)}),
+                Some(Ok(())) => serde_json::json!({"packets": self.http_packets.as_ref().map(|r| match r { Ok(a) => a.describe(), Err(e) => serde_json::json!({"error": e}) }), "tracepoints": self.http_hooks.iter().flat_map(http::Hooks::names).map(|(p, n)| serde_json::json!({"program": p, "tracepoint": n})).collect::<Vec<_>>(), "sys_exit_error": self.http_hooks.as_ref().and_then(http::Hooks::fallback), "http2": match &self.http2 { Some(Ok(on)) => serde_json::json!(on), Some(Err(e)) => serde_json::json!({"error": e}), None => serde_json::Value::Null }}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
             "tls": match &self.tls {
