@@ -30,6 +30,13 @@ fn main() -> anyhow::Result<()> {
     let workspace = manifest_dir
         .parent()
         .ok_or_else(|| anyhow!("guardian has no parent directory"))?;
+    // aya-build watches the eBPF crate's own folder; the types and parsers it shares with
+    // userspace live in guardian-common, whose changes must rebuild the object too (else the
+    // daemon embeds a stale one).
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("guardian-common").display()
+    );
     let daemon = workspace.join("guardian-ebpf");
     let daemon = daemon.to_str().ok_or_else(|| anyhow!("non UTF-8 path"))?;
     aya_build::build_ebpf(

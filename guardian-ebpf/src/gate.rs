@@ -16,9 +16,12 @@ pub const HANDSHAKES: u32 = 0;
 pub const PENDING: u32 = 1;
 /// `H2_CALLS` (tls_h2.rs).
 pub const H2_WRITING: u32 = 2;
+/// `H2_CONNS` (tls_h2.rs): the HTTP/2 connections followed. An entry the LRU evicts is not
+/// counted down, so the count only errs high.
+pub const H2_FOLLOWED: u32 = 3;
 
 #[map]
-static TLS_LIVE: Array<u64> = Array::with_max_entries(3, 0);
+static TLS_LIVE: Array<u64> = Array::with_max_entries(4, 0);
 
 /// Whether the map counted in `slot` may hold an entry.
 #[inline(always)]

@@ -24,7 +24,7 @@
 //! place: it is dropped and counted as an `h2_desync` loss. A connection whose preface was
 //! written before guardian attached is never followed.
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_NOEXIST},
+    bindings::BPF_NOEXIST,
     helpers::{bpf_probe_read_user, generated::bpf_probe_read_user as probe_read_user},
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
@@ -38,7 +38,7 @@ use guardian_common::{
     LOSS_H2_DESYNC,
 };
 
-use crate::gate::{self, H2_WRITING};
+use crate::gate::{self, H2_FOLLOWED, H2_WRITING};
 use crate::http_stats::count_tally;
 use crate::maps::count_loss;
 
@@ -171,7 +171,14 @@ fn walk(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16], t: &mut Found) -
         tgid: (id >> 32) as u32,
         _pad: 0,
     };
-    let st = match H2_CONNS.get_ptr_mut(&key) {
+    // No HTTP/2 connection followed anywhere (a host that serves none): no lookup for the
+    // writes that are not a preface (clients' requests, HTTP/1.x bodies).
+    let known = if gate::any(H2_FOLLOWED) {
+        H2_CONNS.get_ptr_mut(&key)
+    } else {
+        None
+    };
+    let st = match known {
         Some(p) => p,
         None => {
             let h = [
@@ -180,7 +187,12 @@ fn walk(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16], t: &mut Found) -
             if !is_server_preface(&h) {
                 return None;
             }
-            let _ = H2_CONNS.insert(&key, &H2Conn::default(), BPF_ANY as u64);
+            if H2_CONNS
+                .insert(&key, &H2Conn::default(), BPF_NOEXIST as u64)
+                .is_ok()
+            {
+                gate::inc(H2_FOLLOWED);
+            }
             H2_CONNS.get_ptr_mut(&key)?
         }
     };
@@ -286,6 +298,8 @@ pub fn learned(id: u64, k: &HttpKey) {
 /// The connection's place is lost: it is no longer followed.
 #[inline(always)]
 fn desync(key: &H2Key) {
-    let _ = H2_CONNS.remove(key);
+    if H2_CONNS.remove(key).is_ok() {
+        gate::dec(H2_FOLLOWED);
+    }
     count_loss(LOSS_H2_DESYNC);
 }
