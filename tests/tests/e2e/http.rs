@@ -123,11 +123,13 @@ pub fn http_daemon(ns: &Netns, dir: &Path, detect: &str, extra: &[&str]) -> Daem
     d
 }
 
-fn ev_u64(e: &Value, k: &str) -> u64 {
+/// A number of the event's evidence (0 when absent).
+pub fn ev_u64(e: &Value, k: &str) -> u64 {
     e["evidence"][k].as_u64().unwrap_or(0)
 }
 
-fn on_service(e: &Value, fault: &str, netns: u64, service: &str) -> bool {
+/// An opened or updated `fault` event for `service` in namespace `netns`.
+pub fn on_service(e: &Value, fault: &str, netns: u64, service: &str) -> bool {
     (is_fault(e, fault, "opened") || is_fault(e, fault, "updated"))
         && e["netns"].as_u64() == Some(netns)
         && e["evidence"]["service"] == service

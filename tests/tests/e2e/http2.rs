@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use guardian_tests::nginx;
 use guardian_tests::*;
-use serde_json::Value;
 
-use crate::http::{access_counts, curl, http_daemon, start_nginx};
+use crate::http::{access_counts, curl, ev_u64 as ev, http_daemon, on_service, start_nginx};
 
 const DETECT: &str = "[http_5xx]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n\
                       [http_429]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n";
@@ -42,16 +41,6 @@ fn conf(dir: &Path, listen: &str) -> String {
         Some("$status $server_port $request_uri $server_protocol"),
         &server,
     )
-}
-
-fn on_service(e: &Value, fault: &str, netns: u64, service: &str) -> bool {
-    (is_fault(e, fault, "opened") || is_fault(e, fault, "updated"))
-        && e["netns"].as_u64() == Some(netns)
-        && e["evidence"]["service"] == service
-}
-
-fn ev(e: &Value, k: &str) -> u64 {
-    e["evidence"][k].as_u64().unwrap_or(0)
 }
 
 #[test]
