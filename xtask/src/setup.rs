@@ -57,6 +57,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "gnutls-bin",
     // `cargo xtask bench http`: the load generator in front of nginx.
     "wrk",
+    // `cargo xtask bench http-share`: CPU samples of every CPU during the load.
+    "linux-perf",
     // `cargo xtask test --kernel`: the VM's initramfs (busybox, cpio, the modules' depmod and
     // modprobe; xz and zstd decompress them) and the shared libraries of QEMU, which the
     // kernel matrix unpacks from Debian's packages (xtask/src/kernel/apt.rs).

@@ -18,9 +18,11 @@ mod http;
 mod http_attr;
 mod http_load;
 mod http_report;
+mod http_share;
 mod http_sys;
 mod overload;
 mod peers;
+mod perf_share;
 mod probe;
 mod report;
 mod scale;
@@ -43,7 +45,7 @@ use report::{Measured, Outcome, Results};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Benchmarks to run (default: all): xdp, probe, decode, overload, peers, footprint, scale,
-    /// http
+    /// http, http-share
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     /// Shorter runs (about 2 minutes in all) for a quick look; noisier
@@ -99,6 +101,11 @@ const BENCHES: &[(&str, &str, BenchFn)] = &[
         "http",
         "nginx requests/s and CPU per request with guardian --http",
         http::run,
+    ),
+    (
+        "http-share",
+        "the share of the CPU guardian --http takes under nginx's load, one run at a time",
+        http_share::run,
     ),
 ];
 
