@@ -182,6 +182,17 @@ pub struct HttpConn {
 }
 const _: () = assert!(core::mem::size_of::<HttpConn>() == 40);
 
+/// Slots of `TLS_TGIDS` (guardian-ebpf/src/gate.rs): one byte per process id modulo this, set
+/// to 1 for a process that uses OpenSSL (a power of two).
+pub const TLS_TGID_SLOTS: u32 = 1 << 16;
+const _: () = assert!(TLS_TGID_SLOTS.is_power_of_two());
+
+/// The `TLS_TGIDS` slot of process `tgid`. Two processes may share one (ids 65 536 apart):
+/// the other then has its reads looked at as before, which costs time, never a count.
+pub fn tls_tgid_slot(tgid: u32) -> u32 {
+    tgid & (TLS_TGID_SLOTS - 1)
+}
+
 /// Buckets of `HTTP_SEEN` (guardian-ebpf/src/http.rs), a power of two.
 pub const SEEN_BUCKETS: u32 = 1 << 16;
 const _: () = assert!(SEEN_BUCKETS.is_power_of_two());
@@ -368,6 +379,16 @@ mod tests {
         // 1024 fds of one process: nearly all in buckets of their own.
         assert!(distinct > 1000, "{distinct}");
         assert!(seen_bucket(u64::MAX) < SEEN_BUCKETS);
+    }
+
+    #[test]
+    fn tls_tgid_slots_are_in_range_and_distinct_for_nearby_processes() {
+        assert_eq!(tls_tgid_slot(1234), 1234);
+        // Ids 65 536 apart share a slot; the largest pid_max (2^22) stays in range.
+        assert_eq!(tls_tgid_slot(1234 + TLS_TGID_SLOTS), 1234);
+        assert!(tls_tgid_slot(1 << 22) < TLS_TGID_SLOTS);
+        assert!(tls_tgid_slot(u32::MAX) < TLS_TGID_SLOTS);
+        assert_ne!(tls_tgid_slot(4000), tls_tgid_slot(4001));
     }
 
     fn b16(s: &str) -> [u8; 16] {

@@ -1,4 +1,6 @@
-//! How many entries the per-thread TLS maps hold, so that the syscall tracepoints, which run
+//! What lets the syscall hook, which runs for every read and write of every process, skip
+//! work: which processes use OpenSSL (`TLS_TGIDS`, at the end), and
+//! how many entries the per-thread TLS maps hold, so that the syscall tracepoints, which run
 //! for every read and write of every process, skip a hash lookup in a map that is empty: the
 //! usual case when no handshake (`HS_CALLS`) or `SSL_write` (`TLS_PENDING`) is under way
 //! anywhere, and always on a host that serves only plaintext. An array read is inlined by the
@@ -9,6 +11,7 @@
 //! looked up, which is the cost without the gate, never a missed entry.
 use aya_ebpf::{macros::map, maps::Array};
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
+use guardian_common::http::{tls_tgid_slot, TLS_TGID_SLOTS};
 
 /// `HS_CALLS` (tls_hs.rs).
 pub const HANDSHAKES: u32 = 0;
@@ -47,4 +50,32 @@ fn add(slot: u32, d: u64) {
         // SAFETY: an array slot; the add is atomic (its result unused: BPF's atomic add).
         unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, d) };
     }
+}
+
+/// Processes that use OpenSSL: 1 in the slot of each one whose thread entered `SSL_write` or a
+/// handshake function (tls.rs, tls_hs.rs), or that userspace found mapping a libssl
+/// (guardian/src/probes/uprobe.rs), never cleared. Only their reads can start a TLS request, so
+/// the syscall hook reads no other process's buffers when plaintext is left to the packet
+/// programs (http.rs, `on_read`): most reads of most processes on a host, saved a look into
+/// user memory each. Bytes, not bits: every writer stores the same 1 (5.10 has no atomic or).
+#[map]
+static TLS_TGIDS: Array<u8> = Array::with_max_entries(TLS_TGID_SLOTS, 0);
+
+/// Marks process `tgid` as one that uses OpenSSL.
+#[inline(always)]
+pub fn mark_tls(tgid: u32) {
+    if let Some(p) = TLS_TGIDS.get_ptr_mut(tls_tgid_slot(tgid)) {
+        // SAFETY: a byte of this array; any writer stores the same 1.
+        unsafe {
+            if *p == 0 {
+                *p = 1;
+            }
+        }
+    }
+}
+
+/// Whether process `tgid` may use OpenSSL.
+#[inline(always)]
+pub fn uses_tls(tgid: u32) -> bool {
+    matches!(TLS_TGIDS.get(tls_tgid_slot(tgid)), Some(&v) if v != 0)
 }

@@ -181,6 +181,11 @@ fn on_read(id: u64, fd: u64, buf: u64, ret: i64, in_hs: bool) {
     if ret < 5 {
         return;
     }
+    // Plaintext is the packet programs' (or off): only a TLS record matters here, and only in
+    // a process that uses OpenSSL (`gate::TLS_TGIDS`). Others' buffers are not read.
+    if !plain_at_syscalls() && !crate::gate::uses_tls((id >> 32) as u32) {
+        return;
+    }
     if ret < 8 {
         // Too short for a request line; maybe the 5-byte header of a TLS record (tls.rs).
         if let Ok(h) = unsafe { bpf_probe_read_user(buf as *const [u8; 5]) } {

@@ -129,6 +129,7 @@ pub fn tls_write(ctx: ProbeContext) -> u32 {
         return 0;
     };
     let id = bpf_get_current_pid_tgid();
+    crate::gate::mark_tls((id >> 32) as u32);
     let code = match parse_status(&head) {
         Some(c) if c >= 200 => u64::from(c),
         Some(_) => return 0,

@@ -104,6 +104,7 @@ fn enter(ctx: &ProbeContext) {
         return;
     };
     let id = bpf_get_current_pid_tgid();
+    crate::gate::mark_tls((id >> 32) as u32);
     let call = HsCall {
         ssl,
         fd: u64::MAX,

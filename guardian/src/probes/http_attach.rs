@@ -64,7 +64,8 @@ impl Probes {
         if tls {
             let t = match &hooks {
                 Ok(()) => {
-                    let (libs, seen) = uprobe::discover();
+                    let (libs, mut seen) = uprobe::discover();
+                    uprobe::mark_found(&mut self.ebpf, &mut seen);
                     uprobe::attach(&mut self.ebpf, &libs)
                         .map(|mut a| {
                             a.seen = seen;

@@ -301,6 +301,7 @@ impl Probes {
             return Vec::new();
         };
         let libs = uprobe::rescan(&mut a.seen);
+        uprobe::mark_found(&mut self.ebpf, &mut a.seen);
         if libs.is_empty() {
             return libs;
         }

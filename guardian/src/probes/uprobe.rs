@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aya::{
+    maps::Array,
     programs::{
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
         UProbe,
     },
     Ebpf,
 };
+
+use guardian_common::http::tls_tgid_slot;
 
 use super::{uprobe_site, ProbeError};
 
@@ -112,6 +115,8 @@ pub struct Seen {
     libs: HashSet<(u64, u64)>,
     /// When each process was first listed.
     pids: HashMap<u32, Instant>,
+    /// Processes whose maps listed a libssl, since [`Seen::take_tls_pids`].
+    tls_pids: Vec<u32>,
 }
 
 /// A process is read again on each rescan during this long after it was first listed: it
@@ -134,6 +139,11 @@ impl Seen {
     /// Records a library file; true when it is new.
     fn add_lib(&mut self, p: &Path) -> bool {
         std::fs::metadata(p).is_ok_and(|m| self.libs.insert((m.dev(), m.ino())))
+    }
+
+    /// The processes found mapping a libssl since the last call, for [`mark_tls_pids`].
+    pub fn take_tls_pids(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.tls_pids)
     }
 
     /// The pids of `listed` to read: not listed before, or first listed less than `YOUNG`
@@ -164,7 +174,11 @@ pub fn rescan(seen: &mut Seen) -> Vec<PathBuf> {
         let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
             continue;
         };
-        for lib in libs_in_maps(&maps) {
+        let libs = libs_in_maps(&maps);
+        if !libs.is_empty() {
+            seen.tls_pids.push(pid);
+        }
+        for lib in libs {
             let p = match lib {
                 Mapped::Path(l) => {
                     Path::new(&format!("/proc/{pid}/root")).join(l.trim_start_matches('/'))
@@ -179,6 +193,32 @@ pub fn rescan(seen: &mut Seen) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Marks `pids` in `TLS_TGIDS` (guardian-ebpf/src/gate.rs): processes that map a libssl, whose
+/// reads the syscall hook looks at for TLS records. A process marks itself at its first
+/// `SSL_write` or handshake; this covers one that, when guardian starts, already holds TLS
+/// connections and reads a request on one before it writes. Returns how many were marked.
+pub fn mark_tls_pids(ebpf: &mut Ebpf, pids: &[u32]) -> Result<usize, String> {
+    let map = ebpf
+        .map_mut("TLS_TGIDS")
+        .ok_or("TLS_TGIDS is not in the eBPF object")?;
+    let mut slots: Array<_, u8> = Array::try_from(map).map_err(|e| e.to_string())?;
+    for pid in pids {
+        slots
+            .set(tls_tgid_slot(*pid), 1, 0)
+            .map_err(|e| format!("marking process {pid}: {e}"))?;
+    }
+    Ok(pids.len())
+}
+
+/// [`mark_tls_pids`] for the processes `seen` found since the last call; a failure is logged
+/// (what it costs: a response per such process, see above), not fatal.
+pub fn mark_found(ebpf: &mut Ebpf, seen: &mut Seen) {
+    let pids = seen.take_tls_pids();
+    if let Err(e) = mark_tls_pids(ebpf, &pids) {
+        tracing::warn!(error = %e, "cannot mark the processes that map libssl");
+    }
 }
 
 /// Attaches every probe to every library; a library that fails is listed, not fatal.
@@ -278,6 +318,37 @@ pub fn detach(ebpf: &mut Ebpf, a: Attachment) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rescan_lists_the_processes_that_map_libssl() {
+        use std::process::{Command, Stdio};
+        // A real process that maps the system's libssl (Python's `ssl`), and one that does not.
+        let mut py = Command::new("python3")
+            .args([
+                "-c",
+                "import ssl, sys; print(1, flush=True); sys.stdin.read()",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 (installed by cargo xtask setup)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(py.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let mut plain = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut seen = Seen::default();
+        rescan(&mut seen);
+        let pids = seen.take_tls_pids();
+        let (py_pid, plain_pid) = (py.id(), plain.id());
+        let _ = (py.kill(), plain.kill(), py.wait(), plain.wait());
+        assert!(pids.contains(&py_pid), "{py_pid} not in {pids:?}");
+        assert!(!pids.contains(&plain_pid));
+        // Taken: the next call has only what a later rescan finds.
+        assert!(seen.take_tls_pids().is_empty());
+    }
 
     #[test]
     fn reads_each_process_once() {

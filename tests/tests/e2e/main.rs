@@ -68,6 +68,7 @@ mod heal_xdp;
 mod http;
 mod http2;
 mod http_fd_reuse;
+mod http_held;
 mod http_latency;
 mod http_packets;
 mod kernel_features;

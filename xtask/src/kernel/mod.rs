@@ -90,6 +90,10 @@ pub const SUITE: &[(&str, &str)] = &[
         "cgroup_skb programs (direct packet reads, bpf_skc_to_tcp_sock), or the syscall hook and why",
     ),
     (
+        "http_held::",
+        "keep-alive connections from before the start: listener ports marked, libssl processes marked",
+    ),
+    (
         "http_fd_reuse::",
         "--http's sys_exit program (5.11), or the tracepoints and why",
     ),
