@@ -25,6 +25,7 @@ use super::daemon::Guardian;
 use super::http_load::{self as load, PORT, TLS_PORT};
 use super::perf_share::{profile, Share, FAMILIES};
 use super::report::{Measured, Table};
+use super::stats::median;
 use super::Ctx;
 
 const SUBNET: u8 = 208;
@@ -124,15 +125,6 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
     Ok(m)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// The table, the goals and the headline from the rounds' shares (medians over rounds).
 fn report(got: &BTreeMap<(usize, usize), Vec<(Share, f64)>>) -> Measured {
     let mut cols = vec!["workload", "configuration", "requests/s"];
@@ -144,19 +136,19 @@ fn report(got: &BTreeMap<(usize, usize), Vec<(Share, f64)>>) -> Measured {
         &cols,
     );
     let med = |c: usize, w: usize, f: &dyn Fn(&Share) -> f64| {
-        median(
-            got.get(&(c, w))
-                .map_or(Vec::new(), |v| v.iter().map(|x| f(&x.0)).collect()),
-        )
+        let v: Vec<f64> = got
+            .get(&(c, w))
+            .map_or(Vec::new(), |v| v.iter().map(|x| f(&x.0)).collect());
+        median(&v)
     };
     let mut m = Measured::default();
     for (w, wl) in WORKLOADS.iter().enumerate() {
         let floor = med(0, w, &Share::total_pct);
         for (c, (key, label, _)) in CONFIGS.iter().enumerate() {
-            let rps = median(
-                got.get(&(c, w))
-                    .map_or(Vec::new(), |v| v.iter().map(|x| x.1).collect()),
-            );
+            let rps: Vec<f64> = got
+                .get(&(c, w))
+                .map_or(Vec::new(), |v| v.iter().map(|x| x.1).collect());
+            let rps = median(&rps);
             let total = med(c, w, &Share::total_pct);
             let ratio = 1.0 - (total - floor).max(0.0) / 100.0;
             let mut row = vec![wl.label.to_string(), label.to_string(), format!("{rps:.0}")];
