@@ -15,7 +15,7 @@ mod netns;
 pub mod tls;
 mod veth;
 
-pub use netns::{existing, sweep, Entry, NetNs};
+pub use netns::{existing, is_orphan, sweep, sweep_orphans, Entry, NetNs};
 pub use veth::{pair, Veth};
 
 use std::process::{Command, Stdio};

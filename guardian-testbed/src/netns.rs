@@ -232,3 +232,59 @@ pub fn sweep(prefix: &str) -> Vec<String> {
         .filter(|name| host_ip(&["netns", "del", name]).is_ok())
         .collect()
 }
+
+/// Whether a namespace named by a run of process ids (`gt-<tag>-<pid>[-<n>]`) is an orphan:
+/// no number in its name is a live process, so the run that made it is gone without its
+/// drop (killed: a CI job cancelled, a session's end). A live run always has its own pid in
+/// the name, so its namespaces are never taken; a tag with digits only makes an orphan look
+/// alive (kept), never the reverse.
+pub fn is_orphan(name: &str, alive: impl Fn(u32) -> bool) -> bool {
+    let mut numbers = name
+        .split('-')
+        .filter_map(|p| p.parse::<u32>().ok())
+        .peekable();
+    numbers.peek().is_some() && !numbers.any(alive)
+}
+
+/// Deletes the orphans (see [`is_orphan`]) among the named namespaces that start with
+/// `prefix`, after killing what still runs inside them; returns their names.
+pub fn sweep_orphans(prefix: &str) -> Vec<String> {
+    let alive = |pid: u32| PathBuf::from(format!("/proc/{pid}")).exists();
+    existing(prefix)
+        .into_iter()
+        .filter(|name| is_orphan(name, alive))
+        .filter(|name| {
+            if let Ok(pids) = host_ip(&["netns", "pids", name]) {
+                for pid in pids
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            host_ip(&["netns", "del", name]).is_ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod orphan_tests {
+    use super::is_orphan;
+
+    #[test]
+    fn only_names_whose_numbers_are_all_dead_processes_are_orphans() {
+        let alive = |pid: u32| pid == 4242 || pid == 1;
+        assert!(is_orphan("gt-mt-s-16547", alive));
+        assert!(is_orphan("gt-h2-s-16547-2", alive));
+        // The live run's own namespaces, with or without a counter.
+        assert!(!is_orphan("gt-mt-s-4242", alive));
+        assert!(!is_orphan("gt-mt-s-4242-3", alive));
+        // A counter or a tag digit that happens to be a live pid keeps it: kept, not taken.
+        assert!(!is_orphan("gt-x-16547-1", alive));
+        // No number at all: not a name of this scheme.
+        assert!(!is_orphan("gt-lab", alive));
+    }
+}

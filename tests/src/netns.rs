@@ -22,6 +22,14 @@ impl Netns {
     /// appended so parallel runs and parallel tests do not collide.
     pub fn new(tag: &str) -> Netns {
         crate::require_root();
+        // Once per test process: the namespaces of runs killed before their drops ran (a
+        // cancelled CI job), with whatever still runs inside them.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            for name in guardian_testbed::sweep_orphans("gt-") {
+                eprintln!("removed namespace {name}, left by a test run that was killed");
+            }
+        });
         static USED: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let mut name = format!("gt-{tag}-{}", std::process::id());
         {
