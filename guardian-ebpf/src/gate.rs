@@ -1,7 +1,6 @@
 //! What lets the syscall hook, which runs for every read and write of every process, skip
-//! work: which processes use OpenSSL (`TLS_TGIDS`, at the end), and
-//! how many entries the per-thread TLS maps hold, so that the syscall tracepoints, which run
-//! for every read and write of every process, skip a hash lookup in a map that is empty: the
+//! work: which processes use OpenSSL (`TLS_TGIDS`, at the end), and how many entries the
+//! per-thread TLS maps hold, so that it skips a hash lookup in a map that is empty: the
 //! usual case when no handshake (`HS_CALLS`) or `SSL_write` (`TLS_PENDING`) is under way
 //! anywhere, and always on a host that serves only plaintext. An array read is inlined by the
 //! verifier (no helper call, no hashing); a hash lookup is neither.

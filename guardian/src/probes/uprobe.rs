@@ -198,8 +198,8 @@ pub fn rescan(seen: &mut Seen) -> Vec<PathBuf> {
 /// Marks `pids` in `TLS_TGIDS` (guardian-ebpf/src/gate.rs): processes that map a libssl, whose
 /// reads the syscall hook looks at for TLS records. A process marks itself at its first
 /// `SSL_write` or handshake; this covers one that, when guardian starts, already holds TLS
-/// connections and reads a request on one before it writes. Returns how many were marked.
-pub fn mark_tls_pids(ebpf: &mut Ebpf, pids: &[u32]) -> Result<usize, String> {
+/// connections and reads a request on one before it writes.
+pub fn mark_tls_pids(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), String> {
     let map = ebpf
         .map_mut("TLS_TGIDS")
         .ok_or("TLS_TGIDS is not in the eBPF object")?;
@@ -209,7 +209,7 @@ pub fn mark_tls_pids(ebpf: &mut Ebpf, pids: &[u32]) -> Result<usize, String> {
             .set(tls_tgid_slot(*pid), 1, 0)
             .map_err(|e| format!("marking process {pid}: {e}"))?;
     }
-    Ok(pids.len())
+    Ok(())
 }
 
 /// [`mark_tls_pids`] for the processes `seen` found since the last call; a failure is logged

@@ -15,6 +15,7 @@ use guardian_tests::nginx;
 use guardian_tests::*;
 
 use crate::http::{ev_u64, http_daemon, on_service, start_nginx};
+use crate::http_packets::DETECT;
 
 /// The client: one keep-alive connection to `host:port` (`https`: TLS, unverified), `/gone`
 /// once, its status to `OUT.pre`; then, once the file `GO` exists (at most 60 s), `/gone` N
@@ -39,8 +40,6 @@ while not os.path.exists(go):
     time.sleep(0.05)
 open(out, "w").write(" ".join(str(get(f"/gone?after{i}")) for i in range(n)))
 "#;
-
-const DETECT: &str = "[http_5xx]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n";
 
 /// Waits up to 20 s for `path` and returns its text.
 fn wait_file(path: &Path) -> String {

@@ -40,7 +40,8 @@ fn ev(e: &Value, k: &str) -> u64 {
     e["evidence"][k].as_u64().unwrap_or(0)
 }
 
-const DETECT: &str = "[http_5xx]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n";
+pub(crate) const DETECT: &str =
+    "[http_5xx]\nwindow_ms = 60000\nmin_per_s = 0.1\nupdate_every_ms = 200\n";
 
 /// Serves the mix, then waits for the daemon's counts to equal nginx's log for both services.
 fn counts_equal_nginx_log(d: &mut Daemon, srv: &Netns, cl: &Netns, dir: &Path, listen: &str) {
