@@ -18,8 +18,8 @@
 //!   socket (`HTTP_SOCKS`: the time, the latest one, as `http.rs` does).
 //! - Egress: a segment whose payload starts with an `HTTP/1.x NNN` status line >= 200, on a
 //!   socket with a request in flight, is one response: counted per service as `http.rs`
-//!   counts it (`http_stats::count`, the same map), and the in-flight time is cleared (a
-//!   retransmission of the same segment finds it cleared).
+//!   counts it (`http_stats::count`, the same map), and the request marked answered (a
+//!   retransmission of the same segment finds it so).
 //!
 //! The service (namespace, local address and port, process) is resolved at a connection's
 //! first response and kept in its entry. The process is the task that sends the response:
@@ -45,7 +45,7 @@ use aya_ebpf::{
     maps::Array,
     programs::SkBuffContext,
 };
-use guardian_common::http::{is_request_start, parse_status, HttpConn, HttpKey};
+use guardian_common::http::{is_request_start, parse_status, HttpKey};
 
 use crate::http::HTTP_OFFSETS;
 use crate::http_stats::count;
@@ -57,14 +57,42 @@ use crate::maps::OFFSETS;
 /// it with the socket, and has no size to outgrow, where an LRU map of connections held 7 MB
 /// whether used or not and evicted live entries on a busy host. It costs the same CPU per
 /// request as the hash did (docs/benchmarks.md: "Per-socket storage").
+///
+/// Three cache lines, each written by one side only. A request's segment is received on the
+/// CPU of the softirq that delivers it (the client's CPU over a veth or loopback; the queue's
+/// CPU on a NIC), and the response leaves from the server's: when the request time and the
+/// "answered" mark shared one line, it moved between the two CPUs twice per request, and
+/// that one load was a third of these programs' samples (`http-share`'s profile, nginx and
+/// wrk on two CPUs; a seventh with both on one). Now:
+/// - `svc` and `known` share the kernel's first line of the entry (its map pointer, which
+///   every lookup reads): written once, at the connection's first response, then only read;
+/// - `start` is the ingress program's: the time of the latest request;
+/// - `answered` is the egress program's: the `start` it last counted a response for, so that
+///   a retransmitted status line, or one with no request since, counts nothing.
+///
+/// The padding keeps 64 bytes between the three whatever the entry's alignment; 144 bytes,
+/// one 256-byte allocation with the kernel's header, as the 40 bytes before took 128.
+#[repr(C)]
+pub struct HttpSock {
+    svc: HttpKey,
+    known: u32,
+    _shared: [u8; 32],
+    start: u64,
+    _ingress: [u8; 64],
+    answered: u64,
+}
+const _: () = assert!(core::mem::size_of::<HttpSock>() == 144);
+const _: () = assert!(core::mem::offset_of!(HttpSock, start) == 64);
+const _: () = assert!(core::mem::offset_of!(HttpSock, answered) == 136);
+
 /// A BTF-defined map: the kernel wants the value's type for socket storage.
 #[btf_map]
-static HTTP_SOCKS: SkStorage<HttpConn> = SkStorage::new();
+static HTTP_SOCKS: SkStorage<HttpSock> = SkStorage::new();
 
 /// The entry of the segment's socket; created (zeroed) with `create`. None for a segment with
 /// no full socket (a request or time-wait socket), which carries no HTTP.
 #[inline(always)]
-fn conn(skb: *const __sk_buff, create: bool) -> Option<&'static mut HttpConn> {
+fn conn(skb: *const __sk_buff, create: bool) -> Option<&'static mut HttpSock> {
     // SAFETY: the context's socket, checked for null, then made a full socket by the helper.
     let sk = unsafe { (*skb).__bindgen_anon_2.sk };
     if sk.is_null() {
@@ -88,7 +116,7 @@ fn conn(skb: *const __sk_buff, create: bool) -> Option<&'static mut HttpConn> {
             core::ptr::null_mut(),
             flags,
         )
-    } as *mut HttpConn;
+    } as *mut HttpSock;
     // SAFETY: a non-null storage pointer of this map's value type.
     (!p.is_null()).then(|| unsafe { &mut *p })
 }
@@ -187,12 +215,16 @@ fn payload(skb: *const __sk_buff) -> Option<u32> {
 }
 
 /// `N` bytes of the payload at `off` (which may sit in the buffer's pages: a helper call).
+/// The buffer is not zeroed first: the helper fills all of it or fails (the verifier allows
+/// it uninitialised stack), and zeroing 16 bytes was a call to a `memset` subprogram on every
+/// response.
 #[inline(always)]
 fn head<const N: usize>(skb: *const __sk_buff, off: u32) -> Option<[u8; N]> {
-    let mut b = [0u8; N];
+    let mut b = core::mem::MaybeUninit::<[u8; N]>::uninit();
     // SAFETY: a constant length into a stack buffer of that length.
     let r = unsafe { bpf_skb_load_bytes(skb as *const _, off, b.as_mut_ptr() as *mut _, N as u32) };
-    (r == 0).then_some(b)
+    // SAFETY: on success the helper wrote all N bytes.
+    (r == 0).then(|| unsafe { b.assume_init() })
 }
 
 fn try_ingress(ctx: &SkBuffContext) -> Option<()> {
@@ -220,11 +252,14 @@ fn try_egress(ctx: &SkBuffContext) -> Option<()> {
         return None;
     }
     let c = conn(skb, false)?;
-    if c.start == 0 {
+    // Read once: the ingress program may write it on another CPU meanwhile.
+    // SAFETY: an aligned u64 of this socket's entry.
+    let start = unsafe { core::ptr::read_volatile(&c.start) };
+    if start == 0 || start == c.answered {
         return None;
     }
-    let lat = departure(skb).saturating_sub(c.start);
-    c.start = 0;
+    c.answered = start;
+    let lat = departure(skb).saturating_sub(start);
     if c.known == 0 {
         let trusted = service(skb, &mut c.svc)?;
         c.known = trusted as u32;

@@ -2,7 +2,7 @@
 //! counts a response into it: shared by the packet programs (`http_skb.rs`), the syscall hook
 //! (`http.rs`) and the TLS path (`tls.rs`).
 use aya_ebpf::{
-    bindings::BPF_ANY,
+    bindings::BPF_NOEXIST,
     macros::map,
     maps::{LruPerCpuHashMap, PerCpuArray},
 };
@@ -36,7 +36,7 @@ pub(crate) fn count_status(k: &HttpKey, code: u16) {
 /// The statuses of one HTTP/2 write (`tls_h2.rs`), for service `k`: one map update.
 #[inline(always)]
 pub(crate) fn count_tally(k: &HttpKey, t: &Tally) {
-    update(k, |s| {
+    if let Some(s) = stats(k) {
         let t = &t.0;
         s.s2xx += u64::from(t[0]);
         s.s3xx += u64::from(t[1]);
@@ -47,12 +47,12 @@ pub(crate) fn count_tally(k: &HttpKey, t: &Tally) {
         s.s502 += u64::from(t[6]);
         s.s503 += u64::from(t[7]);
         s.s504 += u64::from(t[8]);
-    });
+    }
 }
 
 #[inline(always)]
 fn add(k: &HttpKey, code: u16, lat_ns: Option<u64>) {
-    update(k, |s: &mut HttpStats| {
+    if let Some(s) = stats(k) {
         match code / 100 {
             2 => s.s2xx += 1,
             3 => s.s3xx += 1,
@@ -80,25 +80,27 @@ fn add(k: &HttpKey, code: u16, lat_ns: Option<u64>) {
                 *c += 1;
             }
         }
-    });
+    }
 }
 
-/// Applies `add` to service `k`'s counts, made (zeroed) on its first response.
+/// Service `k`'s counts, made (zeroed) on its first response. Returned rather than updated
+/// through a closure: a closure called from two places was a BPF subprogram, a call on every
+/// response.
 #[inline(always)]
-fn update(k: &HttpKey, add: impl Fn(&mut HttpStats)) {
-    if let Some(p) = HTTP_STATS.get_ptr_mut(k) {
-        // SAFETY: per-CPU value, only this CPU writes it.
-        unsafe { add(&mut *p) };
-        return;
-    }
-    // The first response of a service: built in a per-CPU scratch slot, the value is too big
-    // for the 512-byte BPF stack next to the callers' locals.
-    let Some(s) = HTTP_SCRATCH.get_ptr_mut(0) else {
-        return;
+fn stats(k: &HttpKey) -> Option<&'static mut HttpStats> {
+    let p = match HTTP_STATS.get_ptr_mut(k) {
+        Some(p) => p,
+        None => {
+            // The first response of a service: zeroed counts from a per-CPU scratch slot (the
+            // value is too big for the 512-byte BPF stack next to the callers' locals),
+            // inserted only if no other CPU made them meanwhile, then looked up again.
+            let s = HTTP_SCRATCH.get_ptr_mut(0)?;
+            // SAFETY: this CPU's scratch slot, a plain value.
+            unsafe { core::ptr::write_bytes(s, 0, 1) };
+            let _ = HTTP_STATS.insert(k, unsafe { &*s }, BPF_NOEXIST as u64);
+            HTTP_STATS.get_ptr_mut(k)?
+        }
     };
-    unsafe {
-        core::ptr::write_bytes(s, 0, 1);
-        add(&mut *s);
-        let _ = HTTP_STATS.insert(k, &*s, BPF_ANY as u64);
-    }
+    // SAFETY: a per-CPU value, which only this CPU writes, valid for the program's run.
+    Some(unsafe { &mut *p })
 }

@@ -31,6 +31,19 @@ const SYSCALL_FRAMES: [&str; 4] = [
     "__bpf_trace_sys_enter",
 ];
 const PACKET_FRAMES: [&str; 1] = ["__cgroup_bpf_run_filter_skb"];
+/// The hooks' own programs, by name (`bpf_prog_<tag>_<name>`): a sample in one of them whose
+/// kernel stack the unwinder lost below the program (it then goes on with the task's user
+/// frames) still belongs to its hook.
+const PACKET_PROGRAMS: [&str; 2] = ["http_ingress", "http_egress"];
+const SYSCALL_PROGRAMS: [&str; 1] = ["http_sys_exit"];
+
+/// Whether `frame` is one of the BPF programs named in `names`.
+fn is_program(frame: &str, names: &[&str]) -> bool {
+    frame.strip_prefix("bpf_prog_").is_some_and(|rest| {
+        rest.split_once('_')
+            .is_some_and(|(_, name)| names.contains(&name))
+    })
+}
 
 /// Leaf frames of an idle CPU.
 const IDLE_LEAVES: [&str; 5] = [
@@ -77,13 +90,14 @@ pub fn classify(script: &str) -> Share {
         }
         s.busy += 1;
         let any = |set: &[&str]| frames.iter().any(|f| set.contains(f));
+        let program = |names: &[&str]| frames.iter().any(|f| is_program(f, names));
         let family = if comm.starts_with("guardian") || comm.starts_with("tokio") {
             Some(FAMILIES[0])
         } else if any(&UPROBE_FRAMES) {
             Some(FAMILIES[1])
-        } else if any(&SYSCALL_FRAMES) {
+        } else if any(&SYSCALL_FRAMES) || program(&SYSCALL_PROGRAMS) {
             Some(FAMILIES[2])
-        } else if any(&PACKET_FRAMES) {
+        } else if any(&PACKET_FRAMES) || program(&PACKET_PROGRAMS) {
             Some(FAMILIES[3])
         } else if frames
             .iter()
@@ -183,20 +197,26 @@ nginx
 wrk
 \tffffffffc0000002 bpf_prog_aa_tcp_probe+0x1
 \tffffffff8100000d bpf_trace_run4+0x1
+
+nginx
+\tffffffffc0000003 bpf_prog_bea0_http_ingress+0x5
+\t7f0000000001 __GI___writev+0x1
+\t0 [unknown]
 ";
 
     #[test]
     fn samples_are_charged_to_the_hook_on_their_stack() {
         let s = classify(SCRIPT);
         // Busy: all but the idle leaf and perf's own (softirq on an idle CPU is busy).
-        assert_eq!(s.busy, 7);
-        assert_eq!(s.by.get("packet programs"), Some(&1));
+        assert_eq!(s.busy, 8);
+        // One under the hook's frame, one in the program whose kernel stack was lost.
+        assert_eq!(s.by.get("packet programs"), Some(&2));
         assert_eq!(s.by.get("syscall hook"), Some(&1));
         // A trap taken on the way out of a syscall is the uprobe's, not the hook's.
         assert_eq!(s.by.get("uprobes"), Some(&1));
         assert_eq!(s.by.get("daemon"), Some(&1));
         assert_eq!(s.by.get("other programs"), Some(&1));
-        assert!((s.total_pct() - 5.0 / 7.0 * 100.0).abs() < 1e-9);
+        assert!((s.total_pct() - 6.0 / 8.0 * 100.0).abs() < 1e-9);
         assert_eq!(s.pct("absent"), 0.0);
     }
 
