@@ -253,21 +253,19 @@ pub fn sweep_orphans(prefix: &str) -> Vec<String> {
     existing(prefix)
         .into_iter()
         .filter(|name| is_orphan(name, alive))
-        .filter(|name| {
-            if let Ok(pids) = host_ip(&["netns", "pids", name]) {
-                for pid in pids
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok())
-                {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-            host_ip(&["netns", "del", name]).is_ok()
-        })
+        .filter(|name| kill_and_delete(name))
         .collect()
+}
+
+/// SIGKILLs the processes in namespace `name` (`ip netns pids`), then deletes it; whether the
+/// delete succeeded.
+fn kill_and_delete(name: &str) -> bool {
+    use nix::sys::signal::{kill, Signal};
+    let pids = host_ip(&["netns", "pids", name]).unwrap_or_default();
+    for pid in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    host_ip(&["netns", "del", name]).is_ok()
 }
 
 #[cfg(test)]
