@@ -239,10 +239,17 @@ fn cc_once(mode: Mode) -> Option<f64> {
         ),
     );
     let server = DiscardServer::start(&s, SocketAddr::from(([10, 77, 138, 1], RS_PORT)));
-    let config = "[detect.retransmit_storm]\nwindow_ms = 2000\nmin_segs = 300\n\
-                  [remedies.route_cc]\nprefixes = [\"10.77.138.0/24\"]\n\
-                  [safety]\neffect_timeout_ms = 5000\n";
-    let (_st, mut d) = daemon(&c, mode, config, &[]);
+    // Rollback: the loss stays, so bbr must not help; a stall of the flow (RTO backoff, or
+    // another remedy changing its route: mtu_blackhole's route_mtu, seen in CI) can empty the
+    // 2 s window and clear the fault before the 5 s effect deadline, which would verify
+    // route_cc. As in `storm_once`, the fault must stay absent 6 s to clear here.
+    let clear_after = if mode == Mode::Rollback { 6000 } else { 0 };
+    let config = format!(
+        "[detect.retransmit_storm]\nwindow_ms = 2000\nmin_segs = 300\nclear_after_ms = {clear_after}\n\
+         [remedies.route_cc]\nprefixes = [\"10.77.138.0/24\"]\n\
+         [safety]\neffect_timeout_ms = 5000\n"
+    );
+    let (_st, mut d) = daemon(&c, mode, &config, &[]);
     let before = routes(&c);
     let n = d.count();
     let stop = Arc::new(AtomicBool::new(false));
