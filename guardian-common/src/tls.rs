@@ -3,9 +3,10 @@
 
 /// A handshake call (`SSL_do_handshake`/`SSL_accept`/`SSL_connect`) between its uprobe and
 /// uretprobe, keyed by pid_tgid. `depth` counts nested calls (`SSL_accept` calls
-/// `SSL_do_handshake`): only the outermost return is judged. `fd` is the descriptor of the
-/// last read(2)/write(2) made inside it (`u64::MAX`: none seen), `last_read` what the last
-/// read(2)/recvfrom(2) inside it returned (`NO_READ`: none returned yet).
+/// `SSL_do_handshake`): only the outermost return is judged. `fd` is the socket of the last
+/// read(2)/write(2) made inside it (`u64::MAX`: none seen): its descriptor on the syscall
+/// hook, its `struct sock *` on the socket tracepoints (above any descriptor). `last_read` is
+/// what the last read(2)/recvfrom(2) inside it returned (`NO_READ`: none returned yet).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HsCall {

@@ -1,10 +1,11 @@
 //! Who is at each end of a TLS connection's socket, for the handshake and alert keys: one walk
-//! of the task's fd table (`sock_of_fd`), then the addresses from `sock_common`.
+//! of the task's fd table (`sock_of_fd`; none from the socket tracepoints, which have the
+//! socket), then the addresses from `sock_common`.
 use guardian_common::{http::HttpKey, tls::ROLE_CLIENT, AF_INET, AF_INET6};
 
 use crate::http::HTTP_OFFSETS;
 use crate::kernel::{global, read};
-use crate::sockfd::{local_of_sock, sock_of_fd};
+use crate::sockfd::{local_of_sock, Handle};
 
 /// The listener and the peer of a connection. For a server, `addr:port` is its local address
 /// (the listener) and `peer` the client's address; for a client, `addr:port` is the server it
@@ -16,11 +17,19 @@ pub(crate) struct Ends {
     pub peer: [u8; 16],
 }
 
-/// The ends of socket `fd` of the current task for a process in `role`; None when the fd is
-/// not an inet socket. `role` may be read from the socket itself once found (`role_of`).
+/// The ends of socket `h` for a process in `role`; None when it is not an inet socket. `role`
+/// may be read from the socket itself once found (`role_of`).
 #[inline(always)]
-pub(crate) fn ends(fd: u64, role_of: impl FnOnce(*const u8) -> u8) -> Option<(u8, Ends)> {
-    let sk = sock_of_fd(fd)?;
+pub(crate) fn ends(h: Handle, role_of: impl FnOnce(*const u8) -> u8) -> Option<(u8, Ends)> {
+    ends_of_sock(h.sock()?, role_of)
+}
+
+/// The ends of socket `sk`, as [`ends`].
+#[inline(always)]
+pub(crate) fn ends_of_sock(
+    sk: *const u8,
+    role_of: impl FnOnce(*const u8) -> u8,
+) -> Option<(u8, Ends)> {
     let mut local = HttpKey::default();
     local_of_sock(sk, &mut local);
     if local.family == 0 {

@@ -37,7 +37,7 @@ use guardian_common::http::{
 use crate::http_stats::count;
 use crate::kernel::{current_netns, field, global, sock_netns};
 use crate::maps::OFFSETS;
-use crate::sockfd::{local_of_sock, sock_of_fd};
+use crate::sockfd::{local_of_sock, Handle};
 use crate::tls_alert::Buf;
 
 #[unsafe(no_mangle)]
@@ -288,7 +288,7 @@ pub(crate) fn on_write(id: u64, fd: u64, b: Buf, cache: bool) {
         return;
     }
     // Inside an `SSL_write` that passed a status line: the encrypted response (tls.rs).
-    if crate::tls::on_write(id, fd) {
+    if crate::tls::on_write(id, Handle::Fd(fd)) {
         return;
     }
     if !plain_at_syscalls() {
@@ -344,7 +344,7 @@ pub(crate) fn on_write(id: u64, fd: u64, b: Buf, cache: bool) {
         count(&c.svc, code, lat);
         return;
     }
-    let (k, found) = service(id, fd);
+    let (k, found) = service(id, Handle::Fd(fd));
     // Kept only when the walk found the socket: a miss is tried again at the next response.
     if cache && found {
         c.svc = k;
@@ -369,15 +369,15 @@ pub(crate) fn forget_fd(id: u64, fd: u64) {
 /// One response with status `code` on socket `fd` of the current task, to a request that
 /// started at `start` (ktime ns): counted for its service.
 #[inline(always)]
-pub(crate) fn respond(id: u64, fd: u64, code: u16, start: u64) {
+pub(crate) fn respond(id: u64, h: Handle, code: u16, start: u64) {
     let now = unsafe { bpf_ktime_get_ns() };
-    count(&service(id, fd).0, code, now.saturating_sub(start));
+    count(&service(id, h).0, code, now.saturating_sub(start));
 }
 
-/// The service of socket `fd` of the current task (process `id`), and whether the walk to the
-/// socket found it.
+/// The service of socket `h` of the current task (process `id`), and whether the socket was
+/// found.
 #[inline(always)]
-pub(crate) fn service(id: u64, fd: u64) -> (HttpKey, bool) {
+pub(crate) fn service(id: u64, h: Handle) -> (HttpKey, bool) {
     let mut k = HttpKey {
         tgid: (id >> 32) as u32,
         ..Default::default()
@@ -385,7 +385,7 @@ pub(crate) fn service(id: u64, fd: u64) -> (HttpKey, bool) {
     // The socket's namespace (two reads from the socket the walk found anyway), else the
     // task's (four).
     let o = global(&OFFSETS);
-    match sock_of_fd(fd) {
+    match h.sock() {
         Some(sk) => {
             k.netns = unsafe { sock_netns(&o, sk) };
             local_of_sock(sk, &mut k);

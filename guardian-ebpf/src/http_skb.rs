@@ -45,12 +45,16 @@ use aya_ebpf::{
     maps::Array,
     programs::SkBuffContext,
 };
-use guardian_common::http::{is_request_start, parse_status, HttpKey};
+use guardian_common::{
+    http::{is_request_start, parse_status, HttpKey},
+    tls::ALERT_RECORD_LEN,
+};
 
 use crate::http::HTTP_OFFSETS;
 use crate::http_stats::count;
 use crate::kernel::{current_netns, global, read, sock_netns};
 use crate::maps::OFFSETS;
+use crate::tls_alert::ALERT_SEGMENT_MAX;
 
 /// Per socket: the request in flight and, once resolved, the service. Socket-local storage,
 /// not a hash keyed by the socket's cookie: the kernel hangs the entry off the socket, frees
@@ -243,6 +247,11 @@ fn try_ingress(ctx: &SkBuffContext) -> Option<()> {
 
 fn try_egress(ctx: &SkBuffContext) -> Option<()> {
     let skb = ctx.skb.skb as *const __sk_buff;
+    // A segment short enough to be a lone TLS alert record, where alerts are counted here (one
+    // compare of the length for the others): any port, as clients write alerts too.
+    if unsafe { (*skb).len } <= ALERT_SEGMENT_MAX && crate::tls_alert::at_packets() {
+        alert(skb);
+    }
     if !serves(skb, false) {
         return None;
     }
@@ -265,6 +274,27 @@ fn try_egress(ctx: &SkBuffContext) -> Option<()> {
         c.known = trusted as u32;
     }
     count(&c.svc, code, lat);
+    Some(())
+}
+
+/// A segment whose payload is exactly one alert record's length: handed to `tls_alert.rs`.
+#[inline(always)]
+fn alert(skb: *const __sk_buff) -> Option<()> {
+    let off = payload(skb)?;
+    if unsafe { (*skb).len } != off + ALERT_RECORD_LEN as u32 {
+        return None;
+    }
+    let bytes = head::<7>(skb, off)?;
+    // SAFETY: the context's socket, checked for null; then a BTF pointer to it.
+    let sk = unsafe { (*skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return None;
+    }
+    let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut _) } as *const u8;
+    if tp.is_null() {
+        return None;
+    }
+    crate::tls_alert::on_segment(tp, &bytes);
     Some(())
 }
 

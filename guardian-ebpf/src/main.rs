@@ -49,6 +49,7 @@ mod tls;
 mod tls_alert;
 mod tls_h2;
 mod tls_hs;
+mod tls_sock;
 mod xdp;
 
 #[cfg(not(test))]

@@ -1,17 +1,50 @@
 //! The socket behind a descriptor of the current task, and its local address: a walk of
 //! `current->files->fdt->fd[fd]->private_data` to the `struct socket` (checked through
 //! `socket->file`) and its `sock_common`, at offsets userspace derived from BTF. Shared by the
-//! HTTP responses (`http.rs`) and the TLS ends (`ends.rs`).
+//! HTTP responses (`http.rs`) and the TLS ends (`ends.rs`). Where the socket tracepoints run
+//! (tls_sock.rs), a TLS connection's handle is its socket and no walk is needed (`Handle`).
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
 use guardian_common::{http::HttpKey, AF_INET, AF_INET6};
 
 use crate::http::HTTP_OFFSETS;
 use crate::kernel::{global, read, read_pair};
 
+/// A connection's socket as a program holds it: a descriptor of the current task (the syscall
+/// hook), or the `struct sock *` itself (the socket tracepoints: tls_sock.rs). A caller that
+/// has the socket says so with the variant, so that the verifier, which sees that program's
+/// branch only, never finds a descriptor's arithmetic done on a socket pointer.
+#[derive(Clone, Copy)]
+pub(crate) enum Handle {
+    Fd(u64),
+    Sock(u64),
+}
+
+impl Handle {
+    /// A handle kept as a number in a map (`HsCall::fd`): a socket's address is above any
+    /// descriptor (at most 2^31).
+    #[inline(always)]
+    pub(crate) fn stored(v: u64) -> Handle {
+        if v > u64::from(u32::MAX) {
+            Handle::Sock(v)
+        } else {
+            Handle::Fd(v)
+        }
+    }
+
+    /// The `struct sock *`: the handle itself, or the walk from the descriptor.
+    #[inline(always)]
+    pub(crate) fn sock(self) -> Option<*const u8> {
+        match self {
+            Handle::Sock(sk) => Some(sk as *const u8),
+            Handle::Fd(fd) => sock_of_fd(fd),
+        }
+    }
+}
+
 /// The `struct sock *` of socket `fd` of the current task; None when the fd is not a socket
 /// or a read fails.
 #[inline(always)]
-pub(crate) fn sock_of_fd(fd: u64) -> Option<*const u8> {
+fn sock_of_fd(fd: u64) -> Option<*const u8> {
     let o = global(&HTTP_OFFSETS);
     unsafe {
         let task = bpf_get_current_task() as *const u8;

@@ -4,17 +4,22 @@
 //! is not an HTTP/1.x status line may be an HTTP/2 connection's frames (`tls_h2.rs`), whose
 //! statuses take the same way to the socket, packed.
 //!
-//! Everything else comes from the syscall tracepoints `http.rs` already holds, because each
-//! uprobe hit is a breakpoint trap (and a single-step over the displaced instruction) that
-//! costs more than a keep-alive request's own work on some machines (docs/benchmarks.md):
-//! - the request start: a read(2)/recvfrom(2) that returns a TLS application-data record on
-//!   (tgid, fd), outside a handshake, when none is in flight there (`note_record`: the
-//!   latency of a request runs from its first record);
-//! - the socket: the write(2) family call OpenSSL makes inside `SSL_write` on the same thread
-//!   (`on_write`), which finds the status left in `TLS_PENDING`.
+//! Everything else comes from a hook on the socket I/O, because each uprobe hit is a
+//! breakpoint trap (and a single-step over the displaced instruction) that costs more than a
+//! keep-alive request's own work on some machines (docs/benchmarks.md). That hook is the
+//! socket tracepoints (`tls_sock.rs`: Linux 6.3+, where the packet programs read plaintext),
+//! which the kernel runs only for socket sends and receives; else the syscall hook `http.rs`
+//! holds, which runs for every syscall of every task:
+//! - the request start: a receive that returns data (on the syscall hook: a TLS
+//!   application-data record) on the connection, outside a handshake, when none is in flight
+//!   there (`note_read`, `note_record`: the latency of a request runs from its first record);
+//! - the socket: the send OpenSSL makes inside `SSL_write` on the same thread (`on_write`),
+//!   which finds the status left in `TLS_PENDING`.
 //!
-//! A connection's completed handshake drops what a previous connection on the same fd number
-//! left in flight (`tls_hs.rs` calls `forget`).
+//! A connection is keyed by its socket on the socket tracepoints and by (tgid, fd) on the
+//! syscall hook (`conn`). A connection's completed handshake drops what a previous one on the
+//! same key (a reused fd number or socket address) left in flight (`tls_hs.rs` calls
+//! `forget`).
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
@@ -30,6 +35,7 @@ use guardian_common::{
 use crate::gate::{self, PENDING};
 use crate::http::{respond, service};
 use crate::http_stats::count_status;
+use crate::sockfd::Handle;
 
 /// A status line passed to `SSL_write`, waiting for the write(2) that carries it, by pid_tgid:
 /// an HTTP/1.x code, or the HTTP/2 statuses of the write, packed (`guardian_common::h2`).
@@ -40,9 +46,14 @@ static TLS_PENDING: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
 #[map]
 static TLS_INFLIGHT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
 
+/// The key of a connection: (tgid << 32 | fd) for a descriptor, the socket's address (above
+/// any such key: a tgid is below 2^22) for a socket.
 #[inline(always)]
-fn conn(id: u64, fd: u64) -> u64 {
-    (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff)
+fn conn(id: u64, h: Handle) -> u64 {
+    match h {
+        Handle::Sock(sk) => sk,
+        Handle::Fd(fd) => (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff),
+    }
 }
 
 /// Called from `http.rs` at the exit of a read(2)/recvfrom(2) that returned `n` bytes starting
@@ -53,7 +64,22 @@ pub fn note_record(id: u64, fd: u64, head: &[u8; 5], n: i64, in_handshake: bool)
     if in_handshake || !is_tls_app_data(head, n) {
         return;
     }
-    let key = conn(id, fd);
+    note_start(conn(id, Handle::Fd(fd)));
+}
+
+/// Called from `tls_sock.rs` when a receive on socket `sk` returned data outside a handshake:
+/// it starts a request unless one is in flight. The bytes are not at hand there, so the
+/// record's type is not checked: after the handshake every record a server receives is
+/// application data as far as the header says (TLS 1.3 wraps its alerts and key updates in
+/// that type too), and a close_notify (TLS 1.2) starts a request that no response ends,
+/// which counts nothing.
+#[inline(always)]
+pub fn note_read(sk: u64) {
+    note_start(sk);
+}
+
+#[inline(always)]
+fn note_start(key: u64) {
     // An entry stays with the connection (0: nothing in flight): an LRU insert and delete per
     // request would each take the map's locks, a lookup and a store take none.
     match TLS_INFLIGHT.get_ptr_mut(&key) {
@@ -70,17 +96,18 @@ pub fn note_record(id: u64, fd: u64, head: &[u8; 5], n: i64, in_handshake: bool)
     }
 }
 
-/// Called by `tls_hs.rs` when a handshake on `fd` completes: a new connection.
+/// Called by `tls_hs.rs` when a handshake on socket `h` completes: a new connection.
 #[inline(always)]
-pub fn forget(id: u64, fd: u64) {
-    let _ = TLS_INFLIGHT.remove(&conn(id, fd));
+pub fn forget(id: u64, h: Handle) {
+    let _ = TLS_INFLIGHT.remove(&conn(id, h));
 }
 
-/// Called from `http.rs` at the entry of every write(2)-family call: when this thread's
-/// `SSL_write` left a status, this call carries it on `fd`. Returns whether it did (then the
-/// write is encrypted, not a plaintext response).
+/// Called from `http.rs` at every write(2)-family call, or from `tls_sock.rs` after every send
+/// on a socket: when this thread's `SSL_write` left a status, this call carries
+/// it on socket `h`. Returns whether it did (then the write is encrypted, not a plaintext
+/// response).
 #[inline(always)]
-pub fn on_write(id: u64, fd: u64) -> bool {
+pub fn on_write(id: u64, h: Handle) -> bool {
     if !gate::any(PENDING) {
         return false;
     }
@@ -94,7 +121,7 @@ pub fn on_write(id: u64, fd: u64) -> bool {
     if n > 0 {
         // HTTP/2: one walk to the socket for all of them, no latency; the service is kept for
         // the connection's later writes when the walk found the socket (tls_h2.rs).
-        let (k, found) = service(id, fd);
+        let (k, found) = service(id, h);
         if found {
             crate::tls_h2::learned(id, &k);
         }
@@ -105,13 +132,13 @@ pub fn on_write(id: u64, fd: u64) -> bool {
         }
         return true;
     }
-    let Some(p) = TLS_INFLIGHT.get_ptr_mut(&conn(id, fd)) else {
+    let Some(p) = TLS_INFLIGHT.get_ptr_mut(&conn(id, h)) else {
         return true;
     };
     // SAFETY: a u64 of this map; only this connection's thread writes it.
     let start = unsafe { core::mem::replace(&mut *p, 0) };
     if start != 0 {
-        respond(id, fd, code as u16, start);
+        respond(id, h, code as u16, start);
     }
     true
 }

@@ -2,7 +2,9 @@
 //! rustls, a static OpenSSL...): alerts sent before the keys are set (handshake failures) are
 //! cleartext records, `15 03 0x 00 02 <level> <description>`, and stacks write each one on its
 //! own (7 bytes). Called from `http.rs`'s write side (`sys_exit.rs` or the syscall
-//! tracepoints).
+//! tracepoints), or, where the socket tracepoints stand in for those (`tls_sock.rs`), from
+//! the packets each socket sends (`http_skb.rs`: a segment of 127 bytes or less, whose payload
+//! is 7 bytes).
 //!
 //! Cost for the other writes: write(2) and sendto(2) compare the length argument with 7, no
 //! read; writev(2) compares `vlen` with 1 then reads one iovec; sendmsg(2) reads `msg_iov` and
@@ -14,7 +16,10 @@
 //! Userspace deletes the entries of gone namespaces and those idle for minutes
 //! (guardian/src/source/tls_prune.rs), so the map holds only what is live.
 use aya_ebpf::{
-    bindings::BPF_NOEXIST, helpers::bpf_probe_read_user, macros::map, maps::PerCpuHashMap,
+    bindings::BPF_NOEXIST,
+    helpers::bpf_probe_read_user,
+    macros::map,
+    maps::{Array, PerCpuHashMap},
 };
 use guardian_common::{
     http::parse_tls_alert,
@@ -22,10 +27,11 @@ use guardian_common::{
     LOSS_MAP_FULL,
 };
 
-use crate::ends::ends;
+use crate::ends::{ends, ends_of_sock, Ends};
 use crate::http::HTTP_OFFSETS;
-use crate::kernel::{current_netns, global, read};
+use crate::kernel::{current_netns, global, read, sock_netns};
 use crate::maps::{count_loss, OFFSETS};
+use crate::sockfd::Handle;
 
 /// Alerts per key (per-CPU; userspace sums the CPUs).
 #[map]
@@ -103,16 +109,62 @@ fn alert_key(fd: u64, level: u8, desc: u8) -> AlertKey {
         desc,
         ..Default::default()
     };
-    // The writer's role comes from its socket (`alert_role`).
-    let backlog = |sk| unsafe { read::<u32>(sk, global(&HTTP_OFFSETS).sk_max_ack_backlog) };
-    if let Some((role, e)) = ends(fd, |sk| alert_role(backlog(sk).unwrap_or(0))) {
+    fill(&mut k, ends(Handle::Fd(fd), writer_role));
+    k
+}
+
+/// The writer's role comes from its socket (`alert_role`).
+#[inline(always)]
+fn writer_role(sk: *const u8) -> u8 {
+    let backlog = unsafe { read::<u32>(sk, global(&HTTP_OFFSETS).sk_max_ack_backlog) };
+    alert_role(backlog.unwrap_or(0))
+}
+
+#[inline(always)]
+fn fill(k: &mut AlertKey, ends: Option<(u8, Ends)>) {
+    if let Some((role, e)) = ends {
         k.role = role;
         k.family = e.family;
         k.port = e.port;
         k.addr = e.addr;
         k.peer = e.peer;
     }
-    k
+}
+
+/// Slot 0 is 1 when alerts are counted from the packets a socket sends (`http_skb.rs`'s
+/// egress program calls `on_segment`): set by userspace where the socket tracepoints
+/// (`tls_sock.rs`) stand in for the syscall hook, so that no write reaches `on_write`. It
+/// stays 0 elsewhere, so that no alert is counted twice.
+#[map]
+pub static TLS_ALERT_SKB: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The longest segment whose payload can be one alert record: IPv4 and TCP headers with the
+/// most options each (IPv6 extension headers are not followed), and 7 bytes.
+pub const ALERT_SEGMENT_MAX: u32 = 60 + 60 + ALERT_RECORD_LEN as u32;
+
+/// Whether alerts are counted from the packets.
+#[inline(always)]
+pub fn at_packets() -> bool {
+    matches!(TLS_ALERT_SKB.get(0), Some(&v) if v != 0)
+}
+
+/// A segment sent by socket `sk` (a BTF pointer) whose payload is exactly `bytes`: counted when
+/// it is an alert, keyed as `on_write` keys one, with the socket's namespace (the sending
+/// task is not always the writer: a retransmission runs from a timer). A retransmitted alert
+/// counts twice; stacks send one right before they close, so that is rare.
+#[inline(always)]
+pub fn on_segment(sk: *const u8, bytes: &[u8; 7]) {
+    let Some((level, desc)) = parse_tls_alert(bytes) else {
+        return;
+    };
+    let mut k = AlertKey {
+        netns: unsafe { sock_netns(&global(&OFFSETS), sk) },
+        level,
+        desc,
+        ..Default::default()
+    };
+    fill(&mut k, ends_of_sock(sk, writer_role));
+    count(&k);
 }
 
 #[inline(always)]

@@ -30,6 +30,7 @@ use crate::ends::ends;
 use crate::gate::{self, HANDSHAKES};
 use crate::kernel::{current_netns, global};
 use crate::maps::OFFSETS;
+use crate::sockfd::Handle;
 
 /// Handshake calls in progress, by pid_tgid.
 #[map]
@@ -175,7 +176,7 @@ fn hs_key(call: &HsCall, id: u64) -> HsKey {
     if call.fd == u64::MAX {
         return k;
     }
-    if let Some((_, e)) = ends(call.fd, |_| role) {
+    if let Some((_, e)) = ends(Handle::stored(call.fd), |_| role) {
         k.family = e.family;
         k.port = e.port;
         k.addr = e.addr;
@@ -223,7 +224,7 @@ pub fn tls_hs_exit(ctx: RetProbeContext) -> u32 {
     }
     if ctx.ret::<i32>() == 1 {
         // A new connection: what an earlier one on the same fd number left in flight goes.
-        crate::tls::forget(id, call.fd);
+        crate::tls::forget(id, Handle::stored(call.fd));
         add(&hs_key(&call, id), 1, 0, 0);
         return 0;
     }

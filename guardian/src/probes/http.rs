@@ -1,7 +1,8 @@
 //! The HTTP status programs (guardian-ebpf/src/http.rs): their offsets, from tracefs and BTF,
-//! and their hooks, attached only with `guardian run --http`: one BTF tracepoint on the raw
-//! `sys_exit` tracepoint where the kernel loads it (x86-64; guardian-ebpf/src/sys_exit.rs),
-//! else the syscall tracepoints.
+//! and their hooks, attached only with `guardian run --http`: for TLS where the packet
+//! programs read plaintext, two BTF tracepoints on the socket tracepoints (Linux 6.3+;
+//! guardian-ebpf/src/tls_sock.rs); else one on the raw `sys_exit` tracepoint where the kernel
+//! loads it (x86-64; guardian-ebpf/src/sys_exit.rs), else the syscall tracepoints.
 use std::path::Path;
 
 use aya::{
@@ -144,32 +145,56 @@ fn sys_exit_offsets(o: &HttpOffsets) -> bool {
 /// The switch that turns HTTP/2 following on (guardian-ebpf/src/tls_h2.rs).
 const H2_ON: &str = "TLS_H2_ON";
 
-/// Turns HTTP/2 over TLS on when `hooks` see a write's result (`http_sys_exit`), which the
-/// frame walk needs to tell a retried write from a new one; returns whether it is on.
-pub fn set_h2(ebpf: &mut aya::Ebpf, hooks: &Hooks) -> Result<bool, String> {
-    let on = hooks.fallback().is_none();
+/// The switch that counts plaintext TLS alerts from the packets (guardian-ebpf/src/tls_alert.rs).
+const ALERTS_AT_PACKETS: &str = "TLS_ALERT_SKB";
+
+/// Sets slot 0 of the one-slot array `name` to `on`.
+pub fn set_switch(ebpf: &mut Ebpf, name: &str, on: bool) -> Result<(), String> {
     let map = ebpf
-        .map_mut(H2_ON)
-        .ok_or_else(|| format!("map {H2_ON} is missing from the eBPF object"))?;
+        .map_mut(name)
+        .ok_or_else(|| format!("map {name} is missing from the eBPF object"))?;
     let mut a: aya::maps::Array<_, u32> =
         aya::maps::Array::try_from(map).map_err(|e| e.to_string())?;
-    a.set(0, u32::from(on), 0).map_err(|e| e.to_string())?;
+    a.set(0, u32::from(on), 0).map_err(|e| e.to_string())
+}
+
+/// Turns HTTP/2 over TLS on when `hooks` see a write's result (`http_sys_exit`, or the socket
+/// tracepoints), which the frame walk needs to tell a retried write from a new one; returns
+/// whether it is on.
+pub fn set_h2(ebpf: &mut Ebpf, hooks: &Hooks) -> Result<bool, String> {
+    let on = hooks.fallback().is_none();
+    set_switch(ebpf, H2_ON, on)?;
     Ok(on)
 }
 
-/// What `attach` attached.
+/// Where `hooks` see no write's bytes (the socket tracepoints), has the packet programs count
+/// the plaintext TLS alerts instead; an error means alerts are not counted.
+pub fn set_alerts(ebpf: &mut Ebpf, hooks: &Hooks) -> Result<(), String> {
+    set_switch(ebpf, ALERTS_AT_PACKETS, matches!(hooks, Hooks::Sockets(_)))
+}
+
+/// The TLS programs on the socket tracepoints (guardian-ebpf/src/tls_sock.rs, Linux 6.3+).
+pub const SOCKETS: [(&str, &str); 2] = [
+    ("tls_sock_recv", "sock_recv_length"),
+    ("tls_sock_send", "sock_send_length"),
+];
+
+/// What `attach` or `attach_sockets` attached.
 pub enum Hooks {
     /// `http_sys_exit` on the raw `sys_exit` tracepoint.
     SysExit(BtfTracePointLinkId),
     /// The (program, syscall tracepoint) pairs, and why `http_sys_exit` is not used.
     Syscalls(Vec<(&'static str, &'static str)>, String),
+    /// The TLS programs on the socket tracepoints (plaintext is the packet programs').
+    Sockets(Vec<(&'static str, BtfTracePointLinkId)>),
 }
 
 impl Hooks {
-    /// Why the syscall tracepoints are used (None: `http_sys_exit` is).
+    /// Why the syscall tracepoints are used (None: `http_sys_exit` or the socket tracepoints,
+    /// which see a write's result, are).
     pub fn fallback(&self) -> Option<&str> {
         match self {
-            Hooks::SysExit(_) => None,
+            Hooks::SysExit(_) | Hooks::Sockets(_) => None,
             Hooks::Syscalls(_, why) => Some(why),
         }
     }
@@ -182,34 +207,81 @@ impl Hooks {
                 .iter()
                 .map(|(p, n)| (*p, format!("syscalls:{n}")))
                 .collect(),
+            Hooks::Sockets(_) => SOCKETS
+                .iter()
+                .map(|(p, n)| (*p, format!("tp_btf:{n}")))
+                .collect(),
         }
+    }
+
+    /// Detaches the BTF tracepoints; what was detached, for the `detached` event (the syscall
+    /// tracepoints are the caller's `links`).
+    pub fn detach(self, ebpf: &mut Ebpf) -> Vec<String> {
+        let links = match self {
+            Hooks::SysExit(link) => vec![(SYS_EXIT, link)],
+            Hooks::Sockets(links) => links,
+            Hooks::Syscalls(..) => Vec::new(),
+        };
+        links
+            .into_iter()
+            .filter_map(|(prog, link)| match detach_btf(ebpf, prog, link) {
+                Ok(()) => Some(format!("tp_btf:{prog}")),
+                Err(e) => {
+                    tracing::warn!(program = prog, error = %e, "detach failed");
+                    None
+                }
+            })
+            .collect()
     }
 }
 
-/// Loads and attaches `http_sys_exit` (every syscall's exit, one program).
-fn attach_sys_exit(ebpf: &mut Ebpf, btf: &Btf) -> Result<BtfTracePointLinkId, ProbeError> {
+/// Loads and attaches BTF tracepoint program `prog` on tracepoint `tp`.
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    prog: &'static str,
+    tp: &str,
+) -> Result<BtfTracePointLinkId, ProbeError> {
     let err = |source| ProbeError::Attach {
-        program: SYS_EXIT,
-        target: "tp_btf sys_exit".into(),
+        program: prog,
+        target: format!("tp_btf {tp}"),
         source,
     };
     let p: &mut BtfTracePoint = ebpf
-        .program_mut(SYS_EXIT)
-        .ok_or(ProbeError::MissingProgram(SYS_EXIT))?
+        .program_mut(prog)
+        .ok_or(ProbeError::MissingProgram(prog))?
         .try_into()
         .map_err(err)?;
-    p.load("sys_exit", btf).map_err(err)?;
+    if p.fd().is_err() {
+        p.load(tp, btf).map_err(err)?;
+    }
     p.attach().map_err(err)
 }
 
-/// Detaches `http_sys_exit`.
-pub fn detach_sys_exit(ebpf: &mut Ebpf, link: BtfTracePointLinkId) -> Result<(), String> {
+/// Detaches BTF tracepoint program `prog`'s `link`.
+fn detach_btf(ebpf: &mut Ebpf, prog: &str, link: BtfTracePointLinkId) -> Result<(), String> {
     let p: &mut BtfTracePoint = ebpf
-        .program_mut(SYS_EXIT)
+        .program_mut(prog)
         .ok_or("not in the object")?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     p.detach(link).map_err(|e| e.to_string())
+}
+
+/// Loads and attaches the TLS programs on the socket tracepoints, both or neither (a kernel
+/// before 6.3 has no such tracepoint: the error says which).
+pub fn attach_sockets(ebpf: &mut Ebpf, btf: &Btf) -> Result<Hooks, ProbeError> {
+    let mut links = Vec::new();
+    for (prog, tp) in SOCKETS {
+        match attach_btf(ebpf, btf, prog, tp) {
+            Ok(link) => links.push((prog, link)),
+            Err(e) => {
+                Hooks::Sockets(links).detach(ebpf);
+                return Err(e);
+            }
+        }
+    }
+    Ok(Hooks::Sockets(links))
 }
 
 /// Loads and attaches the HTTP programs: `http_sys_exit` where `o` and the kernel allow it,
@@ -226,7 +298,7 @@ pub fn attach(
                        this is not x86-64)"
             .to_string(),
         (true, None) => "the kernel's BTF could not be parsed for a BTF tracepoint".to_string(),
-        (true, Some(btf)) => match attach_sys_exit(ebpf, btf) {
+        (true, Some(btf)) => match attach_btf(ebpf, btf, SYS_EXIT, "sys_exit") {
             Ok(link) => return Ok(Hooks::SysExit(link)),
             // A kernel whose verifier refuses it (before 5.11: no bpf_get_current_task_btf):
             // the syscall tracepoints work.

@@ -1,11 +1,13 @@
 //! Which HTTP programs `guardian run --http` attaches, in order of cost:
 //! - plaintext: the packet programs (`http_skb.rs`); where the kernel refuses them, the
 //!   syscall hook (`http.rs`) reads plaintext instead;
-//! - TLS (unless `--http-no-tls`): the OpenSSL uprobes, which need the syscall hook for the
-//!   socket and the request start (guardian-ebpf/src/tls.rs).
+//! - TLS (unless `--http-no-tls`): the OpenSSL uprobes, which need a hook on the socket I/O
+//!   for the socket and the request start (guardian-ebpf/src/tls.rs): the socket tracepoints
+//!   (Linux 6.3+) where the packet programs read plaintext, else the syscall hook.
 //!
 //! The syscall hook is the expensive one (every syscall of every task enters it), so it is
-//! attached only when TLS or the fallback needs it.
+//! attached only when the fallback needs it, or TLS on a kernel without the socket
+//! tracepoints.
 use aya::Btf;
 use guardian_common::http::HttpOffsets;
 
@@ -24,13 +26,29 @@ impl Probes {
             tracing::warn!(error = %e, "plaintext HTTP through the syscall hook, not the packet programs");
         }
         let plain_at_syscalls = packets.is_err();
-        let hooks = syscall_hook_needed(tls, plain_at_syscalls).then(|| {
-            match offsets {
-                Ok(o) => http::attach(&mut self.ebpf, &o, btf, &mut self.tracepoints),
-                Err(e) => Err(e.into()),
-            }
-            .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)))
-        });
+        // TLS on the socket tracepoints where the kernel has them: then the syscall hook is
+        // not attached at all.
+        let sockets = match (sockets_wanted(tls, plain_at_syscalls), &offsets, btf) {
+            (true, Ok(_), Some(btf)) => match http::attach_sockets(&mut self.ebpf, btf) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    let e = crate::errors::sentence(&anyhow::Error::from(e));
+                    tracing::info!(reason = %e, "TLS through the syscall hook, not the socket tracepoints (Linux 6.3+)");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let hooks = match sockets {
+            Some(h) => Some(Ok(h)),
+            None => syscall_hook_needed(tls, plain_at_syscalls).then(|| {
+                match offsets {
+                    Ok(o) => http::attach(&mut self.ebpf, &o, btf, &mut self.tracepoints),
+                    Err(e) => Err(e.into()),
+                }
+                .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)))
+            }),
+        };
         // Whether the syscall hook reads plaintext where it must: on the fallback, only once
         // its switch is set (the map starts at 0, which is also what the packet path wants).
         let mut plain_hook = Ok(());
@@ -44,6 +62,9 @@ impl Probes {
                 self.http2 = Some(http::set_h2(&mut self.ebpf, &h));
                 if let Some(Err(e)) = &self.http2 {
                     tracing::warn!(error = %e, "HTTP/2 over TLS is not followed");
+                }
+                if let Err(e) = http::set_alerts(&mut self.ebpf, &h) {
+                    tracing::warn!(error = %e, "plaintext TLS alerts are not counted");
                 }
                 self.http_hooks = Some(h);
                 Ok(())
@@ -88,8 +109,14 @@ impl Probes {
     }
 }
 
-/// Whether the syscall hook is attached: for TLS, or for plaintext where the packet programs
-/// were refused.
+/// Whether TLS is tried on the socket tracepoints: they stand in for the syscall hook only
+/// where it would be attached for TLS alone (the packet programs read plaintext).
+fn sockets_wanted(tls: bool, plain_at_syscalls: bool) -> bool {
+    tls && !plain_at_syscalls
+}
+
+/// Whether the syscall hook is attached (where the socket tracepoints are not): for TLS, or
+/// for plaintext where the packet programs were refused.
 fn syscall_hook_needed(tls: bool, plain_at_syscalls: bool) -> bool {
     tls || plain_at_syscalls
 }
@@ -117,6 +144,14 @@ fn plaintext(packets: Result<(), &String>, hooks: Result<(), &String>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_socket_tracepoints_only_for_tls_with_the_packet_programs() {
+        assert!(sockets_wanted(true, false));
+        assert!(!sockets_wanted(false, false), "--http-no-tls");
+        // The fallback reads plaintext on the syscall hook, which then does TLS too.
+        assert!(!sockets_wanted(true, true));
+    }
 
     #[test]
     fn the_syscall_hook_only_for_tls_or_the_fallback() {

@@ -169,11 +169,7 @@ fn program<'a>(
 /// Tells the syscall hook whether it reads plaintext HTTP too (the packet programs are not
 /// attached).
 pub fn set_plain_at_syscalls(ebpf: &mut Ebpf, on: bool) -> Result<(), String> {
-    let map = ebpf
-        .map_mut(PLAIN)
-        .ok_or_else(|| format!("map {PLAIN} is missing from the eBPF object"))?;
-    let mut a: Array<_, u32> = Array::try_from(map).map_err(|e| e.to_string())?;
-    a.set(0, u32::from(on), 0).map_err(|e| e.to_string())
+    super::http::set_switch(ebpf, PLAIN, on)
 }
 
 /// Detaches both programs; what was detached.

@@ -374,11 +374,8 @@ impl Probes {
         if let Some(Ok(a)) = self.http_packets.take() {
             done.extend(http_skb::detach(&mut self.ebpf, a));
         }
-        if let Some(http::Hooks::SysExit(link)) = self.http_hooks.take() {
-            match http::detach_sys_exit(&mut self.ebpf, link) {
-                Ok(()) => done.push(format!("tp_btf:{}", http::SYS_EXIT)),
-                Err(e) => tracing::warn!(program = http::SYS_EXIT, error = %e, "detach failed"),
-            }
+        if let Some(h) = self.http_hooks.take() {
+            done.extend(h.detach(&mut self.ebpf));
         }
         if let Some(Ok(a)) = self.tls.take() {
             done.extend(uprobe::detach(&mut self.ebpf, a));
