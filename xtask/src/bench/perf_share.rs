@@ -7,10 +7,11 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 /// What a busy sample is charged to, in the order a sample is tested (the first that matches).
-pub const FAMILIES: [&str; 5] = [
+pub const FAMILIES: [&str; 6] = [
     "daemon",
     "uprobes",
     "syscall hook",
+    "socket tracepoints",
     "packet programs",
     "other programs",
 ];
@@ -30,12 +31,19 @@ const SYSCALL_FRAMES: [&str; 4] = [
     "__bpf_trace_sys_exit",
     "__bpf_trace_sys_enter",
 ];
+/// The socket tracepoints' BPF entry (guardian-ebpf/src/tls_sock.rs), which the kernel calls
+/// only while a program is attached to them.
+const SOCKET_FRAMES: [&str; 2] = [
+    "__bpf_trace_sock_send_length",
+    "__bpf_trace_sock_recv_length",
+];
 const PACKET_FRAMES: [&str; 1] = ["__cgroup_bpf_run_filter_skb"];
 /// The hooks' own programs, by name (`bpf_prog_<tag>_<name>`): a sample in one of them whose
 /// kernel stack the unwinder lost below the program (it then goes on with the task's user
 /// frames) still belongs to its hook.
 const PACKET_PROGRAMS: [&str; 2] = ["http_ingress", "http_egress"];
 const SYSCALL_PROGRAMS: [&str; 1] = ["http_sys_exit"];
+const SOCKET_PROGRAMS: [&str; 2] = ["tls_sock_recv", "tls_sock_send"];
 
 /// Whether `frame` is one of the BPF programs named in `names`.
 fn is_program(frame: &str, names: &[&str]) -> bool {
@@ -97,13 +105,18 @@ pub fn classify(script: &str) -> Share {
             Some(FAMILIES[1])
         } else if any(&SYSCALL_FRAMES) || program(&SYSCALL_PROGRAMS) {
             Some(FAMILIES[2])
-        } else if any(&PACKET_FRAMES) || program(&PACKET_PROGRAMS) {
+        } else if any(&SOCKET_FRAMES) || program(&SOCKET_PROGRAMS) {
             Some(FAMILIES[3])
-        } else if frames
-            .iter()
-            .any(|f| f.starts_with("bpf_prog_") || f.starts_with("__cgroup_bpf_run_filter"))
-        {
+        } else if any(&PACKET_FRAMES) || program(&PACKET_PROGRAMS) {
             Some(FAMILIES[4])
+        } else if frames.iter().any(|f| {
+            // A program, or a tracepoint's BPF entry (run only while one is attached; a
+            // sample there has no program frame when it lands before or after the program).
+            f.starts_with("bpf_prog_")
+                || f.starts_with("__cgroup_bpf_run_filter")
+                || f.starts_with("__bpf_trace_")
+        }) {
+            Some(FAMILIES[5])
         } else {
             None
         };
@@ -202,21 +215,38 @@ nginx
 \tffffffffc0000003 bpf_prog_bea0_http_ingress+0x5
 \t7f0000000001 __GI___writev+0x1
 \t0 [unknown]
+
+nginx
+\tffffffff8100000e bpf_trace_run3+0x1
+\tffffffff8100000f __bpf_trace_sock_send_length+0x1
+\tffffffff81000010 sock_sendmsg+0x1
+
+nginx
+\tffffffffc0000004 bpf_prog_cafe_tls_sock_recv+0x5
+\t7f0000000002 __GI___libc_read+0x1
+
+wrk
+\tffffffff8100000e bpf_trace_run2+0x1
+\tffffffff81000011 __bpf_trace_tcp_retransmit_skb+0x1
 ";
 
     #[test]
     fn samples_are_charged_to_the_hook_on_their_stack() {
         let s = classify(SCRIPT);
         // Busy: all but the idle leaf and perf's own (softirq on an idle CPU is busy).
-        assert_eq!(s.busy, 8);
+        assert_eq!(s.busy, 11);
         // One under the hook's frame, one in the program whose kernel stack was lost.
         assert_eq!(s.by.get("packet programs"), Some(&2));
         assert_eq!(s.by.get("syscall hook"), Some(&1));
         // A trap taken on the way out of a syscall is the uprobe's, not the hook's.
         assert_eq!(s.by.get("uprobes"), Some(&1));
         assert_eq!(s.by.get("daemon"), Some(&1));
-        assert_eq!(s.by.get("other programs"), Some(&1));
-        assert!((s.total_pct() - 6.0 / 8.0 * 100.0).abs() < 1e-9);
+        // The socket tracepoints: in their BPF entry with no program frame, or in a program
+        // whose kernel stack was lost.
+        assert_eq!(s.by.get("socket tracepoints"), Some(&2));
+        // A program, and another tracepoint's BPF entry.
+        assert_eq!(s.by.get("other programs"), Some(&2));
+        assert!((s.total_pct() - 9.0 / 11.0 * 100.0).abs() < 1e-9);
         assert_eq!(s.pct("absent"), 0.0);
     }
 
