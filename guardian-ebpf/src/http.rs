@@ -288,7 +288,7 @@ pub(crate) fn on_write(id: u64, fd: u64, b: Buf, cache: bool) {
         return;
     }
     // Inside an `SSL_write` that passed a status line: the encrypted response (tls.rs).
-    if crate::tls::on_write(id, Handle::Fd(fd)) {
+    if crate::tls::on_write(id, fd) {
         return;
     }
     if !plain_at_syscalls() {

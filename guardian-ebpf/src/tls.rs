@@ -12,14 +12,14 @@
 //! holds, which runs for every syscall of every task:
 //! - the request start: a receive that returns data (on the syscall hook: a TLS
 //!   application-data record) on the connection, outside a handshake, when none is in flight
-//!   there (`note_read`, `note_record`: the latency of a request runs from its first record);
+//!   there (the latency of a request runs from its first record);
 //! - the socket: the send OpenSSL makes inside `SSL_write` on the same thread (`on_write`),
 //!   which finds the status left in `TLS_PENDING`.
 //!
-//! A connection is keyed by its socket on the socket tracepoints and by (tgid, fd) on the
-//! syscall hook (`conn`). A connection's completed handshake drops what a previous one on the
-//! same key (a reused fd number or socket address) left in flight (`tls_hs.rs` calls
-//! `forget`).
+//! A connection's request start is kept in its socket's own storage on the socket tracepoints
+//! (`tls_sock.rs`, with its service), and in `TLS_INFLIGHT` by (tgid, fd) on the syscall
+//! hook, where a connection's completed handshake drops what a previous connection on the
+//! same fd number left in flight (`tls_hs.rs` calls `forget`).
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
@@ -29,7 +29,7 @@ use aya_ebpf::{
 };
 use guardian_common::{
     h2::{pending_code, pending_len, PENDING_MAX},
-    http::{is_tls_app_data, parse_status},
+    http::{is_tls_app_data, parse_status, HttpKey},
 };
 
 use crate::gate::{self, PENDING};
@@ -42,18 +42,16 @@ use crate::sockfd::Handle;
 #[map]
 static TLS_PENDING: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
 
-/// Request start time (ktime ns) per TLS connection, by (tgid << 32 | fd); 0 between requests.
+/// Request start time (ktime ns) per TLS connection on the syscall hook, by (tgid << 32 |
+/// fd); 0 between requests. (On the socket tracepoints it is in the socket's own storage:
+/// `tls_sock.rs`.)
 #[map]
 static TLS_INFLIGHT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
 
-/// The key of a connection: (tgid << 32 | fd) for a descriptor, the socket's address (above
-/// any such key: a tgid is below 2^22) for a socket.
+/// The key of a connection on the syscall hook: (tgid << 32 | fd).
 #[inline(always)]
-fn conn(id: u64, h: Handle) -> u64 {
-    match h {
-        Handle::Sock(sk) => sk,
-        Handle::Fd(fd) => (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff),
-    }
+fn conn(id: u64, fd: u64) -> u64 {
+    (id & 0xffff_ffff_0000_0000) | (fd & 0xffff_ffff)
 }
 
 /// Called from `http.rs` at the exit of a read(2)/recvfrom(2) that returned `n` bytes starting
@@ -64,22 +62,7 @@ pub fn note_record(id: u64, fd: u64, head: &[u8; 5], n: i64, in_handshake: bool)
     if in_handshake || !is_tls_app_data(head, n) {
         return;
     }
-    note_start(conn(id, Handle::Fd(fd)));
-}
-
-/// Called from `tls_sock.rs` when a receive on socket `sk` returned data outside a handshake:
-/// it starts a request unless one is in flight. The bytes are not at hand there, so the
-/// record's type is not checked: after the handshake every record a server receives is
-/// application data as far as the header says (TLS 1.3 wraps its alerts and key updates in
-/// that type too), and a close_notify (TLS 1.2) starts a request that no response ends,
-/// which counts nothing.
-#[inline(always)]
-pub fn note_read(sk: u64) {
-    note_start(sk);
-}
-
-#[inline(always)]
-fn note_start(key: u64) {
+    let key = conn(id, fd);
     // An entry stays with the connection (0: nothing in flight): an LRU insert and delete per
     // request would each take the map's locks, a lookup and a store take none.
     match TLS_INFLIGHT.get_ptr_mut(&key) {
@@ -96,49 +79,66 @@ fn note_start(key: u64) {
     }
 }
 
-/// Called by `tls_hs.rs` when a handshake on socket `h` completes: a new connection.
+/// Called by `tls_hs.rs` when a handshake on socket `h` completes: a new connection. What an
+/// earlier connection on the same fd number left goes; a socket's own storage (the socket
+/// tracepoints) is new with the socket.
 #[inline(always)]
 pub fn forget(id: u64, h: Handle) {
-    let _ = TLS_INFLIGHT.remove(&conn(id, h));
+    if let Handle::Fd(fd) = h {
+        let _ = TLS_INFLIGHT.remove(&conn(id, fd));
+    }
 }
 
-/// Called from `http.rs` at every write(2)-family call, or from `tls_sock.rs` after every send
-/// on a socket: when this thread's `SSL_write` left a status, this call carries
-/// it on socket `h`. Returns whether it did (then the write is encrypted, not a plaintext
-/// response).
+/// The status this thread's `SSL_write` left, taken: an HTTP/1.x code, or HTTP/2 statuses
+/// packed (`pending_len` > 0).
 #[inline(always)]
-pub fn on_write(id: u64, h: Handle) -> bool {
+pub fn take_pending(id: u64) -> Option<u64> {
     if !gate::any(PENDING) {
-        return false;
+        return None;
     }
-    let Some(code) = (unsafe { TLS_PENDING.get(&id).copied() }) else {
-        return false;
-    };
+    let code = unsafe { TLS_PENDING.get(&id).copied() }?;
     if TLS_PENDING.remove(&id).is_ok() {
         gate::dec(PENDING);
     }
+    Some(code)
+}
+
+/// Counts the HTTP/2 statuses packed in `code` for service `k`, which the walk to the socket
+/// found or not (`found`): then it is kept for the connection's later writes (tls_h2.rs).
+#[inline(always)]
+pub fn count_h2(id: u64, k: &HttpKey, found: bool, code: u64) {
+    if found {
+        crate::tls_h2::learned(id, k);
+    }
     let n = pending_len(code);
-    if n > 0 {
-        // HTTP/2: one walk to the socket for all of them, no latency; the service is kept for
-        // the connection's later writes when the walk found the socket (tls_h2.rs).
-        let (k, found) = service(id, h);
-        if found {
-            crate::tls_h2::learned(id, &k);
+    for i in 0..PENDING_MAX {
+        if i < n {
+            count_status(k, pending_code(code, i));
         }
-        for i in 0..PENDING_MAX {
-            if i < n {
-                count_status(&k, pending_code(code, i));
-            }
-        }
+    }
+}
+
+/// Called from `http.rs` at every write(2)-family call on `fd`: when this thread's `SSL_write`
+/// left a status, this call carries it. Returns whether it did (then the write is encrypted,
+/// not a plaintext response). (`tls_sock.rs` does the same on the socket tracepoints.)
+#[inline(always)]
+pub fn on_write(id: u64, fd: u64) -> bool {
+    let Some(code) = take_pending(id) else {
+        return false;
+    };
+    if pending_len(code) > 0 {
+        // HTTP/2: one walk to the socket for all of them, no latency.
+        let (k, found) = service(id, Handle::Fd(fd));
+        count_h2(id, &k, found, code);
         return true;
     }
-    let Some(p) = TLS_INFLIGHT.get_ptr_mut(&conn(id, h)) else {
+    let Some(p) = TLS_INFLIGHT.get_ptr_mut(&conn(id, fd)) else {
         return true;
     };
     // SAFETY: a u64 of this map; only this connection's thread writes it.
     let start = unsafe { core::mem::replace(&mut *p, 0) };
     if start != 0 {
-        respond(id, h, code as u16, start);
+        respond(id, Handle::Fd(fd), code as u16, start);
     }
     true
 }

@@ -16,14 +16,64 @@
 //! - a send: inside a handshake, the socket; inside an `SSL_write` that passed a status, the
 //!   response (tls.rs, `on_write`); after an HTTP/2 write, its result (tls_h2.rs).
 //!
+//! A connection's request start and service are in its socket's own storage (`TlsSock`):
+//! no hash to take a lock in or to outgrow, freed with the socket, and so nothing for a later
+//! connection to inherit. Receives and sends of a server's connection run on its thread, so
+//! the entry's line stays on one CPU. The service is resolved at the first response and kept,
+//! so later responses read nothing from the socket.
+//!
 //! They see no buffer: the plaintext TLS alerts the syscall hook reads in writes are counted
 //! from the packets instead (tls_alert.rs, `on_segment`).
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+    bindings::BPF_SK_STORAGE_GET_F_CREATE,
+    btf_maps::SkStorage,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_sk_storage_get},
+    macros::{btf_map, btf_tracepoint},
+    programs::BtfTracePointContext,
 };
+use guardian_common::{h2::pending_len, http::HttpKey};
 
 use crate::gate::{self, H2_WRITING, HANDSHAKES, PENDING};
+use crate::http::service;
+use crate::http_stats::count;
 use crate::sockfd::Handle;
+
+/// Per socket of a process that uses OpenSSL: the request in flight (ktime ns, 0 between
+/// requests) and, once resolved (`known`), the service.
+#[repr(C)]
+pub struct TlsSock {
+    start: u64,
+    svc: HttpKey,
+    known: u32,
+}
+
+/// A BTF-defined map: the kernel wants the value's type for socket storage.
+#[btf_map]
+static TLS_SOCKS: SkStorage<TlsSock> = SkStorage::new();
+
+/// The entry of socket `sk` (the tracepoint's BTF pointer); created (zeroed) with `create`.
+#[inline(always)]
+fn entry(sk: u64, create: bool) -> Option<&'static mut TlsSock> {
+    let flags = if create {
+        BPF_SK_STORAGE_GET_F_CREATE as u64
+    } else {
+        0
+    };
+    // SAFETY: the map's definition is its address (as http_skb.rs passes it); the storage is
+    // this socket's, valid for the run.
+    let p = unsafe {
+        bpf_sk_storage_get(
+            core::ptr::addr_of!(TLS_SOCKS) as *mut c_void,
+            sk as *mut c_void,
+            core::ptr::null_mut(),
+            flags,
+        )
+    } as *mut TlsSock;
+    // SAFETY: a non-null storage pointer of this map's value type.
+    (!p.is_null()).then(|| unsafe { &mut *p })
+}
 
 /// `MSG_PEEK`: a receive that leaves the data queued (it is received again).
 const MSG_PEEK: i32 = 2;
@@ -52,8 +102,17 @@ pub fn tls_sock_recv(ctx: BtfTracePointContext) -> i32 {
         crate::tls_hs::note_fd(id, sk);
         return 0;
     }
+    // Data outside a handshake starts a request, unless one is in flight. The bytes are not
+    // at hand, so the record's type is not checked: after the handshake every record a
+    // server receives is application data as far as its header says (TLS 1.3 wraps alerts
+    // and key updates in that type too), and a TLS 1.2 close_notify starts a request that no
+    // response ends, which counts nothing.
     if ret > 0 {
-        crate::tls::note_read(sk);
+        if let Some(e) = entry(sk, true) {
+            if e.start == 0 {
+                e.start = unsafe { bpf_ktime_get_ns() };
+            }
+        }
     }
     0
 }
@@ -78,11 +137,42 @@ pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
         crate::tls_hs::note_fd(id, sk);
     }
     if pending {
-        crate::tls::on_write(id, Handle::Sock(sk));
+        on_send(id, sk);
     }
     if h2 {
         let ret: i32 = ctx.arg(1);
         crate::tls_h2::after_write(id, sk, i64::from(ret));
     }
     0
+}
+
+/// A send on socket `sk` by thread `id`: when the thread's `SSL_write` left a status, this
+/// send carries it: one response for the connection's service, or the HTTP/2 statuses of
+/// the write.
+#[inline(always)]
+fn on_send(id: u64, sk: u64) {
+    let Some(code) = crate::tls::take_pending(id) else {
+        return;
+    };
+    let Some(e) = entry(sk, true) else {
+        return;
+    };
+    let found = if e.known == 0 {
+        let (k, found) = service(id, Handle::Sock(sk));
+        e.svc = k;
+        e.known = u32::from(found);
+        found
+    } else {
+        true
+    };
+    if pending_len(code) > 0 {
+        // HTTP/2: statuses by the dozen, no latency (streams are multiplexed).
+        crate::tls::count_h2(id, &e.svc, found, code);
+        return;
+    }
+    let start = core::mem::replace(&mut e.start, 0);
+    if start != 0 {
+        let now = unsafe { bpf_ktime_get_ns() };
+        count(&e.svc, code as u16, now.saturating_sub(start));
+    }
 }
