@@ -262,8 +262,9 @@ pub fn tls(result: Option<Result<(usize, &[String]), TlsDown<'_>>>) -> Feature {
             "tls_uprobes",
             State::Unavailable,
             format!(
-                "not attached: they need the HTTP syscall tracepoints (request starts, sockets, \
-                 how a handshake's reads ended), which failed: {e}"
+                "not attached: they need a hook on the socket I/O (request starts, sockets, how \
+                 a handshake's reads ended), the socket tracepoints or the HTTP syscall \
+                 tracepoints, which failed: {e}"
             ),
         )
         .uncovering(TLS_FAULTS),
@@ -292,8 +293,8 @@ pub fn tls(result: Option<Result<(usize, &[String]), TlsDown<'_>>>) -> Feature {
     }
 }
 
-/// Why the TLS uprobes are not attached: refused themselves, or not tried because the HTTP
-/// syscall tracepoints they rely on failed.
+/// Why the TLS uprobes are not attached: refused themselves, or not tried because the hook on
+/// the socket I/O they rely on failed.
 pub enum TlsDown<'a> {
     Refused(&'a str),
     NoHttp(&'a str),

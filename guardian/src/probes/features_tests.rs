@@ -152,7 +152,7 @@ fn tls_without_a_libssl_is_degraded_and_failures_are_named() {
     assert!(refused
         .reason
         .starts_with("uprobes cannot be attached here: perf_event_open"));
-    // Not tried: the HTTP tracepoints they rely on failed; the reason says so, not "uprobes".
+    // Not tried: the socket I/O hook they rely on failed; the reason says so, not "uprobes".
     let no_http = tls(Some(Err(TlsDown::NoHttp(
         "tracefs: no syscalls:sys_enter_write",
     ))));
@@ -160,7 +160,7 @@ fn tls_without_a_libssl_is_degraded_and_failures_are_named() {
     assert_eq!(no_http.uncovers, &["tls_handshake_failure"]);
     assert!(no_http
         .reason
-        .starts_with("not attached: they need the HTTP syscall tracepoints"));
+        .starts_with("not attached: they need a hook on the socket I/O"));
     assert!(no_http
         .reason
         .ends_with("which failed: tracefs: no syscalls:sys_enter_write"));

@@ -148,29 +148,19 @@ const H2_ON: &str = "TLS_H2_ON";
 /// The switch that counts plaintext TLS alerts from the packets (guardian-ebpf/src/tls_alert.rs).
 const ALERTS_AT_PACKETS: &str = "TLS_ALERT_SKB";
 
-/// Sets slot 0 of the one-slot array `name` to `on`.
-pub fn set_switch(ebpf: &mut Ebpf, name: &str, on: bool) -> Result<(), String> {
-    let map = ebpf
-        .map_mut(name)
-        .ok_or_else(|| format!("map {name} is missing from the eBPF object"))?;
-    let mut a: aya::maps::Array<_, u32> =
-        aya::maps::Array::try_from(map).map_err(|e| e.to_string())?;
-    a.set(0, u32::from(on), 0).map_err(|e| e.to_string())
-}
-
 /// Turns HTTP/2 over TLS on when `hooks` see a write's result (`http_sys_exit`, or the socket
 /// tracepoints), which the frame walk needs to tell a retried write from a new one; returns
 /// whether it is on.
 pub fn set_h2(ebpf: &mut Ebpf, hooks: &Hooks) -> Result<bool, String> {
     let on = hooks.fallback().is_none();
-    set_switch(ebpf, H2_ON, on)?;
+    super::switch::set(ebpf, H2_ON, on)?;
     Ok(on)
 }
 
 /// Where `hooks` see no write's bytes (the socket tracepoints), has the packet programs count
 /// the plaintext TLS alerts instead; an error means alerts are not counted.
 pub fn set_alerts(ebpf: &mut Ebpf, hooks: &Hooks) -> Result<(), String> {
-    set_switch(ebpf, ALERTS_AT_PACKETS, matches!(hooks, Hooks::Sockets(_)))
+    super::switch::set(ebpf, ALERTS_AT_PACKETS, matches!(hooks, Hooks::Sockets(_)))
 }
 
 /// The TLS programs on the socket tracepoints (guardian-ebpf/src/tls_sock.rs, Linux 6.3+).

@@ -94,7 +94,9 @@ impl Probes {
                         })
                         .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)))
                 }
-                Err(e) => Err(format!("the syscall hook TLS needs is not attached: {e}")),
+                Err(e) => Err(format!(
+                    "the hook on the socket I/O that TLS needs is not attached: {e}"
+                )),
             };
             if let Err(e) = &t {
                 tracing::warn!(error = %e, "HTTP over TLS (OpenSSL uprobes) is unavailable");

@@ -169,7 +169,7 @@ fn program<'a>(
 /// Tells the syscall hook whether it reads plaintext HTTP too (the packet programs are not
 /// attached).
 pub fn set_plain_at_syscalls(ebpf: &mut Ebpf, on: bool) -> Result<(), String> {
-    super::http::set_switch(ebpf, PLAIN, on)
+    super::switch::set(ebpf, PLAIN, on)
 }
 
 /// Detaches both programs; what was detached.

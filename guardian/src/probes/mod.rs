@@ -13,6 +13,7 @@ pub mod offsets;
 pub mod prove;
 pub mod shadows;
 pub mod sockops;
+mod switch;
 pub mod tcx;
 mod tracepoint;
 pub mod uprobe;
