@@ -1,8 +1,10 @@
 //! HTTP/1.x status per service from the syscalls (server side), as Coroot's node agent reads
 //! them: no kprobes, no payload copies beyond 16 bytes. The hook is one program on every
 //! syscall's exit (`sys_exit.rs`, x86-64), else the syscall tracepoints below. It is attached
-//! for TLS (below), and reads plaintext only where the packet programs (`http_skb.rs`, the
-//! first choice: they cost no syscall anything) were refused (`HTTP_PLAIN_AT_SYSCALLS`).
+//! for TLS (below) where the socket tracepoints cannot stand in for it (`tls_sock.rs`: Linux
+//! 6.3+, with the packet programs), and reads plaintext only where the packet programs
+//! (`http_skb.rs`, the first choice: they cost no syscall anything) were refused
+//! (`HTTP_PLAIN_AT_SYSCALLS`).
 //!
 //! - A read(2)/recvfrom(2) whose data starts with an HTTP method marks a request start on
 //!   (tgid, fd): `HTTP_INFLIGHT` holds its time (the latest one: with pipelining, the latency

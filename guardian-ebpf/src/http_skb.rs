@@ -21,6 +21,11 @@
 //!   counts it (`http_stats::count`, the same map), and the request marked answered (a
 //!   retransmission of the same segment finds it so).
 //!
+//! - Egress, where the socket tracepoints carry TLS (`tls_alert.rs`, `TLS_ALERT_SKB`): a
+//!   segment of any port whose payload is one 7-byte TLS alert record is counted as the
+//!   syscall hook would count its write (a compare of the length first: most segments are
+//!   longer).
+//!
 //! The service (namespace, local address and port, process) is resolved at a connection's
 //! first response and kept in its entry. The process is the task that sends the response:
 //! trusted only when that task is in the socket's namespace (a segment the kernel sends later,

@@ -1,7 +1,8 @@
 //! One program for the HTTP side of every syscall (`guardian run --http`, x86-64): a BTF
 //! tracepoint (`tp_btf`) on the raw `sys_exit` tracepoint, which runs at the exit of every
 //! syscall of every task and acts on read(2), recvfrom(2), write(2), sendto(2), writev(2)
-//! and sendmsg(2) (`http.rs`).
+//! and sendmsg(2) (`http.rs`). Not attached where the socket tracepoints carry TLS
+//! (`tls_sock.rs`) and the packet programs plaintext.
 //!
 //! Why not the per-syscall tracepoints (`syscalls:sys_enter_write`...), which the kernel runs
 //! only for the syscalls they name: those are perf events. For each hit the kernel fills a
