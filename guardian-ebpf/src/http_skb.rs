@@ -40,11 +40,11 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{__sk_buff, BPF_SK_STORAGE_GET_F_CREATE},
+    bindings::__sk_buff,
     btf_maps::SkStorage,
     helpers::{
-        bpf_get_current_task, bpf_ktime_get_ns, bpf_sk_fullsock, bpf_sk_storage_get,
-        bpf_skb_load_bytes, bpf_skc_to_tcp_sock,
+        bpf_get_current_task, bpf_ktime_get_ns, bpf_sk_fullsock, bpf_skb_load_bytes,
+        bpf_skc_to_tcp_sock,
     },
     macros::{btf_map, cgroup_skb, map},
     maps::Array,
@@ -57,7 +57,7 @@ use guardian_common::{
 
 use crate::http::HTTP_OFFSETS;
 use crate::http_stats::count;
-use crate::kernel::{current_netns, global, read, sock_netns};
+use crate::kernel::{current_netns, global, read, sk_storage, sock_netns};
 use crate::maps::OFFSETS;
 use crate::tls_alert::ALERT_SEGMENT_MAX;
 
@@ -111,23 +111,14 @@ fn conn(skb: *const __sk_buff, create: bool) -> Option<&'static mut HttpSock> {
     if full.is_null() {
         return None;
     }
-    let flags = if create {
-        BPF_SK_STORAGE_GET_F_CREATE as u64
-    } else {
-        0
-    };
-    // SAFETY: the map's definition is its address (what `SkStorage` passes itself; its own
-    // getter takes only a sock_addr context); the storage is this socket's, valid for the run.
-    let p = unsafe {
-        bpf_sk_storage_get(
-            core::ptr::addr_of!(HTTP_SOCKS) as *mut c_void,
+    // SAFETY: this map's definition, and the context's full socket.
+    unsafe {
+        sk_storage(
+            core::ptr::addr_of!(HTTP_SOCKS) as *const c_void,
             full as *mut c_void,
-            core::ptr::null_mut(),
-            flags,
+            create,
         )
-    } as *mut HttpSock;
-    // SAFETY: a non-null storage pointer of this map's value type.
-    (!p.is_null()).then(|| unsafe { &mut *p })
+    }
 }
 
 /// One bit per local port (all namespaces) on which a TCP listener received a segment since

@@ -1,6 +1,9 @@
 //! Reading kernel memory at offsets that userspace derived from BTF.
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, bpf_probe_read_kernel},
+    bindings::BPF_SK_STORAGE_GET_F_CREATE,
+    helpers::{bpf_get_current_task, bpf_probe_read_kernel, bpf_sk_storage_get},
     programs::TracePointContext,
     EbpfContext, Global,
 };
@@ -118,4 +121,28 @@ pub fn current_netns(o: &Offsets) -> u32 {
         };
         read(net, o.net_inum).unwrap_or(0)
     }
+}
+
+/// The entry of socket `sk` in the socket storage map `map` (a `#[btf_map] SkStorage<T>`),
+/// created (zeroed) with `create`; None when the kernel has none to give.
+///
+/// # Safety
+/// `map` must be the address of an `SkStorage<T>` map definition (what `SkStorage` passes
+/// itself; its own getter takes only a sock_addr context), and `sk` a socket the verifier
+/// accepts for the program type. The entry is this socket's, valid for the program's run.
+#[inline(always)]
+pub unsafe fn sk_storage<T>(
+    map: *const c_void,
+    sk: *mut c_void,
+    create: bool,
+) -> Option<&'static mut T> {
+    let flags = if create {
+        BPF_SK_STORAGE_GET_F_CREATE as u64
+    } else {
+        0
+    };
+    let p = unsafe { bpf_sk_storage_get(map as *mut c_void, sk, core::ptr::null_mut(), flags) }
+        as *mut T;
+    // SAFETY: a non-null storage pointer of the map's value type.
+    (!p.is_null()).then(|| unsafe { &mut *p })
 }

@@ -13,8 +13,8 @@
 //! - the request start: a receive that returns data (on the syscall hook: a TLS
 //!   application-data record) on the connection, outside a handshake, when none is in flight
 //!   there (the latency of a request runs from its first record);
-//! - the socket: the send OpenSSL makes inside `SSL_write` on the same thread (`on_write`),
-//!   which finds the status left in `TLS_PENDING`.
+//! - the socket: the send OpenSSL makes inside `SSL_write` on the same thread (`on_write`,
+//!   or `tls_sock.rs`'s `on_send`), which takes the status left in `TLS_PENDING`.
 //!
 //! A connection's request start is kept in its socket's own storage on the socket tracepoints
 //! (`tls_sock.rs`, with its service), and in `TLS_INFLIGHT` by (tgid, fd) on the syscall

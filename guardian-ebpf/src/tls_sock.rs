@@ -14,7 +14,8 @@
 //! - a receive: inside a handshake, how it ended and the socket (tls_hs.rs); outside one, in
 //!   a process that uses OpenSSL (`gate::uses_tls`), the start of a request (tls.rs);
 //! - a send: inside a handshake, the socket; inside an `SSL_write` that passed a status, the
-//!   response (tls.rs, `on_write`); after an HTTP/2 write, its result (tls_h2.rs).
+//!   response (`on_send`, with the status tls.rs left); after an HTTP/2 write, its result
+//!   (tls_h2.rs).
 //!
 //! A connection's request start and service are in its socket's own storage (`TlsSock`):
 //! no hash to take a lock in or to outgrow, freed with the socket, and so nothing for a later
@@ -27,9 +28,8 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::BPF_SK_STORAGE_GET_F_CREATE,
     btf_maps::SkStorage,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_sk_storage_get},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{btf_map, btf_tracepoint},
     programs::BtfTracePointContext,
 };
@@ -38,6 +38,7 @@ use guardian_common::{h2::pending_len, http::HttpKey};
 use crate::gate::{self, H2_WRITING, HANDSHAKES, PENDING};
 use crate::http::service;
 use crate::http_stats::count;
+use crate::kernel::sk_storage;
 use crate::sockfd::Handle;
 
 /// Per socket of a process that uses OpenSSL: the request in flight (ktime ns, 0 between
@@ -56,23 +57,14 @@ static TLS_SOCKS: SkStorage<TlsSock> = SkStorage::new();
 /// The entry of socket `sk` (the tracepoint's BTF pointer); created (zeroed) with `create`.
 #[inline(always)]
 fn entry(sk: u64, create: bool) -> Option<&'static mut TlsSock> {
-    let flags = if create {
-        BPF_SK_STORAGE_GET_F_CREATE as u64
-    } else {
-        0
-    };
-    // SAFETY: the map's definition is its address (as http_skb.rs passes it); the storage is
-    // this socket's, valid for the run.
-    let p = unsafe {
-        bpf_sk_storage_get(
-            core::ptr::addr_of!(TLS_SOCKS) as *mut c_void,
+    // SAFETY: this map's definition, and the tracepoint's socket.
+    unsafe {
+        sk_storage(
+            core::ptr::addr_of!(TLS_SOCKS) as *const c_void,
             sk as *mut c_void,
-            core::ptr::null_mut(),
-            flags,
+            create,
         )
-    } as *mut TlsSock;
-    // SAFETY: a non-null storage pointer of this map's value type.
-    (!p.is_null()).then(|| unsafe { &mut *p })
+    }
 }
 
 /// `MSG_PEEK`: a receive that leaves the data queued (it is received again).

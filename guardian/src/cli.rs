@@ -275,12 +275,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Count HTTP/1.x responses by status per service: plaintext from every socket's packets
-    /// (cgroup programs), TLS through OpenSSL uprobes and a program on every syscall's exit.
-    /// Off by default.
+    /// (cgroup programs), TLS through OpenSSL uprobes and the socket tracepoints (Linux 6.3+;
+    /// before, a program on every syscall's exit). Off by default.
     #[arg(long)]
     pub http: bool,
-    /// With --http, plaintext only: no OpenSSL uprobes, and no program on the syscalls (the
-    /// larger part of --http's cost per request).
+    /// With --http, plaintext only: no OpenSSL uprobes, and no program on the socket I/O or
+    /// the syscalls.
     #[arg(long, requires = "http")]
     pub http_no_tls: bool,
 }

@@ -1,7 +1,8 @@
 //! The packet half of `guardian run --http` (guardian-ebpf/src/http_skb.rs): plaintext HTTP/1.x
 //! requests and responses read from the segments of every socket, by two cgroup socket-buffer
-//! programs on the cgroup v2 root. With them attached, the syscall hook (`http.rs`) is attached
-//! only for TLS, and leaves plaintext to them (`HTTP_PLAIN_AT_SYSCALLS`).
+//! programs on the cgroup v2 root. With them attached, TLS takes the socket tracepoints (Linux
+//! 6.3+), or the syscall hook (`http.rs`), which then leaves plaintext to them
+//! (`HTTP_PLAIN_AT_SYSCALLS`).
 //!
 //! The programs look at a segment's payload only on a marked local port (`HTTP_PORTS`), which
 //! a listener's SYN marks. A connection accepted before the attach (guardian restarted under a

@@ -64,7 +64,7 @@ pub struct LoadOptions {
     pub cgroup: Option<PathBuf>,
     /// Attach the HTTP status programs (`guardian run --http`).
     pub http: bool,
-    /// With `http`, the OpenSSL uprobes too (and the syscall hook they need).
+    /// With `http`, the OpenSSL uprobes too (and the hook on the socket I/O they need).
     pub http_tls: bool,
 }
 
@@ -85,10 +85,10 @@ pub struct Probes {
     sockops: Result<sockops::Attachment, String>,
     /// The HTTP status programs: attached, not asked for (None), or why not.
     http: Option<Result<(), String>>,
-    /// The syscall hook of the HTTP programs (for TLS; for plaintext too without the packet
-    /// programs).
+    /// The HTTP programs' hook on the socket I/O: the socket tracepoints (TLS), or the
+    /// syscall hook (TLS; plaintext too without the packet programs).
     http_hooks: Option<http::Hooks>,
-    /// Whether HTTP/2 over TLS is followed (the syscall hook is `http_sys_exit`), or why not.
+    /// Whether HTTP/2 over TLS is followed (the hook sees a write's result), or why not.
     http2: Option<Result<bool, String>>,
     /// The packet programs (plaintext), or why they are not attached.
     http_packets: Option<Result<http_skb::Attachment, String>>,
