@@ -13,6 +13,7 @@ pub mod http;
 pub mod limits;
 pub mod shadows;
 pub mod tls;
+pub mod tls_record;
 
 /// Offsets the eBPF programs need, derived at load time by userspace from tracefs `format` files
 /// and from kernel BTF. Nothing kernel-version-specific is compiled into the programs.

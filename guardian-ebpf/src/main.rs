@@ -9,7 +9,9 @@
 //! - `http_skb.rs`: HTTP/1.x responses by status per service, from every socket's packets
 //!   (cgroup_skb); `http_stats.rs`: the map they count into.
 //! - `http.rs`: the same from the syscalls, for TLS and where the packet programs are refused.
-//! - `tls.rs`: the same over TLS, from one uprobe on OpenSSL's `SSL_write` per response.
+//! - `tls.rs`: the same over TLS, from one uprobe on OpenSSL's `SSL_write` per response;
+//!   `tls_sock.rs`: the socket tracepoints it uses on Linux 6.3+, where `tls_record.rs` then
+//!   reads the statuses from OpenSSL's record layer with no uprobe on `SSL_write` at all.
 //! - `shadows.rs`: TCP resets sent and received per service port (`reset_storm`).
 //! - `tls_hs.rs`: TLS handshake outcomes per (listener, peer), from uprobes on OpenSSL.
 //! - `gate.rs`: entry counts that let the syscall tracepoints skip empty TLS maps.
@@ -49,6 +51,7 @@ mod tls;
 mod tls_alert;
 mod tls_h2;
 mod tls_hs;
+mod tls_record;
 mod tls_sock;
 mod xdp;
 

@@ -37,10 +37,21 @@ use crate::http::{respond, service};
 use crate::http_stats::count_status;
 use crate::sockfd::Handle;
 
-/// A status line passed to `SSL_write`, waiting for the write(2) that carries it, by pid_tgid:
-/// an HTTP/1.x code, or the HTTP/2 statuses of the write, packed (`guardian_common::h2`).
+/// A status line passed to `SSL_write`, waiting for the write(2) that carries it, by pid_tgid.
 #[map]
-static TLS_PENDING: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
+static TLS_PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+
+/// What an `SSL_write` left for its send: an HTTP/1.x code, or the HTTP/2 statuses of the
+/// write, packed (`guardian_common::h2`); and the call's arguments, which the send keeps for
+/// the connection (`ssl`) and scans for while the record layer is calibrated (tls_record.rs).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pending {
+    pub code: u64,
+    pub ssl: u64,
+    pub buf: u64,
+    pub num: u64,
+}
 
 /// Request start time (ktime ns) per TLS connection on the syscall hook, by (tgid << 32 |
 /// fd); 0 between requests. (On the socket tracepoints it is in the socket's own storage:
@@ -89,18 +100,18 @@ pub fn forget(id: u64, h: Handle) {
     }
 }
 
-/// The status this thread's `SSL_write` left, taken: an HTTP/1.x code, or HTTP/2 statuses
-/// packed (`pending_len` > 0).
+/// What this thread's `SSL_write` left, taken: an HTTP/1.x code, or HTTP/2 statuses packed
+/// (`pending_len` > 0), with the call's arguments.
 #[inline(always)]
-pub fn take_pending(id: u64) -> Option<u64> {
+pub fn take_pending(id: u64) -> Option<Pending> {
     if !gate::any(PENDING) {
         return None;
     }
-    let code = unsafe { TLS_PENDING.get(&id).copied() }?;
+    let p = unsafe { TLS_PENDING.get(&id).copied() }?;
     if TLS_PENDING.remove(&id).is_ok() {
         gate::dec(PENDING);
     }
-    Some(code)
+    Some(p)
 }
 
 /// Counts the HTTP/2 statuses packed in `code` for service `k`, which the walk to the socket
@@ -110,6 +121,12 @@ pub fn count_h2(id: u64, k: &HttpKey, found: bool, code: u64) {
     if found {
         crate::tls_h2::learned(id, k);
     }
+    count_packed(k, code);
+}
+
+/// Counts the HTTP/2 statuses packed in `code` for service `k`.
+#[inline(always)]
+pub fn count_packed(k: &HttpKey, code: u64) {
     let n = pending_len(code);
     for i in 0..PENDING_MAX {
         if i < n {
@@ -123,7 +140,7 @@ pub fn count_h2(id: u64, k: &HttpKey, found: bool, code: u64) {
 /// not a plaintext response). (`tls_sock.rs` does the same on the socket tracepoints.)
 #[inline(always)]
 pub fn on_write(id: u64, fd: u64) -> bool {
-    let Some(code) = take_pending(id) else {
+    let Some(Pending { code, .. }) = take_pending(id) else {
         return false;
     };
     if pending_len(code) > 0 {
@@ -147,6 +164,11 @@ pub fn on_write(id: u64, fd: u64) -> bool {
 /// one and a `size_t` for the other, so only its low 32 bits are read).
 #[uprobe]
 pub fn tls_write(ctx: ProbeContext) -> u32 {
+    // The record layer is read at the sends (tls_record.rs): until userspace detaches this
+    // probe, its hits do nothing, so that no response is counted twice.
+    if crate::tls_record::on() {
+        return 0;
+    }
     let (Some(ssl), Some(buf), Some(num)) =
         (ctx.arg::<u64>(0), ctx.arg::<u64>(1), ctx.arg::<u64>(2))
     else {
@@ -169,10 +191,19 @@ pub fn tls_write(ctx: ProbeContext) -> u32 {
         }
         None => return 0,
     };
+    let pending = Pending {
+        code,
+        ssl,
+        buf,
+        num: num & 0x7fff_ffff,
+    };
     if let Some(p) = TLS_PENDING.get_ptr_mut(&id) {
         // SAFETY: this thread's own entry (an earlier status whose write never came).
-        unsafe { *p = code };
-    } else if TLS_PENDING.insert(&id, &code, BPF_NOEXIST as u64).is_ok() {
+        unsafe { *p = pending };
+    } else if TLS_PENDING
+        .insert(&id, &pending, BPF_NOEXIST as u64)
+        .is_ok()
+    {
         gate::inc(PENDING);
     }
     0

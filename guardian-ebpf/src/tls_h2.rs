@@ -120,6 +120,18 @@ fn headers_status(p: u64, flags: u8, end: u64) -> Option<u16> {
 /// service is known, else returned packed (0: none).
 #[inline(always)]
 pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
+    on_bytes(id, ssl, buf, num, head, true)
+}
+
+/// [`on_write`] for a batch of records read at its first send (tls_record.rs): each batch
+/// is read once, so there is no retry to tell apart and no write to follow to its socket.
+#[inline(always)]
+pub fn on_batch(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
+    on_bytes(id, ssl, buf, num, head, false)
+}
+
+#[inline(always)]
+fn on_bytes(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16], call: bool) -> u64 {
     // The statuses go to a per-CPU slot, not the stack: the verifier follows every value a
     // stack counter takes through the walk's loop as a state of its own, and a map value's
     // contents it does not.
@@ -130,7 +142,7 @@ pub fn on_write(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16]) -> u64 {
     // (`bpf_prog_active`: a run that would nest is skipped), so no other run uses it meanwhile.
     let t = unsafe { &mut *t };
     *t = Found::default();
-    if let Some(k) = walk(id, ssl, buf, num, head, t) {
+    if let Some(k) = walk(id, ssl, buf, num, head, t, call) {
         if t.tally.any() {
             count_tally(&k, &t.tally);
         }
@@ -163,9 +175,17 @@ impl Found {
 static H2_FOUND: PerCpuArray<Found> = PerCpuArray::with_max_entries(1, 0);
 
 /// Walks the write; the connection's service when it is known (its statuses are then in
-/// `t.tally`).
+/// `t.tally`). `call`: an `SSL_write`'s, whose retries and socket the syscall hook follows.
 #[inline(always)]
-fn walk(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16], t: &mut Found) -> Option<HttpKey> {
+fn walk(
+    id: u64,
+    ssl: u64,
+    buf: u64,
+    num: u64,
+    head: &[u8; 16],
+    t: &mut Found,
+    call: bool,
+) -> Option<HttpKey> {
     let key = H2Key {
         ssl,
         tgid: (id >> 32) as u32,
@@ -196,7 +216,9 @@ fn walk(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16], t: &mut Found) -
             H2_CONNS.get_ptr_mut(&key)?
         }
     };
-    writing(id, &key);
+    if call {
+        writing(id, &key);
+    }
     // SAFETY: this connection's entry; only the thread writing on it runs this.
     let mut c = unsafe { *st };
     t.known = c.known;
@@ -283,11 +305,28 @@ fn walk(id: u64, ssl: u64, buf: u64, num: u64, head: &[u8; 16], t: &mut Found) -
 /// later writes.
 #[inline(always)]
 pub fn learned(id: u64, k: &HttpKey) {
-    let Some(call) = H2_CALLS.get_ptr_mut(&id) else {
-        return;
+    // SAFETY: a copy-free read of this thread's own entry.
+    if let Some(call) = unsafe { H2_CALLS.get(&id) } {
+        keep(&call.key, k);
+    }
+}
+
+/// The service `k` of connection `ssl` of the current process, found at a send (tls_record.rs),
+/// kept for its later batches.
+#[inline(always)]
+pub fn learn(id: u64, ssl: u64, k: &HttpKey) {
+    let key = H2Key {
+        ssl,
+        tgid: (id >> 32) as u32,
+        _pad: 0,
     };
-    // SAFETY: this thread's own entry, then its connection's.
-    if let Some(c) = H2_CONNS.get_ptr_mut(unsafe { &(*call).key }) {
+    keep(&key, k);
+}
+
+#[inline(always)]
+fn keep(key: &H2Key, k: &HttpKey) {
+    if let Some(c) = H2_CONNS.get_ptr_mut(key) {
+        // SAFETY: the connection's entry; only the thread writing on it writes it.
         unsafe {
             (*c).svc = *k;
             (*c).known = 1;

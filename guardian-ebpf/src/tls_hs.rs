@@ -46,15 +46,20 @@ static HS_ROLE: LruHashMap<TlsKey, u8> = LruHashMap::with_max_entries(65536, 0);
 pub static TLS_HANDSHAKES: LruPerCpuHashMap<HsKey, HsStats> =
     LruPerCpuHashMap::with_max_entries(16384, 0);
 
-/// Called from `http.rs` at sys_enter_read/recvfrom/write/...: the fd OpenSSL uses.
+/// Called from `http.rs` at sys_enter_read/recvfrom/write/... (and from `tls_sock.rs` with
+/// the socket): the fd OpenSSL uses. Returns the handshake's `SSL *` (0: none).
 #[inline(always)]
-pub fn note_fd(id: u64, fd: u64) {
+pub fn note_fd(id: u64, fd: u64) -> u64 {
     if fd < 3 || !gate::any(HANDSHAKES) {
-        return;
+        return 0;
     }
-    if let Some(p) = HS_CALLS.get_ptr_mut(&id) {
-        // SAFETY: this thread's own entry; no other program writes it meanwhile.
-        unsafe { (*p).fd = fd };
+    let Some(p) = HS_CALLS.get_ptr_mut(&id) else {
+        return 0;
+    };
+    // SAFETY: this thread's own entry; no other program writes it meanwhile.
+    unsafe {
+        (*p).fd = fd;
+        (*p).ssl
     }
 }
 

@@ -33,21 +33,33 @@ use aya_ebpf::{
     macros::{btf_map, btf_tracepoint},
     programs::BtfTracePointContext,
 };
-use guardian_common::{h2::pending_len, http::HttpKey};
+use guardian_common::{
+    h2::pending_len,
+    http::{parse_status, HttpKey},
+    tls_record::RecordLayout,
+};
 
 use crate::gate::{self, H2_WRITING, HANDSHAKES, PENDING};
 use crate::http::service;
 use crate::http_stats::count;
 use crate::kernel::sk_storage;
 use crate::sockfd::Handle;
+use crate::tls_record;
 
 /// Per socket of a process that uses OpenSSL: the request in flight (ktime ns, 0 between
-/// requests) and, once resolved (`known`), the service.
+/// requests), once resolved (`known`) the service, the connection's `SSL *` (0: not seen
+/// yet), whether its next send continues a batch of records (tls_record.rs), and whether it
+/// gave its calibration sample (one per connection: the words around one `SSL` object hold
+/// the same values from sample to sample, so only other connections tell them apart).
 #[repr(C)]
 pub struct TlsSock {
     start: u64,
+    ssl: u64,
     svc: HttpKey,
     known: u32,
+    cont: u32,
+    sampled: u32,
+    _pad: u32,
 }
 
 /// A BTF-defined map: the kernel wants the value's type for socket storage.
@@ -91,7 +103,7 @@ pub fn tls_sock_recv(ctx: BtfTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
     // Inside a handshake: how the receive ended is how a failed return is judged.
     if hs && crate::tls_hs::note_read_ret(id, i64::from(ret)) {
-        crate::tls_hs::note_fd(id, sk);
+        keep_ssl(sk, crate::tls_hs::note_fd(id, sk));
         return 0;
     }
     // Data outside a handshake starts a request, unless one is in flight. The bytes are not
@@ -112,59 +124,147 @@ pub fn tls_sock_recv(ctx: BtfTracePointContext) -> i32 {
 /// `sock_send_length(struct sock *sk, int ret, int flags)`.
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
-    // No handshake, no status waiting for its send and no HTTP/2 write under way anywhere:
-    // three array reads, and the send is none of this hook's business.
+    // No handshake, no status waiting for its send, no HTTP/2 write under way anywhere and
+    // the record layer not read: four array reads, and the send is none of this hook's
+    // business.
     let (hs, pending, h2) = (
         gate::any(HANDSHAKES),
         gate::any(PENDING),
         gate::any(H2_WRITING),
     );
-    if !hs && !pending && !h2 {
+    let layout = match tls_record::layout() {
+        Some(l) if l.on != 0 || l.calibrate != 0 => Some(l),
+        _ => None,
+    };
+    if !hs && !pending && !h2 && layout.is_none() {
         return 0;
     }
     let id = bpf_get_current_pid_tgid();
     let sk: u64 = ctx.arg(0);
-    if hs {
-        // Inside a handshake (a client's ClientHello is a send): the connection's socket.
-        crate::tls_hs::note_fd(id, sk);
-    }
-    if pending {
-        on_send(id, sk);
-    }
+    let ret: i32 = ctx.arg(1);
+    // Inside a handshake (a client's ClientHello is a send): the connection's socket.
+    let in_hs = hs && {
+        let ssl = crate::tls_hs::note_fd(id, sk);
+        keep_ssl(sk, ssl);
+        ssl != 0
+    };
+    let took = pending && on_send(id, sk, i64::from(ret), layout);
     if h2 {
-        let ret: i32 = ctx.arg(1);
         crate::tls_h2::after_write(id, sk, i64::from(ret));
+    }
+    match layout {
+        // A send the uprobe's status already went with is not read again.
+        Some(l) if l.on != 0 && !took => on_batch_send(id, sk, i64::from(ret), l, in_hs),
+        _ => {}
     }
     0
 }
 
-/// A send on socket `sk` by thread `id`: when the thread's `SSL_write` left a status, this
-/// send carries it: one response for the connection's service, or the HTTP/2 statuses of
-/// the write.
+/// Keeps a connection's `SSL *` (0: none known) in its socket's entry.
 #[inline(always)]
-fn on_send(id: u64, sk: u64) {
-    let Some(code) = crate::tls::take_pending(id) else {
-        return;
-    };
-    let Some(e) = entry(sk, true) else {
-        return;
-    };
-    let found = if e.known == 0 {
-        let (k, found) = service(id, Handle::Sock(sk));
-        e.svc = k;
-        e.known = u32::from(found);
-        found
-    } else {
-        true
-    };
-    if pending_len(code) > 0 {
-        // HTTP/2: statuses by the dozen, no latency (streams are multiplexed).
-        crate::tls::count_h2(id, &e.svc, found, code);
+fn keep_ssl(sk: u64, ssl: u64) {
+    if ssl == 0 {
         return;
     }
+    if let Some(e) = entry(sk, true) {
+        e.ssl = ssl;
+    }
+}
+
+/// The service of the connection of entry `e` (resolved once, then kept), and whether the
+/// walk found it.
+#[inline(always)]
+fn svc_of(id: u64, sk: u64, e: &mut TlsSock) -> bool {
+    if e.known != 0 {
+        return true;
+    }
+    let (k, found) = service(id, Handle::Sock(sk));
+    e.svc = k;
+    e.known = u32::from(found);
+    found
+}
+
+/// One HTTP/1.x response with status `code` on the connection of entry `e`, timed from its
+/// request's start when one was seen.
+#[inline(always)]
+fn respond_on(id: u64, sk: u64, e: &mut TlsSock, code: u16) {
+    svc_of(id, sk, e);
     let start = core::mem::replace(&mut e.start, 0);
     if start != 0 {
         let now = unsafe { bpf_ktime_get_ns() };
-        count(&e.svc, code as u16, now.saturating_sub(start));
+        count(&e.svc, code, now.saturating_sub(start));
+    }
+}
+
+/// A send on socket `sk` by thread `id` that returned `ret`: when the thread's `SSL_write`
+/// left a status, this send carries it: one response for the connection's service, or the
+/// HTTP/2 statuses of the write. While the record layer is calibrated, the send is a sample
+/// of it. Returns whether a status was waiting.
+#[inline(always)]
+fn on_send(id: u64, sk: u64, ret: i64, layout: Option<&RecordLayout>) -> bool {
+    let Some(p) = crate::tls::take_pending(id) else {
+        return false;
+    };
+    let Some(e) = entry(sk, true) else {
+        return true;
+    };
+    e.ssl = p.ssl;
+    if let Some(l) = layout {
+        if l.calibrate != 0 && e.sampled == 0 {
+            e.sampled = 1;
+            tls_record::calibrate(p.ssl, p.buf, p.num, ret);
+        }
+    }
+    if pending_len(p.code) > 0 {
+        // HTTP/2: statuses by the dozen, no latency (streams are multiplexed).
+        let found = svc_of(id, sk, e);
+        crate::tls::count_h2(id, &e.svc, found, p.code);
+        return true;
+    }
+    respond_on(id, sk, e, p.code as u16);
+    true
+}
+
+/// A send on socket `sk` with the record layer read (no `SSL_write` uprobe): the batch it
+/// starts, if any, is a response's status line, or an HTTP/2 connection's frames.
+/// `in_hs`: the thread is in a handshake call, where OpenSSL sends each flight from a
+/// buffering BIO rather than from `wbuf[0]`: no batch of the record layer, and the next send
+/// after it starts one.
+#[inline(always)]
+fn on_batch_send(id: u64, sk: u64, ret: i64, l: &RecordLayout, in_hs: bool) {
+    if !gate::uses_tls((id >> 32) as u32) {
+        return;
+    }
+    // A connection has its entry from its handshake or its first request on.
+    let Some(e) = entry(sk, false) else {
+        return;
+    };
+    if in_hs {
+        e.cont = 0;
+        return;
+    }
+    if e.ssl == 0 {
+        return;
+    }
+    let Some((buf, head)) = tls_record::batch(l, e.ssl, &mut e.cont, ret) else {
+        return;
+    };
+    match parse_status(&head) {
+        Some(c) if c >= 200 => respond_on(id, sk, e, c),
+        Some(_) => {}
+        None if crate::tls_h2::enabled() => {
+            let Some(tot) = tls_record::word(e.ssl, l.tot) else {
+                return;
+            };
+            let packed = crate::tls_h2::on_batch(id, e.ssl, buf, tot, &head);
+            if pending_len(packed) > 0 {
+                let found = svc_of(id, sk, e);
+                if found {
+                    crate::tls_h2::learn(id, e.ssl, &e.svc);
+                }
+                crate::tls::count_packed(&e.svc, packed);
+            }
+        }
+        None => {}
     }
 }

@@ -12,7 +12,7 @@ use aya::Btf;
 use guardian_common::http::HttpOffsets;
 
 use super::offsets::OffsetError;
-use super::{http, http_skb, uprobe, Probes};
+use super::{http, http_skb, tls_record, uprobe, Probes};
 
 impl Probes {
     pub(super) fn attach_http(
@@ -87,9 +87,15 @@ impl Probes {
                 Ok(()) => {
                     let (libs, mut seen) = uprobe::discover();
                     uprobe::mark_found(&mut self.ebpf, &mut seen);
-                    uprobe::attach(&mut self.ebpf, &libs)
+                    let sockets = matches!(self.http_hooks, Some(http::Hooks::Sockets(_)));
+                    uprobe::attach(&mut self.ebpf, &libs, uprobe::Which::All)
                         .map(|mut a| {
                             a.seen = seen;
+                            // Only the socket tracepoints see the sends the record layer is
+                            // read at.
+                            if sockets {
+                                tls_record::start(&mut self.ebpf, &mut a);
+                            }
                             a
                         })
                         .map_err(|e| crate::errors::sentence(&anyhow::Error::from(e)))

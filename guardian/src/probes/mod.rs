@@ -15,6 +15,7 @@ pub mod shadows;
 pub mod sockops;
 mod switch;
 pub mod tcx;
+mod tls_record;
 mod tracepoint;
 pub mod uprobe;
 pub mod uprobe_site;
@@ -215,7 +216,7 @@ impl Probes {
             },
             "tls": match &self.tls {
                 None => serde_json::json!(null),
-                Some(Ok(a)) => serde_json::json!({"libs": a.libs, "failed": a.failed.iter().map(|(l, e)| serde_json::json!({"lib": l, "error": e})).collect::<Vec<_>>()}),
+                Some(Ok(a)) => serde_json::json!({"libs": a.libs, "failed": a.failed.iter().map(|(l, e)| serde_json::json!({"lib": l, "error": e})).collect::<Vec<_>>(), "record_layer": a.record.describe()}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
             "resets": match &self.shadows {
@@ -303,10 +304,12 @@ impl Probes {
         };
         let libs = uprobe::rescan(&mut a.seen);
         uprobe::mark_found(&mut self.ebpf, &mut a.seen);
+        tls_record::tick(&mut self.ebpf, a);
         if libs.is_empty() {
             return libs;
         }
-        match uprobe::attach(&mut self.ebpf, &libs) {
+        let which = tls_record::for_new_libs(&mut self.ebpf, a, &libs);
+        match uprobe::attach(&mut self.ebpf, &libs, which) {
             Ok(new) => {
                 a.merge(new);
                 libs

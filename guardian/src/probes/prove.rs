@@ -108,19 +108,21 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
     // Uprobes are global: for these few milliseconds they also fire in the host's processes,
     // into this throwaway object's maps.
     let (libs, _) = super::uprobe::discover();
-    out.push(match super::uprobe::attach(&mut ebpf, &libs) {
-        Ok(a) => {
-            let n = a.libs.len();
-            let failed: Vec<String> = a
-                .failed
-                .iter()
-                .map(|(l, e)| format!("{}: {e}", l.display()))
-                .collect();
-            let _ = super::uprobe::detach(&mut ebpf, a);
-            features::tls(Some(Ok((n, failed.as_slice()))))
-        }
-        Err(e) => features::tls(Some(Err(features::TlsDown::Refused(&e.to_string())))),
-    });
+    out.push(
+        match super::uprobe::attach(&mut ebpf, &libs, super::uprobe::Which::All) {
+            Ok(a) => {
+                let n = a.libs.len();
+                let failed: Vec<String> = a
+                    .failed
+                    .iter()
+                    .map(|(l, e)| format!("{}: {e}", l.display()))
+                    .collect();
+                let _ = super::uprobe::detach(&mut ebpf, a);
+                features::tls(Some(Ok((n, failed.as_slice()))))
+            }
+            Err(e) => features::tls(Some(Err(features::TlsDown::Refused(&e.to_string())))),
+        },
+    );
     Ok(out)
 }
 

@@ -58,6 +58,8 @@ pub struct Attachment {
     links: Vec<(&'static str, UProbeLinkId)>,
     /// Libraries that could not be attached, with why.
     pub failed: Vec<(PathBuf, String)>,
+    /// Where reading OpenSSL's record layer stands (tls_record.rs).
+    pub record: super::tls_record::Record,
 }
 
 /// Whether a mapped file is an OpenSSL 3 libssl (`libssl.so.3`, maybe with a suffix).
@@ -224,8 +226,31 @@ pub fn mark_found(ebpf: &mut Ebpf, seen: &mut Seen) {
     }
 }
 
-/// Attaches every probe to every library; a library that fails is listed, not fatal.
-pub fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<Attachment, ProbeError> {
+/// The probes of [`PROBES`] an attach takes: all, all but `SSL_write`'s (the record layer is
+/// read at the sends: tls_record.rs), or only those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    All,
+    NoWrites,
+    Writes,
+}
+
+/// The program of `SSL_write`'s probes.
+pub const WRITE: &str = "tls_write";
+
+impl Which {
+    fn takes(self, prog: &str) -> bool {
+        match self {
+            Which::All => true,
+            Which::NoWrites => prog != WRITE,
+            Which::Writes => prog == WRITE,
+        }
+    }
+}
+
+/// Attaches the probes `which` takes to every library; a library that fails is listed, not
+/// fatal.
+pub fn attach(ebpf: &mut Ebpf, libs: &[PathBuf], which: Which) -> Result<Attachment, ProbeError> {
     let mut a = Attachment::default();
     for (prog, _, _) in PROBES {
         let p: &mut UProbe = ebpf
@@ -250,7 +275,7 @@ pub fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<Attachment, ProbeErro
         let mut err = None;
         let elf = std::fs::read(lib).ok();
         let mut sites = Vec::new();
-        for (prog, sym, keep) in PROBES {
+        for (prog, sym, keep) in PROBES.into_iter().filter(|(p, _, _)| which.takes(p)) {
             let p: &mut UProbe = match ebpf.program_mut(prog).map(TryInto::try_into) {
                 Some(Ok(p)) => p,
                 _ => return Err(ProbeError::MissingProgram(prog)),
@@ -293,6 +318,20 @@ impl Attachment {
         self.libs.extend(other.libs);
         self.links.extend(other.links);
         self.failed.extend(other.failed);
+    }
+
+    /// Detaches the probes of program `prog` from every library; returns how many.
+    pub fn detach_program(&mut self, ebpf: &mut Ebpf, prog: &str) -> usize {
+        let (gone, kept) = std::mem::take(&mut self.links)
+            .into_iter()
+            .partition(|(p, _)| *p == prog);
+        self.links = kept;
+        detach_links(ebpf, gone)
+    }
+
+    /// Adds links attached later to libraries already listed.
+    pub fn add_links(&mut self, other: Attachment) {
+        self.links.extend(other.links);
     }
 }
 
