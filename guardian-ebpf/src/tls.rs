@@ -16,6 +16,10 @@
 //! - the socket: the send OpenSSL makes inside `SSL_write` on the same thread (`on_write`,
 //!   or `tls_sock.rs`'s `on_send`), which takes the status left in `TLS_PENDING`.
 //!
+//! On the socket tracepoints, once userspace has found OpenSSL's record layer in the `SSL`
+//! objects, the statuses are read at the sends instead (`tls_record.rs`), this probe is
+//! detached, and until then its hits do nothing.
+//!
 //! A connection's request start is kept in its socket's own storage on the socket tracepoints
 //! (`tls_sock.rs`, with its service), and in `TLS_INFLIGHT` by (tgid, fd) on the syscall
 //! hook, where a connection's completed handshake drops what a previous connection on the
@@ -41,8 +45,9 @@ use crate::sockfd::Handle;
 #[map]
 static TLS_PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
 
-/// What an `SSL_write` left for its send: an HTTP/1.x code, or the HTTP/2 statuses of the
-/// write, packed (`guardian_common::h2`); and the call's arguments, which the send keeps for
+/// What an `SSL_write` left for its send: an HTTP/1.x code, the HTTP/2 statuses of the
+/// write, packed (`guardian_common::h2`), or 0 (a calibration sample only); and the call's
+/// arguments, which the send keeps for
 /// the connection (`ssl`) and scans for while the record layer is calibrated (tls_record.rs).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -143,6 +148,10 @@ pub fn on_write(id: u64, fd: u64) -> bool {
     let Some(Pending { code, .. }) = take_pending(id) else {
         return false;
     };
+    if code == 0 {
+        // A calibration sample's (the socket tracepoints only): nothing to count.
+        return true;
+    }
     if pending_len(code) > 0 {
         // HTTP/2: one walk to the socket for all of them, no latency.
         let (k, found) = service(id, Handle::Fd(fd));
@@ -165,8 +174,15 @@ pub fn on_write(id: u64, fd: u64) -> bool {
 #[uprobe]
 pub fn tls_write(ctx: ProbeContext) -> u32 {
     // The record layer is read at the sends (tls_record.rs): until userspace detaches this
-    // probe, its hits do nothing, so that no response is counted twice.
-    if crate::tls_record::on() {
+    // probe, its hits do nothing, so that no response is counted twice. While it is
+    // calibrated, every write leaves its arguments for its send (code 0: nothing to count),
+    // so that each connection gives its sample, those whose HTTP/2 statuses are counted here
+    // included.
+    let (on, calibrating) = match crate::tls_record::layout() {
+        Some(l) => (l.on != 0, l.calibrate != 0),
+        None => (false, false),
+    };
+    if on {
         return 0;
     }
     let (Some(ssl), Some(buf), Some(num)) =
@@ -181,16 +197,16 @@ pub fn tls_write(ctx: ProbeContext) -> u32 {
     crate::gate::mark_tls((id >> 32) as u32);
     let code = match parse_status(&head) {
         Some(c) if c >= 200 => u64::from(c),
-        Some(_) => return 0,
+        Some(_) => 0,
         // Not HTTP/1.x: maybe an HTTP/2 connection's frames.
         None if crate::tls_h2::enabled() => {
-            match crate::tls_h2::on_write(id, ssl, buf, num & 0x7fff_ffff, &head) {
-                0 => return 0,
-                packed => packed,
-            }
+            crate::tls_h2::on_write(id, ssl, buf, num & 0x7fff_ffff, &head)
         }
-        None => return 0,
+        None => 0,
     };
+    if code == 0 && !calibrating {
+        return 0;
+    }
     let pending = Pending {
         code,
         ssl,

@@ -77,16 +77,22 @@ pub fn calibrate(ssl: u64, buf: u64, num: u64, ret: i64) {
     e.submit(0);
 }
 
-/// The batch a send on a connection whose `SSL *` is `ssl` starts, when it starts one: its
-/// plaintext's address and first 16 bytes, and its length. `cont` is the connection's
+/// The batch a send on a connection whose `SSL *` is `ssl` starts, when it starts one (and
+/// `read`): its plaintext's address and first 16 bytes. `cont` is the connection's
 /// continuation flag, kept here; `ret` what the send returned.
 #[inline(always)]
-pub fn batch(l: &RecordLayout, ssl: u64, cont: &mut u32, ret: i64) -> Option<(u64, [u8; 16])> {
+pub fn batch(
+    l: &RecordLayout,
+    ssl: u64,
+    cont: &mut u32,
+    ret: i64,
+    read: bool,
+) -> Option<(u64, [u8; 16])> {
     let left = word(ssl, l.left)?;
     let fresh = *cont == 0;
     // Fewer bytes than asked (EAGAIN included): the batch goes on at the next send.
     *cont = u32::from(ret < 0 || ret as u64 != left);
-    if !fresh {
+    if !fresh || !read {
         return None;
     }
     let buf = word(ssl, l.buf)?;

@@ -153,8 +153,9 @@ pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
         crate::tls_h2::after_write(id, sk, i64::from(ret));
     }
     match layout {
-        // A send the uprobe's status already went with is not read again.
-        Some(l) if l.on != 0 && !took => on_batch_send(id, sk, i64::from(ret), l, in_hs),
+        // A send the uprobe's status already went with (the switch to the record layer came
+        // between the two) only keeps the connection's place.
+        Some(l) if l.on != 0 => on_batch_send(id, sk, i64::from(ret), l, in_hs, took),
         _ => {}
     }
     0
@@ -215,6 +216,10 @@ fn on_send(id: u64, sk: u64, ret: i64, layout: Option<&RecordLayout>) -> bool {
             tls_record::calibrate(p.ssl, p.buf, p.num, ret);
         }
     }
+    if p.code == 0 {
+        // Left for the calibration only.
+        return true;
+    }
     if pending_len(p.code) > 0 {
         // HTTP/2: statuses by the dozen, no latency (streams are multiplexed).
         let found = svc_of(id, sk, e);
@@ -229,9 +234,9 @@ fn on_send(id: u64, sk: u64, ret: i64, layout: Option<&RecordLayout>) -> bool {
 /// starts, if any, is a response's status line, or an HTTP/2 connection's frames.
 /// `in_hs`: the thread is in a handshake call, where OpenSSL sends each flight from a
 /// buffering BIO rather than from `wbuf[0]`: no batch of the record layer, and the next send
-/// after it starts one.
+/// after it starts one. `took`: the send carried a status the uprobe left.
 #[inline(always)]
-fn on_batch_send(id: u64, sk: u64, ret: i64, l: &RecordLayout, in_hs: bool) {
+fn on_batch_send(id: u64, sk: u64, ret: i64, l: &RecordLayout, in_hs: bool, took: bool) {
     if !gate::uses_tls((id >> 32) as u32) {
         return;
     }
@@ -246,7 +251,7 @@ fn on_batch_send(id: u64, sk: u64, ret: i64, l: &RecordLayout, in_hs: bool) {
     if e.ssl == 0 {
         return;
     }
-    let Some((buf, head)) = tls_record::batch(l, e.ssl, &mut e.cont, ret) else {
+    let Some((buf, head)) = tls_record::batch(l, e.ssl, &mut e.cont, ret, !took) else {
         return;
     };
     match parse_status(&head) {

@@ -100,6 +100,7 @@ mod systemd;
 mod time_wait;
 mod tls;
 mod tls_alerts;
+mod tls_record;
 mod xdp_lifecycle;
 mod xdp_syn;
 mod xdp_syn_v6;
