@@ -84,6 +84,16 @@ pub fn in_handshake(id: u64) -> bool {
     gate::any(HANDSHAKES) && unsafe { HS_CALLS.get(&id).is_some() }
 }
 
+/// Whether connection `ssl` of the current process is a client's (its `SSL_connect` or
+/// `SSL_set_connect_state` was seen).
+#[inline(always)]
+pub fn is_client(id: u64, ssl: u64) -> bool {
+    matches!(
+        unsafe { HS_ROLE.get(&tls_key(ssl, id)) },
+        Some(&ROLE_CLIENT)
+    )
+}
+
 #[inline(always)]
 fn tls_key(ssl: u64, id: u64) -> TlsKey {
     TlsKey {

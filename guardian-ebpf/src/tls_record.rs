@@ -35,12 +35,6 @@ pub fn layout() -> Option<&'static RecordLayout> {
     TLS_RECORD.get(0)
 }
 
-/// Whether the socket tracepoints read the statuses (the `SSL_write` uprobe stands down).
-#[inline(always)]
-pub fn on() -> bool {
-    matches!(layout(), Some(l) if l.on != 0)
-}
-
 /// A word of user memory at `ssl + off`.
 #[inline(always)]
 pub fn word(ssl: u64, off: u32) -> Option<u64> {

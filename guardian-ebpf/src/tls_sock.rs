@@ -30,7 +30,8 @@ use core::ffi::c_void;
 use aya_ebpf::{
     btf_maps::SkStorage,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::{btf_map, btf_tracepoint},
+    macros::{btf_map, btf_tracepoint, map},
+    maps::PerCpuArray,
     programs::BtfTracePointContext,
 };
 use guardian_common::{
@@ -48,9 +49,10 @@ use crate::tls_record;
 
 /// Per socket of a process that uses OpenSSL: the request in flight (ktime ns, 0 between
 /// requests), once resolved (`known`) the service, the connection's `SSL *` (0: not seen
-/// yet), whether its next send continues a batch of records (tls_record.rs), and whether it
+/// yet), whether its next send continues a batch of records (tls_record.rs), whether it
 /// gave its calibration sample (one per connection: the words around one `SSL` object hold
-/// the same values from sample to sample, so only other connections tell them apart).
+/// the same values from sample to sample, so only other connections tell them apart), and
+/// whether it is a client's.
 #[repr(C)]
 pub struct TlsSock {
     start: u64,
@@ -59,7 +61,8 @@ pub struct TlsSock {
     known: u32,
     cont: u32,
     sampled: u32,
-    _pad: u32,
+    /// A client's connection (its handshake said so): its sends carry requests, not read.
+    client: u32,
 }
 
 /// A BTF-defined map: the kernel wants the value's type for socket storage.
@@ -103,7 +106,7 @@ pub fn tls_sock_recv(ctx: BtfTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
     // Inside a handshake: how the receive ended is how a failed return is judged.
     if hs && crate::tls_hs::note_read_ret(id, i64::from(ret)) {
-        keep_ssl(sk, crate::tls_hs::note_fd(id, sk));
+        keep_ssl(id, sk, crate::tls_hs::note_fd(id, sk));
         return 0;
     }
     // Data outside a handshake starts a request, unless one is in flight. The bytes are not
@@ -116,9 +119,31 @@ pub fn tls_sock_recv(ctx: BtfTracePointContext) -> i32 {
             if e.start == 0 {
                 e.start = unsafe { bpf_ktime_get_ns() };
             }
+            set_plain(if e.ssl == 0 { sk } else { 0 });
         }
     }
     0
+}
+
+/// The last socket this CPU received data on that is no TLS connection guardian knows (no
+/// `SSL *`), in a process that uses OpenSSL: a web server's plaintext connection. Its sends
+/// are passed over without a storage lookup (a request and its response run on one CPU, one
+/// after the other). A stale slot can only name a socket freed since, whose address a new
+/// connection takes: that one's first receive outside its handshake clears it.
+#[map]
+static PLAIN_SK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn set_plain(sk: u64) {
+    if let Some(p) = PLAIN_SK.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot.
+        unsafe { *p = sk };
+    }
+}
+
+#[inline(always)]
+fn is_plain(sk: u64) -> bool {
+    matches!(PLAIN_SK.get(0), Some(&v) if v == sk)
 }
 
 /// `sock_send_length(struct sock *sk, int ret, int flags)`.
@@ -145,7 +170,7 @@ pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
     // Inside a handshake (a client's ClientHello is a send): the connection's socket.
     let in_hs = hs && {
         let ssl = crate::tls_hs::note_fd(id, sk);
-        keep_ssl(sk, ssl);
+        keep_ssl(id, sk, ssl);
         ssl != 0
     };
     let took = pending && on_send(id, sk, i64::from(ret), layout);
@@ -155,20 +180,25 @@ pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
     match layout {
         // A send the uprobe's status already went with (the switch to the record layer came
         // between the two) only keeps the connection's place.
-        Some(l) if l.on != 0 => on_batch_send(id, sk, i64::from(ret), l, in_hs, took),
+        // Plaintext connections and processes that use no OpenSSL leave here.
+        Some(l) if l.on != 0 && (in_hs || !is_plain(sk)) && gate::uses_tls((id >> 32) as u32) => {
+            let how = u32::from(in_hs) | (u32::from(took) << 1);
+            on_batch_send(id, sk, i64::from(ret), l, how)
+        }
         _ => {}
     }
     0
 }
 
-/// Keeps a connection's `SSL *` (0: none known) in its socket's entry.
+/// Keeps a connection's `SSL *` (0: none known) in its socket's entry, and its role.
 #[inline(always)]
-fn keep_ssl(sk: u64, ssl: u64) {
+fn keep_ssl(id: u64, sk: u64, ssl: u64) {
     if ssl == 0 {
         return;
     }
     if let Some(e) = entry(sk, true) {
         e.ssl = ssl;
+        e.client = u32::from(crate::tls_hs::is_client(id, ssl));
     }
 }
 
@@ -234,12 +264,13 @@ fn on_send(id: u64, sk: u64, ret: i64, layout: Option<&RecordLayout>) -> bool {
 /// starts, if any, is a response's status line, or an HTTP/2 connection's frames.
 /// `in_hs`: the thread is in a handshake call, where OpenSSL sends each flight from a
 /// buffering BIO rather than from `wbuf[0]`: no batch of the record layer, and the next send
-/// after it starts one. `took`: the send carried a status the uprobe left.
-#[inline(always)]
-fn on_batch_send(id: u64, sk: u64, ret: i64, l: &RecordLayout, in_hs: bool, took: bool) {
-    if !gate::uses_tls((id >> 32) as u32) {
-        return;
-    }
+/// after it starts one. `took`: the send carried a status the uprobe left. (`how`: bit 0
+/// `in_hs`, bit 1 `took`: a BPF call takes five arguments.)
+// A call, not inlined: the sends that leave early (plaintext, no TLS process) keep a short
+// program.
+#[inline(never)]
+fn on_batch_send(id: u64, sk: u64, ret: i64, l: &RecordLayout, how: u32) {
+    let (in_hs, took) = (how & 1 != 0, how & 2 != 0);
     // A connection has its entry from its handshake or its first request on.
     let Some(e) = entry(sk, false) else {
         return;
@@ -248,7 +279,7 @@ fn on_batch_send(id: u64, sk: u64, ret: i64, l: &RecordLayout, in_hs: bool, took
         e.cont = 0;
         return;
     }
-    if e.ssl == 0 {
+    if e.ssl == 0 || e.client != 0 {
         return;
     }
     let Some((buf, head)) = tls_record::batch(l, e.ssl, &mut e.cont, ret, !took) else {

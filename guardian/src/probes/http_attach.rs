@@ -94,7 +94,7 @@ impl Probes {
                             // Only the socket tracepoints see the sends the record layer is
                             // read at.
                             if sockets {
-                                tls_record::start(&mut self.ebpf, &mut a);
+                                tls_record::start(&mut self.ebpf, &mut self.tls_record);
                             }
                             a
                         })
@@ -114,6 +114,49 @@ impl Probes {
         }
         self.http_packets = Some(packets);
         self.http = Some(http);
+    }
+}
+
+impl Probes {
+    /// Attaches the OpenSSL uprobes to libssl copies that processes started since the last
+    /// call map (new (device, inode) pairs); returns them. Nothing without `--http`.
+    pub fn rescan_tls(&mut self) -> Vec<std::path::PathBuf> {
+        let Some(Ok(a)) = &mut self.tls else {
+            return Vec::new();
+        };
+        let libs = uprobe::rescan(&mut a.seen);
+        uprobe::mark_found(&mut self.ebpf, &mut a.seen);
+        if tls_record::tick(&mut self.ebpf, &a.libs, &mut self.tls_record) {
+            let n = a.detach_program(&mut self.ebpf, uprobe::WRITE);
+            tracing::debug!(links = n, "SSL_write's uprobes detached");
+        }
+        if libs.is_empty() {
+            return libs;
+        }
+        let which = match tls_record::new_libs(&self.tls_record, &libs) {
+            Ok(false) => uprobe::Which::All,
+            Ok(true) => uprobe::Which::NoWrites,
+            Err(why) => {
+                // Back on the libraries attached before first (their hits do nothing while
+                // the layer is read), then the programs stop reading it.
+                match uprobe::attach(&mut self.ebpf, &a.libs.clone(), uprobe::Which::Writes) {
+                    Ok(back) => a.add_links(back),
+                    Err(e) => tracing::warn!(error = %e, "cannot attach SSL_write's uprobes again"),
+                }
+                tls_record::leave(&mut self.ebpf, &mut self.tls_record, why);
+                uprobe::Which::All
+            }
+        };
+        match uprobe::attach(&mut self.ebpf, &libs, which) {
+            Ok(new) => {
+                a.merge(new);
+                libs
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot attach the OpenSSL uprobes to new libraries");
+                Vec::new()
+            }
+        }
     }
 }
 

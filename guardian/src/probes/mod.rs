@@ -95,6 +95,8 @@ pub struct Probes {
     http_packets: Option<Result<http_skb::Attachment, String>>,
     /// The OpenSSL uprobes (with `http`), or why they are not attached.
     tls: Option<Result<uprobe::Attachment, String>>,
+    /// Where reading OpenSSL's record layer stands (tls_record.rs).
+    tls_record: tls_record::Record,
     /// The reset programs (`reset_storm`), or why they are not attached.
     shadows: Result<(), String>,
     pub offsets: Offsets,
@@ -144,6 +146,7 @@ impl Probes {
             http2: None,
             http_packets: None,
             tls: None,
+            tls_record: tls_record::Record::Off,
             shadows: Err("not attached yet".into()),
             offsets,
         };
@@ -216,7 +219,7 @@ impl Probes {
             },
             "tls": match &self.tls {
                 None => serde_json::json!(null),
-                Some(Ok(a)) => serde_json::json!({"libs": a.libs, "failed": a.failed.iter().map(|(l, e)| serde_json::json!({"lib": l, "error": e})).collect::<Vec<_>>(), "record_layer": a.record.describe()}),
+                Some(Ok(a)) => serde_json::json!({"libs": a.libs, "failed": a.failed.iter().map(|(l, e)| serde_json::json!({"lib": l, "error": e})).collect::<Vec<_>>(), "record_layer": self.tls_record.describe()}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
             "resets": match &self.shadows {
@@ -294,31 +297,6 @@ impl Probes {
             .programs()
             .filter_map(|(name, p)| Some((name.to_string(), p.fd().ok()?.try_clone().ok()?)))
             .collect()
-    }
-
-    /// Attaches the OpenSSL uprobes to libssl copies that processes started since the last
-    /// call map (new (device, inode) pairs); returns them. Nothing without `--http`.
-    pub fn rescan_tls(&mut self) -> Vec<std::path::PathBuf> {
-        let Some(Ok(a)) = &mut self.tls else {
-            return Vec::new();
-        };
-        let libs = uprobe::rescan(&mut a.seen);
-        uprobe::mark_found(&mut self.ebpf, &mut a.seen);
-        tls_record::tick(&mut self.ebpf, a);
-        if libs.is_empty() {
-            return libs;
-        }
-        let which = tls_record::for_new_libs(&mut self.ebpf, a, &libs);
-        match uprobe::attach(&mut self.ebpf, &libs, which) {
-            Ok(new) => {
-                a.merge(new);
-                libs
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot attach the OpenSSL uprobes to new libraries");
-                Vec::new()
-            }
-        }
     }
 
     /// Whether the OpenSSL uprobes are attached (to at least one library).

@@ -19,8 +19,6 @@ use guardian_common::tls_record::{decide, exhausted, fold, Calibration, RecordLa
 use object::Object;
 use sha2::{Digest, Sha256};
 
-use super::uprobe::{self, Attachment, Which, WRITE};
-
 /// Where reading the record layer stands.
 #[derive(Default)]
 pub enum Record {
@@ -128,12 +126,12 @@ fn drain(ebpf: &mut Ebpf, c: &mut Calibration) -> Result<(), String> {
 }
 
 /// Starts the calibration (the socket tracepoints are attached with the OpenSSL probes).
-pub fn start(ebpf: &mut Ebpf, a: &mut Attachment) {
+pub fn start(ebpf: &mut Ebpf, record: &mut Record) {
     let on = RecordLayout {
         calibrate: 1,
         ..Default::default()
     };
-    a.record = match write_layout(ebpf, on) {
+    *record = match write_layout(ebpf, on) {
         Ok(()) => Record::Calibrating(Box::default()),
         Err(e) => {
             tracing::warn!(error = %e, "cannot calibrate OpenSSL's record layer: SSL_write keeps its uprobe");
@@ -143,22 +141,28 @@ pub fn start(ebpf: &mut Ebpf, a: &mut Attachment) {
 }
 
 /// Stops the calibration: the probes stay, for `why`.
-fn keep(ebpf: &mut Ebpf, a: &mut Attachment, why: String) {
+fn keep(ebpf: &mut Ebpf, record: &mut Record, why: String) {
     tracing::info!(reason = %why, "OpenSSL's record layer is not read: SSL_write keeps its uprobe");
     if let Err(e) = write_layout(ebpf, RecordLayout::default()) {
         tracing::warn!(error = %e, "cannot stop the record layer's calibration");
     }
-    a.record = Record::Kept(why);
+    *record = Record::Kept(why);
 }
 
-/// One step of the calibration (every rescan): when the scans have named the words, the
-/// programs read them and the `SSL_write` probes go.
-pub fn tick(ebpf: &mut Ebpf, a: &mut Attachment) {
-    let Record::Calibrating(c) = &mut a.record else {
-        return;
+/// One step of the calibration (every rescan), with the libraries attached, `libs`: when
+/// the scans have named the words, the programs read them; returns true then, and the caller
+/// detaches the `SSL_write` probes.
+pub fn tick(ebpf: &mut Ebpf, libs: &[PathBuf], record: &mut Record) -> bool {
+    let Record::Calibrating(c) = record else {
+        return false;
     };
     if let Err(e) = drain(ebpf, c) {
-        return keep(ebpf, a, format!("cannot read the calibration samples: {e}"));
+        keep(
+            ebpf,
+            record,
+            format!("cannot read the calibration samples: {e}"),
+        );
+        return false;
     }
     if tracing::enabled!(tracing::Level::DEBUG) {
         let seen: Vec<Vec<(usize, u32)>> = c
@@ -180,63 +184,60 @@ pub fn tick(ebpf: &mut Ebpf, a: &mut Attachment) {
                 "no one word held each value in {:?} samples of the SSL object",
                 c.samples
             );
-            keep(ebpf, a, why);
+            keep(ebpf, record, why);
         }
-        return;
+        return false;
     };
-    let build = match one_build(&a.libs) {
+    let build = match one_build(libs) {
         Ok(b) => b,
-        Err(e) => return keep(ebpf, a, e),
+        Err(e) => {
+            keep(ebpf, record, e);
+            return false;
+        }
     };
     // The programs read the record layer first, and the probe's hits do nothing from then
     // on; then the probes go.
     if let Err(e) = write_layout(ebpf, layout) {
-        return keep(
+        keep(
             ebpf,
-            a,
+            record,
             format!("cannot set the record layer's offsets: {e}"),
         );
+        return false;
     }
-    let n = a.detach_program(ebpf, WRITE);
     tracing::info!(
         wpend_buf = layout.buf,
         wpend_tot = layout.tot,
         wbuf_left = layout.left,
         build = %build.0,
-        detached = n,
         "TLS statuses read from OpenSSL's record layer at the sends: SSL_write's uprobes detached"
     );
-    a.record = Record::On { layout, build };
+    *record = Record::On { layout, build };
+    true
 }
 
-/// The probes to attach to libraries found by a rescan, `libs`: without `SSL_write`'s while
-/// the record layer is read and they are of its build. A library of another build puts the
-/// `SSL_write` probes back on the libraries attached before it, and the record layer is no
-/// longer read.
-pub fn for_new_libs(ebpf: &mut Ebpf, a: &mut Attachment, libs: &[PathBuf]) -> Which {
-    let Record::On { build, .. } = &a.record else {
-        return Which::All;
+/// What libraries found by a rescan, `libs`, mean for the record layer: nothing (it is not
+/// read: attach every probe), nothing either (they are of its build: attach all but
+/// `SSL_write`'s), or why it can no longer be read: a library of another build. Then the
+/// caller puts the `SSL_write` probes back on the libraries attached before, and calls
+/// [`leave`].
+pub fn new_libs(record: &Record, libs: &[PathBuf]) -> Result<bool, String> {
+    let Record::On { build, .. } = record else {
+        return Ok(false);
     };
-    let other = libs.iter().find_map(|l| match Build::of_file(l) {
+    match libs.iter().find_map(|l| match Build::of_file(l) {
         Ok(b) if b == *build => None,
         Ok(b) => Some(format!("{} is {}, not {}", l.display(), b.0, build.0)),
         Err(e) => Some(e),
-    });
-    let Some(why) = other else {
-        return Which::NoWrites;
-    };
-    // Back on the old libraries first (their hits do nothing while the layer is read), then
-    // the programs stop reading it.
-    match uprobe::attach(ebpf, &a.libs.clone(), Which::Writes) {
-        Ok(back) => a.add_links(back),
-        Err(e) => tracing::warn!(error = %e, "cannot attach SSL_write's uprobes again"),
+    }) {
+        None => Ok(true),
+        Some(why) => Err(format!("a libssl of another build appeared: {why}")),
     }
-    keep(
-        ebpf,
-        a,
-        format!("a libssl of another build appeared: {why}"),
-    );
-    Which::All
+}
+
+/// The record layer is no longer read, for `why`; the `SSL_write` probes are back.
+pub fn leave(ebpf: &mut Ebpf, record: &mut Record, why: String) {
+    keep(ebpf, record, why);
 }
 
 #[cfg(test)]

@@ -58,8 +58,6 @@ pub struct Attachment {
     links: Vec<(&'static str, UProbeLinkId)>,
     /// Libraries that could not be attached, with why.
     pub failed: Vec<(PathBuf, String)>,
-    /// Where reading OpenSSL's record layer stands (tls_record.rs).
-    pub record: super::tls_record::Record,
 }
 
 /// Whether a mapped file is an OpenSSL 3 libssl (`libssl.so.3`, maybe with a suffix).

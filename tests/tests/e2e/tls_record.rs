@@ -38,7 +38,12 @@ fn conf(dir: &Path, listen: &str) -> String {
          \x20       root {d}/www;\n        keepalive_requests 10000;\n\
          \x20       location /gone {{ return 503; }}\n    }}\n"
     );
-    nginx::conf(dir, "warn", Some("$status $server_port $request_uri"), &server)
+    nginx::conf(
+        dir,
+        "warn",
+        Some("$status $server_port $request_uri"),
+        &server,
+    )
 }
 
 /// The kernel's BPF statistics on while it lives (`kernel.bpf_stats_enabled`), as before after.
@@ -134,7 +139,8 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
     let d_path = dir.path();
     let mut d = http_daemon(&srv, d_path, DETECT, &[]);
     let att = d.wait_attached();
-    let sockets = att["detail"]["http"]["tracepoints"][0]["tracepoint"] == "tp_btf:sock_recv_length";
+    let sockets =
+        att["detail"]["http"]["tracepoints"][0]["tracepoint"] == "tp_btf:sock_recv_length";
     let record = &att["detail"]["tls"]["record_layer"];
     if !sockets {
         // No socket tracepoints (before Linux 6.3): the sends are not seen, nothing to read.
@@ -161,7 +167,9 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
     let log = d.stderr_log();
     eprintln!(
         "{}",
-        log.lines().find(|l| l.contains("uprobes detached")).unwrap()
+        log.lines()
+            .find(|l| l.contains("uprobes detached"))
+            .unwrap()
     );
 
     let stats = BpfStats::on();
@@ -181,14 +189,21 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
         }
         // Slow readers: the 300 kB bodies fill the socket, OpenSSL's sends come back short
         // and with EAGAIN, and go on later.
-        let slow = [url("/big", tag + 1), url("/big", tag + 2), url("/gone", tag + 3)];
+        let slow = [
+            url("/big", tag + 1),
+            url("/big", tag + 2),
+            url("/gone", tag + 3),
+        ];
         for proto in ["--http1.1", "--http2"] {
             let got = curl(&cl, &slow, false, &["-k", proto, "--limit-rate", "300k"]);
             assert_eq!(got, vec![200, 200, 503], "{proto}");
         }
         // New connections, one response each.
         for i in 0..4 {
-            assert_eq!(curl(&cl, &[url("/gone", tag + 50 + i)], false, &["-k"]), [503]);
+            assert_eq!(
+                curl(&cl, &[url("/gone", tag + 50 + i)], false, &["-k"]),
+                [503]
+            );
         }
     };
     traffic(1000);
@@ -225,7 +240,13 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
     drop(stats);
     let events = d.finish();
     let log = access_counts(d_path, 8443);
-    for e in events.iter().filter(|e| on_service(e, "http_5xx", netns, &listen)) {
-        assert!(ev(e, "s503") <= log[&503], "counted more than nginx logged: {e}");
+    for e in events
+        .iter()
+        .filter(|e| on_service(e, "http_5xx", netns, &listen))
+    {
+        assert!(
+            ev(e, "s503") <= log[&503],
+            "counted more than nginx logged: {e}"
+        );
     }
 }

@@ -96,6 +96,31 @@ impl Guardian {
         )
     }
 
+    /// Whether a line of the daemon's log contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        std::fs::read_to_string(self.dir.path().join("stderr.log"))
+            .is_ok_and(|t| t.contains(needle))
+    }
+
+    /// Runs `warm` (TLS traffic) until the daemon reads TLS statuses from OpenSSL's record
+    /// layer and has detached `SSL_write`'s uprobes (guardian/src/probes/tls_record.rs), at
+    /// most `timeout`: a benchmark then measures what it costs from then on, not its first
+    /// seconds. Returns whether it switched (not before Linux 6.3).
+    pub fn settle_tls(
+        &self,
+        mut warm: impl FnMut() -> Result<()>,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.logged("SSL_write's uprobes detached") {
+                return Ok(true);
+            }
+            warm()?;
+        }
+        Ok(self.logged("SSL_write's uprobes detached"))
+    }
+
     fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().rev().take(5).collect();

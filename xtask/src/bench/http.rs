@@ -147,10 +147,11 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
         let started = match CONFIGS[c].0 {
             "none" => (None, None),
             "guardian" => (Some(Guardian::start(&ctx.guardian, &srv, &[])?), None),
-            "guardian_http" => (
-                Some(Guardian::start(&ctx.guardian, &srv, &["--http"])?),
-                None,
-            ),
+            "guardian_http" => {
+                let g = Guardian::start(&ctx.guardian, &srv, &["--http"])?;
+                settle(&g, &cli, &url)?;
+                (Some(g), None)
+            }
             "bpftrace" => (None, Some(Peer::Bpftrace(load::Bpftrace::start(&libssl)?))),
             "guardian_http_plain" => (
                 Some(Guardian::start(
@@ -237,6 +238,16 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
 }
 
 /// One more pass of every workload, the idle window and the two loops under
+/// TLS traffic until `g` reads the record layer (Linux 6.3+), so that `--http` is measured
+/// as it runs from then on.
+fn settle(g: &Guardian, cli: &Netns, url: &dyn Fn(&Workload) -> String) -> Result<()> {
+    let tls = WORKLOADS.iter().find(|w| w.tls).expect("a TLS workload");
+    let warm = || load::wrk(cli, &url(tls), 1, tls.close).map(drop);
+    let on = g.settle_tls(warm, Duration::from_secs(10))?;
+    eprintln!("  TLS statuses from the record layer: {on}");
+    Ok(())
+}
+
 /// `guardian run --http`, with the kernel's BPF statistics on.
 fn attribute(
     ctx: &Ctx,
@@ -246,6 +257,7 @@ fn attribute(
     url: &dyn Fn(&Workload) -> String,
 ) -> Result<super::http_attr::Attribution> {
     let mut g = Guardian::start(&ctx.guardian, srv, &["--http"])?;
+    settle(&g, cli, url)?;
     std::thread::sleep(Duration::from_secs(1));
     let pid = g.pid();
     let _on = sys::Stats::enable()?;

@@ -88,6 +88,11 @@ pub fn run(ctx: &Ctx) -> Result<Measured> {
                 None => None,
             };
             std::thread::sleep(Duration::from_secs(1));
+            if let (Some(g), "http") = (&g, CONFIGS[c].0) {
+                let warm = || load::wrk(&cli, &url(&WORKLOADS[1]), 1, false).map(drop);
+                let on = g.settle_tls(warm, Duration::from_secs(10))?;
+                eprintln!("  round {round}: TLS statuses from the record layer: {on}");
+            }
             for (w, wl) in WORKLOADS.iter().enumerate() {
                 // wrk runs `secs`; perf samples the middle `secs - 2` of it.
                 let (share, r) = std::thread::scope(|s| {
