@@ -47,8 +47,8 @@ static TLS_PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
 
 /// What an `SSL_write` left for its send: an HTTP/1.x code, the HTTP/2 statuses of the
 /// write, packed (`guardian_common::h2`), or 0 (a calibration sample only); and the call's
-/// arguments, which the send keeps for
-/// the connection (`ssl`) and scans for while the record layer is calibrated (tls_record.rs).
+/// arguments, which the send keeps for the connection (`ssl`) and samples while the record
+/// layer is calibrated (tls_record.rs).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Pending {

@@ -178,9 +178,9 @@ pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
         crate::tls_h2::after_write(id, sk, i64::from(ret));
     }
     match layout {
-        // A send the uprobe's status already went with (the switch to the record layer came
-        // between the two) only keeps the connection's place.
-        // Plaintext connections and processes that use no OpenSSL leave here.
+        // Plaintext connections and processes that use no OpenSSL leave here. A send the
+        // uprobe's status already went with (the switch came between the two) only keeps the
+        // connection's place (`took`).
         Some(l) if l.on != 0 && (in_hs || !is_plain(sk)) && gate::uses_tls((id >> 32) as u32) => {
             let how = u32::from(in_hs) | (u32::from(took) << 1);
             on_batch_send(id, sk, i64::from(ret), l, how)

@@ -143,7 +143,7 @@ impl Probes {
                     Ok(back) => a.add_links(back),
                     Err(e) => tracing::warn!(error = %e, "cannot attach SSL_write's uprobes again"),
                 }
-                tls_record::leave(&mut self.ebpf, &mut self.tls_record, why);
+                tls_record::keep(&mut self.ebpf, &mut self.tls_record, why);
                 uprobe::Which::All
             }
         };

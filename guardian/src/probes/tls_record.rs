@@ -140,8 +140,9 @@ pub fn start(ebpf: &mut Ebpf, record: &mut Record) {
     };
 }
 
-/// Stops the calibration: the probes stay, for `why`.
-fn keep(ebpf: &mut Ebpf, record: &mut Record, why: String) {
+/// Stops the calibration, or the reading of the record layer: the `SSL_write` probes stay
+/// (or are back), for `why`.
+pub fn keep(ebpf: &mut Ebpf, record: &mut Record, why: String) {
     tracing::info!(reason = %why, "OpenSSL's record layer is not read: SSL_write keeps its uprobe");
     if let Err(e) = write_layout(ebpf, RecordLayout::default()) {
         tracing::warn!(error = %e, "cannot stop the record layer's calibration");
@@ -220,7 +221,7 @@ pub fn tick(ebpf: &mut Ebpf, libs: &[PathBuf], record: &mut Record) -> bool {
 /// read: attach every probe), nothing either (they are of its build: attach all but
 /// `SSL_write`'s), or why it can no longer be read: a library of another build. Then the
 /// caller puts the `SSL_write` probes back on the libraries attached before, and calls
-/// [`leave`].
+/// [`keep`].
 pub fn new_libs(record: &Record, libs: &[PathBuf]) -> Result<bool, String> {
     let Record::On { build, .. } = record else {
         return Ok(false);
@@ -233,11 +234,6 @@ pub fn new_libs(record: &Record, libs: &[PathBuf]) -> Result<bool, String> {
         None => Ok(true),
         Some(why) => Err(format!("a libssl of another build appeared: {why}")),
     }
-}
-
-/// The record layer is no longer read, for `why`; the `SSL_write` probes are back.
-pub fn leave(ebpf: &mut Ebpf, record: &mut Record, why: String) {
-    keep(ebpf, record, why);
 }
 
 #[cfg(test)]
