@@ -21,9 +21,19 @@ pub const H2_WRITING: u32 = 2;
 /// `H2_CONNS` (tls_h2.rs): the HTTP/2 connections followed. An entry the LRU evicts is not
 /// counted down, so the count only errs high.
 pub const H2_FOLLOWED: u32 = 3;
+/// Not a map's count: the TLS handshakes completed since the attach (tls_hs.rs), a
+/// generation that tells a connection from an earlier socket at the same address
+/// (tls_sock.rs, `PLAIN_SK`). Only goes up.
+pub const HANDSHAKES_DONE: u32 = 4;
 
 #[map]
-static TLS_LIVE: Array<u64> = Array::with_max_entries(4, 0);
+static TLS_LIVE: Array<u64> = Array::with_max_entries(5, 0);
+
+/// The count in `slot` (0 when the slot cannot be read).
+#[inline(always)]
+pub fn count(slot: u32) -> u64 {
+    TLS_LIVE.get(slot).copied().unwrap_or(0)
+}
 
 /// Whether the map counted in `slot` may hold an entry.
 #[inline(always)]

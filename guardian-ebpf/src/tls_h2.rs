@@ -334,6 +334,24 @@ fn keep(key: &H2Key, k: &HttpKey) {
     }
 }
 
+/// A handshake of connection `ssl` of process `id` completed (tls_hs.rs): a new connection.
+/// An earlier one whose `SSL` object had the same address (malloc hands it out again as soon
+/// as it is freed) must not pass it its service or its place in the frames.
+#[inline(always)]
+pub fn forget(id: u64, ssl: u64) {
+    if !gate::any(H2_FOLLOWED) {
+        return;
+    }
+    let key = H2Key {
+        ssl,
+        tgid: (id >> 32) as u32,
+        _pad: 0,
+    };
+    if H2_CONNS.remove(&key).is_ok() {
+        gate::dec(H2_FOLLOWED);
+    }
+}
+
 /// The connection's place is lost: it is no longer followed.
 #[inline(always)]
 fn desync(key: &H2Key) {

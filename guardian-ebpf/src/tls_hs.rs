@@ -238,8 +238,11 @@ pub fn tls_hs_exit(ctx: RetProbeContext) -> u32 {
         gate::dec(HANDSHAKES);
     }
     if ctx.ret::<i32>() == 1 {
-        // A new connection: what an earlier one on the same fd number left in flight goes.
+        // A new connection: what an earlier one on the same fd number, or with the same
+        // `SSL *`, left goes.
         crate::tls::forget(id, Handle::stored(call.fd));
+        crate::tls_h2::forget(id, call.ssl);
+        gate::inc(gate::HANDSHAKES_DONE);
         add(&hs_key(&call, id), 1, 0, 0);
         return 0;
     }

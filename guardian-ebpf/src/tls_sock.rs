@@ -114,36 +114,63 @@ pub fn tls_sock_recv(ctx: BtfTracePointContext) -> i32 {
     // server receives is application data as far as its header says (TLS 1.3 wraps alerts
     // and key updates in that type too), and a TLS 1.2 close_notify starts a request that no
     // response ends, which counts nothing.
+    //
+    // Once the record layer is read, only a connection whose handshake was seen (or whose
+    // `SSL *` the uprobe gave before the switch) is ever counted, and it has its entry: a
+    // socket without one is not made one (a plaintext connection of a server that also
+    // serves TLS). A client's connection carries no response to time.
     if ret > 0 {
-        if let Some(e) = entry(sk, true) {
-            if e.start == 0 {
-                e.start = unsafe { bpf_ktime_get_ns() };
-            }
-            set_plain(if e.ssl == 0 { sk } else { 0 });
+        let create = !matches!(tls_record::layout(), Some(l) if l.on != 0);
+        let Some(e) = entry(sk, create) else {
+            set_plain(sk);
+            return 0;
+        };
+        set_plain(if e.ssl == 0 || e.client != 0 { sk } else { 0 });
+        if e.start == 0 && e.client == 0 {
+            e.start = unsafe { bpf_ktime_get_ns() };
         }
     }
     0
 }
 
-/// The last socket this CPU received data on that is no TLS connection guardian knows (no
-/// `SSL *`), in a process that uses OpenSSL: a web server's plaintext connection. Its sends
-/// are passed over without a storage lookup (a request and its response run on one CPU, one
-/// after the other). A stale slot can only name a socket freed since, whose address a new
-/// connection takes: that one's first receive outside its handshake clears it.
+/// The last socket this CPU received data on, in a process that uses OpenSSL, whose sends
+/// carry no response guardian reads: a web server's plaintext connection (no `SSL *`), or a
+/// client's TLS connection. Its sends are passed over without a storage lookup (a request and
+/// its response run on one CPU, one after the other).
+///
+/// With the number of handshakes completed when it was set (`gate::HANDSHAKES_DONE`): a slot
+/// goes stale when its socket is freed and a new connection gets the same address (the
+/// socket allocator hands it out again at once, as often to a client's socket that ended as
+/// to a server's). An HTTP/2 server sends its preface right after the handshake, before any
+/// receive outside it that would set the slot again: taken for plaintext, the connection was
+/// never followed (5 of 10 curl connections to nginx, one request each). Any handshake
+/// completed since the slot was set makes it stale.
 #[map]
-static PLAIN_SK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static PLAIN_SK: PerCpuArray<Plain> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Plain {
+    sk: u64,
+    handshakes: u64,
+}
 
 #[inline(always)]
 fn set_plain(sk: u64) {
     if let Some(p) = PLAIN_SK.get_ptr_mut(0) {
         // SAFETY: this CPU's slot.
-        unsafe { *p = sk };
+        unsafe {
+            *p = Plain {
+                sk,
+                handshakes: gate::count(gate::HANDSHAKES_DONE),
+            }
+        };
     }
 }
 
 #[inline(always)]
 fn is_plain(sk: u64) -> bool {
-    matches!(PLAIN_SK.get(0), Some(&v) if v == sk)
+    matches!(PLAIN_SK.get(0), Some(p) if p.sk == sk && p.handshakes == gate::count(gate::HANDSHAKES_DONE))
 }
 
 /// `sock_send_length(struct sock *sk, int ret, int flags)`.

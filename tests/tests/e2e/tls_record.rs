@@ -19,25 +19,28 @@ use serde_json::Value;
 
 use crate::http::{access_counts, curl, ev_u64 as ev, http_daemon, on_service, start_nginx};
 
-const DETECT: &str = "[http_5xx]\nwindow_ms = 120000\nmin_per_s = 0.05\nupdate_every_ms = 200\n";
+const DETECT: &str = "[http_5xx]\nwindow_ms = 120000\nmin_per_s = 0.01\nupdate_every_ms = 200\n";
 
 const SYSTEM_LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
 
-/// nginx with one TLS listener (HTTP/1.1 and HTTP/2): `/` a small file, `/big` 300 kB, and
-/// `/gone` 503.
-fn conf(dir: &Path, listen: &str) -> String {
+/// nginx with two TLS listeners (HTTP/1.1 and HTTP/2) on `addr`, 8443 and 8444: `/` a small
+/// file, `/big` 300 kB, and `/gone` 503.
+fn conf(dir: &Path, addr: &str) -> String {
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "hello\n").unwrap();
     // Ends with a newline: curl writes the bodies and its status lines to one stdout.
     std::fs::write(www.join("big"), "0123456789abcdef".repeat(300 * 64) + "\n").unwrap();
     let d = dir.display();
-    let server = format!(
-        "    server {{\n        listen {listen} ssl http2;\n\
-         \x20       ssl_certificate {d}/cert.pem;\n        ssl_certificate_key {d}/key.pem;\n\
-         \x20       root {d}/www;\n        keepalive_requests 10000;\n\
-         \x20       location /gone {{ return 503; }}\n    }}\n"
-    );
+    let server = |port: u16| {
+        format!(
+            "    server {{\n        listen {addr}:{port} ssl http2;\n\
+             \x20       ssl_certificate {d}/cert.pem;\n        ssl_certificate_key {d}/key.pem;\n\
+             \x20       root {d}/www;\n        keepalive_requests 10000;\n\
+             \x20       location /gone {{ return 503; }}\n    }}\n"
+        )
+    };
+    let server = server(8443) + &server(8444);
     nginx::conf(
         dir,
         "warn",
@@ -152,7 +155,8 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
 
     nginx::make_cert(d_path, "guardian-test", 2);
     let listen = format!("{}:8443", v.a_addr);
-    start_nginx(&srv, d_path, &conf(d_path, &listen), 8443);
+    let other = format!("{}:8444", v.a_addr);
+    start_nginx(&srv, d_path, &conf(d_path, &v.a_addr.to_string()), 8443);
     let url = |p: &str, i: usize| format!("https://{listen}{p}?{i}");
     // Ten connections, one response each: one calibration sample per connection.
     for i in 0..10 {
@@ -205,6 +209,15 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
                 [503]
             );
         }
+        // HTTP/2 connections taking turns between the two listeners: one nginx worker, so
+        // each new connection most likely gets the `SSL` object the last one freed, and must
+        // not inherit its service or its place in the frames.
+        for i in 0..4 {
+            let mine = format!("https://{listen}/?{}", tag + 60 + i);
+            let theirs = format!("https://{other}/gone?{}", tag + 60 + i);
+            assert_eq!(curl(&cl, &[mine], false, &["-k", "--http2"]), [200]);
+            assert_eq!(curl(&cl, &[theirs], false, &["-k", "--http2"]), [503]);
+        }
     };
     traffic(1000);
     let (writes1, sends1) = (runs("tls_write"), runs("tls_sock_send"));
@@ -214,6 +227,7 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
     let netns = srv.inode();
     let e = counts_match(&mut d, d_path, netns, &listen, 8443);
     eprintln!("record layer: {e}");
+    counts_match(&mut d, d_path, netns, &other, 8444);
 
     // A libssl of another build: the probes go back on, for every library.
     let lib = other_build(SYSTEM_LIBSSL, &logged_build_id(&log), &d_path.join("lib"));
@@ -237,6 +251,7 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
     assert!(writes2 > writes1, "SSL_write's probes are not back");
     let e = counts_match(&mut d, d_path, netns, &listen, 8443);
     eprintln!("uprobes again: {e}");
+    counts_match(&mut d, d_path, netns, &other, 8444);
     drop(stats);
     let events = d.finish();
     let log = access_counts(d_path, 8443);
