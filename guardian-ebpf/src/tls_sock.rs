@@ -178,7 +178,8 @@ fn is_plain(sk: u64) -> bool {
 pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
     // No handshake, no status waiting for its send, no HTTP/2 write under way anywhere and
     // the record layer not read: four array reads, and the send is none of this hook's
-    // business.
+    // business. With the record layer read, a plaintext connection's send or a client's
+    // leaves after one compare more, before any helper call.
     let (hs, pending, h2) = (
         gate::any(HANDSHAKES),
         gate::any(PENDING),
@@ -188,11 +189,14 @@ pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
         Some(l) if l.on != 0 || l.calibrate != 0 => Some(l),
         _ => None,
     };
-    if !hs && !pending && !h2 && layout.is_none() {
-        return 0;
+    let sk: u64 = ctx.arg(0);
+    if !hs && !pending && !h2 {
+        match layout {
+            Some(l) if l.on != 0 && !is_plain(sk) => {}
+            _ => return 0,
+        }
     }
     let id = bpf_get_current_pid_tgid();
-    let sk: u64 = ctx.arg(0);
     let ret: i32 = ctx.arg(1);
     // Inside a handshake (a client's ClientHello is a send): the connection's socket.
     let in_hs = hs && {

@@ -5,7 +5,10 @@
 //! and detached `SSL_write`'s uprobes. Then the statuses of HTTP/1.1 and HTTP/2 responses,
 //! small and large, to fast readers and to slow ones (partial sends, EAGAIN), on new and on
 //! kept-alive connections, must still equal nginx's access log, while the kernel runs no
-//! `SSL_write` probe program at all (its BPF run counter) and the socket program runs.
+//! `SSL_write` probe program at all (its BPF run counter) and the socket program runs. Among
+//! them, HTTP/2 connections of one request take turns between two listeners: each most
+//! likely gets the `SSL` object and the socket address the last one freed, and must count,
+//! all of them, under its own listener.
 //!
 //! Then a libssl of another build appears: python3 loads a copy of the system's whose GNU
 //! build id differs by one byte. The daemon must put the `SSL_write` probes back on every
