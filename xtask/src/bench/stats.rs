@@ -24,15 +24,21 @@ pub fn range(xs: &[f64]) -> (f64, f64) {
     (min, max)
 }
 
-/// Spread as text: `min–max (±x% of the median)`, the half range relative to the median.
-pub fn spread(xs: &[f64], digits: usize) -> String {
+/// The half range of `xs` relative to its median, in % (0 when the median is 0).
+pub fn rel_spread(xs: &[f64]) -> f64 {
     let (min, max) = range(xs);
     let m = median(xs);
-    let rel = if m != 0.0 {
+    if m != 0.0 {
         (max - min) / 2.0 / m.abs() * 100.0
     } else {
         0.0
-    };
+    }
+}
+
+/// Spread as text: `min–max (±x% of the median)`, the half range relative to the median.
+pub fn spread(xs: &[f64], digits: usize) -> String {
+    let (min, max) = range(xs);
+    let rel = rel_spread(xs);
     format!("{min:.digits$}–{max:.digits$} (±{rel:.1}%)")
 }
 
@@ -59,5 +65,7 @@ mod tests {
     fn spread_is_half_range_over_median() {
         assert_eq!(spread(&[9.0, 10.0, 11.0], 0), "9–11 (±10.0%)");
         assert_eq!(range(&[2.0, -1.0]), (-1.0, 2.0));
+        assert_eq!(rel_spread(&[9.0, 10.0, 11.0]), 10.0);
+        assert_eq!(rel_spread(&[0.0, 0.0]), 0.0);
     }
 }
