@@ -140,17 +140,18 @@ pub fn tls_sock_recv(ctx: BtfTracePointContext) -> i32 {
 ///
 /// With the number of handshakes completed when it was set (`gate::HANDSHAKES_DONE`): a slot
 /// goes stale when its socket is freed and a new connection gets the same address (the
-/// socket allocator hands it out again at once, as often to a client's socket that ended as
-/// to a server's). An HTTP/2 server sends its preface right after the handshake, before any
-/// receive outside it that would set the slot again: taken for plaintext, the connection was
-/// never followed (5 of 10 curl connections to nginx, one request each). Any handshake
-/// completed since the slot was set makes it stale.
+/// socket allocator hands freed addresses out again at once). An HTTP/2 server sends its
+/// preface right after the handshake, before any receive outside it that would set the slot
+/// again: taken for plaintext, the connection was never followed (5 of 10 curl connections
+/// to nginx, one request each, with clients' sockets in the slot and no generation). Any
+/// handshake completed since the slot was set makes it stale.
 #[map]
 static PLAIN_SK: PerCpuArray<Plain> = PerCpuArray::with_max_entries(1, 0);
 
+/// A `PLAIN_SK` slot: the socket, and `gate::HANDSHAKES_DONE` when it was set.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Plain {
+struct Plain {
     sk: u64,
     handshakes: u64,
 }
@@ -170,7 +171,8 @@ fn set_plain(sk: u64) {
 
 #[inline(always)]
 fn is_plain(sk: u64) -> bool {
-    matches!(PLAIN_SK.get(0), Some(p) if p.sk == sk && p.handshakes == gate::count(gate::HANDSHAKES_DONE))
+    let done = gate::count(gate::HANDSHAKES_DONE);
+    matches!(PLAIN_SK.get(0), Some(p) if p.sk == sk && p.handshakes == done)
 }
 
 /// `sock_send_length(struct sock *sk, int ret, int flags)`.
