@@ -6,7 +6,7 @@ use super::http_attr::{attribution_tables, Attribution};
 use super::http_load::{WrkRun, CONNECTIONS};
 use super::http_sys::{by_group, GROUPS};
 use super::report::{Measured, Table};
-use super::stats::{median, rel_spread, spread};
+use super::stats::{median, meets, rel_spread, spread};
 
 /// Clock ticks per second (`/proc/PID/stat` times are in these).
 fn clock_ticks() -> f64 {
@@ -120,11 +120,9 @@ impl Samples {
     }
 }
 
-/// A goal's verdict on a ratio pair measured with `noise` (%): met only when both ratios
-/// reach the goal and the rounds agreed to within the margin the goal leaves (1 − GOAL), so
-/// that a ratio over 1 on a noisy day does not read as met.
+/// The goal's verdict on a ratio pair measured with `noise` (%) (`stats::meets`).
 fn verdict(ratios: (f64, f64), noise: f64) -> bool {
-    ratios.0 >= GOAL && ratios.1 >= GOAL && noise <= (1.0 - GOAL) * 100.0
+    meets(GOAL, &[ratios.0, ratios.1], noise)
 }
 
 fn ratio(a: f64, b: f64) -> String {

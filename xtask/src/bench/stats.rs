@@ -42,6 +42,13 @@ pub fn spread(xs: &[f64], digits: usize) -> String {
     format!("{min:.digits$}–{max:.digits$} (±{rel:.1}%)")
 }
 
+/// Whether ratios measured with `noise` (% spread of the rounds) meet `goal` (a ratio ≤ 1):
+/// every ratio reaches it, and the rounds agreed within the margin it leaves (1 − goal), so
+/// that a ratio over 1 on a noisy day does not read as met.
+pub fn meets(goal: f64, ratios: &[f64], noise: f64) -> bool {
+    ratios.iter().all(|r| *r >= goal) && noise <= (1.0 - goal) * 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +74,15 @@ mod tests {
         assert_eq!(range(&[2.0, -1.0]), (-1.0, 2.0));
         assert_eq!(rel_spread(&[9.0, 10.0, 11.0]), 10.0);
         assert_eq!(rel_spread(&[0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn a_goal_is_met_only_when_the_rounds_can_tell() {
+        // Both ratios at the goal, rounds within ±3 %: met.
+        assert!(meets(0.97, &[0.97, 0.98], 3.0));
+        // One ratio short: not met, however quiet the rounds.
+        assert!(!meets(0.97, &[0.969, 1.0], 0.5));
+        // A ratio over 1 from rounds ±16 % apart (2026-12-07's run): not met.
+        assert!(!meets(0.97, &[1.073, 1.023], 16.4));
     }
 }
