@@ -37,6 +37,7 @@ pub fn attribution_tables(a: &Attribution) -> (Table, Table) {
             &format!("{} runs / ns", GROUPS[1]),
             &format!("{} runs / ns", GROUPS[2]),
             &format!("{} runs / ns", GROUPS[3]),
+            &format!("{} runs / ns", GROUPS[4]),
         ],
     );
     for (phase, units, d) in &a.rows {

@@ -119,12 +119,15 @@ impl Stats {
 /// (run count, run time ns) per program (by name) of one process.
 pub type Snapshot = BTreeMap<String, (u64, u64)>;
 
-/// The groups programs are summed in: `--http`'s two kinds, and the rest.
-pub const GROUPS: [&str; 4] = [
+/// The groups programs are summed in: `--http`'s kinds, and the rest. The socket
+/// tracepoints are named `tls_sock_*` but are no uprobes: counted apart, so that uprobe hits
+/// are not theirs.
+pub const GROUPS: [&str; 5] = [
     "syscall hook (http_sys_exit)",
     "libssl uprobes (tls_*)",
     "guardian run's other programs",
     "packet programs (http_ingress, http_egress)",
+    "socket tracepoints (tls_sock_*)",
 ];
 
 /// The group a program of guardian's belongs to, by its name.
@@ -133,6 +136,8 @@ pub fn group(name: &str) -> &'static str {
         GROUPS[3]
     } else if name.starts_with("http_") {
         GROUPS[0]
+    } else if name.starts_with("tls_sock_") {
+        GROUPS[4]
     } else if name.starts_with("tls_") {
         GROUPS[1]
     } else {
@@ -207,6 +212,7 @@ mod tests {
         assert_eq!(group("http_sys_exit"), "syscall hook (http_sys_exit)");
         assert_eq!(group("http_read_exit"), "syscall hook (http_sys_exit)");
         assert_eq!(group("tls_hs_exit"), "libssl uprobes (tls_*)");
+        assert_eq!(group("tls_sock_send"), "socket tracepoints (tls_sock_*)");
         assert_eq!(group("sock_state"), "guardian run's other programs");
         for p in ["http_ingress", "http_egress"] {
             assert_eq!(group(p), "packet programs (http_ingress, http_egress)");
