@@ -347,7 +347,9 @@ pub fn measured(plan: &Plan, s: &Samples, a: &Attribution) -> Measured {
         let hits = d.get(GROUPS[1]).map_or(0.0, |x| x.0 as f64) / units.max(1.0);
         let bpf = d.get(GROUPS[1]).map_or(0.0, |x| x.1 as f64) / units.max(1.0);
         let peer_ns = s.med_ns(peer, tk) - s.med_ns(none, tk);
-        if hits > 0.0 {
+        // Half a hit per request at least: after the record layer's switch only stray calls
+        // (a handshake's, the odd client's) are left, and a ratio per hit means nothing.
+        if hits >= 0.5 {
             let ours_ns = s.med_ns(http, tk) - s.med_ns(run, tk);
             notes.push(format!(
                 "TLS keep-alive: {hits:.1} uprobe hits per request (nginx's and wrk's libssl \
