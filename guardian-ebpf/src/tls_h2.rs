@@ -186,11 +186,7 @@ fn walk(
     t: &mut Found,
     call: bool,
 ) -> Option<HttpKey> {
-    let key = H2Key {
-        ssl,
-        tgid: (id >> 32) as u32,
-        _pad: 0,
-    };
+    let key = h2_key(id, ssl);
     // No HTTP/2 connection followed anywhere (a host that serves none): no lookup for the
     // writes that are not a preface (clients' requests, HTTP/1.x bodies).
     let known = if gate::any(H2_FOLLOWED) {
@@ -315,12 +311,7 @@ pub fn learned(id: u64, k: &HttpKey) {
 /// kept for its later batches.
 #[inline(always)]
 pub fn learn(id: u64, ssl: u64, k: &HttpKey) {
-    let key = H2Key {
-        ssl,
-        tgid: (id >> 32) as u32,
-        _pad: 0,
-    };
-    keep(&key, k);
+    keep(&h2_key(id, ssl), k);
 }
 
 #[inline(always)]
@@ -342,21 +333,30 @@ pub fn forget(id: u64, ssl: u64) {
     if !gate::any(H2_FOLLOWED) {
         return;
     }
-    let key = H2Key {
+    unfollow(&h2_key(id, ssl));
+}
+
+/// Removes connection `key`'s entry, counted down when there was one.
+#[inline(always)]
+fn unfollow(key: &H2Key) {
+    if H2_CONNS.remove(key).is_ok() {
+        gate::dec(H2_FOLLOWED);
+    }
+}
+
+/// The key of connection `ssl` of the process of `id` (`tgid << 32 | pid`).
+#[inline(always)]
+fn h2_key(id: u64, ssl: u64) -> H2Key {
+    H2Key {
         ssl,
         tgid: (id >> 32) as u32,
         _pad: 0,
-    };
-    if H2_CONNS.remove(&key).is_ok() {
-        gate::dec(H2_FOLLOWED);
     }
 }
 
 /// The connection's place is lost: it is no longer followed.
 #[inline(always)]
 fn desync(key: &H2Key) {
-    if H2_CONNS.remove(key).is_ok() {
-        gate::dec(H2_FOLLOWED);
-    }
+    unfollow(key);
     count_loss(LOSS_H2_DESYNC);
 }
