@@ -11,6 +11,7 @@
 //!
 //! Every call returns a [`Result`]; the end-to-end tests wrap it in a facade that panics, the lab
 //! reports the error and goes on with the next run.
+mod link;
 mod netns;
 pub mod tls;
 mod veth;

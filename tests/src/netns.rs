@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use guardian_testbed::NetNs;
 pub use guardian_testbed::Veth;
@@ -107,6 +107,14 @@ impl Netns {
     /// `ip link set IFACE up|down` inside the namespace.
     pub fn link_set(&self, iface: &str, up: bool) {
         self.0.link_set(iface, up).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Sets `iface` up or down with one ioctl from a thread inside the namespace (no process,
+    /// whose start a latency bound would count); the time just before that call.
+    pub fn link_set_timed(&self, iface: &str, up: bool) -> SystemTime {
+        self.0
+            .link_set_timed(iface, up)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
