@@ -12,6 +12,7 @@ pub mod limits;
 pub mod offsets;
 pub mod prove;
 pub mod shadows;
+mod sizing;
 pub mod sockops;
 mod switch;
 pub mod tcx;
@@ -113,7 +114,15 @@ impl Probes {
         let btf = Btf::parse_file(&opts.btf, aya::Endianness::default()).ok();
         let http_offsets = http::derive(&opts.tracefs, &kbtf);
         let shadow_offsets = shadows::derive(&opts.tracefs, &kbtf);
-        let ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        for name in sizing::unused(sizing::Asked {
+            http: opts.http,
+            xdp: !opts.xdp_ifaces.is_empty(),
+            dns: !opts.dns_ifaces.is_empty(),
+        }) {
+            loader.map_max_entries(name, 1);
+        }
+        let ebpf = loader
             .btf(btf.as_ref())
             .override_global("OFFSETS", &offsets, true)
             .override_global(

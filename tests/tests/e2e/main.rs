@@ -75,6 +75,7 @@ mod kernel_features;
 mod lab;
 mod link_heal;
 mod log_format;
+mod map_sizing;
 mod metrics;
 mod metrics_endpoint;
 mod netns_gone;
