@@ -123,14 +123,40 @@ fn counts_match(d: &mut Daemon, dir: &Path, netns: u64, listen: &str, port: u16)
     let total: u64 = log.values().sum();
     let s503 = log.get(&503).copied().unwrap_or(0);
     eprintln!("nginx access log: {log:?}");
-    let (_, e) = d.wait_for_after(
-        0,
-        |e| {
-            on_service(e, "http_5xx", netns, listen)
-                && ev(e, "s503") == s503
-                && ev(e, "responses") == total
-        },
-        Duration::from_secs(10),
+    let exact = |e: &Value| {
+        on_service(e, "http_5xx", netns, listen)
+            && ev(e, "s503") == s503
+            && ev(e, "responses") == total
+    };
+    if let Some((_, e)) = d.try_wait_for_after(0, exact, Duration::from_secs(10)) {
+        return e;
+    }
+    // Short only where the daemon said so: an HTTP/2 connection whose frames it lost track of
+    // is dropped and counted as an `h2_desync` loss (seen once in a full CI run, not yet in
+    // isolation). Then the counts may fall short of the log, by at most that connection's
+    // responses (12 here), never exceed it.
+    let events = d.events();
+    let desyncs: u64 = events
+        .iter()
+        .filter(|e| is_type(e, "loss") && e["source"] == "h2_desync")
+        .filter_map(|e| e["lost"].as_u64())
+        .sum();
+    let last = events
+        .iter()
+        .rfind(|e| on_service(e, "http_5xx", netns, listen))
+        .cloned();
+    let Some(e) = last.filter(|_| desyncs > 0) else {
+        d.fail(&format!("{listen}: no http_5xx event with {total} responses and {s503} × 503 within 10 s, and no h2_desync loss reported"));
+    };
+    let (got, got503) = (ev(&e, "responses"), ev(&e, "s503"));
+    eprintln!("{listen}: {got} responses ({got503} × 503) of {total} ({s503}), {desyncs} h2_desync losses reported");
+    assert!(
+        got <= total && got503 <= s503,
+        "counted more than nginx logged: {e}"
+    );
+    assert!(
+        got + 12 * desyncs >= total,
+        "short by more than the lost connections carried: {e}"
     );
     e
 }
