@@ -8,6 +8,7 @@
 //! share of its start in `perf`. Only maps that nothing but the feature's own programs and
 //! readers touch are listed: a map an always-attached program or a remedy writes keeps its
 //! size.
+
 /// Written by the HTTP and TLS programs (`--http`): syscall hooks, socket tracepoints,
 /// packet programs and OpenSSL uprobes; read by source/http.rs and source/tls.rs.
 pub const HTTP_MAPS: &[&str] = &[
