@@ -10,7 +10,8 @@ use guardian_tests::*;
 const SUBNET: u8 = 176;
 
 /// The maps only `--http`, an `--xdp` interface or a DNS interface writes (the DNS interfaces
-/// default to the XDP ones), as the kernel names them.
+/// default to the XDP ones), as the kernel names them. Written out again rather than taken from
+/// guardian/src/probes/sizing.rs: this is what must hold whatever that list says.
 const HTTP: &[&str] = &[
     "H2_CALLS",
     "H2_CONNS",
