@@ -219,8 +219,10 @@ fn walk(
     let mut c = unsafe { *st };
     t.known = c.known;
     let svc = (c.known != 0).then_some(c.svc);
-    // A retry: only the bytes the failed call did not have.
-    let (from, num_new) = to_walk(c.again != 0, c.walked, num);
+    // A retry: only the bytes the failed call did not have. A batch of the record layer is
+    // read once, at its first send, and is never one (`again` may be stale from before the
+    // switch).
+    let (from, num_new) = to_walk(call && c.again != 0, c.walked, num);
     c.again = 0;
     c.walked = num;
     let (buf, num) = (buf + from, num_new);

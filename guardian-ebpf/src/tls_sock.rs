@@ -182,15 +182,23 @@ pub fn tls_sock_send(ctx: BtfTracePointContext) -> i32 {
     // the record layer not read: four array reads, and the send is none of this hook's
     // business. With the record layer read, a plaintext connection's send or a client's
     // leaves after one compare more, before any helper call.
-    let (hs, pending, h2) = (
-        gate::any(HANDSHAKES),
-        gate::any(PENDING),
-        gate::any(H2_WRITING),
-    );
     let layout = match tls_record::layout() {
         Some(l) if l.on != 0 || l.calibrate != 0 => Some(l),
         _ => None,
     };
+    // A write's result matters only to the `SSL_write` uprobe's walks (a retry after EAGAIN,
+    // tls_h2.rs). Once the record layer is read, no uprobe refreshes a thread's `H2_CALLS`
+    // entry: the one it has is its last write before the switch, whose `SSL *` and socket
+    // addresses a later connection may have again. Taken for that connection's, an EAGAIN
+    // made its next batch a "retry", skipped unwalked, and lost its place in the frames (the
+    // `h2_desync` of `tls_record`: 7 of 26 runs under CPU load). Nor do those entries keep
+    // every send off the early exit below.
+    let record = matches!(layout, Some(l) if l.on != 0);
+    let (hs, pending, h2) = (
+        gate::any(HANDSHAKES),
+        gate::any(PENDING),
+        !record && gate::any(H2_WRITING),
+    );
     let sk: u64 = ctx.arg(0);
     if !hs && !pending && !h2 {
         match layout {

@@ -128,38 +128,14 @@ fn counts_match(d: &mut Daemon, dir: &Path, netns: u64, listen: &str, port: u16)
             && ev(e, "s503") == s503
             && ev(e, "responses") == total
     };
-    if let Some((_, e)) = d.try_wait_for_after(0, exact, Duration::from_secs(10)) {
-        return e;
+    // Every response, HTTP/2's under load included: a batch the walk loses its place in
+    // drops its connection with an `h2_desync` loss, which this test must not see.
+    match d.try_wait_for_after(0, exact, Duration::from_secs(10)) {
+        Some((_, e)) => e,
+        None => d.fail(&format!(
+            "{listen}: no http_5xx event with {total} responses and {s503} × 503 within 10 s"
+        )),
     }
-    // Short only where the daemon said so: an HTTP/2 connection whose frames it lost track of
-    // is dropped and counted as an `h2_desync` loss (seen in a full CI run, and in 4 of 10
-    // runs of this test alone with the CPUs kept busy; the http_5xx fault doc). Then the
-    // counts may fall short of the log, by at most that connection's responses (12 here),
-    // never exceed it.
-    let events = d.events();
-    let desyncs: u64 = events
-        .iter()
-        .filter(|e| is_type(e, "loss") && e["source"] == "h2_desync")
-        .filter_map(|e| e["lost"].as_u64())
-        .sum();
-    let last = events
-        .iter()
-        .rfind(|e| on_service(e, "http_5xx", netns, listen))
-        .cloned();
-    let Some(e) = last.filter(|_| desyncs > 0) else {
-        d.fail(&format!("{listen}: no http_5xx event with {total} responses and {s503} × 503 within 10 s, and no h2_desync loss reported"));
-    };
-    let (got, got503) = (ev(&e, "responses"), ev(&e, "s503"));
-    eprintln!("{listen}: {got} responses ({got503} × 503) of {total} ({s503}), {desyncs} h2_desync losses reported");
-    assert!(
-        got <= total && got503 <= s503,
-        "counted more than nginx logged: {e}"
-    );
-    assert!(
-        got + 12 * desyncs >= total,
-        "short by more than the lost connections carried: {e}"
-    );
-    e
 }
 
 #[test]
@@ -284,6 +260,11 @@ fn statuses_come_from_the_record_layer_once_ssl_write_has_no_probe() {
     counts_match(&mut d, d_path, netns, &other, 8444);
     drop(stats);
     let events = d.finish();
+    let desyncs: Vec<_> = events
+        .iter()
+        .filter(|e| is_type(e, "loss") && e["source"] == "h2_desync")
+        .collect();
+    assert!(desyncs.is_empty(), "HTTP/2 connections lost: {desyncs:?}");
     let log = access_counts(d_path, 8443);
     for e in events
         .iter()
