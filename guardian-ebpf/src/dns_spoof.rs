@@ -3,13 +3,10 @@
 //! (egress) is remembered by (interface, resolver, client port, transaction id); an answer
 //! (ingress) consumes its query, or, matching none (a source that was not asked, or an id
 //! nobody used), is counted per (interface, source) in `DNS_UNMATCHED`.
-use aya_ebpf::{
-    macros::map,
-    maps::{LruHashMap, LruPerCpuHashMap},
-};
+use aya_ebpf::{macros::map, maps::LruHashMap};
 use guardian_common::{dns::DnsKey, shadows::DnsQueryKey};
 
-use crate::maps::lru_inc;
+use crate::maps::shared_inc;
 
 /// Outstanding queries (value: unused). LRU: a query never answered ages out.
 #[map]
@@ -17,8 +14,7 @@ pub static DNS_PENDING: LruHashMap<DnsQueryKey, u64> = LruHashMap::with_max_entr
 
 /// Answers that matched no outstanding query, per (interface, source).
 #[map]
-pub static DNS_UNMATCHED: LruPerCpuHashMap<DnsKey, u64> =
-    LruPerCpuHashMap::with_max_entries(1024, 0);
+pub static DNS_UNMATCHED: LruHashMap<DnsKey, u64> = LruHashMap::with_max_entries(1024, 0);
 
 /// `key`: the resolver (destination of a query, source of an answer); `id`: the DNS
 /// transaction id; `port`: the client's port.
@@ -37,6 +33,6 @@ pub fn track(key: &DnsKey, id: u16, port: u16, ingress: bool) {
     } else if unsafe { DNS_PENDING.get(&q) }.is_some() {
         let _ = DNS_PENDING.remove(&q);
     } else {
-        lru_inc(&DNS_UNMATCHED, key);
+        shared_inc(&DNS_UNMATCHED, key);
     }
 }

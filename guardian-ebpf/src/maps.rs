@@ -1,4 +1,6 @@
 //! Maps shared by the programs, and the counting helpers they use.
+use core::intrinsics::{atomic_xadd, AtomicOrdering};
+
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
@@ -61,28 +63,25 @@ pub static NS_COUNTERS: PerCpuHashMap<u32, NsCounters> = PerCpuHashMap::with_max
 /// Failed connects (SYN_SENT -> CLOSE) that were not refused (timed out, unreachable) per
 /// (netns, destination address, port).
 #[map]
-pub static CONNECT_FAIL_DST: LruPerCpuHashMap<AddrKey, u64> =
-    LruPerCpuHashMap::with_max_entries(16384, 0);
+pub static CONNECT_FAIL_DST: LruHashMap<AddrKey, u64> = LruHashMap::with_max_entries(16384, 0);
 
 /// How the failed connects that were not refused ended (timeout, abandoned by the
 /// application, other error), per (netns, destination, port, socket uid): the evidence
 /// `sockopt_failfast` requires.
 #[map]
-pub static CONNECT_END: LruPerCpuHashMap<ConnEndKey, u64> =
-    LruPerCpuHashMap::with_max_entries(16384, 0);
+pub static CONNECT_END: LruHashMap<ConnEndKey, u64> = LruHashMap::with_max_entries(16384, 0);
 
 /// Refused connects (SYN_SENT -> CLOSE with ECONNREFUSED) per (netns, destination, port).
 #[map]
-pub static CONNECT_REFUSED_DST: LruPerCpuHashMap<AddrKey, u64> =
-    LruPerCpuHashMap::with_max_entries(16384, 0);
+pub static CONNECT_REFUSED_DST: LruHashMap<AddrKey, u64> = LruHashMap::with_max_entries(16384, 0);
 
 /// Completed passive handshakes (SYN_RECV -> ESTABLISHED) per (netns, local port).
 #[map]
-pub static HS_PORT: LruPerCpuHashMap<PortKey, u64> = LruPerCpuHashMap::with_max_entries(8192, 0);
+pub static HS_PORT: LruHashMap<PortKey, u64> = LruHashMap::with_max_entries(8192, 0);
 
 /// Completed passive handshakes per (netns, peer address); `port` is 0.
 #[map]
-pub static HS_PEER: LruPerCpuHashMap<AddrKey, u64> = LruPerCpuHashMap::with_max_entries(65536, 0);
+pub static HS_PEER: LruHashMap<AddrKey, u64> = LruHashMap::with_max_entries(65536, 0);
 
 /// Retransmit pattern per flow (`FlowKey`). Shared: a flow's retransmits are serialized by its
 /// socket lock. The entry is removed when the socket closes.
@@ -176,6 +175,32 @@ pub fn count_insert(slot: u32) {
     if let Some(p) = XDP_INSERTS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot.
         unsafe { *p += 1 };
+    }
+}
+
+/// Adds one to a u64 counter that the CPUs share, keyed by `key` in an LRU map, atomically.
+///
+/// For the counts of events that are rare next to the packets and syscalls around them:
+/// failed connects, completed passive handshakes, resets, CLOSE_WAIT transitions, unmatched
+/// DNS answers. A per-CPU value costs every entry 8 bytes per possible CPU, allocated for
+/// every entry when the map is made (the map is preallocated): `HS_PEER`'s 65,536 entries
+/// alone would hold 32 MiB on a 64-CPU host, and the percpu allocations were the largest
+/// share of the daemon's start in `perf`. What a shared value costs instead, a cache line
+/// passed between CPUs that count the same key at once, is paid per connection or reset, not
+/// per packet. The per-packet counters (XDP) stay per-CPU (`lru_inc`).
+#[inline(always)]
+pub fn shared_inc<K>(map: &LruHashMap<K, u64>, key: &K) {
+    if let Some(p) = map.get_ptr_mut(key) {
+        // SAFETY: the entry's value; the add is atomic (its result unused: BPF's atomic add).
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
+        return;
+    }
+    // Another CPU may insert the key between the lookup and the insert: then add to its.
+    if map.insert(key, 1, BPF_NOEXIST as u64).is_err() {
+        if let Some(p) = map.get_ptr_mut(key) {
+            // SAFETY: as above.
+            unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! And sockets entering and leaving CLOSE_WAIT per (netns, local port) (`close_wait_leak`).
 use aya_ebpf::{
     macros::{map, tracepoint},
-    maps::{LruHashMap, LruPerCpuHashMap},
+    maps::LruHashMap,
     programs::TracePointContext,
     Global,
 };
@@ -13,7 +13,7 @@ use guardian_common::shadows::{
 
 use crate::{
     kernel::{field, global, read, sock_netns},
-    maps::{lru_inc, OFFSETS},
+    maps::{shared_inc, OFFSETS},
 };
 
 /// Offsets of the reset tracepoints' fields, written by the loader.
@@ -22,7 +22,7 @@ pub static SHADOW_OFFSETS: Global<ShadowOffsets> = Global::new(ShadowOffsets::NO
 
 /// RSTs per (netns, service port, direction, side).
 #[map]
-pub static RST_PORT: LruPerCpuHashMap<RstKey, u64> = LruPerCpuHashMap::with_max_entries(8192, 0);
+pub static RST_PORT: LruHashMap<RstKey, u64> = LruHashMap::with_max_entries(8192, 0);
 
 /// `tcp:tcp_send_reset`: a reset this host sent (an abort on close, a keep-alive timeout, a
 /// segment for a port nothing listens on...).
@@ -97,13 +97,13 @@ fn count(netns: u32, local: u16, remote: u16, dir: u8) {
         dir,
         remote: is_remote as u8,
     };
-    lru_inc(&RST_PORT, &key);
+    shared_inc(&RST_PORT, &key);
 }
 
 /// Sockets that entered (`CW_ENTERED`) and left (`CW_LEFT`) CLOSE_WAIT per (netns, local
 /// port): the peer closed, and the application has (left) or has not yet closed its end.
 #[map]
-pub static CW_PORT: LruPerCpuHashMap<RstKey, u64> = LruPerCpuHashMap::with_max_entries(8192, 0);
+pub static CW_PORT: LruHashMap<RstKey, u64> = LruHashMap::with_max_entries(8192, 0);
 
 /// The sockets in CLOSE_WAIT, by `struct sock *`, with their inode: read by userspace only
 /// when a port's count is about to open `close_wait_leak`. LRU: a huge leak keeps the newest.
@@ -143,7 +143,7 @@ unsafe fn try_close_wait(ctx: &TracePointContext) -> Option<()> {
             dir: if entered { CW_ENTERED } else { CW_LEFT },
             remote: 0,
         };
-        lru_inc(&CW_PORT, &key);
+        shared_inc(&CW_PORT, &key);
         if !entered {
             let _ = CW_SOCKS.remove(&(sk as u64));
             return Some(());

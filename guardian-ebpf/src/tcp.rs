@@ -14,7 +14,7 @@ use crate::{
     kernel::{read, sock_netns},
     limits::mark_good,
     maps::{
-        lru_inc, ns_add, CONNECT_END, CONNECT_FAIL_DST, CONNECT_REFUSED_DST, FLOW_RTX, HS_PEER,
+        ns_add, shared_inc, CONNECT_END, CONNECT_FAIL_DST, CONNECT_REFUSED_DST, FLOW_RTX, HS_PEER,
         HS_PORT, OFFSETS,
     },
 };
@@ -293,9 +293,9 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
                     key.addr = field(ctx, o.st_daddr_v6)?;
                 }
                 if refused {
-                    lru_inc(&CONNECT_REFUSED_DST, &key);
+                    shared_inc(&CONNECT_REFUSED_DST, &key);
                 } else {
-                    lru_inc(&CONNECT_FAIL_DST, &key);
+                    shared_inc(&CONNECT_FAIL_DST, &key);
                     // How it ended and whose socket it was: an application that closes its
                     // own connects (sk_err 0) is not evidence that the network drops SYNs.
                     // sk_uid is the owner's, also when the retransmit timer closes it.
@@ -312,7 +312,7 @@ unsafe fn try_sock_state(ctx: &TracePointContext) -> Option<()> {
                         },
                         addr: key.addr,
                     };
-                    lru_inc(&CONNECT_END, &end);
+                    shared_inc(&CONNECT_END, &end);
                 }
             }
             // A full socket leaves FIN_WAIT2/CLOSING for CLOSE when tcp_time_wait() hands the
@@ -335,7 +335,7 @@ unsafe fn handshake_completed(ctx: &TracePointContext, o: &Offsets, netns: u32) 
             port: field(ctx, o.st_sport)?,
             _pad: 0,
         };
-        lru_inc(&HS_PORT, &port);
+        shared_inc(&HS_PORT, &port);
         let family: u16 = field(ctx, o.st_family)?;
         let mut peer = AddrKey {
             netns,
@@ -351,7 +351,7 @@ unsafe fn handshake_completed(ctx: &TracePointContext, o: &Offsets, netns: u32) 
         } else {
             return None;
         }
-        lru_inc(&HS_PEER, &peer);
+        shared_inc(&HS_PEER, &peer);
         // The peer is a real client: XDP port limits let it through (limits.rs). Not per
         // namespace: the XDP program cannot tell which namespace a SYN is for.
         mark_good(&LimitSrcKey {

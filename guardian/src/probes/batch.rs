@@ -1,4 +1,4 @@
-//! Whole-map reads of per-CPU `u64` counter maps and per-CPU arrays with
+//! Whole-map reads of `u64` counter maps (per-CPU or shared) and per-CPU arrays with
 //! `BPF_MAP_LOOKUP_BATCH`: one syscall per few thousand entries instead of two per entry.
 //!
 //! Written by hand because aya 0.14 has no batch operations. It matters: under a spoofed-source
@@ -31,7 +31,7 @@ struct BatchAttr {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
-    #[error("map {0} is not a per-CPU hash map")]
+    #[error("map {0} is not a hash map of counters")]
     Type(&'static str),
     #[error("map {0} is not a per-CPU array")]
     ArrayType(&'static str),
@@ -41,21 +41,26 @@ pub enum BatchError {
     Lookup(std::io::Error),
 }
 
-/// A per-CPU hash map (plain or LRU) of `K` → per-CPU `u64`, read whole and summed over CPUs.
-pub struct PerCpuSums<K> {
+/// A hash map (plain or LRU) of `K` → `u64`, read whole: per-CPU values summed over the
+/// CPUs, or one value the CPUs share (`maps::shared_inc` in the eBPF crate).
+pub struct CounterMap<K> {
     name: &'static str,
     data: MapData,
+    /// Values per entry: the possible CPUs, or 1 for a shared value.
     cpus: usize,
     _key: PhantomData<K>,
 }
 
-impl<K: aya::Pod> PerCpuSums<K> {
+impl<K: aya::Pod> CounterMap<K> {
     pub fn new(name: &'static str, map: Map) -> Result<Self, BatchError> {
-        let data = match map {
-            Map::PerCpuHashMap(d) | Map::PerCpuLruHashMap(d) => d,
+        let (data, cpus) = match map {
+            Map::PerCpuHashMap(d) | Map::PerCpuLruHashMap(d) => (
+                d,
+                aya::util::nr_cpus().map_err(|(_, e)| BatchError::Cpus(e))?,
+            ),
+            Map::HashMap(d) | Map::LruHashMap(d) => (d, 1),
             _ => return Err(BatchError::Type(name)),
         };
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| BatchError::Cpus(e))?;
         Ok(Self {
             name,
             data,

@@ -12,7 +12,7 @@ use guardian_common::shadows::{CwSock, RstKey, CW_ENTERED};
 use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
 use crate::model::shadows::{CloseWaitSample, PortCloseWait, SocketOwner};
-use crate::probes::batch::PerCpuSums;
+use crate::probes::batch::CounterMap;
 use crate::probes::{shadows, ProbeError, Probes};
 
 /// A port with this many CLOSE_WAIT sockets gets its processes looked up (below every
@@ -22,7 +22,7 @@ pub const LOOKUP_AT: u64 = 8;
 const LOOKUP_EVERY: Duration = Duration::from_secs(2);
 
 pub struct CloseWaitSampler {
-    counts: PerCpuSums<RstKey>,
+    counts: CounterMap<RstKey>,
     socks: BpfHashMap<MapData, u64, CwSock>,
     /// Per (netns, port): the count and time of the last lookup, and what it found.
     looked: HashMap<(u32, u16), (u64, Instant, Vec<SocketOwner>)>,
@@ -37,7 +37,7 @@ impl CloseWaitSampler {
         let socks = BpfHashMap::try_from(probes.take_map(shadows::CW_SOCKS)?)
             .map_err(|_| ProbeError::MissingMap(shadows::CW_SOCKS))?;
         Ok(Some(Self {
-            counts: PerCpuSums::new(shadows::CW_MAP, probes.take_map(shadows::CW_MAP)?)?,
+            counts: CounterMap::new(shadows::CW_MAP, probes.take_map(shadows::CW_MAP)?)?,
             socks,
             looked: HashMap::new(),
         }))

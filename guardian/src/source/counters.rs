@@ -12,7 +12,7 @@ use guardian_common::{
 use super::decode;
 use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
-use crate::probes::batch::{PerCpuArrayAll, PerCpuSums};
+use crate::probes::batch::{CounterMap, PerCpuArrayAll};
 use crate::{
     model::{Counters, DstCount},
     netns,
@@ -33,14 +33,14 @@ const TOP_N: usize = 20;
 
 pub struct Collector {
     ns: PerCpuHashMap<MapData, u32, NsCounters>,
-    fail_dst: PerCpuSums<AddrKey>,
-    refused_dst: PerCpuSums<AddrKey>,
-    end_dst: PerCpuSums<guardian_common::connect::ConnEndKey>,
+    fail_dst: CounterMap<AddrKey>,
+    refused_dst: CounterMap<AddrKey>,
+    end_dst: CounterMap<guardian_common::connect::ConnEndKey>,
     /// Interface totals by ifindex: below `XDP_IFACE_SLOTS` in the array, others in the hash.
     xdp_iface_lo: PerCpuArray<MapData, XdpIfaceStats>,
     xdp_iface: PerCpuHashMap<MapData, u32, XdpIfaceStats>,
-    syn_src: PerCpuSums<XdpSrcKey>,
-    syn_port: PerCpuSums<XdpPortKey>,
+    syn_src: CounterMap<XdpSrcKey>,
+    syn_port: CounterMap<XdpPortKey>,
     /// SYNs per (interface, port) in their slots (see `XDP_PORT_SLOTS`).
     syn_port_lo: PerCpuArrayAll<XdpPortSlot>,
     loss: PerCpuArray<MapData, u64>,
@@ -93,7 +93,7 @@ fn add_ns(a: &mut NsCounters, b: &NsCounters) {
 }
 
 /// A whole per-CPU map, or nothing (logged) when the kernel refuses the batch read.
-fn read_all<K: aya::Pod>(m: &PerCpuSums<K>) -> Vec<(K, u64)> {
+fn read_all<K: aya::Pod>(m: &CounterMap<K>) -> Vec<(K, u64)> {
     m.read().unwrap_or_else(|e| {
         tracing::warn!(map = m.name(), error = %e, "reading a counter map failed");
         Vec::new()
@@ -121,8 +121,8 @@ impl Collector {
         fn sums<K: aya::Pod>(
             p: &mut Probes,
             name: &'static str,
-        ) -> Result<PerCpuSums<K>, ProbeError> {
-            Ok(PerCpuSums::new(name, p.take_map(name)?)?)
+        ) -> Result<CounterMap<K>, ProbeError> {
+            Ok(CounterMap::new(name, p.take_map(name)?)?)
         }
         Ok(Self {
             ns: conv(probes, "NS_COUNTERS")?,
@@ -373,7 +373,7 @@ impl Collector {
 
     /// Connect failures (or refusals) per destination, top [`TOP_N`] per namespace: the map is
     /// read once per tick, whatever the number of namespaces.
-    fn dsts_by_ns(&self, map: &PerCpuSums<AddrKey>) -> HashMap<u32, Vec<DstCount>> {
+    fn dsts_by_ns(&self, map: &CounterMap<AddrKey>) -> HashMap<u32, Vec<DstCount>> {
         let mut by: HashMap<u32, Vec<(AddrKey, u64)>> = HashMap::new();
         for (k, c) in read_all(map) {
             by.entry(k.netns).or_default().push((k, c));

@@ -13,14 +13,14 @@ use super::decode;
 use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
 use crate::model::shadows::{DnsSpoofSample, UnmatchedAnswers};
-use crate::probes::batch::PerCpuSums;
+use crate::probes::batch::CounterMap;
 use crate::probes::{ProbeError, Probes};
 
 /// The kernel map's name.
 pub const MAP: &str = "DNS_UNMATCHED";
 
 pub struct DnsSpoofSampler {
-    map: PerCpuSums<DnsKey>,
+    map: CounterMap<DnsKey>,
     /// True until the first tick has sent the empty state of attach.
     first: bool,
 }
@@ -28,7 +28,7 @@ pub struct DnsSpoofSampler {
 impl DnsSpoofSampler {
     pub fn new(probes: &mut Probes) -> Result<Self, ProbeError> {
         Ok(Self {
-            map: PerCpuSums::new(MAP, probes.take_map(MAP)?)?,
+            map: CounterMap::new(MAP, probes.take_map(MAP)?)?,
             first: true,
         })
     }

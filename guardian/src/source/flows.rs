@@ -13,7 +13,7 @@ use super::decode;
 use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
 use crate::model::{AddrCount, PortCount};
-use crate::probes::batch::PerCpuSums;
+use crate::probes::batch::CounterMap;
 use crate::probes::{ProbeError, Probes};
 
 /// At most this many ports, peers and flows per sample, the ones that moved most first.
@@ -24,15 +24,15 @@ use crate::model::sample::{FlowRetrans, FlowSample};
 pub struct FlowSampler {
     /// Read whole with one `BPF_MAP_LOOKUP_BATCH` each per tick (an iteration took two
     /// syscalls per key: a few thousand a tick with a few hundred namespaces).
-    hs_port: PerCpuSums<PortKey>,
-    hs_peer: PerCpuSums<AddrKey>,
+    hs_port: CounterMap<PortKey>,
+    hs_peer: CounterMap<AddrKey>,
     flow_rtx: AyaHashMap<MapData, FlowKey, FlowRtx>,
     last_port: HashMap<PortKey, u64>,
     last_peer: HashMap<AddrKey, u64>,
 }
 
 /// Every (key, sum over CPUs) of `m`; nothing when the read fails (logged).
-fn read_all<K: aya::Pod>(m: &PerCpuSums<K>) -> Vec<(K, u64)> {
+fn read_all<K: aya::Pod>(m: &CounterMap<K>) -> Vec<(K, u64)> {
     m.read().unwrap_or_else(|e| {
         tracing::warn!(map = m.name(), error = %e, "reading a handshake map failed");
         Vec::new()
@@ -58,8 +58,8 @@ impl FlowSampler {
         fn sums<K: aya::Pod>(
             p: &mut Probes,
             name: &'static str,
-        ) -> Result<PerCpuSums<K>, ProbeError> {
-            Ok(PerCpuSums::new(name, p.take_map(name)?)?)
+        ) -> Result<CounterMap<K>, ProbeError> {
+            Ok(CounterMap::new(name, p.take_map(name)?)?)
         }
         Ok(Self {
             hs_port: sums(probes, "HS_PORT")?,

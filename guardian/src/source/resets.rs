@@ -8,11 +8,11 @@ use guardian_common::shadows::{RstKey, RST_SENT};
 use super::sampler::{Sampler, TickContext};
 use crate::input::Input;
 use crate::model::shadows::{PortResets, ResetSample, RstDirection};
-use crate::probes::batch::PerCpuSums;
+use crate::probes::batch::CounterMap;
 use crate::probes::{shadows::MAP, ProbeError, Probes};
 
 pub struct ResetSampler {
-    map: PerCpuSums<RstKey>,
+    map: CounterMap<RstKey>,
 }
 
 impl ResetSampler {
@@ -22,7 +22,7 @@ impl ResetSampler {
             return Ok(None);
         }
         Ok(Some(Self {
-            map: PerCpuSums::new(MAP, probes.take_map(MAP)?)?,
+            map: CounterMap::new(MAP, probes.take_map(MAP)?)?,
         }))
     }
 }

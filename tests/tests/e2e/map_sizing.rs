@@ -36,8 +36,38 @@ const XDP_DNS: &[&str] = &[
     "DNS_UNMATCHED",
 ];
 
+/// The counters of events rare next to the packets around them (failed connects, completed
+/// handshakes, resets, CLOSE_WAIT transitions, unmatched DNS answers): one value per entry
+/// that the CPUs share, so that their memory does not grow with the CPUs.
+const SHARED: &[&str] = &[
+    "CONNECT_FAIL_DS",
+    "CONNECT_END",
+    "CONNECT_REFUSED",
+    "HS_PORT",
+    "HS_PEER",
+    "RST_PORT",
+    "CW_PORT",
+    "DNS_UNMATCHED",
+];
+
 /// name → (max_entries, bytes_memlock) of the maps process `pid` holds.
 fn held_maps(pid: u32) -> BTreeMap<String, (u64, u64)> {
+    held(pid)
+        .into_iter()
+        .filter_map(|(name, m)| {
+            Some((
+                name,
+                (
+                    m["max_entries"].as_u64()?,
+                    m["bytes_memlock"].as_u64().unwrap_or(0),
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// name → bpftool's description of the maps process `pid` holds.
+fn held(pid: u32) -> BTreeMap<String, serde_json::Value> {
     let ids: Vec<u64> = fdinfos(pid)
         .unwrap()
         .iter()
@@ -49,15 +79,7 @@ fn held_maps(pid: u32) -> BTreeMap<String, (u64, u64)> {
         .into_iter()
         .flatten()
         .filter(|m| m["id"].as_u64().is_some_and(|id| ids.contains(&id)))
-        .filter_map(|m| {
-            Some((
-                m["name"].as_str()?.to_owned(),
-                (
-                    m["max_entries"].as_u64()?,
-                    m["bytes_memlock"].as_u64().unwrap_or(0),
-                ),
-            ))
-        })
+        .filter_map(|m| Some((m["name"].as_str()?.to_owned(), m.clone())))
         .collect()
 }
 
@@ -111,4 +133,25 @@ fn maps_of_features_not_asked_for_hold_one_entry() {
         }
     }
     assert!(mib(&bare) < mib(&full));
+}
+
+#[test]
+fn counters_of_rare_events_are_shared_by_the_cpus() {
+    require_root();
+    let a = Netns::new("msize-c");
+    let mut d = Daemon::start(&a, &[]);
+    d.wait_attached();
+    let maps = held(d.pid().expect("running"));
+    d.finish();
+    for name in SHARED {
+        let m = maps
+            .get(*name)
+            .unwrap_or_else(|| panic!("no {name} among the daemon's maps: {maps:?}"));
+        eprintln!(
+            "{name}: {} of {} bytes, {} entries",
+            m["type"], m["bytes_value"], m["max_entries"]
+        );
+        assert_eq!(m["type"], "lru_hash", "{name}: {m}");
+        assert_eq!(m["bytes_value"], 8, "{name}: {m}");
+    }
 }
