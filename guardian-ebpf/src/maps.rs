@@ -191,17 +191,23 @@ pub fn count_insert(slot: u32) {
 #[inline(always)]
 pub fn shared_inc<K>(map: &LruHashMap<K, u64>, key: &K) {
     if let Some(p) = map.get_ptr_mut(key) {
-        // SAFETY: the entry's value; the add is atomic (its result unused: BPF's atomic add).
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
+        shared_add(p, 1);
         return;
     }
     // Another CPU may insert the key between the lookup and the insert: then add to its.
     if map.insert(key, 1, BPF_NOEXIST as u64).is_err() {
         if let Some(p) = map.get_ptr_mut(key) {
-            // SAFETY: as above.
-            unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
+            shared_add(p, 1);
         }
     }
+}
+
+/// Adds `n` to a map value's u64 that the CPUs share.
+#[inline(always)]
+pub fn shared_add(p: *mut u64, n: u64) {
+    // SAFETY: a map value's field, valid while the program runs; the add is atomic (its
+    // result unused: BPF's atomic add, which every kernel the daemon runs on has).
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, n) };
 }
 
 /// Increments a per-CPU u64 counter keyed by `key` in an LRU map; true when it created the

@@ -19,7 +19,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::bpf_probe_read_user,
     macros::map,
-    maps::{Array, PerCpuHashMap},
+    maps::{Array, HashMap},
 };
 use guardian_common::{
     http::parse_tls_alert,
@@ -30,12 +30,12 @@ use guardian_common::{
 use crate::ends::{ends, ends_of_sock, Ends};
 use crate::http::HTTP_OFFSETS;
 use crate::kernel::{current_netns, global, read, sock_netns};
-use crate::maps::{count_loss, OFFSETS};
+use crate::maps::{count_loss, shared_add, OFFSETS};
 use crate::sockfd::Handle;
 
-/// Alerts per key (per-CPU; userspace sums the CPUs).
+/// Alerts per key: one value the CPUs share (alerts are rare: `maps::shared_inc`).
 #[map]
-pub static TLS_ALERTS: PerCpuHashMap<AlertKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static TLS_ALERTS: HashMap<AlertKey, u64> = HashMap::with_max_entries(16384, 0);
 
 /// Where a write's bytes are: the syscall's arguments, as values (from the tracepoint
 /// record or from the registers the syscall was entered with).
@@ -170,15 +170,13 @@ pub fn on_segment(sk: *const u8, bytes: &[u8; 7]) {
 #[inline(always)]
 fn count(k: &AlertKey) {
     if let Some(p) = TLS_ALERTS.get_ptr_mut(k) {
-        // SAFETY: per-CPU value, only this CPU writes it.
-        unsafe { *p += 1 };
+        shared_add(p, 1);
         return;
     }
     if TLS_ALERTS.insert(k, 1u64, BPF_NOEXIST as u64).is_err() {
-        // Another CPU's insert of the same key won: per-CPU values, ours is still 0. Else the
-        // map is full.
+        // Another CPU's insert of the same key won: add to it. Else the map is full.
         match TLS_ALERTS.get_ptr_mut(k) {
-            Some(p) => unsafe { *p += 1 },
+            Some(p) => shared_add(p, 1),
             None => count_loss(LOSS_MAP_FULL),
         }
     }

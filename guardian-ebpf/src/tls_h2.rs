@@ -27,7 +27,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_probe_read_user, generated::bpf_probe_read_user as probe_read_user},
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, LruHashMap, PerCpuArray},
 };
 use guardian_common::{
     h2::{
@@ -58,9 +58,12 @@ pub fn enabled() -> bool {
 #[map]
 static H2_CONNS: LruHashMap<H2Key, H2Conn> = LruHashMap::with_max_entries(65536, 0);
 
-/// The followed connection each thread last wrote on (`SSL_write`), by pid_tgid.
+/// The followed connection each thread last wrote on (`SSL_write`), by pid_tgid. Nothing
+/// removes an entry (no probe sees `SSL_write` return): LRU, so that the threads of a host
+/// that starts and ends many of them over months do not fill it, after which the retries of
+/// new threads' writes would no longer be told apart.
 #[map]
-static H2_CALLS: HashMap<u64, H2Call> = HashMap::with_max_entries(16384, 0);
+static H2_CALLS: LruHashMap<u64, H2Call> = LruHashMap::with_max_entries(16384, 0);
 
 const EAGAIN: i64 = -11;
 

@@ -18,7 +18,7 @@ use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
     helpers::bpf_get_current_pid_tgid,
     macros::{map, uprobe, uretprobe},
-    maps::{HashMap, LruHashMap, LruPerCpuHashMap},
+    maps::{HashMap, LruHashMap},
     programs::{ProbeContext, RetProbeContext},
 };
 use guardian_common::{
@@ -29,7 +29,7 @@ use guardian_common::{
 use crate::ends::ends;
 use crate::gate::{self, HANDSHAKES};
 use crate::kernel::{current_netns, global};
-use crate::maps::OFFSETS;
+use crate::maps::{shared_add, OFFSETS};
 use crate::sockfd::Handle;
 
 /// Handshake calls in progress, by pid_tgid.
@@ -43,8 +43,7 @@ static HS_ROLE: LruHashMap<TlsKey, u8> = LruHashMap::with_max_entries(65536, 0);
 /// Outcomes per (netns, process, role, listener, peer). LRU: keys of processes long gone make
 /// room.
 #[map]
-pub static TLS_HANDSHAKES: LruPerCpuHashMap<HsKey, HsStats> =
-    LruPerCpuHashMap::with_max_entries(16384, 0);
+pub static TLS_HANDSHAKES: LruHashMap<HsKey, HsStats> = LruHashMap::with_max_entries(16384, 0);
 
 /// Called from `http.rs` at sys_enter_read/recvfrom/write/... (and from `tls_sock.rs` with
 /// the socket): the fd OpenSSL uses. Returns the handshake's `SSL *` (0: none).
@@ -201,22 +200,40 @@ fn hs_key(call: &HsCall, id: u64) -> HsKey {
 }
 
 #[inline(always)]
+/// One value per key that the CPUs share (handshakes are rare next to the reads and writes
+/// around them: `maps::shared_inc`).
 fn add(k: &HsKey, ok: u64, failed: u64, aborted: u64) {
-    if let Some(p) = TLS_HANDSHAKES.get_ptr_mut(k) {
-        // SAFETY: per-CPU value, only this CPU writes it.
-        unsafe {
-            (*p).ok += ok;
-            (*p).failed += failed;
-            (*p).aborted += aborted;
-        }
-        return;
-    }
     let s = HsStats {
         ok,
         failed,
         aborted,
     };
-    let _ = TLS_HANDSHAKES.insert(k, &s, BPF_ANY as u64);
+    if let Some(p) = TLS_HANDSHAKES.get_ptr_mut(k) {
+        add_to(p, &s);
+        return;
+    }
+    // Another CPU's insert of the same key may win: then add to it.
+    if TLS_HANDSHAKES.insert(k, &s, BPF_NOEXIST as u64).is_err() {
+        if let Some(p) = TLS_HANDSHAKES.get_ptr_mut(k) {
+            add_to(p, &s);
+        }
+    }
+}
+
+#[inline(always)]
+fn add_to(p: *mut HsStats, s: &HsStats) {
+    // SAFETY: the entry's value, valid while the program runs.
+    unsafe {
+        if s.ok != 0 {
+            shared_add(&raw mut (*p).ok, s.ok);
+        }
+        if s.failed != 0 {
+            shared_add(&raw mut (*p).failed, s.failed);
+        }
+        if s.aborted != 0 {
+            shared_add(&raw mut (*p).aborted, s.aborted);
+        }
+    }
 }
 
 /// The return of the three handshake functions.

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use aya::maps::{MapData, PerCpuHashMap};
+use aya::maps::{HashMap as BpfHashMap, MapData};
 use guardian_common::tls::{AlertKey, HsKey, HsStats, ROLE_CLIENT};
 
 use super::decode;
@@ -27,8 +27,8 @@ pub const ALERTS_MAP: &str = "TLS_ALERTS";
 
 pub struct TlsSampler {
     /// None without the OpenSSL uprobes.
-    map: Option<PerCpuHashMap<MapData, HsKey, HsStats>>,
-    alerts: PerCpuHashMap<MapData, AlertKey, u64>,
+    map: Option<BpfHashMap<MapData, HsKey, HsStats>>,
+    alerts: BpfHashMap<MapData, AlertKey, u64>,
     /// Process names by pid, read once from /proc (a process keeps its pid), for the pids in
     /// the map.
     comms: HashMap<u32, String>,
@@ -50,12 +50,12 @@ impl TlsSampler {
         }
         let map = match probes.tls_attached() {
             true => Some(
-                PerCpuHashMap::try_from(probes.take_map(MAP)?)
+                BpfHashMap::try_from(probes.take_map(MAP)?)
                     .map_err(|_| ProbeError::MissingMap(MAP))?,
             ),
             false => None,
         };
-        let alerts = PerCpuHashMap::try_from(probes.take_map(ALERTS_MAP)?)
+        let alerts = BpfHashMap::try_from(probes.take_map(ALERTS_MAP)?)
             .map_err(|_| ProbeError::MissingMap(ALERTS_MAP))?;
         let certs = CertProber::new()
             .inspect_err(|e| tracing::warn!(error = %e, "tls_cert_expiry is unavailable"))
@@ -79,7 +79,8 @@ fn ip(family: u16, raw: &[u8; 16]) -> String {
         .unwrap_or_default()
 }
 
-/// Sums the per-CPU values of one key into counts (`comm` left empty).
+/// The counts of one key (`comm` left empty), summed over the values given: the kernel keeps
+/// one that the CPUs share.
 pub fn counts(key: &HsKey, per_cpu: impl IntoIterator<Item = HsStats>) -> HandshakeCounts {
     let ip = |raw| ip(key.family, raw);
     let mut c = HandshakeCounts {
@@ -105,7 +106,7 @@ pub fn counts(key: &HsKey, per_cpu: impl IntoIterator<Item = HsStats>) -> Handsh
     c
 }
 
-/// Sums the per-CPU counts of one alert key.
+/// The count of one alert key, summed over the values given (one, shared by the CPUs).
 pub fn alert_counts(key: &AlertKey, per_cpu: impl IntoIterator<Item = u64>) -> AlertCounts {
     let ip = |raw| ip(key.family, raw);
     AlertCounts {
@@ -137,7 +138,7 @@ impl Sampler for TlsSampler {
             .iter()
             .filter_map(Result::ok)
             .filter(|(k, _)| read.insert(*k))
-            .map(|(k, v)| (k, alert_counts(&k, v.iter().copied())))
+            .map(|(k, v)| (k, alert_counts(&k, [v])))
             .collect();
         let mut read = HashSet::new();
         let hs_entries: Vec<(HsKey, HandshakeCounts)> = self
@@ -145,7 +146,7 @@ impl Sampler for TlsSampler {
             .iter()
             .flat_map(|m| m.iter().filter_map(Result::ok))
             .filter(|(k, _)| read.insert(*k))
-            .map(|(k, v)| (k, counts(&k, v.iter().copied())))
+            .map(|(k, v)| (k, counts(&k, [v])))
             .collect();
         let namespaces: BTreeSet<u32> = alert_entries
             .iter()

@@ -37,17 +37,20 @@ const XDP_DNS: &[&str] = &[
 ];
 
 /// The counters of events rare next to the packets around them (failed connects, completed
-/// handshakes, resets, CLOSE_WAIT transitions, unmatched DNS answers): one value per entry
-/// that the CPUs share, so that their memory does not grow with the CPUs.
-const SHARED: &[&str] = &[
-    "CONNECT_FAIL_DS",
-    "CONNECT_END",
-    "CONNECT_REFUSED",
-    "HS_PORT",
-    "HS_PEER",
-    "RST_PORT",
-    "CW_PORT",
-    "DNS_UNMATCHED",
+/// handshakes, resets, CLOSE_WAIT transitions, unmatched DNS answers, TLS handshakes and
+/// alerts): one value per entry that the CPUs share, so that their memory does not grow with
+/// the CPUs. (name, map type, value bytes.)
+const SHARED: &[(&str, &str, u64)] = &[
+    ("CONNECT_FAIL_DS", "lru_hash", 8),
+    ("CONNECT_END", "lru_hash", 8),
+    ("CONNECT_REFUSED", "lru_hash", 8),
+    ("HS_PORT", "lru_hash", 8),
+    ("HS_PEER", "lru_hash", 8),
+    ("RST_PORT", "lru_hash", 8),
+    ("CW_PORT", "lru_hash", 8),
+    ("DNS_UNMATCHED", "lru_hash", 8),
+    ("TLS_HANDSHAKES", "lru_hash", 24),
+    ("TLS_ALERTS", "hash", 8),
 ];
 
 /// name → (max_entries, bytes_memlock) of the maps process `pid` holds.
@@ -143,7 +146,7 @@ fn counters_of_rare_events_are_shared_by_the_cpus() {
     d.wait_attached();
     let maps = held(d.pid().expect("running"));
     d.finish();
-    for name in SHARED {
+    for (name, kind, value) in SHARED {
         let m = maps
             .get(*name)
             .unwrap_or_else(|| panic!("no {name} among the daemon's maps: {maps:?}"));
@@ -151,7 +154,7 @@ fn counters_of_rare_events_are_shared_by_the_cpus() {
             "{name}: {} of {} bytes, {} entries",
             m["type"], m["bytes_value"], m["max_entries"]
         );
-        assert_eq!(m["type"], "lru_hash", "{name}: {m}");
-        assert_eq!(m["bytes_value"], 8, "{name}: {m}");
+        assert_eq!(m["type"], *kind, "{name}: {m}");
+        assert_eq!(m["bytes_value"], *value, "{name}: {m}");
     }
 }
