@@ -199,9 +199,9 @@ fn hs_key(call: &HsCall, id: u64) -> HsKey {
     k
 }
 
-#[inline(always)]
 /// One value per key that the CPUs share (handshakes are rare next to the reads and writes
 /// around them: `maps::shared_inc`).
+#[inline(always)]
 fn add(k: &HsKey, ok: u64, failed: u64, aborted: u64) {
     let s = HsStats {
         ok,
