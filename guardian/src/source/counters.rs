@@ -75,7 +75,7 @@ pub struct Collector {
 /// The baseline of the daemon's own namespace's `TcpExtTCPRetransFail`, read when the
 /// collector is made, before `attached`: a namespace first sampled at a tick has the failed
 /// retransmissions before that tick in its baseline, and so not in `retrans_segs` (the
-/// kernel-6.1 VM run of `retransmits::` lost one to a link flap 1.3 s after `attached`, before
+/// kernel-6.1 VM run of `retransmits::` lost one to a link flap between `attached` and
 /// the first tick). The own namespace, a host's busiest, is known from the start.
 fn own_retrans_fail(own: u32) -> HashMap<u32, (u64, u64)> {
     let mut base = HashMap::new();
