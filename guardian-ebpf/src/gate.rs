@@ -6,8 +6,9 @@
 //! verifier (no helper call, no hashing); a hash lookup is neither.
 //!
 //! A count goes up only when an insert made a new entry and down only when a delete removed
-//! one. An entry that is never removed (a thread that died inside a handshake) keeps its map
-//! looked up, which is the cost without the gate, never a missed entry.
+//! one. A thread that dies inside a call leaves an entry that no return removes: the
+//! thread-exit program removes it (tls_exit.rs). An entry left anyway (that program refused)
+//! keeps its map looked up, which is the cost without the gate, never a missed entry.
 use aya_ebpf::{macros::map, maps::Array};
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use guardian_common::http::{tls_tgid_slot, TLS_TGID_SLOTS};

@@ -17,6 +17,7 @@
 //! - `gate.rs`: entry counts that let the syscall tracepoints skip empty TLS maps.
 //! - `sockfd.rs`: the socket behind a descriptor, and its local address.
 //! - `tls_alert.rs`: plaintext TLS alerts written per (listener, peer), any TLS stack.
+//! - `tls_exit.rs`: the per-thread TLS entries of threads that exited inside a call.
 //!
 //! Every kernel structure or tracepoint offset comes from userspace at load time (`OFFSETS`),
 //! derived from BTF and tracefs: nothing here is specific to one kernel version.
@@ -49,6 +50,7 @@ mod syscalls;
 mod tcp;
 mod tls;
 mod tls_alert;
+mod tls_exit;
 mod tls_h2;
 mod tls_hs;
 mod tls_record;

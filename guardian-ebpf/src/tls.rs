@@ -119,6 +119,15 @@ pub fn take_pending(id: u64) -> Option<Pending> {
     Some(p)
 }
 
+/// Thread `id` has exited (tls_exit.rs): a status its `SSL_write` left has no send to go
+/// with.
+#[inline(always)]
+pub fn thread_gone(id: u64) {
+    if gate::any(PENDING) && TLS_PENDING.remove(&id).is_ok() {
+        gate::dec(PENDING);
+    }
+}
+
 /// Counts the HTTP/2 statuses packed in `code` for service `k`, which the walk to the socket
 /// found or not (`found`): then it is kept for the connection's later writes (tls_h2.rs).
 #[inline(always)]

@@ -58,10 +58,11 @@ pub fn enabled() -> bool {
 #[map]
 static H2_CONNS: LruHashMap<H2Key, H2Conn> = LruHashMap::with_max_entries(65536, 0);
 
-/// The followed connection each thread last wrote on (`SSL_write`), by pid_tgid. Nothing
-/// removes an entry (no probe sees `SSL_write` return): LRU, so that the threads of a host
-/// that starts and ends many of them over months do not fill it, after which the retries of
-/// new threads' writes would no longer be told apart.
+/// The followed connection each thread last wrote on (`SSL_write`), by pid_tgid. No probe
+/// sees `SSL_write` return: an entry goes when its thread exits (tls_exit.rs). LRU as well,
+/// should that program be refused, so that the threads of a host that starts and ends many
+/// of them over months do not fill it, after which the retries of new threads' writes would
+/// no longer be told apart.
 #[map]
 static H2_CALLS: LruHashMap<u64, H2Call> = LruHashMap::with_max_entries(16384, 0);
 
@@ -86,6 +87,15 @@ pub fn after_write(id: u64, fd: u64, ret: i64) {
             // SAFETY: the connection's entry; only the thread writing on it writes it.
             unsafe { (*c).again = 1 };
         }
+    }
+}
+
+/// Thread `id` has exited (tls_exit.rs): its last write's entry goes, and with it the
+/// gate's count (an entry the LRU evicted was not counted down, and is not here either).
+#[inline(always)]
+pub fn thread_gone(id: u64) {
+    if gate::any(H2_WRITING) && H2_CALLS.remove(&id).is_ok() {
+        gate::dec(H2_WRITING);
     }
 }
 

@@ -236,6 +236,14 @@ fn add_to(p: *mut HsStats, s: &HsStats) {
     }
 }
 
+/// Thread `id` has exited (tls_exit.rs): a handshake call it was inside will not return.
+#[inline(always)]
+pub fn thread_gone(id: u64) {
+    if gate::any(HANDSHAKES) && HS_CALLS.remove(&id).is_ok() {
+        gate::dec(HANDSHAKES);
+    }
+}
+
 /// The return of the three handshake functions.
 #[uretprobe]
 pub fn tls_hs_exit(ctx: RetProbeContext) -> u32 {

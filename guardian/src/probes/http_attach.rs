@@ -12,7 +12,7 @@ use aya::Btf;
 use guardian_common::http::HttpOffsets;
 
 use super::offsets::OffsetError;
-use super::{http, http_skb, tls_record, uprobe, Probes};
+use super::{http, http_skb, tls_record, tracepoint, uprobe, Probes};
 
 impl Probes {
     pub(super) fn attach_http(
@@ -83,7 +83,7 @@ impl Probes {
             tracing::warn!(error = %e, "HTTP status per service is unavailable");
         }
         if tls {
-            let t = match &hooks {
+            let mut t = match &hooks {
                 Ok(()) => {
                     let (libs, mut seen) = uprobe::discover();
                     uprobe::mark_found(&mut self.ebpf, &mut seen);
@@ -104,8 +104,11 @@ impl Probes {
                     "the hook on the socket I/O that TLS needs is not attached: {e}"
                 )),
             };
-            if let Err(e) = &t {
-                tracing::warn!(error = %e, "HTTP over TLS (OpenSSL uprobes) is unavailable");
+            match &mut t {
+                Ok(a) => self.attach_thread_exit(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "HTTP over TLS (OpenSSL uprobes) is unavailable")
+                }
             }
             // As before: TLS is reported only where plaintext HTTP works at all.
             if http.is_ok() {
@@ -118,6 +121,20 @@ impl Probes {
 }
 
 impl Probes {
+    /// Attaches the program that forgets the TLS calls of exited threads; a refusal is logged
+    /// and kept in `a` (TLS still works, at the cost the program saves).
+    fn attach_thread_exit(&mut self, a: &mut uprobe::Attachment) {
+        let (prog, category, name) = uprobe::THREAD_EXIT;
+        match tracepoint::attach(&mut self.ebpf, prog, category, name) {
+            Ok(link) => self.tracepoints.push((prog, link)),
+            Err(e) => {
+                let e = crate::errors::sentence(&anyhow::Error::from(e));
+                tracing::warn!(error = %e, "threads that exit inside a TLS call keep their entries");
+                a.exit_error = Some(e);
+            }
+        }
+    }
+
     /// Attaches the OpenSSL uprobes to libssl copies that processes started since the last
     /// call map (new (device, inode) pairs); returns them. Nothing without `--http`.
     pub fn rescan_tls(&mut self) -> Vec<std::path::PathBuf> {

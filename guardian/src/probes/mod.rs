@@ -228,7 +228,7 @@ impl Probes {
             },
             "tls": match &self.tls {
                 None => serde_json::json!(null),
-                Some(Ok(a)) => serde_json::json!({"libs": a.libs, "failed": a.failed.iter().map(|(l, e)| serde_json::json!({"lib": l, "error": e})).collect::<Vec<_>>(), "record_layer": self.tls_record.describe()}),
+                Some(Ok(a)) => serde_json::json!({"libs": a.libs, "failed": a.failed.iter().map(|(l, e)| serde_json::json!({"lib": l, "error": e})).collect::<Vec<_>>(), "record_layer": self.tls_record.describe(), "thread_exit": match &a.exit_error { None => serde_json::json!(format!("{}:{}", uprobe::THREAD_EXIT.1, uprobe::THREAD_EXIT.2)), Some(e) => serde_json::json!({"error": e}) }}),
                 Some(Err(e)) => serde_json::json!({"error": e}),
             },
             "resets": match &self.shadows {

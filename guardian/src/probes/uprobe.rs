@@ -42,6 +42,10 @@ pub const PROBES: [(&str, &str, Option<usize>); 10] = [
     ("tls_set_connect", "SSL_set_connect_state", Some(1)),
 ];
 
+/// The program that removes the per-thread entries of threads that exit inside a call (no
+/// return probe fires for them: guardian-ebpf/src/tls_exit.rs), and its tracepoint.
+pub const THREAD_EXIT: (&str, &str, &str) = ("tls_thread_exit", "sched", "sched_process_exit");
+
 /// Where Debian and others keep the system's libssl (attached even before a process maps it).
 const SYSTEM: [&str; 3] = [
     "/usr/lib/x86_64-linux-gnu/libssl.so.3",
@@ -58,6 +62,9 @@ pub struct Attachment {
     links: Vec<(&'static str, UProbeLinkId)>,
     /// Libraries that could not be attached, with why.
     pub failed: Vec<(PathBuf, String)>,
+    /// Why [`THREAD_EXIT`] is not attached (None: it is): then a thread that dies inside a
+    /// handshake keeps its entry, and the TLS hooks their slow path, until the daemon exits.
+    pub exit_error: Option<String>,
 }
 
 /// Whether a mapped file is an OpenSSL 3 libssl (`libssl.so.3`, maybe with a suffix).

@@ -102,6 +102,7 @@ mod time_wait;
 mod tls;
 mod tls_alerts;
 mod tls_record;
+mod tls_threads;
 mod xdp_lifecycle;
 mod xdp_syn;
 mod xdp_syn_v6;
