@@ -1,27 +1,36 @@
 //! Who is at each end of a TLS connection's socket, for the handshake and alert keys: one walk
 //! of the task's fd table (`sock_of_fd`; none from the socket tracepoints, which have the
 //! socket), then the addresses from `sock_common`.
-use guardian_common::{http::HttpKey, tls::ROLE_CLIENT, AF_INET, AF_INET6};
+use guardian_common::{tls::ROLE_CLIENT, AF_INET, AF_INET6};
 
 use crate::http::HTTP_OFFSETS;
-use crate::kernel::{global, read};
-use crate::sockfd::{local_of_sock, Handle};
+use crate::kernel::{global, read, read_into};
+use crate::sockfd::Handle;
 
-/// The listener and the peer of a connection. For a server, `addr:port` is its local address
-/// (the listener) and `peer` the client's address; for a client, `addr:port` is the server it
-/// connected to and `peer` its own address.
-pub(crate) struct Ends {
-    pub family: u16,
-    pub port: u16,
-    pub addr: [u8; 16],
-    pub peer: [u8; 16],
+/// The listener and the peer of a connection, written into the caller's map key in place.
+/// For a server, `addr:port` is its local address (the listener) and `peer` the client's
+/// address; for a client, `addr:port` is the server it connected to and `peer` its own
+/// address.
+///
+/// In place rather than returned: returned addresses were copied between three structures
+/// on the way to the key, and LLVM split them into a value per byte, which the stack then
+/// held in an 8-byte slot each (296 bytes of `tls_hs_exit`'s 488). 6.1's verifier rounds
+/// each frame up to 32 bytes and counted 512 + 32 with the `memset` subprogram it calls,
+/// over its limit of 512: every `--http` run on 6.1 went without TLS. The key's address goes
+/// to a helper, so LLVM keeps it in memory.
+pub(crate) struct Ends<'a> {
+    pub family: &'a mut u16,
+    pub port: &'a mut u16,
+    pub addr: &'a mut [u8; 16],
+    pub peer: &'a mut [u8; 16],
 }
 
-/// The ends of socket `h` for a process in `role`; None when it is not an inet socket. `role`
-/// may be read from the socket itself once found (`role_of`).
+/// The ends of socket `h` for a process in `role`, into `out`; the role, or None when it is
+/// not an inet socket (`out` untouched). `role` may be read from the socket itself once found
+/// (`role_of`).
 #[inline(always)]
-pub(crate) fn ends(h: Handle, role_of: impl FnOnce(*const u8) -> u8) -> Option<(u8, Ends)> {
-    ends_of_sock(h.sock()?, role_of)
+pub(crate) fn ends(h: Handle, role_of: impl FnOnce(*const u8) -> u8, out: Ends) -> Option<u8> {
+    ends_of_sock(h.sock()?, role_of, out)
 }
 
 /// The ends of socket `sk`, as [`ends`].
@@ -29,49 +38,43 @@ pub(crate) fn ends(h: Handle, role_of: impl FnOnce(*const u8) -> u8) -> Option<(
 pub(crate) fn ends_of_sock(
     sk: *const u8,
     role_of: impl FnOnce(*const u8) -> u8,
-) -> Option<(u8, Ends)> {
-    let mut local = HttpKey::default();
-    local_of_sock(sk, &mut local);
-    if local.family == 0 {
+    out: Ends,
+) -> Option<u8> {
+    let o = global(&HTTP_OFFSETS);
+    // SAFETY: kernel reads at BTF offsets, checked by the helper.
+    let family: u16 = unsafe { read(sk, o.skc_family) }.unwrap_or(0);
+    if family != AF_INET && family != AF_INET6 {
         return None;
     }
-    let o = global(&HTTP_OFFSETS);
-    let mut remote = [0u8; 16];
-    // SAFETY: kernel reads at BTF offsets, checked by the helper.
+    let role = role_of(sk);
+    let client = role == ROLE_CLIENT;
+    // The listener is the local end for a server, the remote one for a client.
+    let (local, remote) = if client {
+        (out.peer, out.addr)
+    } else {
+        (out.addr, out.peer)
+    };
+    // SAFETY: kernel reads at BTF offsets into the key's own arrays.
     unsafe {
-        if local.family == AF_INET {
-            if let Some(a) = read::<[u8; 4]>(sk, o.skc_daddr) {
-                remote[..4].copy_from_slice(&a);
-            }
-        } else if local.family == AF_INET6 {
-            if let Some(a) = read::<[u8; 16]>(sk, o.skc_v6_daddr) {
-                remote = a;
-            }
+        if family == AF_INET {
+            read_into(local.as_mut_ptr() as *mut [u8; 4], sk, o.skc_rcv_saddr);
+            read_into(remote.as_mut_ptr() as *mut [u8; 4], sk, o.skc_daddr);
+        } else {
+            read_into(local as *mut [u8; 16], sk, o.skc_v6_rcv_saddr);
+            read_into(remote as *mut [u8; 16], sk, o.skc_v6_daddr);
         }
     }
-    let role = role_of(sk);
-    let e = if role == ROLE_CLIENT {
-        // The listener is the server this process connected to.
-        let dport: u16 = unsafe { read(sk, o.skc_dport) }.unwrap_or(0);
-        Ends {
-            family: local.family,
-            port: u16::from_be(dport),
-            addr: remote,
-            peer: local.addr,
-        }
+    *out.family = family;
+    *out.port = if client {
+        // The server this process connected to.
+        u16::from_be(unsafe { read(sk, o.skc_dport) }.unwrap_or(0))
     } else {
         // The accepted socket's own port is the listener's: `inet_sport` (network order),
         // which stays when the peer's close already released the port (`skc_num` is 0 then).
-        let sport: u16 = unsafe { read(sk, o.inet_sport) }.unwrap_or(0);
-        Ends {
-            family: local.family,
-            port: match u16::from_be(sport) {
-                0 => local.port,
-                p => p,
-            },
-            addr: local.addr,
-            peer: remote,
+        match u16::from_be(unsafe { read(sk, o.inet_sport) }.unwrap_or(0)) {
+            0 => unsafe { read(sk, o.skc_num) }.unwrap_or(0),
+            p => p,
         }
     };
-    Some((role, e))
+    Some(role)
 }

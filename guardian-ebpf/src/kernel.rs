@@ -3,6 +3,7 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_SK_STORAGE_GET_F_CREATE,
+    helpers::generated as gen,
     helpers::{bpf_get_current_task, bpf_probe_read_kernel, bpf_sk_storage_get},
     programs::TracePointContext,
     EbpfContext, Global,
@@ -75,6 +76,26 @@ pub unsafe fn read<T>(base: *const u8, off: u16) -> Option<T> {
         return None;
     }
     unsafe { bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
+}
+
+/// Reads the `T` at `base + off` into `*dst`, in place; `dst` is zeroed when the read fails
+/// and left as it is when the offset is absent. For arrays such as addresses: one returned
+/// by value is split by LLVM into a value per byte, which the verifier's stack then holds in
+/// an 8-byte slot each when registers run out (`tls_hs_exit` held 296 bytes of them, and
+/// 6.1 refused it: ends.rs).
+#[inline(always)]
+pub unsafe fn read_into<T>(dst: *mut T, base: *const u8, off: u16) {
+    if off == Offsets::ABSENT {
+        return;
+    }
+    // SAFETY: the caller's `dst` holds a `T`; kernel memory through a probe read.
+    unsafe {
+        gen::bpf_probe_read_kernel(
+            dst as *mut c_void,
+            core::mem::size_of::<T>() as u32,
+            base.add(off as usize) as *const c_void,
+        );
+    }
 }
 
 /// Two 8-byte fields of one structure at `a` and `b`: one probe read when they are next to

@@ -103,13 +103,12 @@ pub fn on_write(fd: u64, b: Buf) -> bool {
 /// The key of an alert written on socket `fd` of the current task.
 #[inline(always)]
 fn alert_key(fd: u64, level: u8, desc: u8) -> AlertKey {
-    let mut k = AlertKey {
-        netns: current_netns(&global(&OFFSETS)),
-        level,
-        desc,
-        ..Default::default()
-    };
-    fill(&mut k, ends(Handle::Fd(fd), writer_role));
+    let mut k = AlertKey::default();
+    k.netns = current_netns(&global(&OFFSETS));
+    k.level = level;
+    k.desc = desc;
+    let role = ends(Handle::Fd(fd), writer_role, out(&mut k));
+    k.role = role.unwrap_or(0);
     k
 }
 
@@ -120,14 +119,14 @@ fn writer_role(sk: *const u8) -> u8 {
     alert_role(backlog.unwrap_or(0))
 }
 
+/// Where the ends go in `k` (ends.rs: in place).
 #[inline(always)]
-fn fill(k: &mut AlertKey, ends: Option<(u8, Ends)>) {
-    if let Some((role, e)) = ends {
-        k.role = role;
-        k.family = e.family;
-        k.port = e.port;
-        k.addr = e.addr;
-        k.peer = e.peer;
+fn out(k: &mut AlertKey) -> Ends<'_> {
+    Ends {
+        family: &mut k.family,
+        port: &mut k.port,
+        addr: &mut k.addr,
+        peer: &mut k.peer,
     }
 }
 
@@ -157,13 +156,12 @@ pub fn on_segment(sk: *const u8, bytes: &[u8; 7]) {
     let Some((level, desc)) = parse_tls_alert(bytes) else {
         return;
     };
-    let mut k = AlertKey {
-        netns: unsafe { sock_netns(&global(&OFFSETS), sk) },
-        level,
-        desc,
-        ..Default::default()
-    };
-    fill(&mut k, ends_of_sock(sk, writer_role));
+    let mut k = AlertKey::default();
+    k.netns = unsafe { sock_netns(&global(&OFFSETS), sk) };
+    k.level = level;
+    k.desc = desc;
+    let role = ends_of_sock(sk, writer_role, out(&mut k));
+    k.role = role.unwrap_or(0);
     count(&k);
 }
 

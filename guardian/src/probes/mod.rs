@@ -5,6 +5,7 @@ pub mod binds;
 pub mod clock;
 mod error;
 pub mod features;
+mod globals;
 pub mod http;
 mod http_attach;
 pub mod http_skb;
@@ -110,10 +111,8 @@ impl Probes {
             return Err(ProbeError::NoObject);
         }
         let kbtf = offsets::KernelBtf::open(&opts.btf)?;
-        let offsets = offsets::derive(&opts.tracefs, &kbtf)?;
+        let globals = globals::Globals::derive(&opts.tracefs, &kbtf)?;
         let btf = Btf::parse_file(&opts.btf, aya::Endianness::default()).ok();
-        let http_offsets = http::derive(&opts.tracefs, &kbtf);
-        let shadow_offsets = shadows::derive(&opts.tracefs, &kbtf);
         let mut loader = EbpfLoader::new();
         for name in sizing::unused(sizing::Asked {
             http: opts.http,
@@ -122,25 +121,16 @@ impl Probes {
         }) {
             loader.map_max_entries(name, 1);
         }
+        globals.set(&mut loader);
         let ebpf = loader
             .btf(btf.as_ref())
-            .override_global("OFFSETS", &offsets, true)
-            .override_global(
-                "HTTP_OFFSETS",
-                http_offsets
-                    .as_ref()
-                    .unwrap_or(&guardian_common::http::HttpOffsets::NONE),
-                true,
-            )
-            .override_global(
-                "SHADOW_OFFSETS",
-                shadow_offsets
-                    .as_ref()
-                    .unwrap_or(&guardian_common::shadows::ShadowOffsets::NONE),
-                true,
-            )
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Load)?;
+        let globals::Globals {
+            offsets,
+            http: http_offsets,
+            shadows: shadow_offsets,
+        } = globals;
         let mut probes = Probes {
             ebpf,
             tracepoints: Vec::new(),

@@ -7,6 +7,7 @@
 use aya::{programs::TracePoint, Btf, EbpfLoader};
 
 use super::features::{self, Feature, State};
+use super::globals::Globals;
 use super::{offsets, tcx, xdp, TRACEPOINTS};
 
 const VETH: (&str, &str) = ("gdoctor0", "gdoctor1");
@@ -29,11 +30,14 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
         .map_err(|e| format!("cannot create a veth pair in the throwaway namespace: {e}"))?;
     let tracefs = super::tracefs_path().ok_or("tracefs is not mounted")?;
     let kbtf = offsets::KernelBtf::open(super::btf_path()).map_err(|e| e.to_string())?;
-    let offsets = offsets::derive(&tracefs, &kbtf).map_err(|e| e.to_string())?;
+    // The run's globals, all of them: the verifier prunes on their values (globals.rs).
+    let globals = Globals::derive(&tracefs, &kbtf).map_err(|e| e.to_string())?;
+    let offsets = globals.offsets;
     let btf = Btf::parse_file(super::btf_path(), aya::Endianness::default()).ok();
-    let mut ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    globals.set(&mut loader);
+    let mut ebpf = loader
         .btf(btf.as_ref())
-        .override_global("OFFSETS", &offsets, true)
         .load(super::EBPF_OBJECT)
         .map_err(|e| format!("the kernel refused guardian's object: {e}"))?;
     let kernel = features::running_kernel();

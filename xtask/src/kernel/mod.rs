@@ -20,8 +20,11 @@ use crate::cmd;
 pub const TIME_SCALE_ENV: &str = "GUARDIAN_TIME_SCALE";
 const DEFAULT_TIME_SCALE: &str = "10";
 
-/// The end-to-end tests `cargo xtask test` runs in a 6.1 VM: what differs per kernel.
+/// The end-to-end tests `cargo xtask test` runs in a 6.1 VM: what differs per kernel. The
+/// doctor test fails when a program a run would load is refused (its proof loads the object
+/// with the run's globals: `tls_hs_exit` went over 6.1's stack limit unseen by CI once).
 pub const SMOKE: &[&str] = &[
+    "doctor::doctor_passes_as_root_and_fails_without_capabilities",
     "retransmits::",
     "link_heal::enforce_brings_a_keep_up_link_back",
     "link_heal::enforce_restores_a_deleted_route",
