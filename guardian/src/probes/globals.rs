@@ -4,13 +4,13 @@
 //! values: doctor's proof loaded without the HTTP offsets and passed `tls_hs_exit` on 6.1,
 //! whose verifier refused it in every `--http` run (a stack over its limit on the paths those
 //! offsets open).
-use std::path::Path;
-
+//!
+//! Derived in `probes::derive_globals` (mod.rs), which knows every program family's offsets;
+//! this file imports none of them, so that it adds no cycle to the imports.
 use aya::EbpfLoader;
 use guardian_common::{http::HttpOffsets, shadows::ShadowOffsets, Offsets};
 
-use super::offsets::{self, KernelBtf, OffsetError};
-use super::{http, shadows};
+use super::offsets::OffsetError;
 
 pub(super) struct Globals {
     pub offsets: Offsets,
@@ -21,16 +21,6 @@ pub(super) struct Globals {
 }
 
 impl Globals {
-    /// Every offset of this kernel; an error only for the core ones, without which nothing
-    /// loads.
-    pub fn derive(tracefs: &Path, kbtf: &KernelBtf) -> Result<Globals, OffsetError> {
-        Ok(Globals {
-            offsets: offsets::derive(tracefs, kbtf)?,
-            http: http::derive(tracefs, kbtf),
-            shadows: shadows::derive(tracefs, kbtf),
-        })
-    }
-
     /// Sets them on `loader`.
     pub fn set<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
         loader

@@ -111,7 +111,7 @@ impl Probes {
             return Err(ProbeError::NoObject);
         }
         let kbtf = offsets::KernelBtf::open(&opts.btf)?;
-        let globals = globals::Globals::derive(&opts.tracefs, &kbtf)?;
+        let globals = derive_globals(&opts.tracefs, &kbtf)?;
         let btf = Btf::parse_file(&opts.btf, aya::Endianness::default()).ok();
         let mut loader = EbpfLoader::new();
         for name in sizing::unused(sizing::Asked {
@@ -384,6 +384,19 @@ impl Probes {
         }
         done
     }
+}
+
+/// Every offset of this kernel, as the object's globals (globals.rs); an error only for the
+/// core ones, without which nothing loads.
+fn derive_globals(
+    tracefs: &Path,
+    kbtf: &offsets::KernelBtf,
+) -> Result<globals::Globals, offsets::OffsetError> {
+    Ok(globals::Globals {
+        offsets: offsets::derive(tracefs, kbtf)?,
+        http: http::derive(tracefs, kbtf),
+        shadows: shadows::derive(tracefs, kbtf),
+    })
 }
 
 /// Whether this binary carries its eBPF programs (it does not when built with AYA_BUILD_SKIP).

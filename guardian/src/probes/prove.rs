@@ -7,7 +7,6 @@
 use aya::{programs::TracePoint, Btf, EbpfLoader};
 
 use super::features::{self, Feature, State};
-use super::globals::Globals;
 use super::{offsets, tcx, xdp, TRACEPOINTS};
 
 const VETH: (&str, &str) = ("gdoctor0", "gdoctor1");
@@ -31,7 +30,7 @@ fn in_own_netns() -> Result<Vec<Feature>, String> {
     let tracefs = super::tracefs_path().ok_or("tracefs is not mounted")?;
     let kbtf = offsets::KernelBtf::open(super::btf_path()).map_err(|e| e.to_string())?;
     // The run's globals, all of them: the verifier prunes on their values (globals.rs).
-    let globals = Globals::derive(&tracefs, &kbtf).map_err(|e| e.to_string())?;
+    let globals = super::derive_globals(&tracefs, &kbtf).map_err(|e| e.to_string())?;
     let offsets = globals.offsets;
     let btf = Btf::parse_file(super::btf_path(), aya::Endianness::default()).ok();
     let mut loader = EbpfLoader::new();
