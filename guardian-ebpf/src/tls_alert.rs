@@ -103,12 +103,13 @@ pub fn on_write(fd: u64, b: Buf) -> bool {
 /// The key of an alert written on socket `fd` of the current task.
 #[inline(always)]
 fn alert_key(fd: u64, level: u8, desc: u8) -> AlertKey {
-    let mut k = AlertKey::default();
-    k.netns = current_netns(&global(&OFFSETS));
-    k.level = level;
-    k.desc = desc;
-    let role = ends(Handle::Fd(fd), writer_role, out(&mut k));
-    k.role = role.unwrap_or(0);
+    let mut k = AlertKey {
+        netns: current_netns(&global(&OFFSETS)),
+        level,
+        desc,
+        ..Default::default()
+    };
+    k.role = ends(Handle::Fd(fd), writer_role, out(&mut k)).unwrap_or(0);
     k
 }
 
@@ -156,12 +157,13 @@ pub fn on_segment(sk: *const u8, bytes: &[u8; 7]) {
     let Some((level, desc)) = parse_tls_alert(bytes) else {
         return;
     };
-    let mut k = AlertKey::default();
-    k.netns = unsafe { sock_netns(&global(&OFFSETS), sk) };
-    k.level = level;
-    k.desc = desc;
-    let role = ends_of_sock(sk, writer_role, out(&mut k));
-    k.role = role.unwrap_or(0);
+    let mut k = AlertKey {
+        netns: unsafe { sock_netns(&global(&OFFSETS), sk) },
+        level,
+        desc,
+        ..Default::default()
+    };
+    k.role = ends_of_sock(sk, writer_role, out(&mut k)).unwrap_or(0);
     count(&k);
 }
 

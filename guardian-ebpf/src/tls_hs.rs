@@ -181,12 +181,12 @@ pub fn tls_set_connect(ctx: ProbeContext) -> u32 {
 #[inline(always)]
 fn hs_key(call: &HsCall, id: u64) -> HsKey {
     let role = unsafe { HS_ROLE.get(&tls_key(call.ssl, id)).copied() }.unwrap_or(0);
-    // Zeroed whole, then filled: a partial zeroing of the unaligned rest was a call to a
-    // `memset` subprogram, whose frame the verifier adds to this one.
-    let mut k = HsKey::default();
-    k.netns = current_netns(&global(&OFFSETS));
-    k.tgid = (id >> 32) as u32;
-    k.role = role;
+    let mut k = HsKey {
+        netns: current_netns(&global(&OFFSETS)),
+        tgid: (id >> 32) as u32,
+        role,
+        ..Default::default()
+    };
     if call.fd == u64::MAX {
         return k;
     }
